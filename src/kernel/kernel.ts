@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * One simulated machine: configuration, dmesg, struct page arrays, page
+ * contents, the allocator, LRU, ZONE_DEVICE pagemaps, the scheduler and the
+ * registries that map the model's integer ids to objects (the kernel uses
+ * pointers: page->mapping, page->pgmap).
+ *
+ * Everything below src/kernel receives the Kernel (directly or through
+ * vma.mm.kernel); nothing is global, so tests create as many machines as
+ * they like.
+ */
+import { type KernelConfig, defaultConfig } from './config.js';
+import { Printk, KernelBug } from './printk.js';
+import { PageArrays, HPAGE_PMD_NR, PAGE_SIZE } from './mm/page.js';
+import { createContents, type PageContents } from './mm/contents.js';
+import { BuddyAllocator } from './mm/page_alloc.js';
+import { Lru } from './mm/lru.js';
+import { Sched } from './sched/sched.js';
+import { AddressSpace, AnonVma, MmStruct } from './mm/mm_types.js';
+import type { DevPagemap } from './mm/memremap.js';
+import { dumpPage } from './mm/debug.js';
+import { HugetlbPool } from './mm/hugetlb_pool.js';
+
+/** Event counters (/proc/vmstat names where the kernel has them). */
+export interface VmStat {
+  nr_foll_pin_acquired: number;
+  nr_foll_pin_released: number;
+  thp_fault_alloc: number;
+  thp_fault_fallback: number;
+  thp_split_pmd: number;
+  thp_split_page: number;
+  thp_zero_page_alloc: number;
+  thp_migration_success: number;
+  thp_migration_split: number;
+  pgfault: number;
+  pgmigrate_success: number;
+  pgmigrate_fail: number;
+  cow: number;
+  [k: string]: number;
+}
+
+export class Kernel {
+  readonly config: KernelConfig;
+  readonly printk = new Printk();
+  readonly pages = new PageArrays();
+  readonly contents: PageContents;
+  readonly buddy: BuddyAllocator;
+  readonly lru: Lru;
+  readonly sched = new Sched();
+  readonly hugetlb = new HugetlbPool();
+  /** id -> pgmap; index 0 unused (page.pgmap == 0 means "not ZONE_DEVICE"). */
+  readonly pgmaps: Array<DevPagemap | null> = [null];
+  /** id -> anon_vma or address_space (page.mapping); index 0 unused. */
+  readonly mappings: Array<AnonVma | AddressSpace | null> = [null];
+  /** Live mm_structs, for checked mode and debugging. */
+  readonly mms = new Set<MmStruct>();
+  private nextMm = 1;
+  /** Top of the physical address space used so far (request_free_mem_region). */
+  physTopPfn: number;
+  readonly vmstat: VmStat = {
+    nr_foll_pin_acquired: 0, nr_foll_pin_released: 0, thp_fault_alloc: 0, thp_fault_fallback: 0,
+    thp_split_pmd: 0, thp_split_page: 0, thp_zero_page_alloc: 0, thp_migration_success: 0, thp_migration_split: 0,
+    pgfault: 0, pgmigrate_success: 0, pgmigrate_fail: 0, cow: 0,
+  };
+  /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
+  checkHook: ((k: Kernel, op: string) => void) | null = null;
+
+  constructor(config: Partial<KernelConfig> = {}) {
+    this.config = defaultConfig(config);
+    const ramPages = Math.floor(this.config.ramBytes / PAGE_SIZE / HPAGE_PMD_NR) * HPAGE_PMD_NR;
+    if (ramPages < 16 * HPAGE_PMD_NR) throw new KernelBug('BUG', `RAM of ${this.config.ramBytes} bytes is too small (at least 32 MiB)`);
+    this.contents = createContents(this.config.contentMode);
+    this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
+    this.lru = new Lru(this);
+    this.hugetlb.init(this, this.config.nrHugepages);
+    // Device ranges start on a 1 GiB boundary above RAM.
+    const gib = (1 << 30) / PAGE_SIZE;
+    this.physTopPfn = Math.ceil(this.buddy.end / gib) * gib;
+    this.printk.info(`Memory: ${ramPages * 4}K system RAM, pfns [${this.buddy.start}, ${this.buddy.end})`);
+  }
+
+  get zeroPfn(): number {
+    return this.buddy.zeroPfn;
+  }
+
+  get hugeZeroPfn(): number {
+    return this.buddy.hugeZeroPfn;
+  }
+
+  /** mm_alloc() */
+  newMm(): MmStruct {
+    const mm = new MmStruct(this.nextMm++);
+    mm.kernel = this;
+    this.mms.add(mm);
+    return mm;
+  }
+
+  /** anon_vma_alloc() */
+  newAnonVma(root: AnonVma | null): AnonVma {
+    const av = new AnonVma(this.mappings.length, root);
+    this.mappings.push(av);
+    return av;
+  }
+
+  newAddressSpace(kind: AddressSpace['kind']): AddressSpace {
+    const as = new AddressSpace(this.mappings.length, kind);
+    this.mappings.push(as);
+    return as;
+  }
+
+  /** dump_page(): the text the kernel prints for a page. */
+  dumpPage(pfn: number, reason = ''): string {
+    return dumpPage(this, pfn, reason);
+  }
+
+  /** VM_BUG_ON_PAGE(cond, page): raise a BUG naming the rule, with dump_page(). */
+  bugOnPage(cond: boolean, pfn: number, rule: string): void {
+    if (cond) throw new KernelBug('BUG', rule, this.dumpPage(pfn, rule));
+  }
+
+  /** WARN_ON_ONCE-style with a page dump; returns cond. */
+  warnOnPage(cond: boolean, pfn: number, rule: string): boolean {
+    if (cond) this.printk.warn(rule, pfn >= 0 ? this.dumpPage(pfn, rule) : '');
+    return cond;
+  }
+
+  /** Run the checked-mode invariants if enabled (after a user-visible operation). */
+  checkpoint(op: string): void {
+    if (this.checkHook !== null) this.checkHook(this, op);
+  }
+}
+

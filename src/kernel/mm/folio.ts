@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Folio references and the folio lock (include/linux/mm.h, page_ref.h,
+ * pagemap.h, mm/swap.c __folio_put, mm/filemap.c folio_lock).
+ *
+ * All functions take a pfn of any page of the folio, except where a head is
+ * named. Refcounts live on the head (page_folio()).
+ */
+import { KernelBug } from '../printk.js';
+import type { Kernel } from '../kernel.js';
+import {
+  PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_head, PG_hugetlb, PG_locked, PG_lru, PG_lru_pending,
+  PG_reserved, PG_shadow_free, PG_swapbacked, PG_tail, PG_uptodate, HPAGE_PMD_ORDER,
+} from './page.js';
+import { freeZoneDeviceFolio } from './memremap.js';
+import { freeHugetlbFolio } from './hugetlb_pool.js';
+import { type K, waitUntil } from '../sched/sched.js';
+
+/**
+ * KASAN-style check: the page must not be free. A page freed to the buddy
+ * allocator or through pgmap->ops->folio_free, or whose pgmap has been
+ * memunmap'ed, is poisoned; touching it is a use-after-free.
+ */
+export function kasanCheck(k: Kernel, pfn: number, op: string): void {
+  const p = k.pages;
+  if (pfn <= 0 || pfn >= p.capacity) throw new KernelBug('KASAN', `${op}: wild pfn ${pfn}`);
+  if (p.flags[p.folioPfn(pfn)] & PG_shadow_free) {
+    throw new KernelBug('KASAN', `use-after-free in ${op}`, k.dumpPage(pfn, `KASAN: use-after-free in ${op}`));
+  }
+  const pg = p.pgmap[pfn];
+  if (pg !== 0) {
+    const pgmap = k.pgmaps[pg];
+    if (pgmap === null || pgmap.dead) throw new KernelBug('KASAN', `use-after-free of struct dev_pagemap in ${op}`, k.dumpPage(pfn, `KASAN: pgmap #${pg} freed by memunmap_pages()`));
+  }
+}
+
+/** folio_get() / get_page(): the caller already holds a reference (VM_BUG_ON on zero). */
+export function folioGet(k: Kernel, pfn: number): void {
+  const head = k.pages.folioPfn(pfn);
+  kasanCheck(k, head, 'folio_get');
+  if (k.pages.refcount[head] <= 0) throw new KernelBug('REFCOUNT', 'folio_get on a folio with refcount 0', k.dumpPage(head, 'VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio))'));
+  k.pages.refcount[head]++;
+}
+
+/** folio_ref_add() */
+export function folioRefAdd(k: Kernel, pfn: number, n: number): void {
+  const head = k.pages.folioPfn(pfn);
+  kasanCheck(k, head, 'folio_ref_add');
+  k.pages.refcount[head] += n;
+}
+
+/**
+ * get_page_unless_zero() / folio_try_get(): take a reference unless the
+ * count is zero (the page is free). The basis of migrate_device_range()
+ * skipping free device pages.
+ */
+export function folioTryGet(k: Kernel, pfn: number): boolean {
+  const head = k.pages.folioPfn(pfn);
+  if (k.pages.refcount[head] === 0) return false;
+  kasanCheck(k, head, 'folio_try_get');
+  k.pages.refcount[head]++;
+  return true;
+}
+
+/** folio_ref_count() */
+export function folioRefCount(k: Kernel, pfn: number): number {
+  return k.pages.refcount[k.pages.folioPfn(pfn)];
+}
+
+/**
+ * folio_put() / put_page(): drop a reference; the last one frees the folio:
+ * ZONE_DEVICE -> free_zone_device_folio() (pgmap->ops->folio_free and the
+ * pgmap reference), hugetlb -> back to the pool, else off the LRU and back
+ * to the buddy allocator. Freeing a mapped folio is "Bad page state" (BUG).
+ */
+export function folioPut(k: Kernel, pfn: number): void {
+  folioPutRefs(k, pfn, 1);
+}
+
+/** folio_put_refs() */
+export function folioPutRefs(k: Kernel, pfn: number, n: number): void {
+  const p = k.pages;
+  const head = p.folioPfn(pfn);
+  kasanCheck(k, head, 'folio_put');
+  const r = p.refcount[head] - n;
+  if (r < 0) throw new KernelBug('REFCOUNT', `folio_put: refcount underflow (${p.refcount[head]} - ${n})`, k.dumpPage(head, 'VM_BUG_ON_FOLIO(folio_ref_count(folio) < 0)'));
+  p.refcount[head] = r;
+  if (r === 0) freeFolio(k, head);
+  // devpage_free_refcount_one: a device page was free at refcount 1
+  // (put_devmap_managed_page() called page_free on the 2 -> 1 transition).
+  else if (r === 1 && p.pgmap[head] !== 0 && k.config.historical.devpage_free_refcount_one) freeFolio(k, head);
+}
+
+/** __folio_put(): the refcount has reached zero. */
+function freeFolio(k: Kernel, head: number): void {
+  const p = k.pages;
+  if (p.flags[head] & PG_reserved) throw new KernelBug('BUG', 'freeing a reserved page (zero page?)', k.dumpPage(head, 'Bad page state'));
+  if (p.pgmap[head] !== 0) {
+    freeZoneDeviceFolio(k, head);
+    return;
+  }
+  if (p.folioMapped(head)) throw new KernelBug('BUG', 'Bad page state: freeing a mapped page', k.dumpPage(head, 'nonzero mapcount'));
+  if (p.flags[head] & PG_locked) throw new KernelBug('BUG', 'Bad page state: freeing a locked page', k.dumpPage(head, 'PAGE_FLAGS_CHECK_AT_FREE'));
+  if (p.flags[head] & PG_lru_pending) throw new KernelBug('BUG', 'freeing a folio held by an LRU batch', k.dumpPage(head, 'refcount accounting'));
+  if (p.flags[head] & PG_hugetlb) {
+    freeHugetlbFolio(k, head);
+    return;
+  }
+  if (p.flags[head] & PG_lru) k.lru.removeOnFree(head);
+  if (p.pincount[head] !== 0) throw new KernelBug('BUG', 'Bad page state: freeing a pinned folio', k.dumpPage(head, 'pincount != 0'));
+  const order = p.order[head];
+  // Clear the folio's state before it goes back (free_pages_prepare).
+  const nr = 1 << order;
+  for (let i = 0; i < nr; i++) p.flags[head + i] &= ~(PG_anon | PG_anon_exclusive | PG_dirty | PG_uptodate | PG_swapbacked | PG_head | PG_tail);
+  k.buddy.free(head, order);
+}
+
+/** Is the pfn free in the buddy allocator (PageBuddy)? */
+export function pageBuddy(k: Kernel, pfn: number): boolean {
+  return (k.pages.flags[pfn] & PG_buddy) !== 0;
+}
+
+/** folio_trylock(): take PG_locked if free; never blocks. */
+export function folioTrylock(k: Kernel, pfn: number): boolean {
+  const head = k.pages.folioPfn(pfn);
+  if (k.pages.flags[head] & PG_locked) return false;
+  k.pages.flags[head] |= PG_locked;
+  return true;
+}
+
+/** folio_lock(): sleep until PG_locked can be taken. A scheduler hook point. */
+export function* folioLock(k: Kernel, pfn: number): K<void> {
+  const head = k.pages.folioPfn(pfn);
+  const s = k.sched;
+  if (s.exploring) yield s.point('folio_lock', head);
+  yield* waitUntil(s, `folio_lock(pfn ${head})`, () => (k.pages.flags[head] & PG_locked) === 0, head);
+  k.pages.flags[head] |= PG_locked;
+}
+
+/** folio_unlock(): VM_BUG_ON if not locked. */
+export function folioUnlock(k: Kernel, pfn: number): void {
+  const head = k.pages.folioPfn(pfn);
+  if (!(k.pages.flags[head] & PG_locked)) throw new KernelBug('BUG', 'folio_unlock of an unlocked folio', k.dumpPage(head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))'));
+  k.pages.flags[head] &= ~PG_locked;
+}
+
+export function folioTestLocked(k: Kernel, pfn: number): boolean {
+  return (k.pages.flags[k.pages.folioPfn(pfn)] & PG_locked) !== 0;
+}
+
+/** folio_test_anon() */
+export function folioTestAnon(k: Kernel, pfn: number): boolean {
+  return (k.pages.flags[k.pages.folioPfn(pfn)] & PG_anon) !== 0;
+}
+
+/** folio_test_large() */
+export function folioTestLarge(k: Kernel, pfn: number): boolean {
+  return k.pages.order[pfn] !== 0;
+}
+
+/** folio_test_pmd_mappable() */
+export function folioTestPmdMappable(k: Kernel, pfn: number): boolean {
+  return k.pages.order[pfn] >= HPAGE_PMD_ORDER;
+}
+
+/**
+ * folio_maybe_dma_pinned(): large folios count pins in _pincount; small
+ * folios by the refcount reaching GUP_PIN_COUNTING_BIAS.
+ */
+export function folioMaybeDmaPinned(k: Kernel, pfn: number): boolean {
+  const head = k.pages.folioPfn(pfn);
+  if (k.pages.order[head] !== 0) return k.pages.pincount[head] > 0;
+  return k.pages.refcount[head] >= 1024;
+}

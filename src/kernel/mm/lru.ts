@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * LRU lists and the per-CPU folio batch (mm/swap.c, mm/vmscan.c).
+ *
+ * folio_add_lru() takes a folio reference and parks the folio in a batch
+ * (PG_lru_pending); the batch moves to the LRU (PG_lru set, reference
+ * dropped) when it fills (FOLIO_BATCH_SIZE) or on lru_add_drain(). Until
+ * then folio_isolate_lru() fails and the batch's reference makes the
+ * migration refcount check fail: exactly why migrate_device_unmap() drains.
+ *
+ * ZONE_DEVICE folios are never added (VM_BUG_ON): page->pgmap aliases the
+ * LRU list head in the kernel (seed F3:5315-5317).
+ *
+ * Lock: lruvec lock, implicit (nothing here yields).
+ */
+import { KernelBug } from '../printk.js';
+import { PG_lru, PG_lru_pending } from './page.js';
+import type { Kernel } from '../kernel.js';
+import { folioPut } from './folio.js';
+
+export const FOLIO_BATCH_SIZE = 31;
+const NIL = -1;
+
+export class Lru {
+  private head = NIL;
+  nr = 0;
+  readonly batch: number[] = [];
+  constructor(private readonly k: Kernel) {}
+
+  /** folio_add_lru(): takes a reference; the folio reaches the LRU at the next drain. */
+  add(folio: number): void {
+    const p = this.k.pages;
+    if (p.pgmap[folio] !== 0) throw new KernelBug('BUG', 'folio_add_lru: ZONE_DEVICE folio on an LRU', this.k.dumpPage(folio, 'VM_BUG_ON_FOLIO(folio_is_zone_device(folio))'));
+    if (p.flags[folio] & (PG_lru | PG_lru_pending)) throw new KernelBug('BUG', 'folio_add_lru: folio already on an LRU', this.k.dumpPage(folio, 'VM_BUG_ON_FOLIO(folio_test_lru(folio))'));
+    p.refcount[folio]++;
+    p.flags[folio] |= PG_lru_pending;
+    this.batch.push(folio);
+    if (this.batch.length >= FOLIO_BATCH_SIZE) this.drain();
+  }
+
+  /** lru_add_drain() / lru_add_drain_all(): move the batch to the LRU. */
+  drain(): void {
+    const p = this.k.pages;
+    const b = this.batch.splice(0);
+    for (const f of b) {
+      p.flags[f] &= ~PG_lru_pending;
+      if (p.refcount[f] > 1) {
+        this.link(f);
+        p.flags[f] |= PG_lru;
+      }
+      folioPut(this.k, f);
+    }
+  }
+
+  private link(f: number): void {
+    const p = this.k.pages;
+    p.lruPrev[f] = NIL;
+    p.lruNext[f] = this.head;
+    if (this.head !== NIL) p.lruPrev[this.head] = f;
+    this.head = f;
+    this.nr++;
+  }
+
+  /** Remove from the list (lruvec_del_folio); PG_lru is the caller's business. */
+  unlink(f: number): void {
+    const p = this.k.pages;
+    const prev = p.lruPrev[f];
+    const next = p.lruNext[f];
+    if (prev !== NIL) p.lruNext[prev] = next;
+    else this.head = next;
+    if (next !== NIL) p.lruPrev[next] = prev;
+    p.lruPrev[f] = NIL;
+    p.lruNext[f] = NIL;
+    this.nr--;
+  }
+
+  /**
+   * folio_isolate_lru(): if the folio is on an LRU, take it off, take a
+   * reference and return true. The caller must already hold a reference.
+   */
+  isolate(f: number): boolean {
+    const p = this.k.pages;
+    if (!(p.flags[f] & PG_lru)) return false;
+    if (p.refcount[f] <= 0) throw new KernelBug('BUG', 'folio_isolate_lru: no reference held', this.k.dumpPage(f, 'VM_BUG_ON_FOLIO(!folio_ref_count(folio))'));
+    p.flags[f] &= ~PG_lru;
+    this.unlink(f);
+    p.refcount[f]++;
+    return true;
+  }
+
+  /** folio_putback_lru(): back on the LRU, dropping the isolation reference. */
+  putback(f: number): void {
+    this.add(f);
+    folioPut(this.k, f);
+  }
+
+  /** Called by the free path for a folio still on the LRU (page_cache_release). */
+  removeOnFree(f: number): void {
+    const p = this.k.pages;
+    if (p.flags[f] & PG_lru) {
+      p.flags[f] &= ~PG_lru;
+      this.unlink(f);
+    }
+  }
+}

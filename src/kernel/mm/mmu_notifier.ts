@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * MMU notifiers (mm/mmu_notifier.c, include/linux/mmu_notifier.h):
+ * mmu_interval_notifier with the invalidate_seq scheme, and whole-mm
+ * mmu_notifier subscriptions with invalidate_range_start/end and release.
+ *
+ * Sequence scheme (as the kernel): subscriptions.invalidateSeq is odd while
+ * any invalidation is running. An interval callback records the current odd
+ * value with mmu_interval_set_seq(). mmu_interval_read_begin() waits while
+ * the interval's seq equals the (odd) global one, then returns it;
+ * mmu_interval_read_retry(sub, seq) is true if the interval was invalidated
+ * since. invalidate_range_end() of the last active range makes the global
+ * seq even again and wakes the waiters.
+ *
+ * Locks: callbacks run with mmap_lock held by the invalidating path (read or
+ * write) and may take driver locks (a blocking callback is a generator). The
+ * interval tree is protected by subscriptions->lock (implicit here).
+ */
+import type { MmStruct } from './mm_types.js';
+import { type K, waitUntil } from '../sched/sched.js';
+import { KernelBug } from '../printk.js';
+
+export const MMU_NOTIFY_UNMAP = 0;
+export const MMU_NOTIFY_CLEAR = 1;
+export const MMU_NOTIFY_PROTECTION_VMA = 2;
+export const MMU_NOTIFY_PROTECTION_PAGE = 3;
+export const MMU_NOTIFY_SOFT_DIRTY = 4;
+export const MMU_NOTIFY_RELEASE = 5;
+export const MMU_NOTIFY_MIGRATE = 6;
+export const MMU_NOTIFY_EXCLUSIVE = 7;
+export const MMU_NOTIFY_EVENT_NAMES = ['UNMAP', 'CLEAR', 'PROTECTION_VMA', 'PROTECTION_PAGE', 'SOFT_DIRTY', 'RELEASE', 'MIGRATE', 'EXCLUSIVE'];
+
+export const MMU_NOTIFIER_RANGE_BLOCKABLE = 1 << 0;
+
+/** struct mmu_notifier_range */
+export interface MmuNotifierRange {
+  mm: MmStruct;
+  start: number;
+  end: number;
+  event: number;
+  flags: number;
+  /** range->owner: set for MIGRATE and EXCLUSIVE so a driver can skip its own. */
+  owner: unknown;
+}
+
+/** mmu_notifier_range_init() / mmu_notifier_range_init_owner() */
+export function mmuNotifierRangeInit(mm: MmStruct, event: number, start: number, end: number, owner: unknown = null, flags = MMU_NOTIFIER_RANGE_BLOCKABLE): MmuNotifierRange {
+  return { mm, start, end, event, flags, owner };
+}
+
+/** mmu_notifier_range_blockable() */
+export function mmuNotifierRangeBlockable(r: MmuNotifierRange): boolean {
+  return (r.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) !== 0;
+}
+
+/** struct mmu_interval_notifier_ops */
+export interface MmuIntervalNotifierOps {
+  /**
+   * ->invalidate(sub, range, cur_seq): must call mmuIntervalSetSeq(sub,
+   * curSeq) under the driver lock it uses with read_retry. Returns false only
+   * for a non-blockable range it could not handle.
+   */
+  invalidate: (sub: MmuIntervalNotifier, range: MmuNotifierRange, curSeq: number) => K<boolean>;
+}
+
+/** struct mmu_interval_notifier */
+export class MmuIntervalNotifier {
+  invalidateSeq = 0;
+  inserted = false;
+  constructor(
+    public mm: MmStruct,
+    public start: number,
+    /** Last byte covered (inclusive), as the kernel's interval tree. */
+    public last: number,
+    public readonly ops: MmuIntervalNotifierOps,
+    public readonly name = 'interval',
+  ) {}
+}
+
+/** struct mmu_notifier_ops for whole-mm subscribers. */
+export interface MmuNotifierOps {
+  invalidateRangeStart?: (range: MmuNotifierRange) => K<number>;
+  invalidateRangeEnd?: (range: MmuNotifierRange) => void;
+  release?: (mm: MmStruct) => void;
+}
+
+/** struct mmu_notifier_subscriptions */
+export class MmuNotifierSubscriptions {
+  invalidateSeq = 2;
+  activeInvalidateRanges = 0;
+  readonly intervals: MmuIntervalNotifier[] = [];
+  readonly notifiers: MmuNotifierOps[] = [];
+  /** Counters for tests and traces. */
+  nrInvalidations = 0;
+}
+
+function subs(mm: MmStruct): MmuNotifierSubscriptions {
+  if (mm.notifierSubs === null) mm.notifierSubs = new MmuNotifierSubscriptions();
+  return mm.notifierSubs as MmuNotifierSubscriptions;
+}
+
+/** True if any notifier is registered (mm_has_notifiers()). */
+export function mmHasNotifiers(mm: MmStruct): boolean {
+  const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
+  return s !== null && (s.intervals.length > 0 || s.notifiers.length > 0);
+}
+
+/**
+ * mmu_interval_notifier_insert(sub, mm, start, length, ops): start tracking
+ * [start, start+length). The caller holds a reference on mm (mm_users).
+ * Returns 0; the new interval's seq is set so that a read_begin right after
+ * insertion succeeds.
+ */
+export function mmuIntervalNotifierInsert(sub: MmuIntervalNotifier): number {
+  const s = subs(sub.mm);
+  if (sub.inserted) throw new KernelBug('BUG', 'mmu_interval_notifier_insert: already inserted');
+  // As the kernel: inserted during an invalidation, the interval takes the
+  // (odd) global seq so the first read_begin waits for the end; otherwise
+  // global - 1, which differs from the even global seq.
+  sub.invalidateSeq = s.activeInvalidateRanges > 0 ? s.invalidateSeq : s.invalidateSeq - 1;
+  s.intervals.push(sub);
+  sub.inserted = true;
+  return 0;
+}
+
+/** mmu_interval_notifier_remove(): waits for running invalidations of it in the kernel. */
+export function mmuIntervalNotifierRemove(sub: MmuIntervalNotifier): void {
+  const s = subs(sub.mm);
+  const i = s.intervals.indexOf(sub);
+  if (i < 0) throw new KernelBug('BUG', 'mmu_interval_notifier_remove: not inserted');
+  s.intervals.splice(i, 1);
+  sub.inserted = false;
+}
+
+/** mmu_notifier_register() for whole-mm subscribers. */
+export function mmuNotifierRegister(mm: MmStruct, ops: MmuNotifierOps): void {
+  subs(mm).notifiers.push(ops);
+}
+
+export function mmuNotifierUnregister(mm: MmStruct, ops: MmuNotifierOps): void {
+  const s = subs(mm);
+  const i = s.notifiers.indexOf(ops);
+  if (i >= 0) s.notifiers.splice(i, 1);
+}
+
+/**
+ * mmu_interval_read_begin(): wait out a running invalidation of this
+ * interval, then return the sequence to pass to read_retry.
+ */
+export function* mmuIntervalReadBegin(sub: MmuIntervalNotifier): K<number> {
+  const s = subs(sub.mm);
+  const seq = sub.invalidateSeq;
+  if (seq === s.invalidateSeq) {
+    const sched = sub.mm.kernel.sched;
+    yield* waitUntil(sched, `mmu_interval_read_begin(${sub.name})`, () => s.invalidateSeq !== seq);
+  }
+  return seq;
+}
+
+/** mmu_interval_read_retry(): true if the interval was invalidated after read_begin. */
+export function mmuIntervalReadRetry(sub: MmuIntervalNotifier, seq: number): boolean {
+  return sub.invalidateSeq !== seq;
+}
+
+/** mmu_interval_check_retry(): same test, racy by design (no lock required). */
+export function mmuIntervalCheckRetry(sub: MmuIntervalNotifier, seq: number): boolean {
+  return sub.invalidateSeq !== seq;
+}
+
+/** mmu_interval_set_seq(): called by ->invalidate under the driver lock. */
+export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): void {
+  sub.invalidateSeq = curSeq;
+}
+
+/**
+ * mmu_notifier_invalidate_range_start(range): mark an invalidation running
+ * (odd seq) and call every overlapping interval's ->invalidate and every
+ * subscriber's invalidate_range_start. The caller must pair it with
+ * mmuNotifierInvalidateRangeEnd(). Runs with mmap_lock held (read or write).
+ * Returns 0, or -EAGAIN if a non-blockable range could not be handled.
+ */
+export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<number> {
+  const mm = range.mm;
+  const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
+  if (s === null) return 0;
+  s.activeInvalidateRanges++;
+  if (s.invalidateSeq % 2 === 0) s.invalidateSeq++;
+  s.nrInvalidations++;
+  const cur = s.invalidateSeq;
+  const sched = mm.kernel.sched;
+  if (sched.exploring) yield sched.point('mmu_notifier_invalidate_range_start', range.start);
+  let ret = 0;
+  for (const sub of [...s.intervals]) {
+    if (!sub.inserted || sub.start > range.end - 1 || sub.last < range.start) continue;
+    const ok = yield* sub.ops.invalidate(sub, range, cur);
+    if (!ok) ret = -11; /* -EAGAIN */
+  }
+  for (const n of [...s.notifiers]) {
+    if (n.invalidateRangeStart) {
+      const r = yield* n.invalidateRangeStart(range);
+      if (r !== 0) ret = r;
+    }
+  }
+  return ret;
+}
+
+/** mmu_notifier_invalidate_range_end(): the last active range makes the seq even. */
+export function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): void {
+  const s = range.mm.notifierSubs as MmuNotifierSubscriptions | null;
+  if (s === null) return;
+  for (const n of s.notifiers) n.invalidateRangeEnd?.(range);
+  if (s.activeInvalidateRanges <= 0) throw new KernelBug('BUG', 'mmu_notifier_invalidate_range_end without start');
+  if (--s.activeInvalidateRanges === 0) s.invalidateSeq++;
+}
+
+/** mmu_notifier_release(): the address space is going away (exit_mmap). */
+export function mmuNotifierRelease(mm: MmStruct): void {
+  const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
+  if (s === null) return;
+  for (const n of [...s.notifiers]) n.release?.(mm);
+}

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The system RAM page allocator (mm/page_alloc.c), reduced to what this
+ * subsystem needs: orders 0 and HPAGE_PMD_ORDER, with coalescing of a
+ * fully free 2 MiB block back to order 9, the zero page and the huge zero
+ * page, and failure injection at allocation sites.
+ *
+ * Free pages carry PG_buddy and sit on a doubly linked free list threaded
+ * through the same lruPrev/lruNext arrays the LRU uses (a page is never on
+ * both, as in the kernel). blockFree[b] counts free pages of 2 MiB block b.
+ *
+ * Lock: zone->lock. In the model allocation never yields, so the lock is
+ * implicit: no hook point inside the allocator.
+ */
+import { KernelBug } from '../printk.js';
+import {
+  HPAGE_PMD_NR, HPAGE_PMD_ORDER, PG_buddy, PG_head, PG_reserved, PG_shadow_free, PG_tail, type PageArrays,
+} from './page.js';
+import type { PageContents } from './contents.js';
+import type { Printk } from '../printk.js';
+
+export const GFP_KERNEL = 0;
+export const __GFP_ZERO = 1 << 0;
+export const __GFP_NOFAIL = 1 << 1;
+export const __GFP_NOWARN = 1 << 2;
+export const GFP_HIGHUSER_MOVABLE = 1 << 3;
+export const GFP_TRANSHUGE = 1 << 4;
+
+/** A failure-injection rule for one allocation site (fault_attr). */
+export interface FailRule {
+  /** Allocations to let through before failing. */
+  skip: number;
+  /** How many to fail after that (Infinity: all). */
+  times: number;
+  /** Only allocations of this order (undefined: any). */
+  order?: number;
+}
+
+const NIL = -1;
+
+export class BuddyAllocator {
+  /** First and last+1 pfn of system RAM. */
+  readonly start: number;
+  readonly end: number;
+  readonly zeroPfn: number;
+  readonly hugeZeroPfn: number;
+  private head0 = NIL;
+  private head9 = NIL;
+  nrFree = 0;
+  private blockFree: Uint16Array;
+  /** Failure injection rules by site name ('alloc_pages', 'thp', 'dmirror', ...). */
+  readonly fail = new Map<string, FailRule>();
+  /** Counters (vmstat-like). */
+  readonly stat = { alloc0: 0, alloc9: 0, free0: 0, free9: 0, failInjected: 0, failNoMem: 0 };
+
+  constructor(
+    private readonly pages: PageArrays,
+    private readonly contents: PageContents,
+    private readonly printk: Printk,
+    ramPages: number,
+  ) {
+    // pfn 0..511: reserved (pfn 0 is never handed out; the zero page is pfn 1).
+    // pfn 512..1023: the huge zero page. RAM starts at 1024.
+    this.zeroPfn = 1;
+    this.hugeZeroPfn = HPAGE_PMD_NR;
+    this.start = 2 * HPAGE_PMD_NR;
+    this.end = this.start + ramPages;
+    pages.ensureCapacity(this.end);
+    contents.ensureCapacity(this.end);
+    for (let p = 0; p < this.start; p++) {
+      pages.flags[p] = PG_reserved;
+      pages.refcount[p] = 1;
+    }
+    for (let i = 0; i < HPAGE_PMD_NR; i++) {
+      pages.order[this.hugeZeroPfn + i] = HPAGE_PMD_ORDER;
+      pages.flags[this.hugeZeroPfn + i] |= i === 0 ? PG_head : PG_tail;
+    }
+    this.blockFree = new Uint16Array(ramPages / HPAGE_PMD_NR);
+    for (let b = this.end - HPAGE_PMD_NR; b >= this.start; b -= HPAGE_PMD_NR) {
+      for (let i = 0; i < HPAGE_PMD_NR; i++) {
+        pages.flags[b + i] = PG_buddy | PG_shadow_free;
+        pages.order[b + i] = 0;
+      }
+      this.push9(b);
+      this.blockFree[(b - this.start) / HPAGE_PMD_NR] = HPAGE_PMD_NR;
+    }
+    this.nrFree = ramPages;
+  }
+
+  isRam(pfn: number): boolean {
+    return pfn >= this.start && pfn < this.end;
+  }
+
+  /** should_fail_alloc_page(): consult the injection rule for a site. */
+  shouldFail(site: string, order: number): boolean {
+    const r = this.fail.get(site);
+    if (!r || (r.order !== undefined && r.order !== order)) return false;
+    if (r.skip > 0) {
+      r.skip--;
+      return false;
+    }
+    if (r.times <= 0) return false;
+    r.times--;
+    this.stat.failInjected++;
+    return true;
+  }
+
+  private push(head: number, pfn: number): number {
+    const p = this.pages;
+    p.lruPrev[pfn] = NIL;
+    p.lruNext[pfn] = head;
+    if (head !== NIL) p.lruPrev[head] = pfn;
+    return pfn;
+  }
+
+  private unlink(pfn: number, order: 0 | 9): void {
+    const p = this.pages;
+    const prev = p.lruPrev[pfn];
+    const next = p.lruNext[pfn];
+    if (prev !== NIL) p.lruNext[prev] = next;
+    else if (order === 0) this.head0 = next;
+    else this.head9 = next;
+    if (next !== NIL) p.lruPrev[next] = prev;
+    p.lruPrev[pfn] = NIL;
+    p.lruNext[pfn] = NIL;
+  }
+
+  private push9(pfn: number): void {
+    this.head9 = this.push(this.head9, pfn);
+  }
+
+  private push0(pfn: number): void {
+    this.head0 = this.push(this.head0, pfn);
+  }
+
+  /**
+   * alloc_pages(gfp, order) for order 0 or 9. Returns the head pfn with
+   * refcount 1, or -1 (NULL) when memory is exhausted or a failure is
+   * injected at `site`. A compound page gets PG_head / PG_tail and the order
+   * on every subpage. __GFP_ZERO clears the contents.
+   */
+  alloc(order: number, gfp: number, site = 'alloc_pages'): number {
+    if (order !== 0 && order !== HPAGE_PMD_ORDER) throw new KernelBug('BUG', `alloc_pages: order ${order} not supported by the model (0 or ${HPAGE_PMD_ORDER})`);
+    if (this.shouldFail(site, order) || (site !== 'alloc_pages' && this.shouldFail('alloc_pages', order))) {
+      if (gfp & __GFP_NOFAIL) {
+        // __GFP_NOFAIL retries forever in the kernel; the injected failure is ignored.
+      } else return NIL;
+    }
+    const p = this.pages;
+    let pfn: number;
+    if (order === 0) {
+      if (this.head0 === NIL) {
+        if (this.head9 === NIL) return this.noMem(order, gfp);
+        const b = this.head9;
+        this.unlink(b, 9);
+        for (let i = HPAGE_PMD_NR - 1; i >= 1; i--) this.push0(b + i);
+        pfn = b;
+      } else {
+        pfn = this.head0;
+        this.unlink(pfn, 0);
+      }
+      this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER]--;
+      p.flags[pfn] = 0;
+      p.order[pfn] = 0;
+      this.stat.alloc0++;
+    } else {
+      if (this.head9 === NIL) return this.noMem(order, gfp);
+      pfn = this.head9;
+      this.unlink(pfn, 9);
+      this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER] = 0;
+      p.flags[pfn] = PG_head;
+      p.order[pfn] = HPAGE_PMD_ORDER;
+      for (let i = 1; i < HPAGE_PMD_NR; i++) {
+        p.flags[pfn + i] = PG_tail;
+        p.order[pfn + i] = HPAGE_PMD_ORDER;
+      }
+      this.stat.alloc9++;
+    }
+    const nr = 1 << order;
+    for (let i = 0; i < nr; i++) {
+      p.refcount[pfn + i] = 0;
+      p.mapcount[pfn + i] = 0;
+      p.mapping[pfn + i] = 0;
+      p.index[pfn + i] = 0;
+      p.zdd[pfn + i] = 0;
+    }
+    p.refcount[pfn] = 1;
+    p.entireMapcount[pfn] = 0;
+    p.pincount[pfn] = 0;
+    this.nrFree -= nr;
+    if (gfp & __GFP_ZERO) for (let i = 0; i < nr; i++) this.contents.zero(pfn + i);
+    return pfn;
+  }
+
+  private noMem(order: number, gfp: number): number {
+    this.stat.failNoMem++;
+    if (gfp & __GFP_NOFAIL) throw new KernelBug('HANG', `__GFP_NOFAIL allocation of order ${order} with no free memory: the kernel would loop in the allocator forever`);
+    if (!(gfp & __GFP_NOWARN) && order === 0) this.printk.warn('page allocation failure: order:0, mode: GFP_KERNEL (out of memory)');
+    return NIL;
+  }
+
+  /**
+   * __free_pages(): return a folio (head pfn) of the given order. The caller
+   * (folio_put's free path) has already checked it is unmapped and not on an
+   * LRU. Contents are discarded.
+   */
+  free(pfn: number, order: number): void {
+    const p = this.pages;
+    if (!this.isRam(pfn)) throw new KernelBug('BUG', `free of pfn ${pfn} outside system RAM`);
+    const nr = 1 << order;
+    for (let i = 0; i < nr; i++) {
+      if (p.flags[pfn + i] & PG_buddy) throw new KernelBug('BUG', `double free of pfn ${pfn + i}`);
+      p.flags[pfn + i] = PG_buddy | PG_shadow_free;
+      p.order[pfn + i] = 0;
+      p.refcount[pfn + i] = 0;
+      p.mapping[pfn + i] = 0;
+      this.contents.discard(pfn + i);
+    }
+    this.nrFree += nr;
+    const blk = (pfn - this.start) >> HPAGE_PMD_ORDER;
+    if (order === HPAGE_PMD_ORDER) {
+      this.blockFree[blk] = HPAGE_PMD_NR;
+      this.push9(pfn);
+      this.stat.free9++;
+      return;
+    }
+    this.stat.free0++;
+    this.push0(pfn);
+    if (++this.blockFree[blk] === HPAGE_PMD_NR) {
+      // The whole 2 MiB block is free again: merge it back to order 9.
+      const b = this.start + blk * HPAGE_PMD_NR;
+      for (let i = 0; i < HPAGE_PMD_NR; i++) this.unlink(b + i, 0);
+      this.push9(b);
+    }
+  }
+
+  /** Free pages of order 9 available (for THP decisions and tests). */
+  nrFreeHuge(): number {
+    let n = 0;
+    for (let b = this.head9; b !== NIL; b = this.pages.lruNext[b]) n++;
+    return n;
+  }
+}

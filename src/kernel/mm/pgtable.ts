@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Page tables: PGD -> PUD -> PMD -> PTE, 512 entries per level, 48-bit VAs.
+ *
+ * A leaf entry is two numbers in parallel typed arrays of its table: `v` (a
+ * pfn, or a swap slot) and `f` (the entry type in the low 4 bits, and the
+ * pte bits above). No object per entry. PTE tables carry their split PTL;
+ * PMD tables carry the pmd lock.
+ *
+ * Entry types (f & TYPE_MASK), shared by PTE and PMD leaves:
+ *   NONE                      pte_none()
+ *   PRESENT                   pte_present(): v = pfn (the zero pfn included)
+ *   SWAP                      a real swap entry: v = swap slot
+ *   MIGRATION_READ            is_readable_migration_entry(): v = pfn
+ *   MIGRATION_READ_EXCLUSIVE  is_readable_exclusive_migration_entry()
+ *   MIGRATION_WRITE           is_writable_migration_entry()
+ *   DEVICE_PRIVATE_READ       is_device_private_entry() && !is_writable...
+ *   DEVICE_PRIVATE_WRITE      is_writable_device_private_entry()
+ *   DEVICE_EXCLUSIVE          is_device_exclusive_entry(): v = pfn
+ *   HWPOISON                  is_hwpoison_entry(): v = pfn
+ *   TABLE (PMD only)          the PMD points to a PTE table
+ * Bits: WRITE, DIRTY, YOUNG, SOFT_DIRTY, UFFD_WP, SPECIAL, DEVMAP, PROTNONE.
+ * Swap-type entries keep SOFT_DIRTY and UFFD_WP (pte_swp_soft_dirty,
+ * pte_swp_uffd_wp) and, for migration entries, YOUNG and DIRTY
+ * (SWP_MIG_YOUNG / SWP_MIG_DIRTY) in the same bit positions.
+ *
+ * Locking: the PTE entries of a table are protected by its `ptl`; PMD
+ * entries by the PMD table's `lock`; allocation of tables by mmap_lock
+ * (read is enough; the model has no concurrent table allocation race since
+ * allocation never yields).
+ */
+import { Spinlock } from '../sched/locks.js';
+
+export const PTRS_PER_TABLE = 512;
+
+export const TYPE_MASK = 0xf;
+export const T_NONE = 0;
+export const T_PRESENT = 1;
+export const T_SWAP = 2;
+export const T_MIGRATION_READ = 3;
+export const T_MIGRATION_READ_EXCLUSIVE = 4;
+export const T_MIGRATION_WRITE = 5;
+export const T_DEVICE_PRIVATE_READ = 6;
+export const T_DEVICE_PRIVATE_WRITE = 7;
+export const T_DEVICE_EXCLUSIVE = 8;
+export const T_HWPOISON = 9;
+export const T_TABLE = 15;
+
+export const _PAGE_RW = 1 << 4;
+export const _PAGE_DIRTY = 1 << 5;
+export const _PAGE_ACCESSED = 1 << 6;
+export const _PAGE_SOFT_DIRTY = 1 << 7;
+export const _PAGE_UFFD_WP = 1 << 8;
+export const _PAGE_SPECIAL = 1 << 9;
+export const _PAGE_DEVMAP = 1 << 10;
+export const _PAGE_PROTNONE = 1 << 11;
+
+export const TYPE_NAMES: Record<number, string> = {
+  [T_NONE]: 'none', [T_PRESENT]: 'present', [T_SWAP]: 'swap', [T_MIGRATION_READ]: 'migration-read',
+  [T_MIGRATION_READ_EXCLUSIVE]: 'migration-read-exclusive', [T_MIGRATION_WRITE]: 'migration-write',
+  [T_DEVICE_PRIVATE_READ]: 'device-private-read', [T_DEVICE_PRIVATE_WRITE]: 'device-private-write',
+  [T_DEVICE_EXCLUSIVE]: 'device-exclusive', [T_HWPOISON]: 'hwpoison', [T_TABLE]: 'table',
+};
+
+/** is_migration_entry() */
+export function isMigrationType(t: number): boolean {
+  return t === T_MIGRATION_READ || t === T_MIGRATION_READ_EXCLUSIVE || t === T_MIGRATION_WRITE;
+}
+
+/** is_device_private_entry() */
+export function isDevicePrivateType(t: number): boolean {
+  return t === T_DEVICE_PRIVATE_READ || t === T_DEVICE_PRIVATE_WRITE;
+}
+
+/** is_pfn_swap_entry(): a non-present entry that names a pfn. */
+export function isPfnSwapType(t: number): boolean {
+  return t >= T_MIGRATION_READ && t <= T_HWPOISON;
+}
+
+/** Describe an entry: "present pfn 1234 write dirty". */
+export function describeEntry(v: number, f: number): string {
+  const t = f & TYPE_MASK;
+  const bits: string[] = [];
+  if (f & _PAGE_RW) bits.push('write');
+  if (f & _PAGE_DIRTY) bits.push('dirty');
+  if (f & _PAGE_ACCESSED) bits.push('young');
+  if (f & _PAGE_SOFT_DIRTY) bits.push('soft-dirty');
+  if (f & _PAGE_UFFD_WP) bits.push('uffd-wp');
+  if (f & _PAGE_SPECIAL) bits.push('special');
+  if (f & _PAGE_DEVMAP) bits.push('devmap');
+  if (f & _PAGE_PROTNONE) bits.push('protnone');
+  const what = t === T_NONE ? 'none' : t === T_SWAP ? `swap slot ${v}` : t === T_TABLE ? 'table' : `${TYPE_NAMES[t]} pfn ${v}`;
+  return [what, ...bits].join(' ');
+}
+
+export class PteTable {
+  readonly v = new Int32Array(PTRS_PER_TABLE);
+  readonly f = new Uint32Array(PTRS_PER_TABLE);
+  /** The split page-table lock (pte_lockptr()). */
+  readonly ptl: Spinlock;
+  /** Non-none entries, so an empty table can be freed. */
+  used = 0;
+  constructor(name: string) {
+    this.ptl = new Spinlock(name);
+  }
+}
+
+export class PmdTable {
+  readonly v = new Int32Array(PTRS_PER_TABLE);
+  readonly f = new Uint32Array(PTRS_PER_TABLE);
+  readonly pte: Array<PteTable | null> = new Array<PteTable | null>(PTRS_PER_TABLE).fill(null);
+  /** pmd_lockptr() */
+  readonly lock: Spinlock;
+  used = 0;
+  constructor(name: string) {
+    this.lock = new Spinlock(name);
+  }
+}
+
+export class PudTable {
+  readonly pmd: Array<PmdTable | null> = new Array<PmdTable | null>(PTRS_PER_TABLE).fill(null);
+  used = 0;
+}
+
+export class Pgd {
+  readonly pud: Array<PudTable | null> = new Array<PudTable | null>(PTRS_PER_TABLE).fill(null);
+  /** Page-table pages allocated (mm_pgtables_bytes / PAGE_SIZE). */
+  nrTables = 1;
+}
+
+const VPN_PER_PMD = 512;
+const VPN_PER_PUD = 512 * 512;
+const VPN_PER_PGD = 512 * 512 * 512;
+
+export function pteIndex(addr: number): number {
+  return Math.floor(addr / 4096) % PTRS_PER_TABLE;
+}
+export function pmdIndex(addr: number): number {
+  return Math.floor(addr / 4096 / VPN_PER_PMD) % PTRS_PER_TABLE;
+}
+export function pudIndex(addr: number): number {
+  return Math.floor(addr / 4096 / VPN_PER_PUD) % PTRS_PER_TABLE;
+}
+export function pgdIndex(addr: number): number {
+  return Math.floor(addr / 4096 / VPN_PER_PGD) % PTRS_PER_TABLE;
+}
+
+/**
+ * pmd_offset() after pgd/p4d/pud_offset: the PMD table covering addr, or
+ * null when an upper level is empty and `alloc` is false (pud_alloc /
+ * pmd_alloc when true).
+ */
+export function pmdTableOf(pgd: Pgd, addr: number, alloc: boolean): PmdTable | null {
+  const gi = pgdIndex(addr);
+  let pud = pgd.pud[gi];
+  if (pud === null) {
+    if (!alloc) return null;
+    pud = new PudTable();
+    pgd.pud[gi] = pud;
+    pgd.nrTables++;
+  }
+  const ui = pudIndex(addr);
+  let pmd = pud.pmd[ui];
+  if (pmd === null) {
+    if (!alloc) return null;
+    pmd = new PmdTable(`pmd_lock@${(addr - (addr % (4096 * VPN_PER_PUD))).toString(16)}`);
+    pud.pmd[ui] = pmd;
+    pud.used++;
+    pgd.nrTables++;
+  }
+  return pmd;
+}
+
+/**
+ * pte_alloc() for the PMD slot `i`: install an empty PTE table when the PMD is
+ * none. Returns null when the PMD is a leaf (huge, migration or device entry).
+ */
+export function pteTableAlloc(pgd: Pgd, pmd: PmdTable, i: number, addr: number): PteTable | null {
+  const t = pmd.f[i] & TYPE_MASK;
+  if (t === T_TABLE) return pmd.pte[i];
+  if (t !== T_NONE) return null;
+  const pt = new PteTable(`ptl@${(addr - (addr % (4096 * VPN_PER_PMD))).toString(16)}`);
+  pmd.pte[i] = pt;
+  pmd.f[i] = T_TABLE;
+  pmd.v[i] = 0;
+  pmd.used++;
+  pgd.nrTables++;
+  return pt;
+}
+
+/** The PTE table for addr, or null (pte_offset_map() failing: none or huge PMD). */
+export function pteTableOf(pgd: Pgd, addr: number): PteTable | null {
+  const pmd = pmdTableOf(pgd, addr, false);
+  if (pmd === null) return null;
+  const i = pmdIndex(addr);
+  return (pmd.f[i] & TYPE_MASK) === T_TABLE ? pmd.pte[i] : null;
+}
+
+/** Visit every PMD table that intersects [start, end), in address order. */
+export function forEachPmdTable(pgd: Pgd, start: number, end: number, fn: (pmd: PmdTable, tableStart: number) => void): void {
+  const span = 4096 * VPN_PER_PUD;
+  for (let a = start - (start % span); a < end; a += span) {
+    const pmd = pmdTableOf(pgd, a, false);
+    if (pmd !== null) fn(pmd, a);
+  }
+}
