@@ -62,6 +62,13 @@ export class Kernel {
     thp_split_pmd: 0, thp_split_page: 0, thp_zero_page_alloc: 0, thp_migration_success: 0, thp_migration_split: 0,
     pgfault: 0, pgmigrate_success: 0, pgmigrate_fail: 0, cow: 0,
   };
+  /**
+   * `current`: the task in whose context the kernel runs (set by the user
+   * layer on syscall entry; drivers read current.mm in ioctl handlers).
+   */
+  current: { pid: number; mm: MmStruct | null; comm: string } = { pid: 0, mm: null, comm: 'swapper' };
+  /** Character devices and pseudo files by path (/dev/hmm_dmirror0, ...): see src/kernel/fs/chardev.ts. */
+  readonly chardevs = new Map<string, unknown>();
   /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
   checkHook: ((k: Kernel, op: string) => void) | null = null;
 
