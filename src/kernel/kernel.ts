@@ -20,6 +20,7 @@ import { AddressSpace, AnonVma, MmStruct } from './mm/mm_types.js';
 import type { DevPagemap } from './mm/memremap.js';
 import { dumpPage } from './mm/debug.js';
 import { HugetlbPool } from './mm/hugetlb_pool.js';
+import { enableCheckedMode } from './mm/debug_vm.js';
 
 /** Event counters (/proc/vmstat names where the kernel has them). */
 export interface VmStat {
@@ -80,6 +81,7 @@ export class Kernel {
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
+    if (this.config.checked) enableCheckedMode(this);
     // Device ranges start on a 1 GiB boundary above RAM.
     const gib = (1 << 30) / PAGE_SIZE;
     this.physTopPfn = Math.ceil(this.buddy.end / gib) * gib;

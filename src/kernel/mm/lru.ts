@@ -22,7 +22,8 @@ export const FOLIO_BATCH_SIZE = 31;
 const NIL = -1;
 
 export class Lru {
-  private head = NIL;
+  /** First folio on the list (-1: empty); read by debug_vm. */
+  head = NIL;
   nr = 0;
   readonly batch: number[] = [];
   constructor(private readonly k: Kernel) {}
@@ -59,6 +60,12 @@ export class Lru {
     if (this.head !== NIL) p.lruPrev[this.head] = f;
     this.head = f;
     this.nr++;
+  }
+
+  /** lru_add_split_folio(): link a just-split page directly (no batch, no reference). */
+  addSplit(f: number): void {
+    this.link(f);
+    this.k.pages.flags[f] |= PG_lru;
   }
 
   /** Remove from the list (lruvec_del_folio); PG_lru is the caller's business. */

@@ -70,6 +70,10 @@ export class DevPagemap {
   dead = false;
   firstPfn = 0;
   nrPages = 0;
+  /** Pages allocated by zone_device_folio_init() and not yet freed (debug_vm accounting). */
+  allocated = 0;
+  /** References held through get_dev_pagemap() (debug_vm accounting). */
+  extraRefs = 0;
   constructor(
     public type: number,
     public range: PhysRange,
@@ -218,6 +222,7 @@ export function zoneDeviceFolioInit(k: Kernel, pfn: number, order = 0): void {
       throw new KernelBug('BUG', 'zone_device_page_init of a page that is not free', k.dumpPage(pfn + i, `VM_BUG_ON_PAGE(page_ref_count(page) != ${expect})`));
     }
   }
+  pgmap.allocated += nr;
   if (!k.config.historical.pgmap_bulk_ref) {
     if (!pgmapTrygetMany(pgmap, nr)) k.warnOnPage(true, pfn, 'zone_device_page_init: percpu_ref_tryget_live(&pgmap->ref) failed (pgmap dying)');
   }
@@ -269,6 +274,7 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
       // Mark free (KASAN shadow) before calling the driver, which may reuse it.
       for (let i = 0; i < nr; i++) p.flags[head + i] |= PG_shadow_free;
       if (k.config.historical.devpage_free_refcount_one) p.refcount[head] = 1;
+      pgmap.allocated -= nr;
       pgmap.ops.folioFree(head);
       if (!k.config.historical.pgmap_bulk_ref) pgmap.refCount -= nr;
       break;
@@ -307,6 +313,7 @@ export function pagePgmap(k: Kernel, pfn: number): DevPagemap | null {
 export function getDevPagemap(k: Kernel, pfn: number): DevPagemap | null {
   const pgmap = pagePgmap(k, pfn);
   if (pgmap === null || !pgmapTrygetMany(pgmap, 1)) return null;
+  pgmap.extraRefs++;
   return pgmap;
 }
 
@@ -314,4 +321,5 @@ export function getDevPagemap(k: Kernel, pfn: number): DevPagemap | null {
 export function putDevPagemap(k: Kernel, pgmap: DevPagemap): void {
   if (pgmap.refCount <= 0) throw new KernelBug('REFCOUNT', `put_dev_pagemap: pgmap #${pgmap.id} reference underflow`);
   pgmap.refCount--;
+  pgmap.extraRefs--;
 }

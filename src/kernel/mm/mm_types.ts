@@ -166,6 +166,12 @@ export class MmStruct {
   mmUsers = 1;
   mmCount = 1;
   flags = 0;
+  /**
+   * mm->write_protect_seq (a seqcount): odd while fork's copy_page_range()
+   * write-protects a COW mapping; GUP-fast FOLL_PIN gives up (returns 0
+   * pages pinned) when it is odd or changed during its walk.
+   */
+  writeProtectSeq = 0;
   /** Top of the mmap area (mm->mmap_base), below the stack gap. */
   mmapBase = 0x7f0000000000;
   /** Lowest address mmap may use. */

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Device access to system memory through the mirror: HMM_DMIRROR_READ and
+ * HMM_DMIRROR_WRITE, the device page-fault path dmirror_fault() built on
+ * hmm_range_fault(), and the bounce buffer helpers shared with the other
+ * commands.
+ */
+import type { Kernel } from '../../kernel/kernel.js';
+import type { K } from '../../kernel/sched/sched.js';
+import { EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM } from '../../kernel/errno.js';
+import { PAGE_SIZE } from '../../kernel/mm/page.js';
+import { kasanCheck } from '../../kernel/mm/folio.js';
+import {
+  HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_RANGE_DEFAULT_TIMEOUT,
+  HmmRange, hmmPfnTest, hmmPfnToPfn, hmmRangeFault,
+} from '../../kernel/mm/hmm.js';
+import { mmuIntervalReadBegin, mmuIntervalReadRetry } from '../../kernel/mm/mmu_notifier.js';
+import { copyFromUser, copyToUser } from '../../kernel/uaccess.js';
+import { DPT_XA_TAG_WRITE } from './device.js';
+import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryPage, ptEntryTag } from './mirror.js';
+import type { HmmDmirrorCmd } from './uapi.js';
+
+/**
+ * The jiffies timeout of dmirror_range_fault() / dmirror_range_snapshot()
+ * (HMM_RANGE_DEFAULT_TIMEOUT ms), modelled as a bound on read_begin/retry
+ * rounds: time only passes in the model when some other thread invalidates
+ * the range, so one round stands for one millisecond.
+ */
+export const DMIRROR_RANGE_MAX_ROUNDS = HMM_RANGE_DEFAULT_TIMEOUT;
+
+/** Batch size of dmirror_fault() and dmirror_snapshot(): `unsigned long pfns[32]`. */
+export const DMIRROR_PFN_BATCH = 32;
+
+/** struct dmirror_bounce: a vmalloc'ed kernel buffer mirroring [addr, addr + size). */
+export interface DmirrorBounce {
+  buf: Uint8Array;
+  size: number;
+  addr: number;
+  cpages: number;
+}
+
+/** The u64 range arithmetic every command starts with: start, end = start + (npages << PAGE_SHIFT) mod 2^64. */
+export function cmdRange(cmd: HmmDmirrorCmd): { start: number; end: number; size: number } | null {
+  const m = (1n << 64n) - 1n;
+  const size = (cmd.npages << 12n) & m;
+  const end = (cmd.addr + size) & m;
+  if (end < cmd.addr) return null;
+  return { start: Number(cmd.addr), end: Number(end), size: Number(size) };
+}
+
+/**
+ * dmirror_bounce_init(): vmalloc(size). Sizes beyond system RAM fail with
+ * -ENOMEM (vmalloc cannot back them).
+ */
+export function dmirrorBounceInit(k: Kernel, addr: number, size: number): DmirrorBounce | number {
+  if (size > k.config.ramBytes) return -ENOMEM;
+  return { buf: new Uint8Array(size), size, addr, cpages: 0 };
+}
+
+/**
+ * dmirror_do_read(dmirror, start, end, bounce): copy every page of [start,
+ * end) from the page the device page table maps into the bounce buffer
+ * (memcpy_from_page), counting bounce.cpages. -ENOENT at the first missing
+ * entry. Caller holds dmirror->mutex.
+ */
+export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
+  const k = dmirror.k;
+  let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
+  for (let pfn = Math.floor(start / PAGE_SIZE); pfn < Math.floor(end / PAGE_SIZE); pfn++) {
+    const page = ptEntryPage(dmirror.pt.get(pfn));
+    if (!page) return -ENOENT;
+    kasanCheck(k, page, 'dmirror_do_read: memcpy_from_page');
+    k.contents.read(page, 0, bounce.buf, off, PAGE_SIZE);
+    off += PAGE_SIZE;
+    bounce.cpages++;
+  }
+  return 0;
+}
+
+/**
+ * dmirror_do_write(): copy the bounce buffer into the pages of [start,
+ * end); an entry must be tagged exactly WRITE (read-only and ATOMIC count
+ * as missing: -ENOENT). Caller holds dmirror->mutex.
+ */
+export function dmirrorDoWrite(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
+  const k = dmirror.k;
+  let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
+  for (let pfn = Math.floor(start / PAGE_SIZE); pfn < Math.floor(end / PAGE_SIZE); pfn++) {
+    const e = dmirror.pt.get(pfn);
+    const page = ptEntryPage(e);
+    if (!page || ptEntryTag(e) !== DPT_XA_TAG_WRITE) return -ENOENT;
+    kasanCheck(k, page, 'dmirror_do_write: memcpy_to_page');
+    k.contents.write(page, 0, bounce.buf, off, PAGE_SIZE);
+    off += PAGE_SIZE;
+    bounce.cpages++;
+  }
+  return 0;
+}
+
+/**
+ * dmirror_do_fault(dmirror, range): store hmm_range_fault()'s output in
+ * the device page table, tagged WRITE when HMM_PFN_WRITE. WARNs on ERROR
+ * or !VALID entries (a successful faulting range has none); -EFAULT (with a
+ * WARN) if a write was requested but the page is not writable. Caller
+ * holds dmirror->mutex (after a successful read_retry check).
+ */
+export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
+  const k = dmirror.k;
+  const first = Math.floor(range.start / PAGE_SIZE);
+  const n = Math.floor(range.end / PAGE_SIZE) - first;
+  for (let i = 0; i < n; i++) {
+    const w = range.hmmPfns[i];
+    if (hmmPfnTest(w, HMM_PFN_ERROR)) k.printk.warn('dmirror_do_fault: WARN_ON(*pfns & HMM_PFN_ERROR)');
+    if (!hmmPfnTest(w, HMM_PFN_VALID)) k.printk.warn('dmirror_do_fault: WARN_ON(!(*pfns & HMM_PFN_VALID))');
+    const page = hmmPfnToPfn(w);
+    if (!page) k.printk.warn('dmirror_do_fault: WARN_ON(!page)');
+    let tag = 0;
+    if (hmmPfnTest(w, HMM_PFN_WRITE)) tag = DPT_XA_TAG_WRITE;
+    else if (hmmPfnTest(range.defaultFlags, HMM_PFN_WRITE)) {
+      k.printk.warn('dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE)');
+      return -EFAULT;
+    }
+    dmirror.pt.set(first + i, ptEntry(page, tag));
+  }
+  return 0;
+}
+
+/**
+ * The read_begin / mmap_read_lock / hmm_range_fault / read_retry loop of
+ * dmirror_range_fault() and dmirror_range_snapshot(): -EBUSY from
+ * hmm_range_fault or a failed read_retry start over, until the timeout
+ * (DMIRROR_RANGE_MAX_ROUNDS) gives -EBUSY. On 0 return dmirror->mutex is
+ * held (the caller consumes the output and unlocks); on error it is not.
+ */
+export function* dmirrorRangeFaultLocked(dmirror: Dmirror, range: HmmRange): K<number> {
+  const mm = dmirror.notifier.mm;
+  const s = dmirror.k.sched;
+  for (let round = 0; ; round++) {
+    if (round >= DMIRROR_RANGE_MAX_ROUNDS) return -EBUSY;
+    range.notifierSeq = yield* mmuIntervalReadBegin(range.notifier);
+    if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+    const ret = yield* hmmRangeFault(range);
+    mm.mmapLock.readUnlock(s);
+    if (ret) {
+      if (ret === -EBUSY) continue;
+      return ret;
+    }
+    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    if (mmuIntervalReadRetry(range.notifier, range.notifierSeq)) {
+      dmirror.mutex.unlock(s);
+      continue;
+    }
+    return 0;
+  }
+}
+
+/**
+ * dmirror_range_fault(dmirror, range): fault the range in through
+ * hmm_range_fault() (see dmirrorRangeFaultLocked for the retry loop), then
+ * store it in the device page table under dmirror->mutex. Takes mmap_lock
+ * for read around hmm_range_fault; 0 or -errno (-EBUSY after the timeout,
+ * -EFAULT / -EPERM from hmm_range_fault).
+ */
+export function* dmirrorRangeFault(dmirror: Dmirror, range: HmmRange): K<number> {
+  const ret = yield* dmirrorRangeFaultLocked(dmirror, range);
+  if (ret) return ret;
+  const r = dmirrorDoFault(dmirror, range);
+  dmirror.mutex.unlock(dmirror.k.sched);
+  return r;
+}
+
+/**
+ * dmirror_fault(dmirror, start, end, write): a device page fault over
+ * [start, end): hmm_range_fault with HMM_PFN_REQ_FAULT (| REQ_WRITE),
+ * dev_private_owner = the device, in batches of 32 pages. Takes an mm
+ * reference first (0 if the mm is already gone: nothing to mirror).
+ * Returns 0 or the first batch's error.
+ */
+export function* dmirrorFault(dmirror: Dmirror, start: number, end: number, write: boolean): K<number> {
+  const mm = dmirror.notifier.mm;
+  const range = new HmmRange(dmirror.notifier, start, start, HMM_PFN_REQ_FAULT + (write ? HMM_PFN_REQ_WRITE : 0), 0, dmirror.mdevice, new Float64Array(DMIRROR_PFN_BATCH));
+  if (!mmgetNotZero(mm)) return 0;
+  let ret = 0;
+  for (let addr = start; addr < end; addr = range.end) {
+    range.start = addr;
+    range.end = Math.min(addr + DMIRROR_PFN_BATCH * PAGE_SIZE, end);
+    ret = yield* dmirrorRangeFault(dmirror, range);
+    if (ret) break;
+  }
+  mmput(mm);
+  return ret;
+}
+
+/**
+ * dmirror_read(dmirror, cmd) (HMM_DMIRROR_READ): read npages from the
+ * mirror into cmd.ptr. Loop: read what the device page table maps (under
+ * the mutex); at the first missing page fault from there to the end
+ * (faults++) and retry. On success copy the bounce buffer to user space
+ * (-EFAULT if that fails). cmd.cpages = pages read. Errors: -EINVAL (range
+ * wraps), -ENOMEM (bounce), dmirror_fault's -EFAULT / -EPERM / -EBUSY.
+ */
+export function* dmirrorRead(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
+  const k = dmirror.k;
+  const s = k.sched;
+  const r = cmdRange(cmd);
+  if (r === null) return -EINVAL;
+  let start = r.start;
+  const end = r.end;
+  const bounce = dmirrorBounceInit(k, start, r.size);
+  if (typeof bounce === 'number') return bounce;
+  let ret: number;
+  for (;;) {
+    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    ret = dmirrorDoRead(dmirror, start, end, bounce);
+    dmirror.mutex.unlock(s);
+    if (ret !== -ENOENT) break;
+    start = r.start + bounce.cpages * PAGE_SIZE;
+    ret = yield* dmirrorFault(dmirror, start, end, false);
+    if (ret) break;
+    cmd.faults++;
+  }
+  if (ret === 0) {
+    const left = yield* copyToUser(k.current.mm!, Number(cmd.ptr), bounce.buf, bounce.size);
+    if (left) ret = -EFAULT;
+  }
+  cmd.cpages = BigInt(bounce.cpages);
+  return ret;
+}
+
+/**
+ * dmirror_write(dmirror, cmd) (HMM_DMIRROR_WRITE): copy cmd.ptr into the
+ * bounce buffer (-EFAULT if that fails), then write it through the mirror:
+ * entries must be tagged WRITE, otherwise a write fault (REQ_WRITE) from the
+ * first missing page, faults++. cmd.cpages = pages written. Errors as
+ * dmirror_read (-EPERM for a read-only VMA).
+ */
+export function* dmirrorWrite(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
+  const k = dmirror.k;
+  const s = k.sched;
+  const r = cmdRange(cmd);
+  if (r === null) return -EINVAL;
+  let start = r.start;
+  const end = r.end;
+  const bounce = dmirrorBounceInit(k, start, r.size);
+  if (typeof bounce === 'number') return bounce;
+  let ret: number;
+  const left = yield* copyFromUser(k.current.mm!, bounce.buf, Number(cmd.ptr), bounce.size);
+  if (left) {
+    cmd.cpages = BigInt(bounce.cpages);
+    return -EFAULT;
+  }
+  for (;;) {
+    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    ret = dmirrorDoWrite(dmirror, start, end, bounce);
+    dmirror.mutex.unlock(s);
+    if (ret !== -ENOENT) break;
+    start = r.start + bounce.cpages * PAGE_SIZE;
+    ret = yield* dmirrorFault(dmirror, start, end, true);
+    if (ret) break;
+    cmd.faults++;
+  }
+  cmd.cpages = BigInt(bounce.cpages);
+  return ret;
+}

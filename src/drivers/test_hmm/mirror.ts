@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * struct dmirror: the per-open mirror of a process address space.
+ *
+ *  - pt: the device page table (the kernel's xarray indexed by virtual pfn).
+ *    An entry is `pfn * 4 + tag`, the model of xa_tag_pointer(page, tag):
+ *    tag 0 read-only, DPT_XA_TAG_WRITE (3) writable, DPT_XA_TAG_ATOMIC (1)
+ *    device-exclusive. The table holds no page references: it relies on the
+ *    mmu notifier to erase entries before pages go away.
+ *  - mutex: protects pt against the notifier (read_retry is checked under it).
+ *  - flags: HMM_DMIRROR_FLAGS value (u64).
+ *  - notifier: an mmu_interval_notifier over the whole address space of the
+ *    opener's mm (the mirror may be shared with a child after fork()).
+ */
+import type { Kernel } from '../../kernel/kernel.js';
+import type { K } from '../../kernel/sched/sched.js';
+import { Mutex } from '../../kernel/sched/locks.js';
+import { PAGE_SHIFT } from '../../kernel/mm/page.js';
+import {
+  MMU_NOTIFY_MIGRATE, MmuIntervalNotifier, type MmuNotifierRange, mmuIntervalSetSeq, mmuNotifierRangeBlockable,
+} from '../../kernel/mm/mmu_notifier.js';
+import type { MmStruct } from '../../kernel/mm/mm_types.js';
+import { DPT_XA_TAG_WRITE, type DmirrorDevice } from './device.js';
+
+/** ULONG_MAX & PAGE_MASK as a model address (beyond any user address). */
+export const DMIRROR_NOTIFIER_END = 2 ** 64 - 4096;
+
+export class Dmirror {
+  readonly pt = new Map<number, number>();
+  readonly mutex: Mutex;
+  flags = 0n;
+  readonly notifier: MmuIntervalNotifier;
+  constructor(
+    /** Registry id: what zone_device_data holds for "pointer to this mirror". */
+    readonly id: number,
+    readonly mdevice: DmirrorDevice,
+    mm: MmStruct,
+  ) {
+    this.mutex = new Mutex(`dmirror#${id}->mutex`);
+    this.notifier = new MmuIntervalNotifier(mm, 0, DMIRROR_NOTIFIER_END - 1, { invalidate: (sub, range, cur) => dmirrorIntervalInvalidate(this, sub, range, cur) }, `dmirror#${id}`);
+  }
+
+  get k(): Kernel {
+    return this.mdevice.mod.k;
+  }
+}
+
+/** xa_tag_pointer(page, tag) */
+export function ptEntry(pfn: number, tag: number): number {
+  return pfn * 4 + tag;
+}
+
+/** xa_untag_pointer(entry): the page pfn, 0 for no entry. */
+export function ptEntryPage(entry: number | undefined): number {
+  return entry === undefined ? 0 : Math.floor(entry / 4);
+}
+
+/** xa_pointer_tag(entry) */
+export function ptEntryTag(entry: number | undefined): number {
+  return entry === undefined ? 0 : entry % 4;
+}
+
+/** The entry is a writable mapping (tag exactly WRITE). */
+export function ptEntryWritable(entry: number | undefined): boolean {
+  return ptEntryTag(entry) === DPT_XA_TAG_WRITE;
+}
+
+/**
+ * Visit the pt entries with pfn in [first, last] (xa_for_each_range):
+ * walks the smaller of the index range and the table.
+ */
+export function ptForEachRange(pt: Map<number, number>, first: number, last: number, fn: (pfn: number, entry: number) => void): void {
+  if (last - first + 1 <= pt.size) {
+    for (let pfn = first; pfn <= last; pfn++) {
+      const e = pt.get(pfn);
+      if (e !== undefined) fn(pfn, e);
+    }
+  } else {
+    for (const [pfn, e] of [...pt]) if (pfn >= first && pfn <= last) fn(pfn, e);
+  }
+}
+
+/**
+ * dmirror_do_update(dmirror, start, end): erase pt[start >> PAGE_SHIFT ..
+ * end >> PAGE_SHIFT] - an inclusive bound, so one pfn past the range is
+ * erased too, exactly as the kernel. Caller holds dmirror->mutex.
+ */
+export function dmirrorDoUpdate(dmirror: Dmirror, start: number, end: number): void {
+  const pt = dmirror.pt;
+  ptForEachRange(pt, Math.floor(start / 2 ** PAGE_SHIFT), Math.floor(end / 2 ** PAGE_SHIFT), (pfn) => pt.delete(pfn));
+}
+
+/**
+ * dmirror_interval_invalidate() (mmu_interval_notifier_ops.invalidate):
+ * ignore MMU_NOTIFY_MIGRATE ranges whose owner is this mirror's device
+ * (its own migrations keep or replace the entries themselves); otherwise
+ * take dmirror->mutex (trylock when the range is not blockable: return
+ * false if contended), set the interval sequence and erase the range.
+ */
+export function* dmirrorIntervalInvalidate(dmirror: Dmirror, mni: MmuIntervalNotifier, range: MmuNotifierRange, curSeq: number): K<boolean> {
+  if (range.event === MMU_NOTIFY_MIGRATE && range.owner === dmirror.mdevice) return true;
+  const s = dmirror.k.sched;
+  if (mmuNotifierRangeBlockable(range)) {
+    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+  } else if (!dmirror.mutex.trylock(s)) return false;
+  mmuIntervalSetSeq(mni, curSeq);
+  dmirrorDoUpdate(dmirror, range.start, range.end);
+  dmirror.mutex.unlock(s);
+  return true;
+}
+
+/** mmget_not_zero(mm) */
+export function mmgetNotZero(mm: MmStruct): boolean {
+  if (mm.mmUsers <= 0) return false;
+  mm.mmUsers++;
+  return true;
+}
+
+/**
+ * mmput(mm). The driver's reference is never the last one while the
+ * process lives; if it is (the process exited during the ioctl), the
+ * teardown belongs to the exit path, which the model runs when the task
+ * exits, so here the count only drops.
+ */
+export function mmput(mm: MmStruct): void {
+  mm.mmUsers--;
+}

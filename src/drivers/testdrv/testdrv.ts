@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * testdrv: the smallest useful device-memory driver, for migration tests and
+ * as a template for new drivers. It is not test_hmm (dmirror): no mirror
+ * page table, no ioctls, no interval notifier. A "device" here is:
+ *
+ *  - one MEMORY_DEVICE_PRIVATE pagemap (device memory the CPU cannot
+ *    address: mapped by device-private swap entries) and optionally one
+ *    MEMORY_DEVICE_COHERENT pagemap (CPU-addressable, mapped by normal PTEs);
+ *  - a free map per pagemap (first fit; order 0 or PMD order), filled by
+ *    the ->folio_free() callback when the last reference to a device folio
+ *    is dropped;
+ *  - ->migrate_to_ram(): the CPU touched a device-private page; migrate it
+ *    (the whole 2 MiB folio for a PMD-level fault) back to system memory,
+ *    passing the faulting page as migrate_vma.fault_page (the fault handler
+ *    holds its lock and a reference);
+ *  - migrateToDevice(): the driver-side use of migrate_vma_* to move a range
+ *    of a process into device memory (holes are populated with zeroed
+ *    device pages);
+ *  - evict() / release(): migrate_device_range() eviction of every
+ *    allocated device page, then memunmap_pages() (which would wait forever
+ *    with pages still allocated).
+ *
+ * "Copying" device memory is k.contents.copyRange(): the model keeps the
+ * bytes of device pages like any other page.
+ *
+ * Locking, as a real driver must do it: migrate_vma_* run with mmap_lock
+ * held for read by the caller (migrateToDevice takes it; migrate_to_ram is
+ * called with it held); destination pages are locked before
+ * migrate_vma_pages() (zone_device_folio_init() returns them locked; system
+ * pages are trylocked right after allocation, which cannot fail).
+ */
+import type { Kernel } from '../../kernel/kernel.js';
+import { KernelBug } from '../../kernel/printk.js';
+import type { K } from '../../kernel/sched/sched.js';
+import {
+  DevPagemap, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, memremapPages, memunmapPages, requestFreeMemRegion,
+  zoneDeviceFolioInit,
+} from '../../kernel/mm/memremap.js';
+import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE } from '../../kernel/mm/page.js';
+import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
+import { folioTrylock } from '../../kernel/mm/folio.js';
+import type { Vma, VmFault } from '../../kernel/mm/mm_types.js';
+import {
+  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
+  MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma, migrateDeviceFinalize,
+  migrateDevicePages, migrateDeviceRange, migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaPages,
+  migrateVmaSetup, mpfnHas,
+} from '../../kernel/mm/migrate_device.js';
+
+/* VM_FAULT_* values used by ->migrate_to_ram (mm_types.h). */
+const VM_FAULT_OOM = 0x000001;
+const VM_FAULT_SIGBUS = 0x000002;
+
+export type MemKind = 'private' | 'coherent';
+
+/** One pagemap and its free map. */
+class DevMem {
+  /** used[i]: page firstPfn + i is allocated (part of a live folio). */
+  readonly used: Uint8Array;
+  allocated = 0;
+  constructor(readonly pgmap: DevPagemap) {
+    this.used = new Uint8Array(pgmap.nrPages);
+  }
+}
+
+export interface TestDevOptions {
+  /** Device-private pages (multiple of 512). */
+  privatePages?: number;
+  /** Device-coherent pages (multiple of 512; 0: no coherent memory). */
+  coherentPages?: number;
+  name?: string;
+}
+
+export class TestDev {
+  /** pgmap->owner: what migrate_vma.pgmap_owner must match. */
+  readonly owner: object;
+  readonly priv: DevMem;
+  readonly coh: DevMem | null;
+  /** Statistics for tests. */
+  readonly stat = { migrateToRam: 0, toRamFailed: 0, freed: 0 };
+
+  constructor(readonly k: Kernel, opts: TestDevOptions = {}) {
+    const name = opts.name ?? 'testdrv';
+    this.owner = { name };
+    const ops = {
+      folioFree: (head: number) => this.folioFree(head),
+      migrateToRam: (vmf: VmFault) => this.migrateToRam(vmf),
+    };
+    const np = opts.privatePages ?? 4 * HPAGE_PMD_NR;
+    const pp = new DevPagemap(MEMORY_DEVICE_PRIVATE, requestFreeMemRegion(k, np * PAGE_SIZE), ops, this.owner);
+    if (memremapPages(k, pp) < 0) throw new KernelBug('BUG', `${name}: memremap_pages (private) failed`);
+    this.priv = new DevMem(pp);
+    const nc = opts.coherentPages ?? 4 * HPAGE_PMD_NR;
+    if (nc > 0) {
+      const cp = new DevPagemap(MEMORY_DEVICE_COHERENT, requestFreeMemRegion(k, nc * PAGE_SIZE), { folioFree: ops.folioFree }, this.owner);
+      if (memremapPages(k, cp) < 0) throw new KernelBug('BUG', `${name}: memremap_pages (coherent) failed`);
+      this.coh = new DevMem(cp);
+    } else this.coh = null;
+  }
+
+  private mem(kind: MemKind): DevMem {
+    if (kind === 'private') return this.priv;
+    if (this.coh === null) throw new KernelBug('BUG', 'testdrv: no coherent memory configured');
+    return this.coh;
+  }
+
+  private memOf(pfn: number): DevMem {
+    return this.priv.pgmap.id === this.k.pages.pgmap[pfn] ? this.priv : this.coh!;
+  }
+
+  /**
+   * Allocate a device folio of `order` (0 or 9): first fit in the free map,
+   * then zone_device_folio_init() (refcount 1, locked, pgmap references).
+   * Contents are zeroed. Returns the head pfn or -1.
+   */
+  allocDevicePage(kind: MemKind, order = 0): number {
+    const m = this.mem(kind);
+    const nr = 1 << order;
+    for (let i = 0; i + nr <= m.used.length; i += nr) {
+      let free = true;
+      for (let j = 0; j < nr; j++) if (m.used[i + j]) { free = false; break; }
+      if (!free) continue;
+      for (let j = 0; j < nr; j++) m.used[i + j] = 1;
+      m.allocated += nr;
+      const pfn = m.pgmap.firstPfn + i;
+      zoneDeviceFolioInit(this.k, pfn, order);
+      for (let j = 0; j < nr; j++) this.k.contents.zero(pfn + j);
+      return pfn;
+    }
+    return -1;
+  }
+
+  /** ->folio_free(folio): the folio's last reference is gone. */
+  private folioFree(head: number): void {
+    const m = this.memOf(head);
+    const nr = 1 << this.k.pages.order[head];
+    const i = head - m.pgmap.firstPfn;
+    for (let j = 0; j < nr; j++) {
+      if (!m.used[i + j]) throw new KernelBug('BUG', 'testdrv: folio_free of a free device page', this.k.dumpPage(head + j, 'testdrv double free'));
+      m.used[i + j] = 0;
+    }
+    m.allocated -= nr;
+    this.stat.freed += nr;
+  }
+
+  /** Device pages in use. */
+  allocated(kind: MemKind): number {
+    return this.mem(kind).allocated;
+  }
+
+  /** Allocate a locked system page (or PMD-sized folio) for a destination. */
+  private allocSystem(order: number, nofail: boolean): number {
+    const d = this.k.buddy.alloc(order, nofail ? __GFP_NOFAIL : 0, 'testdrv');
+    if (d >= 0) folioTrylock(this.k, d);
+    return d;
+  }
+
+  /**
+   * Fill dst for every migrating src entry of a migrate_vma (or
+   * migrate_device) operation and copy the data: `alloc(order)` returns a
+   * locked destination folio or -1. A COMPOUND source gets a PMD-sized
+   * destination if one can be allocated, else 512 small ones (the core then
+   * splits the source). Holes get zeroed destinations.
+   */
+  private fillDst(src: Float64Array, dst: Float64Array, npages: number, alloc: (order: number) => number): number {
+    let n = 0;
+    for (let i = 0; i < npages; i++) {
+      const v = src[i];
+      if (!mpfnHas(v, MIGRATE_PFN_MIGRATE)) continue;
+      const spfn = migratePfnToPage(v);
+      if (mpfnHas(v, MIGRATE_PFN_COMPOUND)) {
+        const d = alloc(HPAGE_PMD_ORDER);
+        if (d >= 0) {
+          if (spfn >= 0) this.k.contents.copyRange(d, spfn, HPAGE_PMD_NR);
+          else for (let j = 0; j < HPAGE_PMD_NR; j++) this.k.contents.zero(d + j);
+          dst[i] = migratePfn(d) + MIGRATE_PFN_COMPOUND;
+          n++;
+          continue;
+        }
+        for (let j = 0; j < HPAGE_PMD_NR && i + j < npages; j++) {
+          const dj = alloc(0);
+          if (dj < 0) return -1;
+          if (spfn >= 0) this.k.contents.copy(dj, spfn + j);
+          else this.k.contents.zero(dj);
+          dst[i + j] = migratePfn(dj);
+        }
+        n++;
+        i += HPAGE_PMD_NR - 1;
+        continue;
+      }
+      const d = alloc(0);
+      if (d < 0) return -1;
+      if (spfn >= 0) this.k.contents.copy(d, spfn);
+      else this.k.contents.zero(d);
+      dst[i] = migratePfn(d);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * ->migrate_to_ram(vmf): called by do_swap_page() / the PMD device-private
+   * fault with mmap_lock held for read and vmf.page locked and referenced.
+   * Migrates the faulting page (its whole 2 MiB folio for a PMD fault) to
+   * system memory with fault_page = vmf.page. Returns 0, VM_FAULT_OOM or
+   * VM_FAULT_SIGBUS.
+   */
+  *migrateToRam(vmf: VmFault): K<number> {
+    this.stat.migrateToRam++;
+    const k = this.k;
+    const pmd = vmf.pmdLevel;
+    const start = pmd ? vmf.address - (vmf.address % HPAGE_PMD_SIZE) : vmf.address - (vmf.address % PAGE_SIZE);
+    const npages = pmd ? HPAGE_PMD_NR : 1;
+    const mv = new MigrateVma({
+      vma: vmf.vma, start, end: start + npages * PAGE_SIZE,
+      src: new Float64Array(npages), dst: new Float64Array(npages),
+      flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | (pmd ? MIGRATE_VMA_SELECT_COMPOUND : 0),
+      pgmapOwner: this.owner, faultPage: vmf.page,
+    });
+    if ((yield* migrateVmaSetup(mv)) !== 0) return VM_FAULT_SIGBUS;
+    let ret = 0;
+    if (mv.cpages > 0 && this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocSystem(o, false)) < 0) ret = VM_FAULT_OOM;
+    yield* migrateVmaPages(mv);
+    yield* migrateVmaFinalize(mv);
+    if (ret !== 0) this.stat.toRamFailed++;
+    void k;
+    return ret;
+  }
+
+  /**
+   * Move [start, end) of vma into device memory of `kind`. The caller holds
+   * mmap_lock for read. With `compound`, 2 MiB aligned THPs and holes move
+   * as PMD-sized device folios. Returns the number of src entries that
+   * migrated (holes included), or -errno from migrate_vma_setup().
+   */
+  *migrateToDevice(vma: Vma, start: number, end: number, kind: MemKind, compound = false): K<number> {
+    const npages = (end - start) / PAGE_SIZE;
+    const mv = new MigrateVma({
+      vma, start, end, src: new Float64Array(npages), dst: new Float64Array(npages),
+      flags: MIGRATE_VMA_SELECT_SYSTEM | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0), pgmapOwner: this.owner,
+    });
+    const r = yield* migrateVmaSetup(mv);
+    if (r !== 0) return r;
+    if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocDevicePage(kind, o));
+    yield* migrateVmaPages(mv);
+    let n = 0;
+    for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
+    yield* migrateVmaFinalize(mv);
+    return n;
+  }
+
+  /**
+   * Move this device's pages in [start, end) back to system memory through
+   * migrate_vma_* (what a driver does for device-coherent memory, which has
+   * no CPU fault to trigger migrate_to_ram). Returns the migrated count.
+   */
+  *migrateToSystem(vma: Vma, start: number, end: number, compound = false): K<number> {
+    const npages = (end - start) / PAGE_SIZE;
+    const mv = new MigrateVma({
+      vma, start, end, src: new Float64Array(npages), dst: new Float64Array(npages),
+      flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0),
+      pgmapOwner: this.owner,
+    });
+    const r = yield* migrateVmaSetup(mv);
+    if (r !== 0) return r;
+    // Holes stay holes: only real pages get a destination.
+    for (let i = 0; i < mv.npages; i++) if (migratePfnToPage(mv.src![i]) < 0) mv.src![i] = 0;
+    if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocSystem(o, false));
+    yield* migrateVmaPages(mv);
+    let n = 0;
+    for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
+    yield* migrateVmaFinalize(mv);
+    return n;
+  }
+
+  /**
+   * Evict every allocated page of one pagemap to system memory with
+   * migrate_device_range() (free pages are skipped). System pages are
+   * allocated with __GFP_NOFAIL: data still mapped cannot be dropped.
+   * Returns the number of entries migrated.
+   */
+  *evict(kind: MemKind): K<number> {
+    const m = this.mem(kind);
+    const n = m.pgmap.nrPages;
+    const src = new Float64Array(n);
+    const dst = new Float64Array(n);
+    yield* migrateDeviceRange(this.k, src, m.pgmap.firstPfn, n);
+    this.fillDst(src, dst, n, (o) => this.allocSystem(o, true));
+    // migrate_device_pages() cannot split: a compound source needs a compound dst.
+    yield* migrateDevicePages(this.k, src, dst, n);
+    let moved = 0;
+    for (let i = 0; i < n; i++) if (mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) moved++;
+    yield* migrateDeviceFinalize(this.k, src, dst, n);
+    return moved;
+  }
+
+  /** Driver removal: evict both pagemaps, then memunmap_pages(). */
+  *release(): K<void> {
+    yield* this.evict('private');
+    yield* memunmapPages(this.k, this.priv.pgmap);
+    if (this.coh !== null) {
+      yield* this.evict('coherent');
+      yield* memunmapPages(this.k, this.coh.pgmap);
+    }
+  }
+}

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Transparent huge pages (mm/huge_memory.c): the THP fault and the huge zero
+ * page, the write-protect fault on a huge PMD, the device-private PMD fault,
+ * PMD splitting and folio splitting.
+ *
+ * A PMD-mapped THP holds one folio reference and one entire mapcount per
+ * PMD. Splitting the PMD turns it into 512 PTEs: one mapcount and one
+ * reference per PTE (folio_ref_add(folio, HPAGE_PMD_NR - 1)), with the
+ * write, dirty, young, soft-dirty and uffd-wp bits and PG_anon_exclusive
+ * carried to every PTE.
+ */
+import type { Kernel } from '../kernel.js';
+import { KernelBug } from '../printk.js';
+import { EAGAIN, EBUSY } from '../errno.js';
+import {
+  type PmdTable, PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW,
+  _PAGE_SPECIAL, _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
+} from './pgtable.js';
+import { setPmdLeaf, mkPresent, carryBits } from './pte_ops.js';
+import { type Vma, type VmFault, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_HUGETLB } from './mm_types.js';
+import { __GFP_ZERO } from './page_alloc.js';
+import { folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon } from './folio.js';
+import { folioAddNewAnonRmap, anonVmaPrepare, pageAnonExclusive } from './rmap.js';
+import {
+  HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PG_anon_exclusive, PG_head, PG_tail, PG_lru,
+} from './page.js';
+import type { K } from '../sched/sched.js';
+import { VM_FAULT_FALLBACK, VM_FAULT_OOM, VM_FAULT_RETRY, ptlLock } from './memory.js';
+import { pagePgmap } from './memremap.js';
+import {
+  mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit, MMU_NOTIFY_CLEAR,
+} from './mmu_notifier.js';
+
+/**
+ * thp_vma_allowable_order() for PMD order on an anonymous VMA: THP is
+ * enabled for it ('always', or 'madvise' with VM_HUGEPAGE; never with
+ * VM_NOHUGEPAGE) and the aligned 2 MiB around addr lies inside the VMA.
+ */
+export function thpVmaAllowable(vma: Vma, addr: number): boolean {
+  if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB))) return false;
+  const mode = vma.mm.kernel.config.thp;
+  if (mode === 'never' || (mode === 'madvise' && !(vma.flags & VM_HUGEPAGE))) return false;
+  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  return haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end;
+}
+
+/** huge_pmd_set_accessed() */
+export function hugePmdSetAccessed(pmd: PmdTable, i: number, write: boolean): void {
+  pmd.f[i] |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+}
+
+/**
+ * do_huge_pmd_anonymous_page(): a read fault maps the huge zero page (if
+ * use_zero_page); a write allocates a zeroed THP, makes it an exclusive anon
+ * folio and maps it with one PMD. Allocation failure returns
+ * VM_FAULT_FALLBACK (the PTE path handles the fault).
+ */
+export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr: number, flags: number): K<number> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const write = (flags & 1) !== 0; /* FAULT_FLAG_WRITE */
+  anonVmaPrepare(k, vma);
+  if (!write && k.config.thpUseZeroPage) {
+    yield* ptlLock(k, pmd.lock);
+    if ((pmd.f[i] & TYPE_MASK) === T_NONE) {
+      setPmdLeaf(pmd, i, k.hugeZeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
+      k.vmstat.thp_zero_page_alloc++;
+    }
+    pmd.lock.unlock(k.sched);
+    return 0;
+  }
+  const folio = k.buddy.alloc(HPAGE_PMD_ORDER, __GFP_ZERO, 'thp');
+  if (folio < 0) {
+    k.vmstat.thp_fault_fallback++;
+    return VM_FAULT_FALLBACK;
+  }
+  yield* ptlLock(k, pmd.lock);
+  if ((pmd.f[i] & TYPE_MASK) !== T_NONE) {
+    pmd.lock.unlock(k.sched);
+    folioPut(k, folio);
+    return (pmd.f[i] & TYPE_MASK) === T_TABLE ? VM_FAULT_FALLBACK : 0;
+  }
+  folioAddNewAnonRmap(k, folio, vma, haddr, true);
+  k.lru.add(folio);
+  const w = (vma.flags & VM_WRITE) !== 0;
+  setPmdLeaf(pmd, i, folio, mkPresent(w, w));
+  mm.rss.anon += HPAGE_PMD_NR;
+  k.vmstat.thp_fault_alloc++;
+  pmd.lock.unlock(k.sched);
+  return 0;
+}
+
+/**
+ * do_huge_pmd_wp_page(): write (or unshare) fault on a read-only huge PMD.
+ * The huge zero page and shared THPs fall back: the PMD is split (firing
+ * MMU_NOTIFY_CLEAR) and the PTE-level handler does the COW. An exclusive
+ * folio, or one whose only reference is this mapping, is reused in place.
+ */
+export function* doHugePmdWpPage(vma: Vma, pmd: PmdTable, i: number, addr: number, flags: number): K<number> {
+  const k = vma.mm.kernel;
+  const v = pmd.v[i];
+  const f = pmd.f[i];
+  const unshare = (flags & (1 << 10)) !== 0 && !(flags & 1);
+  if (v !== k.hugeZeroPfn && !(f & _PAGE_SPECIAL) && folioTestAnon(k, v)) {
+    const p = k.pages;
+    let reuse = pageAnonExclusive(k, v);
+    if (!reuse && folioTrylock(k, v)) {
+      if (p.refcount[v] === 1 && p.entireMapcount[v] === 1) {
+        const av = anonVmaPrepare(k, vma);
+        for (let j = 0; j < HPAGE_PMD_NR; j++) {
+          p.mapping[v + j] = av.id;
+          p.flags[v + j] |= PG_anon_exclusive;
+        }
+        reuse = true;
+      }
+      folioUnlock(k, v);
+    }
+    if (reuse) {
+      yield* ptlLock(k, pmd.lock);
+      if (pmd.v[i] === v && pmd.f[i] === f && !unshare) pmd.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
+      pmd.lock.unlock(k.sched);
+      return 0;
+    }
+  }
+  yield* splitHugePmdNotify(vma, pmd, i, addr);
+  return VM_FAULT_FALLBACK;
+}
+
+/**
+ * do_huge_pmd_device_private(): a CPU fault on a PMD-level device-private
+ * entry. As do_swap_page: under the pmd lock, trylock the folio and take a
+ * reference, drop the lock, call pgmap->ops->migrate_to_ram(vmf) with
+ * vmf.pmdLevel set (the driver migrates the whole folio), unlock and put.
+ */
+export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr: number, real: number, flags: number): K<number> {
+  const k = vma.mm.kernel;
+  const s = k.sched;
+  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const v = pmd.v[i];
+  const f = pmd.f[i];
+  yield* ptlLock(k, pmd.lock);
+  if (pmd.v[i] !== v || pmd.f[i] !== f) {
+    pmd.lock.unlock(s);
+    return 0;
+  }
+  const page = v + (addr - haddr) / 4096;
+  if (!folioTrylock(k, v)) {
+    pmd.lock.unlock(s);
+    return VM_FAULT_RETRY;
+  }
+  folioGet(k, v);
+  pmd.lock.unlock(s);
+  if (s.exploring) yield s.point('do_huge_pmd_device_private: unlock (folio ref held)', v);
+  const vmf: VmFault = { vma, address: haddr, realAddress: real, flags, page, origV: v, origF: f, pmdLevel: true };
+  const r = yield* pagePgmap(k, v)!.ops.migrateToRam!(vmf);
+  folioUnlock(k, v);
+  folioPut(k, v);
+  return r;
+}
+
+/** split_huge_pmd() with its MMU_NOTIFY_CLEAR range, taking the pmd lock. */
+export function* splitHugePmdNotify(vma: Vma, pmd: PmdTable, i: number, addr: number): K<void> {
+  const k = vma.mm.kernel;
+  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const range = mmuNotifierRangeInit(vma.mm, MMU_NOTIFY_CLEAR, haddr, haddr + HPAGE_PMD_SIZE);
+  yield* mmuNotifierInvalidateRangeStart(range);
+  yield* ptlLock(k, pmd.lock);
+  const t = pmd.f[i] & TYPE_MASK;
+  if (t !== T_NONE && t !== T_TABLE) splitHugePmd(vma, pmd, i, addr);
+  pmd.lock.unlock(k.sched);
+  mmuNotifierInvalidateRangeEnd(range);
+}
+
+/**
+ * __split_huge_pmd_locked(): replace the PMD leaf at pmd[i] by a PTE table
+ * mapping the same 512 pages with the same permissions: a THP (mapcounts
+ * move from entire to per-page, references from 1 to 512), the huge zero
+ * page (512 zero-pfn PTEs), a PMD migration entry (512 migration entries)
+ * or a PMD device-private entry (512 device-private entries). The caller
+ * holds mmap_lock and the pmd lock, and has fired the MMU notifier covering
+ * the range (zap, mprotect, migration collect) — splitHugePmdNotify() does
+ * both for callers that have not. hugetlb PMDs are never split (BUG).
+ */
+export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): void {
+  const k = vma.mm.kernel;
+  const p = k.pages;
+  const f = pmd.f[i];
+  const t = f & TYPE_MASK;
+  const v = pmd.v[i];
+  if (t === T_NONE || t === T_TABLE) return;
+  if (vma.flags & VM_HUGETLB) throw new KernelBug('BUG', 'split_huge_pmd on a hugetlb VMA', `${vma}`);
+  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const pt = new PteTable(`ptl@${haddr.toString(16)}`);
+  k.vmstat.thp_split_pmd++;
+  if (t === T_PRESENT && (v === k.hugeZeroPfn || (f & _PAGE_SPECIAL))) {
+    for (let j = 0; j < HPAGE_PMD_NR; j++) {
+      pt.v[j] = k.zeroPfn;
+      pt.f[j] = T_PRESENT | _PAGE_SPECIAL | (f & (_PAGE_ACCESSED | _PAGE_PROTNONE)) | carryBits(f);
+    }
+  } else if (t === T_PRESENT) {
+    const bits = f & (_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_PROTNONE) | carryBits(f);
+    for (let j = 0; j < HPAGE_PMD_NR; j++) {
+      pt.v[j] = v + j;
+      pt.f[j] = T_PRESENT | bits;
+      p.mapcount[v + j]++;
+    }
+    p.entireMapcount[v]--;
+    p.refcount[v] += HPAGE_PMD_NR - 1;
+  } else if (isMigrationType(t)) {
+    for (let j = 0; j < HPAGE_PMD_NR; j++) {
+      pt.v[j] = v + j;
+      pt.f[j] = f;
+    }
+  } else if (isDevicePrivateType(t)) {
+    for (let j = 0; j < HPAGE_PMD_NR; j++) {
+      pt.v[j] = v + j;
+      pt.f[j] = (t === T_DEVICE_PRIVATE_WRITE ? T_DEVICE_PRIVATE_WRITE : T_DEVICE_PRIVATE_READ) | carryBits(f);
+      p.mapcount[v + j]++;
+    }
+    p.entireMapcount[v]--;
+    p.refcount[v] += HPAGE_PMD_NR - 1;
+  } else {
+    throw new KernelBug('BUG', `split_huge_pmd: cannot split a PMD of type ${t}`, `${vma} addr 0x${addr.toString(16)}`);
+  }
+  pt.used = HPAGE_PMD_NR;
+  pmd.f[i] = T_TABLE;
+  pmd.v[i] = 0;
+  pmd.pte[i] = pt;
+  vma.mm.pgd.nrTables++;
+}
+
+/**
+ * split_folio() / split_huge_page(): split a large folio into order-0
+ * folios. The caller holds the folio lock and one reference. The folio must
+ * not be PMD-mapped (the caller splits PMDs first, as the kernel's unmap
+ * step does) and must have no extra references beyond its PTE mappings and
+ * the caller's (can_split_folio): else -EAGAIN. A pinned folio: -EBUSY.
+ * After the split every page is its own folio: refcount = its mapcount,
+ * plus the caller's reference on the head page; the head keeps the lock;
+ * tails that are on no LRU follow the head onto it. Device folios call
+ * pgmap->ops->folio_split(head, tail) for each tail.
+ */
+export function splitFolio(k: Kernel, head: number): number {
+  const p = k.pages;
+  if (p.folioPfn(head) !== head) throw new KernelBug('BUG', 'split_folio: not a folio head', k.dumpPage(head, 'split_folio'));
+  const nr = p.folioNr(head);
+  if (nr === 1) return 0;
+  if (!(p.flags[head] & 1 /* PG_locked */)) throw new KernelBug('BUG', 'split_folio: folio not locked', k.dumpPage(head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))'));
+  if (p.pincount[head] > 0) return -EBUSY;
+  if (p.entireMapcount[head] > 0) return -EAGAIN;
+  let mapped = 0;
+  for (let j = 0; j < nr; j++) mapped += p.mapcount[head + j];
+  const lru = (p.flags[head] & PG_lru) !== 0 ? 1 : 0;
+  if (p.refcount[head] !== mapped + 1) return -EAGAIN;
+  const pgmap = pagePgmap(k, head);
+  if (lru) k.lru.removeOnFree(head);
+  for (let j = 0; j < nr; j++) {
+    const pfn = head + j;
+    p.order[pfn] = 0;
+    p.flags[pfn] &= ~(PG_head | PG_tail);
+    if (j > 0) {
+      p.flags[pfn] |= p.flags[head] & ~(1 | PG_anon_exclusive | PG_lru | PG_head | PG_tail);
+      p.refcount[pfn] = p.mapcount[pfn];
+      p.mapping[pfn] = p.mapping[head];
+      p.pincount[pfn] = 0;
+      p.entireMapcount[pfn] = 0;
+    }
+  }
+  p.refcount[head] = p.mapcount[head] + 1;
+  k.vmstat.thp_split_page++;
+  for (let j = 0; j < nr; j++) {
+    const pfn = head + j;
+    if (pgmap !== null) {
+      if (j > 0) pgmap.ops.folioSplit?.(head, pfn);
+      continue;
+    }
+    if (j > 0 && p.refcount[pfn] === 0) {
+      folioFreeUnmappedTail(k, pfn);
+      continue;
+    }
+    /* lru_add_split_folio(): every page of a folio that was on the LRU goes back on it */
+    if (lru) k.lru.addSplit(pfn);
+  }
+  return 0;
+}
+
+/** A tail page that nothing maps after a split is freed (as __split_huge_page does). */
+function folioFreeUnmappedTail(k: Kernel, pfn: number): void {
+  k.pages.refcount[pfn] = 1;
+  folioPut(k, pfn);
+}
+
+export { VM_FAULT_OOM };

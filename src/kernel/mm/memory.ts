@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The page fault handler (mm/memory.c): handle_mm_fault() and the handlers
+ * it dispatches to: do_anonymous_page, do_fault (read / cow / shared),
+ * do_wp_page (reuse or copy), do_swap_page (migration entries, device-private
+ * entries -> pgmap->ops->migrate_to_ram, device-exclusive entries, hwpoison)
+ * and the PMD-level cases in huge_memory.ts.
+ *
+ * Every handler is entered with mmap_lock held for read by the caller and
+ * returns with it still held (the model has no VM_FAULT_RETRY lock drop; a
+ * RETRY return just asks the caller to fault again). Entries are rechecked
+ * under the PTL before they are changed (pte_same), so a racing thread under
+ * the scheduler sees the kernel's outcomes.
+ */
+import type { Kernel } from '../kernel.js';
+import { KernelBug } from '../printk.js';
+import {
+  type PteTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED,
+  _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf,
+  pteIndex, pteTableAlloc,
+} from './pgtable.js';
+import { setPte, mkPresent, carryBits } from './pte_ops.js';
+import { type Vma, type VmFault, VM_SHARED, VM_WRITE, VM_HUGETLB } from './mm_types.js';
+import { __GFP_ZERO } from './page_alloc.js';
+import {
+  folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon, kasanCheck,
+} from './folio.js';
+import {
+  folioAddNewAnonRmap, folioAddFileRmapPte, folioRemoveRmapPte, pageAnonExclusive, anonVmaPrepare,
+} from './rmap.js';
+import { PG_anon_exclusive, PG_lru } from './page.js';
+import type { K } from '../sched/sched.js';
+import { doHugePmdAnonymousPage, doHugePmdWpPage, doHugePmdDevicePrivate, thpVmaAllowable, hugePmdSetAccessed } from './huge_memory.js';
+import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
+import { removeDeviceExclusiveEntry } from './device_exclusive.js';
+import { shmemGetFolio } from './shmem.js';
+import { hugetlbFault } from './hugetlb.js';
+import { pagePgmap } from './memremap.js';
+
+/* enum fault_flag */
+export const FAULT_FLAG_WRITE = 1 << 0;
+export const FAULT_FLAG_MKWRITE = 1 << 1;
+export const FAULT_FLAG_ALLOW_RETRY = 1 << 2;
+export const FAULT_FLAG_RETRY_NOWAIT = 1 << 3;
+export const FAULT_FLAG_KILLABLE = 1 << 4;
+export const FAULT_FLAG_TRIED = 1 << 5;
+export const FAULT_FLAG_USER = 1 << 6;
+export const FAULT_FLAG_REMOTE = 1 << 7;
+export const FAULT_FLAG_INSTRUCTION = 1 << 8;
+export const FAULT_FLAG_INTERRUPTIBLE = 1 << 9;
+export const FAULT_FLAG_UNSHARE = 1 << 10;
+export const FAULT_FLAG_ORIG_PTE_VALID = 1 << 11;
+export const FAULT_FLAG_VMA_LOCK = 1 << 12;
+
+/* vm_fault_t bits */
+export const VM_FAULT_OOM = 0x000001;
+export const VM_FAULT_SIGBUS = 0x000002;
+export const VM_FAULT_MAJOR = 0x000004;
+export const VM_FAULT_HWPOISON = 0x000010;
+export const VM_FAULT_HWPOISON_LARGE = 0x000020;
+export const VM_FAULT_SIGSEGV = 0x000040;
+export const VM_FAULT_NOPAGE = 0x000100;
+export const VM_FAULT_LOCKED = 0x000200;
+export const VM_FAULT_RETRY = 0x000400;
+export const VM_FAULT_FALLBACK = 0x000800;
+export const VM_FAULT_DONE_COW = 0x001000;
+export const VM_FAULT_NEEDDSYNC = 0x002000;
+export const VM_FAULT_COMPLETED = 0x004000;
+export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE | VM_FAULT_FALLBACK;
+
+/** Take a table lock: no generator unless exploring or contended. */
+export function* ptlLock(k: Kernel, l: { tryFast(s: Kernel['sched']): boolean; lock(s: Kernel['sched']): K<void> }): K<void> {
+  if (!l.tryFast(k.sched)) yield* l.lock(k.sched);
+}
+
+/**
+ * vm_normal_page(): the struct page behind a present PTE, or -1 for special
+ * mappings (the zero pfn, VM_PFNMAP pfns, _PAGE_SPECIAL entries).
+ */
+export function vmNormalPage(k: Kernel, _vma: Vma, _addr: number, v: number, f: number): number {
+  if ((f & TYPE_MASK) !== T_PRESENT) return -1;
+  if (f & _PAGE_SPECIAL) return -1;
+  if (v === k.zeroPfn) return -1;
+  return v;
+}
+
+/** is_zero_pfn() */
+export function isZeroPfn(k: Kernel, pfn: number): boolean {
+  return pfn === k.zeroPfn;
+}
+
+/**
+ * handle_mm_fault(vma, address, flags): resolve a fault at address.
+ * Caller holds mmap_lock for read (and has checked the access against the
+ * VMA's permissions, as arch fault code and GUP do). Returns 0 on success,
+ * or VM_FAULT_* bits (OOM, SIGBUS, HWPOISON, RETRY...).
+ */
+export function* handleMmFault(vma: Vma, address: number, flags: number): K<number> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  k.vmstat.pgfault++;
+  if (address < vma.start || address >= vma.end) throw new KernelBug('BUG', 'handle_mm_fault: address outside the VMA', `${vma} address 0x${address.toString(16)}`);
+  const addr = address - (address % 4096);
+  if (vma.flags & VM_HUGETLB) return yield* hugetlbFault(vma, addr, flags);
+  const pmd = pmdTableOf(mm.pgd, addr, true)!;
+  const pi = pmdIndex(addr);
+  const pt = pmd.f[pi] & TYPE_MASK;
+  if (pt === T_NONE) {
+    if (thpVmaAllowable(vma, addr)) {
+      const r = yield* doHugePmdAnonymousPage(vma, pmd, pi, addr, flags);
+      if (!(r & VM_FAULT_FALLBACK)) return r;
+    }
+  } else if (pt !== T_TABLE) {
+    if (pt === T_PRESENT) {
+      if ((flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) && !(pmd.f[pi] & _PAGE_RW)) {
+        const r = yield* doHugePmdWpPage(vma, pmd, pi, addr, flags);
+        if (!(r & VM_FAULT_FALLBACK)) return r;
+      } else {
+        hugePmdSetAccessed(pmd, pi, (flags & FAULT_FLAG_WRITE) !== 0);
+        return 0;
+      }
+    } else if (isMigrationType(pt)) {
+      yield* pmdMigrationEntryWait(mm, pmd, pi);
+      return 0;
+    } else if (isDevicePrivateType(pt)) {
+      return yield* doHugePmdDevicePrivate(vma, pmd, pi, addr, address, flags);
+    } else {
+      throw new KernelBug('BUG', `handle_mm_fault: bad pmd type ${pt}`, `${vma} address 0x${address.toString(16)}`);
+    }
+  }
+  const table = pteTableAlloc(mm.pgd, pmd, pi, addr);
+  if (table === null) return 0; /* the PMD changed under us (a racing THP fault): retry */
+  return yield* handlePteFault(vma, table, pteIndex(addr), addr, address, flags);
+}
+
+function* handlePteFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number, flags: number): K<number> {
+  const f = pt.f[i];
+  const t = f & TYPE_MASK;
+  if (t === T_NONE) {
+    if (vma.isAnon()) return yield* doAnonymousPage(vma, pt, i, addr, flags);
+    return yield* doFault(vma, pt, i, addr, real, flags);
+  }
+  if (t !== T_PRESENT) return yield* doSwapPage(vma, pt, i, addr, real, flags);
+  const k = vma.mm.kernel;
+  if (f & _PAGE_PROTNONE) return 0; /* NUMA hinting is not modelled; access was allowed by the VMA */
+  if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
+    if (!(f & _PAGE_RW)) return yield* doWpPage(vma, pt, i, addr, flags);
+    yield* ptlLock(k, pt.ptl);
+    if (pt.f[i] === f) pt.f[i] |= _PAGE_DIRTY | _PAGE_ACCESSED;
+    pt.ptl.unlock(k.sched);
+    return 0;
+  }
+  pt.f[i] |= _PAGE_ACCESSED;
+  return 0;
+}
+
+/**
+ * do_anonymous_page(): a read maps the shared zero page (special, read-only);
+ * a write allocates a zeroed page, makes it an exclusive anon folio, adds it
+ * to the LRU and maps it writable and dirty if VM_WRITE. Returns VM_FAULT_OOM
+ * if no page can be allocated.
+ */
+function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags: number): K<number> {
+  const k = vma.mm.kernel;
+  const s = k.sched;
+  if (!(flags & FAULT_FLAG_WRITE)) {
+    yield* ptlLock(k, pt.ptl);
+    if ((pt.f[i] & TYPE_MASK) === T_NONE) setPte(pt, i, k.zeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
+    pt.ptl.unlock(s);
+    return 0;
+  }
+  anonVmaPrepare(k, vma);
+  const pfn = k.buddy.alloc(0, __GFP_ZERO, 'anon_fault');
+  if (pfn < 0) return VM_FAULT_OOM;
+  yield* ptlLock(k, pt.ptl);
+  if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
+    pt.ptl.unlock(s);
+    folioPut(k, pfn);
+    return 0;
+  }
+  folioAddNewAnonRmap(k, pfn, vma, addr, false);
+  k.lru.add(pfn);
+  setPte(pt, i, pfn, mkPresent((vma.flags & VM_WRITE) !== 0, (vma.flags & VM_WRITE) !== 0));
+  vma.mm.rss.anon++;
+  pt.ptl.unlock(s);
+  return 0;
+}
+
+/**
+ * do_fault(): a fault on a none PTE of a file (tmpfs/shmem) or driver VMA.
+ * ->fault of the VMA's ops is used when present; tmpfs pages come from the
+ * page cache (allocated on first touch). Beyond EOF: VM_FAULT_SIGBUS.
+ * Read: map the cache page (writable for a shared writable mapping).
+ * Write to a private mapping: do_cow_fault (copy into a new anon page).
+ * Write to a shared mapping: do_shared_fault (map writable and dirty).
+ */
+function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number, flags: number): K<number> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const s = k.sched;
+  let page = -1;
+  if (vma.ops?.fault) {
+    const vmf: VmFault = { vma, address: addr, realAddress: real, flags, page: -1, origV: 0, origF: 0, pmdLevel: false };
+    const r = yield* vma.ops.fault(vmf);
+    if (r & VM_FAULT_ERROR) return r;
+    page = vmf.page;
+    if (page < 0) return r & VM_FAULT_NOPAGE ? 0 : VM_FAULT_SIGBUS;
+  } else if (vma.file !== null) {
+    const idx = vma.linearPageIndex(addr);
+    if (idx * 4096 >= vma.file.size) return VM_FAULT_SIGBUS;
+    page = shmemGetFolio(k, vma.file, idx, true);
+    if (page < 0) return VM_FAULT_OOM;
+    folioGet(k, page); /* filemap_fault returns the folio with a reference */
+  } else {
+    return VM_FAULT_SIGBUS;
+  }
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  const shared = (vma.flags & VM_SHARED) !== 0;
+  if (write && !shared) {
+    /* do_cow_fault */
+    anonVmaPrepare(k, vma);
+    const np = k.buddy.alloc(0, 0, 'cow_fault');
+    if (np < 0) {
+      folioPut(k, page);
+      return VM_FAULT_OOM;
+    }
+    k.contents.copy(np, page);
+    folioPut(k, page);
+    yield* ptlLock(k, pt.ptl);
+    if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
+      pt.ptl.unlock(s);
+      folioPut(k, np);
+      return 0;
+    }
+    folioAddNewAnonRmap(k, np, vma, addr, false);
+    k.lru.add(np);
+    setPte(pt, i, np, mkPresent((vma.flags & VM_WRITE) !== 0, true));
+    mm.rss.anon++;
+    pt.ptl.unlock(s);
+    return 0;
+  }
+  yield* ptlLock(k, pt.ptl);
+  if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
+    pt.ptl.unlock(s);
+    folioPut(k, page);
+    return 0;
+  }
+  /* The reference from the lookup becomes the mapping's reference. */
+  folioAddFileRmapPte(k, page);
+  const wr = shared && (vma.flags & VM_WRITE) !== 0;
+  setPte(pt, i, page, mkPresent(wr, write && wr));
+  if (vma.file?.kind === 'shmem') mm.rss.shmem++;
+  else mm.rss.file++;
+  pt.ptl.unlock(s);
+  return 0;
+}
+
+/**
+ * wp_can_reuse_anon_folio(): a small anon folio not marked exclusive may be
+ * reused by the writer if, after draining the LRU batch, the only reference
+ * is this mapping's and the folio can be locked.
+ */
+function wpCanReuseAnonFolio(k: Kernel, vma: Vma, pfn: number): boolean {
+  const p = k.pages;
+  if (p.order[pfn] !== 0) {
+    /* __wp_can_reuse_large_anon_folio(): every reference is a mapping of this mm */
+    const head = p.folioPfn(pfn);
+    return p.refcount[head] === p.folioMapcount(head) && p.folioMapcount(head) === 1;
+  }
+  if (p.refcount[pfn] > 3) return false;
+  if (!(p.flags[pfn] & PG_lru)) k.lru.drain();
+  if (p.refcount[pfn] > 1) return false;
+  if (!folioTrylock(k, pfn)) return false;
+  const ok = p.refcount[pfn] === 1;
+  if (ok) {
+    /* folio_move_anon_rmap(): the folio now belongs to this VMA's anon_vma */
+    const av = anonVmaPrepare(k, vma);
+    p.mapping[pfn] = av.id;
+  }
+  folioUnlock(k, pfn);
+  return ok;
+}
+
+/**
+ * do_wp_page(): write fault on a present read-only PTE. Shared mappings
+ * become writable (wp_page_shared); an anon page that is exclusive, or can
+ * be reused, is made writable in place (wp_page_reuse, PG_anon_exclusive
+ * set); otherwise wp_page_copy allocates a new exclusive anon page (zeroed
+ * for the zero pfn, else a copy — a device-coherent source is copied to
+ * system memory) and drops the old mapping.
+ */
+function* doWpPage(vma: Vma, pt: PteTable, i: number, addr: number, flags: number): K<number> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const s = k.sched;
+  const v = pt.v[i];
+  const f = pt.f[i];
+  const page = vmNormalPage(k, vma, addr, v, f);
+  const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0 && !(flags & FAULT_FLAG_WRITE);
+  if (page >= 0 && (vma.flags & VM_SHARED)) {
+    if (unshare) return 0;
+    yield* ptlLock(k, pt.ptl);
+    if (pt.v[i] === v && pt.f[i] === f) pt.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
+    pt.ptl.unlock(s);
+    return 0;
+  }
+  if (page >= 0 && folioTestAnon(k, page)) {
+    if (pageAnonExclusive(k, page) || wpCanReuseAnonFolio(k, vma, page)) {
+      yield* ptlLock(k, pt.ptl);
+      if (pt.v[i] === v && pt.f[i] === f) {
+        k.pages.flags[page] |= PG_anon_exclusive;
+        if (!unshare) pt.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
+      }
+      pt.ptl.unlock(s);
+      return 0;
+    }
+  }
+  return yield* wpPageCopy(vma, pt, i, addr, v, f, page, unshare);
+}
+
+function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number, f: number, old: number, unshare: boolean): K<number> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const s = k.sched;
+  anonVmaPrepare(k, vma);
+  const np = k.buddy.alloc(0, old < 0 ? __GFP_ZERO : 0, 'wp_page_copy');
+  if (np < 0) return VM_FAULT_OOM;
+  if (old >= 0) k.contents.copy(np, old);
+  yield* ptlLock(k, pt.ptl);
+  if (pt.v[i] !== v || pt.f[i] !== f) {
+    pt.ptl.unlock(s);
+    folioPut(k, np);
+    return 0;
+  }
+  folioAddNewAnonRmap(k, np, vma, addr, false);
+  k.lru.add(np);
+  const write = !unshare && (vma.flags & VM_WRITE) !== 0;
+  setPte(pt, i, np, mkPresent(write, write) | carryBits(f));
+  if (old >= 0) {
+    if (!folioTestAnon(k, old)) {
+      if (vma.file?.kind === 'shmem') mm.rss.shmem--;
+      else mm.rss.file--;
+      mm.rss.anon++;
+    }
+    folioRemoveRmapPte(k, old);
+    folioPut(k, old);
+  } else {
+    mm.rss.anon++;
+  }
+  k.vmstat.cow++;
+  pt.ptl.unlock(s);
+  return 0;
+}
+
+/**
+ * do_swap_page(): a fault on a non-present, non-none PTE.
+ *  - migration entry: wait for the migration to finish, then retry (0);
+ *  - device-exclusive entry: remove_device_exclusive_entry() restores the
+ *    PTE after notifying the device (MMU_NOTIFY_EXCLUSIVE);
+ *  - device-private entry: under the PTL, trylock the page and take a
+ *    reference (the CVE-2022-3523 fix), drop the PTL and call
+ *    pgmap->ops->migrate_to_ram(vmf) with vmf.page set; then unlock and put.
+ *    If the trylock fails, drop the PTL and return 0: the fault is retried.
+ *    With config.historical.fault_no_page_ref the old kernel's path is
+ *    taken: no lock, no reference, migrate_to_ram() called on a page that a
+ *    racing migration may already have freed;
+ *  - hwpoison: VM_FAULT_HWPOISON; a real swap entry: swap-in from the
+ *    model's swap store.
+ */
+function* doSwapPage(vma: Vma, pt: PteTable, i: number, addr: number, real: number, flags: number): K<number> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const s = k.sched;
+  const v = pt.v[i];
+  const f = pt.f[i];
+  const t = f & TYPE_MASK;
+  if (isMigrationType(t)) {
+    yield* migrationEntryWait(mm, pt, i);
+    return 0;
+  }
+  const vmf: VmFault = { vma, address: addr, realAddress: real, flags, page: v, origV: v, origF: f, pmdLevel: false };
+  if (t === T_DEVICE_EXCLUSIVE) return yield* removeDeviceExclusiveEntry(vmf);
+  if (isDevicePrivateType(t)) {
+    yield* ptlLock(k, pt.ptl);
+    if (pt.v[i] !== v || pt.f[i] !== f) {
+      pt.ptl.unlock(s);
+      return 0;
+    }
+    if (k.config.historical.fault_no_page_ref) {
+      /* Before 16ce101db85d: no reference is taken under the PTL. */
+      pt.ptl.unlock(s);
+      if (s.exploring) yield s.point('do_swap_page: pte_unmap_unlock (no page ref)', v);
+      kasanCheck(k, v, 'do_swap_page: vmf->page->pgmap->ops->migrate_to_ram()');
+      const pgmap = pagePgmap(k, v)!;
+      return yield* pgmap.ops.migrateToRam!(vmf);
+    }
+    if (folioTrylock(k, v)) {
+      folioGet(k, v);
+      pt.ptl.unlock(s);
+      if (s.exploring) yield s.point('do_swap_page: pte_unmap_unlock (page ref held)', v);
+      const pgmap = pagePgmap(k, v)!;
+      const r = yield* pgmap.ops.migrateToRam!(vmf);
+      folioUnlock(k, v);
+      folioPut(k, v);
+      return r;
+    }
+    pt.ptl.unlock(s);
+    if (s.exploring) yield s.point('do_swap_page: device page locked, retry', v);
+    return VM_FAULT_RETRY;
+  }
+  if (t === T_HWPOISON) return VM_FAULT_HWPOISON;
+  if (t === T_SWAP) return VM_FAULT_SIGBUS; /* swap-out is not modelled: no T_SWAP entry is ever created */
+  throw new KernelBug('BUG', `do_swap_page: unknown entry type ${t}`, `${vma} address 0x${addr.toString(16)}`);
+}

@@ -1,0 +1,687 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * A simulated user process: raw system calls (return >= 0 or -errno, as the
+ * syscall instruction does, no errno variable), CPU loads and stores through
+ * the MMU, fork/wait/kill/exit.
+ *
+ * Every syscall has a generator twin under `p.sys` (`yield* p.sys.munmap(a,
+ * n)`) for use inside `p.runThreads(seed, bodies)`, where several threads
+ * of the process run under the deterministic scheduler. The plain methods
+ * (`p.munmap(a, n)`) drive the same generator with runSync().
+ *
+ * CPU access (load8..64, store8..64, readBytes, writeBytes, readI32,
+ * writeI32, fill) works a page at a time: translate() (the TLB/MMU walk);
+ * on a miss, the page fault path (doUserAddrFault). A SIGSEGV or SIGBUS
+ * kills the process (fds closed, address space torn down) and throws
+ * ProcessSignal out of the access. Every syscall and every CPU fault ends
+ * with k.checkpoint() (checked mode invariants).
+ */
+import type { Kernel } from '../kernel/kernel.js';
+import type { MmStruct } from '../kernel/mm/mm_types.js';
+import { type K, runSync, RandomStrategy } from '../kernel/sched/sched.js';
+import { KernelBug } from '../kernel/printk.js';
+import { EBADF, ECHILD, EFAULT, EINVAL, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM } from '../kernel/errno.js';
+import { translate, doUserAddrFault, SIGSEGV, SIGBUS, SIGKILL } from '../kernel/arch/fault.js';
+import { PAGE_SIZE } from '../kernel/mm/page.js';
+import {
+  File, FMODE_READ, FMODE_WRITE, O_ACCMODE, O_RDONLY, O_TMPFILE, chrdevOpen, fput, getFile,
+} from '../kernel/fs/chardev.js';
+import { vmMmapPgoff, vmMunmap, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
+import { doMprotect } from '../kernel/mm/mprotect.js';
+import { doMremap } from '../kernel/mm/mremap.js';
+import { doMadvise } from '../kernel/mm/madvise.js';
+import { dupMmap, mmput } from '../kernel/mm/fork.js';
+import { shmemFileSetup, shmemTruncate } from '../kernel/mm/shmem.js';
+import { copyFromUser, copyToUser } from '../kernel/uaccess.js';
+import type { System } from './system.js';
+
+/* wait status encoding (include/uapi/linux/wait.h, bits/waitstatus.h) */
+export const WNOHANG = 1;
+export function WIFEXITED(s: number): boolean {
+  return (s & 0x7f) === 0;
+}
+export function WEXITSTATUS(s: number): number {
+  return (s >> 8) & 0xff;
+}
+export function WIFSIGNALED(s: number): boolean {
+  return ((s & 0x7f) + 1) >> 1 > 0 && (s & 0x7f) !== 0x7f;
+}
+export function WTERMSIG(s: number): number {
+  return s & 0x7f;
+}
+
+export { SIGSEGV, SIGBUS, SIGKILL };
+export const SIGTERM = 15;
+export const SIGCHLD = 17;
+export const SIGCONT = 18;
+export const SIGSTOP = 19;
+export const SIGURG = 23;
+export const SIGWINCH = 28;
+const IGNORED_BY_DEFAULT = new Set([SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGSTOP, 20, 21, 22]);
+
+/** The process was killed by a signal during a CPU access or a self-kill. */
+export class ProcessSignal extends Error {
+  constructor(
+    readonly pid: number,
+    readonly signo: number,
+    readonly addr: number,
+    readonly code = 0,
+  ) {
+    super(`process ${pid} killed by signal ${signo}${addr >= 0 ? ` at 0x${addr.toString(16)}` : ''}`);
+    this.name = 'ProcessSignal';
+  }
+}
+
+/** A syscall on a process that has exited: a bug in the test, not simulated behaviour. */
+export class DeadProcessError extends Error {}
+
+const USER_TOP = 2 ** 47;
+const FD_MAX = 1024;
+
+export type ProcState = 'running' | 'zombie' | 'reaped';
+
+/** The generator twins of the syscalls and CPU accesses (for runThreads bodies). */
+export interface SysCalls {
+  mmap(addr: number, len: number, prot: number, flags: number, fd?: number, off?: number): K<number>;
+  munmap(addr: number, len: number): K<number>;
+  mprotect(addr: number, len: number, prot: number): K<number>;
+  mremap(old: number, oldSize: number, newSize: number, flags: number, newAddr?: number): K<number>;
+  madvise(addr: number, len: number, advice: number): K<number>;
+  open(path: string, flags: number, mode?: number): K<number>;
+  close(fd: number): K<number>;
+  read(fd: number, buf: number, count: number): K<number>;
+  pread(fd: number, buf: number, count: number, off: number): K<number>;
+  pwrite(fd: number, buf: number, count: number, off: number): K<number>;
+  ftruncate(fd: number, len: number): K<number>;
+  ioctl(fd: number, cmd: number, arg: number): K<number>;
+  readBytes(addr: number, len: number): K<Uint8Array>;
+  writeBytes(addr: number, bytes: Uint8Array): K<void>;
+  load32(addr: number): K<number>;
+  store32(addr: number, v: number): K<void>;
+}
+
+export class Process {
+  readonly fds = new Map<number, File>();
+  state: ProcState = 'running';
+  /** wait status once a zombie. */
+  status = 0;
+  readonly children = new Set<Process>();
+  readonly sys: SysCalls;
+  /** malloc'ed regions: address -> length. */
+  private readonly heap = new Map<number, number>();
+  private readonly scratch = new Uint8Array(8);
+  private readonly scratchView = new DataView(this.scratch.buffer);
+
+  constructor(
+    readonly system: System,
+    readonly pid: number,
+    readonly name: string,
+    public mm: MmStruct | null,
+    readonly parent: Process | null,
+  ) {
+    const self = this;
+    this.sys = {
+      mmap: (a, l, pr, fl, fd = -1, off = 0) => self.sysMmap(a, l, pr, fl, fd, off),
+      munmap: (a, l) => self.wrap('munmap', vmMunmap(self.mmOrDie(), a, l)),
+      mprotect: (a, l, pr) => self.wrap('mprotect', doMprotect(self.mmOrDie(), a, l, pr)),
+      mremap: (o, os, ns, fl, na = 0) => self.wrap('mremap', doMremap(self.mmOrDie(), o, os, ns, fl, na)),
+      madvise: (a, l, adv) => self.wrap('madvise', doMadvise(self.mmOrDie(), a, l, adv)),
+      open: (path, fl, mode = 0) => self.sysOpen(path, fl, mode),
+      close: (fd) => self.sysClose(fd),
+      read: (fd, buf, count) => self.sysRead(fd, buf, count, -1),
+      pread: (fd, buf, count, off) => (off < 0 ? self.wrap('pread', ret(-EINVAL)) : self.sysRead(fd, buf, count, off)),
+      pwrite: (fd, buf, count, off) => self.sysWrite(fd, buf, count, off),
+      ftruncate: (fd, len) => self.sysFtruncate(fd, len),
+      ioctl: (fd, cmd, arg) => self.sysIoctl(fd, cmd, arg),
+      readBytes: (addr, len) => self.genReadBytes(addr, len),
+      writeBytes: (addr, bytes) => self.genWriteBytes(addr, bytes),
+      load32: (addr) => self.genLoad32(addr),
+      store32: (addr, v) => self.genStore32(addr, v),
+    };
+  }
+
+  get kernel(): Kernel {
+    return this.system.kernel;
+  }
+
+  get alive(): boolean {
+    return this.state === 'running';
+  }
+
+  private mmOrDie(): MmStruct {
+    if (this.state !== 'running' || this.mm === null) throw new DeadProcessError(`process ${this.pid} (${this.name}) has exited`);
+    return this.mm;
+  }
+
+  /** Syscall entry: set current, check the process is alive. */
+  private enter(): Kernel {
+    const mm = this.mmOrDie();
+    const k = this.kernel;
+    k.current = { pid: this.pid, mm, comm: this.name };
+    return k;
+  }
+
+  private *wrap<T>(op: string, g: K<T>): K<T> {
+    const k = this.enter();
+    const r = yield* g;
+    k.checkpoint(op);
+    return r;
+  }
+
+  private run<T>(g: K<T>): T {
+    return runSync(this.kernel.sched, g);
+  }
+
+  /* ---------------- syscalls ---------------- */
+
+  private *sysMmap(addr: number, len: number, prot: number, flags: number, fd: number, off: number): K<number> {
+    const k = this.enter();
+    let r: number;
+    if (off % PAGE_SIZE !== 0 || off < 0) r = -EINVAL;
+    else {
+      let file: File | null = null;
+      if (!(flags & MAP_ANONYMOUS)) file = this.fds.get(fd) ?? null;
+      if (!(flags & MAP_ANONYMOUS) && file === null) r = -EBADF;
+      else r = yield* vmMmapPgoff(this.mm!, addr, len, prot, flags, file, off / PAGE_SIZE);
+    }
+    k.checkpoint('mmap');
+    return r;
+  }
+
+  private allocFd(): number {
+    for (let fd = 3; fd < FD_MAX; fd++) if (!this.fds.has(fd)) return fd;
+    return -EMFILE;
+  }
+
+  private *sysOpen(path: string, flags: number, _mode: number): K<number> {
+    const k = this.enter();
+    let r: number;
+    const fd = this.allocFd();
+    if (fd < 0) r = fd;
+    else if ((flags & O_TMPFILE) === O_TMPFILE) {
+      if (path !== '/tmp' && path !== '/dev/shm') r = -ENOENT;
+      else if ((flags & O_ACCMODE) === O_RDONLY) r = -EINVAL;
+      else {
+        this.fds.set(fd, shmemFileSetup(k, `${path}/#${fd}`, 0, flags));
+        r = fd;
+      }
+    } else {
+      const pseudo = this.system.openPseudo(path, this, flags);
+      if (pseudo !== null) {
+        this.fds.set(fd, pseudo);
+        r = fd;
+      } else {
+        const f = yield* chrdevOpen(k, path, flags);
+        if (typeof f === 'number') r = f;
+        else {
+          this.fds.set(fd, f);
+          r = fd;
+        }
+      }
+    }
+    k.checkpoint('open');
+    return r;
+  }
+
+  private *sysClose(fd: number): K<number> {
+    const k = this.enter();
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    this.fds.delete(fd);
+    yield* fput(f);
+    k.checkpoint('close');
+    return 0;
+  }
+
+  /** read / pread (off < 0: use and advance f_pos). */
+  private *sysRead(fd: number, buf: number, count: number, off: number): K<number> {
+    const k = this.enter();
+    const f = this.fds.get(fd);
+    let r: number;
+    if (f === undefined || !(f.fMode & FMODE_READ)) r = -EBADF;
+    else if (!f.fops.read) r = -EINVAL;
+    else if (count < 0) r = -EINVAL;
+    else if (off >= 0 && f.path.startsWith('/dev/') && !f.mapping) r = -ESPIPE;
+    else {
+      let pos = off >= 0 ? off : f.pos;
+      const chunk = new Uint8Array(Math.min(count, 1 << 20));
+      let done = 0;
+      r = 0;
+      while (done < count) {
+        const want = Math.min(chunk.length, count - done);
+        const n = f.fops.read(f, chunk.subarray(0, want), pos);
+        if (n < 0) {
+          r = done > 0 ? done : n;
+          break;
+        }
+        if (n === 0) break;
+        const left = yield* copyToUser(this.mm!, buf + done, chunk, n);
+        done += n - left;
+        pos += n - left;
+        if (left > 0) {
+          r = done > 0 ? done : -EFAULT;
+          break;
+        }
+        if (n < want) break;
+      }
+      if (r === 0) r = done;
+      if (off < 0 && r > 0) f.pos = pos;
+    }
+    k.checkpoint('read');
+    return r;
+  }
+
+  private *sysWrite(fd: number, buf: number, count: number, off: number): K<number> {
+    const k = this.enter();
+    const f = this.fds.get(fd);
+    let r: number;
+    if (f === undefined || !(f.fMode & FMODE_WRITE)) r = -EBADF;
+    else if (!f.fops.write) r = -EINVAL;
+    else if (count < 0 || off < 0) r = -EINVAL;
+    else {
+      const kbuf = new Uint8Array(count);
+      const left = yield* copyFromUser(this.mm!, kbuf, buf, count);
+      const n = count - left;
+      if (n === 0 && count > 0) r = -EFAULT;
+      else r = f.fops.write(f, kbuf.subarray(0, n), off);
+    }
+    k.checkpoint('pwrite');
+    return r;
+  }
+
+  private *sysFtruncate(fd: number, len: number): K<number> {
+    const k = this.enter();
+    const f = this.fds.get(fd);
+    let r: number;
+    if (f === undefined) r = -EBADF;
+    else if (len < 0) r = -EINVAL;
+    else if (f.mapping === null || f.mapping.kind !== 'shmem' || !(f.fMode & FMODE_WRITE)) r = -EINVAL;
+    else r = yield* shmemTruncate(k, f.mapping, len);
+    k.checkpoint('ftruncate');
+    return r;
+  }
+
+  private *sysIoctl(fd: number, cmd: number, arg: number): K<number> {
+    const k = this.enter();
+    const f = this.fds.get(fd);
+    let r: number;
+    if (f === undefined) r = -EBADF;
+    else if (!f.fops.unlockedIoctl) r = -ENOTTY;
+    else r = yield* f.fops.unlockedIoctl(f, cmd >>> 0, arg);
+    k.checkpoint('ioctl');
+    return r;
+  }
+
+  mmap(addr: number, len: number, prot: number, flags: number, fd = -1, off = 0): number {
+    return this.run(this.sys.mmap(addr, len, prot, flags, fd, off));
+  }
+  munmap(addr: number, len: number): number {
+    return this.run(this.sys.munmap(addr, len));
+  }
+  mprotect(addr: number, len: number, prot: number): number {
+    return this.run(this.sys.mprotect(addr, len, prot));
+  }
+  mremap(old: number, oldSize: number, newSize: number, flags: number, newAddr = 0): number {
+    return this.run(this.sys.mremap(old, oldSize, newSize, flags, newAddr));
+  }
+  madvise(addr: number, len: number, advice: number): number {
+    return this.run(this.sys.madvise(addr, len, advice));
+  }
+  open(path: string, flags: number, mode = 0): number {
+    return this.run(this.sys.open(path, flags, mode));
+  }
+  close(fd: number): number {
+    return this.run(this.sys.close(fd));
+  }
+  read(fd: number, bufAddr: number, count: number): number {
+    return this.run(this.sys.read(fd, bufAddr, count));
+  }
+  pread(fd: number, bufAddr: number, count: number, off: number): number {
+    return this.run(this.sys.pread(fd, bufAddr, count, off));
+  }
+  pwrite(fd: number, bufAddr: number, count: number, off: number): number {
+    return this.run(this.sys.pwrite(fd, bufAddr, count, off));
+  }
+  ftruncate(fd: number, len: number): number {
+    return this.run(this.sys.ftruncate(fd, len));
+  }
+  ioctl(fd: number, cmd: number, argAddr: number): number {
+    return this.run(this.sys.ioctl(fd, cmd, argAddr));
+  }
+  getpid(): number {
+    this.mmOrDie();
+    return this.pid;
+  }
+
+  /**
+   * Convenience (not a syscall): the whole text of a file, read through a
+   * temporary buffer in this process (open + read + close).
+   */
+  readFileText(path: string, max = 1 << 16): string | number {
+    const fd = this.open(path, O_RDONLY);
+    if (fd < 0) return fd;
+    const buf = this.malloc(max);
+    const n = this.read(fd, buf, max);
+    const bytes = n > 0 ? this.readBytes(buf, n) : new Uint8Array(0);
+    this.free(buf);
+    this.close(fd);
+    return n < 0 ? n : new TextDecoder().decode(bytes);
+  }
+
+  /** Convenience: the /proc/self/pagemap entry of one virtual address. */
+  pagemap(addr: number): bigint {
+    const fd = this.open('/proc/self/pagemap', O_RDONLY);
+    if (fd < 0) throw new Error(`open pagemap: ${fd}`);
+    const buf = this.malloc(8);
+    const n = this.pread(fd, buf, 8, Math.floor(addr / PAGE_SIZE) * 8);
+    const v = this.load64(buf);
+    this.free(buf);
+    this.close(fd);
+    if (n !== 8) throw new Error(`pread pagemap: ${n}`);
+    return v;
+  }
+
+  /* ---------------- memory helpers ---------------- */
+
+  /** malloc(): an anonymous private RW mapping of size bytes (page granular). Returns the address or -errno. */
+  malloc(size: number): number {
+    const len = Math.max(PAGE_SIZE, Math.ceil(size / PAGE_SIZE) * PAGE_SIZE);
+    const a = this.mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (a >= 0) this.heap.set(a, len);
+    return a;
+  }
+
+  /** free() of a malloc()ed address. */
+  free(addr: number): void {
+    const len = this.heap.get(addr);
+    if (len === undefined) throw new Error(`free(0x${addr.toString(16)}): not malloc()ed`);
+    this.heap.delete(addr);
+    this.munmap(addr, len);
+  }
+
+  /* ---------------- CPU access ---------------- */
+
+  /** Deliver a fatal signal from a CPU access: kill, then throw. */
+  private fatal(signo: number, addr: number, code: number): never {
+    this.die(signo);
+    throw new ProcessSignal(this.pid, signo, addr, code);
+  }
+
+  /** The pfn for an access (sync: faults run with runSync). */
+  private cpuPage(addr: number, write: boolean): number {
+    const mm = this.mmOrDie();
+    if (addr < 0 || addr >= USER_TOP) this.fatal(SIGSEGV, addr, 1);
+    let pfn = translate(mm, addr, write);
+    if (pfn >= 0) return pfn;
+    const k = this.kernel;
+    for (let t = 0; t < 16; t++) {
+      k.current = { pid: this.pid, mm, comm: this.name };
+      const r = runSync(k.sched, doUserAddrFault(mm, addr, write));
+      k.checkpoint('fault');
+      if (!r.ok) this.fatal(r.signal, addr, r.code);
+      pfn = translate(mm, addr, write);
+      if (pfn >= 0) return pfn;
+    }
+    throw new KernelBug('HANG', `user access at 0x${addr.toString(16)} faults forever`);
+  }
+
+  /** The same as cpuPage, as a generator (for threads). */
+  private *cpuPageGen(addr: number, write: boolean): K<number> {
+    const mm = this.mmOrDie();
+    if (addr < 0 || addr >= USER_TOP) this.fatal(SIGSEGV, addr, 1);
+    let pfn = translate(mm, addr, write);
+    if (pfn >= 0) return pfn;
+    const k = this.kernel;
+    for (let t = 0; t < 16; t++) {
+      k.current = { pid: this.pid, mm, comm: this.name };
+      const r = yield* doUserAddrFault(mm, addr, write);
+      k.checkpoint('fault');
+      if (!r.ok) this.fatal(r.signal, addr, r.code);
+      pfn = translate(mm, addr, write);
+      if (pfn >= 0) return pfn;
+    }
+    throw new KernelBug('HANG', `user access at 0x${addr.toString(16)} faults forever`);
+  }
+
+  /** Copy user memory [addr, addr+len) into out[outOff..]. */
+  private readInto(addr: number, out: Uint8Array, outOff: number, len: number): void {
+    const c = this.kernel.contents;
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const off = a % PAGE_SIZE;
+      const chunk = Math.min(PAGE_SIZE - off, len - done);
+      c.read(this.cpuPage(a, false), off, out, outOff + done, chunk);
+      done += chunk;
+    }
+  }
+
+  private writeFrom(addr: number, src: Uint8Array, srcOff: number, len: number): void {
+    const c = this.kernel.contents;
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const off = a % PAGE_SIZE;
+      const chunk = Math.min(PAGE_SIZE - off, len - done);
+      c.write(this.cpuPage(a, true), off, src, srcOff + done, chunk);
+      done += chunk;
+    }
+  }
+
+  readBytes(addr: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.readInto(addr, out, 0, len);
+    return out;
+  }
+
+  writeBytes(addr: number, bytes: Uint8Array): void {
+    this.writeFrom(addr, bytes, 0, bytes.length);
+  }
+
+  fill(addr: number, len: number, byte: number): void {
+    const c = this.kernel.contents;
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const off = a % PAGE_SIZE;
+      const chunk = Math.min(PAGE_SIZE - off, len - done);
+      c.fill(this.cpuPage(a, true), off, chunk, byte & 0xff);
+      done += chunk;
+    }
+  }
+
+  readI32(addr: number, n: number): Int32Array {
+    const out = new Int32Array(n);
+    this.readInto(addr, new Uint8Array(out.buffer), 0, n * 4);
+    return out;
+  }
+
+  writeI32(addr: number, arr: Int32Array): void {
+    this.writeFrom(addr, new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength), 0, arr.byteLength);
+  }
+
+  load8(addr: number): number {
+    this.readInto(addr, this.scratch, 0, 1);
+    return this.scratch[0];
+  }
+  load16(addr: number): number {
+    this.readInto(addr, this.scratch, 0, 2);
+    return this.scratchView.getUint16(0, true);
+  }
+  load32(addr: number): number {
+    this.readInto(addr, this.scratch, 0, 4);
+    return this.scratchView.getInt32(0, true);
+  }
+  load64(addr: number): bigint {
+    this.readInto(addr, this.scratch, 0, 8);
+    return this.scratchView.getBigUint64(0, true);
+  }
+  store8(addr: number, v: number): void {
+    this.scratch[0] = v;
+    this.writeFrom(addr, this.scratch, 0, 1);
+  }
+  store16(addr: number, v: number): void {
+    this.scratchView.setUint16(0, v, true);
+    this.writeFrom(addr, this.scratch, 0, 2);
+  }
+  store32(addr: number, v: number): void {
+    this.scratchView.setInt32(0, v | 0, true);
+    this.writeFrom(addr, this.scratch, 0, 4);
+  }
+  store64(addr: number, v: bigint): void {
+    this.scratchView.setBigUint64(0, BigInt.asUintN(64, v), true);
+    this.writeFrom(addr, this.scratch, 0, 8);
+  }
+
+  private *genReadBytes(addr: number, len: number): K<Uint8Array> {
+    const out = new Uint8Array(len);
+    const c = this.kernel.contents;
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const off = a % PAGE_SIZE;
+      const chunk = Math.min(PAGE_SIZE - off, len - done);
+      const pfn = yield* this.cpuPageGen(a, false);
+      c.read(pfn, off, out, done, chunk);
+      done += chunk;
+    }
+    return out;
+  }
+
+  private *genWriteBytes(addr: number, bytes: Uint8Array): K<void> {
+    const c = this.kernel.contents;
+    let done = 0;
+    while (done < bytes.length) {
+      const a = addr + done;
+      const off = a % PAGE_SIZE;
+      const chunk = Math.min(PAGE_SIZE - off, bytes.length - done);
+      const pfn = yield* this.cpuPageGen(a, true);
+      c.write(pfn, off, bytes, done, chunk);
+      done += chunk;
+    }
+  }
+
+  private *genLoad32(addr: number): K<number> {
+    const b = yield* this.genReadBytes(addr, 4);
+    return new DataView(b.buffer).getInt32(0, true);
+  }
+
+  private *genStore32(addr: number, v: number): K<void> {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, v | 0, true);
+    yield* this.genWriteBytes(addr, b);
+  }
+
+  /* ---------------- processes ---------------- */
+
+  /**
+   * fork(): a child with a copy of the address space (dup_mmap: COW) and of
+   * the fd table. childBody runs at once, to completion (a SIGSEGV/SIGBUS in
+   * it kills only the child). If it returns without exit() the child stays
+   * alive until killed. Returns the child's pid, or -ENOMEM when the address
+   * space could not be copied.
+   */
+  fork(childBody: (child: Process) => void): number {
+    const mm = this.mmOrDie();
+    const k = this.kernel;
+    k.current = { pid: this.pid, mm, comm: this.name };
+    const cmm = k.newMm();
+    const r = runSync(k.sched, dupMmap(mm, cmm));
+    if (r < 0) {
+      runSync(k.sched, mmput(cmm));
+      k.checkpoint('fork');
+      return r === -ENOMEM ? r : -ENOMEM;
+    }
+    const child = this.system.newProcess(this.name, cmm, this);
+    this.children.add(child);
+    for (const [fd, f] of this.fds) child.fds.set(fd, getFile(f));
+    k.checkpoint('fork');
+    try {
+      childBody(child);
+    } catch (e) {
+      if (!(e instanceof ProcessSignal && e.pid === child.pid)) throw e;
+    }
+    return child.pid;
+  }
+
+  /** Tear down: close every fd (driver release), mmput (exit_mmap), become a zombie. */
+  private die(status: number): void {
+    if (this.state !== 'running') return;
+    const k = this.kernel;
+    const mm = this.mm!;
+    k.current = { pid: this.pid, mm, comm: this.name };
+    const files = [...this.fds.values()];
+    this.fds.clear();
+    for (const f of files) runSync(k.sched, fput(f));
+    this.mm = null;
+    runSync(k.sched, mmput(mm));
+    this.state = 'zombie';
+    this.status = status;
+    k.current = { pid: 0, mm: null, comm: 'swapper' };
+    k.checkpoint('exit');
+  }
+
+  /** exit(code): the process ends (status (code & 0xff) << 8). Returns normally to the caller. */
+  exit(code: number): void {
+    this.mmOrDie();
+    this.die((code & 0xff) << 8);
+  }
+
+  /**
+   * kill(pid, sig): signals with a terminating default action kill the
+   * target (status = sig); ignored-by-default ones do nothing; sig 0 only
+   * checks. -ESRCH: no such process; -EINVAL: bad signal. Killing oneself
+   * throws ProcessSignal (the call does not return).
+   */
+  kill(pid: number, sig: number): number {
+    this.mmOrDie();
+    if (sig < 0 || sig > 64) return -EINVAL;
+    const t = this.system.procs.get(pid);
+    if (t === undefined || t.state === 'reaped') return -ESRCH;
+    if (sig === 0 || t.state !== 'running' || IGNORED_BY_DEFAULT.has(sig)) return 0;
+    t.die(sig & 0x7f);
+    if (t === this) throw new ProcessSignal(this.pid, sig, -1);
+    return 0;
+  }
+
+  /**
+   * waitpid(pid, options): reap a zombie child (pid -1: any). Returns
+   * {pid, status}; {pid: 0} with WNOHANG while it runs; {pid: -ECHILD} if
+   * it is not a child. Waiting without WNOHANG for a child that never exits
+   * is a HANG KernelBug (nothing else can run in the model).
+   */
+  waitpid(pid: number, options = 0): { pid: number; status: number } {
+    this.mmOrDie();
+    const cands = [...this.children].filter((c) => pid === -1 || c.pid === pid);
+    if (cands.length === 0) return { pid: -ECHILD, status: 0 };
+    const z = cands.find((c) => c.state === 'zombie');
+    if (z) {
+      z.state = 'reaped';
+      this.children.delete(z);
+      this.system.procs.delete(z.pid);
+      return { pid: z.pid, status: z.status };
+    }
+    if (options & WNOHANG) return { pid: 0, status: 0 };
+    throw new KernelBug('HANG', `waitpid(${pid}) in process ${this.pid}: the child never exits`);
+  }
+
+  /**
+   * Run several threads of this process under the scheduler with a seeded
+   * random interleaving (k.sched.run(new RandomStrategy(seed))). Bodies use
+   * the generator syscalls (`yield* p.sys.munmap(...)`). Returns each
+   * thread's result.
+   */
+  runThreads(seed: number, bodies: Array<() => K<unknown>>): unknown[] {
+    const mm = this.mmOrDie();
+    const k = this.kernel;
+    k.current = { pid: this.pid, mm, comm: this.name };
+    const tasks = bodies.map((b, i) => k.sched.spawn(`${this.name}[${this.pid}]/t${i}`, b()));
+    k.sched.run(new RandomStrategy(seed));
+    k.checkpoint('threads');
+    return tasks.map((t) => t.result);
+  }
+}
+
+function* ret(v: number): K<number> {
+  return v;
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The kernel's hmm-tests.c, ported (src/selftests/hmm_tests.ts), run under
+ * node:test: one node test per kselftest case (76), each asserting the case
+ * passes on the default machine; then the spm=off run (the coherent devices
+ * do not exist: their 38 cases SKIP) and the harness's failure report.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { buildHmmSuite } from '../src/selftests/hmm_tests.js';
+import { ASSERT_EQ, EXPECT_NE, Suite, type CaseResult } from '../src/selftests/harness.js';
+
+const suite = buildHmmSuite();
+const cases = suite.cases();
+
+test('the suite has the kernel\'s 76 cases in kselftest order', () => {
+  assert.equal(cases.length, 76);
+  assert.equal(cases[0].fullName, 'hmm.hmm_device_private.open_close');
+  assert.equal(cases[35].fullName, 'hmm.hmm_device_coherent.open_close');
+  assert.equal(cases[70].fullName, 'hmm2.hmm2_device_private.migrate_mixed');
+  assert.equal(cases[75].fullName, 'hmm2.hmm2_device_coherent.double_map');
+  assert.equal(new Set(cases.map((c) => c.test)).size, 38);
+});
+
+function explain(r: CaseResult): string {
+  return `${r.fullName}: ${r.status} (${r.reason})\n${r.log.join('\n')}`;
+}
+
+for (const c of cases) {
+  test(c.fullName, () => {
+    const r = suite.runCase(c);
+    assert.equal(r.status, 'pass', explain(r));
+  });
+}
+
+test('spm=off: the 38 coherent cases SKIP "DEVICE_COHERENT not available", the 38 private cases pass', () => {
+  const s = buildHmmSuite({ config: { spm: false } });
+  const lines: string[] = [];
+  const r = s.run({ out: (l) => lines.push(l) });
+  const coherent = r.cases.filter((x) => x.variant.endsWith('_coherent'));
+  const priv = r.cases.filter((x) => x.variant.endsWith('_private'));
+  assert.equal(coherent.length, 38);
+  assert.equal(priv.length, 38);
+  for (const x of coherent) {
+    assert.equal(x.status, 'skip', explain(x));
+    assert.equal(x.reason, 'DEVICE_COHERENT not available');
+    assert.ok(lines.includes(`ok ${x.index} ${x.fullName} # SKIP DEVICE_COHERENT not available`));
+  }
+  for (const x of priv) assert.equal(x.status, 'pass', explain(x));
+  assert.deepEqual(r.totals, { pass: 38, fail: 0, xfail: 0, xpass: 0, skip: 38, error: 0 });
+  assert.equal(lines[0], 'TAP version 13');
+  assert.equal(lines[1], '1..76');
+  assert.equal(lines[lines.length - 1], '# Totals: pass:38 fail:0 xfail:0 xpass:0 skip:38 error:0');
+});
+
+test('a failing assertion prints the test name, the port\'s file:line and expected vs actual values', () => {
+  const s = new Suite<{ finish?: () => void }>('demo', () => ({}), (e) => String(e));
+  const f = s.fixture<Record<string, never>, Record<string, never>>({
+    name: 'demo',
+    create: () => ({}),
+    setup() {},
+    teardown() {},
+  });
+  f.variant('one', {});
+  f.test('deliberate_failure', () => {
+    const ret = -14;
+    const npages = 1024;
+    EXPECT_NE(npages, 1024); // MARK-EXPECT
+    ASSERT_EQ(ret, 0); // MARK-ASSERT
+    throw new Error('not reached: ASSERT_EQ must end the test');
+  });
+  f.test('passes', () => {
+    ASSERT_EQ(1, 1);
+  });
+  const lines: string[] = [];
+  const r = s.run({ out: (l) => lines.push(l) });
+
+  const src = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../test/selftests.test.ts'), 'utf8').split('\n');
+  const lineOf = (mark: string) => src.findIndex((l) => l.includes(mark) && !l.includes('lineOf')) + 1;
+  const expectLine = lineOf('// MARK-EXPECT');
+  const assertLine = lineOf('// MARK-ASSERT');
+  assert.ok(expectLine > 0 && assertLine > 0);
+
+  assert.ok(lines.includes(`# selftests.test.ts:${expectLine}:deliberate_failure:Expected npages (1024) != 1024 (1024)`), lines.join('\n'));
+  assert.ok(lines.includes(`# selftests.test.ts:${assertLine}:deliberate_failure:Expected ret (-14) == 0 (0)`), lines.join('\n'));
+  assert.ok(lines.includes('# deliberate_failure: Test terminated by assertion'), lines.join('\n'));
+  assert.ok(lines.includes('#          FAIL  demo.one.deliberate_failure'), lines.join('\n'));
+  assert.ok(lines.includes('not ok 1 demo.one.deliberate_failure'), lines.join('\n'));
+  assert.ok(lines.includes('ok 2 demo.one.passes'), lines.join('\n'));
+  assert.equal(lines[lines.length - 2], '# FAILED: 1 / 2 tests passed.');
+  assert.equal(lines[lines.length - 1], '# Totals: pass:1 fail:1 xfail:0 xpass:0 skip:0 error:0');
+
+  const fail = r.cases[0];
+  assert.equal(fail.status, 'fail');
+  assert.equal(fail.failures.length, 2);
+  assert.deepEqual(
+    { file: fail.failures[1].file, line: fail.failures[1].line, test: fail.failures[1].test, expected: fail.failures[1].expected, seen: fail.failures[1].seen },
+    { file: 'selftests.test.ts', line: assertLine, test: 'deliberate_failure', expected: '-14', seen: '0' },
+  );
+});
