@@ -22,6 +22,8 @@ import { isDeviceCoherentPage, isDevicePrivatePage } from '../src/kernel/mm/memr
 import { folioMaybeDmaPinned } from '../src/kernel/mm/folio.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import type { K } from '../src/kernel/sched/sched.js';
+import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
+import { dupMmap } from '../src/kernel/mm/fork.js';
 
 /** Run a slow-path GUP call with mmap_lock held for read. */
 function locked<T>(e: Env, g: K<T>): T {
@@ -36,6 +38,7 @@ function locked<T>(e: Env, g: K<T>): T {
 
 function balanced(k: Kernel): void {
   assert.equal(k.vmstat.nr_foll_pin_acquired, k.vmstat.nr_foll_pin_released, 'pins balanced');
+  checkInvariants(k, 'gup test at rest');
 }
 
 test('get_user_pages faults in and takes one reference per page; put_page drops it', () => {
@@ -260,5 +263,63 @@ test('historical gup_fast_longterm_coherent: GUP-fast long-term pins coherent pa
   assert.equal(run(e.k, pinUserPagesFast(e.mm, e.vma.start, 2, FOLL_WRITE | FOLL_LONGTERM, pages)), 2);
   for (let i = 0; i < 2; i++) assert.ok(isDeviceCoherentPage(e.k, pages[i]), 'pinned in device memory');
   unpinUserPages(e.k, pages, 2);
+  balanced(e.k);
+});
+
+test('fork after a pin: the pinned exclusive page stays with the parent, the child gets a copy', () => {
+  const e = mkEnv(1);
+  storePage(e.mm, e.vma.start, 7);
+  const pages = new Float64Array(1);
+  assert.equal(locked(e, pinUserPages(e.mm, e.vma.start, 1, FOLL_WRITE | FOLL_LONGTERM, pages)), 1);
+  const child = e.k.newMm();
+  assert.equal(run(e.k, dupMmap(e.mm, child)), 0);
+  const [pv, pf] = pte(e.mm, e.vma.start);
+  const [cv] = pte(child, e.vma.start);
+  assert.equal(pv, pages[0]);
+  assert.ok(pf & _PAGE_RW, 'the parent keeps its writable PTE');
+  assert.notEqual(cv, pv, 'the child got its own copy');
+  assert.equal(e.k.contents.checksum(cv), e.k.contents.checksum(pv));
+  unpinUserPages(e.k, pages, 1);
+  balanced(e.k);
+});
+
+test('R/O pin of an anon page shared after fork unshares it first (FOLL_PIN needs PageAnonExclusive)', () => {
+  const e = mkEnv(1);
+  storePage(e.mm, e.vma.start, 7);
+  const shared = pte(e.mm, e.vma.start)[0];
+  const child = e.k.newMm();
+  assert.equal(run(e.k, dupMmap(e.mm, child)), 0);
+  assert.equal(e.k.pages.flags[shared] & PG_anon_exclusive, 0);
+  const pages = new Float64Array(1);
+  // get_user_pages (FOLL_GET) R/O does not unshare.
+  assert.equal(locked(e, getUserPages(e.mm, e.vma.start, 1, 0, pages)), 1);
+  assert.equal(pages[0], shared);
+  putPage(e.k, pages[0]);
+  // pin_user_pages R/O does.
+  assert.equal(locked(e, pinUserPages(e.mm, e.vma.start, 1, 0, pages)), 1);
+  assert.notEqual(pages[0], shared);
+  assert.equal(pte(e.mm, e.vma.start)[0], pages[0]);
+  assert.ok(e.k.pages.flags[pages[0]] & PG_anon_exclusive);
+  assert.equal(pte(child, e.vma.start)[0], shared, 'the child keeps the old page');
+  unpinUserPages(e.k, pages, 1);
+  balanced(e.k);
+});
+
+test('hugetlb pages pin with _pincount; make_device_exclusive refuses them (-EOPNOTSUPP)', async () => {
+  const { System } = await import('../src/user/system.js');
+  const { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, PROT_READ, PROT_WRITE } = await import('../src/kernel/mm/mmap.js');
+  const { makeDeviceExclusive } = await import('../src/kernel/mm/device_exclusive.js');
+  const sys = new System({ ramBytes: 128 << 20, nrHugepages: 1 });
+  const p = sys.spawn('hugetlb');
+  const addr = p.mmap(0, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
+  const e = { k: sys.kernel, mm: p.mm! } as unknown as Env;
+  const pages = new Float64Array(4);
+  assert.equal(locked(e, pinUserPages(e.mm, addr + 4 * PAGE, 4, FOLL_WRITE | FOLL_LONGTERM, pages)), 4);
+  const head = e.k.pages.folioPfn(pages[0]);
+  assert.equal(e.k.pages.pincount[head], 4);
+  assert.equal(pages[3], head + 7);
+  unpinUserPages(e.k, pages, 4);
+  assert.equal(e.k.pages.pincount[head], 0);
+  assert.deepEqual(locked(e, makeDeviceExclusive(e.mm, addr, null)), { err: -95 /* EOPNOTSUPP */ });
   balanced(e.k);
 });

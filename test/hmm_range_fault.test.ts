@@ -23,6 +23,7 @@ import { TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_PRESENT } from
 import { isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import { makeDeviceExclusive } from '../src/kernel/mm/device_exclusive.js';
 import { folioPut, folioUnlock } from '../src/kernel/mm/folio.js';
+import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
 
 const REQ_RW = HMM_PFN_REQ_FAULT + HMM_PFN_REQ_WRITE;
 
@@ -254,6 +255,7 @@ test('device-private pages: own owner reported without faulting, other owners fa
   }
   assert.ok(e.dev.stat.migrateToRam >= 3);
   assert.ok(m.events.some((x) => x.event === 6 /* MIGRATE */));
+  checkInvariants(e.k, 'hmm device-private');
 });
 
 test('THP: a PMD mapping reports map order 9 and consecutive pfns', () => {
@@ -298,6 +300,7 @@ test('device-exclusive entries: 0 without a fault request; faulted (restored) wi
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
   assert.equal(hrf(e, range), 0);
   assert.equal(hmmPfnToPfn(range.hmmPfns[0]), r.page);
+  checkInvariants(e.k, 'hmm exclusive');
 });
 
 test('a VMA gap between two VMAs is a hole with no VMA', () => {
@@ -311,4 +314,39 @@ test('a VMA gap between two VMAs is a hole with no VMA', () => {
   const r2 = new HmmRange(m.sub, v2.start, v2.end, REQ_RW, 0, null);
   assert.equal(hrfLoop(e, r2), 0);
   assert.ok(hmmPfnTest(r2.hmmPfns[1], HMM_PFN_WRITE));
+});
+
+test('hugetlb: faulted through the hugetlb path, reported with the huge page order', async () => {
+  const { System } = await import('../src/user/system.js');
+  const { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, PROT_READ, PROT_WRITE } = await import('../src/kernel/mm/mmap.js');
+  const sys = new System({ ramBytes: 128 << 20, nrHugepages: 2 });
+  const p = sys.spawn('hugetlb');
+  const addr = p.mmap(0, HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
+  assert.ok(addr > 0 && addr % HPAGE === 0);
+  const mm = p.mm!;
+  const k = sys.kernel;
+  const e = { k, mm } as unknown as Env;
+  const events: number[] = [];
+  const sub = new MmuIntervalNotifier(mm, addr, addr + HPAGE - 1, {
+    *invalidate(s: MmuIntervalNotifier, r: MmuNotifierRange, cur: number) {
+      events.push(r.event);
+      mmuIntervalSetSeq(s, cur);
+      return true;
+    },
+  });
+  mmuIntervalNotifierInsert(sub);
+  // Snapshot before any fault: nothing valid.
+  const snap = new HmmRange(sub, addr, addr + 4 * PAGE, 0, 0, null);
+  assert.equal(hrf(e, snap), 0);
+  assert.ok(!hmmPfnTest(snap.hmmPfns[0], HMM_PFN_VALID));
+  const range = new HmmRange(sub, addr + 8 * PAGE, addr + 12 * PAGE, REQ_RW, 0, null);
+  assert.equal(hrfLoop(e, range), 0);
+  const p0 = hmmPfnToPfn(range.hmmPfns[0]);
+  for (let i = 0; i < 4; i++) {
+    assert.ok(hmmPfnTest(range.hmmPfns[i], HMM_PFN_VALID) && hmmPfnTest(range.hmmPfns[i], HMM_PFN_WRITE));
+    assert.equal(hmmPfnToMapOrder(range.hmmPfns[i]), 9);
+    assert.equal(hmmPfnToPfn(range.hmmPfns[i]), p0 + i);
+  }
+  assert.equal(p0 % 512, 8);
+  assert.equal(k.hugetlb.nrFree(), 1);
 });

@@ -14,12 +14,15 @@ import {
   TYPE_MASK, T_TABLE, pmdIndex, pmdTableOf, pteIndex, type PteTable, type PmdTable,
 } from '../src/kernel/mm/pgtable.js';
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
+import { enableCheckedMode } from '../src/kernel/mm/debug_vm.js';
 
 export const PAGE = 4096;
 export const HPAGE = 2 * 1024 * 1024;
 
 export function mkKernel(cfg: Partial<KernelConfig> = {}): Kernel {
-  return new Kernel({ ramBytes: 128 << 20, nrHugepages: 0, ...cfg });
+  const k = new Kernel({ ramBytes: 128 << 20, nrHugepages: 0, ...cfg });
+  enableCheckedMode(k);
+  return k;
 }
 
 export interface Env {
@@ -99,5 +102,5 @@ export function pmd(mm: MmStruct, addr: number): [number, number, PmdTable | nul
 
 /** Run a kernel generator to completion. */
 export function run<T>(k: Kernel, g: Generator<unknown, T, void>): T {
-  return runSync(k.sched, g as never);
+  return runSync(k.sched, g as never) as T;
 }

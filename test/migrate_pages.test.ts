@@ -56,6 +56,7 @@ test('unmap: a page still in the per-CPU LRU batch is drained and isolated', () 
   assert.equal(m.cpages, 1);
   assert.equal(e.k.pages.refcount[v], 1, 'only the isolation reference');
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
 });
 
 test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, page restored', () => {
@@ -78,6 +79,7 @@ test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, p
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   folioPut(e.k, v);
   e.k.lru.drain();
   assert.equal(e.k.pages.refcount[v], 1);
@@ -97,6 +99,7 @@ test('unmap: a page that cannot be isolated from the LRU is restored', () => {
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
   assert.equal(e.k.pages.flags[v] & PG_locked, 0);
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   e.k.lru.putback(v);
 });
 
@@ -145,6 +148,7 @@ test('unmap: a page mapped in another mm goes through try_to_migrate (MMU_NOTIFY
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   const [d, f] = pte(mm2, e.vma.start);
   assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_READ);
   assert.equal(pte(e.mm, e.vma.start)[0], d);
@@ -162,6 +166,7 @@ test('pages: an entry without a dst loses MIGRATE and finalize restores the sour
   run(e.k, migrateVmaPages(m));
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
 });
@@ -198,12 +203,15 @@ test('misuse: migrate_vma_pages() without setup / after a failed setup / twice; 
   assert.equal(run(e.k, migrateVmaSetup(m)), -22);
   assert.throws(() => run(e.k, migrateVmaPages(m)), isBug(/without a successful migrate_vma_setup/));
   assert.throws(() => run(e.k, migrateVmaFinalize(m)), isBug(/without a successful migrate_vma_setup/));
+  e.k.checkpoint('finalize');
   const m2 = mk(e);
   run(e.k, migrateVmaSetup(m2));
   run(e.k, migrateVmaPages(m2));
   assert.throws(() => run(e.k, migrateVmaPages(m2)), isBug(/called twice/));
   run(e.k, migrateVmaFinalize(m2));
+  e.k.checkpoint('finalize');
   assert.throws(() => run(e.k, migrateVmaFinalize(m2)), isBug(/finalize\(\) called twice/));
+  e.k.checkpoint('finalize');
 });
 
 test('misuse: migrate_device_pages() with a hole that has a dst is VM_BUG_ON(!migrate)', () => {
@@ -243,6 +251,7 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   run(k, migrateVmaPages(m));
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'device-private dst refused for a file page');
   run(k, migrateVmaFinalize(m));
+  k.checkpoint('finalize');
   assert.equal(pte(e.mm, fv.start)[0], pg);
   assert.equal(e.dev.allocated('private'), 0, 'unused dst freed by finalize');
   // To a system page: the page cache slot moves to the new page.
@@ -255,6 +264,7 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   run(k, migrateVmaPages(m2));
   assert.ok(mpfnHas(m2.src![0], MIGRATE_PFN_MIGRATE));
   run(k, migrateVmaFinalize(m2));
+  k.checkpoint('finalize');
   assert.equal(as.pages.get(0), s);
   assert.equal(pte(e.mm, fv.start)[0], s);
   assert.equal(k.contents.checksum(s), want);
@@ -276,6 +286,7 @@ test('pages: a dst of another ZONE_DEVICE type (generic) is refused', () => {
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   // finalize unlocks and puts the dst (a generic page re-arms its count at 1).
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
 });
 
@@ -291,6 +302,7 @@ test('pages: folio_migrate_mapping refuses a page that gained a reference after 
   run(e.k, migrateVmaPages(m));
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
   assert.equal(e.dev.allocated('private'), 0);
   folioPut(e.k, v);
@@ -307,6 +319,7 @@ test('insert: a hole that got populated after setup is not overwritten (abort)',
   run(e.k, migrateVmaPages(m));
   assert.equal(m.src![0], 0);
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
   assert.equal(e.dev.allocated('private'), 0, 'the unused dst was freed');
 });
@@ -321,6 +334,7 @@ test('insert: a zero-page hole is replaced; src becomes exactly MIGRATE; rss cou
   run(e.k, migrateVmaPages(m));
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE);
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   const [d, f] = pte(e.mm, e.vma.start);
   assert.ok(isDevicePrivatePage(e.k, d));
   assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
@@ -340,6 +354,7 @@ test('pages: a small source with a COMPOUND dst is refused', () => {
   run(e.k, migrateVmaPages(m));
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
   assert.equal(e.dev.allocated('private'), 0);
 });
@@ -359,6 +374,7 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   run(e.k, migrateVmaPages(m));
   assert.equal(m.src![0], MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   assert.equal(e.dev.allocated('private'), 0);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, 15);
 });
@@ -375,6 +391,7 @@ test('cpages counts entries still MIGRATE after unmap (holes included)', () => {
   assert.equal(m.cpages, n);
   assert.equal(m.cpages, 3);
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
   folioPut(e.k, pte(e.mm, e.vma.start + PAGE)[0]);
   void cpu;
 });

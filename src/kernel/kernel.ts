@@ -76,15 +76,15 @@ export class Kernel {
   constructor(config: Partial<KernelConfig> = {}) {
     this.config = defaultConfig(config);
     const ramPages = Math.floor(this.config.ramBytes / PAGE_SIZE / HPAGE_PMD_NR) * HPAGE_PMD_NR;
-    if (ramPages < 16 * HPAGE_PMD_NR) throw new KernelBug('BUG', `RAM of ${this.config.ramBytes} bytes is too small (at least 32 MiB)`);
+    if (ramPages < 2 * HPAGE_PMD_NR) throw new KernelBug('BUG', `RAM of ${this.config.ramBytes} bytes is too small (at least 4 MiB)`);
     this.contents = createContents(this.config.contentMode);
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
     if (this.config.checked) enableCheckedMode(this);
-    // Device ranges start on a 1 GiB boundary above RAM.
-    const gib = (1 << 30) / PAGE_SIZE;
-    this.physTopPfn = Math.ceil(this.buddy.end / gib) * gib;
+    // Device ranges start on the next 2 MiB boundary above RAM, so a small
+    // machine keeps small page arrays.
+    this.physTopPfn = Math.ceil(this.buddy.end / HPAGE_PMD_NR) * HPAGE_PMD_NR;
     this.printk.info(`Memory: ${ramPages * 4}K system RAM, pfns [${this.buddy.start}, ${this.buddy.end})`);
   }
 

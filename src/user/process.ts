@@ -20,7 +20,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm_types.js';
 import { type K, runSync, RandomStrategy } from '../kernel/sched/sched.js';
 import { KernelBug } from '../kernel/printk.js';
-import { EBADF, ECHILD, EFAULT, EINVAL, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM } from '../kernel/errno.js';
+import { EBADF, ECHILD, EFAULT, EINVAL, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM, ENXIO } from '../kernel/errno.js';
 import { translate, doUserAddrFault, SIGSEGV, SIGBUS, SIGKILL } from '../kernel/arch/fault.js';
 import { PAGE_SIZE } from '../kernel/mm/page.js';
 import {
@@ -31,7 +31,7 @@ import { doMprotect } from '../kernel/mm/mprotect.js';
 import { doMremap } from '../kernel/mm/mremap.js';
 import { doMadvise } from '../kernel/mm/madvise.js';
 import { dupMmap, mmput } from '../kernel/mm/fork.js';
-import { shmemFileSetup, shmemTruncate } from '../kernel/mm/shmem.js';
+import { shmemFileSetup, shmemTruncate, mappingGet } from '../kernel/mm/shmem.js';
 import { copyFromUser, copyToUser } from '../kernel/uaccess.js';
 import type { System } from './system.js';
 
@@ -110,6 +110,8 @@ export class Process {
   /** malloc'ed regions: address -> length. */
   private readonly heap = new Map<number, number>();
   private readonly scratch = new Uint8Array(8);
+  /** A fatal signal taken inside runThreads: the wait status to die with after the run, or -1. */
+  private pendingDeath = -1;
   private readonly scratchView = new DataView(this.scratch.buffer);
 
   constructor(
@@ -164,8 +166,17 @@ export class Process {
   private *wrap<T>(op: string, g: K<T>): K<T> {
     const k = this.enter();
     const r = yield* g;
-    k.checkpoint(op);
+    this.cp(op);
     return r;
+  }
+
+  /**
+   * k.checkpoint(op) after a syscall or fault, except inside runThreads:
+   * the invariants hold only at rest, so runThreads checks once at the end.
+   */
+  private cp(op: string): void {
+    const k = this.kernel;
+    if (!k.sched.exploring) k.checkpoint(op);
   }
 
   private run<T>(g: K<T>): T {
@@ -184,7 +195,7 @@ export class Process {
       if (!(flags & MAP_ANONYMOUS) && file === null) r = -EBADF;
       else r = yield* vmMmapPgoff(this.mm!, addr, len, prot, flags, file, off / PAGE_SIZE);
     }
-    k.checkpoint('mmap');
+    this.cp('mmap');
     return r;
   }
 
@@ -205,6 +216,18 @@ export class Process {
         this.fds.set(fd, shmemFileSetup(k, `${path}/#${fd}`, 0, flags));
         r = fd;
       }
+    } else if (/^\/proc\/self\/fd\/\d+$/.test(path)) {
+      // The procfs magic link: reopen the inode of an open tmpfs file with new flags.
+      const of = this.fds.get(Number(path.slice(14)));
+      if (of === undefined) r = -ENOENT;
+      else if (of.mapping === null || of.mapping.kind !== 'shmem') r = -ENXIO;
+      else {
+        const nf = new File(k, of.fops, of.path, flags);
+        nf.mapping = of.mapping;
+        mappingGet(of.mapping);
+        this.fds.set(fd, nf);
+        r = fd;
+      }
     } else {
       const pseudo = this.system.openPseudo(path, this, flags);
       if (pseudo !== null) {
@@ -219,7 +242,7 @@ export class Process {
         }
       }
     }
-    k.checkpoint('open');
+    this.cp('open');
     return r;
   }
 
@@ -229,7 +252,7 @@ export class Process {
     if (f === undefined) return -EBADF;
     this.fds.delete(fd);
     yield* fput(f);
-    k.checkpoint('close');
+    this.cp('close');
     return 0;
   }
 
@@ -267,7 +290,7 @@ export class Process {
       if (r === 0) r = done;
       if (off < 0 && r > 0) f.pos = pos;
     }
-    k.checkpoint('read');
+    this.cp('read');
     return r;
   }
 
@@ -285,7 +308,7 @@ export class Process {
       if (n === 0 && count > 0) r = -EFAULT;
       else r = f.fops.write(f, kbuf.subarray(0, n), off);
     }
-    k.checkpoint('pwrite');
+    this.cp('pwrite');
     return r;
   }
 
@@ -297,7 +320,7 @@ export class Process {
     else if (len < 0) r = -EINVAL;
     else if (f.mapping === null || f.mapping.kind !== 'shmem' || !(f.fMode & FMODE_WRITE)) r = -EINVAL;
     else r = yield* shmemTruncate(k, f.mapping, len);
-    k.checkpoint('ftruncate');
+    this.cp('ftruncate');
     return r;
   }
 
@@ -308,7 +331,7 @@ export class Process {
     if (f === undefined) r = -EBADF;
     else if (!f.fops.unlockedIoctl) r = -ENOTTY;
     else r = yield* f.fops.unlockedIoctl(f, cmd >>> 0, arg);
-    k.checkpoint('ioctl');
+    this.cp('ioctl');
     return r;
   }
 
@@ -417,7 +440,7 @@ export class Process {
     for (let t = 0; t < 16; t++) {
       k.current = { pid: this.pid, mm, comm: this.name };
       const r = runSync(k.sched, doUserAddrFault(mm, addr, write));
-      k.checkpoint('fault');
+      this.cp('fault');
       if (!r.ok) this.fatal(r.signal, addr, r.code);
       pfn = translate(mm, addr, write);
       if (pfn >= 0) return pfn;
@@ -435,7 +458,7 @@ export class Process {
     for (let t = 0; t < 16; t++) {
       k.current = { pid: this.pid, mm, comm: this.name };
       const r = yield* doUserAddrFault(mm, addr, write);
-      k.checkpoint('fault');
+      this.cp('fault');
       if (!r.ok) this.fatal(r.signal, addr, r.code);
       pfn = translate(mm, addr, write);
       if (pfn >= 0) return pfn;
@@ -589,13 +612,13 @@ export class Process {
     const r = runSync(k.sched, dupMmap(mm, cmm));
     if (r < 0) {
       runSync(k.sched, mmput(cmm));
-      k.checkpoint('fork');
+      this.cp('fork');
       return r === -ENOMEM ? r : -ENOMEM;
     }
     const child = this.system.newProcess(this.name, cmm, this);
     this.children.add(child);
     for (const [fd, f] of this.fds) child.fds.set(fd, getFile(f));
-    k.checkpoint('fork');
+    this.cp('fork');
     try {
       childBody(child);
     } catch (e) {
@@ -608,6 +631,11 @@ export class Process {
   private die(status: number): void {
     if (this.state !== 'running') return;
     const k = this.kernel;
+    if (k.sched.exploring) {
+      // Inside runThreads: the teardown runs when the scheduled run is over.
+      if (this.pendingDeath < 0) this.pendingDeath = status;
+      return;
+    }
     const mm = this.mm!;
     k.current = { pid: this.pid, mm, comm: this.name };
     const files = [...this.fds.values()];
@@ -618,7 +646,7 @@ export class Process {
     this.state = 'zombie';
     this.status = status;
     k.current = { pid: 0, mm: null, comm: 'swapper' };
-    k.checkpoint('exit');
+    this.cp('exit');
   }
 
   /** exit(code): the process ends (status (code & 0xff) << 8). Returns normally to the caller. */
@@ -675,8 +703,29 @@ export class Process {
     const mm = this.mmOrDie();
     const k = this.kernel;
     k.current = { pid: this.pid, mm, comm: this.name };
-    const tasks = bodies.map((b, i) => k.sched.spawn(`${this.name}[${this.pid}]/t${i}`, b()));
-    k.sched.run(new RandomStrategy(seed));
+    const self = this;
+    // A thread killed by a signal ends its body with the ProcessSignal as its
+    // result; the others run to the end of their bodies (the model does not
+    // interrupt them at their next return to user mode) and the process dies
+    // when the run is over.
+    function* guard(b: () => K<unknown>): K<unknown> {
+      try {
+        return yield* b();
+      } catch (e) {
+        if (e instanceof ProcessSignal && e.pid === self.pid) return e;
+        throw e;
+      }
+    }
+    const tasks = bodies.map((b, i) => k.sched.spawn(`${this.name}[${this.pid}]/t${i}`, guard(b)));
+    try {
+      k.sched.run(new RandomStrategy(seed));
+    } finally {
+      if (this.pendingDeath >= 0) {
+        const st = this.pendingDeath;
+        this.pendingDeath = -1;
+        this.die(st);
+      }
+    }
     k.checkpoint('threads');
     return tasks.map((t) => t.result);
   }

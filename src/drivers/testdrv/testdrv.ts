@@ -7,7 +7,7 @@
  *  - one MEMORY_DEVICE_PRIVATE pagemap (device memory the CPU cannot
  *    address: mapped by device-private swap entries) and optionally one
  *    MEMORY_DEVICE_COHERENT pagemap (CPU-addressable, mapped by normal PTEs);
- *  - a free map per pagemap (first fit; order 0 or PMD order), filled by
+ *  - a free map per pagemap (next fit; order 0 or PMD order), filled by
  *    the ->folio_free() callback when the last reference to a device folio
  *    is dropped;
  *  - ->migrate_to_ram(): the CPU touched a device-private page; migrate it
@@ -59,6 +59,8 @@ class DevMem {
   /** used[i]: page firstPfn + i is allocated (part of a live folio). */
   readonly used: Uint8Array;
   allocated = 0;
+  /** Next-fit cursor: where the last allocation ended. */
+  cursor = 0;
   constructor(readonly pgmap: DevPagemap) {
     this.used = new Uint8Array(pgmap.nrPages);
   }
@@ -110,19 +112,26 @@ export class TestDev {
   }
 
   /**
-   * Allocate a device folio of `order` (0 or 9): first fit in the free map,
+   * Allocate a device folio of `order` (0 or 9): next fit in the free map,
    * then zone_device_folio_init() (refcount 1, locked, pgmap references).
    * Contents are zeroed. Returns the head pfn or -1.
    */
   allocDevicePage(kind: MemKind, order = 0): number {
     const m = this.mem(kind);
     const nr = 1 << order;
-    for (let i = 0; i + nr <= m.used.length; i += nr) {
+    const len = m.used.length;
+    if (m.allocated + nr > len) return -1;
+    // Next fit from the cursor, wrapping once; naturally aligned for order 9.
+    const start = m.cursor - (m.cursor % nr);
+    for (let n = 0; n < len; n += nr) {
+      const i = (start + n) % len;
+      if (i + nr > len) continue;
       let free = true;
       for (let j = 0; j < nr; j++) if (m.used[i + j]) { free = false; break; }
       if (!free) continue;
       for (let j = 0; j < nr; j++) m.used[i + j] = 1;
       m.allocated += nr;
+      m.cursor = (i + nr) % len;
       const pfn = m.pgmap.firstPfn + i;
       zoneDeviceFolioInit(this.k, pfn, order);
       for (let j = 0; j < nr; j++) this.k.contents.zero(pfn + j);

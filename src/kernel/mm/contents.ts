@@ -15,7 +15,7 @@
 import { KernelBug } from '../printk.js';
 import { PAGE_SIZE } from './page.js';
 
-const INITIAL_BYTES = 16 * 1024 * 1024;
+const INITIAL_BYTES = 256 * 1024;
 const MAX_BYTES = 2 ** 32;
 
 export interface PageContents {

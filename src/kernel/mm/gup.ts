@@ -42,7 +42,7 @@ import { KernelBug } from '../printk.js';
 import { EAGAIN, EBUSY, EEXIST, EFAULT, EHWPOISON, EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW } from '../errno.js';
 import type { K } from '../sched/sched.js';
 import {
-  type MmStruct, type Vma, MMF_HAS_PINNED, VM_HUGETLB, VM_IO, VM_MAYREAD, VM_MAYWRITE, VM_PFNMAP, VM_READ,
+  type MmStruct, type Vma, MMF_HAS_PINNED, VM_ACCESS_FLAGS, VM_HUGETLB, VM_IO, VM_MAYREAD, VM_MAYWRITE, VM_PFNMAP, VM_READ,
   VM_SHARED, VM_SOFTDIRTY, VM_WRITE,
 } from './mm_types.js';
 import {
@@ -160,7 +160,7 @@ function canFollowWrite(k: Kernel, vma: Vma, f: number, page: number, flags: num
 /** gup_can_follow_protnone(): NUMA-hinting entries are followed unless FOLL_HONOR_NUMA_FAULT on an accessible VMA. */
 function gupCanFollowProtnone(vma: Vma, flags: number): boolean {
   if (!(flags & FOLL_HONOR_NUMA_FAULT)) return true;
-  return (vma.flags & (VM_READ | VM_WRITE | 0x4)) === 0;
+  return (vma.flags & VM_ACCESS_FLAGS) === 0; /* !vma_is_accessible() */
 }
 
 /* ---------------------------------------------------------------------- */

@@ -132,7 +132,8 @@ export function* doHugePmdWpPage(vma: Vma, pmd: PmdTable, i: number, addr: numbe
  * do_huge_pmd_device_private(): a CPU fault on a PMD-level device-private
  * entry. As do_swap_page: under the pmd lock, trylock the folio and take a
  * reference, drop the lock, call pgmap->ops->migrate_to_ram(vmf) with
- * vmf.pmdLevel set (the driver migrates the whole folio), unlock and put.
+ * vmf.page = the head page and vmf.pmdLevel set (the driver migrates the
+ * whole folio), unlock and put.
  */
 export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr: number, real: number, flags: number): K<number> {
   const k = vma.mm.kernel;
@@ -145,7 +146,8 @@ export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr
     pmd.lock.unlock(s);
     return 0;
   }
-  const page = v + (addr - haddr) / 4096;
+  /* vmf->page is the head page (pmd_page()): the whole folio migrates. */
+  const page = v;
   if (!folioTrylock(k, v)) {
     pmd.lock.unlock(s);
     return VM_FAULT_RETRY;

@@ -23,7 +23,7 @@
 import type { Kernel } from '../kernel.js';
 import type { K } from '../sched/sched.js';
 import { EINVAL, ENOMEM } from '../errno.js';
-import { type AddressSpace, type Vma, VM_MAYSHARE, VM_WRITE, VM_HUGETLB, VM_DONTEXPAND } from './mm_types.js';
+import { type AddressSpace, type MmStruct, type Vma, VM_MAYSHARE, VM_WRITE, VM_HUGETLB, VM_DONTEXPAND } from './mm_types.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
 import { TYPE_MASK, T_NONE, T_PRESENT, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, pmdIndex, pmdTableOf } from './pgtable.js';
 import { setPmdLeaf } from './pte_ops.js';
@@ -39,6 +39,8 @@ export const HPAGE_SIZE = HPAGE_PMD_SIZE;
 
 /** Reserved, not yet faulted huge-page indexes of each hugetlbfs inode (resv_map). */
 const resvMaps = new WeakMap<AddressSpace, Set<number>>();
+/** The mm whose private mapping owns the reservations (HPAGE_RESV_OWNER); a forked child does not. */
+const resvOwner = new WeakMap<AddressSpace, MmStruct>();
 
 function freeUnreserved(k: Kernel): number {
   return k.hugetlb.nrFree() - k.hugetlb.resv;
@@ -72,6 +74,7 @@ export const hugetlbFileOperations: FileOperations = {
   mmap(file: File, vma: Vma): number {
     if (vma.pgoff % HPAGE_PMD_NR !== 0 || vma.start % HPAGE_SIZE !== 0 || vma.end % HPAGE_SIZE !== 0) return -EINVAL;
     vma.file = file.mapping;
+    if (file.mapping && !resvOwner.has(file.mapping)) resvOwner.set(file.mapping, vma.mm);
     vma.flags |= VM_HUGETLB | VM_DONTEXPAND;
     vma.ops = null;
     return 0;
@@ -103,6 +106,7 @@ function allocHugetlbFolio(k: Kernel, as: AddressSpace | null, idx: number): num
 export function hugetlbVmaClose(vma: Vma): void {
   const as = vma.file;
   if (as === null || as.kind !== 'hugetlbfs' || (vma.flags & VM_MAYSHARE)) return;
+  if (resvOwner.get(as) !== vma.mm) return;
   const k = vma.mm.kernel;
   const first = vma.pgoff / HPAGE_PMD_NR;
   const last = first + (vma.end - vma.start) / HPAGE_SIZE;

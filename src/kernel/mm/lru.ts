@@ -36,7 +36,8 @@ export class Lru {
     p.refcount[folio]++;
     p.flags[folio] |= PG_lru_pending;
     this.batch.push(folio);
-    if (this.batch.length >= FOLIO_BATCH_SIZE) this.drain();
+    /* folio_may_be_lru_cached(): large folios go to the LRU at once. */
+    if (this.batch.length >= FOLIO_BATCH_SIZE || p.order[folio] > 0) this.drain();
   }
 
   /** lru_add_drain() / lru_add_drain_all(): move the batch to the LRU. */

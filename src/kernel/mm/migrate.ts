@@ -37,8 +37,8 @@ import {
 } from './page.js';
 import { folioGet, folioRefAdd, kasanCheck } from './folio.js';
 import { isDevicePrivatePage, MEMORY_DEVICE_PRIVATE } from './memremap.js';
-import { folioAddAnonRmapPmd, folioAddAnonRmapPte, folioAddFileRmapPmd, folioAddFileRmapPte, rmapWalk } from './rmap.js';
-import type { AddressSpace, MmStruct, Vma } from './mm_types.js';
+import { folioAddAnonRmapPmd, folioAddAnonRmapPte, folioAddFileRmapPmd, folioAddFileRmapPte } from './rmap.js';
+import type { AddressSpace, AnonVma, MmStruct, Vma } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
 
 /* ttu_flags / rmp_flags (include/linux/rmap.h), kernel values. */
@@ -127,6 +127,37 @@ function removeMigrationPmd(k: Kernel, vma: Vma, haddr: number, pmd: PmdTable, i
   setPmdLeaf(pmd, i, dst, f);
 }
 
+/** remove_migration_pte() for one VMA: the PMD or the PTEs of src's pages at addr. */
+function removeMigrationPtesVma(k: Kernel, vma: Vma, addr: number, src: number, dst: number, nr: number): number {
+  const mm = vma.mm;
+  // PMD-level migration entry for the whole folio (page_vma_mapped_walk, PVMW_MIGRATION).
+  if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
+    const pmd = pmdTableOf(mm.pgd, addr, false);
+    if (pmd !== null) {
+      const i = pmdIndex(addr);
+      if (isMigrationType(pmd.f[i] & TYPE_MASK) && pmd.v[i] === src) {
+        removeMigrationPmd(k, vma, addr, pmd, i, dst);
+        return 1;
+      }
+    }
+  }
+  let restored = 0;
+  for (let j = 0; j < nr; j++) {
+    const a = addr + j * 4096;
+    if (a < vma.start || a >= vma.end) continue;
+    const pt = pteSlot(mm, a);
+    if (pt === null) continue;
+    const i = pteIndex(a);
+    const t = pt.f[i] & TYPE_MASK;
+    if (!isMigrationType(t)) continue;
+    const v = pt.v[i];
+    if (v < src || v >= src + nr) continue;
+    removeMigrationPte(k, vma, a, pt, i, src, dst);
+    restored++;
+  }
+  return restored;
+}
+
 /**
  * remove_migration_ptes(src, dst, flags): replace every migration entry that
  * points into folio `src` by a mapping of the same page of folio `dst`
@@ -145,35 +176,18 @@ export function removeMigrationPtes(k: Kernel, src: number, dst: number, locked 
   kasanCheck(k, dst, 'remove_migration_ptes');
   const nr = p.folioNr(src);
   let restored = 0;
-  rmapWalk(k, dst, (vma, addr) => {
-    const mm = vma.mm;
-    // PMD-level migration entry for the whole folio (page_vma_mapped_walk, PVMW_MIGRATION).
-    if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
-      const pmd = pmdTableOf(mm.pgd, addr, false);
-      if (pmd !== null) {
-        const i = pmdIndex(addr);
-        if (isMigrationType(pmd.f[i] & TYPE_MASK) && pmd.v[i] === src) {
-          removeMigrationPmd(k, vma, addr, pmd, i, dst);
-          restored++;
-          return true;
-        }
-      }
-    }
-    for (let j = 0; j < nr; j++) {
-      const a = addr + j * 4096;
-      if (a < vma.start || a >= vma.end) continue;
-      const pt = pteSlot(mm, a);
-      if (pt === null) continue;
-      const i = pteIndex(a);
-      const t = pt.f[i] & TYPE_MASK;
-      if (!isMigrationType(t)) continue;
-      const v = pt.v[i];
-      if (v < src || v >= src + nr) continue;
-      removeMigrationPte(k, vma, a, pt, i, src, dst);
-      restored++;
-    }
-    return true;
-  });
+  // rmap_walk(dst): inline (no closure, no copy of the VMA set) since this
+  // runs once per migrated page; nothing here changes the VMA sets.
+  const id = p.mapping[dst];
+  const m = id === 0 ? null : k.mappings[id];
+  if (m === null || m === undefined) return 0;
+  const idx = p.index[dst];
+  const vmas: Iterable<Vma> = (p.flags[dst] & PG_anon) ? (m as AnonVma).vmas : (m as AddressSpace).iMmap;
+  for (const vma of vmas) {
+    const addr = vma.addressOf(idx);
+    if (addr < 0) continue;
+    restored += removeMigrationPtesVma(k, vma, addr, src, dst, nr);
+  }
   return restored;
 }
 

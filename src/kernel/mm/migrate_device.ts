@@ -618,6 +618,7 @@ const VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP;
  */
 export function* migrateVmaSetup(args: MigrateVma): K<number> {
   const vma = args.vma;
+  args.state = MvState.NEW;
   const nrPages = Math.floor((args.end - args.start) / PAGE_SIZE);
   args.start -= args.start % PAGE_SIZE;
   args.end -= args.end % PAGE_SIZE;
@@ -638,7 +639,6 @@ export function* migrateVmaSetup(args: MigrateVma): K<number> {
   args.src.fill(0, 0, nrPages);
   args.cpages = 0;
   args.npages = 0;
-  args.state = MvState.NEW;
   const w: Walk = { k, mv: args, src: args.src, dst: args.dst, faultFolio: faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1 };
   yield* migrateVmaCollect(w);
   if (args.cpages) args.cpages = yield* migrateDeviceUnmap(k, args.src, args.npages, faultPage);

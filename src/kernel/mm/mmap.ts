@@ -14,7 +14,6 @@
  * stay separate; /proc/self/maps would show more lines), no
  * RLIMIT/map_count/overcommit accounting, no personality flags, no pkeys.
  */
-import type { Kernel } from '../kernel.js';
 import type { K } from '../sched/sched.js';
 import { EINVAL, ENOMEM, EEXIST, EACCES, ENODEV, EOPNOTSUPP, EOVERFLOW, EPERM } from '../errno.js';
 import {
@@ -26,10 +25,10 @@ import { TYPE_MASK, T_NONE, T_TABLE, pmdIndex, pmdTableOf } from './pgtable.js';
 import { MMU_NOTIFY_UNMAP, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { unmapPageRange, ZAP_UNMAP } from './zap.js';
 import { splitHugePmdNotify } from './huge_memory.js';
-import { handleMmFault, FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_RETRY } from './memory.js';
-import { FMODE_READ, FMODE_WRITE, type File } from '../fs/chardev.js';
+import { handleMmFault, FAULT_FLAG_WRITE, VM_FAULT_RETRY } from './memory.js';
+import { FMODE_READ, FMODE_WRITE, type File, fput } from '../fs/chardev.js';
 import { shmemZeroSetup, mappingGet, mappingPut } from './shmem.js';
-import { hugetlbFileSetup, hugetlbVmaClose, HPAGE_SIZE } from './hugetlb.js';
+import { hugetlbFileSetup, hugetlbVmaClose, hugetlbFileOperations, HPAGE_SIZE } from './hugetlb.js';
 
 /* mmap prot (include/uapi/asm-generic/mman-common.h) */
 export const PROT_NONE = 0x0;
@@ -289,8 +288,9 @@ export function* munmapRange(mm: MmStruct, start: number, end: number): K<number
     if (typeof r === 'number') return r;
     vma = r;
   }
-  if (last !== null && last.start < end && last.end > end) {
-    const r = yield* splitVma(last, end);
+  const last2 = mm.findVma(end - 1);
+  if (last2 !== null && last2.start < end && last2.end > end) {
+    const r = yield* splitVma(last2, end);
     if (typeof r === 'number') return r;
   }
   const victims: Vma[] = [];
@@ -471,7 +471,6 @@ export function* mmPopulate(mm: MmStruct, start: number, len: number): K<void> {
   } finally {
     mm.mmapLock.readUnlock(s);
   }
-  void VM_FAULT_ERROR;
 }
 
 /**
@@ -495,6 +494,7 @@ export function* vmMmapPgoff(mm: MmStruct, addr: number, len: number, prot: numb
     file = f;
     pgoff = 0;
   }
+  const ownFile = file !== null && file.fops === hugetlbFileOperations && (flags & MAP_ANONYMOUS) !== 0 ? file : null;
   if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
   let r: number | MmapResult;
   try {
@@ -502,12 +502,9 @@ export function* vmMmapPgoff(mm: MmStruct, addr: number, len: number, prot: numb
   } finally {
     mm.mmapLock.writeUnlock(s);
   }
+  // ksys_mmap_pgoff(): fput() of the hugetlbfs file it created; the VMA keeps the inode.
+  if (ownFile !== null) yield* fput(ownFile);
   if (typeof r === 'number') return r;
   if (r.populate) yield* mmPopulate(mm, r.addr, pageAlign(len));
   return r.addr;
-}
-
-/** Helper for other modules: the Kernel of an mm. */
-export function kernelOf(mm: MmStruct): Kernel {
-  return mm.kernel;
 }

@@ -68,7 +68,7 @@ function changeEntry(c: ChangeCtx, v: number, f: number): number {
       if (c.protnone) return nf | _PAGE_PROTNONE;
       if (c.write && !(f & _PAGE_SPECIAL) && v !== c.k.zeroPfn && v !== c.k.hugeZeroPfn) {
         if (c.sharedWrite) nf |= _PAGE_RW;
-        else if ((f & _PAGE_RW) || (c.tryWritable && canChangeWritable(c, f, v))) nf |= _PAGE_RW;
+        else if ((f & _PAGE_RW) || (c.tryWritable && canChangeWritable(c, nf, v))) nf |= _PAGE_RW;
       }
       return nf;
     }

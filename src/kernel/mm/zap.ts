@@ -113,7 +113,6 @@ function* zapPteRange(vma: Vma, pt: PteTable, start: number, end: number, d: Zap
       case T_DEVICE_EXCLUSIVE: {
         const head = p.folioPfn(v);
         if (!d.evenCows && (p.flags[head] & PG_anon) && !vma.isAnon()) break;
-        k.warnOnPage(!vma.isAnon(), v, 'zap_nonpresent_ptes: device entry in a non-anonymous VMA');
         clearPte(pt, j);
         addMmCounter(mm, k, head, -1);
         folioRemoveRmapPte(k, v);

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The hmmsim command line.
+ *
+ *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list]
+ *
+ * `selftest` runs the port of the kernel's tools/testing/selftests/mm/
+ * hmm-tests.c on the model, each case on a fresh simulated machine, and
+ * prints kselftest TAP (or, with --json, one JSON object). The exit status
+ * is 1 if any case failed, 2 on a usage error, else 0.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { applyConfigSetting, defaultConfig, type KernelConfig } from '../kernel/config.js';
+import { type CaseResult, type SuiteResult, globToRegExp } from '../selftests/harness.js';
+import { registerExplore } from './explore.js';
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Build a KernelConfig from `--config name=value` settings; throws a message on error. */
+export function configFromSettings(settings: readonly string[]): KernelConfig {
+  const cfg = defaultConfig();
+  for (const s of settings) {
+    for (const one of s.split(',').filter((x) => x.length > 0)) {
+      const err = applyConfigSetting(cfg, one);
+      if (err !== null) throw new UsageError(err);
+    }
+  }
+  return cfg;
+}
+
+class UsageError extends Error {}
+
+interface SelftestOptions {
+  filter?: string[];
+  json?: boolean;
+  config?: string[];
+  bench?: boolean;
+  list?: boolean;
+  seed?: string;
+  failOnWarn?: boolean;
+}
+
+function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult): unknown {
+  return {
+    suite: 'hmm-tests',
+    config: cfg,
+    seed: seed ?? null,
+    cases: r.cases.map((c: CaseResult) => ({
+      index: c.index,
+      name: c.fullName,
+      fixture: c.fixture,
+      variant: c.variant,
+      test: c.test,
+      kernelLine: c.kernelLine ?? null,
+      result: c.status,
+      reason: c.reason,
+      durationMs: Math.round(c.durationMs * 1000) / 1000,
+      failures: c.failures,
+      kernelWarnings: c.warnings.length,
+      kernelWarningRules: [...new Set(c.warnings)],
+      log: c.log,
+    })),
+    totals: r.totals,
+  };
+}
+
+async function runSelftest(opts: SelftestOptions, write: (s: string) => void): Promise<number> {
+  const cfg = configFromSettings(opts.config ?? []);
+  let seed: number | undefined;
+  if (opts.seed !== undefined) {
+    seed = Number(opts.seed);
+    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: '${opts.seed}' is not a non-negative integer`);
+  }
+  // Loaded here so that the harness maps stack frames of an already built tree.
+  const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
+  const suite = buildHmmSuite({ config: cfg, seed, failOnWarn: opts.failOnWarn === true });
+  const select = opts.bench ? (c: { test: string }) => c.test === 'benchmark_thp_migration' : undefined;
+  if (opts.list) {
+    const pats = (opts.filter ?? []).map(globToRegExp);
+    for (const c of suite.cases()) {
+      if (pats.length && !pats.some((r) => r.test(c.fullName))) continue;
+      if (select && !select(c)) continue;
+      write(c.fullName + '\n');
+    }
+    return 0;
+  }
+  let bar: { update(n: number): void; stop(): void } | null = null;
+  if (opts.json && process.stderr.isTTY) {
+    const { SingleBar, Presets } = (await import('cli-progress')).default;
+    const total = suite.cases().length;
+    const b = new SingleBar({ format: 'hmm-tests [{bar}] {value}/{total} {name}', stream: process.stderr, clearOnComplete: true }, Presets.shades_classic);
+    b.start(total, 0, { name: '' });
+    bar = { update: (n) => b.update(n), stop: () => b.stop() };
+  }
+  let done = 0;
+  const result = suite.run({
+    filter: opts.filter,
+    select,
+    out: opts.json ? null : (l: string) => write(l + '\n'),
+    onCase: () => bar?.update(++done),
+  });
+  bar?.stop();
+  if (opts.json) write(JSON.stringify(jsonReport(cfg, seed, result), null, 2) + '\n');
+  return result.totals.fail > 0 || result.totals.error > 0 ? 1 : 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const out = (s: string) => {
+    process.stdout.write(s);
+  };
+  let code = 0;
+  const program = new Command();
+  program
+    .name('hmmsim')
+    .description('An executable model of Linux HMM / ZONE_DEVICE memory management')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .showHelpAfterError();
+
+  program
+    .command('selftest')
+    .description("run the port of the kernel's tools/testing/selftests/mm/hmm-tests.c (38 tests x 2 variants) on the model")
+    .option('--filter <glob>', 'run only cases whose full name (fixture.variant.test) matches the glob; repeatable', collect)
+    .option('--json', 'print one JSON object with per-case results and totals instead of TAP')
+    .addOption(new Option('--config <name=value...>', 'kernel configuration settings (e.g. spm=off thp=always checked=on)'))
+    .option('--bench', 'run only benchmark_thp_migration (prints the kernel test\'s THP migration table)')
+    .option('--list', 'list the case names and exit')
+    .option('--seed <n>', 'seed of hmm_random() (anon_teardown schedules)')
+    .option('--fail-on-warn', 'a kernel WARNING during a case fails it (kselftest does not look at dmesg)')
+    .exitOverride()
+    .action(async (opts: SelftestOptions) => {
+      code = await runSelftest(opts, out);
+    });
+
+  registerExplore(program, out, (c) => {
+    code = c;
+  });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    if (argv.length === 0) {
+      program.outputHelp();
+      return 2;
+    }
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
+      return 2;
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`hmmsim: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  return code;
+}
