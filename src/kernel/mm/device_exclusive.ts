@@ -34,6 +34,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import { EBUSY, EOPNOTSUPP } from '../errno.js';
 import type { K } from '../sched/sched.js';
+import { spinLock } from '../sched/locks.js';
 import { type MmStruct, type Vma, type VmFault, VM_ACCESS_FLAGS, VM_SHARED, VM_SOFTDIRTY, VM_WRITE } from './mm_types.js';
 import {
   type PteTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, _PAGE_SOFT_DIRTY,
@@ -43,7 +44,7 @@ import { setPte } from './pte_ops.js';
 import { PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_hugetlb } from './page.js';
 import { folioLock, folioPut, folioTryGet, folioTrylock, folioUnlock, folioTestLocked } from './folio.js';
 import { MMU_NOTIFY_EXCLUSIVE, mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit } from './mmu_notifier.js';
-import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_RETRY, ptlLock, vmNormalPage } from './memory.js';
+import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_RETRY, vmNormalPage } from './memory.js';
 import { FOLL_GET, FOLL_SPLIT_PMD, FOLL_WRITE, getUserPageVmaRemote } from './gup.js';
 
 /** make_device_exclusive() retries (the kernel loops without bound) before the model reports a livelock. */
@@ -146,7 +147,7 @@ export function* makeDeviceExclusive(mm: MmStruct, addr: number, owner: unknown)
     const pt = pteTableOf(mm.pgd, addr);
     let ok = false;
     if (pt !== null) {
-      yield* ptlLock(k, pt.ptl);
+      yield* spinLock(k.sched, pt.ptl);
       const i = pteIndex(addr);
       const f = pt.f[i];
       if ((f & TYPE_MASK) === T_PRESENT && pt.v[i] === page && (f & _PAGE_RW)) {
@@ -197,7 +198,7 @@ export function* removeDeviceExclusiveEntry(vmf: VmFault): K<number> {
   yield* mmuNotifierInvalidateRangeStart(range);
   const pt = pteTableOf(mm.pgd, addr);
   if (pt !== null) {
-    yield* ptlLock(k, pt.ptl);
+    yield* spinLock(k.sched, pt.ptl);
     const i = pteIndex(addr);
     if (pt.v[i] === vmf.origV && pt.f[i] === vmf.origF) restoreExclusivePte(vma, pfn, addr, pt, i, vmf.origF);
     pt.ptl.unlock(s);

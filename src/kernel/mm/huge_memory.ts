@@ -26,7 +26,8 @@ import {
   HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PG_anon_exclusive, PG_head, PG_tail, PG_lru,
 } from './page.js';
 import type { K } from '../sched/sched.js';
-import { VM_FAULT_FALLBACK, VM_FAULT_OOM, VM_FAULT_RETRY, ptlLock } from './memory.js';
+import { spinLock } from '../sched/locks.js';
+import { VM_FAULT_FALLBACK, VM_FAULT_OOM, VM_FAULT_RETRY } from './memory.js';
 import { pagePgmap } from './memremap.js';
 import {
   mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit, MMU_NOTIFY_CLEAR,
@@ -63,7 +64,7 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
   const write = (flags & 1) !== 0; /* FAULT_FLAG_WRITE */
   anonVmaPrepare(k, vma);
   if (!write && k.config.thpUseZeroPage) {
-    yield* ptlLock(k, pmd.lock);
+    yield* spinLock(k.sched, pmd.lock);
     if ((pmd.f[i] & TYPE_MASK) === T_NONE) {
       setPmdLeaf(pmd, i, k.hugeZeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
       k.vmstat.thp_zero_page_alloc++;
@@ -76,7 +77,7 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
     k.vmstat.thp_fault_fallback++;
     return VM_FAULT_FALLBACK;
   }
-  yield* ptlLock(k, pmd.lock);
+  yield* spinLock(k.sched, pmd.lock);
   if ((pmd.f[i] & TYPE_MASK) !== T_NONE) {
     pmd.lock.unlock(k.sched);
     folioPut(k, folio);
@@ -118,7 +119,7 @@ export function* doHugePmdWpPage(vma: Vma, pmd: PmdTable, i: number, addr: numbe
       folioUnlock(k, v);
     }
     if (reuse) {
-      yield* ptlLock(k, pmd.lock);
+      yield* spinLock(k.sched, pmd.lock);
       if (pmd.v[i] === v && pmd.f[i] === f && !unshare) pmd.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
       pmd.lock.unlock(k.sched);
       return 0;
@@ -141,7 +142,7 @@ export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr
   const haddr = addr - (addr % HPAGE_PMD_SIZE);
   const v = pmd.v[i];
   const f = pmd.f[i];
-  yield* ptlLock(k, pmd.lock);
+  yield* spinLock(k.sched, pmd.lock);
   if (pmd.v[i] !== v || pmd.f[i] !== f) {
     pmd.lock.unlock(s);
     return 0;
@@ -168,7 +169,7 @@ export function* splitHugePmdNotify(vma: Vma, pmd: PmdTable, i: number, addr: nu
   const haddr = addr - (addr % HPAGE_PMD_SIZE);
   const range = mmuNotifierRangeInit(vma.mm, MMU_NOTIFY_CLEAR, haddr, haddr + HPAGE_PMD_SIZE);
   yield* mmuNotifierInvalidateRangeStart(range);
-  yield* ptlLock(k, pmd.lock);
+  yield* spinLock(k.sched, pmd.lock);
   const t = pmd.f[i] & TYPE_MASK;
   if (t !== T_NONE && t !== T_TABLE) splitHugePmd(vma, pmd, i, addr);
   pmd.lock.unlock(k.sched);

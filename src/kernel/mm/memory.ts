@@ -30,6 +30,7 @@ import {
 } from './rmap.js';
 import { PG_anon_exclusive, PG_lru } from './page.js';
 import type { K } from '../sched/sched.js';
+import { spinLock } from '../sched/locks.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, doHugePmdDevicePrivate, thpVmaAllowable, hugePmdSetAccessed } from './huge_memory.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
 import { removeDeviceExclusiveEntry } from './device_exclusive.js';
@@ -68,10 +69,6 @@ export const VM_FAULT_NEEDDSYNC = 0x002000;
 export const VM_FAULT_COMPLETED = 0x004000;
 export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE | VM_FAULT_FALLBACK;
 
-/** Take a table lock: no generator unless exploring or contended. */
-export function* ptlLock(k: Kernel, l: { tryFast(s: Kernel['sched']): boolean; lock(s: Kernel['sched']): K<void> }): K<void> {
-  if (!l.tryFast(k.sched)) yield* l.lock(k.sched);
-}
 
 /**
  * vm_normal_page(): the struct page behind a present PTE, or -1 for special
@@ -145,7 +142,7 @@ function* handlePteFault(vma: Vma, pt: PteTable, i: number, addr: number, real: 
   if (f & _PAGE_PROTNONE) return 0; /* NUMA hinting is not modelled; access was allowed by the VMA */
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
     if (!(f & _PAGE_RW)) return yield* doWpPage(vma, pt, i, addr, flags);
-    yield* ptlLock(k, pt.ptl);
+    yield* spinLock(k.sched, pt.ptl);
     if (pt.f[i] === f) pt.f[i] |= _PAGE_DIRTY | _PAGE_ACCESSED;
     pt.ptl.unlock(k.sched);
     return 0;
@@ -164,7 +161,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   const k = vma.mm.kernel;
   const s = k.sched;
   if (!(flags & FAULT_FLAG_WRITE)) {
-    yield* ptlLock(k, pt.ptl);
+    yield* spinLock(k.sched, pt.ptl);
     if ((pt.f[i] & TYPE_MASK) === T_NONE) setPte(pt, i, k.zeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
     pt.ptl.unlock(s);
     return 0;
@@ -172,7 +169,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   anonVmaPrepare(k, vma);
   const pfn = k.buddy.alloc(0, __GFP_ZERO, 'anon_fault');
   if (pfn < 0) return VM_FAULT_OOM;
-  yield* ptlLock(k, pt.ptl);
+  yield* spinLock(k.sched, pt.ptl);
   if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
     pt.ptl.unlock(s);
     folioPut(k, pfn);
@@ -226,7 +223,7 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
     }
     k.contents.copy(np, page);
     folioPut(k, page);
-    yield* ptlLock(k, pt.ptl);
+    yield* spinLock(k.sched, pt.ptl);
     if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
       pt.ptl.unlock(s);
       folioPut(k, np);
@@ -239,7 +236,7 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
     pt.ptl.unlock(s);
     return 0;
   }
-  yield* ptlLock(k, pt.ptl);
+  yield* spinLock(k.sched, pt.ptl);
   if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
     pt.ptl.unlock(s);
     folioPut(k, page);
@@ -299,14 +296,14 @@ function* doWpPage(vma: Vma, pt: PteTable, i: number, addr: number, flags: numbe
   const unshare = (flags & FAULT_FLAG_UNSHARE) !== 0 && !(flags & FAULT_FLAG_WRITE);
   if (page >= 0 && (vma.flags & VM_SHARED)) {
     if (unshare) return 0;
-    yield* ptlLock(k, pt.ptl);
+    yield* spinLock(k.sched, pt.ptl);
     if (pt.v[i] === v && pt.f[i] === f) pt.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
     pt.ptl.unlock(s);
     return 0;
   }
   if (page >= 0 && folioTestAnon(k, page)) {
     if (pageAnonExclusive(k, page) || wpCanReuseAnonFolio(k, vma, page)) {
-      yield* ptlLock(k, pt.ptl);
+      yield* spinLock(k.sched, pt.ptl);
       if (pt.v[i] === v && pt.f[i] === f) {
         k.pages.flags[page] |= PG_anon_exclusive;
         if (!unshare) pt.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
@@ -326,7 +323,7 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
   const np = k.buddy.alloc(0, old < 0 ? __GFP_ZERO : 0, 'wp_page_copy');
   if (np < 0) return VM_FAULT_OOM;
   if (old >= 0) k.contents.copy(np, old);
-  yield* ptlLock(k, pt.ptl);
+  yield* spinLock(k.sched, pt.ptl);
   if (pt.v[i] !== v || pt.f[i] !== f) {
     pt.ptl.unlock(s);
     folioPut(k, np);
@@ -381,7 +378,7 @@ function* doSwapPage(vma: Vma, pt: PteTable, i: number, addr: number, real: numb
   const vmf: VmFault = { vma, address: addr, realAddress: real, flags, page: v, origV: v, origF: f, pmdLevel: false };
   if (t === T_DEVICE_EXCLUSIVE) return yield* removeDeviceExclusiveEntry(vmf);
   if (isDevicePrivateType(t)) {
-    yield* ptlLock(k, pt.ptl);
+    yield* spinLock(k.sched, pt.ptl);
     if (pt.v[i] !== v || pt.f[i] !== f) {
       pt.ptl.unlock(s);
       return 0;

@@ -25,8 +25,7 @@
  * VMA covers the table any more (free_pgtables); PMD/PUD tables are kept.
  */
 import type { Kernel } from '../kernel.js';
-import type { K, Sched } from '../sched/sched.js';
-import type { Spinlock } from '../sched/locks.js';
+import type { K } from '../sched/sched.js';
 import { type AddressSpace, type MmStruct, type Vma, VM_PFNMAP, VM_HUGETLB } from './mm_types.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
@@ -55,10 +54,8 @@ export interface ZapDetails {
 export const ZAP_ALL: ZapDetails = { evenCows: true, freeTables: false };
 export const ZAP_UNMAP: ZapDetails = { evenCows: true, freeTables: true };
 
-/** spin_lock() in a K: the fast path never creates a generator. */
-export function* spinLock(s: Sched, l: Spinlock): K<void> {
-  if (!l.tryFast(s)) yield* l.lock(s);
-}
+import { spinLock } from '../sched/locks.js';
+export { spinLock };
 
 /**
  * mm_counter(folio) decrement/increment: MM_ANONPAGES for anon folios

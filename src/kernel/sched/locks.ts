@@ -114,3 +114,8 @@ export class RwSem {
     return this.writer !== 0 || this.readers > 0;
   }
 }
+
+/** spin_lock() / mutex_lock() from a K: the fast path never creates a generator. */
+export function* spinLock(s: Sched, l: Mutex): K<void> {
+  if (!l.tryFast(s)) yield* l.lock(s);
+}
