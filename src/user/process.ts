@@ -179,6 +179,21 @@ export class Process {
     if (!k.sched.exploring) k.checkpoint(op);
   }
 
+  /**
+   * CPU faults taken inside one user access (a load, a store, a bulk copy
+   * of a user buffer) are checked once, when the access completes: the
+   * access is the user-visible operation. (Checking after each of the 64K
+   * faults of a 256 MiB memset would make checked mode quadratic.)
+   */
+  private faultedInAccess = false;
+
+  private endAccess(): void {
+    if (this.faultedInAccess) {
+      this.faultedInAccess = false;
+      this.cp('fault');
+    }
+  }
+
   private run<T>(g: K<T>): T {
     return runSync(this.kernel.sched, g);
   }
@@ -440,7 +455,7 @@ export class Process {
     for (let t = 0; t < 16; t++) {
       k.current = { pid: this.pid, mm, comm: this.name };
       const r = runSync(k.sched, doUserAddrFault(mm, addr, write));
-      this.cp('fault');
+      this.faultedInAccess = true;
       if (!r.ok) this.fatal(r.signal, addr, r.code);
       pfn = translate(mm, addr, write);
       if (pfn >= 0) return pfn;
@@ -477,6 +492,7 @@ export class Process {
       c.read(this.cpuPage(a, false), off, out, outOff + done, chunk);
       done += chunk;
     }
+    this.endAccess();
   }
 
   private writeFrom(addr: number, src: Uint8Array, srcOff: number, len: number): void {
@@ -489,6 +505,7 @@ export class Process {
       c.write(this.cpuPage(a, true), off, src, srcOff + done, chunk);
       done += chunk;
     }
+    this.endAccess();
   }
 
   readBytes(addr: number, len: number): Uint8Array {
@@ -511,6 +528,7 @@ export class Process {
       c.fill(this.cpuPage(a, true), off, chunk, byte & 0xff);
       done += chunk;
     }
+    this.endAccess();
   }
 
   readI32(addr: number, n: number): Int32Array {

@@ -40,7 +40,14 @@ import {
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
 import { folioTrylock } from '../../kernel/mm/folio.js';
-import type { Vma, VmFault } from '../../kernel/mm/mm_types.js';
+import type { MmStruct, Vma, VmFault } from '../../kernel/mm/mm_types.js';
+import { EBUSY, EINVAL } from '../../kernel/errno.js';
+import { HmmRange, hmmRangeFault } from '../../kernel/mm/hmm.js';
+import {
+  MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
+  mmuIntervalReadRetry, mmuIntervalSetSeq,
+} from '../../kernel/mm/mmu_notifier.js';
+import { Mutex } from '../../kernel/sched/locks.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma, migrateDeviceFinalize,
@@ -302,6 +309,70 @@ export class TestDev {
     for (let i = 0; i < n; i++) if (mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) moved++;
     yield* migrateDeviceFinalize(this.k, src, dst, n);
     return moved;
+  }
+
+  /**
+   * What a driver's "migrate this range" entry point (an ioctl) does: take
+   * mmap_lock for read, find the VMA, migrate [start, end) to device memory
+   * of `to` or back to system memory, drop the lock. The range must lie in
+   * one VMA. Returns the migrated count or -errno (-EINVAL: no such VMA).
+   */
+  *migrateRange(mm: MmStruct, start: number, end: number, to: MemKind | 'system', compound = false): K<number> {
+    const s = this.k.sched;
+    if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+    try {
+      const vma = mm.findVma(start);
+      if (vma === null || vma.start > start || vma.end < end) return -EINVAL;
+      return to === 'system' ? yield* this.migrateToSystem(vma, start, end, compound) : yield* this.migrateToDevice(vma, start, end, to, compound);
+    } finally {
+      mm.mmapLock.readUnlock(s);
+    }
+  }
+
+  /** The driver lock its notifier callback and snapshot() serialize on. */
+  private readonly mutex = new Mutex('testdrv->mutex');
+
+  /**
+   * A device page-table fill through hmm_range_fault(): insert an interval
+   * notifier over [start, end), then the documented loop — read_begin,
+   * hmm_range_fault() under mmap_lock (read), take the driver lock,
+   * read_retry — until the snapshot is stable; remove the notifier.
+   * `fault` requests every page (HMM_PFN_REQ_FAULT); otherwise a pure
+   * snapshot. `out` receives the hmm_pfns. Returns 0 or -errno (-EBUSY
+   * after 100 invalidated rounds, -EFAULT / -EPERM from hmm_range_fault).
+   */
+  *snapshot(mm: MmStruct, start: number, end: number, out: Float64Array, defaultFlags = 0): K<number> {
+    const s = this.k.sched;
+    const notifier = new MmuIntervalNotifier(mm, start, end - 1, {
+      invalidate: (sub, _r, cur) => this.invalidateSnapshot(sub, cur),
+    }, 'testdrv snapshot');
+    const r = mmuIntervalNotifierInsert(notifier);
+    if (r) return r;
+    const range = new HmmRange(notifier, start, end, defaultFlags, 0, this.owner, out);
+    let ret = -EBUSY;
+    for (let round = 0; round < 100; round++) {
+      range.notifierSeq = yield* mmuIntervalReadBegin(notifier);
+      if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+      ret = yield* hmmRangeFault(range);
+      mm.mmapLock.readUnlock(s);
+      if (ret === -EBUSY) continue;
+      if (ret !== 0) break;
+      if (!this.mutex.tryFast(s)) yield* this.mutex.lock(s);
+      const stale = mmuIntervalReadRetry(notifier, range.notifierSeq);
+      this.mutex.unlock(s);
+      if (!stale) break;
+      ret = -EBUSY;
+    }
+    mmuIntervalNotifierRemove(notifier);
+    return ret;
+  }
+
+  private *invalidateSnapshot(sub: MmuIntervalNotifier, curSeq: number): K<boolean> {
+    const s = this.k.sched;
+    if (!this.mutex.tryFast(s)) yield* this.mutex.lock(s);
+    mmuIntervalSetSeq(sub, curSeq);
+    this.mutex.unlock(s);
+    return true;
   }
 
   /** Driver removal: evict both pagemaps, then memunmap_pages(). */

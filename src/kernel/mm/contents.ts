@@ -1,31 +1,54 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Page contents.
+ * Page contents: what a page holds, kept apart from struct page.
  *
- * Bytes mode: every page that has ever been written owns a 4 KiB slot in one
- * resizable ArrayBuffer (up to 4 GiB, i.e. 1M populated pages); a page with
- * no slot reads as zeroes. Copies are `copyWithin` inside that one buffer, so
- * the hot path allocates nothing. Slots return to a free stack when the page
- * is freed or zeroed.
+ * Two interchangeable stores behind one interface, chosen by
+ * `config.contentMode`:
  *
- * The interface is the same for the fingerprint mode of the performance work
- * (a 64-bit content fingerprint per page instead of bytes), so callers never
- * touch the storage directly.
+ * **bytes** (default): real 4 KiB of bytes per page. Storage is one
+ * resizable ArrayBuffer (up to 4 GiB) cut into 2 MiB slabs; slab s backs
+ * the naturally aligned block of 512 pfns it was given to, page pfn living
+ * at `slab * 2 MiB + (pfn % 512) * 4 KiB`. So a PMD-sized folio is 2 MiB of
+ * contiguous storage and folio copies are one `copyWithin` (memcpy), and
+ * 4 KiB copies are `copyWithin` inside the same buffer: the hot path
+ * allocates nothing. A per-pfn `has` byte says whether the page holds data;
+ * a page without it reads as zeroes (stale bytes behind it are never
+ * visible), which makes clear_highpage() and freeing O(1). A slab is
+ * assigned on the first store into its block and returned to a free stack
+ * when the last page of the block is discarded.
+ *
+ * **fingerprint**: no bytes at all; each page carries a 64-bit fingerprint
+ * (two 32-bit halves), 0 meaning "all zeroes". A store mixes the written
+ * bytes into the fingerprint, a copy copies it, clear_highpage() zeroes it.
+ * Every integrity check the model makes compares fingerprints (checksum()),
+ * so data loss and misdirected copies are still detected while a 64 GiB
+ * machine fits in memory. Two pages written independently with the same
+ * bytes do not get the same fingerprint unless both were written whole in
+ * one store (or are zero): equality means "same data history". Reading
+ * bytes back is impossible; read() of a non-zero page raises a structured
+ * KernelBug naming the mode (never made-up data).
+ *
+ * Callers never touch the storage directly.
  */
 import { KernelBug } from '../printk.js';
 import { PAGE_SIZE } from './page.js';
 
-const INITIAL_BYTES = 256 * 1024;
+const SLAB_PAGES = 512;
+const SLAB_SHIFT = 9;
+const SLAB_BYTES = SLAB_PAGES * PAGE_SIZE;
+const INITIAL_BYTES = 4 * SLAB_BYTES;
 const MAX_BYTES = 2 ** 32;
 
 export interface PageContents {
+  /** 'bytes' or 'fingerprint'. */
+  readonly mode: 'bytes' | 'fingerprint';
   /** Grow per-pfn state to cover n pfns. */
   ensureCapacity(n: number): void;
   /** clear_highpage(): the page reads as zeroes. */
   zero(pfn: number): void;
   /** copy_highpage(dst, src) */
   copy(dst: number, src: number): void;
-  /** Copy nr consecutive pages (a folio copy). */
+  /** Copy nr consecutive pages (a folio copy: folio_copy()). */
   copyRange(dst: number, src: number, nr: number): void;
   /** Contents are discarded (page freed). */
   discard(pfn: number): void;
@@ -37,10 +60,12 @@ export interface PageContents {
   fill(pfn: number, off: number, len: number, v: number): void;
   /** True if the page reads as all zeroes. */
   isZero(pfn: number): boolean;
-  /** A 64-bit-ish content hash (two 32-bit halves in a number), for integrity checks. */
+  /** A content fingerprint (up to 53 bits in a number; 0 = all zeroes), for integrity checks. */
   checksum(pfn: number): number;
   /** Bytes of content storage in use (for the memory benchmark). */
   bytesInUse(): number;
+  /** Bytes of per-pfn bookkeeping of the store itself (not contents). */
+  metadataBytes(): number;
 }
 
 /** FNV-1a-like mixing over 32-bit words; good enough to catch lost data. */
@@ -56,39 +81,81 @@ function hashWords(u32: Uint32Array, start: number, n: number): number {
 }
 
 export class ByteContents implements PageContents {
-  private buf = new ArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
-  private u8 = new Uint8Array(this.buf);
-  private u32 = new Uint32Array(this.buf);
-  /** slot[pfn]: slot number + 1, 0 = no slot (zero page content). */
-  private slot = new Int32Array(0);
-  private freeSlots: number[] = [];
-  private nextSlot = 0;
+  readonly mode = 'bytes' as const;
+  private readonly buf = new ArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
+  /* Length-tracking views: they follow buf.resize(). */
+  private readonly u8 = new Uint8Array(this.buf);
+  private readonly u32 = new Uint32Array(this.buf);
+  /** has[pfn]: 1 if the page holds data (else it reads as zeroes). */
+  private has = new Uint8Array(0);
+  /** slabOf[block]: slab number + 1 backing pfns [block * 512, +512); 0 = none. */
+  private slabOf = new Int32Array(0);
+  /** Pages with data in each block (the slab is released at 0). */
+  private used = new Uint16Array(0);
+  private readonly freeSlabs: number[] = [];
+  private nextSlab = 0;
+  private pagesInUse = 0;
 
   ensureCapacity(n: number): void {
-    if (n <= this.slot.length) return;
-    const s = new Int32Array(n);
-    s.set(this.slot);
-    this.slot = s;
+    if (n <= this.has.length) return;
+    const has = new Uint8Array(n);
+    has.set(this.has);
+    this.has = has;
+    const nb = (n + SLAB_PAGES - 1) >>> SLAB_SHIFT;
+    const slabOf = new Int32Array(nb);
+    slabOf.set(this.slabOf);
+    this.slabOf = slabOf;
+    const used = new Uint16Array(nb);
+    used.set(this.used);
+    this.used = used;
   }
 
-  private allocSlot(pfn: number): number {
-    let sl = this.freeSlots.pop();
-    if (sl === undefined) {
-      sl = this.nextSlot++;
-      const need = (sl + 1) * PAGE_SIZE;
-      if (need > this.buf.byteLength) {
-        if (need > MAX_BYTES) {
-          throw new KernelBug('BUG', 'page contents exceed 4 GiB in bytes mode', `populated pages > ${MAX_BYTES / PAGE_SIZE}; use --config contentMode=fingerprint`);
+  /** Byte offset of pfn's storage, assigning its block a slab if needed. */
+  private storage(pfn: number): number {
+    const b = pfn >>> SLAB_SHIFT;
+    let s = this.slabOf[b];
+    if (s === 0) {
+      let sl = this.freeSlabs.pop();
+      if (sl === undefined) {
+        sl = this.nextSlab++;
+        const need = (sl + 1) * SLAB_BYTES;
+        if (need > this.buf.byteLength) {
+          if (need > MAX_BYTES) {
+            this.nextSlab--;
+            throw new KernelBug('BUG', 'page contents exceed 4 GiB in bytes mode', `more than ${MAX_BYTES / SLAB_BYTES} 2 MiB blocks of pfns hold data; use --config contentMode=fingerprint`);
+          }
+          let nb = this.buf.byteLength;
+          while (nb < need) nb = Math.min(nb * 2, MAX_BYTES);
+          this.buf.resize(nb);
         }
-        let nb = this.buf.byteLength;
-        while (nb < need) nb = Math.min(nb * 2, MAX_BYTES);
-        this.buf.resize(nb);
       }
-    } else {
-      this.u8.fill(0, sl * PAGE_SIZE, sl * PAGE_SIZE + PAGE_SIZE);
+      s = sl + 1;
+      this.slabOf[b] = s;
     }
-    this.slot[pfn] = sl + 1;
-    return sl;
+    return (s - 1) * SLAB_BYTES + (pfn & (SLAB_PAGES - 1)) * PAGE_SIZE;
+  }
+
+  /** Offset of a page known to hold data. */
+  private offsetOf(pfn: number): number {
+    return (this.slabOf[pfn >>> SLAB_SHIFT] - 1) * SLAB_BYTES + (pfn & (SLAB_PAGES - 1)) * PAGE_SIZE;
+  }
+
+  private markHas(pfn: number): void {
+    if (this.has[pfn] === 0) {
+      this.has[pfn] = 1;
+      this.used[pfn >>> SLAB_SHIFT]++;
+      this.pagesInUse++;
+    }
+  }
+
+  /** Storage of pfn for a store that may not cover the whole page: zeroes first if it held nothing. */
+  private storageForPartial(pfn: number): number {
+    const o = this.storage(pfn);
+    if (this.has[pfn] === 0) {
+      this.u8.fill(0, o, o + PAGE_SIZE);
+      this.markHas(pfn);
+    }
+    return o;
   }
 
   zero(pfn: number): void {
@@ -96,79 +163,221 @@ export class ByteContents implements PageContents {
   }
 
   discard(pfn: number): void {
-    const sl = this.slot[pfn];
-    if (sl !== 0) {
-      this.freeSlots.push(sl - 1);
-      this.slot[pfn] = 0;
+    if (this.has[pfn] === 0) return;
+    this.has[pfn] = 0;
+    this.pagesInUse--;
+    const b = pfn >>> SLAB_SHIFT;
+    if (--this.used[b] === 0) {
+      this.freeSlabs.push(this.slabOf[b] - 1);
+      this.slabOf[b] = 0;
     }
   }
 
   copy(dst: number, src: number): void {
     if (dst === src) return;
-    const ss = this.slot[src];
-    if (ss === 0) {
+    if (this.has[src] === 0) {
       this.discard(dst);
       return;
     }
-    let ds = this.slot[dst];
-    if (ds === 0) ds = this.allocSlot(dst) + 1;
-    const so = (ss - 1) * PAGE_SIZE;
-    this.u8.copyWithin((ds - 1) * PAGE_SIZE, so, so + PAGE_SIZE);
+    const d = this.storage(dst);
+    const s = this.offsetOf(src);
+    this.u8.copyWithin(d, s, s + PAGE_SIZE);
+    this.markHas(dst);
+  }
+
+  copyRange(dst: number, src: number, nr: number): void {
+    if (dst === src) return;
+    // A whole aligned block (a PMD-sized folio): one 2 MiB copy.
+    if (nr === SLAB_PAGES && (dst & (SLAB_PAGES - 1)) === 0 && (src & (SLAB_PAGES - 1)) === 0) {
+      if (this.used[src >>> SLAB_SHIFT] === 0) {
+        for (let i = 0; i < nr; i++) this.discard(dst + i);
+        return;
+      }
+      const d = this.storage(dst);
+      const s = this.offsetOf(src);
+      this.u8.copyWithin(d, s, s + SLAB_BYTES);
+      // Mark first, discard second: the block's count never passes through
+      // zero, so the slab just written stays assigned.
+      for (let i = 0; i < nr; i++) if (this.has[src + i] !== 0) this.markHas(dst + i);
+      for (let i = 0; i < nr; i++) if (this.has[src + i] === 0) this.discard(dst + i);
+      return;
+    }
+    for (let i = 0; i < nr; i++) this.copy(dst + i, src + i);
+  }
+
+  read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void {
+    if (this.has[pfn] === 0) {
+      out.fill(0, outOff, outOff + len);
+      return;
+    }
+    const o = this.offsetOf(pfn) + off;
+    out.set(this.u8.subarray(o, o + len), outOff);
+  }
+
+  write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void {
+    let o: number;
+    if (off === 0 && len === PAGE_SIZE) {
+      o = this.storage(pfn);
+      this.markHas(pfn);
+    } else o = this.storageForPartial(pfn);
+    this.u8.set(inp.subarray(inOff, inOff + len), o + off);
+  }
+
+  fill(pfn: number, off: number, len: number, v: number): void {
+    if (this.has[pfn] === 0 && (v & 0xff) === 0) return;
+    if ((v & 0xff) === 0 && off === 0 && len === PAGE_SIZE) {
+      this.discard(pfn);
+      return;
+    }
+    let o: number;
+    if (off === 0 && len === PAGE_SIZE) {
+      o = this.storage(pfn);
+      this.markHas(pfn);
+    } else o = this.storageForPartial(pfn);
+    this.u8.fill(v, o + off, o + off + len);
+  }
+
+  isZero(pfn: number): boolean {
+    if (this.has[pfn] === 0) return true;
+    const w = this.offsetOf(pfn) >>> 2;
+    const u32 = this.u32;
+    for (let i = 0; i < PAGE_SIZE / 4; i++) if (u32[w + i] !== 0) return false;
+    return true;
+  }
+
+  checksum(pfn: number): number {
+    if (this.isZero(pfn)) return 0;
+    return hashWords(this.u32, this.offsetOf(pfn) >>> 2, PAGE_SIZE / 4) || 1;
+  }
+
+  bytesInUse(): number {
+    return this.pagesInUse * PAGE_SIZE;
+  }
+
+  metadataBytes(): number {
+    return this.has.byteLength + this.slabOf.byteLength + this.used.byteLength;
+  }
+}
+
+/** Mix 32-bit value x into state h (murmur3 fmix-style). */
+function mix32(h: number, x: number): number {
+  h = Math.imul(h ^ x, 0xcc9e2d51);
+  h = (h << 15) | (h >>> 17);
+  h = Math.imul(h, 0x1b873593);
+  return h ^ (h >>> 13);
+}
+
+export class FingerprintContents implements PageContents {
+  readonly mode = 'fingerprint' as const;
+  /** The two halves of each page's fingerprint; both 0 = all zeroes. */
+  private hi = new Int32Array(0);
+  private lo = new Int32Array(0);
+  private pagesInUse = 0;
+  /** A counter mixed into partial stores, so two different histories never collide by construction. */
+  private serial = 1;
+
+  ensureCapacity(n: number): void {
+    if (n <= this.hi.length) return;
+    const hi = new Int32Array(n);
+    hi.set(this.hi);
+    this.hi = hi;
+    const lo = new Int32Array(n);
+    lo.set(this.lo);
+    this.lo = lo;
+  }
+
+  private set(pfn: number, h: number, l: number): void {
+    if ((h | l) === 0) l = 1; /* data that is not known to be zero never reads as zero */
+    if ((this.hi[pfn] | this.lo[pfn]) === 0) this.pagesInUse++;
+    this.hi[pfn] = h;
+    this.lo[pfn] = l;
+  }
+
+  zero(pfn: number): void {
+    this.discard(pfn);
+  }
+
+  discard(pfn: number): void {
+    if ((this.hi[pfn] | this.lo[pfn]) === 0) return;
+    this.hi[pfn] = 0;
+    this.lo[pfn] = 0;
+    this.pagesInUse--;
+  }
+
+  copy(dst: number, src: number): void {
+    if (dst === src) return;
+    if ((this.hi[src] | this.lo[src]) === 0) this.discard(dst);
+    else this.set(dst, this.hi[src], this.lo[src]);
   }
 
   copyRange(dst: number, src: number, nr: number): void {
     for (let i = 0; i < nr; i++) this.copy(dst + i, src + i);
   }
 
-  read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void {
-    const sl = this.slot[pfn];
-    if (sl === 0) {
+  read(pfn: number, _off: number, out: Uint8Array, outOff: number, len: number): void {
+    if ((this.hi[pfn] | this.lo[pfn]) === 0) {
       out.fill(0, outOff, outOff + len);
       return;
     }
-    const o = (sl - 1) * PAGE_SIZE + off;
-    out.set(this.u8.subarray(o, o + len), outOff);
+    throw new KernelBug('BUG', 'contents: byte read of a written page in fingerprint mode', `pfn ${pfn} carries fingerprint ${this.checksum(pfn)}; fingerprint mode keeps no bytes (use contentMode=bytes to read data back)`);
   }
 
   write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void {
-    let sl = this.slot[pfn];
-    if (sl === 0) sl = this.allocSlot(pfn) + 1;
-    this.u8.set(inp.subarray(inOff, inOff + len), (sl - 1) * PAGE_SIZE + off);
+    const wasZero = (this.hi[pfn] | this.lo[pfn]) === 0;
+    let allZero = true;
+    for (let i = 0; i < len; i++) if (inp[inOff + i] !== 0) { allZero = false; break; }
+    if (allZero && (wasZero || (off === 0 && len === PAGE_SIZE))) {
+      this.discard(pfn);
+      return;
+    }
+    const whole = off === 0 && len === PAGE_SIZE;
+    // A whole-page store is a function of the bytes only; a partial store
+    // also depends on the previous fingerprint and the offset.
+    let h = whole ? 0x2545f491 : mix32(this.hi[pfn] ^ off, this.serial);
+    let l = whole ? 0x9e3779b9 | 0 : mix32(this.lo[pfn], len ^ (this.serial++ << 12));
+    let i = 0;
+    for (; i + 4 <= len; i += 4) {
+      const w = inp[inOff + i] | (inp[inOff + i + 1] << 8) | (inp[inOff + i + 2] << 16) | (inp[inOff + i + 3] << 24);
+      h = mix32(h, w);
+      l = mix32(l, w + i);
+    }
+    for (; i < len; i++) {
+      h = mix32(h, inp[inOff + i]);
+      l = mix32(l, inp[inOff + i] + i);
+    }
+    this.set(pfn, h, l);
   }
 
   fill(pfn: number, off: number, len: number, v: number): void {
-    let sl = this.slot[pfn];
-    if (sl === 0) {
-      if ((v & 0xff) === 0) return;
-      sl = this.allocSlot(pfn) + 1;
+    v &= 0xff;
+    const wasZero = (this.hi[pfn] | this.lo[pfn]) === 0;
+    const whole = off === 0 && len === PAGE_SIZE;
+    if (v === 0 && (wasZero || whole)) {
+      this.discard(pfn);
+      return;
     }
-    const o = (sl - 1) * PAGE_SIZE + off;
-    this.u8.fill(v, o, o + len);
+    if (whole) this.set(pfn, mix32(0x3c6ef372, v), mix32(0x7f4a7c15, v));
+    else this.set(pfn, mix32(this.hi[pfn] ^ off, v), mix32(this.lo[pfn], len ^ (this.serial++ << 12) ^ (v << 4)));
   }
 
   isZero(pfn: number): boolean {
-    const sl = this.slot[pfn];
-    if (sl === 0) return true;
-    const w = ((sl - 1) * PAGE_SIZE) >>> 2;
-    for (let i = 0; i < PAGE_SIZE / 4; i++) if (this.u32[w + i] !== 0) return false;
-    return true;
+    return (this.hi[pfn] | this.lo[pfn]) === 0;
   }
 
   checksum(pfn: number): number {
-    const sl = this.slot[pfn];
-    if (sl === 0) return 0;
-    const h = hashWords(this.u32, ((sl - 1) * PAGE_SIZE) >>> 2, PAGE_SIZE / 4);
-    return this.isZero(pfn) ? 0 : h;
+    if ((this.hi[pfn] | this.lo[pfn]) === 0) return 0;
+    return ((this.hi[pfn] >>> 0) * 0x200000 + ((this.lo[pfn] >>> 11) & 0x1fffff)) || 1;
   }
 
   bytesInUse(): number {
-    return (this.nextSlot - this.freeSlots.length) * PAGE_SIZE;
+    return this.pagesInUse * 8;
+  }
+
+  metadataBytes(): number {
+    return 0;
   }
 }
 
 export function createContents(mode: 'bytes' | 'fingerprint'): PageContents {
-  if (mode === 'fingerprint') {
-    throw new KernelBug('BUG', 'fingerprint content mode is not implemented yet (performance issue)');
-  }
-  return new ByteContents();
+  return mode === 'fingerprint' ? new FingerprintContents() : new ByteContents();
 }

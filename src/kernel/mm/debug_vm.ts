@@ -31,17 +31,57 @@ function fail(k: Kernel, op: string, rule: string, pfn: number): never {
   throw new KernelBug('INVARIANT', `after ${op}: ${rule}`, pfn >= 0 ? k.dumpPage(pfn, rule) : '');
 }
 
+/**
+ * Per-pfn scratch counters of the walk, reused between checks (no Map, no
+ * per-page allocation): pte[pfn] PTE-level mappings found, pmd[head]
+ * PMD-level ones; `touched` lists the pfns to look at and reset.
+ */
+class Scratch {
+  pte = new Int32Array(0);
+  pmd = new Int32Array(0);
+  touched: number[] = [];
+  ensure(n: number): void {
+    if (this.pte.length >= n) return;
+    this.pte = new Int32Array(n);
+    this.pmd = new Int32Array(n);
+  }
+}
+const scratchOf = new WeakMap<Kernel, Scratch>();
+
 /** Run every invariant; throws KernelBug('INVARIANT') on the first violation. */
 export function checkInvariants(k: Kernel, op: string): void {
   const p = k.pages;
-  const pteMaps = new Map<number, number>();
-  const pmdMaps = new Map<number, number>();
+  let sc = scratchOf.get(k);
+  if (sc === undefined) {
+    sc = new Scratch();
+    scratchOf.set(k, sc);
+  }
+  sc.ensure(p.capacity);
+  const { pte: pteMaps, pmd: pmdMaps, touched } = sc;
+  touched.length = 0;
+  try {
+    walkMappings(k, op, pteMaps, pmdMaps, touched);
+    checkCounts(k, op, pteMaps, pmdMaps, touched);
+  } finally {
+    for (const pfn of touched) {
+      pteMaps[pfn] = 0;
+      pmdMaps[pfn] = 0;
+    }
+  }
+  checkLruAndPgmaps(k, op);
+}
+
+/** Invariant 1 and the counting half of 2: walk every live mm's page tables. */
+function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32Array, touched: number[]): void {
+  const p = k.pages;
   const noteLive = (pfn: number, what: string): void => {
     const head = p.folioPfn(pfn);
     if (p.flags[head] & (PG_buddy | PG_shadow_free)) fail(k, op, `free page mapped by a ${what}`, pfn);
     const g = p.pgmap[pfn];
     if (g !== 0 && (k.pgmaps[g] === null || k.pgmaps[g]!.dead)) fail(k, op, `page of a removed pgmap mapped by a ${what}`, pfn);
   };
+  const zeroPfn = k.zeroPfn;
+  const ramEnd = k.buddy.end;
   for (const mm of k.mms) {
     if (mm.mmUsers <= 0) continue;
     if (mm.mmapLock.isLocked()) fail(k, op, `mmap_lock of mm #${mm.id} held at rest`, -1);
@@ -57,46 +97,60 @@ export function checkInvariants(k: Kernel, op: string): void {
             for (let j = 0; j < PTRS_PER_TABLE; j++) {
               const f = pt.f[j];
               const tt = f & TYPE_MASK;
+              let pfn: number;
               if (tt === T_PRESENT) {
-                if (f & _PAGE_SPECIAL || pt.v[j] === k.zeroPfn) continue;
-                const pfn = pt.v[j];
-                if (pfn >= k.buddy.end && p.pgmap[pfn] === 0) continue; /* VM_PFNMAP / MIXEDMAP of device memory */
+                pfn = pt.v[j];
+                if (f & _PAGE_SPECIAL || pfn === zeroPfn) continue;
+                if (pfn >= ramEnd && p.pgmap[pfn] === 0) continue; /* VM_PFNMAP / MIXEDMAP of device memory */
                 noteLive(pfn, 'PTE');
-                pteMaps.set(pfn, (pteMaps.get(pfn) ?? 0) + 1);
               } else if (isDevicePrivateType(tt) || tt === T_DEVICE_EXCLUSIVE) {
-                noteLive(pt.v[j], tt === T_DEVICE_EXCLUSIVE ? 'device-exclusive entry' : 'device-private entry');
-                pteMaps.set(pt.v[j], (pteMaps.get(pt.v[j]) ?? 0) + 1);
-              }
+                pfn = pt.v[j];
+                noteLive(pfn, tt === T_DEVICE_EXCLUSIVE ? 'device-exclusive entry' : 'device-private entry');
+              } else continue;
+              if (pteMaps[pfn]++ === 0 && pmdMaps[pfn] === 0) touched.push(pfn);
             }
-          } else if (t === T_PRESENT) {
+          } else if (t === T_PRESENT || isDevicePrivateType(t)) {
             const v = pmd.v[i];
-            if (v === k.hugeZeroPfn || (pmd.f[i] & _PAGE_SPECIAL)) continue;
-            noteLive(v, 'PMD');
-            pmdMaps.set(v, (pmdMaps.get(v) ?? 0) + 1);
-          } else if (isDevicePrivateType(t)) {
-            noteLive(pmd.v[i], 'device-private PMD');
-            pmdMaps.set(pmd.v[i], (pmdMaps.get(pmd.v[i]) ?? 0) + 1);
+            if (t === T_PRESENT && (v === k.hugeZeroPfn || (pmd.f[i] & _PAGE_SPECIAL))) continue;
+            noteLive(v, t === T_PRESENT ? 'PMD' : 'device-private PMD');
+            if (pmdMaps[v]++ === 0 && pteMaps[v] === 0) touched.push(v);
           }
         }
       }
     }
   }
-  const folioMaps = new Map<number, number>();
-  for (const [pfn, n] of pteMaps) {
-    if (p.mapcount[pfn] !== n) fail(k, op, `mapcount ${p.mapcount[pfn]} but ${n} PTE mapping(s) found`, pfn);
+}
+
+/** The comparing half of invariant 2, and invariant 3. */
+function checkCounts(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32Array, touched: number[]): void {
+  const p = k.pages;
+  for (const pfn of touched) {
+    const n = pteMaps[pfn];
+    if (n !== 0 && p.mapcount[pfn] !== n) fail(k, op, `mapcount ${p.mapcount[pfn]} but ${n} PTE mapping(s) found`, pfn);
+    const m = pmdMaps[pfn];
+    if (m !== 0 && p.entireMapcount[pfn] !== m) fail(k, op, `entire mapcount ${p.entireMapcount[pfn]} but ${m} PMD mapping(s) found`, pfn);
+  }
+  // Per folio: sum the mappings of its pages (heads visited once).
+  let lastHead = -1;
+  for (const pfn of touched) {
     const head = p.folioPfn(pfn);
-    folioMaps.set(head, (folioMaps.get(head) ?? 0) + n);
-  }
-  for (const [head, n] of pmdMaps) {
-    if (p.entireMapcount[head] !== n) fail(k, op, `entire mapcount ${p.entireMapcount[head]} but ${n} PMD mapping(s) found`, head);
-    folioMaps.set(head, (folioMaps.get(head) ?? 0) + n);
-  }
-  for (const [head, n] of folioMaps) {
+    if (head === lastHead) continue;
+    lastHead = head;
+    const nr = p.folioNr(head);
+    let n = pmdMaps[head];
+    if (nr === 1) n += pteMaps[head];
+    else for (let i = 0; i < nr; i++) n += pteMaps[head + i];
+    if (n === 0) continue;
     const pins = p.pincount[head] * (p.order[head] === 0 ? GUP_PIN_COUNTING_BIAS : 1);
     const batch = (p.flags[head] & PG_lru_pending) ? 1 : 0;
     if (p.refcount[head] < n + pins + batch) fail(k, op, `refcount ${p.refcount[head]} < ${n} mapping(s) + ${pins} pin reference(s) + ${batch} LRU batch`, head);
     if (p.flags[head] & PG_locked) fail(k, op, 'mapped folio left locked at rest', head);
   }
+}
+
+/** Invariants 4 and 5. */
+function checkLruAndPgmaps(k: Kernel, op: string): void {
+  const p = k.pages;
   /* LRU */
   let n = 0;
   for (let f = k.lru.head; f !== -1; f = p.lruNext[f]) {

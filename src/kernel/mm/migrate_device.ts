@@ -88,25 +88,41 @@ export function migratePfn(pfn: number): number {
   return pfn * MIGRATE_PFN_FLAGS + MIGRATE_PFN_VALID;
 }
 
+/*
+ * Entries below 2^31 (pfns below 2^25: 128 GiB of physical address space)
+ * take the int32 path; larger ones fall back to float arithmetic. Both give
+ * the same answers; the int path avoids a floating-point modulo per entry.
+ */
+const INT_LIMIT = 2147483648;
+
+/** The MIGRATE_PFN_* bits of entry v (v % 64). */
+function mpfnFlags(v: number): number {
+  return v < INT_LIMIT ? (v | 0) & (MIGRATE_PFN_FLAGS - 1) : v % MIGRATE_PFN_FLAGS;
+}
+
 /** migrate_pfn_to_page(v): the pfn of a VALID entry, else -1. Only VALID is looked at. */
 export function migratePfnToPage(v: number): number {
+  if (v < INT_LIMIT) {
+    const x = v | 0;
+    return (x & MIGRATE_PFN_VALID) !== 0 ? x >>> MIGRATE_PFN_SHIFT : -1;
+  }
   if ((v % MIGRATE_PFN_FLAGS) % 2 !== 1) return -1;
   return Math.floor(v / MIGRATE_PFN_FLAGS);
 }
 
 /** Does entry v have flag bit f (a MIGRATE_PFN_* below 64)? */
 export function mpfnHas(v: number, f: number): boolean {
-  return ((v % MIGRATE_PFN_FLAGS) & f) !== 0;
+  return (mpfnFlags(v) & f) !== 0;
 }
 
 /** v | f, on the full-width value. */
 function mpfnSet(v: number, f: number): number {
-  return mpfnHas(v, f) ? v : v + f;
+  return v + (f & ~mpfnFlags(v));
 }
 
 /** v & ~f, on the full-width value (f may combine several flags). */
 function mpfnClear(v: number, f: number): number {
-  return v - ((v % MIGRATE_PFN_FLAGS) & f);
+  return v - (mpfnFlags(v) & f);
 }
 
 /** Model-only state of a struct migrate_vma, to catch driver misuse. */
@@ -803,7 +819,7 @@ function migrateVmaSplitUnmappedFolio(k: Kernel, mv: MigrateVma, idx: number, ad
   const ret = folioSplitUnmapped(k, folio);
   if (ret !== 0) return ret;
   src[idx] = mpfnClear(src[idx], MIGRATE_PFN_COMPOUND);
-  const flags = src[idx] % MIGRATE_PFN_FLAGS;
+  const flags = mpfnFlags(src[idx]);
   const pfn = Math.floor(src[idx] / MIGRATE_PFN_FLAGS);
   for (let j = 1; j < HPAGE_PMD_NR; j++) src[idx + j] = (pfn + j) * MIGRATE_PFN_FLAGS + flags;
   k.vmstat.thp_migration_split++;

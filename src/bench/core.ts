@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The core benchmark: round trips system -> device-private -> system of a
+ * whole buffer through migrate_vma_setup / pages / finalize with the
+ * minimal driver, which copies each page once per direction. Each
+ * direction's figure is the median of `reps` timed round trips after one
+ * untimed warm-up; the machine's memcpy bandwidth is measured in the same
+ * run for the same bytes in the same block size (4 KiB or 2 MiB), and
+ *   ratio = (2 x bytes / round-trip time) / memcpy GB/s.
+ * The run ends with the data-integrity check of every page moved.
+ */
+import { HPAGE_PMD_SIZE, PAGE_SIZE } from '../kernel/mm/page.js';
+import type { ContentMode } from '../kernel/config.js';
+import { BenchMachine } from './machine.js';
+import { memcpyGBps } from './memcpy.js';
+import { gbps, median, round } from './stats.js';
+
+export interface CoreRow {
+  pages: number;
+  thp: boolean;
+  s2dGBps: number;
+  d2sGBps: number;
+  /** Median round trip, ms. */
+  roundTripMs: number;
+  /** Per-page cost of a round trip, ns. */
+  nsPerPage: number;
+  memcpyGBps: number;
+  ratio: number;
+  /** Pages whose contents were verified at the end. */
+  verifiedPages: number;
+}
+
+export interface CoreOptions {
+  pages: number;
+  thp: boolean;
+  reps: number;
+  contentMode?: ContentMode;
+  /** Skip the memcpy measurement (fingerprint mode copies no bytes). */
+  noMemcpy?: boolean;
+}
+
+export function runCore(o: CoreOptions): CoreRow {
+  const fp = o.contentMode === 'fingerprint';
+  const m = new BenchMachine({ pages: o.pages, thp: o.thp, contentMode: o.contentMode, fullPages: !fp });
+  const expect = o.thp ? o.pages / 512 : o.pages;
+  const s2d: number[] = [];
+  const d2s: number[] = [];
+  const rt: number[] = [];
+  for (let r = 0; r <= o.reps; r++) {
+    const t0 = performance.now();
+    const n1 = m.toDevice();
+    const t1 = performance.now();
+    const n2 = m.toSystem();
+    const t2 = performance.now();
+    if (n1 !== expect || n2 !== expect) throw new Error(`bench core: migrated ${n1} / ${n2} entries, expected ${expect}`);
+    if (r === 0) continue; /* warm-up */
+    s2d.push(t1 - t0);
+    d2s.push(t2 - t1);
+    rt.push(t2 - t0);
+  }
+  const verifiedPages = m.verify();
+  const bytes = o.pages * PAGE_SIZE;
+  const mc = o.noMemcpy || fp ? 0 : memcpyGBps(bytes, o.thp ? HPAGE_PMD_SIZE : PAGE_SIZE, Math.max(3, o.reps));
+  const rtMs = median(rt);
+  return {
+    pages: o.pages,
+    thp: o.thp,
+    s2dGBps: round(gbps(bytes, median(s2d))),
+    d2sGBps: round(gbps(bytes, median(d2s))),
+    roundTripMs: round(rtMs),
+    nsPerPage: round((rtMs * 1e6) / o.pages, 1),
+    memcpyGBps: round(mc),
+    ratio: mc > 0 ? round(gbps(2 * bytes, rtMs) / mc) : 0,
+    verifiedPages,
+  };
+}
