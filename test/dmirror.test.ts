@@ -3,148 +3,30 @@
  * The test_hmm (dmirror) driver through its file operations: a process is
  * an mm with VMAs built directly, `current` points at it, the ioctl
  * argument struct lives in that process's memory, and CPU accesses go
- * through the simulated MMU and fault path. Checks every ioctl's errors
- * (the kernel's errno) and READ / WRITE / MIGRATE / SNAPSHOT / EXCLUSIVE
- * round trips with their counters.
+ * through the simulated MMU and fault path (helpers in dmirror_helpers.ts).
+ * Checks module init, the uapi, and READ / WRITE / MIGRATE / SNAPSHOT /
+ * EXCLUSIVE round trips with their counters. Every ioctl's error cases, one
+ * test each with the kernel's errno, are in dmirror_errno.test.ts; coherent
+ * devices and THPs in dmirror_coherent.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Kernel } from '../src/kernel/kernel.js';
 import type { KernelConfig } from '../src/kernel/config.js';
 import { runSync } from '../src/kernel/sched/sched.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { EFAULT, EINVAL, ENOENT, EPERM } from '../src/kernel/errno.js';
-import {
-  MmStruct, Vma, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, VM_HUGEPAGE, VM_MIXEDMAP,
-} from '../src/kernel/mm/mm_types.js';
-import { doMmap, doMunmap, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
-import { enableCheckedMode } from '../src/kernel/mm/debug_vm.js';
-import { translate, doUserAddrFault } from '../src/kernel/arch/fault.js';
-import { File, O_RDWR, chrdevOpen, fput } from '../src/kernel/fs/chardev.js';
+import { VM_MIXEDMAP } from '../src/kernel/mm/mm_types.js';
+import { doMmap, doMunmap, MAP_PRIVATE, PROT_READ } from '../src/kernel/mm/mmap.js';
+import { translate } from '../src/kernel/arch/fault.js';
 import {
   HMM_DMIRROR_CHECK_EXCLUSIVE, HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV,
   HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE, HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_WRITE,
-  HMM_DMIRROR_READ_UNLOCKABLE, HMM_DMIRROR_CMD_SIZE, decodeCmd, encodeCmd, testHmmInit, testHmmExit, testHmmModule,
+  HMM_DMIRROR_READ_UNLOCKABLE, decodeCmd, encodeCmd, testHmmExit, testHmmModule,
 } from '../src/drivers/test_hmm/index.js';
-
-const PAGE = 4096;
-const U64 = (1n << 64n) - 1n;
-
-interface Proc {
-  k: Kernel;
-  mm: MmStruct;
-  /** A scratch RW anon VMA for the ioctl struct and data buffers. */
-  scratch: number;
-  nextScratch: number;
-}
-
-function boot(cfg: Partial<KernelConfig> = {}): Kernel {
-  const k = new Kernel({ ramBytes: 128 << 20, nrHugepages: 0, checked: true, ...cfg });
-  if (k.config.checked) enableCheckedMode(k);
-  assert.equal(testHmmInit(k), 0);
-  return k;
-}
-
-let nextVa = 0x10000000;
-
-function mkVma(p: Proc, npages: number, flags: number): number {
-  const start = nextVa;
-  nextVa += (npages + 16) * PAGE;
-  p.mm.insertVma(new Vma(p.mm, start, start + npages * PAGE, flags, start / PAGE));
-  return start;
-}
-
-const RW = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE;
-const RO = VM_READ | VM_MAYREAD | VM_MAYWRITE;
-
-function spawn(k: Kernel): Proc {
-  const mm = k.newMm();
-  k.current = { pid: mm.id, mm, comm: 'hmm-tests' };
-  const p: Proc = { k, mm, scratch: 0, nextScratch: 0 };
-  p.scratch = mkVma(p, 4096, RW);
-  p.nextScratch = p.scratch;
-  return p;
-}
-
-/** malloc() from the scratch VMA (page aligned). */
-function umalloc(p: Proc, bytes: number): number {
-  const a = p.nextScratch;
-  p.nextScratch += Math.ceil(bytes / PAGE) * PAGE;
-  return a;
-}
-
-/** A CPU access: fault until the MMU translates. */
-function cpu(mm: MmStruct, addr: number, write: boolean): number {
-  for (let i = 0; i < 100; i++) {
-    const pfn = translate(mm, addr, write);
-    if (pfn >= 0) return pfn;
-    const r = runSync(mm.kernel.sched, doUserAddrFault(mm, addr, write));
-    mm.kernel.checkpoint('fault');
-    if (!r.ok) throw new KernelBug('BUG', `test: signal ${r.signal} at 0x${addr.toString(16)}`);
-  }
-  throw new Error('cpu: no progress');
-}
-
-function uwrite(p: Proc, addr: number, data: Uint8Array): void {
-  for (let off = 0; off < data.length;) {
-    const a = addr + off;
-    const inpage = Math.min(PAGE - (a % PAGE), data.length - off);
-    p.k.contents.write(cpu(p.mm, a, true), a % PAGE, data, off, inpage);
-    off += inpage;
-  }
-}
-
-function uread(p: Proc, addr: number, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  for (let off = 0; off < len;) {
-    const a = addr + off;
-    const inpage = Math.min(PAGE - (a % PAGE), len - off);
-    p.k.contents.read(cpu(p.mm, a, false), a % PAGE, out, off, inpage);
-    off += inpage;
-  }
-  return out;
-}
-
-/** int ptr[i] = base + i over n pages. */
-function pattern(npages: number, base: number): Uint8Array {
-  const b = new Uint8Array(npages * PAGE);
-  const dv = new DataView(b.buffer);
-  for (let i = 0; i < b.length / 4; i++) dv.setInt32(i * 4, base + i, true);
-  return b;
-}
-
-function open(p: Proc, path: string): File | number {
-  p.k.current = { pid: p.mm.id, mm: p.mm, comm: 'hmm-tests' };
-  return runSync(p.k.sched, chrdevOpen(p.k, path, O_RDWR));
-}
-
-function openOk(p: Proc, path = '/dev/hmm_dmirror0'): File {
-  const f = open(p, path);
-  assert.ok(f instanceof File, `open ${path}: ${String(f)}`);
-  return f;
-}
-
-function close(p: Proc, f: File): void {
-  runSync(p.k.sched, fput(f));
-  p.k.checkpoint('close');
-}
-
-interface Res {
-  ret: number;
-  cpages: bigint;
-  faults: bigint;
-}
-
-/** hmm_dmirror_cmd() of hmm-tests.c: the struct in user memory, cpages/faults back only on success. */
-function ioctl(p: Proc, f: File, request: number, addr: number | bigint, ptr: number, npages: number | bigint): Res {
-  const arg = umalloc(p, HMM_DMIRROR_CMD_SIZE);
-  uwrite(p, arg, encodeCmd({ addr: BigInt(addr) & U64, ptr: BigInt(ptr), npages: BigInt(npages) & U64, cpages: 77n, faults: 77n }));
-  p.k.current = { pid: p.mm.id, mm: p.mm, comm: 'hmm-tests' };
-  const ret = runSync(p.k.sched, f.fops.unlockedIoctl!(f, request, arg));
-  p.k.checkpoint('ioctl');
-  const c = decodeCmd(uread(p, arg, HMM_DMIRROR_CMD_SIZE));
-  return { ret, cpages: c.cpages, faults: c.faults };
-}
+import {
+  PAGE, RO, RW, U64, boot, close, ioctl, mkVma, mmapSharedAnon, open, openOk, pattern, spawn, thpBuffer, umalloc,
+  uread, uwrite,
+} from './dmirror_helpers.js';
 
 test('uapi: ioctl numbers are the real _IOWR(\'H\', nr, struct hmm_dmirror_cmd) values and the struct is 40 bytes', () => {
   assert.equal(HMM_DMIRROR_READ, 0xc0284800);
@@ -314,10 +196,7 @@ test('MIGRATE_TO_DEV of shared anonymous memory: -ENOENT', () => {
   const f = openOk(p);
   const ptr = umalloc(p, 4 * PAGE);
   /* mmap(MAP_SHARED | MAP_ANONYMOUS): shmem-backed. */
-  assert.ok(p.mm.mmapLock.tryWriteFast(k.sched));
-  const sh = runSync(k.sched, doMmap(p.mm, 0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, null, 0));
-  p.mm.mmapLock.writeUnlock(k.sched);
-  assert.ok(sh > 0);
+  const sh = mmapSharedAnon(p, 4);
   uwrite(p, sh, pattern(4, 9));
   const r = ioctl(p, f, HMM_DMIRROR_MIGRATE_TO_DEV, sh, ptr, 4);
   assert.equal(r.ret, -ENOENT);
@@ -374,16 +253,6 @@ test('close() evicts the device memory of every process', () => {
   assert.deepEqual(uread(p, buf, 8 * PAGE), pattern(8, 5));
   assert.equal(k.printk.warnings.length, 0, k.printk.text());
 });
-
-/** A 2 MiB-aligned THP-eligible anon VMA of `npmd` PMDs, populated by CPU writes of pattern(…, base). */
-function thpBuffer(p: Proc, npmd: number, base: number): { addr: number; data: Uint8Array } {
-  const HP = 512 * PAGE;
-  nextVa = Math.ceil(nextVa / HP) * HP;
-  const addr = mkVma(p, npmd * 512, RW | VM_HUGEPAGE);
-  const data = pattern(npmd * 512, base);
-  uwrite(p, addr, data);
-  return { addr, data };
-}
 
 test('THP: MIGRATE_TO_DEV moves a PMD-mapped THP as one device folio (snapshot 0x26), the CPU faults it back whole', () => {
   const k = boot();

@@ -12,7 +12,7 @@
 import { HPAGE_PMD_SIZE, PAGE_SIZE } from '../kernel/mm/page.js';
 import type { ContentMode } from '../kernel/config.js';
 import { BenchMachine } from './machine.js';
-import { memcpyGBps } from './memcpy.js';
+import { MemcpyProbe } from './memcpy.js';
 import { gbps, median, round } from './stats.js';
 
 export interface CoreRow {
@@ -43,9 +43,12 @@ export function runCore(o: CoreOptions): CoreRow {
   const fp = o.contentMode === 'fingerprint';
   const m = new BenchMachine({ pages: o.pages, thp: o.thp, contentMode: o.contentMode, fullPages: !fp });
   const expect = o.thp ? o.pages / 512 : o.pages;
+  const bytes = o.pages * PAGE_SIZE;
+  const probe = o.noMemcpy || fp ? null : new MemcpyProbe(bytes, o.thp ? HPAGE_PMD_SIZE : PAGE_SIZE);
   const s2d: number[] = [];
   const d2s: number[] = [];
   const rt: number[] = [];
+  const mc: number[] = [];
   for (let r = 0; r <= o.reps; r++) {
     const t0 = performance.now();
     const n1 = m.toDevice();
@@ -53,14 +56,15 @@ export function runCore(o: CoreOptions): CoreRow {
     const n2 = m.toSystem();
     const t2 = performance.now();
     if (n1 !== expect || n2 !== expect) throw new Error(`bench core: migrated ${n1} / ${n2} entries, expected ${expect}`);
+    const pm = probe?.run() ?? 0;
     if (r === 0) continue; /* warm-up */
     s2d.push(t1 - t0);
     d2s.push(t2 - t1);
     rt.push(t2 - t0);
+    mc.push(pm);
   }
   const verifiedPages = m.verify();
-  const bytes = o.pages * PAGE_SIZE;
-  const mc = o.noMemcpy || fp ? 0 : memcpyGBps(bytes, o.thp ? HPAGE_PMD_SIZE : PAGE_SIZE, Math.max(3, o.reps));
+  const memcpy = probe ? gbps(bytes, median(mc)) : 0;
   const rtMs = median(rt);
   return {
     pages: o.pages,
@@ -69,8 +73,8 @@ export function runCore(o: CoreOptions): CoreRow {
     d2sGBps: round(gbps(bytes, median(d2s))),
     roundTripMs: round(rtMs),
     nsPerPage: round((rtMs * 1e6) / o.pages, 1),
-    memcpyGBps: round(mc),
-    ratio: mc > 0 ? round(gbps(2 * bytes, rtMs) / mc) : 0,
+    memcpyGBps: round(memcpy),
+    ratio: memcpy > 0 ? round(gbps(2 * bytes, rtMs) / memcpy) : 0,
     verifiedPages,
   };
 }

@@ -28,12 +28,14 @@ export interface MachineOptions {
   contentMode?: ContentMode;
   /** Fill every byte (true) or one 8-byte word per page (false: faster, for the scale runs). */
   fullPages?: boolean;
+  /** Create the device (default); the memory benchmark measures a machine without one. */
+  device?: boolean;
 }
 
 export class BenchMachine {
   readonly sys: System;
   readonly proc: Process;
-  readonly dev: TestDev;
+  private readonly device: TestDev | null;
   readonly start: number;
   readonly end: number;
   readonly bytes: number;
@@ -51,7 +53,7 @@ export class BenchMachine {
       checked: false,
     });
     this.proc = this.sys.spawn('bench');
-    this.dev = new TestDev(this.sys.kernel, { privatePages: pages + HPAGE_PMD_NR, coherentPages: 0, name: 'bench-dev' });
+    this.device = opts.device === false ? null : new TestDev(this.sys.kernel, { privatePages: pages + HPAGE_PMD_NR, coherentPages: 0, name: 'bench-dev' });
     const p = this.proc;
     const raw = p.mmap(0, this.bytes + HPAGE_PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (raw < 0) throw new Error(`bench: mmap failed (${raw})`);
@@ -61,6 +63,11 @@ export class BenchMachine {
     this.populate(opts.fullPages ?? true);
     this.sums = new Float64Array(pages);
     this.record();
+  }
+
+  get dev(): TestDev {
+    if (this.device === null) throw new Error('bench: this machine has no device');
+    return this.device;
   }
 
   private populate(full: boolean): void {

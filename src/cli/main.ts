@@ -3,15 +3,19 @@
  * The hmmsim command line.
  *
  *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list]
+ *   hmmsim explore <scenario> [...]       (src/cli/explore.ts)
+ *   hmmsim bench [--json] [--only ...]    (src/cli/bench.ts)
  *
  * `selftest` runs the port of the kernel's tools/testing/selftests/mm/
  * hmm-tests.c on the model, each case on a fresh simulated machine, and
  * prints kselftest TAP (or, with --json, one JSON object). The exit status
  * is 1 if any case failed, 2 on a usage error, else 0.
  */
+import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { applyConfigSetting, defaultConfig, type KernelConfig } from '../kernel/config.js';
 import { type CaseResult, type SuiteResult, globToRegExp } from '../selftests/harness.js';
+import { registerBench } from './bench.js';
 import { registerExplore } from './explore.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -40,6 +44,7 @@ interface SelftestOptions {
   list?: boolean;
   seed?: string;
   failOnWarn?: boolean;
+  jobs?: string;
 }
 
 function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult): unknown {
@@ -64,6 +69,14 @@ function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult)
     })),
     totals: r.totals,
   };
+}
+
+/** --jobs: a positive integer, or the number of CPUs available by default. */
+function parseJobs(v: string | undefined): number {
+  if (v === undefined) return os.availableParallelism();
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--jobs: '${v}' is not an integer in 1..64`);
+  return n;
 }
 
 async function runSelftest(opts: SelftestOptions, write: (s: string) => void): Promise<number> {
@@ -95,12 +108,25 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
     bar = { update: (n) => b.update(n), stop: () => b.stop() };
   }
   let done = 0;
-  const result = suite.run({
+  const runOpts = {
     filter: opts.filter,
     select,
     out: opts.json ? null : (l: string) => write(l + '\n'),
     onCase: () => bar?.update(++done),
-  });
+  };
+  const jobs = Math.min(parseJobs(opts.jobs), suite.select(runOpts).length);
+  let result: SuiteResult;
+  if (jobs <= 1) result = suite.run(runOpts);
+  else {
+    // Each case builds its own machine: run them on worker threads.
+    const { SelftestPool } = await import('./selftest_pool.js');
+    const pool = new SelftestPool(jobs, { config: cfg, seed, failOnWarn: opts.failOnWarn === true });
+    try {
+      result = await suite.runWith(runOpts, (c) => pool.exec(c));
+    } finally {
+      await pool.close();
+    }
+  }
   bar?.stop();
   if (opts.json) write(JSON.stringify(jsonReport(cfg, seed, result), null, 2) + '\n');
   return result.totals.fail > 0 || result.totals.error > 0 ? 1 : 0;
@@ -129,12 +155,16 @@ export async function main(argv: string[]): Promise<number> {
     .option('--list', 'list the case names and exit')
     .option('--seed <n>', 'seed of hmm_random() (anon_teardown schedules)')
     .option('--fail-on-warn', 'a kernel WARNING during a case fails it (kselftest does not look at dmesg)')
+    .option('--jobs <n>', 'run cases on n worker threads (default: the number of CPUs; 1 runs in-process)')
     .exitOverride()
     .action(async (opts: SelftestOptions) => {
       code = await runSelftest(opts, out);
     });
 
   registerExplore(program, out, (c) => {
+    code = c;
+  });
+  registerBench(program, out, (c) => {
     code = c;
   });
 

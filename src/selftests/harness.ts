@@ -802,34 +802,79 @@ export class Suite<Env extends CaseEnv> {
     };
   }
 
+  /** The selected cases, renumbered consecutively as kselftest does. */
+  select(opts: RunOptions = {}): CaseInfo[] {
+    const pats = (opts.filter ?? []).map(globToRegExp);
+    const selected = this.cases().filter((c) => (!pats.length || pats.some((r) => r.test(c.fullName))) && (!opts.select || opts.select(c)));
+    return selected.map((c, i) => ({ ...c, index: i + 1 }));
+  }
+
+  /** The TAP plan lines before the first case. */
+  private header(emit: (l: string) => void, n: number): void {
+    emit('TAP version 13');
+    emit(`1..${n}`);
+    emit(`# Starting ${n} tests from ${this.caseCount()} test cases.`);
+  }
+
+  /** The TAP lines of one finished case (its log too, unless it was printed live). */
+  private report(emit: (l: string) => void, c: CaseInfo, r: CaseResult, replayLog: boolean): void {
+    if (replayLog) for (const l of r.log) emit(l);
+    emit(`#          ${r.status === 'fail' ? 'FAIL' : '  OK'}  ${c.fullName}`);
+    if (r.status === 'pass') emit(`ok ${c.index} ${c.fullName}`);
+    else if (r.status === 'skip') emit(`ok ${c.index} ${c.fullName} # SKIP ${r.reason}`);
+    else emit(`not ok ${c.index} ${c.fullName}`);
+  }
+
+  private footer(emit: (l: string) => void, n: number, totals: Totals): void {
+    const passed = totals.pass + totals.skip;
+    emit(`# ${totals.fail ? 'FAILED' : 'PASSED'}: ${passed} / ${n} tests passed.`);
+    emit(totalsLine(totals));
+  }
+
   /** Run the selected cases, printing kselftest TAP to `out`. */
   run(opts: RunOptions = {}): SuiteResult {
     const out = opts.out === undefined ? (l: string) => process.stdout.write(l + '\n') : opts.out;
     const emit = (l: string) => out?.(l);
-    const all = this.cases();
-    const pats = (opts.filter ?? []).map(globToRegExp);
-    const selected = all.filter((c) => (!pats.length || pats.some((r) => r.test(c.fullName))) && (!opts.select || opts.select(c)));
-    // kselftest numbers the selected tests consecutively.
-    const renumbered = selected.map((c, i) => ({ ...c, index: i + 1 }));
-    emit('TAP version 13');
-    emit(`1..${renumbered.length}`);
-    emit(`# Starting ${renumbered.length} tests from ${this.caseCount()} test cases.`);
+    const cases = this.select(opts);
+    this.header(emit, cases.length);
     const results: CaseResult[] = [];
     const totals: Totals = { pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 0, error: 0 };
-    for (const c of renumbered) {
+    for (const c of cases) {
       emit(`#  RUN           ${c.fullName} ...`);
       const r = this.runCase(c, out);
-      emit(`#          ${r.status === 'fail' ? 'FAIL' : '  OK'}  ${c.fullName}`);
-      if (r.status === 'pass') emit(`ok ${c.index} ${c.fullName}`);
-      else if (r.status === 'skip') emit(`ok ${c.index} ${c.fullName} # SKIP ${r.reason}`);
-      else emit(`not ok ${c.index} ${c.fullName}`);
+      this.report(emit, c, r, false);
       totals[r.status]++;
       results.push(r);
       opts.onCase?.(r);
     }
-    const passed = totals.pass + totals.skip;
-    emit(`# ${totals.fail ? 'FAILED' : 'PASSED'}: ${passed} / ${renumbered.length} tests passed.`);
-    emit(totalsLine(totals));
+    this.footer(emit, cases.length, totals);
+    return { cases: results, totals };
+  }
+
+  /**
+   * As run(), but each case's result comes from `exec` (which may run it
+   * elsewhere, e.g. in a worker thread, and may be called for several cases
+   * before the first resolves); the TAP is printed in case order, each
+   * case's log replayed from its result.
+   */
+  async runWith(opts: RunOptions, exec: (c: CaseInfo) => Promise<CaseResult>): Promise<SuiteResult> {
+    const out = opts.out === undefined ? (l: string) => process.stdout.write(l + '\n') : opts.out;
+    const emit = (l: string) => out?.(l);
+    const cases = this.select(opts);
+    this.header(emit, cases.length);
+    const pending = cases.map((c) => exec(c));
+    const results: CaseResult[] = [];
+    const totals: Totals = { pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 0, error: 0 };
+    for (let i = 0; i < cases.length; i++) {
+      const c = cases[i];
+      const r = { ...(await pending[i]), index: c.index };
+      emit(`#  RUN           ${c.fullName} ...`);
+      this.report(emit, c, r, true);
+      totals[r.status]++;
+      results.push(r);
+      opts.onCase?.(r);
+    }
+    this.footer(emit, cases.length, totals);
     return { cases: results, totals };
   }
 }

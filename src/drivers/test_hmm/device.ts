@@ -70,10 +70,16 @@ export class DmirrorDevice {
   /** Pages handed out / returned (internal counters, as the kernel's). */
   calloc = 0;
   cfree = 0;
-  /** free_pages: order-0 device pages, LIFO (top = last element). */
-  freePages: number[] = [];
-  /** free_folios: heads of free PMD-sized device folios, LIFO. */
-  freeFolios: number[] = [];
+  /**
+   * free_pages / free_folios: as in the kernel, singly linked LIFO lists of
+   * free device pages (order 0) and free PMD-sized device folios (heads),
+   * threaded through zone_device_data (the next pfn; 0 = NULL). Protected
+   * by `lock`. The counts are the model's, for tests and accounting.
+   */
+  freePagesHead = 0;
+  freeFoliosHead = 0;
+  nrFreePages = 0;
+  nrFreeFolios = 0;
   /** /dev path, registered while the module is loaded. */
   readonly path: string;
   constructor(
@@ -91,6 +97,52 @@ export class DmirrorDevice {
   toString(): string {
     return `hmm_dmirror${this.minor}`;
   }
+
+  /** The free_pages list as an array, top first (for tests and debugging: O(n)). */
+  get freePages(): number[] {
+    return this.walk(this.freePagesHead);
+  }
+
+  /** The free_folios list as an array, top first (for tests and debugging: O(n)). */
+  get freeFolios(): number[] {
+    return this.walk(this.freeFoliosHead);
+  }
+
+  private walk(head: number): number[] {
+    const out: number[] = [];
+    const zdd = this.mod.k.pages.zdd;
+    for (let pfn = head; pfn !== 0; pfn = zdd[pfn]) out.push(pfn);
+    return out;
+  }
+}
+
+/** Push a free device page (large: a folio head) on its list: page->zone_device_data = list; list = page. Lock held. */
+function pushFree(mdevice: DmirrorDevice, pfn: number, large: boolean): void {
+  const zdd = mdevice.mod.k.pages.zdd;
+  if (large) {
+    zdd[pfn] = mdevice.freeFoliosHead;
+    mdevice.freeFoliosHead = pfn;
+    mdevice.nrFreeFolios++;
+  } else {
+    zdd[pfn] = mdevice.freePagesHead;
+    mdevice.freePagesHead = pfn;
+    mdevice.nrFreePages++;
+  }
+}
+
+/** Pop the top of a free list, or 0 (NULL) if it is empty. Lock held. */
+function popFree(mdevice: DmirrorDevice, large: boolean): number {
+  const zdd = mdevice.mod.k.pages.zdd;
+  const pfn = large ? mdevice.freeFoliosHead : mdevice.freePagesHead;
+  if (pfn === 0) return 0;
+  if (large) {
+    mdevice.freeFoliosHead = zdd[pfn];
+    mdevice.nrFreeFolios--;
+  } else {
+    mdevice.freePagesHead = zdd[pfn];
+    mdevice.nrFreePages--;
+  }
+  return pfn;
 }
 
 /** The loaded module: devices, the mirror registry (ids stored in zone_device_data), SPM ranges. */
@@ -215,25 +267,18 @@ export function* dmirrorAllocateChunk(mdevice: DmirrorDevice, want: boolean, isL
   spinLockSync(k, mdevice.lock);
   for (let pfn = pfnFirst; pfn < pfnLast;) {
     if (isLarge && pfn % HPAGE_PMD_NR === 0 && pfn + HPAGE_PMD_NR <= pfnLast) {
-      mdevice.freeFolios.push(pfn);
+      pushFree(mdevice, pfn, true);
       pfn += HPAGE_PMD_NR;
       continue;
     }
-    mdevice.freePages.push(pfn);
+    pushFree(mdevice, pfn, false);
     pfn++;
   }
   let ret = 0;
   if (want) {
-    if (isLarge) {
-      if (mdevice.freeFolios.length === 0) ret = -ENOMEM;
-      else {
-        ret = mdevice.freeFolios.pop()!;
-        mdevice.calloc += HPAGE_PMD_NR;
-      }
-    } else if (mdevice.freePages.length > 0) {
-      ret = mdevice.freePages.pop()!;
-      mdevice.calloc++;
-    } else ret = -ENOMEM;
+    ret = popFree(mdevice, isLarge);
+    if (ret === 0) ret = -ENOMEM;
+    else mdevice.calloc += isLarge ? HPAGE_PMD_NR : 1;
   }
   mdevice.lock.unlock(s);
   return ret;
@@ -260,13 +305,10 @@ export function* dmirrorDevmemAllocPage(dmirror: Dmirror, isLarge: boolean): K<n
   }
   let dpage = -1;
   spinLockSync(k, mdevice.lock);
-  if (isLarge && mdevice.freeFolios.length > 0) {
-    dpage = mdevice.freeFolios.pop()!;
+  const top = popFree(mdevice, isLarge);
+  if (top !== 0) {
+    dpage = top;
     mdevice.calloc += 1 << order;
-    mdevice.lock.unlock(k.sched);
-  } else if (!isLarge && mdevice.freePages.length > 0) {
-    dpage = mdevice.freePages.pop()!;
-    mdevice.calloc++;
     mdevice.lock.unlock(k.sched);
   } else {
     mdevice.lock.unlock(k.sched);
@@ -300,8 +342,7 @@ export function dmirrorDevmemFree(mod: TestHmm, head: number): void {
   spinLockSync(k, mdevice.lock);
   if (!chunk.remove) {
     mdevice.cfree += 1 << order;
-    if (order) mdevice.freeFolios.push(head);
-    else mdevice.freePages.push(head);
+    pushFree(mdevice, head, order !== 0);
   }
   mdevice.lock.unlock(k.sched);
 }
@@ -390,9 +431,31 @@ function dmirrorRemoveFreePages(devmem: DmirrorChunk): void {
   const mdevice = devmem.mdevice;
   const first = devmem.firstPfn;
   const end = devmem.endPfn();
-  const keep = (pfn: number): boolean => pfn < first || pfn >= end;
-  mdevice.freeFolios = mdevice.freeFolios.filter(keep);
-  mdevice.freePages = mdevice.freePages.filter(keep);
+  const zdd = mdevice.mod.k.pages.zdd;
+  // Unlink every page of the chunk from both lists, keeping the others' order.
+  for (const large of [false, true]) {
+    let head = 0;
+    let tail = 0;
+    let n = 0;
+    for (let pfn = large ? mdevice.freeFoliosHead : mdevice.freePagesHead; pfn !== 0;) {
+      const next = zdd[pfn];
+      if (pfn < first || pfn >= end) {
+        if (tail === 0) head = pfn;
+        else zdd[tail] = pfn;
+        tail = pfn;
+        n++;
+      }
+      pfn = next;
+    }
+    if (tail !== 0) zdd[tail] = 0;
+    if (large) {
+      mdevice.freeFoliosHead = head;
+      mdevice.nrFreeFolios = n;
+    } else {
+      mdevice.freePagesHead = head;
+      mdevice.nrFreePages = n;
+    }
+  }
 }
 
 /**
@@ -420,8 +483,10 @@ export function* dmirrorDeviceRemoveChunks(mdevice: DmirrorDevice): K<void> {
   }
   mdevice.devmemCount = 0;
   mdevice.devmemCapacity = 0;
-  mdevice.freePages = [];
-  mdevice.freeFolios = [];
+  mdevice.freePagesHead = 0;
+  mdevice.freeFoliosHead = 0;
+  mdevice.nrFreePages = 0;
+  mdevice.nrFreeFolios = 0;
   mdevice.devmemChunks = [];
   mdevice.devmemLock.unlock(s);
 }
@@ -430,7 +495,7 @@ export function* dmirrorDeviceRemoveChunks(mdevice: DmirrorDevice): K<void> {
 export function dmirrorDevicePagesInUse(mdevice: DmirrorDevice): number {
   let total = 0;
   for (let i = 0; i < mdevice.devmemCount; i++) total += mdevice.devmemChunks[i].nrPages;
-  const free = mdevice.freePages.length + mdevice.freeFolios.length * HPAGE_PMD_NR;
+  const free = mdevice.nrFreePages + mdevice.nrFreeFolios * HPAGE_PMD_NR;
   return total - free;
 }
 

@@ -7,6 +7,7 @@
  */
 import type { Kernel } from '../../kernel/kernel.js';
 import type { K } from '../../kernel/sched/sched.js';
+import { KernelBug } from '../../kernel/printk.js';
 import { EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM } from '../../kernel/errno.js';
 import { PAGE_SIZE } from '../../kernel/mm/page.js';
 import { kasanCheck } from '../../kernel/mm/folio.js';
@@ -170,11 +171,29 @@ export function* dmirrorRangeFault(dmirror: Dmirror, range: HmmRange): K<number>
 }
 
 /**
+ * dmirror_read() / dmirror_write() loop while dmirror_do_read/write() says
+ * -ENOENT and dmirror_fault() returns 0. When the mirrored mm has exited,
+ * dmirror_fault() returns 0 without faulting anything (`if
+ * (!mmget_not_zero(mm)) return 0;`) and nothing can fill the device page
+ * table again (every path that does takes an mm reference first), so the
+ * kernel's ioctl spins forever, e.g. when a fork child that inherited the
+ * fd issues READ after the parent exited. The model reports that livelock
+ * as a HANG instead of spinning. (linux-mm's ae6cb930 variant returns
+ * -EFAULT there.)
+ */
+function dmirrorFaultLivelock(dmirror: Dmirror, what: string, start: number): void {
+  const mm = dmirror.notifier.mm;
+  if (mm.mmUsers > 0) return;
+  throw new KernelBug('HANG', `${what}: dmirror_fault() returns 0 for the mirror's exited mm #${mm.id}; dmirror_do_${what === 'dmirror_read' ? 'read' : 'write'}() keeps returning -ENOENT at 0x${start.toString(16)}: the ioctl loops forever`);
+}
+
+/**
  * dmirror_fault(dmirror, start, end, write): a device page fault over
  * [start, end): hmm_range_fault with HMM_PFN_REQ_FAULT (| REQ_WRITE),
  * dev_private_owner = the device, in batches of 32 pages. Takes an mm
- * reference first (0 if the mm is already gone: nothing to mirror).
- * Returns 0 or the first batch's error.
+ * reference first (0 if the mm is already gone, as mainline: READ and
+ * WRITE then never end, see dmirrorFaultLivelock). Returns 0 or the first
+ * batch's error.
  */
 export function* dmirrorFault(dmirror: Dmirror, start: number, end: number, write: boolean): K<number> {
   const mm = dmirror.notifier.mm;
@@ -217,6 +236,7 @@ export function* dmirrorRead(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
     start = r.start + bounce.cpages * PAGE_SIZE;
     ret = yield* dmirrorFault(dmirror, start, end, false);
     if (ret) break;
+    dmirrorFaultLivelock(dmirror, 'dmirror_read', start);
     cmd.faults++;
   }
   if (ret === 0) {
@@ -257,6 +277,7 @@ export function* dmirrorWrite(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
     start = r.start + bounce.cpages * PAGE_SIZE;
     ret = yield* dmirrorFault(dmirror, start, end, true);
     if (ret) break;
+    dmirrorFaultLivelock(dmirror, 'dmirror_write', start);
     cmd.faults++;
   }
   cmd.cpages = BigInt(bounce.cpages);

@@ -52,6 +52,8 @@ export interface PageContents {
   copyRange(dst: number, src: number, nr: number): void;
   /** Contents are discarded (page freed). */
   discard(pfn: number): void;
+  /** discard() of nr consecutive pages (a folio freed). */
+  discardRange(pfn: number, nr: number): void;
   /** Read len bytes at offset off of the page into out[outOff..]. */
   read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void;
   /** Write len bytes from inp[inOff..] to offset off of the page. */
@@ -171,6 +173,11 @@ export class ByteContents implements PageContents {
       this.freeSlabs.push(this.slabOf[b] - 1);
       this.slabOf[b] = 0;
     }
+  }
+
+  discardRange(pfn: number, nr: number): void {
+    const has = this.has;
+    for (let i = 0; i < nr; i++) if (has[pfn + i] !== 0) this.discard(pfn + i);
   }
 
   copy(dst: number, src: number): void {
@@ -302,6 +309,10 @@ export class FingerprintContents implements PageContents {
     this.hi[pfn] = 0;
     this.lo[pfn] = 0;
     this.pagesInUse--;
+  }
+
+  discardRange(pfn: number, nr: number): void {
+    for (let i = 0; i < nr; i++) this.discard(pfn + i);
   }
 
   copy(dst: number, src: number): void {

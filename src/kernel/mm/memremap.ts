@@ -226,13 +226,12 @@ export function zoneDeviceFolioInit(k: Kernel, pfn: number, order = 0): void {
   if (!k.config.historical.pgmap_bulk_ref) {
     if (!pgmapTrygetMany(pgmap, nr)) k.warnOnPage(true, pfn, 'zone_device_page_init: percpu_ref_tryget_live(&pgmap->ref) failed (pgmap dying)');
   }
-  for (let i = 0; i < nr; i++) {
-    p.flags[pfn + i] = (nr > 1 ? (i === 0 ? PG_head : PG_tail) : 0);
-    p.order[pfn + i] = order;
-    p.refcount[pfn + i] = 0;
-    p.mapcount[pfn + i] = 0;
-    p.mapping[pfn + i] = 0;
-  }
+  p.flags.fill(nr > 1 ? PG_tail : 0, pfn, pfn + nr);
+  if (nr > 1) p.flags[pfn] = PG_head;
+  p.order.fill(order, pfn, pfn + nr);
+  p.refcount.fill(0, pfn, pfn + nr);
+  p.mapcount.fill(0, pfn, pfn + nr);
+  p.mapping.fill(0, pfn, pfn + nr);
   // Historically the free count was 1 and allocation took it to 2 (get_page()).
   p.refcount[pfn] = 1 + expect;
   p.entireMapcount[pfn] = 0;
@@ -260,10 +259,8 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
   }
   if (p.folioMapped(head)) throw new KernelBug('BUG', 'Bad page state: freeing a mapped device page', k.dumpPage(head, 'free_zone_device_folio'));
   const nr = 1 << p.order[head];
-  for (let i = 0; i < nr; i++) {
-    p.flags[head + i] &= ~(PG_anon | PG_anon_exclusive);
-    p.mapping[head + i] = 0;
-  }
+  for (let i = 0; i < nr; i++) p.flags[head + i] &= ~(PG_anon | PG_anon_exclusive);
+  p.mapping.fill(0, head, head + nr);
   switch (pgmap.type) {
     case MEMORY_DEVICE_PRIVATE:
     case MEMORY_DEVICE_COHERENT: {

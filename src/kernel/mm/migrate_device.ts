@@ -841,6 +841,10 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
   const p = k.pages;
   let range: MmuNotifierRange | null = null;
   for (let i = 0; i < npages;) {
+    if (src[i] === 0 && dst[i] === 0) {
+      i++;
+      continue;
+    }
     const newpage = migratePfnToPage(dst[i]);
     const page = migratePfnToPage(src[i]);
     let nr = 1;
@@ -980,6 +984,7 @@ function migrateDeviceFinalizeInner(k: Kernel, src: Float64Array, dst: Float64Ar
   const p = k.pages;
   const faultFolio = faultPage >= 0 ? p.folioPfn(faultPage) : -1;
   for (let i = 0; i < npages; i++) {
+    if (src[i] === 0 && dst[i] === 0) continue; /* the tail entries of a compound entry, skipped entries */
     const newpage = migratePfnToPage(dst[i]);
     const page = migratePfnToPage(src[i]);
     let d = newpage >= 0 ? p.folioPfn(newpage) : -1;

@@ -22,7 +22,7 @@
  * pincount (head)       atomic                              FOLL_PIN pins held (accounting; refcount also carries them)
  * mapping, index        page lock (file) / anon rmap lock   anon_vma or address_space id, and page offset
  * pgmap                 set at memremap_pages()             nonzero iff ZONE_DEVICE
- * zdd                   the owning driver                   zone_device_data: a driver-defined number
+ * zdd                   the owning driver                   zone_device_data: a driver-defined 32-bit number (a pfn, an id)
  * lruPrev / lruNext     lruvec lock or zone lock            list links for the LRU or the buddy free lists
  */
 
@@ -81,15 +81,16 @@ export class PageArrays {
   index = new Float64Array(0);
   pgmap = new Uint16Array(0);
   order = new Uint8Array(0);
-  zdd = new Float64Array(0);
+  zdd = new Int32Array(0);
   lruPrev = new Int32Array(0);
   lruNext = new Int32Array(0);
 
   /** Grow the arrays to cover at least `n` pfns (memremap_pages, boot). */
   ensureCapacity(n: number): void {
     if (n <= this.capacity) return;
-    let cap = Math.max(this.capacity, 4096);
-    while (cap < n) cap *= 2;
+    // Exact at boot (RAM), then by half again: memremap_pages() adds device
+    // ranges one chunk at a time, and each growth copies every array.
+    const cap = this.capacity === 0 ? n : Math.max(n, Math.ceil(this.capacity * 1.5));
     const grow = <T extends Uint32Array | Int32Array | Float64Array | Uint16Array | Uint8Array>(a: T, mk: (n: number) => T): T => {
       const b = mk(cap);
       b.set(a as never);
@@ -104,7 +105,7 @@ export class PageArrays {
     this.index = grow(this.index, (m) => new Float64Array(m));
     this.pgmap = grow(this.pgmap, (m) => new Uint16Array(m));
     this.order = grow(this.order, (m) => new Uint8Array(m));
-    this.zdd = grow(this.zdd, (m) => new Float64Array(m));
+    this.zdd = grow(this.zdd, (m) => new Int32Array(m));
     this.lruPrev = grow(this.lruPrev, (m) => new Int32Array(m));
     this.lruNext = grow(this.lruNext, (m) => new Int32Array(m));
     this.capacity = cap;
@@ -112,7 +113,7 @@ export class PageArrays {
 
   /** Bytes of metadata per pfn (for the memory benchmark). */
   static bytesPerPfn(): number {
-    return 4 + 4 + 4 + 4 + 4 + 4 + 8 + 2 + 1 + 8 + 4 + 4;
+    return 4 + 4 + 4 + 4 + 4 + 4 + 8 + 2 + 1 + 4 + 4 + 4;
   }
 
   /** folio_pfn(page_folio(pfn_to_page(pfn))): the head pfn of the folio containing pfn. */

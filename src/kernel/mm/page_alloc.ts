@@ -75,15 +75,9 @@ export class BuddyAllocator {
       pages.order[this.hugeZeroPfn + i] = HPAGE_PMD_ORDER;
       pages.flags[this.hugeZeroPfn + i] |= i === 0 ? PG_head : PG_tail;
     }
-    this.blockFree = new Uint16Array(ramPages / HPAGE_PMD_NR);
-    for (let b = this.end - HPAGE_PMD_NR; b >= this.start; b -= HPAGE_PMD_NR) {
-      for (let i = 0; i < HPAGE_PMD_NR; i++) {
-        pages.flags[b + i] = PG_buddy | PG_shadow_free;
-        pages.order[b + i] = 0;
-      }
-      this.push9(b);
-      this.blockFree[(b - this.start) / HPAGE_PMD_NR] = HPAGE_PMD_NR;
-    }
+    this.blockFree = new Uint16Array(ramPages / HPAGE_PMD_NR).fill(HPAGE_PMD_NR);
+    pages.flags.fill(PG_buddy | PG_shadow_free, this.start, this.end);
+    for (let b = this.end - HPAGE_PMD_NR; b >= this.start; b -= HPAGE_PMD_NR) this.push9(b);
     this.nrFree = ramPages;
   }
 
@@ -169,20 +163,22 @@ export class BuddyAllocator {
       this.unlink(pfn, 9);
       this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER] = 0;
       p.flags[pfn] = PG_head;
-      p.order[pfn] = HPAGE_PMD_ORDER;
-      for (let i = 1; i < HPAGE_PMD_NR; i++) {
-        p.flags[pfn + i] = PG_tail;
-        p.order[pfn + i] = HPAGE_PMD_ORDER;
-      }
+      p.flags.fill(PG_tail, pfn + 1, pfn + HPAGE_PMD_NR);
+      p.order.fill(HPAGE_PMD_ORDER, pfn, pfn + HPAGE_PMD_NR);
       this.stat.alloc9++;
     }
     const nr = 1 << order;
-    for (let i = 0; i < nr; i++) {
-      p.refcount[pfn + i] = 0;
-      p.mapcount[pfn + i] = 0;
-      p.mapping[pfn + i] = 0;
-      p.index[pfn + i] = 0;
-      p.zdd[pfn + i] = 0;
+    if (nr === 1) {
+      p.mapcount[pfn] = 0;
+      p.mapping[pfn] = 0;
+      p.index[pfn] = 0;
+      p.zdd[pfn] = 0;
+    } else {
+      p.refcount.fill(0, pfn, pfn + nr);
+      p.mapcount.fill(0, pfn, pfn + nr);
+      p.mapping.fill(0, pfn, pfn + nr);
+      p.index.fill(0, pfn, pfn + nr);
+      p.zdd.fill(0, pfn, pfn + nr);
     }
     p.refcount[pfn] = 1;
     p.entireMapcount[pfn] = 0;
@@ -210,12 +206,12 @@ export class BuddyAllocator {
     const nr = 1 << order;
     for (let i = 0; i < nr; i++) {
       if (p.flags[pfn + i] & PG_buddy) throw new KernelBug('BUG', `double free of pfn ${pfn + i}`);
-      p.flags[pfn + i] = PG_buddy | PG_shadow_free;
-      p.order[pfn + i] = 0;
-      p.refcount[pfn + i] = 0;
-      p.mapping[pfn + i] = 0;
-      this.contents.discard(pfn + i);
     }
+    p.flags.fill(PG_buddy | PG_shadow_free, pfn, pfn + nr);
+    p.order.fill(0, pfn, pfn + nr);
+    p.refcount.fill(0, pfn, pfn + nr);
+    p.mapping.fill(0, pfn, pfn + nr);
+    this.contents.discardRange(pfn, nr);
     this.nrFree += nr;
     const blk = (pfn - this.start) >> HPAGE_PMD_ORDER;
     if (order === HPAGE_PMD_ORDER) {

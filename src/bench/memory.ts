@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The memory benchmark: model bytes per simulated page frame, metadata
+ * only (struct page arrays, page tables, rmap, the content store's own
+ * bookkeeping; not the contents), on a machine with `pages` populated
+ * pages. Measured, not computed: the growth of the V8 heap and of
+ * ArrayBuffer memory across building and populating the machine, after a
+ * full GC, minus the bytes of page contents (fingerprints here). The
+ * kernel's struct page is 64 bytes per frame.
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { MADV_NOHUGEPAGE } from '../kernel/mm/madvise.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
+import { HPAGE_PMD_NR, PAGE_SIZE, PageArrays } from '../kernel/mm/page.js';
+import { System } from '../user/system.js';
+import { round } from './stats.js';
+
+export interface MemoryResult {
+  populatedPages: number;
+  pageFrames: number;
+  /** Measured: (heap + ArrayBuffer growth - contents) / page frames. */
+  bytesPerPage: number;
+  /** The struct page arrays alone, per frame. */
+  structPageBytes: number;
+  /** Everything else (page tables, VMAs, rmap, content-store bookkeeping), per frame. */
+  otherBytes: number;
+}
+
+let gcFn: (() => void) | null = null;
+
+/** A full garbage collection (enables --expose-gc at run time if needed). */
+export function fullGc(): void {
+  if (gcFn === null) {
+    const g = (globalThis as { gc?: () => void }).gc;
+    if (g) gcFn = g;
+    else {
+      v8.setFlagsFromString('--expose-gc');
+      gcFn = vm.runInNewContext('gc') as () => void;
+    }
+  }
+  gcFn();
+  gcFn();
+}
+
+function used(): number {
+  const u = process.memoryUsage();
+  return u.heapUsed + u.arrayBuffers;
+}
+
+/** Build a machine of `pages` RAM pages (plus slack) and populate them all from a process. */
+function populatedMachine(pages: number): System {
+  const sys = new System({ ramBytes: (pages + 16 * HPAGE_PMD_NR) * PAGE_SIZE, nrHugepages: 0, contentMode: 'fingerprint', checked: false });
+  const p = sys.spawn('bench-memory');
+  const bytes = pages * PAGE_SIZE;
+  const a = p.mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  if (a < 0) throw new Error(`bench memory: mmap failed (${a})`);
+  if (p.madvise(a, bytes, MADV_NOHUGEPAGE) !== 0) throw new Error('bench memory: madvise failed');
+  for (let x = a, i = 1; x < a + bytes; x += PAGE_SIZE, i++) p.store64(x, BigInt(i));
+  if (sys.kernel.contents.bytesInUse() !== pages * 8) throw new Error('bench memory: population incomplete');
+  return sys;
+}
+
+export function runMemory(pages: number): MemoryResult {
+  populatedMachine(4 * HPAGE_PMD_NR); /* warm up: compiled code is not per-page memory */
+  fullGc();
+  const before = used();
+  const sys = populatedMachine(pages);
+  fullGc();
+  const after = used();
+  const k = sys.kernel;
+  const frames = k.pages.capacity;
+  const total = after - before - k.contents.bytesInUse();
+  const structPage = PageArrays.bytesPerPfn();
+  return {
+    populatedPages: pages,
+    pageFrames: frames,
+    bytesPerPage: round(total / frames, 1),
+    structPageBytes: structPage,
+    otherBytes: round(total / frames - structPage, 1),
+  };
+}

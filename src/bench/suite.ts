@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The suite benchmark: wall time of the whole `hmmsim selftest`, run as a
+ * child process exactly as a user runs it (node startup included), with
+ * --json so that the kernel-format table of benchmark_thp_migration can be
+ * taken from that same run (the selftest-table section).
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { round } from './stats.js';
+
+export interface SuiteRun {
+  selftestSeconds: number;
+  totals: Record<string, number>;
+  /** The benchmark_thp_migration table lines of each fixture variant. */
+  tables: Array<{ name: string; lines: string[] }>;
+  exitCode: number;
+}
+
+const BIN = fileURLToPath(new URL('../../../bin/hmmsim.js', import.meta.url));
+
+export function runSuite(extraArgs: readonly string[] = []): SuiteRun {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [BIN, 'selftest', '--json', ...extraArgs], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.error) throw r.error;
+  let parsed: { totals: Record<string, number>; cases: Array<{ name: string; test: string; log: string[] }> };
+  try {
+    parsed = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`bench suite: hmmsim selftest printed no JSON (exit ${r.status}): ${r.stderr.slice(0, 500)}`);
+  }
+  const tables = parsed.cases
+    .filter((c) => c.test === 'benchmark_thp_migration')
+    .map((c) => ({ name: c.name, lines: c.log }));
+  return { selftestSeconds: round(seconds, 2), totals: parsed.totals, tables, exitCode: r.status ?? -1 };
+}
