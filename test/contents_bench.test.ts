@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Page contents stores (bytes in 2 MiB slabs, fingerprints) and the
+ * benchmark's machinery at smoke-test sizes: the data-integrity check the
+ * bench relies on must catch a lost page, and fingerprint mode must carry
+ * contents through migrations. No timing is asserted here.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { ByteContents, FingerprintContents, type PageContents } from '../src/kernel/mm/contents.js';
+import { KernelBug } from '../src/kernel/printk.js';
+import { runCore } from '../src/bench/core.js';
+import { BenchMachine } from '../src/bench/machine.js';
+import { runMemory } from '../src/bench/memory.js';
+import { PageArrays } from '../src/kernel/mm/page.js';
+import { translate } from '../src/kernel/arch/fault.js';
+
+function stores(): PageContents[] {
+  const b = new ByteContents();
+  const f = new FingerprintContents();
+  b.ensureCapacity(4096);
+  f.ensureCapacity(4096);
+  return [b, f];
+}
+
+test('contents: both stores agree on zero, copy, discard and checksum identity', () => {
+  for (const c of stores()) {
+    assert.equal(c.checksum(10), 0, `${c.mode}: a fresh page is zero`);
+    c.fill(10, 0, 4096, 0x5a);
+    assert.ok(!c.isZero(10));
+    const sum = c.checksum(10);
+    assert.notEqual(sum, 0);
+    c.copy(11, 10);
+    assert.equal(c.checksum(11), sum, `${c.mode}: copy keeps the fingerprint`);
+    c.fill(11, 7, 1, 0x01);
+    assert.notEqual(c.checksum(11), sum, `${c.mode}: a one-byte store changes it`);
+    c.discard(10);
+    assert.ok(c.isZero(10));
+    assert.equal(c.bytesInUse() > 0, true);
+    c.zero(11);
+    assert.equal(c.bytesInUse(), 0, `${c.mode}: nothing left in use`);
+  }
+});
+
+test('contents (bytes): a 2 MiB folio copy is one block copy and keeps zero pages zero', () => {
+  const c = new ByteContents();
+  c.ensureCapacity(4096);
+  const src = 1024;
+  const dst = 2048;
+  const w = new Uint8Array([1, 2, 3, 4]);
+  for (let i = 0; i < 512; i += 2) c.write(src + i, 100, w, 0, 4); /* odd pages stay zero */
+  c.fill(dst + 1, 0, 4096, 0xee); /* stale data in a destination page that the copy must clear */
+  c.copyRange(dst, src, 512);
+  for (let i = 0; i < 512; i++) assert.equal(c.checksum(dst + i), c.checksum(src + i), `page ${i}`);
+  assert.ok(c.isZero(dst + 1), 'a zero source page makes the destination read as zero');
+  const out = new Uint8Array(4);
+  c.read(dst + 2, 100, out, 0, 4);
+  assert.deepEqual([...out], [1, 2, 3, 4]);
+  // A partial store into a page that held nothing reads zero around it.
+  c.write(dst + 1, 10, w, 0, 4);
+  const around = new Uint8Array(16);
+  c.read(dst + 1, 4, around, 0, 16);
+  assert.deepEqual([...around], [0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0]);
+});
+
+test('contents (fingerprint): reading back bytes of a written page is a structured error, zero pages read as zeroes', () => {
+  const c = new FingerprintContents();
+  c.ensureCapacity(64);
+  const out = new Uint8Array(8).fill(9);
+  c.read(5, 0, out, 0, 8);
+  assert.deepEqual([...out], [0, 0, 0, 0, 0, 0, 0, 0]);
+  c.fill(5, 0, 4096, 1);
+  assert.throws(() => c.read(5, 0, out, 0, 8), (e) => e instanceof KernelBug && /fingerprint mode/.test(e.message));
+  // Whole-page stores depend on the bytes only.
+  const a = new Uint8Array(4096).fill(3);
+  c.write(6, 0, a, 0, 4096);
+  c.write(7, 0, a, 0, 4096);
+  assert.equal(c.checksum(6), c.checksum(7));
+});
+
+test('bench core: a 4 KiB and a THP round trip in each content mode verify every page', () => {
+  for (const contentMode of ['bytes', 'fingerprint'] as const) {
+    for (const thp of [false, true]) {
+      const r = runCore({ pages: 1024, thp, reps: 1, contentMode, noMemcpy: true });
+      assert.equal(r.verifiedPages, 1024, `${contentMode} ${thp ? 'THP' : '4K'}`);
+      assert.ok(r.s2dGBps > 0 && r.d2sGBps > 0);
+    }
+  }
+});
+
+test('bench integrity check: a page whose contents changed behind the migration is reported', () => {
+  const m = new BenchMachine({ pages: 512, thp: false });
+  m.toDevice();
+  m.toSystem();
+  const k = m.sys.kernel;
+  const pfn = translate(m.proc.mm!, m.start + 7 * 4096, false);
+  k.contents.fill(pfn, 0, 1, 0xff);
+  assert.throws(() => m.verify(), /page 7 .* changed/);
+});
+
+test('bench memory: the measured bytes per page frame include at least the struct page arrays', () => {
+  const r = runMemory(8192);
+  assert.equal(r.structPageBytes, PageArrays.bytesPerPfn());
+  assert.ok(r.bytesPerPage >= r.structPageBytes, `${r.bytesPerPage} >= ${r.structPageBytes}`);
+  assert.ok(r.pageFrames >= 8192);
+});
