@@ -31,10 +31,19 @@ import {
 import type { VmFault } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
 
+/**
+ * enum memory_type (include/linux/memremap.h); 0 is invalid.
+ * MEMORY_DEVICE_PRIVATE: device memory the CPU cannot address, mapped by
+ * device-private swap entries; needs ->folio_free, ->migrate_to_ram, owner.
+ */
 export const MEMORY_DEVICE_PRIVATE = 1;
+/** MEMORY_DEVICE_COHERENT: CPU-addressable device memory, mapped by present PTEs; needs ->folio_free and owner; never longterm-pinned. */
 export const MEMORY_DEVICE_COHERENT = 2;
+/** MEMORY_DEVICE_FS_DAX: persistent memory behind a DAX filesystem (not used by HMM). */
 export const MEMORY_DEVICE_FS_DAX = 3;
+/** MEMORY_DEVICE_GENERIC: memory with struct pages but no special handling; refused as a migration destination. */
 export const MEMORY_DEVICE_GENERIC = 4;
+/** MEMORY_DEVICE_PCI_P2PDMA: PCI BAR memory for peer-to-peer DMA. */
 export const MEMORY_DEVICE_PCI_P2PDMA = 5;
 export type MemoryType = 1 | 2 | 3 | 4 | 5;
 
@@ -60,6 +69,13 @@ export interface PhysRange {
   end: number;
 }
 
+/**
+ * struct dev_pagemap. The driver fills type, range, ops and owner, then
+ * calls memremapPages(), which sets id, firstPfn, nrPages and the reference
+ * (1 for the pgmap itself, +1 per allocated page). The fields are read-only
+ * afterwards; refCount is the percpu_ref (atomic in the kernel: no lock).
+ * memunmapPages() kills it (dying) and waits for it to drop to zero (dead).
+ */
 export class DevPagemap {
   id = 0;
   /** Reference count (percpu_ref). */
@@ -151,19 +167,17 @@ export function memremapPages(k: Kernel, pgmap: DevPagemap): number {
   pgmap.dying = false;
   pgmap.dead = false;
   const initRef = k.config.historical.devpage_free_refcount_one ? 1 : 0;
-  for (let i = 0; i < nr; i++) {
-    const pfn = first + i;
-    p.pgmap[pfn] = pgmap.id;
-    p.refcount[pfn] = initRef;
-    p.flags[pfn] = PG_shadow_free;
-    p.order[pfn] = 0;
-    p.mapping[pfn] = 0;
-    p.mapcount[pfn] = 0;
-    p.entireMapcount[pfn] = 0;
-    p.pincount[pfn] = 0;
-    p.zdd[pfn] = 0;
-    k.contents.discard(pfn);
-  }
+  const end1 = first + nr;
+  p.pgmap.fill(pgmap.id, first, end1);
+  p.refcount.fill(initRef, first, end1);
+  p.flags.fill(PG_shadow_free, first, end1);
+  p.order.fill(0, first, end1);
+  p.mapping.fill(0, first, end1);
+  p.mapcount.fill(0, first, end1);
+  p.entireMapcount.fill(0, first, end1);
+  p.pincount.fill(0, first, end1);
+  p.zdd.fill(0, first, end1);
+  k.contents.discardRange(first, nr);
   // The kernel's percpu_ref starts at 1 (the initial reference that
   // memunmap_pages drops through percpu_ref_kill).
   pgmap.refCount = 1;
@@ -239,7 +253,12 @@ export function zoneDeviceFolioInit(k: Kernel, pfn: number, order = 0): void {
   p.flags[pfn] |= PG_locked;
 }
 
-/** zone_device_page_init(page) */
+/**
+ * zone_device_page_init(page): zoneDeviceFolioInit() of order 0. Called by
+ * the driver's allocator on a free device page (refcount 0); returns with
+ * the page locked, refcount 1 and one pgmap reference taken. The driver
+ * unlocks it (or hands it, locked, to migrate_vma_pages() as a dst).
+ */
 export function zoneDevicePageInit(k: Kernel, pfn: number): void {
   zoneDeviceFolioInit(k, pfn, 0);
 }
@@ -249,6 +268,9 @@ export function zoneDevicePageInit(k: Kernel, pfn: number): void {
  * Clears anon-exclusive and mapping, calls pgmap->ops->folio_free() (PRIVATE
  * and COHERENT), and drops the folio's pgmap references. The folio's pages
  * are free again (refcount 0; 1 with devpage_free_refcount_one).
+ * Called from folio_put() when the refcount reaches zero (never directly by
+ * a driver); the folio must be unmapped (BUG otherwise) and unlocked; no
+ * lock is held by the caller, and ->folio_free() runs without any.
  */
 export function freeZoneDeviceFolio(k: Kernel, head: number): void {
   const p = k.pages;
@@ -285,19 +307,23 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
   }
 }
 
-/** is_device_private_page() */
+/** is_device_private_page(page): pfn's pgmap is MEMORY_DEVICE_PRIVATE. Needs no lock or reference (pgmap is stable while the page is). */
 export function isDevicePrivatePage(k: Kernel, pfn: number): boolean {
   const g = k.pages.pgmap[pfn];
   return g !== 0 && k.pgmaps[g]!.type === MEMORY_DEVICE_PRIVATE;
 }
 
-/** is_device_coherent_page() */
+/** is_device_coherent_page(page): pfn's pgmap is MEMORY_DEVICE_COHERENT. Needs no lock or reference. */
 export function isDeviceCoherentPage(k: Kernel, pfn: number): boolean {
   const g = k.pages.pgmap[pfn];
   return g !== 0 && k.pgmaps[g]!.type === MEMORY_DEVICE_COHERENT;
 }
 
-/** page_pgmap() */
+/**
+ * page_pgmap(page): the dev_pagemap of a ZONE_DEVICE pfn, or null for a
+ * normal page. Takes no reference: the caller keeps the page (and so the
+ * pgmap) alive, e.g. with a page reference or under the PTL.
+ */
 export function pagePgmap(k: Kernel, pfn: number): DevPagemap | null {
   const g = k.pages.pgmap[pfn];
   return g === 0 ? null : k.pgmaps[g];
@@ -305,7 +331,8 @@ export function pagePgmap(k: Kernel, pfn: number): DevPagemap | null {
 
 /**
  * get_dev_pagemap(pfn): a reference on the live pgmap covering pfn, or null
- * (no pgmap, or it is dying). Pair with putDevPagemap().
+ * (no pgmap, or it is dying: percpu_ref_tryget_live). The reference keeps
+ * memunmap_pages() waiting until putDevPagemap(). No lock needed.
  */
 export function getDevPagemap(k: Kernel, pfn: number): DevPagemap | null {
   const pgmap = pagePgmap(k, pfn);
@@ -314,7 +341,7 @@ export function getDevPagemap(k: Kernel, pfn: number): DevPagemap | null {
   return pgmap;
 }
 
-/** put_dev_pagemap() */
+/** put_dev_pagemap(pgmap): drop a getDevPagemap() reference; the last one lets memunmap_pages() finish. Underflow is a REFCOUNT bug. */
 export function putDevPagemap(k: Kernel, pgmap: DevPagemap): void {
   if (pgmap.refCount <= 0) throw new KernelBug('REFCOUNT', `put_dev_pagemap: pgmap #${pgmap.id} reference underflow`);
   pgmap.refCount--;
