@@ -133,15 +133,14 @@ export class TestDev {
     for (let n = 0; n < len; n += nr) {
       const i = (start + n) % len;
       if (i + nr > len) continue;
-      let free = true;
-      for (let j = 0; j < nr; j++) if (m.used[i + j]) { free = false; break; }
-      if (!free) continue;
-      for (let j = 0; j < nr; j++) m.used[i + j] = 1;
+      const busy = nr === 1 ? (m.used[i] ? i : -1) : m.used.indexOf(1, i);
+      if (busy !== -1 && busy < i + nr) continue;
+      m.used.fill(1, i, i + nr);
       m.allocated += nr;
       m.cursor = (i + nr) % len;
       const pfn = m.pgmap.firstPfn + i;
       zoneDeviceFolioInit(this.k, pfn, order);
-      for (let j = 0; j < nr; j++) this.k.contents.zero(pfn + j);
+      this.k.contents.discardRange(pfn, nr); /* zeroed */
       return pfn;
     }
     return -1;
@@ -375,12 +374,19 @@ export class TestDev {
     return true;
   }
 
-  /** Driver removal: evict both pagemaps, then memunmap_pages(). */
+  /**
+   * Driver removal: evict both pagemaps, then memunmap_pages(). With the
+   * historical switch release_without_eviction the eviction is skipped, as
+   * drivers did before "nouveau/dmem: Evict device private memory during
+   * release" (seed F3:1748-1752): memunmap_pages() then waits forever for
+   * pages still mapped by processes.
+   */
   *release(): K<void> {
-    yield* this.evict('private');
+    const evict = !this.k.config.historical.release_without_eviction;
+    if (evict) yield* this.evict('private');
     yield* memunmapPages(this.k, this.priv.pgmap);
     if (this.coh !== null) {
-      yield* this.evict('coherent');
+      if (evict) yield* this.evict('coherent');
       yield* memunmapPages(this.k, this.coh.pgmap);
     }
   }

@@ -108,11 +108,10 @@ function freeFolio(k: Kernel, head: number): void {
   }
   if (p.flags[head] & PG_lru) k.lru.removeOnFree(head);
   if (p.pincount[head] !== 0) throw new KernelBug('BUG', 'Bad page state: freeing a pinned folio', k.dumpPage(head, 'pincount != 0'));
-  const order = p.order[head];
-  // Clear the folio's state before it goes back (free_pages_prepare).
-  const nr = 1 << order;
-  for (let i = 0; i < nr; i++) p.flags[head + i] &= ~(PG_anon | PG_anon_exclusive | PG_dirty | PG_uptodate | PG_swapbacked | PG_head | PG_tail);
-  k.buddy.free(head, order);
+  // free_pages_prepare(): the buddy allocator resets every page's flags
+  // (anon, anon_exclusive, dirty, uptodate, swapbacked, head/tail) to
+  // PG_buddy as it takes the folio back.
+  k.buddy.free(head, p.order[head]);
 }
 
 /** Is the pfn free in the buddy allocator (PageBuddy)? */

@@ -281,7 +281,6 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
   }
   if (p.folioMapped(head)) throw new KernelBug('BUG', 'Bad page state: freeing a mapped device page', k.dumpPage(head, 'free_zone_device_folio'));
   const nr = 1 << p.order[head];
-  for (let i = 0; i < nr; i++) p.flags[head + i] &= ~(PG_anon | PG_anon_exclusive);
   p.mapping.fill(0, head, head + nr);
   switch (pgmap.type) {
     case MEMORY_DEVICE_PRIVATE:
@@ -290,8 +289,9 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
         k.warnOnPage(true, head, 'free_zone_device_folio: no folio_free op');
         break;
       }
-      // Mark free (KASAN shadow) before calling the driver, which may reuse it.
-      for (let i = 0; i < nr; i++) p.flags[head + i] |= PG_shadow_free;
+      // Clear anon state and mark free (KASAN shadow) before calling the
+      // driver, which may reuse the pages.
+      for (let i = 0; i < nr; i++) p.flags[head + i] = (p.flags[head + i] & ~(PG_anon | PG_anon_exclusive)) | PG_shadow_free;
       if (k.config.historical.devpage_free_refcount_one) p.refcount[head] = 1;
       pgmap.allocated -= nr;
       pgmap.ops.folioFree(head);
@@ -299,10 +299,11 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
       break;
     }
     case MEMORY_DEVICE_GENERIC:
+      for (let i = 0; i < nr; i++) p.flags[head + i] &= ~(PG_anon | PG_anon_exclusive);
       p.refcount[head] = 1; /* folio_set_count(folio, 1): generic pages are never really freed */
       break;
     default:
-      for (let i = 0; i < nr; i++) p.flags[head + i] |= PG_shadow_free;
+      for (let i = 0; i < nr; i++) p.flags[head + i] = (p.flags[head + i] & ~(PG_anon | PG_anon_exclusive)) | PG_shadow_free;
       break;
   }
 }

@@ -257,11 +257,11 @@ export function folioMigrateMapping(k: Kernel, newfolio: number, folio: number, 
   if (p.refcount[folio] !== expected) return -EAGAIN;
   const nr = p.folioNr(folio);
   const nnr = p.folioNr(newfolio);
-  for (let i = 0; i < nnr; i++) {
-    p.mapping[newfolio + i] = p.mapping[folio + Math.min(i, nr - 1)];
-    p.index[newfolio + i] = p.index[folio] + i;
-    if (p.flags[folio] & PG_anon) p.flags[newfolio + i] |= PG_anon;
-  }
+  if (nnr === nr) p.mapping.copyWithin(newfolio, folio, folio + nr);
+  else for (let i = 0; i < nnr; i++) p.mapping[newfolio + i] = p.mapping[folio + Math.min(i, nr - 1)];
+  const index = p.index[folio];
+  for (let i = 0; i < nnr; i++) p.index[newfolio + i] = index + i;
+  if (p.flags[folio] & PG_anon) for (let i = 0; i < nnr; i++) p.flags[newfolio + i] |= PG_anon;
   if (p.flags[folio] & PG_swapbacked) p.flags[newfolio] |= PG_swapbacked;
   else p.flags[newfolio] &= ~PG_swapbacked;
   if (mapping !== null) {
