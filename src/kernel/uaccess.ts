@@ -39,7 +39,7 @@ export function* userPagePfn(mm: MmStruct, addr: number, write: boolean): K<numb
 export function* copyFromUser(mm: MmStruct, dst: Uint8Array, addr: number, len: number): K<number> {
   const k = mm.kernel;
   let done = 0;
-  if (addr < 0 || addr + len > mm.taskSize) return len;
+  if (!(addr >= 0 && addr + len <= mm.taskSize)) return len; /* access_ok() */
   while (done < len) {
     const a = addr + done;
     const off = a % PAGE_SIZE;
@@ -60,7 +60,7 @@ export function* copyFromUser(mm: MmStruct, dst: Uint8Array, addr: number, len: 
 export function* copyToUser(mm: MmStruct, addr: number, src: Uint8Array, len: number): K<number> {
   const k = mm.kernel;
   let done = 0;
-  if (addr < 0 || addr + len > mm.taskSize) return len;
+  if (!(addr >= 0 && addr + len <= mm.taskSize)) return len; /* access_ok() */
   while (done < len) {
     const a = addr + done;
     const off = a % PAGE_SIZE;
@@ -77,6 +77,7 @@ export function* copyToUser(mm: MmStruct, addr: number, src: Uint8Array, len: nu
 export function* clearUser(mm: MmStruct, addr: number, len: number): K<number> {
   const k = mm.kernel;
   let done = 0;
+  if (!(addr >= 0 && addr + len <= mm.taskSize)) return len; /* access_ok() */
   while (done < len) {
     const a = addr + done;
     const off = a % PAGE_SIZE;

@@ -76,6 +76,8 @@ export class ProcessSignal extends Error {
 export class DeadProcessError extends Error {}
 
 const USER_TOP = 2 ** 47;
+/** MAX_RW_COUNT (INT_MAX & PAGE_MASK): the most one read/write transfers. */
+const MAX_RW_COUNT = 0x7ffff000;
 const FD_MAX = 1024;
 
 export type ProcState = 'running' | 'zombie' | 'reaped';
@@ -316,12 +318,32 @@ export class Process {
     if (f === undefined || !(f.fMode & FMODE_WRITE)) r = -EBADF;
     else if (!f.fops.write) r = -EINVAL;
     else if (count < 0 || off < 0) r = -EINVAL;
+    else if (count > 0 && !(buf >= 0 && buf + count <= this.mm!.taskSize)) r = -EFAULT; /* vfs_write(): access_ok() */
+    else if (count === 0) r = f.fops.write(f, new Uint8Array(0), off);
     else {
-      const kbuf = new Uint8Array(count);
-      const left = yield* copyFromUser(this.mm!, kbuf, buf, count);
-      const n = count - left;
-      if (n === 0 && count > 0) r = -EFAULT;
-      else r = f.fops.write(f, kbuf.subarray(0, n), off);
+      // rw_verify_area() caps count at MAX_RW_COUNT; the data is copied from
+      // user memory chunk by chunk (a fault part way gives a short write).
+      const total = Math.min(count, MAX_RW_COUNT);
+      const chunk = new Uint8Array(Math.min(total, 1 << 20));
+      let done = 0;
+      let err = 0;
+      while (done < total) {
+        const want = Math.min(chunk.length, total - done);
+        const left = yield* copyFromUser(this.mm!, chunk, buf + done, want);
+        const n = want - left;
+        if (n === 0) {
+          err = -EFAULT;
+          break;
+        }
+        const w = f.fops.write(f, chunk.subarray(0, n), off + done);
+        if (w < 0) {
+          err = w;
+          break;
+        }
+        done += w;
+        if (w < n || left > 0) break;
+      }
+      r = done > 0 ? done : err;
     }
     this.cp('pwrite');
     return r;
@@ -448,7 +470,7 @@ export class Process {
   /** The pfn for an access (sync: faults run with runSync). */
   private cpuPage(addr: number, write: boolean): number {
     const mm = this.mmOrDie();
-    if (addr < 0 || addr >= USER_TOP) this.fatal(SIGSEGV, addr, 1);
+    if (!(addr >= 0 && addr < USER_TOP)) this.fatal(SIGSEGV, addr, 1);
     let pfn = translate(mm, addr, write);
     if (pfn >= 0) return pfn;
     const k = this.kernel;
@@ -466,7 +488,7 @@ export class Process {
   /** The same as cpuPage, as a generator (for threads). */
   private *cpuPageGen(addr: number, write: boolean): K<number> {
     const mm = this.mmOrDie();
-    if (addr < 0 || addr >= USER_TOP) this.fatal(SIGSEGV, addr, 1);
+    if (!(addr >= 0 && addr < USER_TOP)) this.fatal(SIGSEGV, addr, 1);
     let pfn = translate(mm, addr, write);
     if (pfn >= 0) return pfn;
     const k = this.kernel;

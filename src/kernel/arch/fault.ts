@@ -67,7 +67,7 @@ export function translate(mm: MmStruct, addr: number, write: boolean): number {
   if (write) {
     if (!(pf & _PAGE_RW)) return -1;
     pmd.f[pi] = pf | _PAGE_ACCESSED | _PAGE_DIRTY;
-  }
+  } else if (!(pf & _PAGE_ACCESSED)) pmd.f[pi] = pf | _PAGE_ACCESSED; /* the walker sets A on a PMD leaf too */
   return pmd.v[pi] + pteIndex(addr);
 }
 

@@ -130,7 +130,9 @@ function vmaSoftDirtyEnabled(vma: Vma): boolean {
 
 /**
  * gup_must_unshare(vma, flags, page): a read-only R/O FOLL_PIN of this page
- * must first unshare it. vma === null is the GUP-fast caller.
+ * must first unshare it. vma === null is the GUP-fast caller. The caller
+ * looks at the page under the PTL (slow path) or with the mapping's
+ * reference grabbed (GUP-fast); takes no reference or lock itself.
  */
 export function gupMustUnshare(k: Kernel, vma: Vma | null, flags: number, page: number): boolean {
   if ((flags & (FOLL_WRITE | FOLL_PIN)) !== FOLL_PIN) return false;
@@ -167,9 +169,12 @@ function gupCanFollowProtnone(vma: Vma, flags: number): boolean {
 /* grab / put                                                              */
 
 /**
- * try_grab_folio(folio, refs, flags) (slow path: the folio is stable under
- * the PTL). Returns 0 or -ENOMEM (refcount already zero: WARN). See the
- * accounting rules at the top of the file.
+ * try_grab_folio(folio, refs, flags) (slow path: the caller holds the PTL
+ * or pmd lock, so the mapped folio is stable). Adds `refs` FOLL_GET
+ * references or FOLL_PIN pins (see the accounting rules at the top of the
+ * file), which the caller owns after the lock is dropped and releases with
+ * gupPutFolio() / unpinUserPage(s) / putPage(). Returns 0, or -ENOMEM when
+ * the refcount is already zero (WARN, nothing taken).
  */
 export function tryGrabFolio(k: Kernel, head: number, refs: number, flags: number): number {
   const p = k.pages;
@@ -222,8 +227,11 @@ function tryGrabFolioFast(k: Kernel, page: number, refs: number, flags: number):
 }
 
 /**
- * gup_put_folio(folio, refs, flags): undo try_grab_folio(). The last
- * reference frees the folio (device folios go back to their driver).
+ * gup_put_folio(folio, refs, flags): undo try_grab_folio(): drop `refs`
+ * FOLL_GET references or FOLL_PIN pins (counting nr_foll_pin_released).
+ * No lock required. The last reference frees the folio (device folios go
+ * back to their driver through ->folio_free). Pincount underflow is a
+ * REFCOUNT bug.
  */
 export function gupPutFolio(k: Kernel, head: number, refs: number, flags: number): void {
   const p = k.pages;
@@ -264,14 +272,15 @@ export function unpinUserPage(k: Kernel, pfn: number): void {
   gupPutFolio(k, k.pages.folioPfn(pfn), 1, FOLL_PIN);
 }
 
-/** unpin_folio(folio) */
+/** unpin_folio(folio): drop one FOLL_PIN taken on the folio (gupPutFolio(folio, 1, FOLL_PIN)). No lock required. */
 export function unpinFolio(k: Kernel, head: number): void {
   gupPutFolio(k, head, 1, FOLL_PIN);
 }
 
 /**
  * unpin_user_pages(pages, npages): unpin every non-NULL entry, batching
- * consecutive entries of one folio into one gup_put_folio().
+ * consecutive entries of one folio into one gup_put_folio(). Each entry
+ * must hold a pin from pin_user_pages*(); no lock required; may free pages.
  */
 export function unpinUserPages(k: Kernel, pages: Float64Array, npages: number, off = 0): void {
   const p = k.pages;
@@ -306,7 +315,7 @@ export function unpinUserPagesDirtyLock(k: Kernel, pages: Float64Array, npages: 
   unpinUserPages(k, pages, npages, off);
 }
 
-/** put_page(): drop a FOLL_GET reference (get_user_pages*). */
+/** put_page(): drop a FOLL_GET reference (get_user_pages*). No lock required; the last reference frees the page. */
 export function putPage(k: Kernel, pfn: number): void {
   folioPut(k, pfn);
 }
@@ -314,7 +323,12 @@ export function putPage(k: Kernel, pfn: number): void {
 /* ---------------------------------------------------------------------- */
 /* the slow path                                                           */
 
-/** check_vma_flags(vma, gup_flags): 0 or -EFAULT / -EOPNOTSUPP. */
+/**
+ * check_vma_flags(vma, gup_flags): may GUP use this VMA? 0, -EFAULT
+ * (VM_IO / VM_PFNMAP, FOLL_ANON on a file VMA, an access the VMA does not
+ * allow even with FOLL_FORCE) or -EOPNOTSUPP (FOLL_LONGTERM on fsdax).
+ * Caller holds mmap_lock (read); a pure check, nothing taken.
+ */
 export function checkVmaFlags(vma: Vma, flags: number): number {
   const vf = vma.flags;
   if (vf & (VM_IO | VM_PFNMAP)) return -EFAULT;

@@ -276,7 +276,13 @@ export function splitFolio(k: Kernel, head: number): number {
   for (let j = 0; j < nr; j++) {
     const pfn = head + j;
     if (pgmap !== null) {
-      if (j > 0) pgmap.ops.folioSplit?.(head, pfn);
+      if (j > 0) {
+        pgmap.ops.folioSplit?.(head, pfn);
+        // __folio_split(): every new folio is unfrozen with one extra
+        // reference and then put (free_folio_and_swap_cache), so a device
+        // page that nothing maps any more goes back to its driver.
+        if (p.refcount[pfn] === 0) folioFreeUnmappedTail(k, pfn);
+      }
       continue;
     }
     if (j > 0 && p.refcount[pfn] === 0) {

@@ -295,7 +295,7 @@ export function* doMadvise(mm: MmStruct, start: number, lenIn: number, behavior:
   const len = Math.ceil(lenIn / PAGE_SIZE) * PAGE_SIZE;
   if (lenIn && !len) return -EINVAL;
   const end = start + len;
-  if (end < start || end > 2 ** 64) return -EINVAL;
+  if (end < start || end > 2 ** 64 || (start < 0 && end >= 0)) return -EINVAL; /* a negative start is 2^64 + start: end wraps */
   if (behavior === MADV_HWPOISON || behavior === MADV_SOFT_OFFLINE) return -EPERM;
   if (end === start) return 0;
   const s = mm.kernel.sched;

@@ -234,6 +234,7 @@ export function getUnmappedArea(mm: MmStruct, hugetlb: boolean, addr: number, le
   let res: number;
   if (flags & MAP_FIXED) {
     if (hugetlb && (addr % HPAGE_SIZE !== 0 || len % HPAGE_SIZE !== 0)) return -EINVAL;
+    if (addr < 0) return -ENOMEM; /* an unsigned address above TASK_SIZE */
     res = addr;
   } else {
     res = -1;
@@ -313,7 +314,7 @@ export function* munmapRange(mm: MmStruct, start: number, end: number): K<number
  * TASK_SIZE; 0 when nothing is mapped there. Caller holds mmap_lock (write).
  */
 export function* doMunmap(mm: MmStruct, start: number, len: number): K<number> {
-  if (start % PAGE_SIZE !== 0 || start > mm.taskSize || len > mm.taskSize - start || len < 0) return -EINVAL;
+  if (start % PAGE_SIZE !== 0 || !(start >= 0 && start <= mm.taskSize) || len > mm.taskSize - start || len < 0) return -EINVAL;
   len = pageAlign(len);
   if (len === 0) return -EINVAL;
   return yield* munmapRange(mm, start, start + len);
@@ -355,7 +356,8 @@ export interface MmapResult {
  *            nor MAP_PRIVATE (any other MAP_TYPE, and MAP_SHARED_VALIDATE
  *            for anonymous memory); VM_GROWSDOWN on a shared/file mapping
  *   -ENOMEM  len overflows when page aligned; no room; beyond TASK_SIZE
- *   -EOVERFLOW pgoff + len overflows
+ *   -EOVERFLOW pgoff + len overflows, or ends beyond MAX_LFS_FILESIZE for a
+ *            tmpfs / hugetlbfs file (file_mmap_ok)
  *   -EEXIST  MAP_FIXED_NOREPLACE and something is mapped in range
  *   -EPERM   MAP_FIXED below mmap_min_addr
  *   -EOPNOTSUPP MAP_SHARED_VALIDATE with flags outside LEGACY_MAP_MASK
@@ -373,7 +375,7 @@ export function* doMmap(mm: MmStruct, addr: number, len: number, prot: number, f
 function* doMmapInner(mm: MmStruct, addr: number, len: number, prot: number, flags: number, file: File | null, pgoff: number): K<number | MmapResult> {
   if (len === 0) return -EINVAL;
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
-  if (!(flags & MAP_FIXED) && addr < mm.mmapMin && addr !== 0) addr = pageAlign(mm.mmapMin); // round_hint_to_min
+  if (!(flags & MAP_FIXED) && addr < mm.mmapMin && addr > 0) addr = pageAlign(mm.mmapMin); // round_hint_to_min (a negative hint is a huge unsigned one)
   const alen = pageAlign(len);
   if (alen === 0 || alen > Number.MAX_SAFE_INTEGER / 2) return -ENOMEM;
   len = alen;
@@ -390,6 +392,9 @@ function* doMmapInner(mm: MmStruct, addr: number, len: number, prot: number, fla
   if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
   if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
   if (file !== null) {
+    // file_mmap_ok(): a regular file (tmpfs, hugetlbfs) ends at the kernel's
+    // MAX_LFS_FILESIZE (2^63 - 1), a device at ULONG_MAX.
+    if (pgoff + len / PAGE_SIZE >= (file.mapping !== null ? 2 ** 51 : 2 ** 52)) return -EOVERFLOW;
     const type = flags & MAP_TYPE;
     if (type !== MAP_SHARED && type !== MAP_SHARED_VALIDATE && type !== MAP_PRIVATE) return -EINVAL;
     if (type !== MAP_PRIVATE) {

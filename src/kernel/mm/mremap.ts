@@ -166,7 +166,8 @@ function* moveVma(vma: Vma, oldAddr: number, oldLen: number, newLen: number, new
  *            FIXED or DONTUNMAP without MAYMOVE; DONTUNMAP with
  *            old_len != new_len; overlapping old and new ranges;
  *            old_len 0 on a private mapping; DONTUNMAP on
- *            VM_DONTEXPAND/VM_PFNMAP; hugetlb: unaligned or growing
+ *            VM_DONTEXPAND/VM_PFNMAP; hugetlb: unaligned or growing;
+ *            a shrink whose old range runs past TASK_SIZE
  *   -EFAULT  no VMA at addr; [addr, addr+old_len) not inside one VMA;
  *            growing a VM_DONTEXPAND/VM_PFNMAP mapping
  *   -ENOMEM  cannot grow in place without MREMAP_MAYMOVE; no room
@@ -213,6 +214,7 @@ export function* doMremap(mm: MmStruct, addr: number, oldLen: number, newLen: nu
         if (r < 0) return r;
       }
       if (oldLen > newLen) {
+        if (addr + oldLen > mm.taskSize) return -EINVAL; /* shrink_vma(): do_vmi_munmap() range check */
         const r = yield* munmapRange(mm, addr + newLen, addr + oldLen);
         if (r < 0) return r;
         oldLen = newLen;
@@ -228,6 +230,7 @@ export function* doMremap(mm: MmStruct, addr: number, oldLen: number, newLen: nu
     }
     if (oldLen >= newLen && oldLen !== 0) {
       if (oldLen > newLen) {
+        if (addr + oldLen > mm.taskSize) return -EINVAL; /* shrink_vma(): do_vmi_munmap() range check */
         const r = yield* munmapRange(mm, addr + newLen, addr + oldLen);
         if (r < 0) return r;
       }
