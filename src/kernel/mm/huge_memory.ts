@@ -23,7 +23,7 @@ import { __GFP_ZERO } from './page_alloc.js';
 import { folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon } from './folio.js';
 import { folioAddNewAnonRmap, anonVmaPrepare, pageAnonExclusive } from './rmap.js';
 import {
-  HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PG_anon_exclusive, PG_head, PG_tail, PG_lru,
+  HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PG_anon, PG_anon_exclusive, PG_swapcache, PG_head, PG_tail, PG_lru,
 } from './page.js';
 import type { K } from '../sched/sched.js';
 import { spinLock } from '../sched/locks.js';
@@ -232,6 +232,20 @@ export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): 
   pmd.v[i] = 0;
   pmd.pte[i] = pt;
   vma.mm.pgd.nrTables++;
+}
+
+/**
+ * can_split_folio(folio, caller_pins): does the folio hold no references
+ * beyond its mappings (PTE and PMD), its page-cache / swap-cache slots and
+ * the caller's one? The first check of __folio_split(), made before
+ * unmap_folio() splits any PMD: a pinned or otherwise referenced THP is
+ * left as it is. Caller holds the folio lock and one reference.
+ */
+export function canSplitFolio(k: Kernel, head: number): boolean {
+  const p = k.pages;
+  const anon = (p.flags[head] & PG_anon) !== 0;
+  const extraPins = (anon ? (p.flags[head] & PG_swapcache) !== 0 : p.mapping[head] !== 0) ? p.folioNr(head) : 0;
+  return p.folioMapcount(head) === p.refcount[head] - extraPins - 1;
 }
 
 /**

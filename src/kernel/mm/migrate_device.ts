@@ -62,7 +62,7 @@ import { VM_DONTEXPAND, VM_HUGETLB, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, typ
 import type { K } from '../sched/sched.js';
 import { __GFP_NOWARN } from './page_alloc.js';
 import { vmNormalPage } from './memory.js';
-import { splitFolio, splitHugePmdNotify } from './huge_memory.js';
+import { canSplitFolio, splitFolio, splitHugePmdNotify } from './huge_memory.js';
 import {
   folioCopy, folioMigrateFlags, folioMigrateMapping, folioSplitUnmapped, migrationEntryBits, removeMigrationPtes,
   splitPmdMigrationEntry,
@@ -70,17 +70,26 @@ import {
 import { setPmdMigrationEntry, tryToMigrate } from './rmap_migrate.js';
 
 /* include/linux/migrate.h */
+/** The entry names a page (migrate_pfn() sets it; a hole has MIGRATE without VALID). */
 export const MIGRATE_PFN_VALID = 1 << 0;
+/** The entry migrates: set by collect, cleared by any step that gives the page up. */
 export const MIGRATE_PFN_MIGRATE = 1 << 1;
+/** The source was mapped writable: the destination is mapped writable too. */
 export const MIGRATE_PFN_WRITE = 1 << 3;
+/** The entry is a PMD-sized folio (head entry; the next 511 entries are 0). */
 export const MIGRATE_PFN_COMPOUND = 1 << 4;
+/** The pfn lives above these flag bits. */
 export const MIGRATE_PFN_SHIFT = 6;
 const MIGRATE_PFN_FLAGS = 1 << MIGRATE_PFN_SHIFT; /* 64: flags live in v % 64 */
 
 /* enum migrate_vma_direction */
+/** Collect system (RAM) pages, holes and the zero page. */
 export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
+/** Collect device-private pages whose pgmap owner is migrate_vma.pgmap_owner. */
 export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
+/** Collect device-coherent pages whose pgmap owner is migrate_vma.pgmap_owner. */
 export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
+/** Collect PMD-sized folios (and 2 MiB holes) as one COMPOUND entry instead of splitting them. */
 export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
 
 /** migrate_pfn(pfn): a valid entry for pfn (pfn * 64 + MIGRATE_PFN_VALID). */
@@ -316,11 +325,15 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   /* fallback: */
   pmd.lock.unlock(s);
   if (k.pages.order[folio] === 0) return -ENOENT; /* unreachable: a PMD maps a large folio */
-  // split_folio() of a PMD-mapped folio first splits the PMD (the kernel's
-  // unmap_folio() uses TTU_SPLIT_HUGE_PMD), then the folio.
-  const tt = pmd.f[i] & TYPE_MASK;
-  if (tt !== T_TABLE && tt !== T_NONE && pmd.v[i] === folio) yield* splitHugePmdNotify(vma, pmd, i, start);
-  const ret = splitFolio(k, folio);
+  // split_folio() of a PMD-mapped folio: can_split_folio() first (a pinned
+  // or otherwise referenced THP stays PMD-mapped), then unmap_folio()
+  // splits the PMD (TTU_SPLIT_HUGE_PMD), then the folio is split.
+  let ret = -EAGAIN;
+  if (canSplitFolio(k, folio)) {
+    const tt = pmd.f[i] & TYPE_MASK;
+    if (tt !== T_TABLE && tt !== T_NONE && pmd.v[i] === folio) yield* splitHugePmdNotify(vma, pmd, i, start);
+    ret = splitFolio(k, folio);
+  }
   if (w.faultFolio !== folio) folioUnlock(k, folio);
   folioPut(k, folio);
   if (ret !== 0) return collectSkip(w, start, end);
@@ -966,6 +979,12 @@ export function* migrateVmaPages(mv: MigrateVma): K<void> {
  * Equivalent to migrate_vma_pages() without a vma: there are no holes to
  * fill (a hole with a dst is a BUG) and a compound source with small
  * destination pages is not split but refused.
+ *
+ * Locks and references: no mmap_lock is needed. Every src page with
+ * MIGRATE is locked and holds the migration's reference (taken by
+ * migrate_device_range() / migrate_device_pfns()); every dst page is locked
+ * and holds the driver's allocation reference. Both stay so until
+ * migrate_device_finalize().
  */
 export function* migrateDevicePages(k: Kernel, src: Float64Array, dst: Float64Array, npages: number): K<void> {
   yield* migrateDevicePagesInner(k, src, dst, npages, null);
@@ -973,6 +992,25 @@ export function* migrateDevicePages(k: Kernel, src: Float64Array, dst: Float64Ar
 
 /* ------------------------------------------------------------------------ */
 /* finalize                                                                  */
+
+/**
+ * Checked mode only (a model check, not kernel behaviour): the page
+ * contents must be preserved by a migration. When both the source and the
+ * destination are CPU-addressable (system or device-coherent memory) their
+ * contents must match page by page at finalize, before the destination is
+ * mapped; a driver that forgot (or botched) its copy would otherwise lose
+ * user data silently. Device-private memory is opaque to the CPU — its
+ * data is wherever the driver keeps it — so those entries are not compared.
+ */
+function checkContentsPreserved(k: Kernel, src: number, dst: number): void {
+  if (isDevicePrivatePage(k, src) || isDevicePrivatePage(k, dst)) return;
+  const nr = Math.min(k.pages.folioNr(src), k.pages.folioNr(dst));
+  for (let j = 0; j < nr; j++) {
+    if (k.contents.checksum(src + j) !== k.contents.checksum(dst + j)) {
+      throw new KernelBug('INVARIANT', 'migration lost data: the destination page differs from the source at finalize', k.dumpPage(dst + j, `dst ${dst + j} != src ${src + j} (the driver must copy before migrate_vma_pages / finalize)`));
+    }
+  }
+}
 
 /**
  * __migrate_device_finalize(): per entry, map dst in place of src's
@@ -1005,6 +1043,7 @@ function migrateDeviceFinalizeInner(k: Kernel, src: Float64Array, dst: Float64Ar
       }
       d = sf;
     }
+    if (d !== sf && k.checkHook !== null) checkContentsPreserved(k, sf, d);
     if (p.pgmap[d] === 0) k.lru.add(d);
     removeMigrationPtes(k, sf, d, false);
     if (faultFolio !== sf) folioUnlock(k, sf);
@@ -1051,6 +1090,12 @@ export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
  * As migrate_vma_finalize(), without a fault page. The driver's copy to
  * the destination pages must be complete before the call: the pages are
  * mapped to the CPU here.
+ *
+ * Locks and references: no mmap_lock is needed. On return every src and
+ * dst page is unlocked; the migration's reference on each src page and the
+ * driver's allocation reference on each dst page are dropped (a dst page
+ * that was mapped keeps one reference per mapping; a src page that
+ * migrated usually reaches refcount 0 and is freed to its allocator).
  */
 export function* migrateDeviceFinalize(k: Kernel, src: Float64Array, dst: Float64Array, npages: number): K<void> {
   migrateDeviceFinalizeInner(k, src, dst, npages, -1);
@@ -1089,6 +1134,12 @@ function migrateDevicePfnLock(k: Kernel, pfn: number): number {
  * allocates system pages, copies, and calls migrate_device_pages() and
  * migrate_device_finalize(). Used to evict device memory before
  * memunmap_pages(). Returns 0.
+ *
+ * Locks and references: no mmap_lock is needed (the rmap walk finds every
+ * mapping); pages locked by someone else are skipped (trylock). On return
+ * each src entry with MIGRATE is a device folio that is locked, unmapped
+ * (migration entries in every mm) and referenced by the migration until
+ * migrate_device_finalize().
  */
 export function* migrateDeviceRange(k: Kernel, src: Float64Array, startPfn: number, npages: number): K<number> {
   const p = k.pages;
@@ -1112,7 +1163,7 @@ export function* migrateDeviceRange(k: Kernel, src: Float64Array, startPfn: numb
  * migrate_device_pfns() - as migrate_device_range() for a list of pfns
  * @src: on entry npages raw pfns (not mpfn values); on return the entries
  * @npages: number of entries
- * Returns 0.
+ * Returns 0. Locks and references as migrate_device_range().
  */
 export function* migrateDevicePfns(k: Kernel, src: Float64Array, npages: number): K<number> {
   const p = k.pages;
