@@ -63,15 +63,8 @@ function target(value: number | null, op: '>=' | '<=', limit: number): Target {
 }
 
 async function explorerRate(quick: boolean): Promise<number> {
-  const { findScenario } = await import('../../scenarios/index.js');
-  const { explore } = await import('../explore/engine.js');
-  const sc = findScenario('cve-2022-3523');
-  if (!sc) throw new Error('bench explorer: scenario cve-2022-3523 not found');
-  const n = quick ? 500 : 10000;
-  explore(sc, { schedules: Math.min(n, 500), seed: 1, strategy: 'random', config: {} }); /* warm up */
-  const r = explore(sc, { schedules: n, seed: 2, strategy: 'random', config: {} });
-  if (r.found) throw new Error('bench explorer: the default configuration reported a violation');
-  return round(r.schedulesRun / r.seconds, 0);
+  const { measureSchedulesPerSecond } = await import('../explore/measure.js');
+  return round(measureSchedulesPerSecond('cve-2022-3523', quick ? 1000 : 10000), 0);
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchResult> {

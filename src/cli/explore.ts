@@ -2,112 +2,163 @@
 /**
  * `hmmsim explore <scenario>`: run a scenario under many interleavings and
  * report the first violation with a minimal trace and the replay command.
+ *
+ *   hmmsim explore <scenario> [--schedules N] [--seed S] [--strategy random|pct|bounded]
+ *                  [--bound B] [--config name=value ...] [--json] [--schedule c,c,...] [--fresh]
+ *   hmmsim explore --list
+ *
  * Exit 0 when nothing is found, 1 when a violation is, 2 on a usage error.
+ * A progress bar is drawn on stderr when it is a terminal.
  */
 import { type Command, Option } from 'commander';
 import { applyConfigSetting, defaultHistorical, type KernelConfig } from '../kernel/config.js';
-import { explore, formatTrace, runOnce, type StrategyName } from '../explore/engine.js';
+import { explore, formatTrace, runOnce, STRATEGIES, type ExploreResult, type RunResult, type StrategyName } from '../explore/engine.js';
 import { SCENARIOS, findScenario } from '../../scenarios/index.js';
 
 interface ExploreOpts {
   schedules: string;
   seed: string;
   strategy: StrategyName;
+  bound: string;
   config?: string[];
   json?: boolean;
   schedule?: string;
   list?: boolean;
+  fresh?: boolean;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function parseConfig(settings: readonly string[]): Partial<KernelConfig> {
-  // Only the settings given are passed on; the scenario picks its machine size.
+/** The settings given, applied on top of nothing else: the scenario picks its machine. */
+function parseConfig(settings: readonly string[]): { cfg: Partial<KernelConfig>; flat: string[] } {
   const cfg = { historical: defaultHistorical() } as KernelConfig;
+  const flat: string[] = [];
   for (const s of settings) {
     for (const one of s.split(',').filter((x) => x)) {
       const err = applyConfigSetting(cfg, one);
       if (err !== null) throw new Error(err);
+      flat.push(one);
     }
   }
-  return cfg;
+  return { cfg, flat };
+}
+
+function traceJson(r: RunResult): unknown[] {
+  return r.trace.map((s, i) => ({ step: s.step, task: s.task, thread: s.taskName, event: s.what, arg: s.arg >= 0 ? s.arg : null, state: r.notes[i] || null }));
+}
+
+function listScenarios(write: (s: string) => void, json: boolean): void {
+  if (json) {
+    write(JSON.stringify(SCENARIOS.map((s) => ({ name: s.name, switch: s.bugSwitch, expect: s.expect, description: s.description, seed: s.seedRef })), null, 2) + '\n');
+    return;
+  }
+  const w = Math.max(...SCENARIOS.map((s) => s.name.length));
+  const ws = Math.max(...SCENARIOS.map((s) => s.bugSwitch.length));
+  for (const s of SCENARIOS) write(`${s.name.padEnd(w)}  ${s.bugSwitch.padEnd(ws)}  ${s.description}\n`);
 }
 
 export function registerExplore(program: Command, write: (s: string) => void, setCode: (c: number) => void): void {
+  const err = (msg: string): void => {
+    process.stderr.write(`hmmsim explore: ${msg}\n`);
+    setCode(2);
+  };
   program
     .command('explore')
     .description('explore the interleavings of a concurrency scenario; stop at the first violation and print a minimal trace')
     .argument('[scenario]', `scenario name (${SCENARIOS.map((s) => s.name).join(', ')})`)
     .option('--schedules <n>', 'number of schedules to try', '10000')
     .option('--seed <s>', 'seed of the schedule generator (runs are replayable)', '1')
-    .addOption(new Option('--strategy <name>', 'schedule generation strategy').choices(['random', 'pct', 'bounded']).default('random'))
-    .option('--config <name=value>', 'kernel configuration setting, e.g. fault_no_page_ref=on (repeatable)', collect)
-    .option('--schedule <choices>', 'replay one explicit schedule (comma-separated choices, as printed)')
-    .option('--list', 'list the scenarios')
+    .addOption(new Option('--strategy <name>', 'schedule generation strategy').choices([...STRATEGIES]).default('random'))
+    .option('--bound <n>', 'PCT depth (pct) or preemption bound (bounded)', '3')
+    .option('--config <name=value>', 'kernel configuration setting, e.g. fault_no_page_ref=on (repeatable, or comma-separated)', collect)
+    .option('--schedule <choices>', 'replay one explicit schedule (the comma-separated choices printed after "replay:")')
+    .option('--list', 'list the scenarios with their historical switch')
     .option('--json', 'print one JSON object')
-    .action((name: string | undefined, o: ExploreOpts) => {
-      if (o.list || name === undefined) {
-        for (const s of SCENARIOS) write(`${s.name}\t${s.bugSwitch}\t${s.description}\n`);
-        setCode(name === undefined && !o.list ? 2 : 0);
+    .option('--fresh', 'build a fresh machine for every schedule instead of restoring a snapshot (slow; for checking the explorer)')
+    .addHelpText('after', `
+Scenarios and the switch that breaks each:
+${SCENARIOS.map((s) => `  ${s.name.padEnd(28)}--config ${`${s.bugSwitch}=on`.padEnd(34)}${s.expect}`).join('\n')}
+
+Examples:
+  hmmsim explore cve-2022-3523 --config fault_no_page_ref=on
+  hmmsim explore cve-2022-3523                  # mainline: 10,000 schedules, nothing found
+  hmmsim explore --list`)
+    .action(async (name: string | undefined, o: ExploreOpts) => {
+      if (o.list) {
+        listScenarios(write, o.json === true);
+        setCode(0);
+        return;
+      }
+      if (name === undefined) {
+        err(`a scenario name is required (known: ${SCENARIOS.map((s) => s.name).join(', ')}; see --list)`);
         return;
       }
       const sc = findScenario(name);
       if (!sc) {
-        process.stderr.write(`hmmsim explore: unknown scenario '${name}' (known: ${SCENARIOS.map((s) => s.name).join(', ')})\n`);
-        setCode(2);
+        err(`unknown scenario '${name}' (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
         return;
       }
       let cfg: Partial<KernelConfig>;
+      let flat: string[];
       try {
-        cfg = parseConfig(o.config ?? []);
+        ({ cfg, flat } = parseConfig(o.config ?? []));
       } catch (e) {
-        process.stderr.write(`hmmsim explore: ${(e as Error).message}\n`);
-        setCode(2);
+        err((e as Error).message);
         return;
       }
       const schedules = Number(o.schedules);
       const seed = Number(o.seed);
-      if (!Number.isInteger(schedules) || schedules <= 0 || !Number.isInteger(seed)) {
-        process.stderr.write('hmmsim explore: --schedules must be a positive integer and --seed an integer\n');
-        setCode(2);
-        return;
-      }
-      const cfgArgs = (o.config ?? []).map((c) => ` --config ${c}`).join('');
+      const bound = Number(o.bound);
+      if (!Number.isInteger(schedules) || schedules <= 0) return err(`--schedules: '${o.schedules}' is not a positive integer`);
+      if (!Number.isInteger(seed)) return err(`--seed: '${o.seed}' is not an integer`);
+      if (!Number.isInteger(bound) || bound < 0) return err(`--bound: '${o.bound}' is not a non-negative integer`);
+      const cfgArgs = flat.map((c) => ` --config ${c}`).join('');
       if (o.schedule !== undefined) {
-        const choices = o.schedule.split(',').filter((x) => x !== '').map(Number);
-        if (choices.some((c) => !Number.isInteger(c) || c < 0)) {
-          process.stderr.write('hmmsim explore: --schedule takes comma-separated non-negative integers\n');
-          setCode(2);
-          return;
-        }
+        const choices = o.schedule.split(',').filter((x) => x.trim() !== '').map(Number);
+        if (choices.some((c) => !Number.isInteger(c) || c < 0)) return err('--schedule takes comma-separated non-negative integers');
         const r = runOnce(sc, cfg, choices);
-        if (o.json) write(JSON.stringify({ scenario: sc.name, violation: r.violation, schedule: r.schedule, trace: r.trace }, null, 2) + '\n');
-        else write(`${formatTrace(r)}\n${r.violation ? 'VIOLATION' : 'no violation'} (${r.steps} steps)\n`);
+        if (o.json) {
+          write(JSON.stringify({ scenario: sc.name, config: flat, schedule: r.schedule, violation: r.violation, steps: r.steps, trace: traceJson(r) }, null, 2) + '\n');
+        } else {
+          write(`${sc.name}: replay of schedule [${choices.join(',')}]${cfgArgs ? ` with${cfgArgs}` : ''}\n${formatTrace(r)}\n`);
+          write(`${r.violation ? `VIOLATION: ${r.violation.detector}` : 'no violation'} (${r.steps} steps)\n`);
+        }
         setCode(r.violation ? 1 : 0);
         return;
       }
-      const tty = process.stderr.isTTY && !o.json;
-      const res = explore(sc, {
-        schedules, seed, strategy: o.strategy, config: cfg,
-        onProgress: tty ? (n) => process.stderr.write(`\r  ${n}/${schedules} schedules`) : undefined,
-      });
-      if (tty) process.stderr.write('\r\x1b[K');
-      const replay = res.schedule ? `hmmsim explore ${sc.name}${cfgArgs} --schedule ${res.schedule.join(',')}` : null;
+      let bar: { update(n: number): void; stop(): void } | null = null;
+      if (process.stderr.isTTY) {
+        const { SingleBar, Presets } = (await import('cli-progress')).default;
+        const b = new SingleBar({ format: `explore ${sc.name} [{bar}] {value}/{total} schedules`, stream: process.stderr, clearOnComplete: true, hideCursor: true }, Presets.shades_classic);
+        b.start(schedules, 0);
+        bar = { update: (n) => b.update(n), stop: () => b.stop() };
+      }
+      let res: ExploreResult;
+      try {
+        res = explore(sc, { schedules, seed, strategy: o.strategy, bound, config: cfg, snapshot: o.fresh !== true, onProgress: bar ? (n) => bar!.update(n) : undefined });
+      } finally {
+        bar?.stop();
+      }
+      const found = res.found;
+      const replay = res.schedule !== null ? `hmmsim explore ${sc.name}${cfgArgs} --schedule ${res.schedule.join(',') || '0'}` : null;
       if (o.json) {
         write(JSON.stringify({
-          scenario: sc.name, strategy: o.strategy, seed, schedulesRun: res.schedulesRun, seconds: res.seconds,
-          schedulesPerSecond: res.schedulesRun / res.seconds, violation: res.found?.violation ?? null,
-          schedule: res.schedule, replay, trace: res.found?.trace ?? null,
+          scenario: sc.name, switch: sc.bugSwitch, config: flat, strategy: o.strategy, seed, schedules,
+          schedulesRun: res.schedulesRun, shrinkRuns: res.shrinkRuns, secondsToFind: res.secondsToFind, seconds: res.seconds,
+          schedulesPerSecond: found ? null : res.schedulesRun / res.seconds,
+          violation: found?.violation ?? null, schedule: res.schedule, replay, steps: found?.steps ?? null,
+          trace: found ? traceJson(found) : null,
         }, null, 2) + '\n');
-      } else if (res.found) {
-        write(`${sc.name}: ${res.found.violation!.detector} after ${res.schedulesRun} schedule(s) in ${res.seconds.toFixed(2)} s\n`);
-        write(`minimal interleaving (${res.found.steps} steps):\n${formatTrace(res.found)}\n`);
+      } else if (found) {
+        const switches = res.schedule!.filter((c) => c !== 0).length;
+        write(`${sc.name}: ${found.violation!.detector} after ${res.schedulesRun} schedule(s), ${res.secondsToFind!.toFixed(2)} s (${o.strategy}, seed ${seed}); shrunk in ${res.shrinkRuns} runs\n`);
+        write(`minimal interleaving (${found.steps} steps, ${switches} forced context switch${switches === 1 ? '' : 'es'}):\n${formatTrace(found)}\n`);
         write(`replay: ${replay}\n`);
       } else {
-        write(`${sc.name}: no violation in ${res.schedulesRun} schedules (${o.strategy}, seed ${seed}) in ${res.seconds.toFixed(2)} s (${(res.schedulesRun / res.seconds).toFixed(0)} schedules/s)\n`);
+        write(`${sc.name}: no violation in ${res.schedulesRun} schedules (${o.strategy}, seed ${seed}${cfgArgs ? `,${cfgArgs.trim()}` : ''}) in ${res.seconds.toFixed(2)} s (${(res.schedulesRun / res.seconds).toFixed(0)} schedules/s)\n`);
       }
-      setCode(res.found ? 1 : 0);
+      setCode(found ? 1 : 0);
     });
 }

@@ -20,6 +20,7 @@
  */
 import type { Kernel } from '../kernel.js';
 import { EBUSY } from '../errno.js';
+import { KernelBug } from '../printk.js';
 import {
   type PmdTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
   T_MIGRATION_WRITE, T_PRESENT, _PAGE_DIRTY, _PAGE_RW, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex,
@@ -122,13 +123,18 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
     }
     let type: number;
     if (k.config.historical.ttm_coherent_as_private && isDeviceCoherentPage(k, sub)) {
-      // Before "mm: add device coherent vma selection for memory migration"
-      // fixed rmap.c: the is_zone_device_page() branch, written for
-      // device-private swap PTEs, decodes the PRESENT pte of a coherent page
-      // as a swap entry: is_writable_device_private_entry() is false, so a
-      // readable migration entry is made and write permission is lost
-      // (seed F3:8502-8523, 9211-9227). No anon-exclusive handling there.
-      type = T_MIGRATION_READ;
+      // The device-coherent series before review (seed F3:4934-4949,
+      // 8502-8523, 9211-9227): try_to_migrate() let coherent folios through
+      // but try_to_migrate_one() still took its folio_is_zone_device()
+      // branch, written for device-private pages, which cannot be pinned:
+      //   if (anon_exclusive) BUG_ON(page_try_share_anon_rmap(subpage));
+      // and decodes the PRESENT pte of a coherent page as a swap entry, so
+      // is_writable_device_private_entry() is false: a readable(-exclusive)
+      // migration entry is made and write permission is lost.
+      if (anonExclusive && folioTryShareAnonRmapPte(k, sub) !== 0) {
+        throw new KernelBug('BUG', 'try_to_migrate_one: BUG_ON(page_try_share_anon_rmap(subpage)): a pinned device-coherent page in the device-private branch', k.dumpPage(sub, 'kernel BUG at mm/rmap.c: try_to_migrate_one'));
+      }
+      type = anonExclusive ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ;
     } else {
       if (anonExclusive && folioTryShareAnonRmapPte(k, sub) !== 0) {
         setPte(pt, i, sub, old);
