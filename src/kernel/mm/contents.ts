@@ -5,13 +5,14 @@
  * Two interchangeable stores behind one interface, chosen by
  * `config.contentMode`:
  *
- * **bytes** (default): real 4 KiB of bytes per page. Storage is one
- * resizable ArrayBuffer (up to 4 GiB) cut into 2 MiB slabs; slab s backs
- * the naturally aligned block of 512 pfns it was given to, page pfn living
- * at `slab * 2 MiB + (pfn % 512) * 4 KiB`. So a PMD-sized folio is 2 MiB of
- * contiguous storage and folio copies are one `copyWithin` (memcpy), and
- * 4 KiB copies are `copyWithin` inside the same buffer: the hot path
- * allocates nothing. A per-pfn `has` byte says whether the page holds data;
+ * **bytes** (default): real 4 KiB of bytes per page. Storage is cut into
+ * 2 MiB slabs (up to 4 GiB in all), held in 64 MiB ArrayBuffer segments
+ * allocated as needed; slab s backs the naturally aligned block of 512 pfns
+ * it was given to, page pfn living at offset `(pfn % 512) * 4 KiB` of it.
+ * So a PMD-sized folio is 2 MiB of contiguous storage and a folio copy is
+ * one memcpy (`copyWithin` inside a segment, `set` across two); the hot
+ * path allocates no storage. (Plain buffers, not one resizable buffer: V8
+ * copies out of resizable buffers several times slower.) A per-pfn `has` byte says whether the page holds data;
  * a page without it reads as zeroes (stale bytes behind it are never
  * visible), which makes clear_highpage() and freeing O(1). A slab is
  * assigned on the first store into its block and returned to a free stack
@@ -36,7 +37,9 @@ import { PAGE_SIZE } from './page.js';
 const SLAB_PAGES = 512;
 const SLAB_SHIFT = 9;
 const SLAB_BYTES = SLAB_PAGES * PAGE_SIZE;
-const INITIAL_BYTES = 4 * SLAB_BYTES;
+/** Slabs per storage segment (64 MiB segments). */
+const SEG_SHIFT = 5;
+const SEG_SLABS = 1 << SEG_SHIFT;
 const MAX_BYTES = 2 ** 32;
 
 export interface PageContents {
@@ -84,10 +87,13 @@ function hashWords(u32: Uint32Array, start: number, n: number): number {
 
 export class ByteContents implements PageContents {
   readonly mode = 'bytes' as const;
-  private readonly buf = new ArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
-  /* Length-tracking views: they follow buf.resize(). */
-  private readonly u8 = new Uint8Array(this.buf);
-  private readonly u32 = new Uint32Array(this.buf);
+  /*
+   * Storage segments of SEG_SLABS slabs each, allocated as needed. Plain
+   * (non-resizable) ArrayBuffers: V8 copies between them and into user
+   * buffers at memcpy speed, which it does not for resizable ones.
+   */
+  private readonly segs: Uint8Array[] = [];
+  private readonly segs32: Uint32Array[] = [];
   /** has[pfn]: 1 if the page holds data (else it reads as zeroes). */
   private has = new Uint8Array(0);
   /** slabOf[block]: slab number + 1 backing pfns [block * 512, +512); 0 = none. */
@@ -112,34 +118,36 @@ export class ByteContents implements PageContents {
     this.used = used;
   }
 
-  /** Byte offset of pfn's storage, assigning its block a slab if needed. */
-  private storage(pfn: number): number {
+  /** The slab (number) of pfn's block, assigning one if needed. */
+  private slab(pfn: number): number {
     const b = pfn >>> SLAB_SHIFT;
-    let s = this.slabOf[b];
-    if (s === 0) {
-      let sl = this.freeSlabs.pop();
-      if (sl === undefined) {
-        sl = this.nextSlab++;
-        const need = (sl + 1) * SLAB_BYTES;
-        if (need > this.buf.byteLength) {
-          if (need > MAX_BYTES) {
-            this.nextSlab--;
-            throw new KernelBug('BUG', 'page contents exceed 4 GiB in bytes mode', `more than ${MAX_BYTES / SLAB_BYTES} 2 MiB blocks of pfns hold data; use --config contentMode=fingerprint`);
-          }
-          let nb = this.buf.byteLength;
-          while (nb < need) nb = Math.min(nb * 2, MAX_BYTES);
-          this.buf.resize(nb);
-        }
+    const s = this.slabOf[b];
+    if (s !== 0) return s - 1;
+    let sl = this.freeSlabs.pop();
+    if (sl === undefined) {
+      sl = this.nextSlab;
+      if ((sl + 1) * SLAB_BYTES > MAX_BYTES) {
+        throw new KernelBug('BUG', 'page contents exceed 4 GiB in bytes mode', `more than ${MAX_BYTES / SLAB_BYTES} 2 MiB blocks of pfns hold data; use --config contentMode=fingerprint`);
       }
-      s = sl + 1;
-      this.slabOf[b] = s;
+      this.nextSlab++;
+      if (sl >>> SEG_SHIFT >= this.segs.length) {
+        const seg = new Uint8Array(SEG_SLABS * SLAB_BYTES);
+        this.segs.push(seg);
+        this.segs32.push(new Uint32Array(seg.buffer));
+      }
     }
-    return (s - 1) * SLAB_BYTES + (pfn & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    this.slabOf[b] = sl + 1;
+    return sl;
   }
 
-  /** Offset of a page known to hold data. */
-  private offsetOf(pfn: number): number {
-    return (this.slabOf[pfn >>> SLAB_SHIFT] - 1) * SLAB_BYTES + (pfn & (SLAB_PAGES - 1)) * PAGE_SIZE;
+  /** Segment of a slab. */
+  private seg(slab: number): Uint8Array {
+    return this.segs[slab >>> SEG_SHIFT];
+  }
+
+  /** Byte offset of pfn inside its slab's segment. */
+  private static off(slab: number, pfn: number): number {
+    return (slab & (SEG_SLABS - 1)) * SLAB_BYTES + (pfn & (SLAB_PAGES - 1)) * PAGE_SIZE;
   }
 
   private markHas(pfn: number): void {
@@ -150,14 +158,15 @@ export class ByteContents implements PageContents {
     }
   }
 
-  /** Storage of pfn for a store that may not cover the whole page: zeroes first if it held nothing. */
-  private storageForPartial(pfn: number): number {
-    const o = this.storage(pfn);
+  /** Slab of pfn for a store that may not cover the whole page: zeroes the page first if it held nothing. */
+  private slabForPartial(pfn: number): number {
+    const sl = this.slab(pfn);
     if (this.has[pfn] === 0) {
-      this.u8.fill(0, o, o + PAGE_SIZE);
+      const o = ByteContents.off(sl, pfn);
+      this.seg(sl).fill(0, o, o + PAGE_SIZE);
       this.markHas(pfn);
     }
-    return o;
+    return sl;
   }
 
   zero(pfn: number): void {
@@ -180,15 +189,23 @@ export class ByteContents implements PageContents {
     for (let i = 0; i < nr; i++) if (has[pfn + i] !== 0) this.discard(pfn + i);
   }
 
+  /** Copy len bytes between (slab, offset) places: copyWithin inside a segment, set() across. */
+  private move(ds: number, doff: number, ss: number, soff: number, len: number): void {
+    const dseg = this.seg(ds);
+    const sseg = this.seg(ss);
+    if (dseg === sseg) dseg.copyWithin(doff, soff, soff + len);
+    else dseg.set(sseg.subarray(soff, soff + len), doff);
+  }
+
   copy(dst: number, src: number): void {
     if (dst === src) return;
     if (this.has[src] === 0) {
       this.discard(dst);
       return;
     }
-    const d = this.storage(dst);
-    const s = this.offsetOf(src);
-    this.u8.copyWithin(d, s, s + PAGE_SIZE);
+    const ds = this.slab(dst);
+    const ss = this.slabOf[src >>> SLAB_SHIFT] - 1;
+    this.move(ds, ByteContents.off(ds, dst), ss, ByteContents.off(ss, src), PAGE_SIZE);
     this.markHas(dst);
   }
 
@@ -200,9 +217,9 @@ export class ByteContents implements PageContents {
         for (let i = 0; i < nr; i++) this.discard(dst + i);
         return;
       }
-      const d = this.storage(dst);
-      const s = this.offsetOf(src);
-      this.u8.copyWithin(d, s, s + SLAB_BYTES);
+      const ds = this.slab(dst);
+      const ss = this.slabOf[src >>> SLAB_SHIFT] - 1;
+      this.move(ds, ByteContents.off(ds, dst), ss, ByteContents.off(ss, src), SLAB_BYTES);
       // Mark first, discard second: the block's count never passes through
       // zero, so the slab just written stays assigned.
       for (let i = 0; i < nr; i++) if (this.has[src + i] !== 0) this.markHas(dst + i);
@@ -217,17 +234,18 @@ export class ByteContents implements PageContents {
       out.fill(0, outOff, outOff + len);
       return;
     }
-    const o = this.offsetOf(pfn) + off;
-    out.set(this.u8.subarray(o, o + len), outOff);
+    const sl = this.slabOf[pfn >>> SLAB_SHIFT] - 1;
+    const o = ByteContents.off(sl, pfn) + off;
+    out.set(this.seg(sl).subarray(o, o + len), outOff);
   }
 
   write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void {
-    let o: number;
+    let sl: number;
     if (off === 0 && len === PAGE_SIZE) {
-      o = this.storage(pfn);
+      sl = this.slab(pfn);
       this.markHas(pfn);
-    } else o = this.storageForPartial(pfn);
-    this.u8.set(inp.subarray(inOff, inOff + len), o + off);
+    } else sl = this.slabForPartial(pfn);
+    this.seg(sl).set(inp.subarray(inOff, inOff + len), ByteContents.off(sl, pfn) + off);
   }
 
   fill(pfn: number, off: number, len: number, v: number): void {
@@ -236,25 +254,28 @@ export class ByteContents implements PageContents {
       this.discard(pfn);
       return;
     }
-    let o: number;
+    let sl: number;
     if (off === 0 && len === PAGE_SIZE) {
-      o = this.storage(pfn);
+      sl = this.slab(pfn);
       this.markHas(pfn);
-    } else o = this.storageForPartial(pfn);
-    this.u8.fill(v, o + off, o + off + len);
+    } else sl = this.slabForPartial(pfn);
+    const o = ByteContents.off(sl, pfn) + off;
+    this.seg(sl).fill(v, o, o + len);
   }
 
   isZero(pfn: number): boolean {
     if (this.has[pfn] === 0) return true;
-    const w = this.offsetOf(pfn) >>> 2;
-    const u32 = this.u32;
+    const sl = this.slabOf[pfn >>> SLAB_SHIFT] - 1;
+    const w = ByteContents.off(sl, pfn) >>> 2;
+    const u32 = this.segs32[sl >>> SEG_SHIFT];
     for (let i = 0; i < PAGE_SIZE / 4; i++) if (u32[w + i] !== 0) return false;
     return true;
   }
 
   checksum(pfn: number): number {
     if (this.isZero(pfn)) return 0;
-    return hashWords(this.u32, this.offsetOf(pfn) >>> 2, PAGE_SIZE / 4) || 1;
+    const sl = this.slabOf[pfn >>> SLAB_SHIFT] - 1;
+    return hashWords(this.segs32[sl >>> SEG_SHIFT], ByteContents.off(sl, pfn) >>> 2, PAGE_SIZE / 4) || 1;
   }
 
   bytesInUse(): number {
