@@ -11,7 +11,7 @@ import { makeDeviceExclusive } from '../../kernel/mm/device_exclusive.js';
 import { copyToUser } from '../../kernel/uaccess.js';
 import { DPT_XA_TAG_ATOMIC } from './device.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryTag, ptForEachRange } from './mirror.js';
-import { cmdRange, dmirrorBounceInit, dmirrorDoRead } from './fault.js';
+import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import type { HmmDmirrorCmd } from './uapi.js';
 
 /**
@@ -71,15 +71,5 @@ export function* dmirrorExclusive(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<numbe
   mmput(mm);
   if (ret) return ret;
 
-  const bounce = dmirrorBounceInit(k, start, r.size);
-  if (typeof bounce === 'number') return bounce;
-  if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
-  ret = dmirrorDoRead(dmirror, start, end, bounce);
-  dmirror.mutex.unlock(s);
-  if (ret === 0) {
-    const left = yield* copyToUser(k.current.mm!, Number(cmd.ptr), bounce.buf, bounce.size);
-    if (left) ret = -EFAULT;
-  }
-  cmd.cpages = BigInt(bounce.cpages);
-  return ret;
+  return yield* dmirrorReturnMigrated(dmirror, cmd, start, end, r.size);
 }

@@ -55,7 +55,50 @@ export function cmdRange(cmd: HmmDmirrorCmd): { start: number; end: number; size
  */
 export function dmirrorBounceInit(k: Kernel, addr: number, size: number): DmirrorBounce | number {
   if (size > k.config.ramBytes) return -ENOMEM;
-  return { buf: new Uint8Array(size), size, addr, cpages: 0 };
+  // vmalloc memory is not zeroed: a buffer freed by dmirror_bounce_fini()
+  // is handed out again (the model's vmalloc cache; a fresh 256 MiB typed
+  // array per ioctl would cost the host more than the copy itself).
+  const cached = bounceCache.get(k);
+  let buf: Uint8Array;
+  if (cached !== undefined && cached.length >= size) {
+    bounceCache.delete(k);
+    buf = cached.subarray(0, size);
+  } else buf = new Uint8Array(size);
+  return { buf, size, addr, cpages: 0 };
+}
+
+/** One freed bounce buffer per machine, kept for reuse. */
+const bounceCache = new WeakMap<Kernel, Uint8Array>();
+
+/** dmirror_bounce_fini(): vfree(bounce->ptr). */
+export function dmirrorBounceFini(k: Kernel, bounce: DmirrorBounce): void {
+  const whole = new Uint8Array(bounce.buf.buffer);
+  const cached = bounceCache.get(k);
+  if (cached === undefined || cached.length < whole.length) bounceCache.set(k, whole);
+}
+
+/**
+ * The end of MIGRATE_TO_DEV / MIGRATE_TO_SYS / EXCLUSIVE: "return the
+ * migrated data for verification": read [start, end) through the device
+ * page table into a bounce buffer (under dmirror->mutex) and copy it to
+ * cmd.ptr. cmd.cpages = pages read. 0, -ENOENT (a page not in the mirror),
+ * -EFAULT (copy_to_user), -ENOMEM (bounce).
+ */
+export function* dmirrorReturnMigrated(dmirror: Dmirror, cmd: HmmDmirrorCmd, start: number, end: number, size: number): K<number> {
+  const k = dmirror.k;
+  const s = k.sched;
+  const bounce = dmirrorBounceInit(k, start, size);
+  if (typeof bounce === 'number') return bounce;
+  if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+  let ret = dmirrorDoRead(dmirror, start, end, bounce);
+  dmirror.mutex.unlock(s);
+  if (ret === 0) {
+    const left = yield* copyToUser(k.current.mm!, Number(cmd.ptr), bounce.buf, bounce.size);
+    if (left) ret = -EFAULT;
+  }
+  cmd.cpages = BigInt(bounce.cpages);
+  dmirrorBounceFini(k, bounce);
+  return ret;
 }
 
 /**
@@ -244,6 +287,7 @@ export function* dmirrorRead(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
     if (left) ret = -EFAULT;
   }
   cmd.cpages = BigInt(bounce.cpages);
+  dmirrorBounceFini(k, bounce);
   return ret;
 }
 
@@ -267,6 +311,7 @@ export function* dmirrorWrite(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
   const left = yield* copyFromUser(k.current.mm!, bounce.buf, Number(cmd.ptr), bounce.size);
   if (left) {
     cmd.cpages = BigInt(bounce.cpages);
+    dmirrorBounceFini(k, bounce);
     return -EFAULT;
   }
   for (;;) {
@@ -281,5 +326,6 @@ export function* dmirrorWrite(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
     cmd.faults++;
   }
   cmd.cpages = BigInt(bounce.cpages);
+  dmirrorBounceFini(k, bounce);
   return ret;
 }

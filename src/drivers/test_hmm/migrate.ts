@@ -28,7 +28,7 @@ import {
   DPT_XA_TAG_WRITE, type TestHmm, backingPage, dmirrorDevmemAllocPage,
 } from './device.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry } from './mirror.js';
-import { cmdRange, dmirrorBounceInit, dmirrorDoRead } from './fault.js';
+import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import { HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, type HmmDmirrorCmd } from './uapi.js';
 
 /** PTRS_PER_PTE: the batch of MIGRATE_TO_DEV / MIGRATE_TO_SYS. */
@@ -213,17 +213,7 @@ export function* dmirrorMigrateToDevice(dmirror: Dmirror, cmd: HmmDmirrorCmd): K
   if (ret) return ret;
 
   /* Return the migrated data for verification (only pages in device memory). */
-  const bounce = dmirrorBounceInit(k, start, r.size);
-  if (typeof bounce === 'number') return bounce;
-  if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
-  ret = dmirrorDoRead(dmirror, start, end, bounce);
-  dmirror.mutex.unlock(s);
-  if (ret === 0) {
-    const left = yield* copyToUser(k.current.mm!, Number(cmd.ptr), bounce.buf, bounce.size);
-    if (left) ret = -EFAULT;
-  }
-  cmd.cpages = BigInt(bounce.cpages);
-  return ret;
+  return yield* dmirrorReturnMigrated(dmirror, cmd, start, end, r.size);
 }
 
 /**
@@ -305,8 +295,10 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
       }
       dmirror.pt.delete(Math.floor(addr / PAGE_SIZE));
       addr += PAGE_SIZE;
-      k.contents.copy(dstPage, spage + j);
+      if (dpage < 0) k.contents.copy(dstPage, spage + j);
     }
+    /* copy_highpage() of every subpage of a folio destination: one folio copy. */
+    if (dpage >= 0) k.contents.copyRange(dpage, spage, nr);
     i += 1 << order;
   }
   return 0;

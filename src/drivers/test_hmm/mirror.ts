@@ -25,8 +25,92 @@ import { DPT_XA_TAG_WRITE, type DmirrorDevice } from './device.js';
 /** ULONG_MAX & PAGE_MASK as a model address (beyond any user address). */
 export const DMIRROR_NOTIFIER_END = 2 ** 64 - 4096;
 
+/**
+ * The device page table: the kernel's xarray indexed by virtual pfn, holding
+ * tagged page pointers (ptEntry()). Two levels like a radix tree: a Map from
+ * the 512-pfn block to a leaf of 512 slots (entry + 1; 0 = empty), so
+ * get / set / erase are a Map lookup and a typed-array access, and an empty
+ * leaf is dropped. Protected by dmirror->mutex.
+ */
+export class DevicePageTable {
+  private readonly leaves = new Map<number, Float64Array>();
+  private readonly counts = new Map<number, number>();
+  /** Number of entries present. */
+  size = 0;
+
+  /** xa_load() */
+  get(pfn: number): number | undefined {
+    const leaf = this.leaves.get(Math.floor(pfn / 512));
+    if (leaf === undefined) return undefined;
+    const v = leaf[pfn % 512];
+    return v === 0 ? undefined : v - 1;
+  }
+
+  /** xa_store() */
+  set(pfn: number, entry: number): void {
+    const b = Math.floor(pfn / 512);
+    let leaf = this.leaves.get(b);
+    if (leaf === undefined) {
+      leaf = new Float64Array(512);
+      this.leaves.set(b, leaf);
+      this.counts.set(b, 0);
+    }
+    const i = pfn % 512;
+    if (leaf[i] === 0) {
+      this.size++;
+      this.counts.set(b, this.counts.get(b)! + 1);
+    }
+    leaf[i] = entry + 1;
+  }
+
+  /** xa_erase() */
+  delete(pfn: number): void {
+    const b = Math.floor(pfn / 512);
+    const leaf = this.leaves.get(b);
+    if (leaf === undefined) return;
+    const i = pfn % 512;
+    if (leaf[i] === 0) return;
+    leaf[i] = 0;
+    this.size--;
+    const n = this.counts.get(b)! - 1;
+    if (n === 0) {
+      this.leaves.delete(b);
+      this.counts.delete(b);
+    } else this.counts.set(b, n);
+  }
+
+  /** xa_destroy() */
+  clear(): void {
+    this.leaves.clear();
+    this.counts.clear();
+    this.size = 0;
+  }
+
+  /**
+   * xa_for_each_range(): visit the entries with pfn in [first, last] in
+   * index order. fn may erase the entry it is given.
+   */
+  forEachRange(first: number, last: number, fn: (pfn: number, entry: number) => void): void {
+    const b0 = Math.floor(first / 512);
+    const b1 = Math.floor(last / 512);
+    const blocks = b1 - b0 + 1 <= this.leaves.size
+      ? Array.from({ length: b1 - b0 + 1 }, (_, j) => b0 + j)
+      : [...this.leaves.keys()].filter((b) => b >= b0 && b <= b1).sort((x, y) => x - y);
+    for (const b of blocks) {
+      const leaf = this.leaves.get(b);
+      if (leaf === undefined) continue;
+      const lo = Math.max(first, b * 512) - b * 512;
+      const hi = Math.min(last, b * 512 + 511) - b * 512;
+      for (let i = lo; i <= hi; i++) {
+        const v = leaf[i];
+        if (v !== 0) fn(b * 512 + i, v - 1);
+      }
+    }
+  }
+}
+
 export class Dmirror {
-  readonly pt = new Map<number, number>();
+  readonly pt = new DevicePageTable();
   readonly mutex: Mutex;
   flags = 0n;
   readonly notifier: MmuIntervalNotifier;
@@ -65,19 +149,9 @@ export function ptEntryWritable(entry: number | undefined): boolean {
   return ptEntryTag(entry) === DPT_XA_TAG_WRITE;
 }
 
-/**
- * Visit the pt entries with pfn in [first, last] (xa_for_each_range):
- * walks the smaller of the index range and the table.
- */
-export function ptForEachRange(pt: Map<number, number>, first: number, last: number, fn: (pfn: number, entry: number) => void): void {
-  if (last - first + 1 <= pt.size) {
-    for (let pfn = first; pfn <= last; pfn++) {
-      const e = pt.get(pfn);
-      if (e !== undefined) fn(pfn, e);
-    }
-  } else {
-    for (const [pfn, e] of [...pt]) if (pfn >= first && pfn <= last) fn(pfn, e);
-  }
+/** Visit the pt entries with pfn in [first, last] (xa_for_each_range), in index order. */
+export function ptForEachRange(pt: DevicePageTable, first: number, last: number, fn: (pfn: number, entry: number) => void): void {
+  pt.forEachRange(first, last, fn);
 }
 
 /**
