@@ -135,12 +135,14 @@ export class TestDev {
       if (i + nr > len) continue;
       const busy = nr === 1 ? (m.used[i] ? i : -1) : m.used.indexOf(1, i);
       if (busy !== -1 && busy < i + nr) continue;
-      m.used.fill(1, i, i + nr);
+      if (nr === 1) m.used[i] = 1;
+      else m.used.fill(1, i, i + nr);
       m.allocated += nr;
       m.cursor = (i + nr) % len;
       const pfn = m.pgmap.firstPfn + i;
       zoneDeviceFolioInit(this.k, pfn, order);
-      this.k.contents.discardRange(pfn, nr); /* zeroed */
+      if (nr === 1) this.k.contents.zero(pfn);
+      else this.k.contents.discardRange(pfn, nr); /* zeroed */
       return pfn;
     }
     return -1;

@@ -240,12 +240,21 @@ export function zoneDeviceFolioInit(k: Kernel, pfn: number, order = 0): void {
   if (!k.config.historical.pgmap_bulk_ref) {
     if (!pgmapTrygetMany(pgmap, nr)) k.warnOnPage(true, pfn, 'zone_device_page_init: percpu_ref_tryget_live(&pgmap->ref) failed (pgmap dying)');
   }
-  p.flags.fill(nr > 1 ? PG_tail : 0, pfn, pfn + nr);
-  if (nr > 1) p.flags[pfn] = PG_head;
-  p.order.fill(order, pfn, pfn + nr);
-  p.refcount.fill(0, pfn, pfn + nr);
-  p.mapcount.fill(0, pfn, pfn + nr);
-  p.mapping.fill(0, pfn, pfn + nr);
+  if (nr === 1) {
+    p.flags[pfn] = 0;
+    p.order[pfn] = 0;
+    p.mapcount[pfn] = 0;
+    p.mapping[pfn] = 0;
+  } else {
+    // Typed-array fills for a large folio (a builtin call costs more than
+    // four stores for one page).
+    p.flags.fill(PG_tail, pfn, pfn + nr);
+    p.flags[pfn] = PG_head;
+    p.order.fill(order, pfn, pfn + nr);
+    p.refcount.fill(0, pfn, pfn + nr);
+    p.mapcount.fill(0, pfn, pfn + nr);
+    p.mapping.fill(0, pfn, pfn + nr);
+  }
   // Historically the free count was 1 and allocation took it to 2 (get_page()).
   p.refcount[pfn] = 1 + expect;
   p.entireMapcount[pfn] = 0;
@@ -281,7 +290,8 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
   }
   if (p.folioMapped(head)) throw new KernelBug('BUG', 'Bad page state: freeing a mapped device page', k.dumpPage(head, 'free_zone_device_folio'));
   const nr = 1 << p.order[head];
-  p.mapping.fill(0, head, head + nr);
+  if (nr === 1) p.mapping[head] = 0;
+  else p.mapping.fill(0, head, head + nr);
   switch (pgmap.type) {
     case MEMORY_DEVICE_PRIVATE:
     case MEMORY_DEVICE_COHERENT: {

@@ -182,8 +182,9 @@ export function removeMigrationPtes(k: Kernel, src: number, dst: number, locked 
   const m = id === 0 ? null : k.mappings[id];
   if (m === null || m === undefined) return 0;
   const idx = p.index[dst];
-  const vmas: Iterable<Vma> = (p.flags[dst] & PG_anon) ? (m as AnonVma).vmas : (m as AddressSpace).iMmap;
-  for (const vma of vmas) {
+  const vmas = ((p.flags[dst] & PG_anon) ? (m as AnonVma).vmas : (m as AddressSpace).iMmap).list;
+  for (let v = 0; v < vmas.length; v++) {
+    const vma = vmas[v];
     const addr = vma.addressOf(idx);
     if (addr < 0) continue;
     restored += removeMigrationPtesVma(k, vma, addr, src, dst, nr);
@@ -257,11 +258,17 @@ export function folioMigrateMapping(k: Kernel, newfolio: number, folio: number, 
   if (p.refcount[folio] !== expected) return -EAGAIN;
   const nr = p.folioNr(folio);
   const nnr = p.folioNr(newfolio);
-  if (nnr === nr) p.mapping.copyWithin(newfolio, folio, folio + nr);
-  else for (let i = 0; i < nnr; i++) p.mapping[newfolio + i] = p.mapping[folio + Math.min(i, nr - 1)];
   const index = p.index[folio];
-  for (let i = 0; i < nnr; i++) p.index[newfolio + i] = index + i;
-  if (p.flags[folio] & PG_anon) for (let i = 0; i < nnr; i++) p.flags[newfolio + i] |= PG_anon;
+  if (nnr === 1) {
+    p.mapping[newfolio] = p.mapping[folio];
+    p.index[newfolio] = index;
+    if (p.flags[folio] & PG_anon) p.flags[newfolio] |= PG_anon;
+  } else {
+    if (nnr === nr) p.mapping.copyWithin(newfolio, folio, folio + nr);
+    else for (let i = 0; i < nnr; i++) p.mapping[newfolio + i] = p.mapping[folio + Math.min(i, nr - 1)];
+    for (let i = 0; i < nnr; i++) p.index[newfolio + i] = index + i;
+    if (p.flags[folio] & PG_anon) for (let i = 0; i < nnr; i++) p.flags[newfolio + i] |= PG_anon;
+  }
   if (p.flags[folio] & PG_swapbacked) p.flags[newfolio] |= PG_swapbacked;
   else p.flags[newfolio] &= ~PG_swapbacked;
   if (mapping !== null) {

@@ -60,8 +60,41 @@ export const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
  * Protected by the anon_vma rwsem in the kernel; model rmap walks never
  * yield, so the lock is implicit.
  */
+/**
+ * The VMAs of an anon_vma or an address_space's i_mmap: a set that also
+ * keeps an array of its members, so the rmap walks (once per migrated page)
+ * index an array instead of allocating an iterator. Changes (VMA creation,
+ * split, removal) are rare.
+ */
+export class VmaSet {
+  private readonly set = new Set<Vma>();
+  /** The members, in insertion order; do not modify. */
+  list: Vma[] = [];
+  get size(): number {
+    return this.list.length;
+  }
+  has(v: Vma): boolean {
+    return this.set.has(v);
+  }
+  add(v: Vma): this {
+    if (!this.set.has(v)) {
+      this.set.add(v);
+      this.list.push(v);
+    }
+    return this;
+  }
+  delete(v: Vma): boolean {
+    if (!this.set.delete(v)) return false;
+    this.list = this.list.filter((x) => x !== v);
+    return true;
+  }
+  [Symbol.iterator](): Iterator<Vma> {
+    return this.list[Symbol.iterator]();
+  }
+}
+
 export class AnonVma {
-  readonly vmas = new Set<Vma>();
+  readonly vmas = new VmaSet();
   /** Folios whose mapping points here (kept for debug_vm and rmap). */
   constructor(readonly id: number, readonly root: AnonVma | null) {}
 }
@@ -73,7 +106,7 @@ export class AnonVma {
  */
 export class AddressSpace {
   readonly pages = new Map<number, number>();
-  readonly iMmap = new Set<Vma>();
+  readonly iMmap = new VmaSet();
   /** i_size in bytes. */
   size = 0;
   constructor(readonly id: number, readonly kind: 'shmem' | 'hugetlbfs' | 'device') {}

@@ -207,11 +207,19 @@ export class BuddyAllocator {
     for (let i = 0; i < nr; i++) {
       if (p.flags[pfn + i] & PG_buddy) throw new KernelBug('BUG', `double free of pfn ${pfn + i}`);
     }
-    p.flags.fill(PG_buddy | PG_shadow_free, pfn, pfn + nr);
-    p.order.fill(0, pfn, pfn + nr);
-    p.refcount.fill(0, pfn, pfn + nr);
-    p.mapping.fill(0, pfn, pfn + nr);
-    this.contents.discardRange(pfn, nr);
+    if (nr === 1) {
+      p.flags[pfn] = PG_buddy | PG_shadow_free;
+      p.order[pfn] = 0;
+      p.refcount[pfn] = 0;
+      p.mapping[pfn] = 0;
+      this.contents.discard(pfn);
+    } else {
+      p.flags.fill(PG_buddy | PG_shadow_free, pfn, pfn + nr);
+      p.order.fill(0, pfn, pfn + nr);
+      p.refcount.fill(0, pfn, pfn + nr);
+      p.mapping.fill(0, pfn, pfn + nr);
+      this.contents.discardRange(pfn, nr);
+    }
     this.nrFree += nr;
     const blk = (pfn - this.start) >> HPAGE_PMD_ORDER;
     if (order === HPAGE_PMD_ORDER) {
