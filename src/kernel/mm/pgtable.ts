@@ -132,17 +132,23 @@ const VPN_PER_PMD = 512;
 const VPN_PER_PUD = 512 * 512;
 const VPN_PER_PGD = 512 * 512 * 512;
 
+/*
+ * The index helpers divide by a power of two (exact for addresses below
+ * 2^53) and keep the low 9 bits with `& 511`: ToInt32 truncates toward zero
+ * and wraps modulo 2^32, a multiple of 512, so the bits are right for every
+ * non-negative address, without a floating-point modulo.
+ */
 export function pteIndex(addr: number): number {
-  return Math.floor(addr / 4096) % PTRS_PER_TABLE;
+  return (addr / 4096) & (PTRS_PER_TABLE - 1);
 }
 export function pmdIndex(addr: number): number {
-  return Math.floor(addr / 4096 / VPN_PER_PMD) % PTRS_PER_TABLE;
+  return (addr / (4096 * VPN_PER_PMD)) & (PTRS_PER_TABLE - 1);
 }
 export function pudIndex(addr: number): number {
-  return Math.floor(addr / 4096 / VPN_PER_PUD) % PTRS_PER_TABLE;
+  return (addr / (4096 * VPN_PER_PUD)) & (PTRS_PER_TABLE - 1);
 }
 export function pgdIndex(addr: number): number {
-  return Math.floor(addr / 4096 / VPN_PER_PGD) % PTRS_PER_TABLE;
+  return (addr / (4096 * VPN_PER_PGD)) & (PTRS_PER_TABLE - 1);
 }
 
 /**
