@@ -13,6 +13,7 @@ import { HPAGE_PMD_SIZE, PAGE_SIZE } from '../kernel/mm/page.js';
 import type { ContentMode } from '../kernel/config.js';
 import { BenchMachine } from './machine.js';
 import { MemcpyProbe } from './memcpy.js';
+import { fullGc } from './memory.js';
 import { gbps, median, round } from './stats.js';
 
 export interface CoreRow {
@@ -49,6 +50,7 @@ export function runCore(o: CoreOptions): CoreRow {
   const d2s: number[] = [];
   const rt: number[] = [];
   const mc: number[] = [];
+  fullGc(); /* the previous row's machine is garbage: collect it before timing */
   for (let r = 0; r <= o.reps; r++) {
     const t0 = performance.now();
     const n1 = m.toDevice();
