@@ -133,8 +133,7 @@ export class TestDev {
     for (let n = 0; n < len; n += nr) {
       const i = (start + n) % len;
       if (i + nr > len) continue;
-      const busy = nr === 1 ? (m.used[i] ? i : -1) : m.used.indexOf(1, i);
-      if (busy !== -1 && busy < i + nr) continue;
+      if (nr === 1 ? m.used[i] !== 0 : m.used.subarray(i, i + nr).indexOf(1) !== -1) continue;
       if (nr === 1) m.used[i] = 1;
       else m.used.fill(1, i, i + nr);
       m.allocated += nr;
