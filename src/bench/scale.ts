@@ -21,8 +21,11 @@ export interface ScaleResult {
 
 export function runScale(sizes: readonly number[], onRow?: (r: ScaleRow) => void): ScaleResult {
   const rows: ScaleRow[] = [];
+  // Warm the fingerprint-mode code paths before the first (smallest) row.
+  runCore({ pages: 16384, thp: false, reps: 3, contentMode: 'fingerprint' });
   for (const pages of sizes) {
-    const reps = pages >= 1 << 18 ? 3 : pages >= 1 << 14 ? 5 : 25;
+    // About 4M page round trips per row at the small sizes, at least 3 round trips at the large ones.
+    const reps = Math.max(3, Math.min(200, Math.round((1 << 22) / pages)));
     const r = runCore({ pages, thp: false, reps, contentMode: 'fingerprint' });
     const row = { pages, nsPerPage: r.nsPerPage };
     rows.push(row);
