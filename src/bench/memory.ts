@@ -5,8 +5,10 @@
  * bookkeeping; not the contents), on a machine with `pages` populated
  * pages. Measured, not computed: the growth of the V8 heap and of
  * ArrayBuffer memory across building and populating the machine, after a
- * full GC, minus the bytes of page contents (fingerprints here). The
- * kernel's struct page is 64 bytes per frame.
+ * full GC, minus the page-contents storage (the fingerprint arrays here).
+ * Reported per page frame (the kernel's struct page is 64 bytes per frame;
+ * the model's frames are RAM plus the device pfns it covers from boot) and
+ * per populated page.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -19,8 +21,10 @@ import { round } from './stats.js';
 export interface MemoryResult {
   populatedPages: number;
   pageFrames: number;
-  /** Measured: (heap + ArrayBuffer growth - contents) / page frames. */
+  /** Measured: (heap + ArrayBuffer growth - contents) / page frames (RAM and the device pfns covered from boot). */
   bytesPerPage: number;
+  /** The same total / populated pages. */
+  bytesPerPopulatedPage: number;
   /** The struct page arrays alone, per frame. */
   structPageBytes: number;
   /** Everything else (page tables, VMAs, rmap, content-store bookkeeping), per frame. */
@@ -70,12 +74,13 @@ export function runMemory(pages: number): MemoryResult {
   const after = used();
   const k = sys.kernel;
   const frames = k.pages.capacity;
-  const total = after - before - k.contents.bytesInUse();
+  const total = after - before - k.contents.storageBytes();
   const structPage = PageArrays.bytesPerPfn();
   return {
     populatedPages: pages,
     pageFrames: frames,
     bytesPerPage: round(total / frames, 1),
+    bytesPerPopulatedPage: round(total / pages, 1),
     structPageBytes: structPage,
     otherBytes: round(total / frames - structPage, 1),
   };

@@ -50,7 +50,7 @@ export function registerBench(program: Command, write: (s: string) => void, setC
     .description('measure the model: migration vs memcpy, faults, scaling, memory per page, selftest and explorer speed')
     .option('--json', 'print one JSON object (memcpyGBps, core[], ratio4k, ratioThp, scaleFlatness, bytesPerPage, selftestSeconds, explorerSchedulesPerSecond, ...)')
     .addOption(new Option('--only <section...>', 'run only these sections').choices([...SECTIONS]))
-    .option('--reps <n>', 'timed repetitions per core row (the median is reported)', '5')
+    .option('--reps <n>', 'timed repetitions per core row at 64 MiB and above (smaller rows scale up; the median is reported)', '5')
     .option('--quick', 'small sizes only: a smoke run, not the target figures')
     .action(async (opts: BenchOpts) => {
       const reps = Number(opts.reps);

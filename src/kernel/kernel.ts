@@ -40,6 +40,9 @@ export interface VmStat {
   [k: string]: number;
 }
 
+/** Most device pfns the page arrays cover from boot (1 GiB of device memory); more grows them. */
+export const DEVICE_PFN_RESERVE = 262144;
+
 export class Kernel {
   readonly config: KernelConfig;
   readonly printk = new Printk();
@@ -78,6 +81,12 @@ export class Kernel {
     const ramPages = Math.floor(this.config.ramBytes / PAGE_SIZE / HPAGE_PMD_NR) * HPAGE_PMD_NR;
     if (ramPages < 2 * HPAGE_PMD_NR) throw new KernelBug('BUG', `RAM of ${this.config.ramBytes} bytes is too small (at least 4 MiB)`);
     this.contents = createContents(this.config.contentMode);
+    // struct page arrays for RAM and as many device pfns as RAM has pages,
+    // up to DEVICE_PFN_RESERVE, at once: memremap_pages() of the usual device
+    // ranges (test_hmm's four 256 MiB chunks) then needs no growth, which
+    // would copy every array. (Small machines, like the explorer's, stay small.)
+    this.pages.ensureCapacity(2 * HPAGE_PMD_NR + ramPages + Math.min(ramPages, DEVICE_PFN_RESERVE));
+    this.contents.ensureCapacity(this.pages.capacity);
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);

@@ -69,6 +69,8 @@ export interface PageContents {
   checksum(pfn: number): number;
   /** Bytes of content storage in use (for the memory benchmark). */
   bytesInUse(): number;
+  /** Bytes of content storage allocated, in use or not (for the memory benchmark). */
+  storageBytes(): number;
   /** Bytes of per-pfn bookkeeping of the store itself (not contents). */
   metadataBytes(): number;
 }
@@ -282,6 +284,10 @@ export class ByteContents implements PageContents {
     return this.pagesInUse * PAGE_SIZE;
   }
 
+  storageBytes(): number {
+    return this.segs.length * SEG_SLABS * SLAB_BYTES;
+  }
+
   metadataBytes(): number {
     return this.has.byteLength + this.slabOf.byteLength + this.used.byteLength;
   }
@@ -403,6 +409,10 @@ export class FingerprintContents implements PageContents {
 
   bytesInUse(): number {
     return this.pagesInUse * 8;
+  }
+
+  storageBytes(): number {
+    return this.hi.byteLength + this.lo.byteLength;
   }
 
   metadataBytes(): number {
