@@ -25,23 +25,10 @@
  * data with its shadow copy.
  */
 import type { KernelConfig } from '../src/kernel/config.js';
-import { TestDev } from '../src/drivers/testdrv/testdrv.js';
 import type { Scenario, ScenarioRun } from '../src/explore/engine.js';
-import { ADDR, anonMapping, cpuAccess, devicePrivatePfn, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
+import { ADDR, cpuAccess, faultVsRemoval, setupDevicePage, shadowCompare } from './lib.js';
 
 const PATTERN = 0x5a;
-
-/** The common machine: one page of data moved to device-private memory. */
-function setupDevicePage(cfg: Partial<KernelConfig>, name: string) {
-  const k = smallMachine(cfg);
-  const { mm, vma } = anonMapping(k, 1);
-  const dev = new TestDev(k, { privatePages: 16, coherentPages: 0, name });
-  const sys = populate(k, mm, ADDR, PATTERN);
-  const shadow = k.contents.checksum(sys);
-  withMmapRead(k, mm, () => dev.migrateToDevice(vma, ADDR, ADDR + 4096, 'private'));
-  const dpfn = devicePrivatePfn(mm, ADDR);
-  return { k, mm, vma, dev, shadow, dpfn };
-}
 
 export const cve20223523: Scenario = {
   name: 'cve-2022-3523',
@@ -50,17 +37,7 @@ export const cve20223523: Scenario = {
   bugSwitch: 'fault_no_page_ref',
   expect: 'KASAN use-after-free in do_swap_page',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {
-    const { k, mm, dev, shadow, dpfn } = setupDevicePage(cfg, 'cve-dev');
-    return {
-      k,
-      roots: [dev],
-      watch: [dpfn],
-      threads: [
-        { name: 'cpu-fault', *body() { return yield* cpuAccess(mm, ADDR, false); } },
-        { name: 'device-removal', *body() { yield* dev.release(); } },
-      ],
-      check: () => shadowCompare(k, mm, ADDR, shadow, 'the page faulted back from device memory'),
-    };
+    return faultVsRemoval(cfg, 'cve-dev', PATTERN);
   },
 };
 
@@ -71,7 +48,7 @@ export const cve20223523Migrate: Scenario = {
   bugSwitch: 'fault_no_page_ref',
   expect: 'KASAN use-after-free in do_swap_page',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {
-    const { k, mm, vma, dev, shadow, dpfn } = setupDevicePage(cfg, 'cve-dev');
+    const { k, mm, vma, dev, shadow, dpfn } = setupDevicePage(cfg, 'cve-dev', PATTERN);
     const s = k.sched;
     return {
       k,

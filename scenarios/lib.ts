@@ -16,6 +16,8 @@ import { type MmStruct, Vma, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from '
 import { doUserAddrFault, translate } from '../src/kernel/arch/fault.js';
 import { PAGE_SIZE } from '../src/kernel/mm/page.js';
 import { KernelBug } from '../src/kernel/printk.js';
+import { TestDev } from '../src/drivers/testdrv/testdrv.js';
+import type { ScenarioRun } from '../src/explore/engine.js';
 import { TYPE_MASK, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, T_TABLE } from '../src/kernel/mm/pgtable.js';
 
 /** User address of the scenarios' buffer. */
@@ -122,3 +124,35 @@ export function devicePrivatePfn(mm: MmStruct, addr: number): number {
   const j = pteIndex(addr);
   return isDevicePrivateType(pt.f[j] & TYPE_MASK) ? pt.v[j] : -1;
 }
+
+/**
+ * The common machine of the device-page scenarios: one page of data
+ * (`pattern` bytes) moved to device-private memory of a testdrv device.
+ * Returns the machine, the data's shadow checksum and the device pfn.
+ */
+export function setupDevicePage(cfg: Partial<KernelConfig>, name: string, pattern: number) {
+  const k = smallMachine(cfg);
+  const { mm, vma } = anonMapping(k, 1);
+  const dev = new TestDev(k, { privatePages: 16, coherentPages: 0, name });
+  const sys = populate(k, mm, ADDR, pattern);
+  const shadow = k.contents.checksum(sys);
+  withMmapRead(k, mm, () => dev.migrateToDevice(vma, ADDR, ADDR + 4096, 'private'));
+  const dpfn = devicePrivatePfn(mm, ADDR);
+  return { k, mm, vma, dev, shadow, dpfn };
+}
+
+/** Two threads: a CPU read of the device page, and the device's removal (release()). */
+export function faultVsRemoval(cfg: Partial<KernelConfig>, name: string, pattern: number): ScenarioRun {
+  const { k, mm, dev, shadow, dpfn } = setupDevicePage(cfg, name, pattern);
+  return {
+    k,
+    roots: [dev],
+    watch: [dpfn],
+    threads: [
+      { name: 'cpu-fault', *body() { return yield* cpuAccess(mm, ADDR, false); } },
+      { name: 'device-removal', *body() { yield* dev.release(); } },
+    ],
+    check: () => shadowCompare(k, mm, ADDR, shadow, 'the page faulted back from device memory'),
+  };
+}
+

@@ -21,9 +21,8 @@
  * migration to free the page.
  */
 import type { KernelConfig } from '../src/kernel/config.js';
-import { TestDev } from '../src/drivers/testdrv/testdrv.js';
 import type { Scenario, ScenarioRun } from '../src/explore/engine.js';
-import { ADDR, anonMapping, cpuAccess, devicePrivatePfn, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
+import { faultVsRemoval } from './lib.js';
 
 export const pgmapBulkRef: Scenario = {
   name: 'pgmap-bulk-ref',
@@ -32,22 +31,6 @@ export const pgmapBulkRef: Scenario = {
   bugSwitch: 'pgmap_bulk_ref',
   expect: 'INVARIANT: memunmap_pages finished with device pages in use',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {
-    const k = smallMachine(cfg);
-    const { mm, vma } = anonMapping(k, 1);
-    const dev = new TestDev(k, { privatePages: 16, coherentPages: 0, name: 'bulk-dev' });
-    const sys = populate(k, mm, ADDR, 0x22);
-    const shadow = k.contents.checksum(sys);
-    withMmapRead(k, mm, () => dev.migrateToDevice(vma, ADDR, ADDR + 4096, 'private'));
-    const dpfn = devicePrivatePfn(mm, ADDR);
-    return {
-      k,
-      roots: [dev],
-      watch: [dpfn],
-      threads: [
-        { name: 'cpu-fault', *body() { return yield* cpuAccess(mm, ADDR, false); } },
-        { name: 'device-removal', *body() { yield* dev.release(); } },
-      ],
-      check: () => shadowCompare(k, mm, ADDR, shadow, 'the page faulted back from device memory'),
-    };
+    return faultVsRemoval(cfg, 'bulk-dev', 0x22);
   },
 };
