@@ -252,18 +252,45 @@ export class TestDev {
    */
   *migrateToDevice(vma: Vma, start: number, end: number, kind: MemKind, compound = false): K<number> {
     const npages = (end - start) / PAGE_SIZE;
-    const mv = new MigrateVma({
-      vma, start, end, src: new Float64Array(npages), dst: new Float64Array(npages),
-      flags: MIGRATE_VMA_SELECT_SYSTEM | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0), pgmapOwner: this.owner,
-    });
-    const r = yield* migrateVmaSetup(mv);
-    if (r !== 0) return r;
-    if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocDevicePage(kind, o));
-    yield* migrateVmaPages(mv);
-    let n = 0;
-    for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
-    yield* migrateVmaFinalize(mv);
-    return n;
+    const a = this.takeArrays(npages);
+    try {
+      const mv = new MigrateVma({
+        vma, start, end, src: a.src, dst: a.dst,
+        flags: MIGRATE_VMA_SELECT_SYSTEM | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0), pgmapOwner: this.owner,
+      });
+      const r = yield* migrateVmaSetup(mv);
+      if (r !== 0) return r;
+      if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocDevicePage(kind, o));
+      yield* migrateVmaPages(mv);
+      let n = 0;
+      for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
+      yield* migrateVmaFinalize(mv);
+      return n;
+    } finally {
+      this.giveBackArrays(a);
+    }
+  }
+
+  /**
+   * The driver's src/dst arrays (kvcalloc in a kernel driver), kept for
+   * reuse: large ranges would otherwise allocate megabytes per call. A
+   * second user while the spare is taken (a CPU fault during a migration)
+   * gets fresh arrays. migrate_vma_setup() initialises both.
+   */
+  private spare: { src: Float64Array; dst: Float64Array } | null = null;
+
+  private takeArrays(n: number): { src: Float64Array; dst: Float64Array; whole: { src: Float64Array; dst: Float64Array } } {
+    const sp = this.spare;
+    if (sp !== null && sp.src.length >= n) {
+      this.spare = null;
+      return { src: sp.src.subarray(0, n), dst: sp.dst.subarray(0, n), whole: sp };
+    }
+    const whole = { src: new Float64Array(n), dst: new Float64Array(n) };
+    return { ...whole, whole };
+  }
+
+  private giveBackArrays(a: { whole: { src: Float64Array; dst: Float64Array } }): void {
+    if (this.spare === null || this.spare.src.length < a.whole.src.length) this.spare = a.whole;
   }
 
   /**
@@ -273,21 +300,26 @@ export class TestDev {
    */
   *migrateToSystem(vma: Vma, start: number, end: number, compound = false): K<number> {
     const npages = (end - start) / PAGE_SIZE;
-    const mv = new MigrateVma({
-      vma, start, end, src: new Float64Array(npages), dst: new Float64Array(npages),
-      flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0),
-      pgmapOwner: this.owner,
-    });
-    const r = yield* migrateVmaSetup(mv);
-    if (r !== 0) return r;
-    // Holes stay holes: only real pages get a destination.
-    for (let i = 0; i < mv.npages; i++) if (migratePfnToPage(mv.src![i]) < 0) mv.src![i] = 0;
-    if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocSystem(o, false));
-    yield* migrateVmaPages(mv);
-    let n = 0;
-    for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
-    yield* migrateVmaFinalize(mv);
-    return n;
+    const a = this.takeArrays(npages);
+    try {
+      const mv = new MigrateVma({
+        vma, start, end, src: a.src, dst: a.dst,
+        flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0),
+        pgmapOwner: this.owner,
+      });
+      const r = yield* migrateVmaSetup(mv);
+      if (r !== 0) return r;
+      // Holes stay holes: only real pages get a destination.
+      for (let i = 0; i < mv.npages; i++) if (migratePfnToPage(mv.src![i]) < 0) mv.src![i] = 0;
+      if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocSystem(o, false));
+      yield* migrateVmaPages(mv);
+      let n = 0;
+      for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
+      yield* migrateVmaFinalize(mv);
+      return n;
+    } finally {
+      this.giveBackArrays(a);
+    }
   }
 
   /**
