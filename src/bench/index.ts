@@ -8,7 +8,8 @@
  * benchmark_thp_migration table, from the suite run), fault (device-private
  * CPU faults, hmm_range_fault snapshots), scale (per-page cost from 1K to 1M
  * pages), memory (model bytes per page frame), suite (selftest wall time),
- * explorer (schedules per second on the CVE-2022-3523 scenario).
+ * explorer (schedules per second on the CVE-2022-3523 scenario), and, only
+ * when asked for, big (a 64 GiB + 16 GiB machine in fingerprint mode).
  */
 import os from 'node:os';
 import { runCore, type CoreRow } from './core.js';
@@ -16,9 +17,12 @@ import { runFault, type FaultResult } from './fault.js';
 import { runMemory, type MemoryResult } from './memory.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runSuite, type SuiteRun } from './suite.js';
+import { runBig, type BigResult } from './big.js';
 import { median, round } from './stats.js';
 
-export const SECTIONS = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer'] as const;
+export const SECTIONS = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer', 'big'] as const;
+/** What runs without --only: everything but the minute-long big-machine run. */
+export const DEFAULT_SECTIONS: readonly Section[] = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer'];
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {
@@ -52,6 +56,7 @@ export interface BenchResult {
   selftestTotals: Record<string, number> | null;
   selftestTable: Array<{ name: string; lines: string[] }> | null;
   explorerSchedulesPerSecond: number | null;
+  big: BigResult | null;
   targets: Record<string, Target>;
   seconds: number;
 }
@@ -77,7 +82,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     },
     memcpyGBps: null, memcpyGBpsThp: null, core: [], ratio4k: null, ratioThp: null, fault: null, scale: null,
     scaleFlatness: null, memory: null, bytesPerPage: null, selftestSeconds: null, selftestTotals: null,
-    selftestTable: null, explorerSchedulesPerSecond: null, targets: {}, seconds: 0,
+    selftestTable: null, explorerSchedulesPerSecond: null, big: null, targets: {}, seconds: 0,
   };
   if (has('core')) {
     const sizes = o.quick ? [4 * MiB, 16 * MiB] : [16 * MiB, 64 * MiB, 256 * MiB];
@@ -126,6 +131,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   if (has('explorer')) {
     res.explorerSchedulesPerSecond = await explorerRate(o.quick);
     o.log(`explorer: ${res.explorerSchedulesPerSecond} schedules/s on cve-2022-3523`);
+  }
+  if (has('big')) {
+    res.big = runBig(o.log);
+    o.log(`big: ${res.big.ramGiB} GiB RAM + ${res.big.deviceGiB} GiB device, ${res.big.populatedPages} pages populated, ${res.big.migratedPages} migrated and back, ${res.big.verifiedPages} verified; model ${res.big.modelGiB} GiB, RSS ${res.big.rssGiB} GiB, ${res.big.seconds} s`);
   }
   res.targets = {
     ratio4k: target(res.ratio4k, '>=', 0.5),

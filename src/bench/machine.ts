@@ -30,6 +30,8 @@ export interface MachineOptions {
   fullPages?: boolean;
   /** Create the device (default); the memory benchmark measures a machine without one. */
   device?: boolean;
+  /** Device-private pages of the device (default: the buffer's pages + 512). */
+  devicePages?: number;
 }
 
 export class BenchMachine {
@@ -53,7 +55,7 @@ export class BenchMachine {
       checked: false,
     });
     this.proc = this.sys.spawn('bench');
-    this.device = opts.device === false ? null : new TestDev(this.sys.kernel, { privatePages: pages + HPAGE_PMD_NR, coherentPages: 0, name: 'bench-dev' });
+    this.device = opts.device === false ? null : new TestDev(this.sys.kernel, { privatePages: opts.devicePages ?? pages + HPAGE_PMD_NR, coherentPages: 0, name: 'bench-dev' });
     const p = this.proc;
     const raw = p.mmap(0, this.bytes + HPAGE_PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (raw < 0) throw new Error(`bench: mmap failed (${raw})`);
@@ -99,6 +101,18 @@ export class BenchMachine {
   /** Migrate the whole buffer to device-private memory; returns migrated entries. */
   toDevice(): number {
     return this.run(this.dev.migrateRange(this.proc.mm!, this.start, this.end, 'private', this.opts.thp));
+  }
+
+  /** Migrate pages [first, first + n) of the buffer to device-private memory; returns migrated entries. */
+  toDeviceRange(first: number, n: number): number {
+    const a = this.start + first * PAGE_SIZE;
+    return this.run(this.dev.migrateRange(this.proc.mm!, a, a + n * PAGE_SIZE, 'private', this.opts.thp));
+  }
+
+  /** Migrate pages [first, first + n) of the buffer back to system memory; returns migrated entries. */
+  toSystemRange(first: number, n: number): number {
+    const a = this.start + first * PAGE_SIZE;
+    return this.run(this.dev.migrateRange(this.proc.mm!, a, a + n * PAGE_SIZE, 'system', this.opts.thp));
   }
 
   /** Migrate the whole buffer back to system memory; returns migrated entries. */
