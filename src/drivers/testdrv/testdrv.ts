@@ -251,16 +251,25 @@ export class TestDev {
    * migrated (holes included), or -errno from migrate_vma_setup().
    */
   *migrateToDevice(vma: Vma, start: number, end: number, kind: MemKind, compound = false): K<number> {
+    const flags = MIGRATE_VMA_SELECT_SYSTEM | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0);
+    return yield* this.migrateVmaRange(vma, start, end, flags, (o) => this.allocDevicePage(kind, o), false);
+  }
+
+  /**
+   * The driver's migrate_vma_* sequence over [start, end): setup with
+   * `flags`, destinations from `alloc` (holes left alone when
+   * `skipHoles`), pages, finalize. Returns the entries that migrated, or
+   * -errno from migrate_vma_setup().
+   */
+  private *migrateVmaRange(vma: Vma, start: number, end: number, flags: number, alloc: (order: number) => number, skipHoles: boolean): K<number> {
     const npages = (end - start) / PAGE_SIZE;
     const a = this.takeArrays(npages);
     try {
-      const mv = new MigrateVma({
-        vma, start, end, src: a.src, dst: a.dst,
-        flags: MIGRATE_VMA_SELECT_SYSTEM | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0), pgmapOwner: this.owner,
-      });
+      const mv = new MigrateVma({ vma, start, end, src: a.src, dst: a.dst, flags, pgmapOwner: this.owner });
       const r = yield* migrateVmaSetup(mv);
       if (r !== 0) return r;
-      if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocDevicePage(kind, o));
+      if (skipHoles) for (let i = 0; i < mv.npages; i++) if (migratePfnToPage(mv.src![i]) < 0) mv.src![i] = 0;
+      if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, alloc);
       yield* migrateVmaPages(mv);
       let n = 0;
       for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
@@ -299,27 +308,9 @@ export class TestDev {
    * no CPU fault to trigger migrate_to_ram). Returns the migrated count.
    */
   *migrateToSystem(vma: Vma, start: number, end: number, compound = false): K<number> {
-    const npages = (end - start) / PAGE_SIZE;
-    const a = this.takeArrays(npages);
-    try {
-      const mv = new MigrateVma({
-        vma, start, end, src: a.src, dst: a.dst,
-        flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0),
-        pgmapOwner: this.owner,
-      });
-      const r = yield* migrateVmaSetup(mv);
-      if (r !== 0) return r;
-      // Holes stay holes: only real pages get a destination.
-      for (let i = 0; i < mv.npages; i++) if (migratePfnToPage(mv.src![i]) < 0) mv.src![i] = 0;
-      if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocSystem(o, false));
-      yield* migrateVmaPages(mv);
-      let n = 0;
-      for (let i = 0; i < mv.npages; i++) if (mpfnHas(mv.src![i], MIGRATE_PFN_MIGRATE)) n++;
-      yield* migrateVmaFinalize(mv);
-      return n;
-    } finally {
-      this.giveBackArrays(a);
-    }
+    const flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0);
+    // Holes stay holes: only real pages get a destination.
+    return yield* this.migrateVmaRange(vma, start, end, flags, (o) => this.allocSystem(o, false), true);
   }
 
   /**
