@@ -30,18 +30,21 @@ export class SelftestPool {
   private nextId = 0;
   private scheduled = false;
 
-  constructor(jobs: number, opts: HmmSuiteOptions) {
-    const url = new URL('./selftest_worker.js', import.meta.url);
-    for (let i = 0; i < jobs; i++) {
-      const w = new Worker(url, { workerData: opts });
-      w.on('message', (m: { id: number; result?: CaseResult; error?: string }) => this.done(w, m));
-      w.on('error', (e) => this.fail(w, e));
-      w.on('exit', (code) => {
-        if (this.running.has(w)) this.fail(w, new Error(`selftest worker exited with code ${code}`));
-      });
-      this.workers.push(w);
-      this.idle.push(w);
-    }
+  private closing = false;
+
+  constructor(jobs: number, private readonly opts: HmmSuiteOptions) {
+    for (let i = 0; i < jobs; i++) this.idle.push(this.spawn());
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(new URL('./selftest_worker.js', import.meta.url), { workerData: this.opts });
+    w.on('message', (m: { id: number; result?: CaseResult; error?: string }) => this.done(w, m));
+    w.on('error', (e) => this.fail(w, e));
+    w.on('exit', (code) => {
+      if (this.running.has(w)) this.fail(w, new Error(`selftest worker exited with code ${code}`));
+    });
+    this.workers.push(w);
+    return w;
   }
 
   /** Run one case in some worker. */
@@ -80,13 +83,19 @@ export class SelftestPool {
     this.dispatch();
   }
 
+  /** A worker died (an uncaught exception escaped the model): fail its case, replace it. */
   private fail(w: Worker, e: Error): void {
     const job = this.running.get(w);
     this.running.delete(w);
     job?.reject(e);
+    if (this.closing) return;
+    void w.terminate();
+    this.idle.push(this.spawn());
+    this.dispatch();
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

@@ -867,7 +867,14 @@ export class Suite<Env extends CaseEnv> {
     const totals: Totals = { pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 0, error: 0 };
     for (let i = 0; i < cases.length; i++) {
       const c = cases[i];
-      const r = { ...(await pending[i]), index: c.index };
+      // A case whose runner died (a worker thread crashed) is a failure, not a crash of the run.
+      const r = await pending[i].then(
+        (x): CaseResult => ({ ...x, index: c.index }),
+        (e: unknown): CaseResult => ({
+          ...c, status: 'fail', reason: `runner died: ${e instanceof Error ? e.message : String(e)}`,
+          log: [`# ${c.test}: runner died: ${e instanceof Error ? e.message : String(e)}`], failures: [], warnings: [], durationMs: 0,
+        }),
+      );
       emit(`#  RUN           ${c.fullName} ...`);
       this.report(emit, c, r, true);
       totals[r.status]++;
