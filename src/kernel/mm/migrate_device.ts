@@ -190,7 +190,11 @@ function emit(w: Walk, mpfn: number): void {
 
 /** migrate_vma_collect_skip(): zero entries for [start, end). */
 function collectSkip(w: Walk, start: number, end: number): number {
-  for (let a = start; a < end; a += PAGE_SIZE) emit(w, 0);
+  const n = Math.round((end - start) / PAGE_SIZE);
+  const at = w.mv.npages;
+  w.src.fill(0, at, at + n);
+  w.dst.fill(0, at, at + n);
+  w.mv.npages = at + n;
   return 0;
 }
 
@@ -215,11 +219,6 @@ function collectHole(w: Walk, start: number, end: number): number {
     mv.cpages++;
   }
   return 0;
-}
-
-/** Take a table lock from generator code (no generator unless contended or exploring). */
-function* lockTable(k: Kernel, l: { tryFast(s: Kernel['sched']): boolean; lock(s: Kernel['sched']): K<void> }): K<void> {
-  if (!l.tryFast(k.sched)) yield* l.lock(k.sched);
 }
 
 /**
@@ -268,7 +267,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   const { k, mv } = w;
   const s = k.sched;
   const vma = mv.vma!;
-  yield* lockTable(k, pmd.lock);
+  if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
   const f = pmd.f[i];
   const t = f & TYPE_MASK;
   let write = 0;
@@ -361,7 +360,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
     }
     const pt: PteTable | null = (pmd.f[i] & TYPE_MASK) === T_TABLE ? pmd.pte[i] : null;
     if (pt === null) continue again;
-    yield* lockTable(k, pt.ptl);
+    if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
     for (; addr < end; addr += PAGE_SIZE) {
       const j = pteIndex(addr);
       const f = pt.f[j];
@@ -747,7 +746,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       }
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
-    yield* lockTable(k, pt.ptl);
+    if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
     const j = pteIndex(addr);
     const ot = pt.f[j] & TYPE_MASK;
     if (ot === T_PRESENT) {
@@ -800,7 +799,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
       if (p.pgmap[folio] !== 0 && !isDeviceCoherentPage(k, folio)) break abort;
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
-    yield* lockTable(k, pmd.lock);
+    if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
     const t = pmd.f[i] & TYPE_MASK;
     if (!(t === T_PRESENT && pmd.v[i] === k.hugeZeroPfn) && t !== T_NONE) {
       pmd.lock.unlock(s);
