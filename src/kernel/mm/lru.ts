@@ -43,8 +43,10 @@ export class Lru {
   /** lru_add_drain() / lru_add_drain_all(): move the batch to the LRU. */
   drain(): void {
     const p = this.k.pages;
-    const b = this.batch.splice(0);
-    for (const f of b) {
+    const b = this.batch;
+    const n = b.length;
+    for (let i = 0; i < n; i++) {
+      const f = b[i];
       p.flags[f] &= ~PG_lru_pending;
       if (p.refcount[f] > 1) {
         this.link(f);
@@ -52,6 +54,9 @@ export class Lru {
       }
       folioPut(this.k, f);
     }
+    // No array per drain; a folio added while draining (by a free path) stays queued.
+    if (b.length === n) b.length = 0;
+    else b.splice(0, n);
   }
 
   private link(f: number): void {
