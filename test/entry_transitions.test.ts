@@ -40,8 +40,8 @@ import {
 import { isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import { folioTrylock } from '../src/kernel/mm/folio.js';
 import { doMprotect } from '../src/kernel/mm/mprotect.js';
-import { doMadvise, MADV_DONTNEED } from '../src/kernel/mm/madvise.js';
-import { vmMunmap, PROT_READ, PROT_WRITE, PROT_NONE, MAP_PRIVATE, MAP_ANONYMOUS } from '../src/kernel/mm/mmap.js';
+import { doMadvise, MADV_DONTNEED, MADV_HUGEPAGE } from '../src/kernel/mm/madvise.js';
+import { vmMunmap, PROT_READ, PROT_WRITE, PROT_NONE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_HUGETLB } from '../src/kernel/mm/mmap.js';
 import { doMremap, MREMAP_FIXED, MREMAP_MAYMOVE } from '../src/kernel/mm/mremap.js';
 import { dupMmap, mmput } from '../src/kernel/mm/fork.js';
 import { hmmRangeFault, HmmRange, HMM_PFN_REQ_FAULT } from '../src/kernel/mm/hmm.js';
@@ -531,4 +531,47 @@ test('migration -> present device-coherent page (write|dirty, not special: mainl
   }
   assert.equal(pte(e.mm, e.vma.start)[1] & (1 << 10) /* _PAGE_DEVMAP */, 0);
   e.k.checkpoint('coherent');
+});
+
+test('mremap: a PMD migration entry moves as one entry and becomes soft-dirty (move_soft_dirty_pmd); the migration then completes at the new address', () => {
+  const e = mkEnv(512, { hugepage: true });
+  storePage(e.mm, e.vma.start, 7);
+  const head = expectEntry(e.mm, e.vma.start, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd' });
+  e.k.lru.drain();
+  const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
+  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY, { level: 'pmd', pfn: head });
+  const old = e.vma.start;
+  const dst = 0x80000000;
+  assert.equal(run(e.k, doMremap(e.mm, old, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst)), dst);
+  assert.equal(pmd(e.mm, old)[1] & TYPE_MASK, T_NONE, 'old address');
+  expectEntry(e.mm, dst, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_SOFT_DIRTY, { level: 'pmd', pfn: head, msg: 'moved PMD migration entry' });
+  // No destination: the migration fails and remove_migration_pmd() restores
+  // the THP where the entry now is, keeping soft-dirty.
+  run(e.k, migrateVmaPages(m));
+  run(e.k, migrateVmaFinalize(m));
+  expectEntry(e.mm, dst, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY, { level: 'pmd', pfn: head });
+  e.k.checkpoint('restored');
+});
+
+test('mremap: a hugetlb PMD moves without gaining soft-dirty (move_huge_pte); a THP PMD gains it', () => {
+  const s = new System({ ramBytes: 64 << 20, nrHugepages: 2, checked: true });
+  const p = s.spawn('mremap-huge');
+  const a = p.mmap(0, HPAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
+  assert.ok(a > 0 && a % HPAGE === 0);
+  p.store32(a, 5);
+  expectEntry(p.mm!, a, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd' });
+  const dst = 0x7f0000000000;
+  assert.equal(p.mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst), dst);
+  expectEntry(p.mm!, dst, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd', msg: 'hugetlb: no soft-dirty' });
+  assert.equal(p.load32(dst), 5);
+  const t = p.mmap(0, 2 * HPAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  const ta = Math.ceil(t / HPAGE) * HPAGE;
+  assert.equal(p.madvise(ta, HPAGE, MADV_HUGEPAGE), 0);
+  p.store32(ta, 6);
+  expectEntry(p.mm!, ta, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd' });
+  const dst2 = 0x7e0000000000;
+  assert.equal(p.mremap(ta, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst2), dst2);
+  expectEntry(p.mm!, dst2, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY, { level: 'pmd', msg: 'THP: soft-dirty' });
+  assert.equal(p.load32(dst2), 6);
 });

@@ -10,7 +10,9 @@
  * aligned (move_huge_pmd); a PMD leaf only partly moved is split first.
  * The new VMA keeps vm_pgoff + offset and the anon_vma chain of the old
  * one, so rmap (page->index) still finds the pages at their new address.
- * Moved present PTEs get soft-dirty (move_soft_dirty_pte).
+ * Moved entries get soft-dirty as the kernel sets it: every present or
+ * swap-type PTE (move_soft_dirty_pte), a present PMD or PMD migration entry
+ * (move_soft_dirty_pmd), not a hugetlb entry (move_huge_pte).
  *
  * Differences: no VMA merge with neighbours after the move; no
  * multi-VMA moves (6.17+); accounting (VM_ACCOUNT, locked_vm) not modelled.
@@ -19,7 +21,7 @@ import type { K } from '../sched/sched.js';
 import { EINVAL, EFAULT, ENOMEM } from '../errno.js';
 import { type MmStruct, Vma, VM_SHARED, VM_MAYSHARE, VM_DONTEXPAND, VM_PFNMAP, VM_HUGETLB, VM_LOCKED } from './mm_types.js';
 import {
-  type PmdTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_SOFT_DIRTY, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
+  type PmdTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_SOFT_DIRTY, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
 } from './pgtable.js';
 import { clearPte, setPte, clearPmd, setPmdLeaf } from './pte_ops.js';
 import { PAGE_SIZE, PMD_SIZE } from './page.js';
@@ -81,7 +83,11 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
           const v = opmd.v[oi];
           const f = opmd.f[oi];
           clearPmd(opmd, oi);
-          setPmdLeaf(npmd, ni, v, (f & TYPE_MASK) === T_PRESENT ? f | _PAGE_SOFT_DIRTY : f);
+          // move_soft_dirty_pmd(): a present PMD or a PMD migration entry
+          // becomes soft-dirty; hugetlb moves (move_huge_pte) keep the bits.
+          const tt = f & TYPE_MASK;
+          const sd = !(vma.flags & VM_HUGETLB) && (tt === T_PRESENT || isMigrationType(tt));
+          setPmdLeaf(npmd, ni, v, sd ? f | _PAGE_SOFT_DIRTY : f);
           if (npmd !== opmd) npmd.lock.unlock(s);
           opmd.lock.unlock(s);
           done += extent;
