@@ -30,10 +30,9 @@
  * The coherent device gets device folios only if its chunk is created by a
  * large allocation, e.g. the first allocation after HMM_DMIRROR_RELEASE.
  *
- * (Model deviation, not asserted here: the model's memremap_pages() refuses
- * the overlapping range with -EBUSY and no WARN; the kernel WARNs
- * "Conflicting mapping in same section" and returns -ENOMEM. The driver
- * ignores the errno either way.)
+ * As on mainline, memremap_pages() refuses the second chunk at the same
+ * address with WARN "Conflicting mapping in same section" and -ENOMEM; the
+ * driver ignores the errno (the allocation fails).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -225,6 +225,11 @@ test('memremap_pages argument checks return the kernel errno', () => {
   const range = requestFreeMemRegion(k, 16 * 4096);
   assert.equal(memremapPages(k, new DevPagemap(MEMORY_DEVICE_PRIVATE, range, { folioFree: () => {} }, {})), -22);
   assert.equal(memremapPages(k, new DevPagemap(0, range, {}, {})), -22);
-  assert.equal(memremapPages(k, new DevPagemap(MEMORY_DEVICE_PRIVATE, { start: 4096 * 2000, end: 4096 * 2016 - 1 }, { folioFree: () => {}, *migrateToRam() { return 0; } }, {})), -16, 'overlaps RAM: -EBUSY');
-  assert.ok(k.printk.warnings.length >= 2);
+  const ops = { folioFree: () => {}, *migrateToRam() { return 0; } };
+  assert.equal(memremapPages(k, new DevPagemap(MEMORY_DEVICE_PRIVATE, { start: 4096 * 2000, end: 4096 * 2016 - 1 }, ops, {})), -6, 'System RAM: -ENXIO');
+  assert.ok(memremapPages(k, new DevPagemap(MEMORY_DEVICE_PRIVATE, range, ops, {})) > 0);
+  const w = k.printk.warnings.length;
+  assert.equal(memremapPages(k, new DevPagemap(MEMORY_DEVICE_PRIVATE, range, ops, {})), -12, 'same range again: -ENOMEM');
+  assert.equal(k.printk.warnings.length, w + 1);
+  assert.match(k.printk.warnings[w].rule, /Conflicting mapping in same section/);
 });

@@ -75,16 +75,21 @@ for (const c of cases) {
 
 /*
  * kselftest does not look at dmesg, so a case passes despite a kernel WARN;
- * but the kernel these tests come with does not WARN in any of them
- * (migrate_file_private exists to check that munmap of device pages in a
- * private file mapping is clean), so the model must not either.
- * Exception, not modelled: on mainline every THP-sized allocation on a
- * coherent device tries to map a second chunk at the SPM address and
- * memremap_pages WARNs "Conflicting mapping in same section"; the model's
- * memremapPages refuses the overlap silently (-EBUSY).
+ * but the kernel these tests come with does not WARN in them (for example
+ * migrate_file_private exists to check that munmap of device pages in a
+ * private file mapping is clean), so the model must not either — with one
+ * exception that mainline has too: on a coherent device every allocation
+ * that needs a new chunk tries to map it at the same SPM address, and
+ * memremap_pages() WARNs "Conflicting mapping in same section" (the
+ * allocation then fails; see test/dmirror_coherent.test.ts).
  */
-test('no kernel WARNING during any of the 76 cases', () => {
-  const lines = [...warned].map(([name, rules]) => `${name}: ${rules.join('; ')}`);
+const SPM_CONFLICT = /^Conflicting mapping in same section$/;
+test('no kernel WARNING during any of the 76 cases, except the coherent SPM chunk conflict mainline has too', () => {
+  const lines: string[] = [];
+  for (const [name, rules] of warned) {
+    const other = rules.filter((r) => !(name.includes('_device_coherent.') && SPM_CONFLICT.test(r)));
+    if (other.length) lines.push(`${name}: ${other.join('; ')}`);
+  }
   assert.equal(lines.length, 0, `kernel WARNINGs:\n${lines.join('\n')}`);
 });
 

@@ -24,7 +24,7 @@
  */
 import { KernelBug } from '../printk.js';
 import type { Kernel } from '../kernel.js';
-import { EINVAL, EBUSY, ENOMEM } from '../errno.js';
+import { EINVAL, EBUSY, ENOMEM, ENXIO } from '../errno.js';
 import {
   HPAGE_PMD_ORDER, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_head, PG_locked, PG_shadow_free, PG_tail,
 } from './page.js';
@@ -150,7 +150,22 @@ export function memremapPages(k: Kernel, pgmap: DevPagemap): number {
   if (start % PAGE_SIZE !== 0 || (end + 1) % PAGE_SIZE !== 0 || end < start) return -EINVAL;
   const first = start / PAGE_SIZE;
   const nr = (end + 1 - start) / PAGE_SIZE;
-  if (first < k.buddy.end) return -EBUSY;
+  // pagemap_range(): a live pgmap at the range's first or last pfn is
+  // "Conflicting mapping in same section" (WARN, -ENOMEM); a range over
+  // System RAM is refused with -ENXIO (WARN_ONCE). A range that only
+  // swallows another pgmap whole would fail later in the kernel
+  // (the resource / xarray insert); the model refuses it with -EBUSY.
+  const covers = (g: DevPagemap, pfn: number): boolean => !g.dead && pfn >= g.firstPfn && pfn < g.endPfn();
+  for (const other of k.pgmaps) {
+    if (other && (covers(other, first) || covers(other, first + nr - 1))) {
+      k.printk.warn('Conflicting mapping in same section');
+      return -ENOMEM;
+    }
+  }
+  if (first < k.buddy.end) {
+    k.printk.warn(`memremap_pages: attempted on System RAM region 0x${start.toString(16)}-0x${end.toString(16)}`);
+    return -ENXIO;
+  }
   for (const other of k.pgmaps) {
     if (other && !other.dead && first < other.endPfn() && other.firstPfn < first + nr) return -EBUSY;
   }
