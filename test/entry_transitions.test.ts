@@ -40,7 +40,8 @@ import {
 import { isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import { folioTrylock } from '../src/kernel/mm/folio.js';
 import { doMprotect } from '../src/kernel/mm/mprotect.js';
-import { doMadvise, MADV_DONTNEED, MADV_HUGEPAGE } from '../src/kernel/mm/madvise.js';
+import { doMadvise, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
+import { _PAGE_SWP_EXCLUSIVE } from '../src/kernel/mm/swap.js';
 import { vmMunmap, PROT_READ, PROT_WRITE, PROT_NONE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_HUGETLB } from '../src/kernel/mm/mmap.js';
 import { doMremap, MREMAP_FIXED, MREMAP_MAYMOVE } from '../src/kernel/mm/mremap.js';
 import { dupMmap, mmput } from '../src/kernel/mm/fork.js';
@@ -54,7 +55,7 @@ import { System, pagemapEntry, PM_PRESENT, PM_SWAP, PM_SOFT_DIRTY, PM_UFFD_WP, P
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
 
 const RW = PROT_READ | PROT_WRITE;
-const BITS = _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP | _PAGE_SPECIAL | _PAGE_PROTNONE;
+const BITS = _PAGE_SWP_EXCLUSIVE | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP | _PAGE_SPECIAL | _PAGE_PROTNONE;
 
 /** Assert the leaf entry (PTE, or PMD when level is 'pmd') at addr: its kind, exactly which bits are set, and optionally its pfn. */
 function expectEntry(mm: MmStruct, addr: number, kind: number, bits: number, opts: { pfn?: number; level?: 'pte' | 'pmd'; msg?: string } = {}): number {
@@ -454,17 +455,20 @@ function inject(mm: MmStruct, addr: number, v: number, f: number): void {
   setPte(pt, pteIndex(addr), v, f);
 }
 
-test('swap and hwpoison entries (injected: the model has no swap-out and no memory_failure): pagemap, collect, fork, hmm_range_fault, munmap', () => {
+test('swap (MADV_PAGEOUT) and hwpoison (injected: the model has no memory_failure) entries: pagemap, collect, fork, hmm_range_fault, munmap', () => {
   const e = mkEnv(4);
   const a = e.vma.start;
   storePage(e.mm, a, 1); /* anon_vma + a page table */
-  inject(e.mm, a + PAGE, 0x1234, T_SWAP | _PAGE_SOFT_DIRTY);
-  e.mm.rss.swap++;
+  storePage(e.mm, a + PAGE, 2);
+  setBits(e.mm, a + PAGE, _PAGE_SOFT_DIRTY, 0);
+  assert.equal(run(e.k, doMadvise(e.mm, a + PAGE, PAGE, MADV_PAGEOUT)), 0);
+  const slot = expectEntry(e.mm, a + PAGE, T_SWAP, _PAGE_SOFT_DIRTY | _PAGE_SWP_EXCLUSIVE, { msg: 'swapped out' });
+  assert.equal(e.mm.rss.swap, 1);
   inject(e.mm, a + 2 * PAGE, 0x777, T_HWPOISON);
   // /proc/self/pagemap: swap bit 62, swap type in bits 0-4, offset above (swp_entry encoding).
   const sw = pagemapEntry(e.mm, a + PAGE);
   assert.equal(sw & (PM_SWAP | PM_PRESENT | PM_SOFT_DIRTY), PM_SWAP | PM_SOFT_DIRTY);
-  assert.equal(sw & PM_PFRAME_MASK, (0x1234n << 5n) | 0n, 'swap type 0, offset 0x1234');
+  assert.equal(sw & PM_PFRAME_MASK, (BigInt(slot) << 5n) | 0n, 'swap type 0, offset = the slot');
   const hp = pagemapEntry(e.mm, a + 2 * PAGE);
   assert.equal(hp & (PM_SWAP | PM_PRESENT), PM_SWAP);
   assert.equal(hp & 0x1fn, 24n, 'SWP_HWPOISON = MAX_SWAPFILES');
@@ -475,7 +479,7 @@ test('swap and hwpoison entries (injected: the model has no swap-out and no memo
   assert.equal(m.src![2], 0, 'hwpoison entry: 0');
   assert.equal(m.src![3], MIGRATE_PFN_MIGRATE, 'a none PTE is a hole');
   run(e.k, migrateVmaFinalize(m));
-  expectEntry(e.mm, a + PAGE, T_SWAP, _PAGE_SOFT_DIRTY, { pfn: 0x1234 });
+  expectEntry(e.mm, a + PAGE, T_SWAP, _PAGE_SOFT_DIRTY | _PAGE_SWP_EXCLUSIVE, { pfn: slot });
   expectEntry(e.mm, a + 2 * PAGE, T_HWPOISON, 0, { pfn: 0x777 });
   // hmm_range_fault: hwpoison with a fault requested is -EFAULT; without, an empty output.
   const sub = new MmuIntervalNotifier(e.mm, a, e.vma.end - 1, { *invalidate() { return true; } });
@@ -491,16 +495,21 @@ test('swap and hwpoison entries (injected: the model has no swap-out and no memo
   e.mm.mmapLock.readUnlock(e.k.sched);
   // A CPU access to the hwpoison entry: SIGBUS / BUS_MCEERR_AR.
   assert.deepEqual(run(e.k, doUserAddrFault(e.mm, a + 2 * PAGE, false)), { ok: false, signal: SIGBUS, code: BUS_MCEERR_AR, addr: a + 2 * PAGE });
-  // fork: both entries are copied (MM_SWAPENTS counted in the child).
+  // fork: both entries are copied (MM_SWAPENTS counted in the child); the
+  // swap slot gains a reference and neither entry stays exclusive.
   const child = e.k.newMm();
   assert.equal(run(e.k, dupMmap(e.mm, child)), 0);
-  expectEntry(child, a + PAGE, T_SWAP, _PAGE_SOFT_DIRTY, { pfn: 0x1234 });
+  expectEntry(child, a + PAGE, T_SWAP, _PAGE_SOFT_DIRTY, { pfn: slot });
+  expectEntry(e.mm, a + PAGE, T_SWAP, _PAGE_SOFT_DIRTY, { pfn: slot, msg: 'parent: pte_swp_clear_exclusive' });
   expectEntry(child, a + 2 * PAGE, T_HWPOISON, 0, { pfn: 0x777 });
   assert.equal(child.rss.swap, 1);
+  assert.equal(e.k.swap!.swapCount(slot), 2);
   run(e.k, mmput(child));
-  // munmap clears them (MM_SWAPENTS--).
+  assert.equal(e.k.swap!.swapCount(slot), 1, 'the child exit dropped its reference');
+  // munmap clears them (MM_SWAPENTS--) and frees the slot.
   assert.equal(run(e.k, vmMunmap(e.mm, a + PAGE, 2 * PAGE)), 0);
   assert.equal(e.mm.rss.swap, 0);
+  assert.equal(e.k.swap!.used, 0);
   e.k.checkpoint('zap');
 });
 

@@ -75,6 +75,8 @@ export interface KernelConfig {
   ramBytes: number;
   /** Default hugetlb pool: number of 2 MiB huge pages (vm.nr_hugepages). */
   nrHugepages: number;
+  /** Size of the swap device in MiB (0: no swap; MADV_PAGEOUT then keeps anonymous pages). */
+  swapMiB: number;
   /** /sys/kernel/mm/transparent_hugepage/enabled */
   thp: ThpMode;
   /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
@@ -103,6 +105,7 @@ export function defaultConfig(overrides: Partial<KernelConfig> = {}): KernelConf
   const cfg: KernelConfig = {
     ramBytes: 2 * 1024 * 1024 * 1024,
     nrHugepages: 8,
+    swapMiB: 256,
     thp: 'madvise',
     thpUseZeroPage: true,
     spm: true,
@@ -147,13 +150,15 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       return null;
     }
     case 'ramMiB':
+    case 'swapMiB':
     case 'nrHugepages': {
       const n = Number(value);
       if (!Number.isInteger(n) || n < 0) return `config ${name}: '${value}' is not a non-negative integer`;
       if (name === 'ramMiB') {
         if (n < 64 || n % 2) return `config ramMiB: must be an even number >= 64`;
         cfg.ramBytes = n * 1024 * 1024;
-      } else cfg.nrHugepages = n;
+      } else if (name === 'swapMiB') cfg.swapMiB = n;
+      else cfg.nrHugepages = n;
       return null;
     }
     case 'contentMode':
@@ -161,6 +166,6 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       cfg.contentMode = value;
       return null;
     default:
-      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'nrHugepages', 'contentMode'].join(', ')})`;
+      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'swapMiB', 'nrHugepages', 'contentMode'].join(', ')})`;
   }
 }

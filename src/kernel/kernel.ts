@@ -13,6 +13,7 @@ import { type KernelConfig, defaultConfig } from './config.js';
 import { Printk, KernelBug } from './printk.js';
 import { PageArrays, HPAGE_PMD_NR, PAGE_SIZE } from './mm/page.js';
 import { createContents, type PageContents } from './mm/contents.js';
+import type { SwapDevice } from './mm/swap.js';
 import { BuddyAllocator } from './mm/page_alloc.js';
 import { Lru } from './mm/lru.js';
 import { Sched } from './sched/sched.js';
@@ -73,6 +74,8 @@ export class Kernel {
   current: { pid: number; mm: MmStruct | null; comm: string } = { pid: 0, mm: null, comm: 'swapper' };
   /** Character devices and pseudo files by path (/dev/hmm_dmirror0, ...): see src/kernel/fs/chardev.ts. */
   readonly chardevs = new Map<string, unknown>();
+  /** The swap device, created at its first use (mm/swap.ts swapDevice()). */
+  swap: SwapDevice | null = null;
   /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
   checkHook: ((k: Kernel, op: string) => void) | null = null;
 

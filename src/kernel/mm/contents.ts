@@ -53,6 +53,8 @@ export interface PageContents {
   copy(dst: number, src: number): void;
   /** Copy nr consecutive pages (a folio copy: folio_copy()). */
   copyRange(dst: number, src: number, nr: number): void;
+  /** Copy page src of this store to page dst of another store of the same mode (swap-out / swap-in I/O). */
+  copyTo(other: PageContents, dst: number, src: number): void;
   /** Contents are discarded (page freed). */
   discard(pfn: number): void;
   /** discard() of nr consecutive pages (a folio freed). */
@@ -231,6 +233,16 @@ export class ByteContents implements PageContents {
     for (let i = 0; i < nr; i++) this.copy(dst + i, src + i);
   }
 
+  copyTo(other: PageContents, dst: number, src: number): void {
+    if (this.has[src] === 0) {
+      other.zero(dst);
+      return;
+    }
+    const sl = this.slabOf[src >>> SLAB_SHIFT] - 1;
+    const o = ByteContents.off(sl, src);
+    other.write(dst, 0, this.seg(sl), o, PAGE_SIZE);
+  }
+
   read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void {
     if (this.has[pfn] === 0) {
       out.fill(0, outOff, outOff + len);
@@ -320,7 +332,8 @@ export class FingerprintContents implements PageContents {
     this.lo = lo;
   }
 
-  private set(pfn: number, h: number, l: number): void {
+  /** Give pfn the fingerprint (h, l). */
+  set(pfn: number, h: number, l: number): void {
     if ((h | l) === 0) l = 1; /* data that is not known to be zero never reads as zero */
     if ((this.hi[pfn] | this.lo[pfn]) === 0) this.pagesInUse++;
     this.hi[pfn] = h;
@@ -350,6 +363,12 @@ export class FingerprintContents implements PageContents {
 
   copyRange(dst: number, src: number, nr: number): void {
     for (let i = 0; i < nr; i++) this.copy(dst + i, src + i);
+  }
+
+  copyTo(other: PageContents, dst: number, src: number): void {
+    if (!(other instanceof FingerprintContents)) throw new KernelBug('BUG', 'contents: copy between stores of different modes');
+    if ((this.hi[src] | this.lo[src]) === 0) other.discard(dst);
+    else other.set(dst, this.hi[src], this.lo[src]);
   }
 
   read(pfn: number, _off: number, out: Uint8Array, outOff: number, len: number): void {

@@ -16,14 +16,15 @@
  *     reference;
  *  5. each live pgmap's reference count equals 1 + allocated pages +
  *     get_dev_pagemap() holders (0 + ... once dying);
- *  6. at rest no mmap_lock is held and no mapped page is left locked.
+ *  6. at rest no mmap_lock is held and no mapped page is left locked;
+ *  7. each swap slot's count equals the swap entries referring to it.
  *
  * A violation raises KernelBug('INVARIANT', rule, state).
  */
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, PTRS_PER_TABLE,
+  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, PTRS_PER_TABLE,
 } from './pgtable.js';
 import { PG_buddy, PG_locked, PG_lru, PG_lru_pending, PG_shadow_free, GUP_PIN_COUNTING_BIAS } from './page.js';
 
@@ -60,8 +61,10 @@ export function checkInvariants(k: Kernel, op: string): void {
   const { pte: pteMaps, pmd: pmdMaps, touched } = sc;
   touched.length = 0;
   try {
-    walkMappings(k, op, pteMaps, pmdMaps, touched);
+    const swapRefs = new Map<number, number>();
+    walkMappings(k, op, pteMaps, pmdMaps, touched, swapRefs);
     checkCounts(k, op, pteMaps, pmdMaps, touched);
+    checkSwap(k, op, swapRefs);
   } finally {
     for (const pfn of touched) {
       pteMaps[pfn] = 0;
@@ -72,7 +75,7 @@ export function checkInvariants(k: Kernel, op: string): void {
 }
 
 /** Invariant 1 and the counting half of 2: walk every live mm's page tables. */
-function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32Array, touched: number[]): void {
+function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32Array, touched: number[], swapRefs: Map<number, number>): void {
   const p = k.pages;
   const noteLive = (pfn: number, what: string): void => {
     const head = p.folioPfn(pfn);
@@ -106,7 +109,10 @@ function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32
               } else if (isDevicePrivateType(tt) || tt === T_DEVICE_EXCLUSIVE) {
                 pfn = pt.v[j];
                 noteLive(pfn, tt === T_DEVICE_EXCLUSIVE ? 'device-exclusive entry' : 'device-private entry');
-              } else continue;
+              } else {
+                if (tt === T_SWAP) swapRefs.set(pt.v[j], (swapRefs.get(pt.v[j]) ?? 0) + 1);
+                continue;
+              }
               if (pteMaps[pfn]++ === 0 && pmdMaps[pfn] === 0) touched.push(pfn);
             }
           } else if (t === T_PRESENT || isDevicePrivateType(t)) {
@@ -146,6 +152,25 @@ function checkCounts(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32A
     if (p.refcount[head] < n + pins + batch) fail(k, op, `refcount ${p.refcount[head]} < ${n} mapping(s) + ${pins} pin reference(s) + ${batch} LRU batch`, head);
     if (p.flags[head] & PG_locked) fail(k, op, 'mapped folio left locked at rest', head);
   }
+}
+
+/** Invariant 7: every swap slot's swap_map count equals the swap entries that refer to it. */
+function checkSwap(k: Kernel, op: string, swapRefs: Map<number, number>): void {
+  const swap = k.swap;
+  if (swap === null) {
+    if (swapRefs.size) fail(k, op, `swap entries (slot ${[...swapRefs.keys()][0]}) without a swap device`, -1);
+    return;
+  }
+  let inUse = 0;
+  for (let slot = 1; slot < swap.nrSlots; slot++) {
+    const c = swap.count[slot];
+    if (c === 0) continue;
+    inUse++;
+    const refs = swapRefs.get(slot) ?? 0;
+    if (c !== refs) fail(k, op, `swap slot ${slot}: swap_map count ${c} but ${refs} swap entr${refs === 1 ? 'y' : 'ies'} refer to it`, -1);
+  }
+  for (const slot of swapRefs.keys()) if (swap.swapCount(slot) === 0) fail(k, op, `a swap entry refers to free swap slot ${slot}`, -1);
+  if (inUse !== swap.used) fail(k, op, `swap device: ${swap.used} slots accounted, ${inUse} in use`, -1);
 }
 
 /** Invariants 4 and 5. */

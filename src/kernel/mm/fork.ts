@@ -33,6 +33,7 @@ import {
   type MmStruct, type Vma, VM_SHARED, VM_MAYWRITE, VM_DONTCOPY, VM_WIPEONFORK, VM_PFNMAP, VM_MIXEDMAP, VM_HUGETLB,
   VM_WRITE, MMF_HAS_PINNED,
 } from './mm_types.js';
+import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ,
   T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED,
@@ -174,8 +175,12 @@ function* copyPteRange(dst: Vma, src: Vma, spt: PteTable, addr: number, end: num
       }
       setPte(dpt, j, v, f & ~_PAGE_UFFD_WP);
     } else if (t === T_SWAP) {
+      // copy_nonpresent_pte(): swap_duplicate(); the page is no longer
+      // exclusive to either mm (pte_swp_clear_exclusive() in both).
+      k.swap?.dup(v);
       dmm.rss.swap++;
-      setPte(dpt, j, v, f & ~_PAGE_UFFD_WP);
+      if (f & _PAGE_SWP_EXCLUSIVE) spt.f[j] = f & ~_PAGE_SWP_EXCLUSIVE;
+      setPte(dpt, j, v, f & ~(_PAGE_UFFD_WP | _PAGE_SWP_EXCLUSIVE));
     } else {
       setPte(dpt, j, v, f);
     }

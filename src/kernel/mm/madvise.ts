@@ -7,10 +7,11 @@
  * MADV_FREE (lazyfree: exclusive anon pages become clean and
  * !swapbacked; the model has no reclaim so their contents stay), MADV_DONTFORK
  * / DOFORK, WIPEONFORK / KEEPONFORK, HUGEPAGE / NOHUGEPAGE, DONTDUMP / DODUMP,
- * COLLAPSE. NORMAL, RANDOM, SEQUENTIAL, WILLNEED, COLD, PAGEOUT,
+ * COLLAPSE, PAGEOUT (anonymous order-0 pages to the swap device). NORMAL,
+ * RANDOM, SEQUENTIAL, WILLNEED, COLD,
  * POPULATE_READ/WRITE, DONTNEED_LOCKED, MERGEABLE, UNMERGEABLE, REMOVE and the
  * guard advices are accepted as no-ops where the model has nothing to do
- * (no reclaim, no KSM, no readahead); HWPOISON / SOFT_OFFLINE need
+ * (no LRU aging, no KSM, no readahead); HWPOISON / SOFT_OFFLINE need
  * CAP_SYS_ADMIN: -EPERM.
  *
  * Locking: mmap_lock for read for DONTNEED/FREE/COLLAPSE scanning (as
@@ -25,13 +26,15 @@ import {
   VM_WIPEONFORK, VM_DONTDUMP, VM_SHARED, VM_IO, VM_WRITE,
 } from './mm_types.js';
 import {
-  TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SPECIAL, _PAGE_UFFD_WP,
-  pmdIndex, pmdTableOf, pteIndex,
+  TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SOFT_DIRTY,
+  _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex,
 } from './pgtable.js';
-import { setPmdLeaf } from './pte_ops.js';
+import { setPmdLeaf, setPte } from './pte_ops.js';
+import { pteSlot } from './migrate.js';
+import { _PAGE_SWP_EXCLUSIVE, swapDevice } from './swap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from './page.js';
 import { folioRemoveRmapPte, folioAddNewAnonRmap, anonVmaPrepare } from './rmap.js';
-import { folioPut, folioMaybeDmaPinned } from './folio.js';
+import { folioPut, folioMaybeDmaPinned, folioTrylock, folioUnlock } from './folio.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { zapPageRange, spinLock } from './zap.js';
 import { splitVma } from './mmap.js';
@@ -330,6 +333,91 @@ export function* doMadvise(mm: MmStruct, start: number, lenIn: number, behavior:
   }
 }
 
+/**
+ * MADV_PAGEOUT (madvise_pageout -> madvise_cold_or_pageout_pte_range ->
+ * reclaim_pages -> shrink_folio_list, anonymous memory): every order-0
+ * anonymous page of the range that this mapping alone maps (not
+ * folio_likely_mapped_shared) is isolated from the LRU and reclaimed: a
+ * swap slot is allocated (add_to_swap), the page is unmapped, its PTE
+ * becoming a swap entry that keeps soft-dirty / uffd-wp and records
+ * exclusivity (pte_swp_exclusive) (try_to_unmap, one MMU_NOTIFY_CLEAR per
+ * page), its contents are written to the slot (pageout) and it is freed.
+ * Pages that cannot go are put back: locked, pinned or otherwise
+ * referenced (the refcount must be the mapping's and the isolation's
+ * only: the model has no swap cache to leave a referenced page in), on no
+ * LRU, or the swap device is full or absent. Large folios, file and shmem
+ * pages are left alone (the kernel would split THPs first and write file
+ * pages back). Caller holds mmap_lock for read.
+ */
+function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const s = k.sched;
+  const p = k.pages;
+  const swap = swapDevice(k);
+  if (swap === null || !vma.isAnon()) return;
+  k.lru.drain(); /* lru_add_drain() */
+  // madvise_cold_or_pageout_pte_range(): isolate the candidates under the PTL.
+  const isolated: Array<{ addr: number; pfn: number }> = [];
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    const pt = pteSlot(mm, addr);
+    if (pt === null) {
+      addr = Math.min(end, addr - (addr % PMD_SIZE) + PMD_SIZE) - PAGE_SIZE;
+      continue;
+    }
+    const j = pteIndex(addr);
+    const f = pt.f[j];
+    if ((f & TYPE_MASK) !== T_PRESENT || (f & _PAGE_SPECIAL)) continue;
+    const pfn = pt.v[j];
+    if (pfn === k.zeroPfn || p.pgmap[pfn] !== 0) continue;
+    const head = p.folioPfn(pfn);
+    if (!(p.flags[head] & PG_anon) || p.order[head] !== 0 || p.mapcount[pfn] !== 1) continue;
+    yield* spinLock(s, pt.ptl);
+    pt.f[j] &= ~_PAGE_ACCESSED; /* ptep_clear_flush_young_notify() */
+    const ok = k.lru.isolate(head);
+    pt.ptl.unlock(s);
+    if (ok) isolated.push({ addr, pfn });
+  }
+  // reclaim_pages() -> shrink_folio_list()
+  for (const { addr, pfn } of isolated) {
+    if (!folioTrylock(k, pfn)) {
+      k.lru.putback(pfn);
+      continue;
+    }
+    const pt = pteSlot(mm, addr);
+    const j = pteIndex(addr);
+    const mapped = pt !== null && (pt.f[j] & TYPE_MASK) === T_PRESENT && pt.v[j] === pfn;
+    // Only the mapping and the isolation may hold it (no GUP pin, no other
+    // reference): __remove_mapping()'s refcount freeze, checked up front.
+    const slot = mapped && p.refcount[pfn] === 2 && !folioMaybeDmaPinned(k, pfn) ? swap.allocSlot() : -1;
+    if (slot < 0) {
+      folioUnlock(k, pfn);
+      k.lru.putback(pfn);
+      continue;
+    }
+    const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_CLEAR, addr, addr + PAGE_SIZE);
+    yield* mmuNotifierInvalidateRangeStart(range);
+    yield* spinLock(s, pt!.ptl);
+    const f = pt!.f[j];
+    const exclusive = (p.flags[pfn] & PG_anon_exclusive) !== 0;
+    const sf = T_SWAP | (f & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP)) | (exclusive ? _PAGE_SWP_EXCLUSIVE : 0);
+    if ((f & _PAGE_DIRTY) !== 0) p.flags[pfn] |= PG_dirty;
+    swap.dup(slot); /* the swap PTE's reference */
+    setPte(pt!, j, slot, sf);
+    p.flags[pfn] &= ~PG_anon_exclusive;
+    folioRemoveRmapPte(k, pfn);
+    mm.rss.anon--;
+    mm.rss.swap++;
+    folioPut(k, pfn); /* the mapping's reference */
+    pt!.ptl.unlock(s);
+    mmuNotifierInvalidateRangeEnd(range);
+    swap.writePage(slot, pfn); /* pageout() */
+    swap.free(slot); /* the folio leaves the swap cache: its reference goes */
+    folioUnlock(k, pfn);
+    folioPut(k, pfn); /* the isolation reference: the page is freed */
+  }
+}
+
 /** madvise_vma_behavior() for [start, end) inside vma. */
 function* madviseVma(vma: Vma, start: number, end: number, behavior: number): K<number> {
   switch (behavior) {
@@ -371,6 +459,11 @@ function* madviseVma(vma: Vma, start: number, end: number, behavior: number): K<
       return yield* updateVmaFlags(vma, start, end, (vma.flags | VM_NOHUGEPAGE) & ~VM_HUGEPAGE);
     case MADV_REMOVE:
       if (!(vma.flags & VM_SHARED)) return -EINVAL;
+      return 0;
+    case MADV_PAGEOUT:
+      // can_madv_lru_vma(): locked, PFN-mapped and hugetlb VMAs are skipped.
+      if (vma.flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB)) return -EINVAL;
+      yield* madvisePageout(vma, start, end);
       return 0;
     default:
       return 0;

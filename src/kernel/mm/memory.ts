@@ -16,7 +16,8 @@ import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import {
   type PteTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED,
-  _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf,
+  _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, _PAGE_PROTNONE, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isDevicePrivateType,
+  isMigrationType, pmdIndex, pmdTableOf,
   pteIndex, pteTableAlloc,
 } from './pgtable.js';
 import { setPte, mkPresent, carryBits } from './pte_ops.js';
@@ -28,7 +29,8 @@ import {
 import {
   folioAddNewAnonRmap, folioAddFileRmapPte, folioRemoveRmapPte, pageAnonExclusive, anonVmaPrepare,
 } from './rmap.js';
-import { PG_anon_exclusive, PG_lru } from './page.js';
+import { PG_anon_exclusive, PG_dirty, PG_lru } from './page.js';
+import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
 import type { K } from '../sched/sched.js';
 import { spinLock } from '../sched/locks.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, doHugePmdDevicePrivate, thpVmaAllowable, hugePmdSetAccessed } from './huge_memory.js';
@@ -350,6 +352,54 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
 }
 
 /**
+ * do_swap_page() for a real swap entry (slot in pt.v[i]): allocate a page,
+ * read the slot (swap_read_folio), and under the PTL — the entry must be
+ * unchanged, else the fault is retried — map it: anonymous, exclusive if
+ * the entry was pte_swp_exclusive() or this was the slot's only reference
+ * (the kernel's reuse of a folio only we hold), writable and dirty only for
+ * a write fault on an exclusive page in a VM_WRITE VMA (otherwise read-only:
+ * a later write takes do_wp_page()); soft-dirty and uffd-wp carried over.
+ * The entry's slot reference is dropped (swap_free). The model has no swap
+ * cache (mm/swap.ts): every swap-in reads its own copy. Caller holds
+ * mmap_lock for read. Returns 0, VM_FAULT_OOM or VM_FAULT_SIGBUS.
+ */
+function* doSwapIn(vma: Vma, pt: PteTable, i: number, addr: number, flags: number): K<number> {
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const s = k.sched;
+  const p = k.pages;
+  const slot = pt.v[i];
+  const f = pt.f[i];
+  const swap = k.swap;
+  if (swap === null || swap.swapCount(slot) <= 0) {
+    k.printk.warn(`do_swap_page: bad swap entry (slot ${slot})`);
+    return VM_FAULT_SIGBUS;
+  }
+  anonVmaPrepare(k, vma);
+  const pfn = k.buddy.alloc(0, 0, 'swapin');
+  if (pfn < 0) return VM_FAULT_OOM;
+  swap.readPage(slot, pfn);
+  yield* spinLock(s, pt.ptl);
+  if (pt.v[i] !== slot || pt.f[i] !== f) {
+    pt.ptl.unlock(s);
+    folioPut(k, pfn);
+    return 0;
+  }
+  const exclusive = (f & _PAGE_SWP_EXCLUSIVE) !== 0 || swap.swapCount(slot) === 1;
+  const write = (flags & FAULT_FLAG_WRITE) !== 0 && exclusive && (vma.flags & VM_WRITE) !== 0 && !(f & _PAGE_UFFD_WP);
+  folioAddNewAnonRmap(k, pfn, vma, addr, false);
+  if (!exclusive) p.flags[pfn] &= ~PG_anon_exclusive;
+  p.flags[pfn] |= PG_dirty; /* the copy in memory is the only one once the slot goes */
+  k.lru.add(pfn);
+  setPte(pt, i, pfn, T_PRESENT | _PAGE_ACCESSED | (write ? _PAGE_RW | _PAGE_DIRTY : 0) | (f & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP)));
+  mm.rss.swap--;
+  mm.rss.anon++;
+  swap.free(slot);
+  pt.ptl.unlock(s);
+  return 0;
+}
+
+/**
  * do_swap_page(): a fault on a non-present, non-none PTE.
  *  - migration entry: wait for the migration to finish, then retry (0);
  *  - device-exclusive entry: remove_device_exclusive_entry() restores the
@@ -406,6 +456,6 @@ function* doSwapPage(vma: Vma, pt: PteTable, i: number, addr: number, real: numb
     return VM_FAULT_RETRY;
   }
   if (t === T_HWPOISON) return VM_FAULT_HWPOISON;
-  if (t === T_SWAP) return VM_FAULT_SIGBUS; /* swap-out is not modelled: no T_SWAP entry is ever created */
+  if (t === T_SWAP) return yield* doSwapIn(vma, pt, i, addr, flags);
   throw new KernelBug('BUG', `do_swap_page: unknown entry type ${t}`, `${vma} address 0x${addr.toString(16)}`);
 }

@@ -914,7 +914,7 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
         if (hasMapping) {
           // Only anonymous memory can move to device memory; a swap-cache
           // folio would first leave the swap cache (folio_free_swap), which
-          // the model (no swap) never needs.
+          // the model (no swap cache) never needs.
           if (!anon) {
             src[i] = mpfnClear(src[i], MIGRATE_PFN_MIGRATE);
             break next;

@@ -19,7 +19,8 @@
  *   DEVICE_EXCLUSIVE          is_device_exclusive_entry(): v = pfn
  *   HWPOISON                  is_hwpoison_entry(): v = pfn
  *   TABLE (PMD only)          the PMD points to a PTE table
- * Bits: WRITE, DIRTY, YOUNG, SOFT_DIRTY, UFFD_WP, SPECIAL, DEVMAP, PROTNONE.
+ * Bits: WRITE, DIRTY, YOUNG, SOFT_DIRTY, UFFD_WP, SPECIAL, DEVMAP, PROTNONE;
+ * SWP_EXCLUSIVE on swap entries.
  * Swap-type entries keep SOFT_DIRTY and UFFD_WP (pte_swp_soft_dirty,
  * pte_swp_uffd_wp) and, for migration entries, YOUNG and DIRTY
  * (SWP_MIG_YOUNG / SWP_MIG_DIRTY) in the same bit positions.
@@ -54,6 +55,8 @@ export const _PAGE_UFFD_WP = 1 << 8;
 export const _PAGE_SPECIAL = 1 << 9;
 export const _PAGE_DEVMAP = 1 << 10;
 export const _PAGE_PROTNONE = 1 << 11;
+/** pte_swp_exclusive(): on a swap entry, the page was exclusive to this mapping when swapped out. */
+export const _PAGE_SWP_EXCLUSIVE = 1 << 12;
 
 export const TYPE_NAMES: Record<number, string> = {
   [T_NONE]: 'none', [T_PRESENT]: 'present', [T_SWAP]: 'swap', [T_MIGRATION_READ]: 'migration-read',
@@ -89,6 +92,7 @@ export function describeEntry(v: number, f: number): string {
   if (f & _PAGE_SPECIAL) bits.push('special');
   if (f & _PAGE_DEVMAP) bits.push('devmap');
   if (f & _PAGE_PROTNONE) bits.push('protnone');
+  if (f & _PAGE_SWP_EXCLUSIVE) bits.push('exclusive');
   const what = t === T_NONE ? 'none' : t === T_SWAP ? `swap slot ${v}` : t === T_TABLE ? 'table' : `${TYPE_NAMES[t]} pfn ${v}`;
   return [what, ...bits].join(' ');
 }

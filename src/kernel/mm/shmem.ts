@@ -10,7 +10,8 @@
  * allocation reference); each mapping PTE holds one more (taken by the
  * fault path). The inode (AddressSpace) is referenced by open files and by
  * VMAs (mappingGet/mappingPut); the last put evicts the cache
- * (shmem_evict_inode). The model has no swap: shmem pages stay resident.
+ * (shmem_evict_inode). Shmem pages are never swapped out (the model swaps
+ * anonymous memory only): they stay resident.
  *
  * Locks: i_rwsem and the i_pages lock are implicit (nothing here yields
  * except the unmap in truncate, which takes PTLs through zap).

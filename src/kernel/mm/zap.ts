@@ -13,7 +13,7 @@
  *   device-exclusive   same as device-private (the mapcount was kept)
  *   migration          MM_*PAGES-- only (the rmap was removed by
  *                      try_to_migrate; remove_migration_ptes will find none)
- *   swap               MM_SWAPENTS-- (the model has no swap slots to free)
+ *   swap               MM_SWAPENTS--, swap_free() of the slot
  *   hwpoison           cleared
  * PMD leaves: a THP, the huge zero page, a PMD migration entry, a
  * device-private PMD and a hugetlb page. A leaf only partly inside the range
@@ -129,6 +129,7 @@ function* zapPteRange(vma: Vma, pt: PteTable, start: number, end: number, d: Zap
         if (!d.evenCows) break;
         clearPte(pt, j);
         mm.rss.swap--;
+        k.swap?.free(v); /* free_swap_and_cache() */
         break;
       case T_HWPOISON:
       default:
