@@ -1018,41 +1018,68 @@ function checkContentsPreserved(k: Kernel, src: number, dst: number): void {
  * and dst.
  */
 function migrateDeviceFinalizeInner(k: Kernel, src: Float64Array, dst: Float64Array, npages: number, faultPage: number): void {
-  const p = k.pages;
-  const faultFolio = faultPage >= 0 ? p.folioPfn(faultPage) : -1;
+  const faultFolio = faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1;
   for (let i = 0; i < npages; i++) {
     if (src[i] === 0 && dst[i] === 0) continue; /* the tail entries of a compound entry, skipped entries */
-    const newpage = migratePfnToPage(dst[i]);
+    finalizeEntry(k, src, dst, i, faultFolio);
+  }
+}
+
+/**
+ * The same loop for a scheduler that is exploring: a hook point after each
+ * entry, where the source (often a device page) and destination references
+ * have just been put and the locks dropped.
+ */
+function* migrateDeviceFinalizeExploring(k: Kernel, src: Float64Array, dst: Float64Array, npages: number, faultPage: number): K<void> {
+  const s = k.sched;
+  const faultFolio = faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1;
+  for (let i = 0; i < npages; i++) {
+    if (src[i] === 0 && dst[i] === 0) continue;
     const page = migratePfnToPage(src[i]);
-    let d = newpage >= 0 ? p.folioPfn(newpage) : -1;
-    if (page < 0) {
-      if (d >= 0) {
-        k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
-        folioUnlock(k, d);
-        folioPut(k, d);
-      }
-      continue;
-    }
-    const sf = p.folioPfn(page);
-    if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE) || d < 0) {
-      if (d >= 0) {
-        k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
-        folioUnlock(k, d);
-        folioPut(k, d);
-      }
-      d = sf;
-    }
-    if (d !== sf && k.checkHook !== null) checkContentsPreserved(k, sf, d);
-    if (p.pgmap[d] === 0) k.lru.add(d);
-    removeMigrationPtes(k, sf, d, false);
-    if (faultFolio !== sf) folioUnlock(k, sf);
-    folioPut(k, sf);
-    if (d !== sf) {
+    finalizeEntry(k, src, dst, i, faultFolio);
+    yield s.point('migrate_device_finalize: unlock + put', page);
+  }
+}
+
+/** __migrate_device_finalize() for src[i] / dst[i]. */
+function finalizeEntry(k: Kernel, src: Float64Array, dst: Float64Array, i: number, faultFolio: number): void {
+  const p = k.pages;
+  const newpage = migratePfnToPage(dst[i]);
+  const page = migratePfnToPage(src[i]);
+  let d = newpage >= 0 ? p.folioPfn(newpage) : -1;
+  if (page < 0) {
+    if (d >= 0) {
       k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
       folioUnlock(k, d);
       folioPut(k, d);
     }
+    return;
   }
+  const sf = p.folioPfn(page);
+  if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE) || d < 0) {
+    if (d >= 0) {
+      k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
+      folioUnlock(k, d);
+      folioPut(k, d);
+    }
+    d = sf;
+  }
+  if (d !== sf && k.checkHook !== null) checkContentsPreserved(k, sf, d);
+  if (p.pgmap[d] === 0) k.lru.add(d);
+  removeMigrationPtes(k, sf, d, false);
+  if (faultFolio !== sf) folioUnlock(k, sf);
+  folioPut(k, sf);
+  if (d !== sf) {
+    k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
+    folioUnlock(k, d);
+    folioPut(k, d);
+  }
+}
+
+/** Finalize from generator code: per-entry hook points only while exploring. */
+function* finalizeAll(k: Kernel, src: Float64Array, dst: Float64Array, npages: number, faultPage: number): K<void> {
+  if (k.sched.exploring) yield* migrateDeviceFinalizeExploring(k, src, dst, npages, faultPage);
+  else migrateDeviceFinalizeInner(k, src, dst, npages, faultPage);
 }
 
 /**
@@ -1077,7 +1104,7 @@ export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
   const k = mv.vma!.mm.kernel;
   mv.state = MvState.FINALIZED;
   const fp = k.config.historical.fault_no_page_ref ? -1 : mv.faultPage;
-  migrateDeviceFinalizeInner(k, mv.src!, mv.dst!, mv.npages, fp);
+  yield* finalizeAll(k, mv.src!, mv.dst!, mv.npages, fp);
 }
 
 /**
@@ -1097,7 +1124,7 @@ export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
  * migrated usually reaches refcount 0 and is freed to its allocator).
  */
 export function* migrateDeviceFinalize(k: Kernel, src: Float64Array, dst: Float64Array, npages: number): K<void> {
-  migrateDeviceFinalizeInner(k, src, dst, npages, -1);
+  yield* finalizeAll(k, src, dst, npages, -1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1209,7 +1236,7 @@ export function* migrateDeviceCoherentFolio(k: Kernel, head: number): K<number> 
   }
   yield* migrateDevicePagesInner(k, src, dst, 1, null);
   if (mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) folioCopy(k, d, head);
-  migrateDeviceFinalizeInner(k, src, dst, 1, -1);
+  yield* finalizeAll(k, src, dst, 1, -1);
   return mpfnHas(src[0], MIGRATE_PFN_MIGRATE) ? 0 : -EBUSY;
 }
 
