@@ -66,9 +66,13 @@ export function withMmapRead<T>(k: Kernel, mm: MmStruct, g: () => K<T>): T {
  * access reached, or -signal.
  */
 export function* cpuAccess(mm: MmStruct, addr: number, write: boolean): K<number> {
+  const s = mm.kernel.sched;
   for (let i = 0; i < 1000; i++) {
     const pfn = translate(mm, addr, write);
     if (pfn >= 0) return pfn;
+    // The instruction is re-executed after a fault that changed nothing:
+    // let another thread run first (see SchedEvent 'yield').
+    if (i > 0 && s.exploring) yield s.yieldPoint('access retried', addr);
     const r = yield* doUserAddrFault(mm, addr, write);
     if (!r.ok) return -r.signal;
   }

@@ -97,7 +97,7 @@ export function* doUserAddrFault(mm: MmStruct, addr: number, write: boolean): K<
     mm.mmapLock.readUnlock(s);
     if (r & VM_FAULT_RETRY) {
       flags |= FAULT_FLAG_TRIED;
-      if (s.exploring) yield s.point('page fault retry', addr);
+      if (s.exploring) yield s.yieldPoint('page fault retry', addr);
       continue;
     }
     if (r & VM_FAULT_OOM) return { ok: false, signal: SIGKILL, code: 0, addr };

@@ -29,9 +29,9 @@ import {
 import {
   folioAddNewAnonRmap, folioAddFileRmapPte, folioRemoveRmapPte, pageAnonExclusive, anonVmaPrepare,
 } from './rmap.js';
-import { PG_anon_exclusive, PG_dirty, PG_lru } from './page.js';
+import { PG_anon_exclusive, PG_dirty, PG_locked, PG_lru } from './page.js';
 import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
-import type { K } from '../sched/sched.js';
+import { type K, waitUntil } from '../sched/sched.js';
 import { spinLock } from '../sched/locks.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, doHugePmdDevicePrivate, thpVmaAllowable, hugePmdSetAccessed } from './huge_memory.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
@@ -452,7 +452,14 @@ function* doSwapPage(vma: Vma, pt: PteTable, i: number, addr: number, real: numb
       return r;
     }
     pt.ptl.unlock(s);
-    if (s.exploring) yield s.point('do_swap_page: device page locked, retry', v);
+    if (s.exploring) {
+      // The kernel returns and the access faults again until the page is
+      // unlocked: a spin with no other effect. Under the explorer it is a
+      // wait for that moment, so a schedule cannot starve the lock holder
+      // while this thread spins (schedules are not fair).
+      yield* waitUntil(s, `do_swap_page: device page 0x${v.toString(16)} locked, fault retried when unlocked`,
+        () => (k.pages.flags[k.pages.folioPfn(v)] & PG_locked) === 0 || pt.v[i] !== v || pt.f[i] !== f, v);
+    }
     return VM_FAULT_RETRY;
   }
   if (t === T_HWPOISON) return VM_FAULT_HWPOISON;

@@ -1169,9 +1169,11 @@ function migrateDevicePfnLock(k: Kernel, pfn: number): number {
  */
 export function* migrateDeviceRange(k: Kernel, src: Float64Array, startPfn: number, npages: number): K<number> {
   const p = k.pages;
+  const s = k.sched;
   for (let pfn = startPfn, i = 0; i < npages; pfn++, i++) {
     const folio = p.folioPfn(pfn);
     src[i] = migrateDevicePfnLock(k, pfn);
+    if (s.exploring && src[i] !== 0) yield s.point('migrate_device_range: folio_get + trylock', pfn);
     const nr = p.folioNr(folio);
     if (nr > 1) {
       src[i] = mpfnSet(src[i], MIGRATE_PFN_COMPOUND);

@@ -32,7 +32,14 @@ import { KernelBug } from '../printk.js';
 
 /** What a kernel generator yields to the scheduler. */
 export interface SchedEvent {
-  kind: 'point' | 'block';
+  /**
+   * 'point': the thread may be switched out here; 'block': it cannot go on
+   * until `cond` holds; 'yield': it is retrying something another thread
+   * must change first (a fault that found its page locked): the next
+   * scheduling step runs some other runnable thread if there is one
+   * (sched_yield), so a schedule cannot starve the thread it waits for.
+   */
+  kind: 'point' | 'block' | 'yield';
   /** What happens here: 'ptl lock', 'get_page', 'migrate_to_ram', ... */
   what: string;
   /** A pfn, address or other number describing the state, or -1. */
@@ -54,6 +61,8 @@ export class Task {
   waitWhat = '';
   /** Kernel function / event last reached (for traces). */
   last = '';
+  /** The last event was a 'yield': skip this thread at the next pick if another can run. */
+  yielded = false;
   constructor(
     readonly id: number,
     readonly name: string,
@@ -95,6 +104,11 @@ export class Sched {
     return { kind: 'point', what, arg, cond: null };
   }
 
+  /** A retry point: as point(), and the next step goes to another runnable thread if any. */
+  yieldPoint(what: string, arg = -1): SchedEvent {
+    return { kind: 'yield', what, arg, cond: null };
+  }
+
   /** Create a task for a kernel path; it runs when run() is called. */
   spawn(name: string, gen: K<unknown>): Task {
     const t = new Task(this.nextId++, name, gen);
@@ -132,7 +146,11 @@ export class Sched {
           throw new KernelBug(kind, kind === 'HANG' ? `wait that can never finish: ${waits[0]}` : 'every simulated thread is blocked', waits.join('\n'));
         }
         if (++step > this.maxSteps) throw new KernelBug('HANG', `no progress after ${this.maxSteps} scheduling steps (livelock)`);
-        const t = runnable[strategy.pick(runnable, step)];
+        // A thread that yielded sits out one pick while another can run.
+        let pool = runnable;
+        if (runnable.length > 1 && runnable.some((x) => x.yielded) && runnable.some((x) => !x.yielded)) pool = runnable.filter((x) => !x.yielded);
+        for (const x of runnable) x.yielded = false;
+        const t = pool[strategy.pick(pool, step)];
         this.cur = t.id;
         let r: IteratorResult<SchedEvent, unknown>;
         try {
@@ -154,7 +172,7 @@ export class Sched {
             t.state = 'blocked';
             t.waitCond = ev.cond;
             t.waitWhat = ev.what;
-          }
+          } else if (ev.kind === 'yield') t.yielded = true;
         }
         if (this.onStep) this.onStep(this);
       }
