@@ -78,6 +78,21 @@ export function dmirrorBounceFini(k: Kernel, bounce: DmirrorBounce): void {
 }
 
 /**
+ * The common end of the reading commands: if `ret` is 0, copy the bounce
+ * buffer to cmd.ptr (-EFAULT if copy_to_user fails); cmd.cpages = pages
+ * read; free the bounce buffer. Returns the final ret.
+ */
+function* dmirrorBounceOut(k: Kernel, cmd: HmmDmirrorCmd, bounce: DmirrorBounce, ret: number): K<number> {
+  if (ret === 0) {
+    const left = yield* copyToUser(k.current.mm!, Number(cmd.ptr), bounce.buf, bounce.size);
+    if (left) ret = -EFAULT;
+  }
+  cmd.cpages = BigInt(bounce.cpages);
+  dmirrorBounceFini(k, bounce);
+  return ret;
+}
+
+/**
  * The end of MIGRATE_TO_DEV / MIGRATE_TO_SYS / EXCLUSIVE: "return the
  * migrated data for verification": read [start, end) through the device
  * page table into a bounce buffer (under dmirror->mutex) and copy it to
@@ -90,15 +105,9 @@ export function* dmirrorReturnMigrated(dmirror: Dmirror, cmd: HmmDmirrorCmd, sta
   const bounce = dmirrorBounceInit(k, start, size);
   if (typeof bounce === 'number') return bounce;
   if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
-  let ret = dmirrorDoRead(dmirror, start, end, bounce);
+  const ret = dmirrorDoRead(dmirror, start, end, bounce);
   dmirror.mutex.unlock(s);
-  if (ret === 0) {
-    const left = yield* copyToUser(k.current.mm!, Number(cmd.ptr), bounce.buf, bounce.size);
-    if (left) ret = -EFAULT;
-  }
-  cmd.cpages = BigInt(bounce.cpages);
-  dmirrorBounceFini(k, bounce);
-  return ret;
+  return yield* dmirrorBounceOut(k, cmd, bounce, ret);
 }
 
 /**
@@ -282,13 +291,7 @@ export function* dmirrorRead(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
     dmirrorFaultLivelock(dmirror, 'dmirror_read', start);
     cmd.faults++;
   }
-  if (ret === 0) {
-    const left = yield* copyToUser(k.current.mm!, Number(cmd.ptr), bounce.buf, bounce.size);
-    if (left) ret = -EFAULT;
-  }
-  cmd.cpages = BigInt(bounce.cpages);
-  dmirrorBounceFini(k, bounce);
-  return ret;
+  return yield* dmirrorBounceOut(k, cmd, bounce, ret);
 }
 
 /**
