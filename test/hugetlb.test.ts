@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { System } from '../src/user/system.js';
 import { type Process } from '../src/user/process.js';
-import { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB } from '../src/kernel/mm/mmap.js';
+import { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB, MAP_NORESERVE } from '../src/kernel/mm/mmap.js';
 import { MREMAP_MAYMOVE } from '../src/kernel/mm/mremap.js';
 import { MADV_DONTNEED, MADV_FREE } from '../src/kernel/mm/madvise.js';
 import { EINVAL, ENOMEM } from '../src/kernel/errno.js';
@@ -84,4 +84,23 @@ test('hugetlb private: fork shares read-only, write copies; shared: visible to c
   k.lru.drain();
   assert.equal(k.hugetlb.nrFree(), 4);
   assert.equal(k.hugetlb.resv, 0);
+});
+
+test('MAP_HUGETLB | MAP_NORESERVE: no reservation at mmap; pages come from the free pool at fault time, and an empty pool is SIGBUS', () => {
+  const { p } = setup(2);
+  assert.equal(p.mmap(0, 3 * MB2, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), -ENOMEM, 'reserving 3 pages from a pool of 2 fails');
+  const a = p.mmap(0, 3 * MB2, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_NORESERVE);
+  assert.ok(a > 0, 'MAP_NORESERVE maps without reserving');
+  assert.match(p.readFileText('/proc/meminfo') as string, /HugePages_Rsvd:\s+0/);
+  p.store32(a, 1);
+  p.store32(a + MB2, 2);
+  assert.equal(freeHuge(p), 0);
+  const pid = p.fork((c) => {
+    c.store32(a + 2 * MB2, 3); /* no free huge page: SIGBUS */
+    c.exit(0);
+  });
+  assert.equal(p.waitpid(pid).status & 0x7f, 7, 'SIGBUS');
+  assert.equal(p.load32(a), 1);
+  assert.equal(p.munmap(a, 3 * MB2), 0);
+  assert.equal(freeHuge(p), 2);
 });

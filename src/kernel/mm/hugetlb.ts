@@ -48,20 +48,22 @@ function freeUnreserved(k: Kernel): number {
 
 /**
  * hugetlb_file_setup() + hugetlb_reserve_pages(): an unlinked hugetlbfs
- * file of `size` bytes (a multiple of 2 MiB) with every page reserved.
+ * file of `size` bytes (a multiple of 2 MiB) with every page reserved,
+ * unless `noreserve` (VM_NORESERVE, MAP_NORESERVE): then nothing is
+ * reserved and a fault that finds the pool empty gets SIGBUS.
  * Returns the File, or -ENOMEM when the pool has fewer free unreserved
  * pages than needed, -EINVAL for a size that is not huge-page aligned.
  */
-export function hugetlbFileSetup(k: Kernel, size: number): File | number {
+export function hugetlbFileSetup(k: Kernel, size: number, noreserve = false): File | number {
   if (size <= 0 || size % HPAGE_SIZE !== 0) return -EINVAL;
   const n = size / HPAGE_SIZE;
-  if (freeUnreserved(k) < n) return -ENOMEM;
+  if (!noreserve && freeUnreserved(k) < n) return -ENOMEM;
   const as = k.newAddressSpace('hugetlbfs');
   as.size = size;
   const resv = new Set<number>();
-  for (let i = 0; i < n; i++) resv.add(i);
+  if (!noreserve) for (let i = 0; i < n; i++) resv.add(i);
   resvMaps.set(as, resv);
-  k.hugetlb.resv += n;
+  k.hugetlb.resv += resv.size;
   const f = new File(k, hugetlbFileOperations, 'anon_hugepage (deleted)', O_RDWR);
   f.mapping = as;
   mappingGet(as);

@@ -494,7 +494,7 @@ export function* vmMmapPgoff(mm: MmStruct, addr: number, len: number, prot: numb
     if (shift !== 0 && shift !== 21) return -EINVAL;
     if (len === 0) return -EINVAL;
     len = Math.ceil(len / HPAGE_SIZE) * HPAGE_SIZE;
-    const f = hugetlbFileSetup(k, len);
+    const f = hugetlbFileSetup(k, len, (flags & MAP_NORESERVE) !== 0);
     if (typeof f === 'number') return f;
     file = f;
     pgoff = 0;
