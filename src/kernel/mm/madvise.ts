@@ -366,15 +366,17 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
       continue;
     }
     const j = pteIndex(addr);
-    const f = pt.f[j];
-    if ((f & TYPE_MASK) !== T_PRESENT || (f & _PAGE_SPECIAL)) continue;
-    const pfn = pt.v[j];
-    if (pfn === k.zeroPfn || p.pgmap[pfn] !== 0) continue;
-    const head = p.folioPfn(pfn);
-    if (!(p.flags[head] & PG_anon) || p.order[head] !== 0 || p.mapcount[pfn] !== 1) continue;
     yield* spinLock(s, pt.ptl);
-    pt.f[j] &= ~_PAGE_ACCESSED; /* ptep_clear_flush_young_notify() */
-    const ok = k.lru.isolate(head);
+    const f = pt.f[j];
+    const pfn = pt.v[j];
+    let ok = false;
+    if ((f & TYPE_MASK) === T_PRESENT && !(f & _PAGE_SPECIAL) && pfn !== k.zeroPfn && p.pgmap[pfn] === 0) {
+      const head = p.folioPfn(pfn);
+      if ((p.flags[head] & PG_anon) && p.order[head] === 0 && p.mapcount[pfn] === 1) {
+        pt.f[j] = f & ~_PAGE_ACCESSED; /* ptep_clear_flush_young_notify() */
+        ok = k.lru.isolate(head);
+      }
+    }
     pt.ptl.unlock(s);
     if (ok) isolated.push({ addr, pfn });
   }
@@ -399,6 +401,15 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
     yield* mmuNotifierInvalidateRangeStart(range);
     yield* spinLock(s, pt!.ptl);
     const f = pt!.f[j];
+    if ((f & TYPE_MASK) !== T_PRESENT || pt!.v[j] !== pfn || p.refcount[pfn] !== 2) {
+      // Changed while the locks were dropped: keep the page.
+      pt!.ptl.unlock(s);
+      mmuNotifierInvalidateRangeEnd(range);
+      swap.free(slot);
+      folioUnlock(k, pfn);
+      k.lru.putback(pfn);
+      continue;
+    }
     const exclusive = (p.flags[pfn] & PG_anon_exclusive) !== 0;
     const sf = T_SWAP | (f & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP)) | (exclusive ? _PAGE_SWP_EXCLUSIVE : 0);
     if ((f & _PAGE_DIRTY) !== 0) p.flags[pfn] |= PG_dirty;
