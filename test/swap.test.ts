@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 import { System, PM_PRESENT, PM_SWAP, PM_PFRAME_MASK } from '../src/user/system.js';
 import type { Process } from '../src/user/process.js';
 import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
-import { MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
+import { MADV_HUGEPAGE, MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
 import { EINVAL } from '../src/kernel/errno.js';
 import { TYPE_MASK, T_PRESENT, T_SWAP, _PAGE_RW, _PAGE_SWP_EXCLUSIVE } from '../src/kernel/mm/pgtable.js';
 import { pteSlot } from '../src/kernel/mm/migrate.js';
-import { pteIndex } from '../src/kernel/mm/pgtable.js';
+import { pmdIndex, pmdTableOf, pteIndex } from '../src/kernel/mm/pgtable.js';
 import { PG_anon_exclusive } from '../src/kernel/mm/page.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
@@ -175,4 +175,37 @@ test('checked mode: a swap slot whose count disagrees with the swap entries is a
   assert.throws(() => k.checkpoint('corrupted'), (e: unknown) => e instanceof KernelBug && e.kind === 'INVARIANT' && /swap slot/.test(e.message));
   k.swap!.count[slot]--;
   k.checkpoint('repaired');
+});
+
+test('MADV_PAGEOUT of a THP mapped only here: the PMD and the folio are split and all 512 pages swapped out; the data comes back', () => {
+  const { s, p } = setup();
+  const k = s.kernel;
+  const raw = p.mmap(0, 4 << 20, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  const a = Math.ceil(raw / (2 << 20)) * (2 << 20);
+  assert.equal(p.madvise(a, 2 << 20, MADV_HUGEPAGE), 0);
+  for (let i = 0; i < 512; i++) p.store32(a + i * PG, 1000 + i);
+  const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
+  assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_PRESENT, 'a PMD-mapped THP');
+  const splits = k.vmstat.thp_split_page;
+  assert.equal(p.madvise(a, 2 << 20, MADV_PAGEOUT), 0);
+  assert.equal(k.vmstat.thp_split_page, splits + 1);
+  for (let i = 0; i < 512; i++) assert.equal(entry(p, a + i * PG).f & TYPE_MASK, T_SWAP, `page ${i}`);
+  assert.equal(k.swap!.used, 512);
+  for (let i = 0; i < 512; i++) assert.equal(p.load32(a + i * PG), 1000 + i);
+  assert.equal(k.swap!.used, 0);
+});
+
+test('MADV_PAGEOUT leaves a THP shared with a child PMD-mapped', () => {
+  const { p } = setup();
+  const raw = p.mmap(0, 4 << 20, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  const a = Math.ceil(raw / (2 << 20)) * (2 << 20);
+  assert.equal(p.madvise(a, 2 << 20, MADV_HUGEPAGE), 0);
+  p.store32(a, 1);
+  const pid = p.fork((c) => {
+    assert.equal(c.madvise(a, 2 << 20, MADV_PAGEOUT), 0);
+    const pmd = pmdTableOf(c.mm!.pgd, a, false)!;
+    assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_PRESENT, 'still one PMD');
+    c.exit(0);
+  });
+  assert.equal(p.waitpid(pid).status, 0);
 });

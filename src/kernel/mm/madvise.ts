@@ -34,11 +34,11 @@ import { pteSlot } from './migrate.js';
 import { _PAGE_SWP_EXCLUSIVE, swapDevice } from './swap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from './page.js';
 import { folioRemoveRmapPte, folioAddNewAnonRmap, anonVmaPrepare } from './rmap.js';
-import { folioPut, folioMaybeDmaPinned, folioTrylock, folioUnlock } from './folio.js';
+import { folioGet, folioPut, folioMaybeDmaPinned, folioTrylock, folioUnlock } from './folio.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { zapPageRange, spinLock } from './zap.js';
 import { splitVma } from './mmap.js';
-import { splitHugePmd } from './huge_memory.js';
+import { canSplitFolio, splitFolio, splitHugePmd } from './huge_memory.js';
 import { HPAGE_SIZE } from './hugetlb.js';
 
 export const MADV_NORMAL = 0;
@@ -345,9 +345,9 @@ export function* doMadvise(mm: MmStruct, start: number, lenIn: number, behavior:
  * Pages that cannot go are put back: locked, pinned or otherwise
  * referenced (the refcount must be the mapping's and the isolation's
  * only: the model has no swap cache to leave a referenced page in), on no
- * LRU, or the swap device is full or absent. Large folios, file and shmem
- * pages are left alone (the kernel would split THPs first and write file
- * pages back). Caller holds mmap_lock for read.
+ * LRU, or the swap device is full or absent. A PMD-mapped THP mapped only
+ * here is split first; file and shmem pages are left alone (the kernel
+ * would write file pages back). Caller holds mmap_lock for read.
  */
 function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
   const mm = vma.mm;
@@ -357,6 +357,31 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
   const swap = swapDevice(k);
   if (swap === null || !vma.isAnon()) return;
   k.lru.drain(); /* lru_add_drain() */
+  // A PMD-mapped THP that only this mapping maps is split first (its PMD,
+  // then the folio: what madvise_cold_or_pageout_pte_range() does for a
+  // partial range and reclaim does for a whole one without THP_SWAP); its
+  // pages are then reclaimed one by one below. A shared or pinned THP stays.
+  for (let a = start - (start % PMD_SIZE); a < end; a += PMD_SIZE) {
+    const pmd = pmdTableOf(mm.pgd, a, false);
+    if (pmd === null) continue;
+    const i = pmdIndex(a);
+    if ((pmd.f[i] & TYPE_MASK) !== T_PRESENT || pmd.v[i] === k.hugeZeroPfn) continue;
+    const head = pmd.v[i];
+    if (!(p.flags[head] & PG_anon) || p.folioMapcount(head) !== 1) continue; /* folio_maybe_mapped_shared() */
+    folioGet(k, head);
+    if (!folioTrylock(k, head)) {
+      folioPut(k, head);
+      continue;
+    }
+    if (canSplitFolio(k, head)) {
+      yield* spinLock(s, pmd.lock);
+      if ((pmd.f[i] & TYPE_MASK) === T_PRESENT && pmd.v[i] === head) splitHugePmd(vma, pmd, i, a);
+      pmd.lock.unlock(s);
+      splitFolio(k, head);
+    }
+    folioUnlock(k, head);
+    folioPut(k, head);
+  }
   // madvise_cold_or_pageout_pte_range(): isolate the candidates under the PTL.
   const isolated: Array<{ addr: number; pfn: number }> = [];
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
