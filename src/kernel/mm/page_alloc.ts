@@ -87,6 +87,7 @@ export class BuddyAllocator {
 
   /** should_fail_alloc_page(): consult the injection rule for a site. */
   shouldFail(site: string, order: number): boolean {
+    if (this.fail.size === 0) return false; /* no injection armed: no lookup per allocation */
     const r = this.fail.get(site);
     if (!r || (r.order !== undefined && r.order !== order)) return false;
     if (r.skip > 0) {
