@@ -33,23 +33,60 @@ export function* userPagePfn(mm: MmStruct, addr: number, write: boolean): K<numb
 }
 
 /**
- * copy_from_user(dst, addr, len): copy len bytes of user memory at addr
- * into dst[0..len). Returns the number of bytes not copied (0 on success).
+ * The copy loop of copy_from_user() / copy_to_user(): page by page through
+ * the MMU, faulting where the translation is missing; runs of whole pages
+ * that are consecutive in physical memory (a THP, a freshly faulted
+ * buffer) are copied in one go, flushed before any fault so that the copy
+ * happens in the order the kernel's does. Returns the bytes not copied.
  */
-export function* copyFromUser(mm: MmStruct, dst: Uint8Array, addr: number, len: number): K<number> {
-  const k = mm.kernel;
+function* copyUser(mm: MmStruct, addr: number, buf: Uint8Array, len: number, toUser: boolean): K<number> {
+  const c = mm.kernel.contents;
   let done = 0;
   if (!(addr >= 0 && addr + len <= mm.taskSize)) return len; /* access_ok() */
+  let runPfn = -1;
+  let runN = 0;
+  let runOff = 0;
+  const flush = (): void => {
+    if (runN === 0) return;
+    if (toUser) c.writePages(runPfn, runN, buf, runOff);
+    else c.readPages(runPfn, runN, buf, runOff);
+    runN = 0;
+  };
   while (done < len) {
     const a = addr + done;
     const off = a % PAGE_SIZE;
     const chunk = Math.min(PAGE_SIZE - off, len - done);
-    const pfn = yield* userPagePfn(mm, a, false);
-    if (pfn < 0) return len - done;
-    k.contents.read(pfn, off, dst, done, chunk);
+    let pfn = translate(mm, a, toUser);
+    if (pfn < 0) {
+      flush();
+      pfn = yield* userPagePfn(mm, a, toUser);
+      if (pfn < 0) return len - done;
+    }
+    if (off === 0 && chunk === PAGE_SIZE) {
+      if (runN !== 0 && pfn === runPfn + runN) runN++;
+      else {
+        flush();
+        runPfn = pfn;
+        runN = 1;
+        runOff = done;
+      }
+    } else {
+      flush();
+      if (toUser) c.write(pfn, off, buf, done, chunk);
+      else c.read(pfn, off, buf, done, chunk);
+    }
     done += chunk;
   }
+  flush();
   return 0;
+}
+
+/**
+ * copy_from_user(dst, addr, len): copy len bytes of user memory at addr
+ * into dst[0..len). Returns the number of bytes not copied (0 on success).
+ */
+export function* copyFromUser(mm: MmStruct, dst: Uint8Array, addr: number, len: number): K<number> {
+  return yield* copyUser(mm, addr, dst, len, false);
 }
 
 /**
@@ -58,19 +95,7 @@ export function* copyFromUser(mm: MmStruct, dst: Uint8Array, addr: number, len: 
  * bytes not copied.
  */
 export function* copyToUser(mm: MmStruct, addr: number, src: Uint8Array, len: number): K<number> {
-  const k = mm.kernel;
-  let done = 0;
-  if (!(addr >= 0 && addr + len <= mm.taskSize)) return len; /* access_ok() */
-  while (done < len) {
-    const a = addr + done;
-    const off = a % PAGE_SIZE;
-    const chunk = Math.min(PAGE_SIZE - off, len - done);
-    const pfn = yield* userPagePfn(mm, a, true);
-    if (pfn < 0) return len - done;
-    k.contents.write(pfn, off, src, done, chunk);
-    done += chunk;
-  }
-  return 0;
+  return yield* copyUser(mm, addr, src, len, true);
 }
 
 /** clear_user(addr, len): zero user memory; returns bytes not cleared. */

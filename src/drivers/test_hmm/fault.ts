@@ -119,15 +119,31 @@ export function* dmirrorReturnMigrated(dmirror: Dmirror, cmd: HmmDmirrorCmd, sta
 export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
   const k = dmirror.k;
   let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
+  // Pages that follow one another physically are copied as one run (a
+  // device THP's backing folio): the same bytes as page by page.
+  let runPage = 0;
+  let runN = 0;
+  let runOff = 0;
+  let ret = 0;
   for (let pfn = Math.floor(start / PAGE_SIZE); pfn < Math.floor(end / PAGE_SIZE); pfn++) {
     const page = ptEntryPage(dmirror.pt.get(pfn));
-    if (!page) return -ENOENT;
+    if (!page) {
+      ret = -ENOENT;
+      break;
+    }
     kasanCheck(k, page, 'dmirror_do_read: memcpy_from_page');
-    k.contents.read(page, 0, bounce.buf, off, PAGE_SIZE);
+    if (runN !== 0 && page === runPage + runN) runN++;
+    else {
+      if (runN !== 0) k.contents.readPages(runPage, runN, bounce.buf, runOff);
+      runPage = page;
+      runN = 1;
+      runOff = off;
+    }
     off += PAGE_SIZE;
     bounce.cpages++;
   }
-  return 0;
+  if (runN !== 0) k.contents.readPages(runPage, runN, bounce.buf, runOff);
+  return ret;
 }
 
 /**

@@ -63,6 +63,10 @@ export interface PageContents {
   read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void;
   /** Write len bytes from inp[inOff..] to offset off of the page. */
   write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void;
+  /** read() of n whole consecutive pages into out[outOff..] (one copy per contiguous run of storage). */
+  readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void;
+  /** write() of n whole consecutive pages from inp[inOff..]. */
+  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number): void;
   /** Fill len bytes at off with byte value v. */
   fill(pfn: number, off: number, len: number, v: number): void;
   /** True if the page reads as all zeroes. */
@@ -262,6 +266,40 @@ export class ByteContents implements PageContents {
     this.seg(sl).set(inp.subarray(inOff, inOff + len), ByteContents.off(sl, pfn) + off);
   }
 
+  readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void {
+    let i = 0;
+    while (i < n) {
+      const p0 = pfn + i;
+      if (this.has[p0] === 0) {
+        out.fill(0, outOff + i * PAGE_SIZE, outOff + (i + 1) * PAGE_SIZE);
+        i++;
+        continue;
+      }
+      // A run of pages with data in one block is contiguous in its slab.
+      const b = p0 >>> SLAB_SHIFT;
+      let j = i + 1;
+      while (j < n && this.has[pfn + j] !== 0 && (pfn + j) >>> SLAB_SHIFT === b) j++;
+      const sl = this.slabOf[b] - 1;
+      const o = ByteContents.off(sl, p0);
+      out.set(this.seg(sl).subarray(o, o + (j - i) * PAGE_SIZE), outOff + i * PAGE_SIZE);
+      i = j;
+    }
+  }
+
+  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number): void {
+    let i = 0;
+    while (i < n) {
+      const p0 = pfn + i;
+      const b = p0 >>> SLAB_SHIFT;
+      let j = i + 1;
+      while (j < n && (pfn + j) >>> SLAB_SHIFT === b) j++;
+      const sl = this.slab(p0);
+      for (let q = i; q < j; q++) this.markHas(pfn + q);
+      this.seg(sl).set(inp.subarray(inOff + i * PAGE_SIZE, inOff + j * PAGE_SIZE), ByteContents.off(sl, p0));
+      i = j;
+    }
+  }
+
   fill(pfn: number, off: number, len: number, v: number): void {
     if (this.has[pfn] === 0 && (v & 0xff) === 0) return;
     if ((v & 0xff) === 0 && off === 0 && len === PAGE_SIZE) {
@@ -403,6 +441,14 @@ export class FingerprintContents implements PageContents {
       l = mix32(l, inp[inOff + i] + i);
     }
     this.set(pfn, h, l);
+  }
+
+  readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void {
+    for (let i = 0; i < n; i++) this.read(pfn + i, 0, out, outOff + i * PAGE_SIZE, PAGE_SIZE);
+  }
+
+  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number): void {
+    for (let i = 0; i < n; i++) this.write(pfn + i, 0, inp, inOff + i * PAGE_SIZE, PAGE_SIZE);
   }
 
   fill(pfn: number, off: number, len: number, v: number): void {
