@@ -420,7 +420,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
      */
     i = (2 * self.page_size) / 4;
     const first = i;
-    lc.writeI32(buffer.ptr + first * 4, iota(size / 4 - first, (k) => k + first));
+    lc.writeI32(buffer.ptr + first * 4, iota(size / 4 - first, 1, first));
 
     /* Set buffer permission to read-only. */
     ret = lc.mprotect(buffer.ptr, size, PROT_READ);
@@ -470,10 +470,10 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Initialize mirror buffer so we can verify it isn't written. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => -k));
+    lc.writeI32(buffer.mirror, iota(size / 4, -1));
 
     /* Protect buffer from reading. */
     ret = lc.mprotect(buffer.ptr, size, PROT_NONE);
@@ -520,7 +520,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize data that the device will write to buffer->ptr. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.mirror, iota(size / 4));
 
     /* Simulate a device writing system memory. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_WRITE, buffer, npages);
@@ -567,7 +567,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_EQ(buffer.faults, 1);
 
     /* Initialize data that the device will write to buffer->ptr. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.mirror, iota(size / 4));
 
     /* Simulate a device writing system memory. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_WRITE, buffer, npages);
@@ -632,10 +632,10 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
         }
 
         /* Initialize buffer->ptr so we can tell if it is written. */
-        lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+        lc.writeI32(buffer.ptr, iota(size / 4));
 
         /* Initialize data that the device will write to buffer->ptr. */
-        lc.writeI32(buffer.mirror, iota(size / 4, (k) => -k));
+        lc.writeI32(buffer.mirror, iota(size / 4, -1));
 
         if (migrate) {
           ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -717,10 +717,10 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer->ptr so we can tell if it is written. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Initialize data that the device will write to buffer->ptr. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => -k));
+    lc.writeI32(buffer.mirror, iota(size / 4, -1));
 
     const pid = lc.fork((c) => {
       const cbuf = { ...buffer };
@@ -791,7 +791,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     buffer.ptr = map;
 
     /* Initialize data that the device will write to buffer->ptr. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.mirror, iota(size / 4));
 
     /* Simulate a device writing system memory. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_WRITE, buffer, npages);
@@ -836,7 +836,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.mirror, NULL);
 
     /* Initialize data that the device will write to buffer->ptr. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.mirror, iota(size / 4));
 
     /* Simulate a device writing system memory. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_WRITE, buffer, npages);
@@ -877,7 +877,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.mirror, NULL);
 
     /* Write initial contents of the file. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.mirror, iota(size / 4));
     const len = lc.pwrite(fd, buffer.mirror, size, 0);
     ASSERT_EQ(len, size);
     lc.memset(buffer.mirror, 0, size);
@@ -926,7 +926,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize data that the device will write to buffer->ptr. */
-    lc.writeI32(buffer.mirror, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.mirror, iota(size / 4));
 
     /* Simulate a device writing system memory. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_WRITE, buffer, npages);
@@ -971,7 +971,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device. */
     ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -1012,7 +1012,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device. */
     ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -1053,7 +1053,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device. */
     ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -1102,7 +1102,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device. */
     ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -1257,7 +1257,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       ASSERT_NE(buffer.ptr, MAP_FAILED);
 
       /* Initialize buffer in system memory. */
-      lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+      lc.writeI32(buffer.ptr, iota(size / 4));
 
       /* Migrate memory to device. */
       ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -1307,7 +1307,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       ASSERT_NE(buffer.ptr, MAP_FAILED);
 
       /* Initialize buffer in system memory. */
-      lc.writeI32(buffer.ptr, iota(size / 4, (k) => k + c));
+      lc.writeI32(buffer.ptr, iota(size / 4, 1, c));
 
       /* Simulate a device reading system memory. */
       ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_READ, buffer, npages);
@@ -1357,7 +1357,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       ASSERT_NE(buffer.ptr, MAP_FAILED);
 
       /* Initialize buffer in system memory. */
-      lc.writeI32(buffer.ptr, iota(size / 4, (k) => k + c));
+      lc.writeI32(buffer.ptr, iota(size / 4, 1, c));
 
       /*
        * rc = pthread_create(&thread, NULL, unmap_buffer, buffer);
@@ -1549,7 +1549,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.mirror, NULL);
 
     /* Initialize the pages the device will snapshot in buffer->ptr. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Simulate a device snapshotting CPU pagetables. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_SNAPSHOT, buffer, npages);
@@ -1616,7 +1616,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Make region read-only. */
     ret = lc.mprotect(buffer.ptr, size, PROT_READ);
@@ -1684,7 +1684,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Map memory exclusively for device access. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_EXCLUSIVE, buffer, npages);
@@ -1738,7 +1738,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Map memory exclusively for device access. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_EXCLUSIVE, buffer, npages);
@@ -1784,7 +1784,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Map memory exclusively for device access. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_EXCLUSIVE, buffer, npages);
@@ -1869,7 +1869,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device. */
     ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -1936,7 +1936,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     ASSERT_NE(buffer.ptr, MAP_FAILED);
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device. */
 
@@ -1953,7 +1953,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
      * new copy in system. In case of device private pages,
      * this write causes a migration to system mem first.
      */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Terminate child and wait */
     EXPECT_EQ(0, lc.kill(pid, SIGKILL));
@@ -2099,7 +2099,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     buffer.ptr = map;
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device. */
     ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -2147,7 +2147,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     buffer.ptr = map;
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     ret = lc.madvise(map, size, MADV_COLLAPSE);
     ASSERT_EQ(ret, 0);
@@ -2228,7 +2228,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
         buffer.ptr = map;
 
         /* Initialize buffer in system memory. */
-        lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+        lc.writeI32(buffer.ptr, iota(size / 4));
 
         /* Migrate memory to device. */
         ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);
@@ -2302,7 +2302,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
             buffer.ptr = map;
 
             /* Initialize buffer in system memory. */
-            lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+            lc.writeI32(buffer.ptr, iota(size / 4));
 
             if (before) {
               new_ptr = lc.mremap(map, size, size, flags, map + size + offsets[j]);
@@ -2370,7 +2370,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     buffer.ptr = map;
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate memory to device but force a THP allocation error. */
     ret = hmm_dmirror_cmd(lc, self.fd, HMM_DMIRROR_FLAGS, buffer, HMM_DMIRROR_FLAG_FAIL_ALLOC);
@@ -2401,7 +2401,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     buffer.ptr = map;
 
     /* Initialize buffer in system memory. */
-    lc.writeI32(buffer.ptr, iota(size / 4, (k) => k));
+    lc.writeI32(buffer.ptr, iota(size / 4));
 
     /* Migrate THP to device. */
     ret = hmm_migrate_sys_to_dev(lc, self.fd, buffer, npages);

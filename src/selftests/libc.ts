@@ -239,10 +239,13 @@ export class Libc {
   }
 }
 
-/** The `i`-sequence `start, start+step, ...` as an Int32Array (the init loops). */
-export function iota(n: number, f: (i: number) => number): Int32Array {
+/**
+ * The init loops of the tests (`for (i = 0; i < n; ++i) ptr[i] = i;`, or
+ * `-i`, or `i + c`) as an Int32Array: element i is start + step * i.
+ */
+export function iota(n: number, step = 1, start = 0): Int32Array {
   const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = f(i);
+  for (let i = 0; i < n; i++) a[i] = start + step * i;
   return a;
 }
 
