@@ -503,31 +503,32 @@ export class Process {
     throw new KernelBug('HANG', `user access at 0x${addr.toString(16)} faults forever`);
   }
 
-  /** Copy user memory [addr, addr+len) into out[outOff..]. */
-  private readInto(addr: number, out: Uint8Array, outOff: number, len: number): void {
-    const c = this.kernel.contents;
+  /**
+   * One CPU access of [addr, addr+len): page by page through the MMU
+   * (faulting where needed), `fn(pfn, offset in page, bytes done, chunk)`
+   * for each piece; the faults taken are checked once at the end.
+   */
+  private access(addr: number, len: number, write: boolean, fn: (pfn: number, off: number, done: number, chunk: number) => void): void {
     let done = 0;
     while (done < len) {
       const a = addr + done;
       const off = a % PAGE_SIZE;
       const chunk = Math.min(PAGE_SIZE - off, len - done);
-      c.read(this.cpuPage(a, false), off, out, outOff + done, chunk);
+      fn(this.cpuPage(a, write), off, done, chunk);
       done += chunk;
     }
     this.endAccess();
   }
 
+  /** Copy user memory [addr, addr+len) into out[outOff..]. */
+  private readInto(addr: number, out: Uint8Array, outOff: number, len: number): void {
+    const c = this.kernel.contents;
+    this.access(addr, len, false, (pfn, off, done, chunk) => c.read(pfn, off, out, outOff + done, chunk));
+  }
+
   private writeFrom(addr: number, src: Uint8Array, srcOff: number, len: number): void {
     const c = this.kernel.contents;
-    let done = 0;
-    while (done < len) {
-      const a = addr + done;
-      const off = a % PAGE_SIZE;
-      const chunk = Math.min(PAGE_SIZE - off, len - done);
-      c.write(this.cpuPage(a, true), off, src, srcOff + done, chunk);
-      done += chunk;
-    }
-    this.endAccess();
+    this.access(addr, len, true, (pfn, off, done, chunk) => c.write(pfn, off, src, srcOff + done, chunk));
   }
 
   readBytes(addr: number, len: number): Uint8Array {
@@ -542,15 +543,7 @@ export class Process {
 
   fill(addr: number, len: number, byte: number): void {
     const c = this.kernel.contents;
-    let done = 0;
-    while (done < len) {
-      const a = addr + done;
-      const off = a % PAGE_SIZE;
-      const chunk = Math.min(PAGE_SIZE - off, len - done);
-      c.fill(this.cpuPage(a, true), off, chunk, byte & 0xff);
-      done += chunk;
-    }
-    this.endAccess();
+    this.access(addr, len, true, (pfn, off, _done, chunk) => c.fill(pfn, off, chunk, byte & 0xff));
   }
 
   readI32(addr: number, n: number): Int32Array {
