@@ -279,6 +279,30 @@ export function* dmirrorFault(dmirror: Dmirror, start: number, end: number, writ
 }
 
 /**
+ * The loop of dmirror_read() / dmirror_write(): under dmirror->mutex copy
+ * what the device page table maps between the bounce buffer and the pages
+ * (dmirror_do_read / dmirror_do_write, which count bounce.cpages); at the
+ * first missing (or, for a write, not writable) entry fault the rest of the
+ * range in (a write fault for a write), count cmd.faults and go on from
+ * there. Returns 0 or the -errno that ended it.
+ */
+function* dmirrorCopyLoop(dmirror: Dmirror, cmd: HmmDmirrorCmd, first: number, end: number, bounce: DmirrorBounce, write: boolean): K<number> {
+  const s = dmirror.k.sched;
+  let start = first;
+  for (;;) {
+    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    let ret = write ? dmirrorDoWrite(dmirror, start, end, bounce) : dmirrorDoRead(dmirror, start, end, bounce);
+    dmirror.mutex.unlock(s);
+    if (ret !== -ENOENT) return ret;
+    start = first + bounce.cpages * PAGE_SIZE;
+    ret = yield* dmirrorFault(dmirror, start, end, write);
+    if (ret) return ret;
+    dmirrorFaultLivelock(dmirror, write ? 'dmirror_write' : 'dmirror_read', start);
+    cmd.faults++;
+  }
+}
+
+/**
  * dmirror_read(dmirror, cmd) (HMM_DMIRROR_READ): read npages from the
  * mirror into cmd.ptr. Loop: read what the device page table maps (under
  * the mutex); at the first missing page fault from there to the end
@@ -288,25 +312,11 @@ export function* dmirrorFault(dmirror: Dmirror, start: number, end: number, writ
  */
 export function* dmirrorRead(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
   const k = dmirror.k;
-  const s = k.sched;
   const r = cmdRange(cmd);
   if (r === null) return -EINVAL;
-  let start = r.start;
-  const end = r.end;
-  const bounce = dmirrorBounceInit(k, start, r.size);
+  const bounce = dmirrorBounceInit(k, r.start, r.size);
   if (typeof bounce === 'number') return bounce;
-  let ret: number;
-  for (;;) {
-    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
-    ret = dmirrorDoRead(dmirror, start, end, bounce);
-    dmirror.mutex.unlock(s);
-    if (ret !== -ENOENT) break;
-    start = r.start + bounce.cpages * PAGE_SIZE;
-    ret = yield* dmirrorFault(dmirror, start, end, false);
-    if (ret) break;
-    dmirrorFaultLivelock(dmirror, 'dmirror_read', start);
-    cmd.faults++;
-  }
+  const ret = yield* dmirrorCopyLoop(dmirror, cmd, r.start, r.end, bounce, false);
   return yield* dmirrorBounceOut(k, cmd, bounce, ret);
 }
 
@@ -319,31 +329,17 @@ export function* dmirrorRead(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
  */
 export function* dmirrorWrite(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
   const k = dmirror.k;
-  const s = k.sched;
   const r = cmdRange(cmd);
   if (r === null) return -EINVAL;
-  let start = r.start;
-  const end = r.end;
-  const bounce = dmirrorBounceInit(k, start, r.size);
+  const bounce = dmirrorBounceInit(k, r.start, r.size);
   if (typeof bounce === 'number') return bounce;
-  let ret: number;
   const left = yield* copyFromUser(k.current.mm!, bounce.buf, Number(cmd.ptr), bounce.size);
   if (left) {
     cmd.cpages = BigInt(bounce.cpages);
     dmirrorBounceFini(k, bounce);
     return -EFAULT;
   }
-  for (;;) {
-    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
-    ret = dmirrorDoWrite(dmirror, start, end, bounce);
-    dmirror.mutex.unlock(s);
-    if (ret !== -ENOENT) break;
-    start = r.start + bounce.cpages * PAGE_SIZE;
-    ret = yield* dmirrorFault(dmirror, start, end, true);
-    if (ret) break;
-    dmirrorFaultLivelock(dmirror, 'dmirror_write', start);
-    cmd.faults++;
-  }
+  const ret = yield* dmirrorCopyLoop(dmirror, cmd, r.start, r.end, bounce, true);
   cmd.cpages = BigInt(bounce.cpages);
   dmirrorBounceFini(k, bounce);
   return ret;

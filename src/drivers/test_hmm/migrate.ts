@@ -181,11 +181,31 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
  * -EFAULT (copy to user), -ENOMEM (bounce).
  */
 export function* dmirrorMigrateToDevice(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
-  const k = dmirror.k;
-  const s = k.sched;
   const r = cmdRange(cmd);
   if (r === null) return -EINVAL;
-  const { start, end } = r;
+  const ret = yield* dmirrorMigrateBatches(dmirror, r.start, r.end, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND, function* (args) {
+    yield* dmirrorMigrateAllocAndCopy(args, dmirror);
+    yield* migrateVmaPages(args);
+    yield* dmirrorMigrateFinalizeAndMap(args, dmirror);
+    yield* migrateVmaFinalize(args);
+    return 0;
+  });
+  if (ret) return ret;
+
+  /* Return the migrated data for verification (only pages in device memory). */
+  return yield* dmirrorReturnMigrated(dmirror, cmd, r.start, r.end, r.size);
+}
+
+/**
+ * The batch walk both migrate commands share: take a reference on the mm
+ * (-EINVAL if it is gone) and mmap_read_lock, then for each batch of up to
+ * PTRS_PER_PTE pages clipped to its VMA (-EINVAL: no VMA, or one without
+ * VM_READ) run migrate_vma_setup() with `flags` and owner = the device,
+ * then `batch(args)` (the driver's copy, pages, finalize), which returns 0
+ * or an -errno that ends the walk. Unlocks and drops the mm reference.
+ */
+function* dmirrorMigrateBatches(dmirror: Dmirror, start: number, end: number, flags: number, batch: (args: MigrateVma) => K<number>): K<number> {
+  const s = dmirror.k.sched;
   const mm = dmirror.notifier.mm;
   if (!mmgetNotZero(mm)) return -EINVAL;
   const src = new Float64Array(PTRS_PER_PTE);
@@ -200,20 +220,15 @@ export function* dmirrorMigrateToDevice(dmirror: Dmirror, cmd: HmmDmirrorCmd): K
     }
     next = Math.min(end, addr + PTRS_PER_PTE * PAGE_SIZE);
     if (next > vma.end) next = vma.end;
-    const args = new MigrateVma({ vma, src, dst, start: addr, end: next, pgmapOwner: dmirror.mdevice, flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND });
+    const args = new MigrateVma({ vma, src, dst, start: addr, end: next, pgmapOwner: dmirror.mdevice, flags });
     ret = yield* migrateVmaSetup(args);
     if (ret) break;
-    yield* dmirrorMigrateAllocAndCopy(args, dmirror);
-    yield* migrateVmaPages(args);
-    yield* dmirrorMigrateFinalizeAndMap(args, dmirror);
-    yield* migrateVmaFinalize(args);
+    ret = yield* batch(args);
+    if (ret) break;
   }
   mm.mmapLock.readUnlock(s);
   mmput(mm);
-  if (ret) return ret;
-
-  /* Return the migrated data for verification (only pages in device memory). */
-  return yield* dmirrorReturnMigrated(dmirror, cmd, start, end, r.size);
+  return ret;
 }
 
 /**
@@ -321,41 +336,19 @@ export function dmirrorSuccessfulMigratedPages(args: MigrateVma): number {
  * copied to cmd.ptr. Errors: -EINVAL (mm gone, VMA), setup's, -ENOMEM.
  */
 export function* dmirrorMigrateToSystem(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
-  const k = dmirror.k;
-  const s = k.sched;
   const r = cmdRange(cmd);
   if (r === null) return -EINVAL;
-  const { start, end } = r;
-  const mm = dmirror.notifier.mm;
-  if (!mmgetNotZero(mm)) return -EINVAL;
-  const src = new Float64Array(PTRS_PER_PTE);
-  const dst = new Float64Array(PTRS_PER_PTE);
-  let ret = 0;
   cmd.cpages = 0n;
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
-  for (let addr = start, next = 0; addr < end; addr = next) {
-    const vma = mm.vmaLookup(addr);
-    if (vma === null || !(vma.flags & VM_READ)) {
-      ret = -EINVAL;
-      break;
-    }
-    next = Math.min(end, addr + PTRS_PER_PTE * PAGE_SIZE);
-    if (next > vma.end) next = vma.end;
-    const args = new MigrateVma({ vma, src, dst, start: addr, end: next, pgmapOwner: dmirror.mdevice, flags: dmirrorSelectDevice(dmirror) | MIGRATE_VMA_SELECT_COMPOUND });
-    ret = yield* migrateVmaSetup(args);
-    if (ret) break;
+  return yield* dmirrorMigrateBatches(dmirror, r.start, r.end, dmirrorSelectDevice(dmirror) | MIGRATE_VMA_SELECT_COMPOUND, function* (args) {
     if (yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror)) {
       yield* migrateVmaFinalize(args);
-      ret = -ENOMEM;
-      break;
+      return -ENOMEM;
     }
     yield* migrateVmaPages(args);
     cmd.cpages += BigInt(dmirrorSuccessfulMigratedPages(args));
     yield* migrateVmaFinalize(args);
-  }
-  mm.mmapLock.readUnlock(s);
-  mmput(mm);
-  return ret;
+    return 0;
+  });
 }
 
 /**
