@@ -37,7 +37,7 @@ import { folioRemoveRmapPte, folioAddNewAnonRmap, anonVmaPrepare } from './rmap.
 import { folioGet, folioPut, folioMaybeDmaPinned, folioTrylock, folioUnlock } from './folio.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { zapPageRange, spinLock } from './zap.js';
-import { splitVma } from './mmap.js';
+import { vmaIsolateRange } from './mmap.js';
 import { canSplitFolio, splitFolio, splitHugePmd } from './huge_memory.js';
 import { HPAGE_SIZE } from './hugetlb.js';
 
@@ -89,16 +89,9 @@ function needsWrite(b: number): boolean {
 /** madvise_update_vma(): split vma to [start, end) and set its flags. */
 function* updateVmaFlags(vma: Vma, start: number, end: number, newFlags: number): K<number> {
   if (newFlags === vma.flags) return 0;
-  if (start > vma.start) {
-    const r = yield* splitVma(vma, start);
-    if (typeof r === 'number') return r;
-    vma = r;
-  }
-  if (end < vma.end) {
-    const r = yield* splitVma(vma, end);
-    if (typeof r === 'number') return r;
-  }
-  vma.flags = newFlags;
+  const r = yield* vmaIsolateRange(vma, start, end);
+  if (typeof r === 'number') return r;
+  r.flags = newFlags;
   return 0;
 }
 

@@ -143,6 +143,25 @@ export function vmaLinkFile(vma: Vma, callOpen: boolean): void {
 }
 
 /**
+ * The splitting half of vma_modify(): split vma at start and at end where
+ * they fall inside it, so that [start, end) is one VMA of its own, and
+ * return that VMA (or -errno from splitVma). Caller holds mmap_lock for
+ * write and changes the returned VMA's flags.
+ */
+export function* vmaIsolateRange(vma: Vma, start: number, end: number): K<Vma | number> {
+  if (start > vma.start) {
+    const r = yield* splitVma(vma, start);
+    if (typeof r === 'number') return r;
+    vma = r;
+  }
+  if (end < vma.end) {
+    const r = yield* splitVma(vma, end);
+    if (typeof r === 'number') return r;
+  }
+  return vma;
+}
+
+/**
  * __split_vma(vma, addr, new_below=0): vma keeps [start, addr) and a new VMA
  * [addr, end) is inserted after it, linked to the same anon_vmas and file.
  * A THP PMD straddling addr is split first (vma_adjust_trans_huge).

@@ -33,7 +33,7 @@ import { PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive } from './pag
 import { MMU_NOTIFY_PROTECTION_VMA, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { splitHugePmd } from './huge_memory.js';
 import { spinLock } from './zap.js';
-import { splitVma, calcVmProtBits, PROT_READ, PROT_WRITE, PROT_EXEC, PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP } from './mmap.js';
+import { vmaIsolateRange, calcVmProtBits, PROT_READ, PROT_WRITE, PROT_EXEC, PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP } from './mmap.js';
 import type { Kernel } from '../kernel.js';
 
 /** Does the new protection need the entry's write bit dropped / may it keep or gain it? */
@@ -169,18 +169,10 @@ export function* changeProtection(vma: Vma, start: number, end: number, tryWrita
 function* mprotectFixup(vma: Vma, start: number, end: number, newflags: number): K<Vma | number> {
   if (newflags === vma.flags) return vma;
   if ((newflags & (VM_WRITE | VM_SHARED | VM_NORESERVE)) === VM_WRITE && !(vma.flags & VM_SHARED)) newflags |= VM_ACCOUNT;
-  if (start > vma.start) {
-    const r = yield* splitVma(vma, start);
-    if (typeof r === 'number') return r;
-    vma = r;
-  }
-  if (end < vma.end) {
-    const r = yield* splitVma(vma, end);
-    if (typeof r === 'number') return r;
-  }
-  const oldflags = vma.flags;
+  const r = yield* vmaIsolateRange(vma, start, end);
+  if (typeof r === 'number') return r;
+  vma = r;
   vma.flags = newflags;
-  void oldflags;
   const tryWritable = (newflags & VM_WRITE) !== 0; // vma_wants_manual_pte_write_upgrade()
   yield* changeProtection(vma, start, end, tryWritable);
   return vma;
