@@ -154,23 +154,24 @@ function checkCounts(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32A
   }
 }
 
-/** Invariant 7: every swap slot's swap_map count equals the swap entries that refer to it. */
+/**
+ * Invariant 7: every swap slot's swap_map count equals the swap entries that
+ * refer to it, and no slot is in use without one. Proportional to the swap
+ * entries found, not to the size of the swap device: the referenced slots'
+ * counts must match, and their number must be the device's slots in use.
+ */
 function checkSwap(k: Kernel, op: string, swapRefs: Map<number, number>): void {
   const swap = k.swap;
   if (swap === null) {
     if (swapRefs.size) fail(k, op, `swap entries (slot ${[...swapRefs.keys()][0]}) without a swap device`, -1);
     return;
   }
-  let inUse = 0;
-  for (let slot = 1; slot < swap.nrSlots; slot++) {
-    const c = swap.count[slot];
-    if (c === 0) continue;
-    inUse++;
-    const refs = swapRefs.get(slot) ?? 0;
+  for (const [slot, refs] of swapRefs) {
+    const c = swap.swapCount(slot);
+    if (c === 0) fail(k, op, `a swap entry refers to free swap slot ${slot}`, -1);
     if (c !== refs) fail(k, op, `swap slot ${slot}: swap_map count ${c} but ${refs} swap entr${refs === 1 ? 'y' : 'ies'} refer to it`, -1);
   }
-  for (const slot of swapRefs.keys()) if (swap.swapCount(slot) === 0) fail(k, op, `a swap entry refers to free swap slot ${slot}`, -1);
-  if (inUse !== swap.used) fail(k, op, `swap device: ${swap.used} slots accounted, ${inUse} in use`, -1);
+  if (swapRefs.size !== swap.used) fail(k, op, `swap device: ${swap.used} slot(s) in use, ${swapRefs.size} referred to by swap entries (a leaked slot)`, -1);
 }
 
 /** Invariants 4 and 5. */
