@@ -98,26 +98,30 @@ export class BenchMachine {
     return runSync(this.sys.kernel.sched, g);
   }
 
+  /** Migrate pages [first, first + n) of the buffer to device-private memory (or back to system memory); returns migrated entries. */
+  private migrate(first: number, n: number, to: 'private' | 'system'): number {
+    const a = this.start + first * PAGE_SIZE;
+    return this.run(this.dev.migrateRange(this.proc.mm!, a, a + n * PAGE_SIZE, to, this.opts.thp));
+  }
+
   /** Migrate the whole buffer to device-private memory; returns migrated entries. */
   toDevice(): number {
-    return this.run(this.dev.migrateRange(this.proc.mm!, this.start, this.end, 'private', this.opts.thp));
-  }
-
-  /** Migrate pages [first, first + n) of the buffer to device-private memory; returns migrated entries. */
-  toDeviceRange(first: number, n: number): number {
-    const a = this.start + first * PAGE_SIZE;
-    return this.run(this.dev.migrateRange(this.proc.mm!, a, a + n * PAGE_SIZE, 'private', this.opts.thp));
-  }
-
-  /** Migrate pages [first, first + n) of the buffer back to system memory; returns migrated entries. */
-  toSystemRange(first: number, n: number): number {
-    const a = this.start + first * PAGE_SIZE;
-    return this.run(this.dev.migrateRange(this.proc.mm!, a, a + n * PAGE_SIZE, 'system', this.opts.thp));
+    return this.migrate(0, this.opts.pages, 'private');
   }
 
   /** Migrate the whole buffer back to system memory; returns migrated entries. */
   toSystem(): number {
-    return this.run(this.dev.migrateRange(this.proc.mm!, this.start, this.end, 'system', this.opts.thp));
+    return this.migrate(0, this.opts.pages, 'system');
+  }
+
+  /** Migrate pages [first, first + n) of the buffer to device-private memory. */
+  toDeviceRange(first: number, n: number): number {
+    return this.migrate(first, n, 'private');
+  }
+
+  /** Migrate pages [first, first + n) of the buffer back to system memory. */
+  toSystemRange(first: number, n: number): number {
+    return this.migrate(first, n, 'system');
   }
 
   /**

@@ -7,8 +7,6 @@
  * The core benchmark interleaves probe runs with its round trips, so both
  * medians see the same machine conditions.
  */
-import { gbps, median } from './stats.js';
-
 export class MemcpyProbe {
   private readonly buf: Uint8Array;
   constructor(readonly bytes: number, readonly block: number) {
@@ -23,13 +21,4 @@ export class MemcpyProbe {
     for (let o = 0; o < bytes; o += block) buf.copyWithin(bytes + o, o, o + block);
     return performance.now() - t0;
   }
-}
-
-/** Median GB/s of `reps` passes after one warm-up pass. */
-export function memcpyGBps(bytes: number, block: number, reps: number): number {
-  const p = new MemcpyProbe(bytes, block);
-  p.run();
-  const runs: number[] = [];
-  for (let r = 0; r < reps; r++) runs.push(gbps(bytes, p.run()));
-  return median(runs);
 }
