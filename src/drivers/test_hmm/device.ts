@@ -26,6 +26,7 @@
  */
 import type { Kernel } from '../../kernel/kernel.js';
 import { KernelBug } from '../../kernel/printk.js';
+import { pageBug } from '../../kernel/mm/debug.js';
 import { EINVAL, ENOMEM } from '../../kernel/errno.js';
 import type { K } from '../../kernel/sched/sched.js';
 import { Mutex, Spinlock } from '../../kernel/sched/locks.js';
@@ -185,7 +186,7 @@ export function dmirrorIsPrivateZone(mdevice: DmirrorDevice): boolean {
 /** dmirror_page_to_chunk(): container_of(page_pgmap(page), struct dmirror_chunk, pagemap). */
 export function dmirrorPageToChunk(k: Kernel, pfn: number): DmirrorChunk {
   const pg = pagePgmap(k, pfn);
-  if (!(pg instanceof DmirrorChunk)) throw new KernelBug('BUG', 'dmirror_page_to_chunk: page is not dmirror device memory', k.dumpPage(pfn, 'container_of(page_pgmap(page))'));
+  if (!(pg instanceof DmirrorChunk)) pageBug(k, 'BUG', 'dmirror_page_to_chunk: page is not dmirror device memory', pfn, 'container_of(page_pgmap(page))');
   return pg;
 }
 

@@ -32,6 +32,7 @@
  */
 import type { Kernel } from '../../kernel/kernel.js';
 import { KernelBug } from '../../kernel/printk.js';
+import { pageBug } from '../../kernel/mm/debug.js';
 import type { K } from '../../kernel/sched/sched.js';
 import {
   DevPagemap, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, memremapPages, memunmapPages, requestFreeMemRegion,
@@ -171,7 +172,7 @@ export class TestDev {
     const nr = 1 << this.k.pages.order[head];
     const i = head - m.pgmap.firstPfn;
     for (let j = 0; j < nr; j++) {
-      if (!m.used[i + j]) throw new KernelBug('BUG', 'testdrv: folio_free of a free device page', this.k.dumpPage(head + j, 'testdrv double free'));
+      if (!m.used[i + j]) pageBug(this.k, 'BUG', 'testdrv: folio_free of a free device page', head + j, 'testdrv double free');
       m.used[i + j] = 0;
     }
     m.allocated -= nr;

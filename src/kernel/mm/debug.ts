@@ -2,6 +2,7 @@
 /** dump_page() (mm/debug.c): the state of a page as text. */
 import type { Kernel } from '../kernel.js';
 import { FLAG_NAMES } from './page.js';
+import { type BugKind, KernelBug } from '../printk.js';
 
 export function dumpPage(k: Kernel, pfn: number, reason: string): string {
   const p = k.pages;
@@ -18,4 +19,14 @@ export function dumpPage(k: Kernel, pfn: number, reason: string): string {
   if (pgmap) lines.push(`pgmap: #${pgmap.id} type:${pgmap.typeName()} ref:${pgmap.refCount}${pgmap.dying ? ' dying' : ''}${pgmap.dead ? ' DEAD' : ''} zone_device_data:${p.zdd[pfn]}`);
   if (reason) lines.push(`page dumped because: ${reason}`);
   return lines.join('\n');
+}
+
+/**
+ * VM_BUG_ON_PAGE() and friends, out of line: raise a KernelBug of `kind`
+ * naming `rule`, with dump_page(pfn, why). The hot paths test their
+ * condition inline and call this only when it fails, so the report's
+ * formatting stays out of the small functions V8 inlines.
+ */
+export function pageBug(k: Kernel, kind: BugKind, rule: string, pfn: number, why = ''): never {
+  throw new KernelBug(kind, rule, dumpPage(k, pfn, why));
 }

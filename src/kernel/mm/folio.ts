@@ -7,6 +7,7 @@
  * named. Refcounts live on the head (page_folio()).
  */
 import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import type { Kernel } from '../kernel.js';
 import {
   PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_head, PG_hugetlb, PG_locked, PG_lru, PG_lru_pending,
@@ -20,26 +21,43 @@ import { type K, waitUntil } from '../sched/sched.js';
  * KASAN-style check: the page must not be free. A page freed to the buddy
  * allocator or through pgmap->ops->folio_free, or whose pgmap has been
  * memunmap'ed, is poisoned; touching it is a use-after-free.
+ *
+ * The checks run on every reference operation, so the test is kept small
+ * (V8 inlines it into the hot loops) and the report is built out of line.
  */
 export function kasanCheck(k: Kernel, pfn: number, op: string): void {
   const p = k.pages;
+  if (pfn <= 0 || pfn >= p.capacity || (p.flags[p.folioPfn(pfn)] & PG_shadow_free) !== 0 || (p.pgmap[pfn] !== 0 && pgmapDead(k, pfn))) kasanReport(k, pfn, op);
+}
+
+/** Has the dev_pagemap of this ZONE_DEVICE pfn been freed by memunmap_pages()? */
+function pgmapDead(k: Kernel, pfn: number): boolean {
+  const pgmap = k.pgmaps[k.pages.pgmap[pfn]];
+  return pgmap === null || pgmap.dead;
+}
+
+/** The KASAN report of kasanCheck(): which rule the access broke. */
+function kasanReport(k: Kernel, pfn: number, op: string): never {
+  const p = k.pages;
   if (pfn <= 0 || pfn >= p.capacity) throw new KernelBug('KASAN', `${op}: wild pfn ${pfn}`);
   if (p.flags[p.folioPfn(pfn)] & PG_shadow_free) {
-    throw new KernelBug('KASAN', `use-after-free in ${op}`, k.dumpPage(pfn, `KASAN: use-after-free in ${op}`));
+    pageBug(k, 'KASAN', `use-after-free in ${op}`, pfn, `KASAN: use-after-free in ${op}`);
   }
-  const pg = p.pgmap[pfn];
-  if (pg !== 0) {
-    const pgmap = k.pgmaps[pg];
-    if (pgmap === null || pgmap.dead) throw new KernelBug('KASAN', `use-after-free of struct dev_pagemap in ${op}`, k.dumpPage(pfn, `KASAN: pgmap #${pg} freed by memunmap_pages()`));
-  }
+  pageBug(k, 'KASAN', `use-after-free of struct dev_pagemap in ${op}`, pfn, `KASAN: pgmap #${p.pgmap[pfn]} freed by memunmap_pages()`);
 }
 
 /** folio_get() / get_page(): the caller already holds a reference (VM_BUG_ON on zero). */
 export function folioGet(k: Kernel, pfn: number): void {
-  const head = k.pages.folioPfn(pfn);
+  const p = k.pages;
+  const head = p.folioPfn(pfn);
   kasanCheck(k, head, 'folio_get');
-  if (k.pages.refcount[head] <= 0) throw new KernelBug('REFCOUNT', 'folio_get on a folio with refcount 0', k.dumpPage(head, 'VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio))'));
-  k.pages.refcount[head]++;
+  if (p.refcount[head] <= 0) refcountBug(k, head, 'folio_get on a folio with refcount 0', 'VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio))');
+  p.refcount[head]++;
+}
+
+/** A REFCOUNT KernelBug for head (out of line: the reference helpers stay small). */
+function refcountBug(k: Kernel, head: number, rule: string, why: string): never {
+  pageBug(k, 'REFCOUNT', rule, head, why);
 }
 
 /** folio_ref_add() */
@@ -83,7 +101,7 @@ export function folioPutRefs(k: Kernel, pfn: number, n: number): void {
   const head = p.folioPfn(pfn);
   kasanCheck(k, head, 'folio_put');
   const r = p.refcount[head] - n;
-  if (r < 0) throw new KernelBug('REFCOUNT', `folio_put: refcount underflow (${p.refcount[head]} - ${n})`, k.dumpPage(head, 'VM_BUG_ON_FOLIO(folio_ref_count(folio) < 0)'));
+  if (r < 0) putUnderflowBug(k, head, n);
   p.refcount[head] = r;
   if (r === 0) freeFolio(k, head);
   // devpage_free_refcount_one: a device page was free at refcount 1
@@ -91,23 +109,32 @@ export function folioPutRefs(k: Kernel, pfn: number, n: number): void {
   else if (r === 1 && p.pgmap[head] !== 0 && k.config.historical.devpage_free_refcount_one) freeFolio(k, head);
 }
 
+function putUnderflowBug(k: Kernel, head: number, n: number): never {
+  refcountBug(k, head, `folio_put: refcount underflow (${k.pages.refcount[head]} - ${n})`, 'VM_BUG_ON_FOLIO(folio_ref_count(folio) < 0)');
+}
+
+/** "Bad page state" and other BUGs of __folio_put() (out of line). */
+function badPage(k: Kernel, head: number, rule: string, why: string): never {
+  pageBug(k, 'BUG', rule, head, why);
+}
+
 /** __folio_put(): the refcount has reached zero. */
 function freeFolio(k: Kernel, head: number): void {
   const p = k.pages;
-  if (p.flags[head] & PG_reserved) throw new KernelBug('BUG', 'freeing a reserved page (zero page?)', k.dumpPage(head, 'Bad page state'));
+  if (p.flags[head] & PG_reserved) badPage(k, head, 'freeing a reserved page (zero page?)', 'Bad page state');
   if (p.pgmap[head] !== 0) {
     freeZoneDeviceFolio(k, head);
     return;
   }
-  if (p.folioMapped(head)) throw new KernelBug('BUG', 'Bad page state: freeing a mapped page', k.dumpPage(head, 'nonzero mapcount'));
-  if (p.flags[head] & PG_locked) throw new KernelBug('BUG', 'Bad page state: freeing a locked page', k.dumpPage(head, 'PAGE_FLAGS_CHECK_AT_FREE'));
-  if (p.flags[head] & PG_lru_pending) throw new KernelBug('BUG', 'freeing a folio held by an LRU batch', k.dumpPage(head, 'refcount accounting'));
+  if (p.folioMapped(head)) badPage(k, head, 'Bad page state: freeing a mapped page', 'nonzero mapcount');
+  if (p.flags[head] & PG_locked) badPage(k, head, 'Bad page state: freeing a locked page', 'PAGE_FLAGS_CHECK_AT_FREE');
+  if (p.flags[head] & PG_lru_pending) badPage(k, head, 'freeing a folio held by an LRU batch', 'refcount accounting');
   if (p.flags[head] & PG_hugetlb) {
     freeHugetlbFolio(k, head);
     return;
   }
   if (p.flags[head] & PG_lru) k.lru.removeOnFree(head);
-  if (p.pincount[head] !== 0) throw new KernelBug('BUG', 'Bad page state: freeing a pinned folio', k.dumpPage(head, 'pincount != 0'));
+  if (p.pincount[head] !== 0) badPage(k, head, 'Bad page state: freeing a pinned folio', 'pincount != 0');
   // free_pages_prepare(): the buddy allocator resets every page's flags
   // (anon, anon_exclusive, dirty, uptodate, swapbacked, head/tail) to
   // PG_buddy as it takes the folio back.
@@ -121,9 +148,11 @@ export function pageBuddy(k: Kernel, pfn: number): boolean {
 
 /** folio_trylock(): take PG_locked if free; never blocks. */
 export function folioTrylock(k: Kernel, pfn: number): boolean {
-  const head = k.pages.folioPfn(pfn);
-  if (k.pages.flags[head] & PG_locked) return false;
-  k.pages.flags[head] |= PG_locked;
+  const p = k.pages;
+  const head = p.folioPfn(pfn);
+  const f = p.flags[head];
+  if (f & PG_locked) return false;
+  p.flags[head] = f | PG_locked;
   return true;
 }
 
@@ -138,9 +167,15 @@ export function* folioLock(k: Kernel, pfn: number): K<void> {
 
 /** folio_unlock(): VM_BUG_ON if not locked. */
 export function folioUnlock(k: Kernel, pfn: number): void {
-  const head = k.pages.folioPfn(pfn);
-  if (!(k.pages.flags[head] & PG_locked)) throw new KernelBug('BUG', 'folio_unlock of an unlocked folio', k.dumpPage(head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))'));
-  k.pages.flags[head] &= ~PG_locked;
+  const p = k.pages;
+  const head = p.folioPfn(pfn);
+  const f = p.flags[head];
+  if (!(f & PG_locked)) unlockBug(k, head);
+  p.flags[head] = f & ~PG_locked;
+}
+
+function unlockBug(k: Kernel, head: number): never {
+  badPage(k, head, 'folio_unlock of an unlocked folio', 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
 }
 
 export function folioTestLocked(k: Kernel, pfn: number): boolean {

@@ -39,6 +39,7 @@
  */
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY, EEXIST, EFAULT, EHWPOISON, EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW } from '../errno.js';
 import type { K } from '../sched/sched.js';
 import {
@@ -240,7 +241,7 @@ export function gupPutFolio(k: Kernel, head: number, refs: number, flags: number
     kasanCheck(k, head, 'gup_put_folio');
     k.vmstat.nr_foll_pin_released += refs;
     if (p.order[head] !== 0) {
-      if (p.pincount[head] < refs) throw new KernelBug('REFCOUNT', 'unpin_user_page: _pincount underflow', k.dumpPage(head, 'gup_put_folio'));
+      if (p.pincount[head] < refs) pageBug(k, 'REFCOUNT', 'unpin_user_page: _pincount underflow', head, 'gup_put_folio');
       p.pincount[head] -= refs;
     } else {
       refs *= GUP_PIN_COUNTING_BIAS;
@@ -260,7 +261,7 @@ function sanityCheckPinnedPage(k: Kernel, pfn: number): void {
   const ok = p.order[head] === 0 || (p.flags[head] & PG_hugetlb)
     ? (p.flags[head] & PG_anon_exclusive) !== 0
     : (p.flags[head] & PG_anon_exclusive) !== 0 || (p.flags[pfn] & PG_anon_exclusive) !== 0;
-  if (!ok) throw new KernelBug('BUG', 'sanity_check_pinned_pages: pinned anon page is not PageAnonExclusive', k.dumpPage(pfn, 'VM_BUG_ON_PAGE(!PageAnonExclusive(page))'));
+  if (!ok) pageBug(k, 'BUG', 'sanity_check_pinned_pages: pinned anon page is not PageAnonExclusive', pfn, 'VM_BUG_ON_PAGE(!PageAnonExclusive(page))');
 }
 
 /**
@@ -380,7 +381,7 @@ function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti
   const p = k.pages;
   const head = p.folioPfn(page);
   if ((flags & FOLL_PIN) && (p.flags[head] & PG_anon) && !(p.flags[page] & PG_anon_exclusive)) {
-    throw new KernelBug('BUG', 'follow_page_pte: FOLL_PIN of a non-exclusive anon page', k.dumpPage(page, 'VM_BUG_ON_PAGE((flags & FOLL_PIN) && PageAnon(page) && !PageAnonExclusive(page))'));
+    pageBug(k, 'BUG', 'follow_page_pte: FOLL_PIN of a non-exclusive anon page', page, 'VM_BUG_ON_PAGE((flags & FOLL_PIN) && PageAnon(page) && !PageAnonExclusive(page))');
   }
   const r = tryGrabFolio(k, head, 1, flags);
   if (r) return r;
@@ -399,7 +400,7 @@ function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, 
   if (!(f & _PAGE_RW) && gupMustUnshare(k, vma, flags, v)) return -EMLINK;
   const p = k.pages;
   if ((flags & FOLL_PIN) && (p.flags[v] & PG_anon) && !(p.flags[v] & PG_anon_exclusive)) {
-    throw new KernelBug('BUG', 'follow_huge_pmd: FOLL_PIN of a non-exclusive anon folio', k.dumpPage(v, 'VM_BUG_ON_PAGE(!PageAnonExclusive(page))'));
+    pageBug(k, 'BUG', 'follow_huge_pmd: FOLL_PIN of a non-exclusive anon folio', v, 'VM_BUG_ON_PAGE(!PageAnonExclusive(page))');
   }
   const r = tryGrabFolio(k, v, 1, flags);
   if (r) return r;

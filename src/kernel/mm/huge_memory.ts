@@ -12,6 +12,7 @@
  */
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY } from '../errno.js';
 import {
   type PmdTable, PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW,
@@ -261,10 +262,10 @@ export function canSplitFolio(k: Kernel, head: number): boolean {
  */
 export function splitFolio(k: Kernel, head: number): number {
   const p = k.pages;
-  if (p.folioPfn(head) !== head) throw new KernelBug('BUG', 'split_folio: not a folio head', k.dumpPage(head, 'split_folio'));
+  if (p.folioPfn(head) !== head) pageBug(k, 'BUG', 'split_folio: not a folio head', head, 'split_folio');
   const nr = p.folioNr(head);
   if (nr === 1) return 0;
-  if (!(p.flags[head] & 1 /* PG_locked */)) throw new KernelBug('BUG', 'split_folio: folio not locked', k.dumpPage(head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))'));
+  if (!(p.flags[head] & 1 /* PG_locked */)) pageBug(k, 'BUG', 'split_folio: folio not locked', head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
   if (p.pincount[head] > 0) return -EBUSY;
   if (p.entireMapcount[head] > 0) return -EAGAIN;
   let mapped = 0;

@@ -5,7 +5,7 @@
  * last reference goes (free_huge_folio()).
  */
 import type { Kernel } from '../kernel.js';
-import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import { HPAGE_PMD_ORDER, PG_hugetlb, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
 import { __GFP_ZERO } from './page_alloc.js';
 
@@ -48,7 +48,7 @@ export class HugetlbPool {
   }
 
   put(k: Kernel, pfn: number): void {
-    if (k.pages.refcount[pfn] !== 0) throw new KernelBug('BUG', 'free_huge_folio with references', k.dumpPage(pfn, 'free_huge_folio'));
+    if (k.pages.refcount[pfn] !== 0) pageBug(k, 'BUG', 'free_huge_folio with references', pfn, 'free_huge_folio');
     k.pages.mapping[pfn] = 0;
     this.markFree(k, pfn);
   }

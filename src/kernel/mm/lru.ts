@@ -13,7 +13,7 @@
  *
  * Lock: lruvec lock, implicit (nothing here yields).
  */
-import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import { PG_lru, PG_lru_pending } from './page.js';
 import type { Kernel } from '../kernel.js';
 import { folioPut } from './folio.js';
@@ -31,8 +31,8 @@ export class Lru {
   /** folio_add_lru(): takes a reference; the folio reaches the LRU at the next drain. */
   add(folio: number): void {
     const p = this.k.pages;
-    if (p.pgmap[folio] !== 0) throw new KernelBug('BUG', 'folio_add_lru: ZONE_DEVICE folio on an LRU', this.k.dumpPage(folio, 'VM_BUG_ON_FOLIO(folio_is_zone_device(folio))'));
-    if (p.flags[folio] & (PG_lru | PG_lru_pending)) throw new KernelBug('BUG', 'folio_add_lru: folio already on an LRU', this.k.dumpPage(folio, 'VM_BUG_ON_FOLIO(folio_test_lru(folio))'));
+    if (p.pgmap[folio] !== 0) pageBug(this.k, 'BUG', 'folio_add_lru: ZONE_DEVICE folio on an LRU', folio, 'VM_BUG_ON_FOLIO(folio_is_zone_device(folio))');
+    if (p.flags[folio] & (PG_lru | PG_lru_pending)) pageBug(this.k, 'BUG', 'folio_add_lru: folio already on an LRU', folio, 'VM_BUG_ON_FOLIO(folio_test_lru(folio))');
     p.refcount[folio]++;
     p.flags[folio] |= PG_lru_pending;
     this.batch.push(folio);
@@ -94,7 +94,7 @@ export class Lru {
   isolate(f: number): boolean {
     const p = this.k.pages;
     if (!(p.flags[f] & PG_lru)) return false;
-    if (p.refcount[f] <= 0) throw new KernelBug('BUG', 'folio_isolate_lru: no reference held', this.k.dumpPage(f, 'VM_BUG_ON_FOLIO(!folio_ref_count(folio))'));
+    if (p.refcount[f] <= 0) pageBug(this.k, 'BUG', 'folio_isolate_lru: no reference held', f, 'VM_BUG_ON_FOLIO(!folio_ref_count(folio))');
     p.flags[f] &= ~PG_lru;
     this.unlink(f);
     p.refcount[f]++;

@@ -23,6 +23,7 @@
  * reference count is atomic (percpu_ref).
  */
 import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import type { Kernel } from '../kernel.js';
 import { EINVAL, EBUSY, ENOMEM, ENXIO } from '../errno.js';
 import {
@@ -240,15 +241,15 @@ function pgmapTrygetMany(pgmap: DevPagemap, n: number): boolean {
 export function zoneDeviceFolioInit(k: Kernel, pfn: number, order = 0): void {
   const p = k.pages;
   const pgmap = k.pgmaps[p.pgmap[pfn]];
-  if (pgmap === null || pgmap === undefined) throw new KernelBug('BUG', 'zone_device_page_init on a page that is not ZONE_DEVICE', k.dumpPage(pfn, 'zone_device_page_init'));
-  if (pgmap.dead) throw new KernelBug('KASAN', 'zone_device_page_init after memunmap_pages', k.dumpPage(pfn, 'use-after-free of pgmap'));
+  if (pgmap === null || pgmap === undefined) pageBug(k, 'BUG', 'zone_device_page_init on a page that is not ZONE_DEVICE', pfn, 'zone_device_page_init');
+  if (pgmap.dead) pageBug(k, 'KASAN', 'zone_device_page_init after memunmap_pages', pfn, 'use-after-free of pgmap');
   if (order !== 0 && order !== HPAGE_PMD_ORDER) k.printk.warn(`zone_device_folio_init: order ${order} (only PMD order is supported)`);
   const nr = 1 << order;
-  if (pfn % nr !== 0) throw new KernelBug('BUG', 'zone_device_folio_init: folio not naturally aligned', k.dumpPage(pfn, 'alignment'));
+  if (pfn % nr !== 0) pageBug(k, 'BUG', 'zone_device_folio_init: folio not naturally aligned', pfn, 'alignment');
   const expect = k.config.historical.devpage_free_refcount_one ? 1 : 0;
   for (let i = 0; i < nr; i++) {
     if (p.refcount[pfn + i] !== expect || (p.flags[pfn + i] & PG_locked)) {
-      throw new KernelBug('BUG', 'zone_device_page_init of a page that is not free', k.dumpPage(pfn + i, `VM_BUG_ON_PAGE(page_ref_count(page) != ${expect})`));
+      pageBug(k, 'BUG', 'zone_device_page_init of a page that is not free', pfn + i, `VM_BUG_ON_PAGE(page_ref_count(page) != ${expect})`);
     }
   }
   pgmap.allocated += nr;
@@ -303,7 +304,7 @@ export function freeZoneDeviceFolio(k: Kernel, head: number): void {
     k.warnOnPage(true, head, 'free_zone_device_folio: no pgmap');
     return;
   }
-  if (p.folioMapped(head)) throw new KernelBug('BUG', 'Bad page state: freeing a mapped device page', k.dumpPage(head, 'free_zone_device_folio'));
+  if (p.folioMapped(head)) pageBug(k, 'BUG', 'Bad page state: freeing a mapped device page', head, 'free_zone_device_folio');
   const nr = 1 << p.order[head];
   if (nr === 1) p.mapping[head] = 0;
   else p.mapping.fill(0, head, head + nr);

@@ -25,6 +25,7 @@
  */
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY } from '../errno.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE,
@@ -352,7 +353,7 @@ export function folioSplitUnmapped(k: Kernel, head: number): number {
   const nr = p.folioNr(head);
   if (nr === 1) return 0;
   if (p.folioMapped(head) || (p.flags[head] & PG_writeback)) return -EBUSY;
-  if (!(p.flags[head] & PG_locked)) throw new KernelBug('BUG', 'folio_split_unmapped: folio not locked', k.dumpPage(head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))'));
+  if (!(p.flags[head] & PG_locked)) pageBug(k, 'BUG', 'folio_split_unmapped: folio not locked', head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
   const keep = p.flags[head] & (PG_anon | PG_swapbacked | PG_uptodate | PG_dirty);
   const pg = p.pgmap[head] !== 0 ? k.pgmaps[p.pgmap[head]] : null;
   const devPrivate = pg !== null && pg !== undefined && pg.type === MEMORY_DEVICE_PRIVATE;

@@ -34,6 +34,7 @@
  */
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY, EINVAL, ENOENT } from '../errno.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ,
@@ -42,7 +43,7 @@ import {
 } from './pgtable.js';
 import { clearPte, setPmdLeaf, setPte } from './pte_ops.js';
 import {
-  HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_lru,
+  HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_locked, PG_lru,
   PG_shadow_free, PG_swapcache, PG_tail, PG_uptodate, PG_writeback,
 } from './page.js';
 import {
@@ -106,15 +107,16 @@ const INT_LIMIT = 2147483648;
 
 /** The MIGRATE_PFN_* bits of entry v (v % 64). */
 function mpfnFlags(v: number): number {
-  return v < INT_LIMIT ? (v | 0) & (MIGRATE_PFN_FLAGS - 1) : v % MIGRATE_PFN_FLAGS;
+  return v < INT_LIMIT ? v & (MIGRATE_PFN_FLAGS - 1) : v % MIGRATE_PFN_FLAGS;
 }
 
 /** migrate_pfn_to_page(v): the pfn of a VALID entry, else -1. Only VALID is looked at. */
 export function migratePfnToPage(v: number): number {
-  if (v < INT_LIMIT) {
-    const x = v | 0;
-    return (x & MIGRATE_PFN_VALID) !== 0 ? x >>> MIGRATE_PFN_SHIFT : -1;
-  }
+  return v < INT_LIMIT ? ((v & MIGRATE_PFN_VALID) !== 0 ? v >>> MIGRATE_PFN_SHIFT : -1) : migratePfnToPageWide(v);
+}
+
+/** migratePfnToPage() of an entry of 2^31 or more (float arithmetic; kept out of line). */
+function migratePfnToPageWide(v: number): number {
   if ((v % MIGRATE_PFN_FLAGS) % 2 !== 1) return -1;
   return Math.floor(v / MIGRATE_PFN_FLAGS);
 }
@@ -680,8 +682,17 @@ export function* migrateVmaSetup(args: MigrateVma): K<number> {
 /** Driver misuse checks on a dst pfn before migrate_vma_pages() uses it. */
 function checkDstPage(k: Kernel, dpfn: number, i: number): void {
   const p = k.pages;
+  if (dpfn <= 0 || dpfn >= p.capacity || dpfn === k.zeroPfn || dpfn === k.hugeZeroPfn) dstPageBug(k, dpfn, i);
+  const head = p.folioPfn(dpfn);
+  const isRam = dpfn >= k.buddy.start && dpfn < k.buddy.end;
+  if ((!isRam && p.pgmap[dpfn] === 0) || p.refcount[head] <= 0 || (p.flags[head] & (PG_buddy | PG_shadow_free | PG_locked)) !== PG_locked) dstPageBug(k, dpfn, i);
+}
+
+/** The BUG checkDstPage() found, named (out of line). */
+function dstPageBug(k: Kernel, dpfn: number, i: number): never {
+  const p = k.pages;
   if (dpfn === k.zeroPfn || dpfn === k.hugeZeroPfn) {
-    throw new KernelBug('BUG', 'migrate_vma_pages: dst page is the zero page', k.dumpPage(dpfn, `dst[${i}]`));
+    pageBug(k, 'BUG', 'migrate_vma_pages: dst page is the zero page', dpfn, `dst[${i}]`);
   }
   const isRam = dpfn >= k.buddy.start && dpfn < k.buddy.end;
   if (dpfn <= 0 || dpfn >= p.capacity || (!isRam && p.pgmap[dpfn] === 0)) {
@@ -689,11 +700,12 @@ function checkDstPage(k: Kernel, dpfn: number, i: number): void {
   }
   const head = p.folioPfn(dpfn);
   if (p.refcount[head] <= 0 || (p.flags[head] & (PG_buddy | PG_shadow_free))) {
-    throw new KernelBug('BUG', 'migrate_vma_pages: dst page is free', k.dumpPage(dpfn, `dst[${i}] is a free page`));
+    pageBug(k, 'BUG', 'migrate_vma_pages: dst page is free', dpfn, `dst[${i}] is a free page`);
   }
   if (!folioTestLocked(k, dpfn)) {
-    throw new KernelBug('BUG', 'migrate_vma_pages: dst page not locked', k.dumpPage(dpfn, `dst[${i}]: destination pages must be locked (lock_page / zone_device_page_init)`));
+    pageBug(k, 'BUG', 'migrate_vma_pages: dst page not locked', dpfn, `dst[${i}]: destination pages must be locked (lock_page / zone_device_page_init)`);
   }
+  throw new KernelBug('BUG', 'migrate_vma_pages: dst page check failed', k.dumpPage(dpfn, `dst[${i}]`));
 }
 
 let warnedUnsupportedZoneDevice = false;
@@ -788,7 +800,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
   if (addr % HPAGE_PMD_SIZE !== 0 || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) return -EINVAL;
   anonVmaPrepare(k, vma);
   if (p.order[folio] !== HPAGE_PMD_ORDER) {
-    throw new KernelBug('BUG', 'migrate_vma_pages: MIGRATE_PFN_COMPOUND dst is not a PMD-sized folio', k.dumpPage(folio, `dst[${idx}] has order ${p.order[folio]}`));
+    pageBug(k, 'BUG', 'migrate_vma_pages: MIGRATE_PFN_COMPOUND dst is not a PMD-sized folio', folio, `dst[${idx}] has order ${p.order[folio]}`);
   }
   p.flags[folio] |= PG_uptodate;
   const write = (vma.flags & VM_WRITE) !== 0;
@@ -925,7 +937,7 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
         src[i] = mpfnClear(src[i], MIGRATE_PFN_MIGRATE);
         break next;
       }
-      if (p.flags[folio] & PG_writeback) throw new KernelBug('BUG', 'migrate_vma_pages: source folio under writeback', k.dumpPage(folio, 'BUG_ON(folio_test_writeback(folio))'));
+      if (p.flags[folio] & PG_writeback) pageBug(k, 'BUG', 'migrate_vma_pages: source folio under writeback', folio, 'BUG_ON(folio_test_writeback(folio))');
       if (mv !== null && mv.faultPage === page && !k.config.historical.fault_no_page_ref) extraCnt = 1;
       for (let j = 0; j < nr && i + j < npages; j++) {
         const sp = migratePfnToPage(src[i + j]);
@@ -1006,7 +1018,7 @@ function checkContentsPreserved(k: Kernel, src: number, dst: number): void {
   const nr = Math.min(k.pages.folioNr(src), k.pages.folioNr(dst));
   for (let j = 0; j < nr; j++) {
     if (k.contents.checksum(src + j) !== k.contents.checksum(dst + j)) {
-      throw new KernelBug('INVARIANT', 'migration lost data: the destination page differs from the source at finalize', k.dumpPage(dst + j, `dst ${dst + j} != src ${src + j} (the driver must copy before migrate_vma_pages / finalize)`));
+      pageBug(k, 'INVARIANT', 'migration lost data: the destination page differs from the source at finalize', dst + j, `dst ${dst + j} != src ${src + j} (the driver must copy before migrate_vma_pages / finalize)`);
     }
   }
 }

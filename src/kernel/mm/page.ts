@@ -118,8 +118,7 @@ export class PageArrays {
 
   /** folio_pfn(page_folio(pfn_to_page(pfn))): the head pfn of the folio containing pfn. */
   folioPfn(pfn: number): number {
-    const o = this.order[pfn];
-    return o === 0 ? pfn : pfn - (pfn & ((1 << o) - 1));
+    return pfn - (pfn & ((1 << this.order[pfn]) - 1));
   }
 
   /** folio_nr_pages() of the folio containing pfn. */

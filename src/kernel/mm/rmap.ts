@@ -12,7 +12,7 @@
  * a writable PTE implies exclusive; dup (fork) and share (migration to a
  * readable entry) clear it, and fail with -EBUSY if the folio may be pinned.
  */
-import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import type { Kernel } from '../kernel.js';
 import { EBUSY } from '../errno.js';
 import { PG_anon, PG_anon_exclusive, PG_swapbacked, PG_uptodate } from './page.js';
@@ -50,7 +50,7 @@ function setAnonMapping(k: Kernel, head: number, vma: Vma, addr: number): void {
  */
 export function folioAddNewAnonRmap(k: Kernel, head: number, vma: Vma, addr: number, pmd: boolean): void {
   const p = k.pages;
-  if (p.folioMapped(head)) throw new KernelBug('BUG', 'folio_add_new_anon_rmap: folio already mapped', k.dumpPage(head, 'VM_BUG_ON_FOLIO(folio_mapped)'));
+  if (p.folioMapped(head)) pageBug(k, 'BUG', 'folio_add_new_anon_rmap: folio already mapped', head, 'VM_BUG_ON_FOLIO(folio_mapped)');
   const nr = p.folioNr(head);
   setAnonMapping(k, head, vma, pmd || nr === 1 ? addr : addr - (addr - vma.start) % (nr * 4096));
   for (let i = 0; i < nr; i++) p.flags[head + i] |= PG_anon_exclusive;
@@ -99,14 +99,14 @@ export function folioAddFileRmapPmd(k: Kernel, head: number): void {
  */
 export function folioRemoveRmapPte(k: Kernel, pfn: number): void {
   const p = k.pages;
-  if (p.mapcount[pfn] <= 0) throw new KernelBug('BUG', 'folio_remove_rmap_pte: mapcount underflow (Bad page map)', k.dumpPage(pfn, 'page_mapcount < 0'));
+  if (p.mapcount[pfn] <= 0) pageBug(k, 'BUG', 'folio_remove_rmap_pte: mapcount underflow (Bad page map)', pfn, 'page_mapcount < 0');
   p.mapcount[pfn]--;
 }
 
 /** folio_remove_rmap_pmd() */
 export function folioRemoveRmapPmd(k: Kernel, head: number): void {
   const p = k.pages;
-  if (p.entireMapcount[head] <= 0) throw new KernelBug('BUG', 'folio_remove_rmap_pmd: entire mapcount underflow', k.dumpPage(head, 'entire_mapcount < 0'));
+  if (p.entireMapcount[head] <= 0) pageBug(k, 'BUG', 'folio_remove_rmap_pmd: entire mapcount underflow', head, 'entire_mapcount < 0');
   p.entireMapcount[head]--;
 }
 

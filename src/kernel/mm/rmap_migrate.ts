@@ -20,7 +20,7 @@
  */
 import type { Kernel } from '../kernel.js';
 import { EBUSY } from '../errno.js';
-import { KernelBug } from '../printk.js';
+import { pageBug } from './debug.js';
 import {
   type PmdTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
   T_MIGRATION_WRITE, T_PRESENT, _PAGE_DIRTY, _PAGE_RW, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex,
@@ -132,7 +132,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
       // is_writable_device_private_entry() is false: a readable(-exclusive)
       // migration entry is made and write permission is lost.
       if (anonExclusive && folioTryShareAnonRmapPte(k, sub) !== 0) {
-        throw new KernelBug('BUG', 'try_to_migrate_one: BUG_ON(page_try_share_anon_rmap(subpage)): a pinned device-coherent page in the device-private branch', k.dumpPage(sub, 'kernel BUG at mm/rmap.c: try_to_migrate_one'));
+        pageBug(k, 'BUG', 'try_to_migrate_one: BUG_ON(page_try_share_anon_rmap(subpage)): a pinned device-coherent page in the device-private branch', sub, 'kernel BUG at mm/rmap.c: try_to_migrate_one');
       }
       type = anonExclusive ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ;
     } else {
