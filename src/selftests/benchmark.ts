@@ -44,14 +44,15 @@ export function hmm_buffer_alloc(lc: Libc, size: number): HmmBuffer {
 
 /**
  * `for (i = 0; i < buffer_size / sizeof(int); i++) ptr[i] = i & 0xFF;`,
- * stored through the CPU 2 MiB at a time (one staging array, reused).
+ * stored through the CPU 2 MiB at a time. The values repeat every 256
+ * ints and each 2 MiB step starts at a multiple of 256, so one staging
+ * array holds every step's values: it is filled once and stored again.
  */
 function init_buffer(lc: Libc, ptr: number, buffer_size: number): void {
   const chunk = new Int32Array(Math.min(buffer_size, TWOMEG) / 4);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = i & 0xff;
   for (let off = 0; off < buffer_size; off += chunk.byteLength) {
     const n = Math.min(chunk.length, (buffer_size - off) / 4);
-    const base = off / 4;
-    for (let i = 0; i < n; i++) chunk[i] = (base + i) & 0xff;
     lc.writeI32(ptr + off, n === chunk.length ? chunk : chunk.subarray(0, n));
   }
 }
