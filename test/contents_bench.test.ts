@@ -105,3 +105,28 @@ test('bench memory: the measured bytes per page frame include at least the struc
   assert.ok(r.bytesPerPage > 0.8 * r.structPageBytes, `${r.bytesPerPage} > 0.8 x ${r.structPageBytes}`);
   assert.ok(r.pageFrames >= 8192);
 });
+
+test('contents: bytesMoved counts the bytes each operation copies, reads, writes or fills, the same in both modes', () => {
+  for (const c of stores()) {
+    assert.equal(c.bytesMoved, 0, `${c.mode}: nothing moved at boot`);
+    c.fill(1, 0, 4096, 7); /* 4096 */
+    c.copy(2, 1); /* 4096 */
+    c.copy(2, 2); /* a copy onto itself moves nothing */
+    c.write(3, 100, new Uint8Array(16).fill(1), 0, 16); /* 16 */
+    const out = new Uint8Array(8192);
+    c.readPages(5, 2, out, 0); /* 8192 (zero pages: every mode reads zeroes) */
+    c.copyRange(512, 0, 512); /* a whole block: 2 MiB */
+    assert.equal(c.bytesMoved, 4096 + 4096 + 16 + 8192 + 512 * 4096, `${c.mode}: bytesMoved`);
+  }
+});
+
+test('selftest: each case reports the page-content bytes it moved, and the JSON report sums them', async () => {
+  const { buildHmmSuite } = await import('../src/selftests/hmm_tests.js');
+  const suite = buildHmmSuite({});
+  const r = suite.run({ filter: ['hmm.hmm_device_private.open_close', 'hmm.hmm_device_private.anon_read'], out: null });
+  const byName = new Map(r.cases.map((c) => [c.test, c]));
+  assert.equal(byName.get('anon_read')!.status, 'pass');
+  // anon_read writes and reads back a 4 MiB buffer (HMM_BUFFER_SIZE) at least twice through page contents.
+  assert.ok(byName.get('anon_read')!.stats.contentBytes! >= 2 * (1024 << 12), `anon_read moved ${byName.get('anon_read')!.stats.contentBytes}`);
+  assert.ok(byName.get('open_close')!.stats.contentBytes! < byName.get('anon_read')!.stats.contentBytes!);
+});

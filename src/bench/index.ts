@@ -19,6 +19,7 @@ import { runScale, type ScaleResult } from './scale.js';
 import { runSuite, type SuiteRun } from './suite.js';
 import { runBig, type BigResult } from './big.js';
 import { median, round } from './stats.js';
+import { parallelMemcpyGBps } from './memcpy.js';
 
 export const SECTIONS = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer', 'big'] as const;
 /** What runs without --only: everything but the minute-long big-machine run. */
@@ -55,6 +56,13 @@ export interface BenchResult {
   selftestSeconds: number | null;
   selftestTotals: Record<string, number> | null;
   selftestTable: Array<{ name: string; lines: string[] }> | null;
+  /**
+   * Why the suite takes what it takes: the page-content bytes it moves,
+   * the memcpy bandwidth of all its worker threads copying at once, and
+   * the wall time those bytes alone need at that bandwidth (a lower bound
+   * of selftestSeconds in bytes mode: no bookkeeping, perfect balance).
+   */
+  selftestFloor: { contentBytes: number; jobs: number; parallelMemcpyGBps: number; copySeconds: number; benchmarkCaseSeconds: number[] } | null;
   explorerSchedulesPerSecond: number | null;
   big: BigResult | null;
   targets: Record<string, Target>;
@@ -82,7 +90,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     },
     memcpyGBps: null, memcpyGBpsThp: null, core: [], ratio4k: null, ratioThp: null, fault: null, scale: null,
     scaleFlatness: null, memory: null, bytesPerPage: null, selftestSeconds: null, selftestTotals: null,
-    selftestTable: null, explorerSchedulesPerSecond: null, big: null, targets: {}, seconds: 0,
+    selftestTable: null, selftestFloor: null, explorerSchedulesPerSecond: null, big: null, targets: {}, seconds: 0,
   };
   if (has('core')) {
     const sizes = o.quick ? [4 * MiB, 16 * MiB] : [16 * MiB, 64 * MiB, 256 * MiB];
@@ -127,6 +135,12 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     res.selftestTotals = s.totals;
     res.selftestTable = s.tables;
     o.log(`suite: hmmsim selftest took ${s.selftestSeconds} s (${JSON.stringify(s.totals)})`);
+    const bw = await parallelMemcpyGBps(s.jobs, o.quick ? 64 << 20 : 256 << 20, 2 << 20, o.quick ? 3 : 7);
+    res.selftestFloor = {
+      contentBytes: s.contentBytes, jobs: s.jobs, parallelMemcpyGBps: round(bw),
+      copySeconds: round(s.contentBytes / (bw * 1e9)), benchmarkCaseSeconds: s.benchmarkCaseSeconds,
+    };
+    o.log(`suite floor: ${(s.contentBytes / 1e9).toFixed(1)} GB of page contents moved; ${s.jobs} threads copy ${res.selftestFloor.parallelMemcpyGBps} GB/s together (2 MiB blocks), so the copies alone take ${res.selftestFloor.copySeconds} s; benchmark_thp_migration cases ${s.benchmarkCaseSeconds.join(' s, ')} s`);
   }
   if (has('explorer')) {
     res.explorerSchedulesPerSecond = await explorerRate(o.quick);

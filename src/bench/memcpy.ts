@@ -22,3 +22,33 @@ export class MemcpyProbe {
     return performance.now() - t0;
   }
 }
+
+/**
+ * The machine's memcpy bandwidth with `threads` threads copying at once
+ * (each its own `bytes`, in `block`-sized copies, median of `reps`
+ * passes), summed over the threads: what `hmmsim selftest --jobs N` can
+ * get from the memory system at best. On a VM the threads share the host's
+ * memory bandwidth, so the sum is less than threads x the one-thread rate.
+ */
+export async function parallelMemcpyGBps(threads: number, bytes: number, block: number, reps = 7): Promise<number> {
+  const { Worker } = await import('node:worker_threads');
+  // An eval'd CommonJS body: no module file to locate from dist/.
+  const body = `
+    const { parentPort, workerData: { bytes, block, reps } } = require('node:worker_threads');
+    const buf = new Uint8Array(2 * bytes);
+    for (let o = 0; o < buf.length; o += 4096) buf[o] = (o >>> 12) & 0xff;
+    const t = [];
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      for (let o = 0; o < bytes; o += block) buf.copyWithin(bytes + o, o, o + block);
+      t.push(performance.now() - t0);
+    }
+    t.sort((a, b) => a - b);
+    parentPort.postMessage(bytes / (t[t.length >> 1] / 1e3) / 1e9);`;
+  const rates = await Promise.all(Array.from({ length: threads }, () => new Promise<number>((resolve, reject) => {
+    const w = new Worker(body, { eval: true, workerData: { bytes, block, reps } });
+    w.once('message', (v: number) => { resolve(v); void w.terminate(); });
+    w.once('error', reject);
+  })));
+  return rates.reduce((s, x) => s + x, 0);
+}

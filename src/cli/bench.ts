@@ -34,6 +34,11 @@ function report(r: BenchResult): string {
   }
   if (r.memory) out.push('', `memory: ${r.memory.bytesPerPage} bytes per page frame at ${r.memory.populatedPages} populated pages (struct page arrays ${r.memory.structPageBytes}, other ${r.memory.otherBytes})`);
   if (r.selftestSeconds !== null) out.push('', `suite: hmmsim selftest ${r.selftestSeconds} s, ${JSON.stringify(r.selftestTotals)}`);
+  const f = r.selftestFloor;
+  if (f) {
+    out.push(`  page contents moved: ${(f.contentBytes / 1e9).toFixed(1)} GB; ${f.jobs} threads copy ${f.parallelMemcpyGBps.toFixed(2)} GB/s together,`);
+    out.push(`  so the copies alone need ${f.copySeconds.toFixed(2)} s of wall time (benchmark_thp_migration: ${f.benchmarkCaseSeconds.join(' s, ')} s)`);
+  }
   for (const t of r.selftestTable ?? []) out.push('', `${t.name}:`, ...t.lines.map((l) => `  ${l}`));
   if (r.explorerSchedulesPerSecond !== null) out.push('', `explorer: ${r.explorerSchedulesPerSecond} schedules/s (cve-2022-3523)`);
   if (r.big) out.push('', `big: ${r.big.ramGiB} GiB RAM + ${r.big.deviceGiB} GiB device-private (fingerprint mode): ${r.big.populatedPages} pages populated, ${r.big.migratedPages} migrated there and back, ${r.big.verifiedPages} verified; model ${r.big.modelGiB} GiB, RSS ${r.big.rssGiB} GiB, ${r.big.seconds} s`);

@@ -65,9 +65,12 @@ function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult)
       failures: c.failures,
       kernelWarnings: c.warnings.length,
       kernelWarningRules: [...new Set(c.warnings)],
+      stats: c.stats,
       log: c.log,
     })),
     totals: r.totals,
+    /** Model statistics summed over the cases (contentBytes: page-content memory traffic). */
+    stats: { contentBytes: r.cases.reduce((s, c) => s + (c.stats.contentBytes ?? 0), 0) },
   };
 }
 

@@ -92,6 +92,8 @@ export interface Metadata {
   childDepth: number;
   /** Kernel WARNINGs logged while the case ran (rules), filled by the suite. */
   warnings: string[];
+  /** Model statistics of the case (CaseEnv.finish() fills them): contentBytes, ... */
+  stats: Record<string, number>;
 }
 
 export interface AssertionFailure {
@@ -626,6 +628,8 @@ export interface CaseResult extends CaseInfo {
   failures: AssertionFailure[];
   /** Kernel WARNINGs during the case (a kselftest run does not fail on them). */
   warnings: string[];
+  /** Model statistics (Metadata.stats). */
+  stats: Record<string, number>;
   durationMs: number;
 }
 
@@ -720,6 +724,7 @@ export class Suite<Env extends CaseEnv> {
       failures: [],
       childDepth: 0,
       warnings: [],
+      stats: {},
     };
     const start = performance.now();
     const prev = current;
@@ -798,6 +803,7 @@ export class Suite<Env extends CaseEnv> {
       log: md.log,
       failures: md.failures,
       warnings: md.warnings,
+      stats: md.stats,
       durationMs: performance.now() - start,
     };
   }
@@ -872,7 +878,7 @@ export class Suite<Env extends CaseEnv> {
         (x): CaseResult => ({ ...x, index: c.index }),
         (e: unknown): CaseResult => ({
           ...c, status: 'fail', reason: `runner died: ${e instanceof Error ? e.message : String(e)}`,
-          log: [`# ${c.test}: runner died: ${e instanceof Error ? e.message : String(e)}`], failures: [], warnings: [], durationMs: 0,
+          log: [`# ${c.test}: runner died: ${e instanceof Error ? e.message : String(e)}`], failures: [], warnings: [], stats: {}, durationMs: 0,
         }),
       );
       emit(`#  RUN           ${c.fullName} ...`);

@@ -309,6 +309,9 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       finish(md: Metadata) {
         // The kselftest test child exits: exit_mmap() of the test's mm.
         if (p.alive) p.exit(0);
+        // The memory traffic of the case: bytes of page contents copied,
+        // read, written or filled (the selftest bench's floor).
+        md.stats.contentBytes = sys.kernel.contents.bytesMoved;
         const w = sys.kernel.printk.warnings;
         md.warnings.push(...w.map((x) => x.rule));
         // dmesg: the first warnings in full, then a count per rule.

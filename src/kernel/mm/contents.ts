@@ -79,6 +79,14 @@ export interface PageContents {
   storageBytes(): number;
   /** Bytes of per-pfn bookkeeping of the store itself (not contents). */
   metadataBytes(): number;
+  /**
+   * Model statistic, not kernel state: bytes of page contents copied,
+   * read, written or filled since boot (copy/copyRange/copyTo count the
+   * bytes copied, read/write/readPages/writePages/fill the bytes moved).
+   * Fingerprint mode counts the same logical bytes although it copies
+   * none. The memory traffic a workload costs the model in bytes mode.
+   */
+  readonly bytesMoved: number;
 }
 
 /** FNV-1a-like mixing over 32-bit words; good enough to catch lost data. */
@@ -111,6 +119,7 @@ export class ByteContents implements PageContents {
   private readonly freeSlabs: number[] = [];
   private nextSlab = 0;
   private pagesInUse = 0;
+  bytesMoved = 0;
 
   ensureCapacity(n: number): void {
     if (n <= this.has.length) return;
@@ -199,6 +208,7 @@ export class ByteContents implements PageContents {
 
   /** Copy len bytes between (slab, offset) places: copyWithin inside a segment, set() across. */
   private move(ds: number, doff: number, ss: number, soff: number, len: number): void {
+    this.bytesMoved += len;
     const dseg = this.seg(ds);
     const sseg = this.seg(ss);
     if (dseg === sseg) dseg.copyWithin(doff, soff, soff + len);
@@ -238,6 +248,7 @@ export class ByteContents implements PageContents {
   }
 
   copyTo(other: PageContents, dst: number, src: number): void {
+    this.bytesMoved += PAGE_SIZE;
     if (this.has[src] === 0) {
       other.zero(dst);
       return;
@@ -248,6 +259,7 @@ export class ByteContents implements PageContents {
   }
 
   read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void {
+    this.bytesMoved += len;
     if (this.has[pfn] === 0) {
       out.fill(0, outOff, outOff + len);
       return;
@@ -258,6 +270,7 @@ export class ByteContents implements PageContents {
   }
 
   write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void {
+    this.bytesMoved += len;
     let sl: number;
     if (off === 0 && len === PAGE_SIZE) {
       sl = this.slab(pfn);
@@ -267,6 +280,7 @@ export class ByteContents implements PageContents {
   }
 
   readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void {
+    this.bytesMoved += n * PAGE_SIZE;
     let i = 0;
     while (i < n) {
       const p0 = pfn + i;
@@ -287,6 +301,7 @@ export class ByteContents implements PageContents {
   }
 
   writePages(pfn: number, n: number, inp: Uint8Array, inOff: number): void {
+    this.bytesMoved += n * PAGE_SIZE;
     let i = 0;
     while (i < n) {
       const p0 = pfn + i;
@@ -301,6 +316,7 @@ export class ByteContents implements PageContents {
   }
 
   fill(pfn: number, off: number, len: number, v: number): void {
+    this.bytesMoved += len;
     if (this.has[pfn] === 0 && (v & 0xff) === 0) return;
     if ((v & 0xff) === 0 && off === 0 && len === PAGE_SIZE) {
       this.discard(pfn);
@@ -359,6 +375,7 @@ export class FingerprintContents implements PageContents {
   private pagesInUse = 0;
   /** A counter mixed into partial stores, so two different histories never collide by construction. */
   private serial = 1;
+  bytesMoved = 0;
 
   ensureCapacity(n: number): void {
     if (n <= this.hi.length) return;
@@ -395,6 +412,7 @@ export class FingerprintContents implements PageContents {
 
   copy(dst: number, src: number): void {
     if (dst === src) return;
+    this.bytesMoved += PAGE_SIZE;
     if ((this.hi[src] | this.lo[src]) === 0) this.discard(dst);
     else this.set(dst, this.hi[src], this.lo[src]);
   }
@@ -404,12 +422,14 @@ export class FingerprintContents implements PageContents {
   }
 
   copyTo(other: PageContents, dst: number, src: number): void {
+    this.bytesMoved += PAGE_SIZE;
     if (!(other instanceof FingerprintContents)) throw new KernelBug('BUG', 'contents: copy between stores of different modes');
     if ((this.hi[src] | this.lo[src]) === 0) other.discard(dst);
     else other.set(dst, this.hi[src], this.lo[src]);
   }
 
   read(pfn: number, _off: number, out: Uint8Array, outOff: number, len: number): void {
+    this.bytesMoved += len;
     if ((this.hi[pfn] | this.lo[pfn]) === 0) {
       out.fill(0, outOff, outOff + len);
       return;
@@ -418,6 +438,7 @@ export class FingerprintContents implements PageContents {
   }
 
   write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void {
+    this.bytesMoved += len;
     const wasZero = (this.hi[pfn] | this.lo[pfn]) === 0;
     let allZero = true;
     for (let i = 0; i < len; i++) if (inp[inOff + i] !== 0) { allZero = false; break; }
@@ -452,6 +473,7 @@ export class FingerprintContents implements PageContents {
   }
 
   fill(pfn: number, off: number, len: number, v: number): void {
+    this.bytesMoved += len;
     v &= 0xff;
     const wasZero = (this.hi[pfn] | this.lo[pfn]) === 0;
     const whole = off === 0 && len === PAGE_SIZE;
