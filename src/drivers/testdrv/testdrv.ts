@@ -88,16 +88,28 @@ export interface TestDevOptions {
  * generator on every new call site it reaches).
  */
 
+/*
+ * A COMPOUND entry stands for HPAGE_PMD_NR pages and the entries after it
+ * are zero (migrate_vma_nr_pages()): the loops step over them at once.
+ */
+function entryNr(v: number): number {
+  return mpfnHas(v, MIGRATE_PFN_COMPOUND) ? HPAGE_PMD_NR : 1;
+}
+
 /** Entries still MIGRATE after migrate_vma_pages(): what actually moves. */
 function countMigrating(src: Float64Array, n: number): number {
   let moved = 0;
-  for (let i = 0; i < n; i++) if (mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) moved++;
+  for (let i = 0; i < n; i += entryNr(src[i])) if (mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) moved++;
   return moved;
 }
 
 /** Holes (MIGRATE without a page) are not populated: clear them. */
 function dropHoles(src: Float64Array, n: number): void {
-  for (let i = 0; i < n; i++) if (migratePfnToPage(src[i]) < 0) src[i] = 0;
+  for (let i = 0; i < n;) {
+    const nr = entryNr(src[i]);
+    if (migratePfnToPage(src[i]) < 0) src[i] = 0;
+    i += nr;
+  }
 }
 
 export class TestDev {
@@ -211,6 +223,7 @@ export class TestDev {
           else for (let j = 0; j < HPAGE_PMD_NR; j++) this.k.contents.zero(d + j);
           dst[i] = migratePfn(d) + MIGRATE_PFN_COMPOUND;
           n++;
+          i += HPAGE_PMD_NR - 1; /* the entries after a COMPOUND one are zero */
           continue;
         }
         for (let j = 0; j < HPAGE_PMD_NR && i + j < npages; j++) {

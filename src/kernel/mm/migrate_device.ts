@@ -1061,7 +1061,7 @@ function finalizeEntry(k: Kernel, src: Float64Array, dst: Float64Array, i: numbe
   let d = newpage >= 0 ? p.folioPfn(newpage) : -1;
   if (page < 0) {
     if (d >= 0) {
-      k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
+      if (faultFolio === d) k.warnOnPage(true, d, 'migrate_device_finalize: dst is the fault folio');
       folioUnlock(k, d);
       folioPut(k, d);
     }
@@ -1070,7 +1070,7 @@ function finalizeEntry(k: Kernel, src: Float64Array, dst: Float64Array, i: numbe
   const sf = p.folioPfn(page);
   if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE) || d < 0) {
     if (d >= 0) {
-      k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
+      if (faultFolio === d) k.warnOnPage(true, d, 'migrate_device_finalize: dst is the fault folio');
       folioUnlock(k, d);
       folioPut(k, d);
     }
@@ -1082,7 +1082,7 @@ function finalizeEntry(k: Kernel, src: Float64Array, dst: Float64Array, i: numbe
   if (faultFolio !== sf) folioUnlock(k, sf);
   folioPut(k, sf);
   if (d !== sf) {
-    k.warnOnPage(faultFolio === d, d, 'migrate_device_finalize: dst is the fault folio');
+    if (faultFolio === d) k.warnOnPage(true, d, 'migrate_device_finalize: dst is the fault folio');
     folioUnlock(k, d);
     folioPut(k, d);
   }
