@@ -118,8 +118,29 @@ function badPage(k: Kernel, head: number, rule: string, why: string): never {
   pageBug(k, 'BUG', rule, head, why);
 }
 
-/** __folio_put(): the refcount has reached zero. */
+/**
+ * __folio_put(): the refcount has reached zero. The common cases (a
+ * ZONE_DEVICE folio, a clean unmapped system folio) are tested first; any
+ * flag that calls for a check or another free path goes to
+ * freeFolioChecked(), which runs every check in the kernel's order.
+ */
 function freeFolio(k: Kernel, head: number): void {
+  const p = k.pages;
+  const f = p.flags[head];
+  if ((f & PG_reserved) === 0 && p.pgmap[head] !== 0) {
+    freeZoneDeviceFolio(k, head);
+    return;
+  }
+  if ((f & (PG_reserved | PG_locked | PG_lru_pending | PG_hugetlb)) !== 0 || p.pincount[head] !== 0 || p.folioMapped(head)) {
+    freeFolioChecked(k, head);
+    return;
+  }
+  if (f & PG_lru) k.lru.removeOnFree(head);
+  k.buddy.free(head, p.order[head]);
+}
+
+/** __folio_put() with every check, in the kernel's order. */
+function freeFolioChecked(k: Kernel, head: number): void {
   const p = k.pages;
   if (p.flags[head] & PG_reserved) badPage(k, head, 'freeing a reserved page (zero page?)', 'Bad page state');
   if (p.pgmap[head] !== 0) {

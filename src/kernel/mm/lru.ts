@@ -31,13 +31,19 @@ export class Lru {
   /** folio_add_lru(): takes a reference; the folio reaches the LRU at the next drain. */
   add(folio: number): void {
     const p = this.k.pages;
-    if (p.pgmap[folio] !== 0) pageBug(this.k, 'BUG', 'folio_add_lru: ZONE_DEVICE folio on an LRU', folio, 'VM_BUG_ON_FOLIO(folio_is_zone_device(folio))');
-    if (p.flags[folio] & (PG_lru | PG_lru_pending)) pageBug(this.k, 'BUG', 'folio_add_lru: folio already on an LRU', folio, 'VM_BUG_ON_FOLIO(folio_test_lru(folio))');
+    const f = p.flags[folio];
+    if (p.pgmap[folio] !== 0 || (f & (PG_lru | PG_lru_pending)) !== 0) this.addBug(folio);
     p.refcount[folio]++;
-    p.flags[folio] |= PG_lru_pending;
+    p.flags[folio] = f | PG_lru_pending;
     this.batch.push(folio);
     /* folio_may_be_lru_cached(): large folios go to the LRU at once. */
     if (this.batch.length >= FOLIO_BATCH_SIZE || p.order[folio] > 0) this.drain();
+  }
+
+  /** The VM_BUG_ON of folio_add_lru() (out of line). */
+  private addBug(folio: number): never {
+    if (this.k.pages.pgmap[folio] !== 0) pageBug(this.k, 'BUG', 'folio_add_lru: ZONE_DEVICE folio on an LRU', folio, 'VM_BUG_ON_FOLIO(folio_is_zone_device(folio))');
+    pageBug(this.k, 'BUG', 'folio_add_lru: folio already on an LRU', folio, 'VM_BUG_ON_FOLIO(folio_test_lru(folio))');
   }
 
   /** lru_add_drain() / lru_add_drain_all(): move the batch to the LRU. */

@@ -30,7 +30,7 @@ import { EAGAIN, EBUSY } from '../errno.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE,
   T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType,
-  pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
+  pgdIndex, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pudIndex,
 } from './pgtable.js';
 import { setPte, setPmdLeaf } from './pte_ops.js';
 import {
@@ -188,9 +188,28 @@ export function removeMigrationPtes(k: Kernel, src: number, dst: number, locked 
     const vma = vmas[v];
     const addr = vma.addressOf(idx);
     if (addr < 0) continue;
-    restored += removeMigrationPtesVma(k, vma, addr, src, dst, nr);
+    restored += nr === 1 ? removeMigrationPteSmall(k, vma, addr, src, dst) : removeMigrationPtesVma(k, vma, addr, src, dst, nr);
   }
   return restored;
+}
+
+/**
+ * page_vma_mapped_walk() for a small folio: the one PTE at addr that may
+ * hold its migration entry (a table walk without allocation), restored if
+ * it does. Returns the entries restored (0 or 1).
+ */
+function removeMigrationPteSmall(k: Kernel, vma: Vma, addr: number, src: number, dst: number): number {
+  const pud = vma.mm.pgd.pud[pgdIndex(addr)];
+  if (pud === null) return 0;
+  const pmd = pud.pmd[pudIndex(addr)];
+  if (pmd === null) return 0;
+  const pi = pmdIndex(addr);
+  if ((pmd.f[pi] & TYPE_MASK) !== T_TABLE) return 0;
+  const pt = pmd.pte[pi]!;
+  const i = pteIndex(addr);
+  if (!isMigrationType(pt.f[i] & TYPE_MASK) || pt.v[i] !== src) return 0;
+  removeMigrationPte(k, vma, addr, pt, i, src, dst);
+  return 1;
 }
 
 /**

@@ -1024,17 +1024,44 @@ function checkContentsPreserved(k: Kernel, src: number, dst: number): void {
 }
 
 /**
- * __migrate_device_finalize(): per entry, map dst in place of src's
- * migration entries (src MIGRATE and a dst present) or restore src; put
- * system pages back on the LRU; unlock (never the fault folio) and put src
- * and dst.
+ * __migrate_device_finalize() for entries [from, to): per entry, map dst
+ * in place of src's migration entries (src MIGRATE and a dst present) or
+ * restore src; put system pages back on the LRU; unlock (never the fault
+ * folio) and put src and dst. A dst that is not used is unlocked and put
+ * before src is restored, as in the kernel.
+ *
+ * The loop and its body are one function so that V8 spends its inlining
+ * budget on the reference, lock and rmap helpers the body calls.
  */
-function migrateDeviceFinalizeInner(k: Kernel, src: Float64Array, dst: Float64Array, npages: number, faultPage: number): void {
-  const faultFolio = faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1;
-  for (let i = 0; i < npages; i++) {
+function migrateDeviceFinalizeRange(k: Kernel, src: Float64Array, dst: Float64Array, from: number, to: number, faultFolio: number): void {
+  const p = k.pages;
+  for (let i = from; i < to; i++) {
     if (src[i] === 0 && dst[i] === 0) continue; /* the tail entries of a compound entry, skipped entries */
-    finalizeEntry(k, src, dst, i, faultFolio);
+    const newpage = migratePfnToPage(dst[i]);
+    const page = migratePfnToPage(src[i]);
+    let d = newpage >= 0 ? p.folioPfn(newpage) : -1;
+    let sf = -1;
+    if (page >= 0) {
+      sf = p.folioPfn(page);
+      if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE) || d < 0) {
+        if (d >= 0) finalizeReleaseDst(k, d, faultFolio);
+        d = sf;
+      }
+      if (d !== sf && k.checkHook !== null) checkContentsPreserved(k, sf, d);
+      if (p.pgmap[d] === 0) k.lru.add(d);
+      removeMigrationPtes(k, sf, d, false);
+      if (faultFolio !== sf) folioUnlock(k, sf);
+      folioPut(k, sf);
+    }
+    if (d >= 0 && d !== sf) finalizeReleaseDst(k, d, faultFolio);
   }
+}
+
+/** Unlock and put a destination folio (never the fault folio: WARN). */
+function finalizeReleaseDst(k: Kernel, d: number, faultFolio: number): void {
+  if (faultFolio === d) k.warnOnPage(true, d, 'migrate_device_finalize: dst is the fault folio');
+  folioUnlock(k, d);
+  folioPut(k, d);
 }
 
 /**
@@ -1042,56 +1069,21 @@ function migrateDeviceFinalizeInner(k: Kernel, src: Float64Array, dst: Float64Ar
  * entry, where the source (often a device page) and destination references
  * have just been put and the locks dropped.
  */
-function* migrateDeviceFinalizeExploring(k: Kernel, src: Float64Array, dst: Float64Array, npages: number, faultPage: number): K<void> {
+function* migrateDeviceFinalizeExploring(k: Kernel, src: Float64Array, dst: Float64Array, npages: number, faultFolio: number): K<void> {
   const s = k.sched;
-  const faultFolio = faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1;
   for (let i = 0; i < npages; i++) {
     if (src[i] === 0 && dst[i] === 0) continue;
     const page = migratePfnToPage(src[i]);
-    finalizeEntry(k, src, dst, i, faultFolio);
+    migrateDeviceFinalizeRange(k, src, dst, i, i + 1, faultFolio);
     yield s.point('migrate_device_finalize: unlock + put', page);
-  }
-}
-
-/** __migrate_device_finalize() for src[i] / dst[i]. */
-function finalizeEntry(k: Kernel, src: Float64Array, dst: Float64Array, i: number, faultFolio: number): void {
-  const p = k.pages;
-  const newpage = migratePfnToPage(dst[i]);
-  const page = migratePfnToPage(src[i]);
-  let d = newpage >= 0 ? p.folioPfn(newpage) : -1;
-  if (page < 0) {
-    if (d >= 0) {
-      if (faultFolio === d) k.warnOnPage(true, d, 'migrate_device_finalize: dst is the fault folio');
-      folioUnlock(k, d);
-      folioPut(k, d);
-    }
-    return;
-  }
-  const sf = p.folioPfn(page);
-  if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE) || d < 0) {
-    if (d >= 0) {
-      if (faultFolio === d) k.warnOnPage(true, d, 'migrate_device_finalize: dst is the fault folio');
-      folioUnlock(k, d);
-      folioPut(k, d);
-    }
-    d = sf;
-  }
-  if (d !== sf && k.checkHook !== null) checkContentsPreserved(k, sf, d);
-  if (p.pgmap[d] === 0) k.lru.add(d);
-  removeMigrationPtes(k, sf, d, false);
-  if (faultFolio !== sf) folioUnlock(k, sf);
-  folioPut(k, sf);
-  if (d !== sf) {
-    if (faultFolio === d) k.warnOnPage(true, d, 'migrate_device_finalize: dst is the fault folio');
-    folioUnlock(k, d);
-    folioPut(k, d);
   }
 }
 
 /** Finalize from generator code: per-entry hook points only while exploring. */
 function* finalizeAll(k: Kernel, src: Float64Array, dst: Float64Array, npages: number, faultPage: number): K<void> {
-  if (k.sched.exploring) yield* migrateDeviceFinalizeExploring(k, src, dst, npages, faultPage);
-  else migrateDeviceFinalizeInner(k, src, dst, npages, faultPage);
+  const faultFolio = faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1;
+  if (k.sched.exploring) yield* migrateDeviceFinalizeExploring(k, src, dst, npages, faultFolio);
+  else migrateDeviceFinalizeRange(k, src, dst, 0, npages, faultFolio);
 }
 
 /**
