@@ -8,9 +8,9 @@
  * Model of the kernel's data:
  *  - struct dmirror_chunk embeds its dev_pagemap first, so here it *is* a
  *    DevPagemap subclass; container_of(page_pgmap(page)) is a cast.
- *  - The free lists are threaded through page->zone_device_data in the
- *    kernel (LIFO). Here they are JS stacks of pfns with the same LIFO order;
- *    zone_device_data (k.pages.zdd) keeps only its other meanings:
+ *  - The free lists are threaded through page->zone_device_data (LIFO),
+ *    as in the kernel: a free device page's zone_device_data (k.pages.zdd)
+ *    is the next free pfn (0 ends the list). An allocated page's is:
  *      private device page  -> pfn of its backing system page (BACKING_PAGE)
  *      backing system page  -> id of the owning mirror (dmirror pointer)
  *      coherent device page -> id of the owning mirror (it is its own backing page)
@@ -37,7 +37,7 @@ import {
 } from '../../kernel/mm/memremap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PG_head, PG_tail } from '../../kernel/mm/page.js';
 import { GFP_HIGHUSER_MOVABLE, __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
-import { folioLock, folioPut } from '../../kernel/mm/folio.js';
+import { folioLock, folioLockFast, folioPut } from '../../kernel/mm/folio.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, migrateDeviceFinalize, migrateDevicePages,
   migrateDeviceRange, migratePfn, migratePfnToPage, mpfnHas,
@@ -296,33 +296,64 @@ export function* dmirrorAllocateChunk(mdevice: DmirrorDevice, want: boolean, isL
  * May sleep (chunk allocation takes devmem_lock).
  */
 export function* dmirrorDevmemAllocPage(dmirror: Dmirror, isLarge: boolean): K<number> {
+  const r = dmirrorDevmemAllocPageNoWait(dmirror, isLarge);
+  if (r !== ALLOC_MUST_SLEEP) return r;
+  return yield* dmirrorDevmemAllocPageSlow(dmirror, isLarge);
+}
+
+/** dmirrorDevmemAllocPageNoWait(): the free list is empty; the allocation needs a new chunk (it sleeps). */
+export const ALLOC_MUST_SLEEP = -2;
+
+/**
+ * dmirror_devmem_alloc_page() when it need not sleep: with a page (or
+ * folio) on the free list it runs to the end, in the kernel's order
+ * (backing page, then the free list) and returns what the kernel would;
+ * with an empty free list it does nothing and returns ALLOC_MUST_SLEEP, and
+ * the caller runs dmirrorDevmemAllocPage(). Per-page callers use it to skip
+ * a generator per page: `let d = dmirrorDevmemAllocPageNoWait(dm, large);
+ * if (d === ALLOC_MUST_SLEEP) d = yield* dmirrorDevmemAllocPage(dm, large)`.
+ */
+export function dmirrorDevmemAllocPageNoWait(dmirror: Dmirror, isLarge: boolean): number {
+  const mdevice = dmirror.mdevice;
+  if ((isLarge ? mdevice.freeFoliosHead : mdevice.freePagesHead) === 0) return ALLOC_MUST_SLEEP;
+  const k = mdevice.mod.k;
+  const order = isLarge ? HPAGE_PMD_ORDER : 0;
+  const rpage = dmirrorAllocBacking(mdevice, order);
+  if (rpage < 0) return -1;
+  spinLockSync(k, mdevice.lock);
+  const dpage = popFree(mdevice, isLarge);
+  mdevice.calloc += 1 << order;
+  mdevice.lock.unlock(k.sched);
+  dmirrorInitDevicePage(k, dpage, order, rpage);
+  return dpage;
+}
+
+/** dmirror_devmem_alloc_page() with an empty free list: the backing page, then a new chunk (sleeps on devmem_lock). */
+function* dmirrorDevmemAllocPageSlow(dmirror: Dmirror, isLarge: boolean): K<number> {
   const mdevice = dmirror.mdevice;
   const k = mdevice.mod.k;
   const order = isLarge ? HPAGE_PMD_ORDER : 0;
-  let rpage = 0;
-  if (dmirrorIsPrivateZone(mdevice)) {
-    rpage = k.buddy.alloc(order, GFP_HIGHUSER_MOVABLE, 'dmirror_devmem_alloc_page');
-    if (rpage < 0) return -1;
+  const rpage = dmirrorAllocBacking(mdevice, order);
+  if (rpage < 0) return -1;
+  const dpage = yield* dmirrorAllocateChunk(mdevice, true, isLarge);
+  if (dpage <= 0) {
+    if (rpage) folioPut(k, rpage);
+    return -1;
   }
-  let dpage = -1;
-  spinLockSync(k, mdevice.lock);
-  const top = popFree(mdevice, isLarge);
-  if (top !== 0) {
-    dpage = top;
-    mdevice.calloc += 1 << order;
-    mdevice.lock.unlock(k.sched);
-  } else {
-    mdevice.lock.unlock(k.sched);
-    const r = yield* dmirrorAllocateChunk(mdevice, true, isLarge);
-    if (r <= 0) {
-      if (rpage) folioPut(k, rpage);
-      return -1;
-    }
-    dpage = r;
-  }
+  dmirrorInitDevicePage(k, dpage, order, rpage);
+  return dpage;
+}
+
+/** The backing system folio of a private device allocation (GFP_HIGHUSER): its pfn, 0 for coherent memory (none), -1 on failure. */
+function dmirrorAllocBacking(mdevice: DmirrorDevice, order: number): number {
+  if (!dmirrorIsPrivateZone(mdevice)) return 0;
+  return mdevice.mod.k.buddy.alloc(order, GFP_HIGHUSER_MOVABLE, 'dmirror_devmem_alloc_page');
+}
+
+/** zone_device_folio_init() of a device page just taken, and its zone_device_data = the backing page. */
+function dmirrorInitDevicePage(k: Kernel, dpage: number, order: number, rpage: number): void {
   zoneDeviceFolioInit(k, dpage, order);
   k.pages.zdd[dpage] = rpage;
-  return dpage;
 }
 
 /**
@@ -416,7 +447,7 @@ export function* dmirrorDeviceEvictChunk(chunk: DmirrorChunk): K<void> {
       dpage = k.buddy.alloc(0, GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL, 'dmirror_device_evict_chunk');
       order = 0;
     }
-    yield* folioLock(k, dpage);
+    if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
     let d = migratePfn(dpage);
     if (mpfnHas(src[i], MIGRATE_PFN_WRITE)) d += MIGRATE_PFN_WRITE;
     if (order) d += MIGRATE_PFN_COMPOUND;

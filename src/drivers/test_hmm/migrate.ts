@@ -14,7 +14,7 @@ import { KernelBug } from '../../kernel/printk.js';
 import { EFAULT, EINVAL, ENOMEM } from '../../kernel/errno.js';
 import { HPAGE_PMD_NR, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE } from '../../kernel/mm/page_alloc.js';
-import { folioLock, folioPut, folioUnlock } from '../../kernel/mm/folio.js';
+import { folioLock, folioLockFast, folioPut, folioUnlock } from '../../kernel/mm/folio.js';
 import { isDeviceCoherentPage, isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { VM_READ, type VmFault } from '../../kernel/mm/mm_types.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS } from '../../kernel/mm/memory.js';
@@ -25,7 +25,7 @@ import {
 } from '../../kernel/mm/migrate_device.js';
 import { copyToUser } from '../../kernel/uaccess.js';
 import {
-  DPT_XA_TAG_WRITE, type TestHmm, backingPage, dmirrorDevmemAllocPage,
+  DPT_XA_TAG_WRITE, type TestHmm, backingPage, dmirrorDevmemAllocPage, dmirrorDevmemAllocPageNoWait, ALLOC_MUST_SLEEP,
 } from './device.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry } from './mirror.js';
 import { cmdRange, dmirrorReturnMigrated } from './fault.js';
@@ -94,7 +94,10 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
     }
     let dpage: number;
     if (takeFailAlloc(dmirror)) dpage = -1;
-    else dpage = yield* dmirrorDevmemAllocPage(dmirror, isLarge);
+    else {
+      dpage = dmirrorDevmemAllocPageNoWait(dmirror, isLarge);
+      if (dpage === ALLOC_MUST_SLEEP) dpage = yield* dmirrorDevmemAllocPage(dmirror, isLarge);
+    }
     if (dpage < 0) {
       if (!isLarge) {
         i++;
@@ -104,7 +107,8 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
       const spfn = Math.floor(sv / 64);
       const nr = spage < 0 ? HPAGE_PMD_NR : p.folioNr(spage);
       for (let j = 0; j < nr && addr < args.end; j++) {
-        const dp = yield* dmirrorDevmemAllocPage(dmirror, false);
+        let dp = dmirrorDevmemAllocPageNoWait(dmirror, false);
+        if (dp === ALLOC_MUST_SLEEP) dp = yield* dmirrorDevmemAllocPage(dmirror, false);
         if (dp < 0) throw new KernelBug('BUG', 'dmirror_migrate_alloc_and_copy: small-page fallback allocation failed: NULL pointer dereference in BACKING_PAGE(dpage)');
         const rp = backingPage(k, dp);
         p.zdd[rp] = dmirror.id;
@@ -284,7 +288,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
     }
     if (dpage < 0 && !order) return VM_FAULT_OOM;
     if (dpage >= 0) {
-      yield* folioLock(k, dpage);
+      if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
       dst[i] += migratePfn(dpage); /* dst holds only COMPOUND|WRITE here: |= is + */
     }
     const nr = 1 << order;
@@ -302,7 +306,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
           while (j < nr) dst[i + j++] = 0;
           return VM_FAULT_OOM;
         }
-        yield* folioLock(k, dp);
+        if (!folioLockFast(k, dp)) yield* folioLock(k, dp);
         dst[i + j] = migratePfn(dp);
         dstPage = dp;
       } else {

@@ -177,6 +177,16 @@ export function folioTrylock(k: Kernel, pfn: number): boolean {
   return true;
 }
 
+/**
+ * folio_lock() fast path, as the spinlocks have one: take the lock of an
+ * unlocked folio without creating a generator when the scheduler is not
+ * exploring. False means: call folioLock(). Use as
+ * `if (!folioLockFast(k, pfn)) yield* folioLock(k, pfn)`.
+ */
+export function folioLockFast(k: Kernel, pfn: number): boolean {
+  return !k.sched.exploring && folioTrylock(k, pfn);
+}
+
 /** folio_lock(): sleep until PG_locked can be taken. A scheduler hook point. */
 export function* folioLock(k: Kernel, pfn: number): K<void> {
   const head = k.pages.folioPfn(pfn);
