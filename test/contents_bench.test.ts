@@ -130,3 +130,21 @@ test('selftest: each case reports the page-content bytes it moved, and the JSON 
   assert.ok(byName.get('anon_read')!.stats.contentBytes! >= 2 * (1024 << 12), `anon_read moved ${byName.get('anon_read')!.stats.contentBytes}`);
   assert.ok(byName.get('open_close')!.stats.contentBytes! < byName.get('anon_read')!.stats.contentBytes!);
 });
+
+test('contents (bytes): a released store hands its storage to the next one, whose pages still read as zeroes until written', () => {
+  const a = new ByteContents();
+  a.ensureCapacity(4096);
+  a.fill(7, 0, 4096, 0xab); /* storage with 0xab bytes in it */
+  a.release();
+  const b = new ByteContents();
+  b.ensureCapacity(4096);
+  assert.ok(b.isZero(7), 'a fresh store reads zero');
+  b.write(7, 10, new Uint8Array([1, 2, 3]), 0, 3); /* a partial store into the reused segment */
+  const out = new Uint8Array(4096);
+  b.read(7, 0, out, 0, 4096);
+  assert.deepEqual([...out.subarray(8, 14)], [0, 0, 1, 2, 3, 0], 'bytes around a partial store are zero, not the released store\'s');
+  assert.equal(out.reduce((s, x) => s + x, 0), 6);
+  b.copy(8, 9); /* a copy from a page without data gives zeroes */
+  b.read(8, 0, out, 0, 4096);
+  assert.ok(out.every((x) => x === 0));
+});

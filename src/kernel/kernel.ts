@@ -145,6 +145,16 @@ export class Kernel {
     return cond;
   }
 
+  /**
+   * Model-only, no kernel counterpart: this machine is discarded (a
+   * selftest case ended). Its page-content storage goes to the thread's
+   * pool for the next machine; nothing here may be used afterwards.
+   */
+  release(): void {
+    this.contents.release();
+    this.swap?.contents.release();
+  }
+
   /** Run the checked-mode invariants if enabled (after a user-visible operation). */
   checkpoint(op: string): void {
     if (this.checkHook !== null) this.checkHook(this, op);

@@ -329,6 +329,8 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
           md.failed = true;
           TH_LOG(`${md.name}: kernel WARNING during the test (${w.length}; --fail-on-warn)`);
         }
+        // The case is over: its machine's page storage goes to the next case.
+        sys.kernel.release();
       },
     };
     return env;

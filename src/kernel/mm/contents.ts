@@ -42,6 +42,15 @@ const SEG_SHIFT = 5;
 const SEG_SLABS = 1 << SEG_SHIFT;
 const MAX_BYTES = 2 ** 32;
 
+/**
+ * Segments of discarded machines (ByteContents.release()), reused by new
+ * ones in this thread: a selftest run builds a machine per case, and fresh
+ * segments would make the host fault in and zero their memory each time.
+ * At most POOL_MAX segments (2 GiB) are kept.
+ */
+const segmentPool: Uint8Array[] = [];
+const POOL_MAX = 32;
+
 export interface PageContents {
   /** 'bytes' or 'fingerprint'. */
   readonly mode: 'bytes' | 'fingerprint';
@@ -87,6 +96,14 @@ export interface PageContents {
    * none. The memory traffic a workload costs the model in bytes mode.
    */
   readonly bytesMoved: number;
+  /**
+   * Model-only: the machine is being discarded. Bytes mode hands its
+   * storage segments to a pool that later machines of this thread take
+   * their segments from (their memory is already committed by the host,
+   * and stale bytes in them are never visible: see `has`). The store must
+   * not be used afterwards.
+   */
+  release(): void;
 }
 
 /** FNV-1a-like mixing over 32-bit words; good enough to catch lost data. */
@@ -148,7 +165,7 @@ export class ByteContents implements PageContents {
       }
       this.nextSlab++;
       if (sl >>> SEG_SHIFT >= this.segs.length) {
-        const seg = new Uint8Array(SEG_SLABS * SLAB_BYTES);
+        const seg = segmentPool.pop() ?? new Uint8Array(SEG_SLABS * SLAB_BYTES);
         this.segs.push(seg);
         this.segs32.push(new Uint32Array(seg.buffer));
       }
@@ -204,6 +221,18 @@ export class ByteContents implements PageContents {
   discardRange(pfn: number, nr: number): void {
     const has = this.has;
     for (let i = 0; i < nr; i++) if (has[pfn + i] !== 0) this.discard(pfn + i);
+  }
+
+  release(): void {
+    for (const seg of this.segs) if (segmentPool.length < POOL_MAX) segmentPool.push(seg);
+    this.segs.length = 0;
+    this.segs32.length = 0;
+    this.has = new Uint8Array(0);
+    this.slabOf = new Int32Array(0);
+    this.used = new Uint16Array(0);
+    this.freeSlabs.length = 0;
+    this.nextSlab = 0;
+    this.pagesInUse = 0;
   }
 
   /** Copy len bytes between (slab, offset) places: copyWithin inside a segment, set() across. */
@@ -504,6 +533,12 @@ export class FingerprintContents implements PageContents {
 
   metadataBytes(): number {
     return 0;
+  }
+
+  release(): void {
+    this.hi = new Int32Array(0);
+    this.lo = new Int32Array(0);
+    this.pagesInUse = 0;
   }
 }
 
