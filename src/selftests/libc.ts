@@ -242,12 +242,23 @@ export class Libc {
 /**
  * The init loops of the tests (`for (i = 0; i < n; ++i) ptr[i] = i;`, or
  * `-i`, or `i + c`) as an Int32Array: element i is start + step * i.
+ *
+ * The result is shared and read-only: every caller stores it straight into
+ * simulated memory (`lc.writeI32(ptr, iota(n))`), so the last few arrays
+ * are kept and handed out again (the tests build the same 2 MiB patterns
+ * dozens of times).
  */
 export function iota(n: number, step = 1, start = 0): Int32Array {
+  for (const c of iotaCache) if (c.n === n && c.step === step && c.start === start) return c.a;
   const a = new Int32Array(n);
   for (let i = 0; i < n; i++) a[i] = start + step * i;
+  iotaCache.unshift({ n, step, start, a });
+  if (iotaCache.length > IOTA_CACHE) iotaCache.pop();
   return a;
 }
+
+const IOTA_CACHE = 4;
+const iotaCache: Array<{ n: number; step: number; start: number; a: Int32Array }> = [];
 
 /* ------------------------------------------------------------------------ */
 /* tools/testing/selftests/mm/vm_util.c and hugepage_settings.h              */
