@@ -148,3 +148,23 @@ test('contents (bytes): a released store hands its storage to the next one, whos
   b.read(8, 0, out, 0, 4096);
   assert.ok(out.every((x) => x === 0));
 });
+
+test('bench: the parallel memcpy probe runs one worker per thread and reports their summed bandwidth', async () => {
+  const { parallelMemcpyGBps } = await import('../src/bench/memcpy.js');
+  const gbps = await parallelMemcpyGBps(2, 1 << 20, 1 << 16, 1);
+  assert.ok(Number.isFinite(gbps) && gbps > 0, `parallelMemcpyGBps = ${gbps}`);
+});
+
+test('bench: a run of one section fills that section, leaves the others null and marks their targets not measured', async () => {
+  const { runBench } = await import('../src/bench/index.js');
+  const lines: string[] = [];
+  const r = await runBench({ sections: ['memory'], quick: true, reps: 1, log: (l) => lines.push(l) });
+  assert.ok(r.bytesPerPage !== null && r.bytesPerPage > 47, `bytesPerPage ${r.bytesPerPage}`);
+  assert.equal(r.targets.bytesPerPage.value, r.bytesPerPage);
+  assert.equal(typeof r.targets.bytesPerPage.met, 'boolean');
+  assert.equal(r.selftestSeconds, null);
+  assert.equal(r.selftestFloor, null);
+  assert.equal(r.targets.selftestSeconds.met, null);
+  assert.equal(r.targets.selftestSeconds.note, undefined, 'no floor note without the suite section');
+  assert.ok(lines.some((l) => l.startsWith('memory:')));
+});

@@ -39,6 +39,8 @@ export interface Target {
   value: number | null;
   target: string;
   met: boolean | null;
+  /** What bounds the figure, where the bench measured it (selftestSeconds: the copy floor). */
+  note?: string;
 }
 
 export interface BenchResult {
@@ -155,7 +157,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     ratioThp: target(res.ratioThp, '>=', 0.85),
     scaleFlatness: target(res.scaleFlatness, '<=', 1.25),
     bytesPerPage: target(res.bytesPerPage, '<=', 64),
-    selftestSeconds: target(res.selftestSeconds, '<=', 3),
+    selftestSeconds: {
+      ...target(res.selftestSeconds, '<=', 3),
+      ...(res.selftestFloor ? { note: `the suite moves ${(res.selftestFloor.contentBytes / 1e9).toFixed(1)} GB of page contents; at ${res.selftestFloor.parallelMemcpyGBps} GB/s (${res.selftestFloor.jobs} threads copying at once) the copies alone take ${res.selftestFloor.copySeconds} s` } : {}),
+    },
     explorerSchedulesPerSecond: target(res.explorerSchedulesPerSecond, '>=', 5000),
   };
   res.seconds = round((performance.now() - t0) / 1000, 1);
