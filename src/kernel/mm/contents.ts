@@ -6,13 +6,16 @@
  * `config.contentMode`:
  *
  * **bytes** (default): real 4 KiB of bytes per page. Storage is cut into
- * 2 MiB slabs (up to 4 GiB in all), held in 64 MiB ArrayBuffer segments
- * allocated as needed; slab s backs the naturally aligned block of 512 pfns
- * it was given to, page pfn living at offset `(pfn % 512) * 4 KiB` of it.
- * So a PMD-sized folio is 2 MiB of contiguous storage and a folio copy is
- * one memcpy (`copyWithin` inside a segment, `set` across two); the hot
- * path allocates no storage. (Plain buffers, not one resizable buffer: V8
- * copies out of resizable buffers several times slower.) A per-pfn `has` byte says whether the page holds data;
+ * 2 MiB slabs (up to 4 GiB in all), held in 2 GiB ArrayBuffer segments
+ * allocated as needed (reserved address space; the host commits only what
+ * is written); slab s backs the naturally aligned block of 512 pfns it was
+ * given to, page pfn living at offset `(pfn % 512) * 4 KiB` of it. So a
+ * PMD-sized folio is 2 MiB of contiguous storage and a folio copy is one
+ * memcpy (`copyWithin` inside a segment, `set` across two, which only a
+ * machine with over 2 GiB of data needs); the hot path allocates no
+ * storage. (Plain buffers, not one resizable buffer: V8 copies out of
+ * resizable buffers several times slower.) A per-pfn `has` byte says
+ * whether the page holds data;
  * a page without it reads as zeroes (stale bytes behind it are never
  * visible), which makes clear_highpage() and freeing O(1). A slab is
  * assigned on the first store into its block and returned to a free stack
@@ -37,8 +40,15 @@ import { PAGE_SIZE } from './page.js';
 const SLAB_PAGES = 512;
 const SLAB_SHIFT = 9;
 const SLAB_BYTES = SLAB_PAGES * PAGE_SIZE;
-/** Slabs per storage segment (64 MiB segments). */
-const SEG_SHIFT = 5;
+/**
+ * Slabs per storage segment: 2 GiB segments, so that all the contents of a
+ * machine with up to 2 GiB of data live in one ArrayBuffer and every page
+ * copy is a copyWithin inside it. A copy between two buffers needs a view
+ * (`subarray`) per copy and runs 10 to 15% slower for 4 KiB pages; offsets
+ * past 2^31 slow copyWithin down too, hence 2 GiB rather than 4. The
+ * buffer is reserved, not committed: the host backs only what is written.
+ */
+const SEG_SHIFT = 10;
 const SEG_SLABS = 1 << SEG_SHIFT;
 const MAX_BYTES = 2 ** 32;
 
@@ -46,10 +56,10 @@ const MAX_BYTES = 2 ** 32;
  * Segments of discarded machines (ByteContents.release()), reused by new
  * ones in this thread: a selftest run builds a machine per case, and fresh
  * segments would make the host fault in and zero their memory each time.
- * At most POOL_MAX segments (2 GiB) are kept.
+ * At most POOL_MAX segments (4 GiB of address space) are kept.
  */
 const segmentPool: Uint8Array[] = [];
-const POOL_MAX = 32;
+const POOL_MAX = 2;
 
 export interface PageContents {
   /** 'bytes' or 'fingerprint'. */
