@@ -168,3 +168,18 @@ test('bench: a run of one section fills that section, leaves the others null and
   assert.equal(r.targets.selftestSeconds.note, undefined, 'no floor note without the suite section');
   assert.ok(lines.some((l) => l.startsWith('memory:')));
 });
+
+test('contents (bytes): storage segments are the power of two of slabs that covers every pfn, so a small machine stays small', () => {
+  const c = new ByteContents();
+  c.ensureCapacity(4096); /* 8 blocks of 512 pfns */
+  assert.equal(c.storageBytes(), 0, 'nothing reserved before the first store');
+  c.fill(4095, 0, 4096, 1);
+  c.fill(0, 0, 4096, 2);
+  assert.equal(c.storageBytes(), 8 * 2 * 1024 * 1024, 'one 16 MiB segment holds all 8 blocks');
+  c.copy(100, 4095); /* within the one segment */
+  assert.equal(c.checksum(100), c.checksum(4095));
+  const odd = new ByteContents();
+  odd.ensureCapacity(5 * 512);
+  odd.fill(0, 0, 16, 3);
+  assert.equal(odd.storageBytes(), 8 * 2 * 1024 * 1024, '5 blocks round up to 8');
+});

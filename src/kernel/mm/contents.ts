@@ -6,9 +6,10 @@
  * `config.contentMode`:
  *
  * **bytes** (default): real 4 KiB of bytes per page. Storage is cut into
- * 2 MiB slabs (up to 4 GiB in all), held in 2 GiB ArrayBuffer segments
- * allocated as needed (reserved address space; the host commits only what
- * is written); slab s backs the naturally aligned block of 512 pfns it was
+ * 2 MiB slabs (up to 4 GiB in all), held in ArrayBuffer segments of up
+ * to 2 GiB (the power of two covering every pfn of the machine) allocated
+ * as needed (reserved address space; the host commits only what is
+ * written); slab s backs the naturally aligned block of 512 pfns it was
  * given to, page pfn living at offset `(pfn % 512) * 4 KiB` of it. So a
  * PMD-sized folio is 2 MiB of contiguous storage and a folio copy is one
  * memcpy (`copyWithin` inside a segment, `set` across two, which only a
@@ -41,22 +42,23 @@ const SLAB_PAGES = 512;
 const SLAB_SHIFT = 9;
 const SLAB_BYTES = SLAB_PAGES * PAGE_SIZE;
 /**
- * Slabs per storage segment: 2 GiB segments, so that all the contents of a
- * machine with up to 2 GiB of data live in one ArrayBuffer and every page
- * copy is a copyWithin inside it. A copy between two buffers needs a view
- * (`subarray`) per copy and runs 10 to 15% slower for 4 KiB pages; offsets
- * past 2^31 slow copyWithin down too, hence 2 GiB rather than 4. The
+ * Slabs per storage segment, at most: 2 GiB segments, so that all the
+ * contents of a machine with up to 2 GiB of data live in one ArrayBuffer
+ * and every page copy is a copyWithin inside it. A copy between two
+ * buffers needs a view (`subarray`) per copy and runs 10 to 15% slower for
+ * 4 KiB pages; offsets past 2^31 slow copyWithin down too, hence 2 GiB
+ * rather than 4. A smaller machine gets segments of the power of two that
+ * covers all its pfns (the explorer's snapshots copy whole buffers). The
  * buffer is reserved, not committed: the host backs only what is written.
  */
-const SEG_SHIFT = 10;
-const SEG_SLABS = 1 << SEG_SHIFT;
+const MAX_SEG_SHIFT = 10;
 const MAX_BYTES = 2 ** 32;
 
 /**
  * Segments of discarded machines (ByteContents.release()), reused by new
  * ones in this thread: a selftest run builds a machine per case, and fresh
  * segments would make the host fault in and zero their memory each time.
- * At most POOL_MAX segments (4 GiB of address space) are kept.
+ * At most POOL_MAX segments are kept; a new machine takes one of its own segment size.
  */
 const segmentPool: Uint8Array[] = [];
 const POOL_MAX = 2;
@@ -131,12 +133,14 @@ function hashWords(u32: Uint32Array, start: number, n: number): number {
 export class ByteContents implements PageContents {
   readonly mode = 'bytes' as const;
   /*
-   * Storage segments of SEG_SLABS slabs each, allocated as needed. Plain
+   * Storage segments of 2^segShift slabs each, allocated as needed. Plain
    * (non-resizable) ArrayBuffers: V8 copies between them and into user
    * buffers at memcpy speed, which it does not for resizable ones.
    */
   private readonly segs: Uint8Array[] = [];
   private readonly segs32: Uint32Array[] = [];
+  /** log2 of the slabs per segment, fixed at the first segment (-1: none yet). */
+  private segShift = -1;
   /** has[pfn]: 1 if the page holds data (else it reads as zeroes). */
   private has = new Uint8Array(0);
   /** slabOf[block]: slab number + 1 backing pfns [block * 512, +512); 0 = none. */
@@ -174,8 +178,15 @@ export class ByteContents implements PageContents {
         throw new KernelBug('BUG', 'page contents exceed 4 GiB in bytes mode', `more than ${MAX_BYTES / SLAB_BYTES} 2 MiB blocks of pfns hold data; use --config contentMode=fingerprint`);
       }
       this.nextSlab++;
-      if (sl >>> SEG_SHIFT >= this.segs.length) {
-        const seg = segmentPool.pop() ?? new Uint8Array(SEG_SLABS * SLAB_BYTES);
+      if (this.segShift < 0) {
+        // Sized at the first store: the power of two of slabs covering every pfn, at most 2 GiB.
+        const slabs = Math.max(1, Math.ceil(this.has.length / SLAB_PAGES));
+        this.segShift = Math.min(MAX_SEG_SHIFT, Math.ceil(Math.log2(slabs)));
+      }
+      if (sl >>> this.segShift >= this.segs.length) {
+        const bytes = (1 << this.segShift) * SLAB_BYTES;
+        const at = segmentPool.findIndex((x) => x.byteLength === bytes);
+        const seg = at >= 0 ? segmentPool.splice(at, 1)[0] : new Uint8Array(bytes);
         this.segs.push(seg);
         this.segs32.push(new Uint32Array(seg.buffer));
       }
@@ -186,12 +197,12 @@ export class ByteContents implements PageContents {
 
   /** Segment of a slab. */
   private seg(slab: number): Uint8Array {
-    return this.segs[slab >>> SEG_SHIFT];
+    return this.segs[slab >>> this.segShift];
   }
 
   /** Byte offset of pfn inside its slab's segment. */
-  private static off(slab: number, pfn: number): number {
-    return (slab & (SEG_SLABS - 1)) * SLAB_BYTES + (pfn & (SLAB_PAGES - 1)) * PAGE_SIZE;
+  private off(slab: number, pfn: number): number {
+    return (slab & ((1 << this.segShift) - 1)) * SLAB_BYTES + (pfn & (SLAB_PAGES - 1)) * PAGE_SIZE;
   }
 
   private markHas(pfn: number): void {
@@ -206,7 +217,7 @@ export class ByteContents implements PageContents {
   private slabForPartial(pfn: number): number {
     const sl = this.slab(pfn);
     if (this.has[pfn] === 0) {
-      const o = ByteContents.off(sl, pfn);
+      const o = this.off(sl, pfn);
       this.seg(sl).fill(0, o, o + PAGE_SIZE);
       this.markHas(pfn);
     }
@@ -243,6 +254,7 @@ export class ByteContents implements PageContents {
     this.freeSlabs.length = 0;
     this.nextSlab = 0;
     this.pagesInUse = 0;
+    this.segShift = -1;
   }
 
   /** Copy len bytes between (slab, offset) places: copyWithin inside a segment, set() across. */
@@ -262,7 +274,7 @@ export class ByteContents implements PageContents {
     }
     const ds = this.slab(dst);
     const ss = this.slabOf[src >>> SLAB_SHIFT] - 1;
-    this.move(ds, ByteContents.off(ds, dst), ss, ByteContents.off(ss, src), PAGE_SIZE);
+    this.move(ds, this.off(ds, dst), ss, this.off(ss, src), PAGE_SIZE);
     this.markHas(dst);
   }
 
@@ -276,7 +288,7 @@ export class ByteContents implements PageContents {
       }
       const ds = this.slab(dst);
       const ss = this.slabOf[src >>> SLAB_SHIFT] - 1;
-      this.move(ds, ByteContents.off(ds, dst), ss, ByteContents.off(ss, src), SLAB_BYTES);
+      this.move(ds, this.off(ds, dst), ss, this.off(ss, src), SLAB_BYTES);
       // Mark first, discard second: the block's count never passes through
       // zero, so the slab just written stays assigned.
       for (let i = 0; i < nr; i++) if (this.has[src + i] !== 0) this.markHas(dst + i);
@@ -293,7 +305,7 @@ export class ByteContents implements PageContents {
       return;
     }
     const sl = this.slabOf[src >>> SLAB_SHIFT] - 1;
-    const o = ByteContents.off(sl, src);
+    const o = this.off(sl, src);
     other.write(dst, 0, this.seg(sl), o, PAGE_SIZE);
   }
 
@@ -304,7 +316,7 @@ export class ByteContents implements PageContents {
       return;
     }
     const sl = this.slabOf[pfn >>> SLAB_SHIFT] - 1;
-    const o = ByteContents.off(sl, pfn) + off;
+    const o = this.off(sl, pfn) + off;
     out.set(this.seg(sl).subarray(o, o + len), outOff);
   }
 
@@ -315,7 +327,7 @@ export class ByteContents implements PageContents {
       sl = this.slab(pfn);
       this.markHas(pfn);
     } else sl = this.slabForPartial(pfn);
-    this.seg(sl).set(inp.subarray(inOff, inOff + len), ByteContents.off(sl, pfn) + off);
+    this.seg(sl).set(inp.subarray(inOff, inOff + len), this.off(sl, pfn) + off);
   }
 
   readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void {
@@ -333,7 +345,7 @@ export class ByteContents implements PageContents {
       let j = i + 1;
       while (j < n && this.has[pfn + j] !== 0 && (pfn + j) >>> SLAB_SHIFT === b) j++;
       const sl = this.slabOf[b] - 1;
-      const o = ByteContents.off(sl, p0);
+      const o = this.off(sl, p0);
       out.set(this.seg(sl).subarray(o, o + (j - i) * PAGE_SIZE), outOff + i * PAGE_SIZE);
       i = j;
     }
@@ -349,7 +361,7 @@ export class ByteContents implements PageContents {
       while (j < n && (pfn + j) >>> SLAB_SHIFT === b) j++;
       const sl = this.slab(p0);
       for (let q = i; q < j; q++) this.markHas(pfn + q);
-      this.seg(sl).set(inp.subarray(inOff + i * PAGE_SIZE, inOff + j * PAGE_SIZE), ByteContents.off(sl, p0));
+      this.seg(sl).set(inp.subarray(inOff + i * PAGE_SIZE, inOff + j * PAGE_SIZE), this.off(sl, p0));
       i = j;
     }
   }
@@ -366,15 +378,15 @@ export class ByteContents implements PageContents {
       sl = this.slab(pfn);
       this.markHas(pfn);
     } else sl = this.slabForPartial(pfn);
-    const o = ByteContents.off(sl, pfn) + off;
+    const o = this.off(sl, pfn) + off;
     this.seg(sl).fill(v, o, o + len);
   }
 
   isZero(pfn: number): boolean {
     if (this.has[pfn] === 0) return true;
     const sl = this.slabOf[pfn >>> SLAB_SHIFT] - 1;
-    const w = ByteContents.off(sl, pfn) >>> 2;
-    const u32 = this.segs32[sl >>> SEG_SHIFT];
+    const w = this.off(sl, pfn) >>> 2;
+    const u32 = this.segs32[sl >>> this.segShift];
     for (let i = 0; i < PAGE_SIZE / 4; i++) if (u32[w + i] !== 0) return false;
     return true;
   }
@@ -382,7 +394,7 @@ export class ByteContents implements PageContents {
   checksum(pfn: number): number {
     if (this.isZero(pfn)) return 0;
     const sl = this.slabOf[pfn >>> SLAB_SHIFT] - 1;
-    return hashWords(this.segs32[sl >>> SEG_SHIFT], ByteContents.off(sl, pfn) >>> 2, PAGE_SIZE / 4) || 1;
+    return hashWords(this.segs32[sl >>> this.segShift], this.off(sl, pfn) >>> 2, PAGE_SIZE / 4) || 1;
   }
 
   bytesInUse(): number {
@@ -390,7 +402,7 @@ export class ByteContents implements PageContents {
   }
 
   storageBytes(): number {
-    return this.segs.length * SEG_SLABS * SLAB_BYTES;
+    return this.segs.length * (1 << Math.max(0, this.segShift)) * SLAB_BYTES;
   }
 
   metadataBytes(): number {
