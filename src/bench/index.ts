@@ -124,7 +124,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   }
   if (has('scale')) {
     const sizes = o.quick ? [1024, 16384] : [1024, 16384, 262144, 1048576];
-    res.scale = runScale(sizes, o.quick ? 1 : 3, (r) => o.log(`scale ${String(r.pages).padStart(8)} pages: ${r.nsPerPage.toFixed(0)} ns/page per round trip`));
+    res.scale = runScale(sizes, o.quick ? 1 : 5, (r) => o.log(`scale ${String(r.pages).padStart(8)} pages: ${r.nsPerPage.toFixed(0)} ns/page per round trip`));
     res.scaleFlatness = res.scale.flatness;
     o.log(`scale flatness (max/min): ${res.scaleFlatness}`);
   }
