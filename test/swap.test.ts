@@ -13,8 +13,7 @@ import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '
 import { MADV_HUGEPAGE, MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
 import { EINVAL } from '../src/kernel/errno.js';
 import { TYPE_MASK, T_PRESENT, T_SWAP, _PAGE_RW, _PAGE_SWP_EXCLUSIVE } from '../src/kernel/mm/pgtable.js';
-import { pteSlot } from '../src/kernel/mm/migrate.js';
-import { pmdIndex, pmdTableOf, pteIndex } from '../src/kernel/mm/pgtable.js';
+import { pmdIndex, pmdTableOf, pteIndex, pteTableOf } from '../src/kernel/mm/pgtable.js';
 import { PG_anon_exclusive } from '../src/kernel/mm/page.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
@@ -32,7 +31,7 @@ function setup(cfg: { swapMiB?: number } = {}): { s: System; p: Process } {
 
 /** The (v, f) of the PTE at addr. */
 function entry(p: Process, addr: number): { v: number; f: number } {
-  const pt = pteSlot(p.mm!, addr)!;
+  const pt = pteTableOf(p.mm!.pgd, addr)!;
   return { v: pt.v[pteIndex(addr)], f: pt.f[pteIndex(addr)] };
 }
 

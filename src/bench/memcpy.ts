@@ -32,21 +32,20 @@ export class MemcpyProbe {
  */
 export async function parallelMemcpyGBps(threads: number, bytes: number, block: number, reps = 7): Promise<number> {
   const { Worker } = await import('node:worker_threads');
-  // An eval'd CommonJS body: no module file to locate from dist/.
+  // Each worker runs this module's MemcpyProbe (loaded by URL from an
+  // eval'd body: no separate worker file to locate from dist/).
   const body = `
-    const { parentPort, workerData: { bytes, block, reps } } = require('node:worker_threads');
-    const buf = new Uint8Array(2 * bytes);
-    for (let o = 0; o < buf.length; o += 4096) buf[o] = (o >>> 12) & 0xff;
-    const t = [];
-    for (let r = 0; r < reps; r++) {
-      const t0 = performance.now();
-      for (let o = 0; o < bytes; o += block) buf.copyWithin(bytes + o, o, o + block);
-      t.push(performance.now() - t0);
-    }
-    t.sort((a, b) => a - b);
-    parentPort.postMessage(bytes / (t[t.length >> 1] / 1e3) / 1e9);`;
+    const { parentPort, workerData: { url, bytes, block, reps } } = require('node:worker_threads');
+    import(url).then(({ MemcpyProbe }) => {
+      const probe = new MemcpyProbe(bytes, block);
+      const t = [];
+      for (let r = 0; r < reps; r++) t.push(probe.run());
+      t.sort((a, b) => a - b);
+      parentPort.postMessage(bytes / (t[t.length >> 1] / 1e3) / 1e9);
+    });`;
+  const url = import.meta.url;
   const rates = await Promise.all(Array.from({ length: threads }, () => new Promise<number>((resolve, reject) => {
-    const w = new Worker(body, { eval: true, workerData: { bytes, block, reps } });
+    const w = new Worker(body, { eval: true, workerData: { url, bytes, block, reps } });
     w.once('message', (v: number) => { resolve(v); void w.terminate(); });
     w.once('error', reject);
   })));

@@ -19,7 +19,7 @@ import { Lru } from './mm/lru.js';
 import { Sched } from './sched/sched.js';
 import { AddressSpace, AnonVma, MmStruct } from './mm/mm_types.js';
 import type { DevPagemap } from './mm/memremap.js';
-import { dumpPage } from './mm/debug.js';
+import { dumpPage, pageBug } from './mm/debug.js';
 import { HugetlbPool } from './mm/hugetlb_pool.js';
 import { enableCheckedMode } from './mm/debug_vm.js';
 
@@ -136,7 +136,7 @@ export class Kernel {
 
   /** VM_BUG_ON_PAGE(cond, page): raise a BUG naming the rule, with dump_page(). */
   bugOnPage(cond: boolean, pfn: number, rule: string): void {
-    if (cond) throw new KernelBug('BUG', rule, this.dumpPage(pfn, rule));
+    if (cond) pageBug(this, 'BUG', rule, pfn, rule);
   }
 
   /** WARN_ON_ONCE-style with a page dump; returns cond. */

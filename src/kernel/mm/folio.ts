@@ -51,13 +51,8 @@ export function folioGet(k: Kernel, pfn: number): void {
   const p = k.pages;
   const head = p.folioPfn(pfn);
   kasanCheck(k, head, 'folio_get');
-  if (p.refcount[head] <= 0) refcountBug(k, head, 'folio_get on a folio with refcount 0', 'VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio))');
+  if (p.refcount[head] <= 0) pageBug(k, 'REFCOUNT', 'folio_get on a folio with refcount 0', head, 'VM_BUG_ON_FOLIO(folio_ref_zero_or_close_to_overflow(folio))');
   p.refcount[head]++;
-}
-
-/** A REFCOUNT KernelBug for head (out of line: the reference helpers stay small). */
-function refcountBug(k: Kernel, head: number, rule: string, why: string): never {
-  pageBug(k, 'REFCOUNT', rule, head, why);
 }
 
 /** folio_ref_add() */
@@ -110,12 +105,7 @@ export function folioPutRefs(k: Kernel, pfn: number, n: number): void {
 }
 
 function putUnderflowBug(k: Kernel, head: number, n: number): never {
-  refcountBug(k, head, `folio_put: refcount underflow (${k.pages.refcount[head]} - ${n})`, 'VM_BUG_ON_FOLIO(folio_ref_count(folio) < 0)');
-}
-
-/** "Bad page state" and other BUGs of __folio_put() (out of line). */
-function badPage(k: Kernel, head: number, rule: string, why: string): never {
-  pageBug(k, 'BUG', rule, head, why);
+  pageBug(k, 'REFCOUNT', `folio_put: refcount underflow (${k.pages.refcount[head]} - ${n})`, head, 'VM_BUG_ON_FOLIO(folio_ref_count(folio) < 0)');
 }
 
 /**
@@ -142,20 +132,20 @@ function freeFolio(k: Kernel, head: number): void {
 /** __folio_put() with every check, in the kernel's order. */
 function freeFolioChecked(k: Kernel, head: number): void {
   const p = k.pages;
-  if (p.flags[head] & PG_reserved) badPage(k, head, 'freeing a reserved page (zero page?)', 'Bad page state');
+  if (p.flags[head] & PG_reserved) pageBug(k, 'BUG', 'freeing a reserved page (zero page?)', head, 'Bad page state');
   if (p.pgmap[head] !== 0) {
     freeZoneDeviceFolio(k, head);
     return;
   }
-  if (p.folioMapped(head)) badPage(k, head, 'Bad page state: freeing a mapped page', 'nonzero mapcount');
-  if (p.flags[head] & PG_locked) badPage(k, head, 'Bad page state: freeing a locked page', 'PAGE_FLAGS_CHECK_AT_FREE');
-  if (p.flags[head] & PG_lru_pending) badPage(k, head, 'freeing a folio held by an LRU batch', 'refcount accounting');
+  if (p.folioMapped(head)) pageBug(k, 'BUG', 'Bad page state: freeing a mapped page', head, 'nonzero mapcount');
+  if (p.flags[head] & PG_locked) pageBug(k, 'BUG', 'Bad page state: freeing a locked page', head, 'PAGE_FLAGS_CHECK_AT_FREE');
+  if (p.flags[head] & PG_lru_pending) pageBug(k, 'BUG', 'freeing a folio held by an LRU batch', head, 'refcount accounting');
   if (p.flags[head] & PG_hugetlb) {
     freeHugetlbFolio(k, head);
     return;
   }
   if (p.flags[head] & PG_lru) k.lru.removeOnFree(head);
-  if (p.pincount[head] !== 0) badPage(k, head, 'Bad page state: freeing a pinned folio', 'pincount != 0');
+  if (p.pincount[head] !== 0) pageBug(k, 'BUG', 'Bad page state: freeing a pinned folio', head, 'pincount != 0');
   // free_pages_prepare(): the buddy allocator resets every page's flags
   // (anon, anon_exclusive, dirty, uptodate, swapbacked, head/tail) to
   // PG_buddy as it takes the folio back.
@@ -201,12 +191,8 @@ export function folioUnlock(k: Kernel, pfn: number): void {
   const p = k.pages;
   const head = p.folioPfn(pfn);
   const f = p.flags[head];
-  if (!(f & PG_locked)) unlockBug(k, head);
+  if (!(f & PG_locked)) pageBug(k, 'BUG', 'folio_unlock of an unlocked folio', head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
   p.flags[head] = f & ~PG_locked;
-}
-
-function unlockBug(k: Kernel, head: number): never {
-  badPage(k, head, 'folio_unlock of an unlocked folio', 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
 }
 
 export function folioTestLocked(k: Kernel, pfn: number): boolean {

@@ -27,10 +27,9 @@ import {
 } from './mm_types.js';
 import {
   TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SOFT_DIRTY,
-  _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex,
+  _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
 } from './pgtable.js';
 import { setPmdLeaf, setPte } from './pte_ops.js';
-import { pteSlot } from './migrate.js';
 import { _PAGE_SWP_EXCLUSIVE, swapDevice } from './swap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from './page.js';
 import { folioRemoveRmapPte, folioAddNewAnonRmap, anonVmaPrepare } from './rmap.js';
@@ -378,7 +377,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
   // madvise_cold_or_pageout_pte_range(): isolate the candidates under the PTL.
   const isolated: Array<{ addr: number; pfn: number }> = [];
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
-    const pt = pteSlot(mm, addr);
+    const pt = pteTableOf(mm.pgd, addr);
     if (pt === null) {
       addr = Math.min(end, addr - (addr % PMD_SIZE) + PMD_SIZE) - PAGE_SIZE;
       continue;
@@ -404,7 +403,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
       k.lru.putback(pfn);
       continue;
     }
-    const pt = pteSlot(mm, addr);
+    const pt = pteTableOf(mm.pgd, addr);
     const j = pteIndex(addr);
     const mapped = pt !== null && (pt.f[j] & TYPE_MASK) === T_PRESENT && pt.v[j] === pfn;
     // Only the mapping and the isolation may hold it (no GUP pin, no other

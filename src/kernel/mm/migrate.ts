@@ -30,7 +30,7 @@ import { EAGAIN, EBUSY } from '../errno.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE,
   T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType,
-  pgdIndex, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pudIndex,
+  pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pteTableOf,
 } from './pgtable.js';
 import { setPte, setPmdLeaf } from './pte_ops.js';
 import {
@@ -50,17 +50,6 @@ export const TTU_HWPOISON = 0x20;
 export const TTU_BATCH_FLUSH = 0x40;
 export const TTU_RMAP_LOCKED = 0x80;
 export const TTU_USE_SHARED_ZEROPAGE = 0x100;
-
-/**
- * The PTE table and slot mapping addr in mm, or null when there is no PTE
- * table there (a none or leaf PMD). The model's pte_offset_map().
- */
-export function pteSlot(mm: MmStruct, addr: number): PteTable | null {
-  const pmd = pmdTableOf(mm.pgd, addr, false);
-  if (pmd === null) return null;
-  const i = pmdIndex(addr);
-  return (pmd.f[i] & TYPE_MASK) === T_TABLE ? pmd.pte[i] : null;
-}
 
 /**
  * The bits a migration entry keeps from the entry it replaces: young/dirty
@@ -146,7 +135,7 @@ function removeMigrationPtesVma(k: Kernel, vma: Vma, addr: number, src: number, 
   for (let j = 0; j < nr; j++) {
     const a = addr + j * 4096;
     if (a < vma.start || a >= vma.end) continue;
-    const pt = pteSlot(mm, a);
+    const pt = pteTableOf(mm.pgd, a);
     if (pt === null) continue;
     const i = pteIndex(a);
     const t = pt.f[i] & TYPE_MASK;
@@ -199,13 +188,8 @@ export function removeMigrationPtes(k: Kernel, src: number, dst: number, locked 
  * it does. Returns the entries restored (0 or 1).
  */
 function removeMigrationPteSmall(k: Kernel, vma: Vma, addr: number, src: number, dst: number): number {
-  const pud = vma.mm.pgd.pud[pgdIndex(addr)];
-  if (pud === null) return 0;
-  const pmd = pud.pmd[pudIndex(addr)];
-  if (pmd === null) return 0;
-  const pi = pmdIndex(addr);
-  if ((pmd.f[pi] & TYPE_MASK) !== T_TABLE) return 0;
-  const pt = pmd.pte[pi]!;
+  const pt = pteTableOf(vma.mm.pgd, addr);
+  if (pt === null) return 0;
   const i = pteIndex(addr);
   if (!isMigrationType(pt.f[i] & TYPE_MASK) || pt.v[i] !== src) return 0;
   removeMigrationPte(k, vma, addr, pt, i, src, dst);

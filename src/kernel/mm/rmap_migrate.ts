@@ -23,7 +23,7 @@ import { EBUSY } from '../errno.js';
 import { pageBug } from './debug.js';
 import {
   type PmdTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
-  T_MIGRATION_WRITE, T_PRESENT, _PAGE_DIRTY, _PAGE_RW, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex,
+  T_MIGRATION_WRITE, T_PRESENT, _PAGE_DIRTY, _PAGE_RW, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
 } from './pgtable.js';
 import { clearPte, setPmdLeaf, setPte } from './pte_ops.js';
 import { HPAGE_PMD_NR, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
@@ -36,7 +36,7 @@ import {
 import type { Vma } from './mm_types.js';
 import type { K } from '../sched/sched.js';
 import {
-  TTU_BATCH_FLUSH, TTU_RMAP_LOCKED, TTU_SPLIT_HUGE_PMD, TTU_SYNC, migrationEntryBits, pteSlot, splitPmdMigrationEntry,
+  TTU_BATCH_FLUSH, TTU_RMAP_LOCKED, TTU_SPLIT_HUGE_PMD, TTU_SYNC, migrationEntryBits, splitPmdMigrationEntry,
 } from './migrate.js';
 
 /**
@@ -102,7 +102,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
   for (let j = 0; j < nr && ret; j++) {
     const a = addr + j * 4096;
     if (a < vma.start || a >= vma.end) continue;
-    const pt = pteSlot(mm, a);
+    const pt = pteTableOf(mm.pgd, a);
     if (pt === null) continue;
     const i = pteIndex(a);
     const old = pt.f[i];
@@ -223,7 +223,7 @@ export function* tryToUnmap(k: Kernel, head: number, flags: number): K<void> {
     for (let j = 0; j < nr; j++) {
       const a = addr + j * 4096;
       if (a < vma.start || a >= vma.end) continue;
-      const pt = pteSlot(mm, a);
+      const pt = pteTableOf(mm.pgd, a);
       if (pt === null) continue;
       const i = pteIndex(a);
       if ((pt.f[i] & TYPE_MASK) !== T_PRESENT || pt.v[i] !== head + j) continue;
