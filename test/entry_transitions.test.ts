@@ -452,7 +452,7 @@ test('mremap: device-private entries move as they are (+ soft-dirty); the page s
 function inject(mm: MmStruct, addr: number, v: number, f: number): void {
   const pm = pmdTableOf(mm.pgd, addr, true)!;
   const pt = pteTableAlloc(mm.pgd, pm, pmdIndex(addr), addr)!;
-  setPte(pt, pteIndex(addr), v, f);
+  setPte(pt, pteIndex(addr), v, f, 'test: inject entry');
 }
 
 test('swap (MADV_PAGEOUT) and hwpoison (injected: the model has no memory_failure) entries: pagemap, collect, fork, hmm_range_fault, munmap', () => {

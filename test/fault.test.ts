@@ -81,7 +81,7 @@ test('access errors: no VMA is SEGV_MAPERR, write to read-only is SEGV_ACCERR, h
   assert.deepEqual(fault(mm, none.start, false), { ok: false, signal: SIGSEGV, code: SEGV_ACCERR, addr: none.start });
   const pmd = pmdTableOf(mm.pgd, BASE, true)!;
   const pt = pteTableAlloc(mm.pgd, pmd, pmdIndex(BASE), BASE)!;
-  setPte(pt, pteIndex(BASE), 1234, T_HWPOISON);
+  setPte(pt, pteIndex(BASE), 1234, T_HWPOISON, 'test: inject entry');
   assert.deepEqual(fault(mm, BASE, false), { ok: false, signal: SIGBUS, code: BUS_MCEERR_AR, addr: BASE });
 });
 
@@ -163,7 +163,7 @@ function mapDevicePrivate(k: Kernel, mm: MmStruct, vma: Vma, addr: number, dpage
   folioAddAnonRmapPte(k, dpage, vma, addr, true);
   const pmd = pmdTableOf(mm.pgd, addr, true)!;
   const pt = pteTableAlloc(mm.pgd, pmd, pmdIndex(addr), addr)!;
-  setPte(pt, pteIndex(addr), dpage, T_DEVICE_PRIVATE_WRITE);
+  setPte(pt, pteIndex(addr), dpage, T_DEVICE_PRIVATE_WRITE, 'test: inject entry');
   folioUnlock(k, dpage);
 }
 
@@ -198,7 +198,7 @@ test('a migration entry with nobody to finish the migration is a HANG, not a han
   anonVma(mm, BASE, 4096);
   const pmd = pmdTableOf(mm.pgd, BASE, true)!;
   const pt = pteTableAlloc(mm.pgd, pmd, pmdIndex(BASE), BASE)!;
-  setPte(pt, pteIndex(BASE), 2000, T_MIGRATION_READ);
+  setPte(pt, pteIndex(BASE), 2000, T_MIGRATION_READ, 'test: inject entry');
   assert.throws(() => fault(mm, BASE, false), (e: unknown) => e instanceof KernelBug && e.kind === 'HANG');
 });
 

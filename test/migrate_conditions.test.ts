@@ -281,7 +281,7 @@ test('collect: a device-exclusive entry is not collected (not a device-private e
   folioPut(e.k, r.page);
   const special = e.k.buddy.alloc(0, 0);
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
-  setPte(pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start)!, pteIndex(e.vma.start + PAGE), special, T_PRESENT | _PAGE_SPECIAL);
+  setPte(pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start)!, pteIndex(e.vma.start + PAGE), special, T_PRESENT | _PAGE_SPECIAL, 'test: inject entry');
   const m = mv(e, S | MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT);
   assert.equal(run(e.k, migrateVmaSetup(m)), 0);
   assert.deepEqual([...m.src!], [0, 0, MIGRATE_PFN_MIGRATE]);

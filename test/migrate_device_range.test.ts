@@ -175,7 +175,7 @@ function mapInSecondMm(e: Env) {
   e.k.pages.flags[v] &= ~PG_anon_exclusive;
   const pm = pmdTableOf(mm2.pgd, a, true)!;
   const pt2 = pteTableAlloc(mm2.pgd, pm, Math.floor(a / HPAGE) % 512, a)!;
-  setPte(pt2, Math.floor(a / PAGE) % 512, v, T_PRESENT | _PAGE_RW);
+  setPte(pt2, Math.floor(a / PAGE) % 512, v, T_PRESENT | _PAGE_RW, 'test: inject entry');
   e.k.pages.mapcount[v]++;
   e.k.pages.refcount[v]++;
   return mm2;

@@ -118,7 +118,7 @@ function shareWithChild(e: Env, n: number) {
     e.k.pages.flags[v] &= ~PG_anon_exclusive;
     const pm = pmdTableOf(mm2.pgd, a, true)!;
     const pt2 = pteTableAlloc(mm2.pgd, pm, Math.floor(a / HPAGE) % 512, a)!;
-    setPte(pt2, Math.floor(a / PAGE) % 512, v, s.pt.f[s.i]);
+    setPte(pt2, Math.floor(a / PAGE) % 512, v, s.pt.f[s.i], 'test: inject entry');
     e.k.pages.mapcount[v]++;
     e.k.pages.refcount[v]++;
   }
@@ -238,7 +238,7 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   k.pages.refcount[pg]++; // page-cache reference + the mapping's
   const pm = pmdTableOf(e.mm.pgd, fv.start, true)!;
   const pt = pteTableAlloc(e.mm.pgd, pm, Math.floor(fv.start / HPAGE) % 512, fv.start)!;
-  setPte(pt, 0, pg, T_PRESENT | _PAGE_RW);
+  setPte(pt, 0, pg, T_PRESENT | _PAGE_RW, 'test: inject entry');
   folioAddFileRmapPte(k, pg);
   k.lru.add(pg);
   const want = k.contents.checksum(pg);

@@ -22,6 +22,7 @@ import type { DevPagemap } from './mm/memremap.js';
 import { dumpPage, pageBug } from './mm/debug.js';
 import { HugetlbPool } from './mm/hugetlb_pool.js';
 import { enableCheckedMode } from './mm/debug_vm.js';
+import { mmuNotifierEnableChecks } from './mm/mmu_notifier.js';
 
 /** Event counters (/proc/vmstat names where the kernel has them). */
 export interface VmStat {
@@ -112,6 +113,7 @@ export class Kernel {
   newMm(): MmStruct {
     const mm = new MmStruct(this.nextMm++);
     mm.kernel = this;
+    if (this.config.checked) mmuNotifierEnableChecks(mm);
     this.mms.add(mm);
     return mm;
   }

@@ -88,7 +88,7 @@ export function restoreExclusivePte(vma: Vma, pfn: number, addr: number, pt: Pte
     if (k.pages.flags[k.pages.folioPfn(pfn)] & PG_dirty) f |= _PAGE_DIRTY;
     f |= _PAGE_RW;
   }
-  setPte(pt, i, pfn, f);
+  setPte(pt, i, pfn, f, 'restore_exclusive_pte');
 }
 
 /**
@@ -153,7 +153,7 @@ export function* makeDeviceExclusive(mm: MmStruct, addr: number, owner: unknown)
       if ((f & TYPE_MASK) === T_PRESENT && pt.v[i] === page && (f & _PAGE_RW)) {
         /* ptep_clear_flush(), then the device-exclusive swap PTE */
         if (f & _PAGE_DIRTY) p.flags[head] |= PG_dirty;
-        setPte(pt, i, page, T_DEVICE_EXCLUSIVE | (f & _PAGE_SOFT_DIRTY));
+        setPte(pt, i, page, T_DEVICE_EXCLUSIVE | (f & _PAGE_SOFT_DIRTY), 'make_device_exclusive');
         ok = true;
       }
       pt.ptl.unlock(s);

@@ -39,12 +39,12 @@ import {
   T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED,
   _PAGE_SPECIAL, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
 } from './pgtable.js';
-import { setPte, setPmdLeaf, mkPresent } from './pte_ops.js';
+import { setPte, setPteFlags, setPmdLeaf, setPmdFlags, mkPresent } from './pte_ops.js';
 import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { folioGet, folioPut, folioMaybeDmaPinned } from './folio.js';
 import { folioAddNewAnonRmap, folioDupFileRmapPte, folioTryDupAnonRmapPte } from './rmap.js';
 import {
-  MMU_NOTIFY_PROTECTION_PAGE, MMU_NOTIFY_RELEASE, MMU_NOTIFY_UNMAP, mmuNotifierRangeInit,
+  MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_PAGE, MMU_NOTIFY_RELEASE, MMU_NOTIFY_UNMAP, mmuNotifierRangeInit,
   mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd, mmuNotifierRelease, mmHasNotifiers,
 } from './mmu_notifier.js';
 import { splitHugePmd } from './huge_memory.js';
@@ -96,7 +96,7 @@ function copyPresentPte(dst: Vma, src: Vma, spt: PteTable, dpt: PteTable, j: num
         k.contents.copy(np, pfn);
         folioAddNewAnonRmap(k, np, dst, addr, false);
         k.lru.add(np);
-        setPte(dpt, j, np, mkPresent((dst.flags & VM_WRITE) !== 0, true) | (f & _PAGE_SOFT_DIRTY));
+        setPte(dpt, j, np, mkPresent((dst.flags & VM_WRITE) !== 0, true) | (f & _PAGE_SOFT_DIRTY), 'copy_present_page');
         dst.mm.rss.anon++;
         return 0;
       }
@@ -108,12 +108,12 @@ function copyPresentPte(dst: Vma, src: Vma, spt: PteTable, dpt: PteTable, j: num
     }
   }
   if (cow && (f & _PAGE_RW)) {
-    spt.f[j] = f & ~_PAGE_RW;
+    setPteFlags(spt, j, f & ~_PAGE_RW, 'copy_present_ptes');
     cf &= ~_PAGE_RW;
   }
   if (src.flags & VM_SHARED) cf &= ~_PAGE_DIRTY;
   cf &= ~(_PAGE_ACCESSED | _PAGE_UFFD_WP);
-  setPte(dpt, j, pfn, cf);
+  setPte(dpt, j, pfn, cf, 'copy_present_ptes');
   return 0;
 }
 
@@ -164,25 +164,25 @@ function* copyPteRange(dst: Vma, src: Vma, spt: PteTable, addr: number, end: num
       p.mapcount[v]++;
       if (t === T_DEVICE_PRIVATE_WRITE && cow) {
         f = (f & ~(TYPE_MASK | _PAGE_SOFT_DIRTY)) | T_DEVICE_PRIVATE_READ;
-        spt.f[j] = f;
+        setPteFlags(spt, j, f, 'copy_nonpresent_pte');
       }
-      setPte(dpt, j, v, f & ~_PAGE_UFFD_WP);
+      setPte(dpt, j, v, f & ~_PAGE_UFFD_WP, 'copy_nonpresent_pte');
     } else if (isMigrationType(t)) {
       addMmCounter(dmm, k, head, 1);
       if (t !== T_MIGRATION_READ && cow) {
         f = (f & ~TYPE_MASK) | T_MIGRATION_READ;
-        spt.f[j] = f;
+        setPteFlags(spt, j, f, 'copy_nonpresent_pte');
       }
-      setPte(dpt, j, v, f & ~_PAGE_UFFD_WP);
+      setPte(dpt, j, v, f & ~_PAGE_UFFD_WP, 'copy_nonpresent_pte');
     } else if (t === T_SWAP) {
       // copy_nonpresent_pte(): swap_duplicate(); the page is no longer
       // exclusive to either mm (pte_swp_clear_exclusive() in both).
       k.swap?.dup(v);
       dmm.rss.swap++;
-      if (f & _PAGE_SWP_EXCLUSIVE) spt.f[j] = f & ~_PAGE_SWP_EXCLUSIVE;
-      setPte(dpt, j, v, f & ~(_PAGE_UFFD_WP | _PAGE_SWP_EXCLUSIVE));
+      if (f & _PAGE_SWP_EXCLUSIVE) setPteFlags(spt, j, f & ~_PAGE_SWP_EXCLUSIVE, 'copy_nonpresent_pte');
+      setPte(dpt, j, v, f & ~(_PAGE_UFFD_WP | _PAGE_SWP_EXCLUSIVE), 'copy_nonpresent_pte');
     } else {
-      setPte(dpt, j, v, f);
+      setPte(dpt, j, v, f, 'copy_nonpresent_pte');
     }
   }
   spt.ptl.unlock(s);
@@ -212,7 +212,7 @@ function* copyHugePmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: numbe
   const head = p.folioPfn(v);
   if (t === T_PRESENT) {
     if (v === k.hugeZeroPfn || (f & _PAGE_SPECIAL)) {
-      setPmdLeaf(dpmd, i, v, f & ~(_PAGE_RW | _PAGE_ACCESSED | _PAGE_UFFD_WP));
+      setPmdLeaf(dpmd, i, v, f & ~(_PAGE_RW | _PAGE_ACCESSED | _PAGE_UFFD_WP), 'copy_huge_pmd');
       unlock();
       return 0;
     }
@@ -225,28 +225,28 @@ function* copyHugePmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: numbe
     for (let n = 0; n < HPAGE_PMD_NR; n++) p.flags[head + n] &= ~PG_anon_exclusive;
     p.entireMapcount[head]++;
     addMmCounter(dmm, k, head, HPAGE_PMD_NR);
-    spmd.f[i] = f & ~_PAGE_RW;
-    setPmdLeaf(dpmd, i, head, f & ~(_PAGE_RW | _PAGE_ACCESSED | _PAGE_UFFD_WP));
+    setPmdFlags(spmd, i, f & ~_PAGE_RW, 'copy_huge_pmd');
+    setPmdLeaf(dpmd, i, head, f & ~(_PAGE_RW | _PAGE_ACCESSED | _PAGE_UFFD_WP), 'copy_huge_pmd');
   } else if (isMigrationType(t)) {
     addMmCounter(dmm, k, head, HPAGE_PMD_NR);
     if (t !== T_MIGRATION_READ) {
       f = (f & ~TYPE_MASK) | T_MIGRATION_READ;
-      spmd.f[i] = f;
+      setPmdFlags(spmd, i, f, 'copy_huge_pmd');
     }
-    setPmdLeaf(dpmd, i, v, f & ~_PAGE_UFFD_WP);
+    setPmdLeaf(dpmd, i, v, f & ~_PAGE_UFFD_WP, 'copy_huge_pmd');
   } else if (t === T_DEVICE_PRIVATE_READ || t === T_DEVICE_PRIVATE_WRITE) {
     if (t === T_DEVICE_PRIVATE_WRITE) {
       f = (f & ~TYPE_MASK) | T_DEVICE_PRIVATE_READ;
-      spmd.f[i] = f;
+      setPmdFlags(spmd, i, f, 'copy_huge_non_present_pmd');
     }
     k.warnOnPage(p.order[head] === 0, head, 'copy_huge_non_present_pmd: device-private PMD of a small folio');
     folioGet(k, head);
     for (let n = 0; n < HPAGE_PMD_NR; n++) p.flags[head + n] &= ~PG_anon_exclusive;
     p.entireMapcount[head]++;
     addMmCounter(dmm, k, head, HPAGE_PMD_NR);
-    setPmdLeaf(dpmd, i, v, f & ~_PAGE_UFFD_WP);
+    setPmdLeaf(dpmd, i, v, f & ~_PAGE_UFFD_WP, 'copy_huge_non_present_pmd');
   } else {
-    setPmdLeaf(dpmd, i, v, f);
+    setPmdLeaf(dpmd, i, v, f, 'copy_huge_pmd');
   }
   unlock();
   return 0;
@@ -272,7 +272,7 @@ function* copyHugetlbPmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: nu
       else {
         k.contents.copyRange(np, head, HPAGE_PMD_NR);
         folioAddNewAnonRmap(k, np, dst, addr, true);
-        setPmdLeaf(dpmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY | ((dst.flags & VM_WRITE) ? _PAGE_RW : 0));
+        setPmdLeaf(dpmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY | ((dst.flags & VM_WRITE) ? _PAGE_RW : 0), 'copy_hugetlb_page_range');
       }
     } else {
       folioGet(k, head);
@@ -280,13 +280,13 @@ function* copyHugetlbPmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: nu
       p.entireMapcount[head]++;
       let cf = f;
       if (cow && (f & _PAGE_RW)) {
-        spmd.f[i] = f & ~_PAGE_RW;
+        setPmdFlags(spmd, i, f & ~_PAGE_RW, 'copy_hugetlb_page_range');
         cf &= ~_PAGE_RW;
       }
-      setPmdLeaf(dpmd, i, head, cf & ~_PAGE_UFFD_WP);
+      setPmdLeaf(dpmd, i, head, cf & ~_PAGE_UFFD_WP, 'copy_hugetlb_page_range');
     }
   } else if ((f & TYPE_MASK) !== T_NONE) {
-    setPmdLeaf(dpmd, i, head, f);
+    setPmdLeaf(dpmd, i, head, f, 'copy_hugetlb_page_range');
   }
   spmd.lock.unlock(s);
   return ret;
@@ -304,7 +304,10 @@ export function* copyPageRange(dst: Vma, src: Vma): K<number> {
   const hugetlb = (src.flags & VM_HUGETLB) !== 0;
   let range = null;
   if (cow) {
-    range = mmuNotifierRangeInit(smm, MMU_NOTIFY_PROTECTION_PAGE, src.start, src.end);
+    // copy_page_range() uses MMU_NOTIFY_PROTECTION_PAGE; hugetlb VMAs go to
+    // copy_hugetlb_page_range() first, whose range is MMU_NOTIFY_CLEAR over
+    // the same [vm_start, vm_end) (mm/hugetlb.c).
+    range = mmuNotifierRangeInit(smm, hugetlb ? MMU_NOTIFY_CLEAR : MMU_NOTIFY_PROTECTION_PAGE, src.start, src.end);
     yield* mmuNotifierInvalidateRangeStart(range);
     smm.writeProtectSeq++; /* raw_write_seqcount_begin */
   }

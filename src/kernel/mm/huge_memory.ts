@@ -18,7 +18,7 @@ import {
   type PmdTable, PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW,
   _PAGE_SPECIAL, _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
 } from './pgtable.js';
-import { setPmdLeaf, mkPresent, carryBits } from './pte_ops.js';
+import { setPte, setPmdLeaf, setPmdFlags, pmdPopulate, mkPresent, carryBits } from './pte_ops.js';
 import { type Vma, type VmFault, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_HUGETLB } from './mm_types.js';
 import { __GFP_ZERO } from './page_alloc.js';
 import { folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon } from './folio.js';
@@ -49,7 +49,7 @@ export function thpVmaAllowable(vma: Vma, addr: number): boolean {
 
 /** huge_pmd_set_accessed() */
 export function hugePmdSetAccessed(pmd: PmdTable, i: number, write: boolean): void {
-  pmd.f[i] |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+  setPmdFlags(pmd, i, pmd.f[i] | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0), 'huge_pmd_set_accessed');
 }
 
 /**
@@ -67,7 +67,7 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
   if (!write && k.config.thpUseZeroPage) {
     yield* spinLock(k.sched, pmd.lock);
     if ((pmd.f[i] & TYPE_MASK) === T_NONE) {
-      setPmdLeaf(pmd, i, k.hugeZeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
+      setPmdLeaf(pmd, i, k.hugeZeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED, 'do_huge_pmd_anonymous_page');
       k.vmstat.thp_zero_page_alloc++;
     }
     pmd.lock.unlock(k.sched);
@@ -87,7 +87,7 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
   folioAddNewAnonRmap(k, folio, vma, haddr, true);
   k.lru.add(folio);
   const w = (vma.flags & VM_WRITE) !== 0;
-  setPmdLeaf(pmd, i, folio, mkPresent(w, w));
+  setPmdLeaf(pmd, i, folio, mkPresent(w, w), '__do_huge_pmd_anonymous_page');
   mm.rss.anon += HPAGE_PMD_NR;
   k.vmstat.thp_fault_alloc++;
   pmd.lock.unlock(k.sched);
@@ -121,7 +121,7 @@ export function* doHugePmdWpPage(vma: Vma, pmd: PmdTable, i: number, addr: numbe
     }
     if (reuse) {
       yield* spinLock(k.sched, pmd.lock);
-      if (pmd.v[i] === v && pmd.f[i] === f && !unshare) pmd.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
+      if (pmd.v[i] === v && pmd.f[i] === f && !unshare) setPmdFlags(pmd, i, f | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, 'do_huge_pmd_wp_page');
       pmd.lock.unlock(k.sched);
       return 0;
     }
@@ -196,31 +196,27 @@ export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): 
   if (t === T_NONE || t === T_TABLE) return;
   if (vma.flags & VM_HUGETLB) throw new KernelBug('BUG', 'split_huge_pmd on a hugetlb VMA', `${vma}`);
   const haddr = addr - (addr % HPAGE_PMD_SIZE);
-  const pt = new PteTable(`ptl@${haddr.toString(16)}`);
+  const pt = new PteTable(`ptl@${haddr.toString(16)}`, vma.mm.pgd, haddr);
   k.vmstat.thp_split_pmd++;
   if (t === T_PRESENT && (v === k.hugeZeroPfn || (f & _PAGE_SPECIAL))) {
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
-      pt.v[j] = k.zeroPfn;
-      pt.f[j] = T_PRESENT | _PAGE_SPECIAL | (f & (_PAGE_ACCESSED | _PAGE_PROTNONE)) | carryBits(f);
+      setPte(pt, j, k.zeroPfn, T_PRESENT | _PAGE_SPECIAL | (f & (_PAGE_ACCESSED | _PAGE_PROTNONE)) | carryBits(f), '__split_huge_zero_page_pmd');
     }
   } else if (t === T_PRESENT) {
     const bits = f & (_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_PROTNONE) | carryBits(f);
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
-      pt.v[j] = v + j;
-      pt.f[j] = T_PRESENT | bits;
+      setPte(pt, j, v + j, T_PRESENT | bits, '__split_huge_pmd_locked');
       p.mapcount[v + j]++;
     }
     p.entireMapcount[v]--;
     p.refcount[v] += HPAGE_PMD_NR - 1;
   } else if (isMigrationType(t)) {
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
-      pt.v[j] = v + j;
-      pt.f[j] = f;
+      setPte(pt, j, v + j, f, '__split_huge_pmd_locked');
     }
   } else if (isDevicePrivateType(t)) {
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
-      pt.v[j] = v + j;
-      pt.f[j] = (t === T_DEVICE_PRIVATE_WRITE ? T_DEVICE_PRIVATE_WRITE : T_DEVICE_PRIVATE_READ) | carryBits(f);
+      setPte(pt, j, v + j, (t === T_DEVICE_PRIVATE_WRITE ? T_DEVICE_PRIVATE_WRITE : T_DEVICE_PRIVATE_READ) | carryBits(f), '__split_huge_pmd_locked');
       p.mapcount[v + j]++;
     }
     p.entireMapcount[v]--;
@@ -228,10 +224,7 @@ export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): 
   } else {
     throw new KernelBug('BUG', `split_huge_pmd: cannot split a PMD of type ${t}`, `${vma} addr 0x${addr.toString(16)}`);
   }
-  pt.used = HPAGE_PMD_NR;
-  pmd.f[i] = T_TABLE;
-  pmd.v[i] = 0;
-  pmd.pte[i] = pt;
+  pmdPopulate(pmd, i, pt, '__split_huge_pmd_locked');
   vma.mm.pgd.nrTables++;
 }
 

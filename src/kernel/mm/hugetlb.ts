@@ -26,7 +26,7 @@ import { EINVAL, ENOMEM } from '../errno.js';
 import { type AddressSpace, type MmStruct, type Vma, VM_MAYSHARE, VM_WRITE, VM_HUGETLB, VM_DONTEXPAND } from './mm_types.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
 import { TYPE_MASK, T_NONE, T_PRESENT, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, pmdIndex, pmdTableOf } from './pgtable.js';
-import { setPmdLeaf } from './pte_ops.js';
+import { setPmdLeaf, setPmdFlags } from './pte_ops.js';
 import { folioGet, folioPut } from './folio.js';
 import { folioAddNewAnonRmap, folioAddFileRmapPmd, folioRemoveRmapPmd } from './rmap.js';
 import { FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_SIGBUS } from './memory.js';
@@ -180,7 +180,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
       folioGet(k, head);
       folioAddFileRmapPmd(k, head);
       const wr = (vma.flags & VM_WRITE) !== 0;
-      setPmdLeaf(pmd, i, head, T_PRESENT | _PAGE_ACCESSED | (wr ? _PAGE_RW : 0) | (wr && write ? _PAGE_DIRTY : 0));
+      setPmdLeaf(pmd, i, head, T_PRESENT | _PAGE_ACCESSED | (wr ? _PAGE_RW : 0) | (wr && write ? _PAGE_DIRTY : 0), 'hugetlb_no_page');
     } else {
       head = allocHugetlbFolio(k, as, idx);
       if (head < 0) {
@@ -189,7 +189,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
       }
       folioAddNewAnonRmap(k, head, vma, haddr, true);
       const wr = write && (vma.flags & VM_WRITE) !== 0;
-      setPmdLeaf(pmd, i, head, T_PRESENT | _PAGE_ACCESSED | (wr ? _PAGE_RW | _PAGE_DIRTY : 0));
+      setPmdLeaf(pmd, i, head, T_PRESENT | _PAGE_ACCESSED | (wr ? _PAGE_RW | _PAGE_DIRTY : 0), 'hugetlb_no_page');
     }
     pmd.lock.unlock(s);
     return 0;
@@ -201,7 +201,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   const f = pmd.f[i];
   const head = p.folioPfn(pmd.v[i]);
   if (!write || (f & _PAGE_RW)) {
-    pmd.f[i] = f | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+    setPmdFlags(pmd, i, f | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0), 'hugetlb_fault');
     pmd.lock.unlock(s);
     return 0;
   }
@@ -211,7 +211,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   }
   if (shared || ((p.flags[head] & PG_anon) && ((p.flags[head] & PG_anon_exclusive) || (p.entireMapcount[head] === 1 && p.refcount[head] === 1)))) {
     if (!shared) for (let j = 0; j < HPAGE_PMD_NR; j++) p.flags[head + j] |= PG_anon_exclusive;
-    pmd.f[i] = f | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
+    setPmdFlags(pmd, i, f | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, 'hugetlb_wp');
     pmd.lock.unlock(s);
     return 0;
   }
@@ -229,7 +229,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
   if (pmd.f[i] === f && pmd.v[i] === head) {
     folioAddNewAnonRmap(k, np, vma, haddr, true);
-    setPmdLeaf(pmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_RW | _PAGE_DIRTY);
+    setPmdLeaf(pmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_RW | _PAGE_DIRTY, 'hugetlb_wp');
     folioRemoveRmapPmd(k, head);
     folioPut(k, head); /* the mapping's reference */
   } else {

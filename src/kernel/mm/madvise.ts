@@ -29,7 +29,7 @@ import {
   TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SOFT_DIRTY,
   _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
 } from './pgtable.js';
-import { setPmdLeaf, setPte } from './pte_ops.js';
+import { clearPmd, clearPte, setPmdFlags, setPmdLeaf, setPte, setPteFlags } from './pte_ops.js';
 import { _PAGE_SWP_EXCLUSIVE, swapDevice } from './swap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from './page.js';
 import { folioRemoveRmapPte, folioAddNewAnonRmap, anonVmaPrepare } from './rmap.js';
@@ -37,7 +37,7 @@ import { folioGet, folioPut, folioMaybeDmaPinned, folioTrylock, folioUnlock } fr
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { zapPageRange, spinLock } from './zap.js';
 import { vmaIsolateRange } from './mmap.js';
-import { canSplitFolio, splitFolio, splitHugePmd } from './huge_memory.js';
+import { canSplitFolio, splitFolio, splitHugePmd, splitHugePmdNotify } from './huge_memory.js';
 import { HPAGE_SIZE } from './hugetlb.js';
 
 export const MADV_NORMAL = 0;
@@ -119,19 +119,21 @@ function* madviseFree(vma: Vma, start: number, end: number): K<void> {
     const i = pmdIndex(addr);
     let t = pmd.f[i] & TYPE_MASK;
     if (t === T_PRESENT && pmd.v[i] !== k.hugeZeroPfn) {
-      yield* spinLock(s, pmd.lock);
       if (addr === ps && next === ps + PMD_SIZE) {
+        yield* spinLock(s, pmd.lock);
         const head = pmd.v[i];
         if (p.entireMapcount[head] === 1 && (p.flags[head] & PG_anon)) {
-          pmd.f[i] &= ~(_PAGE_DIRTY | _PAGE_ACCESSED);
+          setPmdFlags(pmd, i, pmd.f[i] & ~(_PAGE_DIRTY | _PAGE_ACCESSED), 'madvise_free_huge_pmd');
           p.flags[head] &= ~(PG_dirty | PG_swapbacked);
         }
         pmd.lock.unlock(s);
         addr = next;
         continue;
       }
-      splitHugePmd(vma, pmd, i, addr);
-      pmd.lock.unlock(s);
+      // A THP only partly covered: the kernel splits it (split_folio() ->
+      // unmap_folio(), whose try_to_migrate() splits the PMD inside a range
+      // covering the whole folio); this range covers only [start, end).
+      yield* splitHugePmdNotify(vma, pmd, i, addr);
       t = pmd.f[i] & TYPE_MASK;
     }
     if (t === T_TABLE) {
@@ -146,7 +148,7 @@ function* madviseFree(vma: Vma, start: number, end: number): K<void> {
         if (pfn === k.zeroPfn) continue;
         const head = p.folioPfn(pfn);
         if (!(p.flags[head] & PG_anon) || p.mapcount[pfn] !== 1 || p.order[head] !== 0) continue;
-        pt.f[j] = f & ~(_PAGE_DIRTY | _PAGE_ACCESSED);
+        setPteFlags(pt, j, f & ~(_PAGE_DIRTY | _PAGE_ACCESSED), 'madvise_free_pte_range');
         p.flags[head] &= ~(PG_dirty | PG_swapbacked);
       }
       pt.ptl.unlock(s);
@@ -224,21 +226,18 @@ export function* collapseHugePage(vma: Vma, haddr: number): K<number> {
     }
     const pfn = pt.v[j];
     k.contents.copy(np + j, pfn);
-    pt.f[j] = 0;
-    pt.v[j] = 0;
+    clearPte(pt, j, '__collapse_huge_page_copy');
     folioRemoveRmapPte(k, pfn);
     folioPut(k, pfn);
   }
   pt.ptl.unlock(s);
   // The PTE table goes away (pmd_populate of the deposited table is not modelled).
-  pmd.pte[i] = null;
-  pmd.f[i] = T_NONE;
-  pmd.used--;
+  clearPmd(pmd, i, 'collapse_huge_page');
   mm.pgd.nrTables--;
   anonVmaPrepare(k, vma);
   folioAddNewAnonRmap(k, np, vma, haddr, true);
   const wr = (vma.flags & VM_WRITE) !== 0;
-  setPmdLeaf(pmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY | (wr ? _PAGE_RW : 0));
+  setPmdLeaf(pmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY | (wr ? _PAGE_RW : 0), 'collapse_huge_page');
   mm.rss.anon += added;
   k.lru.add(np);
   pmd.lock.unlock(s);
@@ -366,9 +365,14 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
       continue;
     }
     if (canSplitFolio(k, head)) {
+      // The PMD split of unmap_folio() / try_to_unmap(TTU_SPLIT_HUGE_PMD):
+      // inside an MMU_NOTIFY_CLEAR range over the folio (mm/rmap.c).
+      const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_CLEAR, a, a + PMD_SIZE);
+      yield* mmuNotifierInvalidateRangeStart(range);
       yield* spinLock(s, pmd.lock);
       if ((pmd.f[i] & TYPE_MASK) === T_PRESENT && pmd.v[i] === head) splitHugePmd(vma, pmd, i, a);
       pmd.lock.unlock(s);
+      mmuNotifierInvalidateRangeEnd(range);
       splitFolio(k, head);
     }
     folioUnlock(k, head);
@@ -390,7 +394,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
     if ((f & TYPE_MASK) === T_PRESENT && !(f & _PAGE_SPECIAL) && pfn !== k.zeroPfn && p.pgmap[pfn] === 0) {
       const head = p.folioPfn(pfn);
       if ((p.flags[head] & PG_anon) && p.order[head] === 0 && p.mapcount[pfn] === 1) {
-        pt.f[j] = f & ~_PAGE_ACCESSED; /* ptep_clear_flush_young_notify() */
+        setPteFlags(pt, j, f & ~_PAGE_ACCESSED, 'madvise_cold_or_pageout_pte_range'); /* ptep_clear_flush_young_notify() */
         ok = k.lru.isolate(head);
       }
     }
@@ -431,7 +435,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
     const sf = T_SWAP | (f & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP)) | (exclusive ? _PAGE_SWP_EXCLUSIVE : 0);
     if ((f & _PAGE_DIRTY) !== 0) p.flags[pfn] |= PG_dirty;
     swap.dup(slot); /* the swap PTE's reference */
-    setPte(pt!, j, slot, sf);
+    setPte(pt!, j, slot, sf, 'try_to_unmap_one');
     p.flags[pfn] &= ~PG_anon_exclusive;
     folioRemoveRmapPte(k, pfn);
     mm.rss.anon--;

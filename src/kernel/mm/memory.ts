@@ -20,7 +20,7 @@ import {
   isMigrationType, pmdIndex, pmdTableOf,
   pteIndex, pteTableAlloc,
 } from './pgtable.js';
-import { setPte, mkPresent, carryBits } from './pte_ops.js';
+import { setPte, setPteFlags, mkPresent, carryBits } from './pte_ops.js';
 import { type Vma, type VmFault, VM_SHARED, VM_WRITE, VM_HUGETLB } from './mm_types.js';
 import { __GFP_ZERO } from './page_alloc.js';
 import {
@@ -29,7 +29,7 @@ import {
 import {
   folioAddNewAnonRmap, folioAddFileRmapPte, folioRemoveRmapPte, pageAnonExclusive, anonVmaPrepare,
 } from './rmap.js';
-import { PG_anon_exclusive, PG_dirty, PG_locked, PG_lru } from './page.js';
+import { PAGE_SIZE, PG_anon_exclusive, PG_dirty, PG_locked, PG_lru } from './page.js';
 import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
 import { type K, waitUntil } from '../sched/sched.js';
 import { spinLock } from '../sched/locks.js';
@@ -39,6 +39,7 @@ import { removeDeviceExclusiveEntry } from './device_exclusive.js';
 import { shmemGetFolio } from './shmem.js';
 import { hugetlbFault } from './hugetlb.js';
 import { pagePgmap } from './memremap.js';
+import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 
 /* enum fault_flag */
 export const FAULT_FLAG_WRITE = 1 << 0;
@@ -145,11 +146,11 @@ function* handlePteFault(vma: Vma, pt: PteTable, i: number, addr: number, real: 
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
     if (!(f & _PAGE_RW)) return yield* doWpPage(vma, pt, i, addr, flags);
     yield* spinLock(k.sched, pt.ptl);
-    if (pt.f[i] === f) pt.f[i] |= _PAGE_DIRTY | _PAGE_ACCESSED;
+    if (pt.f[i] === f) setPteFlags(pt, i, f | _PAGE_DIRTY | _PAGE_ACCESSED, 'handle_pte_fault');
     pt.ptl.unlock(k.sched);
     return 0;
   }
-  pt.f[i] |= _PAGE_ACCESSED;
+  setPteFlags(pt, i, f | _PAGE_ACCESSED, 'handle_pte_fault');
   return 0;
 }
 
@@ -164,7 +165,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   const s = k.sched;
   if (!(flags & FAULT_FLAG_WRITE)) {
     yield* spinLock(k.sched, pt.ptl);
-    if ((pt.f[i] & TYPE_MASK) === T_NONE) setPte(pt, i, k.zeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
+    if ((pt.f[i] & TYPE_MASK) === T_NONE) setPte(pt, i, k.zeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED, 'do_anonymous_page');
     pt.ptl.unlock(s);
     return 0;
   }
@@ -179,7 +180,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   }
   folioAddNewAnonRmap(k, pfn, vma, addr, false);
   k.lru.add(pfn);
-  setPte(pt, i, pfn, mkPresent((vma.flags & VM_WRITE) !== 0, (vma.flags & VM_WRITE) !== 0));
+  setPte(pt, i, pfn, mkPresent((vma.flags & VM_WRITE) !== 0, (vma.flags & VM_WRITE) !== 0), 'do_anonymous_page');
   vma.mm.rss.anon++;
   pt.ptl.unlock(s);
   return 0;
@@ -233,7 +234,7 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
     }
     folioAddNewAnonRmap(k, np, vma, addr, false);
     k.lru.add(np);
-    setPte(pt, i, np, mkPresent((vma.flags & VM_WRITE) !== 0, true));
+    setPte(pt, i, np, mkPresent((vma.flags & VM_WRITE) !== 0, true), 'do_cow_fault');
     mm.rss.anon++;
     pt.ptl.unlock(s);
     return 0;
@@ -247,7 +248,7 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
   /* The reference from the lookup becomes the mapping's reference. */
   folioAddFileRmapPte(k, page);
   const wr = shared && (vma.flags & VM_WRITE) !== 0;
-  setPte(pt, i, page, mkPresent(wr, write && wr));
+  setPte(pt, i, page, mkPresent(wr, write && wr), 'finish_fault');
   if (vma.file?.kind === 'shmem') mm.rss.shmem++;
   else mm.rss.file++;
   pt.ptl.unlock(s);
@@ -299,7 +300,7 @@ function* doWpPage(vma: Vma, pt: PteTable, i: number, addr: number, flags: numbe
   if (page >= 0 && (vma.flags & VM_SHARED)) {
     if (unshare) return 0;
     yield* spinLock(k.sched, pt.ptl);
-    if (pt.v[i] === v && pt.f[i] === f) pt.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
+    if (pt.v[i] === v && pt.f[i] === f) setPteFlags(pt, i, f | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, 'wp_page_reuse');
     pt.ptl.unlock(s);
     return 0;
   }
@@ -308,7 +309,7 @@ function* doWpPage(vma: Vma, pt: PteTable, i: number, addr: number, flags: numbe
       yield* spinLock(k.sched, pt.ptl);
       if (pt.v[i] === v && pt.f[i] === f) {
         k.pages.flags[page] |= PG_anon_exclusive;
-        if (!unshare) pt.f[i] |= _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
+        if (!unshare) setPteFlags(pt, i, f | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, 'wp_page_reuse');
       }
       pt.ptl.unlock(s);
       return 0;
@@ -317,6 +318,15 @@ function* doWpPage(vma: Vma, pt: PteTable, i: number, addr: number, flags: numbe
   return yield* wpPageCopy(vma, pt, i, addr, v, f, page, unshare);
 }
 
+/**
+ * wp_page_copy(): break COW (or unshare, FAULT_FLAG_UNSHARE) of the present
+ * read-only PTE (v, f) at addr. Copies `old` (or zero-fills for the zero
+ * page, old < 0) into a new anon page, then inside an MMU_NOTIFY_CLEAR range
+ * of [addr, addr + PAGE_SIZE) and under the PTL, if the PTE is unchanged
+ * (pte_same), maps the new page (writable unless unsharing) and drops the old
+ * mapping's rmap and reference. Caller holds mmap_lock for read; returns 0
+ * (also when the PTE changed: the fault is simply retried) or VM_FAULT_OOM.
+ */
 function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number, f: number, old: number, unshare: boolean): K<number> {
   const mm = vma.mm;
   const k = mm.kernel;
@@ -325,16 +335,22 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
   const np = k.buddy.alloc(0, old < 0 ? __GFP_ZERO : 0, 'wp_page_copy');
   if (np < 0) return VM_FAULT_OOM;
   if (old >= 0) k.contents.copy(np, old);
+  // As mm/memory.c:wp_page_copy(): the PTE of this one page changes to the
+  // new page under an MMU_NOTIFY_CLEAR range, so a device mirroring the old
+  // page (the zero page, or the page shared with the parent) drops it.
+  const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_CLEAR, addr, addr + PAGE_SIZE);
+  yield* mmuNotifierInvalidateRangeStart(range);
   yield* spinLock(k.sched, pt.ptl);
   if (pt.v[i] !== v || pt.f[i] !== f) {
     pt.ptl.unlock(s);
+    mmuNotifierInvalidateRangeEnd(range);
     folioPut(k, np);
     return 0;
   }
   folioAddNewAnonRmap(k, np, vma, addr, false);
   k.lru.add(np);
   const write = !unshare && (vma.flags & VM_WRITE) !== 0;
-  setPte(pt, i, np, mkPresent(write, write) | carryBits(f));
+  setPte(pt, i, np, mkPresent(write, write) | carryBits(f), 'wp_page_copy');
   if (old >= 0) {
     if (!folioTestAnon(k, old)) {
       if (vma.file?.kind === 'shmem') mm.rss.shmem--;
@@ -348,6 +364,7 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
   }
   k.vmstat.cow++;
   pt.ptl.unlock(s);
+  mmuNotifierInvalidateRangeEnd(range);
   return 0;
 }
 
@@ -391,7 +408,7 @@ function* doSwapIn(vma: Vma, pt: PteTable, i: number, addr: number, flags: numbe
   if (!exclusive) p.flags[pfn] &= ~PG_anon_exclusive;
   p.flags[pfn] |= PG_dirty; /* the copy in memory is the only one once the slot goes */
   k.lru.add(pfn);
-  setPte(pt, i, pfn, T_PRESENT | _PAGE_ACCESSED | (write ? _PAGE_RW | _PAGE_DIRTY : 0) | (f & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP)));
+  setPte(pt, i, pfn, T_PRESENT | _PAGE_ACCESSED | (write ? _PAGE_RW | _PAGE_DIRTY : 0) | (f & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP)), 'do_swap_page');
   mm.rss.swap--;
   mm.rss.anon++;
   swap.free(slot);

@@ -32,7 +32,7 @@ import {
   T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType,
   pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pteTableOf,
 } from './pgtable.js';
-import { setPte, setPmdLeaf } from './pte_ops.js';
+import { clearPmd, setPte, setPmdLeaf } from './pte_ops.js';
 import {
   PG_anon, PG_dirty, PG_head, PG_locked, PG_swapbacked, PG_swapcache, PG_tail, PG_uptodate, PG_writeback, HPAGE_PMD_NR,
 } from './page.js';
@@ -91,7 +91,7 @@ function removeMigrationPte(k: Kernel, vma: Vma, addr: number, pt: PteTable, i: 
   }
   if (anon) folioAddAnonRmapPte(k, npfn, vma, addr, exclusive);
   else folioAddFileRmapPte(k, npfn);
-  setPte(pt, i, npfn, f);
+  setPte(pt, i, npfn, f, 'remove_migration_pte');
 }
 
 /**
@@ -114,7 +114,7 @@ function removeMigrationPmd(k: Kernel, vma: Vma, haddr: number, pmd: PmdTable, i
   if (isDevicePrivatePage(k, dst)) f = (write ? T_DEVICE_PRIVATE_WRITE : T_DEVICE_PRIVATE_READ) | (old & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP));
   if (p.flags[dst] & PG_anon) folioAddAnonRmapPmd(k, dst, vma, haddr, t !== T_MIGRATION_READ);
   else folioAddFileRmapPmd(k, dst);
-  setPmdLeaf(pmd, i, dst, f);
+  setPmdLeaf(pmd, i, dst, f, 'remove_migration_pmd');
 }
 
 /** remove_migration_pte() for one VMA: the PMD or the PTEs of src's pages at addr. */
@@ -325,11 +325,9 @@ export function splitPmdMigrationEntry(k: Kernel, vma: Vma, haddr: number): bool
   if (!isMigrationType(f & TYPE_MASK)) return false;
   const head = pmd.v[i];
   // pmd_populate() with the deposited table: the PMD becomes a table pointer.
-  pmd.f[i] = 0;
-  pmd.v[i] = 0;
-  pmd.used--;
+  clearPmd(pmd, i, '__split_huge_pmd_locked');
   const pt = pteTableAllocFor(mm, pmd, i, haddr);
-  for (let j = 0; j < HPAGE_PMD_NR; j++) setPte(pt, j, head + j, f);
+  for (let j = 0; j < HPAGE_PMD_NR; j++) setPte(pt, j, head + j, f, '__split_huge_pmd_locked');
   k.vmstat.thp_split_pmd++;
   return true;
 }

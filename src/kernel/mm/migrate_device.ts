@@ -440,9 +440,9 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
       folioGet(k, folio);
       if (folio === w.faultFolio || folioTrylock(k, folio)) {
         const anonExclusive = (p.flags[folio] & PG_anon) !== 0 && (p.flags[page] & PG_anon_exclusive) !== 0;
-        clearPte(pt, j); /* ptep_clear_flush() / ptep_get_and_clear() */
+        clearPte(pt, j, 'migrate_vma_collect_pmd'); /* ptep_clear_flush() / ptep_get_and_clear() */
         if (anonExclusive && folioTryShareAnonRmapPte(k, page) !== 0) {
-          setPte(pt, j, v, f);
+          setPte(pt, j, v, f, 'migrate_vma_collect_pmd');
           if (folio !== w.faultFolio) folioUnlock(k, folio);
           folioPut(k, folio);
           emit(w, 0);
@@ -451,7 +451,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
         mv.cpages++;
         if (t === T_PRESENT && (f & _PAGE_DIRTY)) p.flags[folio] |= PG_dirty;
         const type = mpfnHas(mpfn, MIGRATE_PFN_WRITE) ? T_MIGRATION_WRITE : anonExclusive ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ;
-        setPte(pt, j, page, type | migrationEntryBits(f));
+        setPte(pt, j, page, type | migrationEntryBits(f), 'migrate_vma_collect_pmd');
         // Like a regular unmap: drop the rmap and the mapping's reference;
         // the collect reference keeps the folio alive.
         folioRemoveRmapPte(k, page);
@@ -774,7 +774,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
     folioAddNewAnonRmap(k, folio, vma, addr, false);
     if (p.pgmap[folio] === 0) k.lru.add(folio);
     folioGet(k, folio);
-    setPte(pt, j, page, ef);
+    setPte(pt, j, page, ef, 'migrate_vma_insert_page');
     pt.ptl.unlock(s);
     src[idx] = MIGRATE_PFN_MIGRATE;
     return;
@@ -821,7 +821,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
     folioAddNewAnonRmap(k, folio, vma, addr, true);
     if (p.pgmap[folio] === 0) k.lru.add(folio);
     folioGet(k, folio);
-    setPmdLeaf(pmd, i, folio, ef);
+    setPmdLeaf(pmd, i, folio, ef, 'migrate_vma_insert_huge_pmd_page');
     pmd.lock.unlock(s);
     k.vmstat.thp_fault_alloc++;
     return 0;

@@ -215,6 +215,14 @@ export class MmStruct {
   readonly rss = { anon: 0, file: 0, shmem: 0, swap: 0 };
   /** Anything the mmu_notifier layer attaches (struct mmu_notifier_subscriptions). */
   notifierSubs: unknown = null;
+  /**
+   * Checked mode only (null otherwise): the mmu_notifier ranges between
+   * invalidate_range_start and _end in this mm, registered subscribers or
+   * not (the kernel keeps only their count, active_invalidate_ranges, and
+   * only with subscribers). mmu_notifier.ts maintains it and checks every
+   * entry change against it.
+   */
+  invalidateRanges: Array<{ start: number; end: number }> | null = null;
   /** The machine this mm lives on. */
   kernel!: Kernel;
   constructor(readonly id: number) {

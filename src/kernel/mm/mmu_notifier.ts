@@ -19,6 +19,10 @@
 import type { MmStruct } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
 import { KernelBug } from '../printk.js';
+import {
+  describeEntry, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_TABLE,
+  _PAGE_RW, _PAGE_PROTNONE,
+} from './pgtable.js';
 
 export const MMU_NOTIFY_UNMAP = 0;
 export const MMU_NOTIFY_CLEAR = 1;
@@ -181,6 +185,7 @@ export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): voi
  */
 export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<number> {
   const mm = range.mm;
+  if (mm.invalidateRanges !== null) mm.invalidateRanges.push(range);
   const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
   if (s === null) return 0;
   s.activeInvalidateRanges++;
@@ -206,6 +211,12 @@ export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<num
 
 /** mmu_notifier_invalidate_range_end(): the last active range makes the seq even. */
 export function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): void {
+  const active = range.mm.invalidateRanges;
+  if (active !== null) {
+    const n = active.lastIndexOf(range);
+    if (n < 0) throw new KernelBug('BUG', 'mmu_notifier_invalidate_range_end without start', `range [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) ${MMU_NOTIFY_EVENT_NAMES[range.event]}`);
+    active.splice(n, 1);
+  }
   const s = range.mm.notifierSubs as MmuNotifierSubscriptions | null;
   if (s === null) return;
   for (const n of s.notifiers) n.invalidateRangeEnd?.(range);
@@ -218,4 +229,72 @@ export function mmuNotifierRelease(mm: MmStruct): void {
   const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
   if (s === null) return;
   for (const n of [...s.notifiers]) n.release?.(mm);
+}
+
+/*
+ * Checked mode: the secondary-MMU coherence rule.
+ *
+ * A secondary MMU (a device mirroring the mm through an interval notifier,
+ * a KVM-like whole-mm subscriber) may hold any translation the CPU page
+ * tables give, until mmu_notifier_invalidate_range_start() tells it to drop
+ * it. So every change of an entry that makes such a translation wrong must
+ * happen between range_start and range_end of a range covering the entry:
+ * the old entry is present (the zero page included), device-private or
+ * device-exclusive (the device maps its own page, or holds exclusive
+ * access), or a PMD pointing to a PTE table that maps something; and the
+ * new entry maps a different page, maps none (cleared, swap, migration,
+ * hwpoison, a PTE table replacing a leaf), drops write permission, makes
+ * the page inaccessible (PROT_NONE), or ends device exclusivity.
+ *
+ * Not reported, as in the kernel which has no notifier for them:
+ *  - old entry none, swap or hwpoison: nothing a secondary MMU can map;
+ *  - old entry a migration entry (remove_migration_ptes() installing the new
+ *    page, fork/mprotect making it read-only, zap): the invalidation was
+ *    done by whoever installed it (try_to_migrate(), migrate_vma_collect()),
+ *    and hmm_range_fault() waits on such an entry instead of mapping it;
+ *  - the same page made more permissive, or only accessed/dirty/soft-dirty
+ *    bits changed (the kernel's ptep_set_access_flags(), pte_mkclean()).
+ * The report names the kernel function (fn) that made the change.
+ */
+
+function needsInvalidation(ov: number, of: number, v: number, f: number): boolean {
+  const ot = of & TYPE_MASK;
+  const nt = f & TYPE_MASK;
+  switch (ot) {
+    case T_PRESENT:
+      if (nt !== T_PRESENT || v !== ov) return true;
+      if ((of & _PAGE_RW) && !(f & _PAGE_RW)) return true;
+      return (f & _PAGE_PROTNONE) !== 0 && (of & _PAGE_PROTNONE) === 0;
+    case T_DEVICE_PRIVATE_READ:
+    case T_DEVICE_PRIVATE_WRITE: /* write -> read drops write */
+    case T_DEVICE_EXCLUSIVE:
+      return nt !== ot || v !== ov;
+    case T_TABLE:
+      return nt !== T_TABLE;
+    default:
+      return false;
+  }
+}
+
+/**
+ * The check installed on an mm's page tables in checked mode (Pgd.check):
+ * raise a KernelBug naming fn when the change needs an invalidation and no
+ * active range of mm covers [addr, addr + size).
+ */
+export function mmuNotifierCheckEntry(mm: MmStruct, addr: number, size: number, ov: number, of: number, v: number, f: number, fn: string): void {
+  if (!needsInvalidation(ov, of, v, f)) return;
+  const active = mm.invalidateRanges!;
+  for (let n = 0; n < active.length; n++) {
+    if (active[n].start <= addr && active[n].end >= addr + size) return;
+  }
+  throw new KernelBug('INVARIANT', `${fn}: page-table entry changed without mmu_notifier_invalidate_range_start()`,
+    `mm #${mm.id} address 0x${addr.toString(16)} (${size === 4096 ? 'pte' : 'pmd'}): ${describeEntry(ov, of)} -> ${describeEntry(v, f)}; ` +
+    `active ranges: ${active.length === 0 ? 'none' : active.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)})`).join(' ')}. ` +
+    'A secondary MMU mirroring this mm keeps the old translation.');
+}
+
+/** Checked mode: track this mm's invalidate ranges and check its entry changes. */
+export function mmuNotifierEnableChecks(mm: MmStruct): void {
+  mm.invalidateRanges = [];
+  mm.pgd.check = (addr, size, ov, of, v, f, fn) => mmuNotifierCheckEntry(mm, addr, size, ov, of, v, f, fn);
 }

@@ -30,8 +30,9 @@ import {
   _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex,
 } from './pgtable.js';
 import { PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
+import { setPteFlags, setPmdFlags } from './pte_ops.js';
 import { MMU_NOTIFY_PROTECTION_VMA, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
-import { splitHugePmd } from './huge_memory.js';
+import { splitHugePmdNotify } from './huge_memory.js';
 import { spinLock } from './zap.js';
 import { vmaIsolateRange, calcVmProtBits, PROT_READ, PROT_WRITE, PROT_EXEC, PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP } from './mmap.js';
 import type { Kernel } from '../kernel.js';
@@ -94,7 +95,7 @@ function* changePteRange(c: ChangeCtx, pt: PteTable, start: number, end: number)
     if ((f & TYPE_MASK) === T_NONE) continue;
     const nf = changeEntry(c, pt.v[j], f);
     if (nf !== f) {
-      pt.f[j] = nf;
+      setPteFlags(pt, j, nf, 'change_pte_range');
       c.pages++;
     }
   }
@@ -135,22 +136,23 @@ export function* changeProtection(vma: Vma, start: number, end: number, tryWrita
       yield* mmuNotifierInvalidateRangeStart(range);
     }
     if (t !== T_NONE && t !== T_TABLE) {
-      yield* spinLock(s, pmd.lock);
       if ((addr === pmdStart && next === pmdStart + PMD_SIZE) || (vma.flags & VM_HUGETLB)) {
+        yield* spinLock(s, pmd.lock);
         // change_huge_pmd() / hugetlb_change_protection()
         const f = pmd.f[i];
         let nf = changeEntry(c, pmd.v[i], f);
         if ((vma.flags & VM_HUGETLB) && (f & TYPE_MASK) === T_PRESENT && !c.protnone && c.write && (vma.flags & VM_SHARED)) nf |= _PAGE_RW;
         if (nf !== f) {
-          pmd.f[i] = nf;
+          setPmdFlags(pmd, i, nf, vma.flags & VM_HUGETLB ? 'hugetlb_change_protection' : 'change_huge_pmd');
           c.pages += 512;
         }
         pmd.lock.unlock(s);
         addr = next;
         continue;
       }
-      splitHugePmd(vma, pmd, i, addr);
-      pmd.lock.unlock(s);
+      // __split_huge_pmd(), with its own MMU_NOTIFY_CLEAR range over the
+      // whole PMD (this range may cover only part of it).
+      yield* splitHugePmdNotify(vma, pmd, i, addr);
       t = pmd.f[i] & TYPE_MASK;
     }
     if (t === T_TABLE) yield* changePteRange(c, pmd.pte[i]!, addr, next);

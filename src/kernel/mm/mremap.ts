@@ -26,7 +26,7 @@ import {
 import { clearPte, setPte, clearPmd, setPmdLeaf } from './pte_ops.js';
 import { PAGE_SIZE, PMD_SIZE } from './page.js';
 import { MMU_NOTIFY_UNMAP, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
-import { splitHugePmd } from './huge_memory.js';
+import { splitHugePmdNotify } from './huge_memory.js';
 import { spinLock, freePteTable } from './zap.js';
 import {
   munmapRange, findVmaIntersection, getUnmappedArea, vmaDup, anonVmaClone, vmaLinkFile, unlinkAnonVmas, MAP_FIXED,
@@ -82,21 +82,21 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
           if ((npmd.f[ni] & TYPE_MASK) === T_TABLE) freePteTable(mm, npmd, ni);
           const v = opmd.v[oi];
           const f = opmd.f[oi];
-          clearPmd(opmd, oi);
+          clearPmd(opmd, oi, 'move_huge_pmd');
           // move_soft_dirty_pmd(): a present PMD or a PMD migration entry
           // becomes soft-dirty; hugetlb moves (move_huge_pte) keep the bits.
           const tt = f & TYPE_MASK;
           const sd = !(vma.flags & VM_HUGETLB) && (tt === T_PRESENT || isMigrationType(tt));
-          setPmdLeaf(npmd, ni, v, sd ? f | _PAGE_SOFT_DIRTY : f);
+          setPmdLeaf(npmd, ni, v, sd ? f | _PAGE_SOFT_DIRTY : f, 'move_huge_pmd');
           if (npmd !== opmd) npmd.lock.unlock(s);
           opmd.lock.unlock(s);
           done += extent;
           continue;
         }
         if (vma.flags & VM_HUGETLB) throw new Error('unreachable: unaligned hugetlb move');
-        yield* spinLock(s, opmd.lock);
-        splitHugePmd(vma, opmd, oi, oa);
-        opmd.lock.unlock(s);
+        // split_huge_pmd(): __split_huge_pmd() has its own MMU_NOTIFY_CLEAR
+        // range over the whole PMD (the UNMAP range covers only the move).
+        yield* splitHugePmdNotify(vma, opmd, oi, oa);
         t = opmd.f[oi] & TYPE_MASK;
         if (t !== T_TABLE) {
           done += extent;
@@ -118,8 +118,8 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
         const f = opt.f[oj0 + j];
         if ((f & TYPE_MASK) === T_NONE) continue;
         const v = opt.v[oj0 + j];
-        clearPte(opt, oj0 + j);
-        setPte(npt, nj0 + j, v, f | _PAGE_SOFT_DIRTY);
+        clearPte(opt, oj0 + j, 'move_ptes');
+        setPte(npt, nj0 + j, v, f | _PAGE_SOFT_DIRTY, 'move_ptes');
       }
       if (npt !== opt) npt.ptl.unlock(s);
       opt.ptl.unlock(s);

@@ -97,6 +97,14 @@ export function describeEntry(v: number, f: number): string {
   return [what, ...bits].join(' ');
 }
 
+/**
+ * Checked mode's hook on every entry change made through pte_ops.ts (see
+ * mmu_notifier.ts mmuNotifierCheckEntry()): addr and size are the virtual
+ * range the entry maps, (ov, of) the old entry, (v, f) the new one and fn the
+ * kernel function making the change. Null when checked mode is off.
+ */
+export type EntryCheck = (addr: number, size: number, ov: number, of: number, v: number, f: number, fn: string) => void;
+
 export class PteTable {
   readonly v = new Int32Array(PTRS_PER_TABLE);
   readonly f = new Uint32Array(PTRS_PER_TABLE);
@@ -104,7 +112,12 @@ export class PteTable {
   readonly ptl: Spinlock;
   /** Non-none entries, so an empty table can be freed. */
   used = 0;
-  constructor(name: string) {
+  /**
+   * Model-only back-pointers (the kernel finds them from the walk): the
+   * page tables this table belongs to and the address of its entry 0, so
+   * checked mode can name the mm and address of a change.
+   */
+  constructor(name: string, readonly pgd: Pgd, readonly base: number) {
     this.ptl = new Spinlock(name);
   }
 }
@@ -116,7 +129,8 @@ export class PmdTable {
   /** pmd_lockptr() */
   readonly lock: Spinlock;
   used = 0;
-  constructor(name: string) {
+  /** Back-pointers as PteTable's: the owning page tables and the address of entry 0. */
+  constructor(name: string, readonly pgd: Pgd, readonly base: number) {
     this.lock = new Spinlock(name);
   }
 }
@@ -130,6 +144,8 @@ export class Pgd {
   readonly pud: Array<PudTable | null> = new Array<PudTable | null>(PTRS_PER_TABLE).fill(null);
   /** Page-table pages allocated (mm_pgtables_bytes / PAGE_SIZE). */
   nrTables = 1;
+  /** Checked mode: the entry-change check of the owning mm (null otherwise). */
+  check: EntryCheck | null = null;
 }
 
 const VPN_PER_PMD = 512;
@@ -173,7 +189,8 @@ export function pmdTableOf(pgd: Pgd, addr: number, alloc: boolean): PmdTable | n
   let pmd = pud.pmd[ui];
   if (pmd === null) {
     if (!alloc) return null;
-    pmd = new PmdTable(`pmd_lock@${(addr - (addr % (4096 * VPN_PER_PUD))).toString(16)}`);
+    const base = addr - (addr % (4096 * VPN_PER_PUD));
+    pmd = new PmdTable(`pmd_lock@${base.toString(16)}`, pgd, base);
     pud.pmd[ui] = pmd;
     pud.used++;
     pgd.nrTables++;
@@ -189,7 +206,8 @@ export function pteTableAlloc(pgd: Pgd, pmd: PmdTable, i: number, addr: number):
   const t = pmd.f[i] & TYPE_MASK;
   if (t === T_TABLE) return pmd.pte[i];
   if (t !== T_NONE) return null;
-  const pt = new PteTable(`ptl@${(addr - (addr % (4096 * VPN_PER_PMD))).toString(16)}`);
+  const base = addr - (addr % (4096 * VPN_PER_PMD));
+  const pt = new PteTable(`ptl@${base.toString(16)}`, pgd, base);
   pmd.pte[i] = pt;
   pmd.f[i] = T_TABLE;
   pmd.v[i] = 0;

@@ -62,7 +62,7 @@ export function setPmdMigrationEntry(k: Kernel, pmd: PmdTable, i: number, head: 
   }
   if (present && (old & _PAGE_DIRTY)) p.flags[head] |= PG_dirty;
   const type = writable ? T_MIGRATION_WRITE : anonExclusive ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ;
-  setPmdLeaf(pmd, i, head, type | migrationEntryBits(old));
+  setPmdLeaf(pmd, i, head, type | migrationEntryBits(old), 'set_pmd_migration_entry');
   folioRemoveRmapPmd(k, head);
   folioPut(k, head);
   return 0;
@@ -114,11 +114,11 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
     const anonExclusive = anon && (p.flags[sub] & PG_anon_exclusive) !== 0;
     let writable: boolean;
     if (present) {
-      clearPte(pt, i); /* ptep_clear_flush() */
+      clearPte(pt, i, 'try_to_migrate_one'); /* ptep_clear_flush() */
       if (old & _PAGE_DIRTY) p.flags[head] |= PG_dirty;
       writable = (old & _PAGE_RW) !== 0;
     } else {
-      clearPte(pt, i); /* pte_clear(): nothing cached for a non-present entry */
+      clearPte(pt, i, 'try_to_migrate_one'); /* pte_clear(): nothing cached for a non-present entry */
       writable = t === T_DEVICE_PRIVATE_WRITE;
     }
     let type: number;
@@ -137,13 +137,13 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
       type = anonExclusive ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ;
     } else {
       if (anonExclusive && folioTryShareAnonRmapPte(k, sub) !== 0) {
-        setPte(pt, i, sub, old);
+        setPte(pt, i, sub, old, 'try_to_migrate_one');
         ret = false;
         break;
       }
       type = writable ? T_MIGRATION_WRITE : anonExclusive ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ;
     }
-    setPte(pt, i, sub, type | migrationEntryBits(old));
+    setPte(pt, i, sub, type | migrationEntryBits(old), 'try_to_migrate_one');
     folioRemoveRmapPte(k, sub);
     folioPut(k, head);
   }
@@ -214,7 +214,7 @@ export function* tryToUnmap(k: Kernel, head: number, flags: number): K<void> {
       const i = pmdIndex(addr);
       if (pmd !== null && (pmd.f[i] & TYPE_MASK) === T_PRESENT && pmd.v[i] === head) {
         if (pmd.f[i] & _PAGE_DIRTY) p.flags[head] |= PG_dirty;
-        setPmdLeaf(pmd, i, 0, 0);
+        setPmdLeaf(pmd, i, 0, 0, 'try_to_unmap_one');
         folioRemoveRmapPmd(k, head);
         mm.rss.shmem -= nr;
         folioPut(k, head);
@@ -228,7 +228,7 @@ export function* tryToUnmap(k: Kernel, head: number, flags: number): K<void> {
       const i = pteIndex(a);
       if ((pt.f[i] & TYPE_MASK) !== T_PRESENT || pt.v[i] !== head + j) continue;
       if (pt.f[i] & _PAGE_DIRTY) p.flags[head] |= PG_dirty;
-      clearPte(pt, i);
+      clearPte(pt, i, 'try_to_unmap_one');
       folioRemoveRmapPte(k, head + j);
       mm.rss.shmem--;
       folioPut(k, head);

@@ -45,7 +45,7 @@ export function vmInsertPage(vma: Vma, addr: number, pfn: number): number {
   mm.rss.file++;
   folioAddFileRmapPte(k, pfn);
   const write = (vma.flags & (VM_SHARED | VM_WRITE)) === (VM_SHARED | VM_WRITE);
-  setPte(pt, i, pfn, mkPresent(write, false));
+  setPte(pt, i, pfn, mkPresent(write, false), 'insert_page_into_pte_locked');
   pt.ptl.unlock(k.sched);
   return 0;
 }

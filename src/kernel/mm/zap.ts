@@ -37,7 +37,7 @@ import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_dirty, PG_huge
 import { folioRemoveRmapPte, folioRemoveRmapPmd } from './rmap.js';
 import { folioPut } from './folio.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
-import { splitHugePmd } from './huge_memory.js';
+import { splitHugePmdNotify } from './huge_memory.js';
 
 /** struct zap_details */
 export interface ZapDetails {
@@ -93,13 +93,13 @@ function* zapPteRange(vma: Vma, pt: PteTable, start: number, end: number, d: Zap
     switch (t) {
       case T_PRESENT: {
         if ((f & _PAGE_SPECIAL) || v === zero || pfnmap) {
-          clearPte(pt, j);
+          clearPte(pt, j, 'zap_pte_range');
           break;
         }
         const head = p.folioPfn(v);
         if (!d.evenCows && (p.flags[head] & PG_anon) && !vma.isAnon()) break;
         if ((f & _PAGE_DIRTY) && !(p.flags[head] & PG_anon)) p.flags[head] |= PG_dirty;
-        clearPte(pt, j);
+        clearPte(pt, j, 'zap_pte_range');
         addMmCounter(mm, k, head, -1);
         folioRemoveRmapPte(k, v);
         folioPut(k, v);
@@ -110,7 +110,7 @@ function* zapPteRange(vma: Vma, pt: PteTable, start: number, end: number, d: Zap
       case T_DEVICE_EXCLUSIVE: {
         const head = p.folioPfn(v);
         if (!d.evenCows && (p.flags[head] & PG_anon) && !vma.isAnon()) break;
-        clearPte(pt, j);
+        clearPte(pt, j, 'zap_pte_range');
         addMmCounter(mm, k, head, -1);
         folioRemoveRmapPte(k, v);
         folioPut(k, v);
@@ -121,20 +121,20 @@ function* zapPteRange(vma: Vma, pt: PteTable, start: number, end: number, d: Zap
       case T_MIGRATION_WRITE: {
         const head = p.folioPfn(v);
         if (!d.evenCows && (p.flags[head] & PG_anon) && !vma.isAnon()) break;
-        clearPte(pt, j);
+        clearPte(pt, j, 'zap_pte_range');
         addMmCounter(mm, k, head, -1);
         break;
       }
       case T_SWAP:
         if (!d.evenCows) break;
-        clearPte(pt, j);
+        clearPte(pt, j, 'zap_pte_range');
         mm.rss.swap--;
         k.swap?.free(v); /* free_swap_and_cache() */
         break;
       case T_HWPOISON:
       default:
         if (!d.evenCows) break;
-        clearPte(pt, j);
+        clearPte(pt, j, 'zap_pte_range');
         break;
     }
   }
@@ -164,7 +164,7 @@ function* zapHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number, d: ZapDet
     case T_NONE:
       break;
     case T_PRESENT:
-      clearPmd(pmd, i);
+      clearPmd(pmd, i, 'zap_huge_pmd');
       if (head === k.hugeZeroPfn || (f & _PAGE_SPECIAL)) break;
       if ((f & _PAGE_DIRTY) && !(p.flags[head] & PG_anon)) p.flags[head] |= PG_dirty;
       addMmCounter(mm, k, head, -HPAGE_PMD_NR);
@@ -174,7 +174,7 @@ function* zapHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number, d: ZapDet
     case T_DEVICE_PRIVATE_READ:
     case T_DEVICE_PRIVATE_WRITE:
     case T_DEVICE_EXCLUSIVE:
-      clearPmd(pmd, i);
+      clearPmd(pmd, i, 'zap_huge_pmd');
       addMmCounter(mm, k, head, -HPAGE_PMD_NR);
       folioRemoveRmapPmd(k, head);
       folioPut(k, head);
@@ -182,11 +182,11 @@ function* zapHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number, d: ZapDet
     case T_MIGRATION_READ:
     case T_MIGRATION_READ_EXCLUSIVE:
     case T_MIGRATION_WRITE:
-      clearPmd(pmd, i);
+      clearPmd(pmd, i, 'zap_huge_pmd');
       addMmCounter(mm, k, head, -HPAGE_PMD_NR);
       break;
     default:
-      clearPmd(pmd, i);
+      clearPmd(pmd, i, 'zap_huge_pmd');
       break;
   }
   pmd.lock.unlock(s);
@@ -226,12 +226,10 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
         addr = next;
         continue;
       }
-      // __split_huge_pmd() of a leaf only partly in range (under the pmd lock;
-      // the caller's notifier range covers it).
-      const s = mm.kernel.sched;
-      yield* spinLock(s, pmd.lock);
-      splitHugePmd(vma, pmd, i, addr);
-      pmd.lock.unlock(s);
+      // __split_huge_pmd() of a leaf only partly in range, with its own
+      // MMU_NOTIFY_CLEAR range over the whole PMD (the caller's covers only
+      // [start, end)).
+      yield* splitHugePmdNotify(vma, pmd, i, addr);
       t = pmd.f[i] & TYPE_MASK;
     }
     if (t === T_TABLE) {
@@ -248,7 +246,7 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
 /** free_pte_range(): drop an empty PTE table from its PMD slot. */
 export function freePteTable(mm: MmStruct, pmd: PmdTable, i: number): void {
   if ((pmd.f[i] & TYPE_MASK) !== T_TABLE) return;
-  clearPmd(pmd, i);
+  clearPmd(pmd, i, 'free_pte_range');
   mm.pgd.nrTables--;
 }
 
