@@ -17,6 +17,7 @@ import { EBUSY, EFAULT, ENOMEM, EOPNOTSUPP } from '../src/kernel/errno.js';
 import { TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY } from '../src/kernel/mm/pgtable.js';
 import { VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_SHARED, VM_MAYSHARE, VM_SOFTDIRTY, VM_WRITE } from '../src/kernel/mm/mm_types.js';
 import { PG_locked } from '../src/kernel/mm/page.js';
+import { MMU_NOTIFY_PROTECTION_PAGE, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from '../src/kernel/mm/mmu_notifier.js';
 import { folioPut, folioTrylock, folioUnlock } from '../src/kernel/mm/folio.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import type { K } from '../src/kernel/sched/sched.js';
@@ -207,10 +208,14 @@ test('try_restore_exclusive_pte directly: -EBUSY while locked, 0 and restored af
   const pmdT = e.mm.pgd.pud.find((x) => x !== null)!.pmd.find((x) => x !== null)!;
   const pt = pmdT.pte.find((x) => x !== null)!;
   const i = (e.vma.start / PAGE) % 512;
+  // Its caller, copy_page_range(), runs it inside an MMU_NOTIFY_PROTECTION_PAGE range.
+  const range = mmuNotifierRangeInit(e.mm, MMU_NOTIFY_PROTECTION_PAGE, e.vma.start, e.vma.end);
+  run(e.k, mmuNotifierInvalidateRangeStart(range));
   assert.ok(folioTrylock(e.k, pfn));
   assert.equal(tryRestoreExclusivePte(e.vma, e.vma.start, pt, i), -EBUSY);
   folioUnlock(e.k, pfn);
   assert.equal(tryRestoreExclusivePte(e.vma, e.vma.start, pt, i), 0);
+  mmuNotifierInvalidateRangeEnd(range);
   assert.equal(pt.f[i] & TYPE_MASK, T_PRESENT);
   assert.ok(pt.f[i] & _PAGE_RW);
 });

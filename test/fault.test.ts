@@ -16,7 +16,7 @@ import {
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { runSync, type K } from '../src/kernel/sched/sched.js';
 import { doUserAddrFault, translate, SIGSEGV, SIGBUS, SEGV_ACCERR, SEGV_MAPERR, BUS_MCEERR_AR } from '../src/kernel/arch/fault.js';
-import { splitHugePmd, splitFolio } from '../src/kernel/mm/huge_memory.js';
+import { splitHugePmdNotify, splitFolio } from '../src/kernel/mm/huge_memory.js';
 import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PG_anon_exclusive } from '../src/kernel/mm/page.js';
@@ -120,7 +120,8 @@ test('THP: splitting the PMD moves the mapping to 512 PTEs, then split_folio mak
   const head = pmd.v[pmdIndex(BASE)];
   k.lru.drain();
   assert.equal(folioRefCount(k, head), 1);
-  splitHugePmd(vma, pmd, pmdIndex(BASE), BASE);
+  // split_huge_pmd(): __split_huge_pmd() inside its MMU_NOTIFY_CLEAR range.
+  runSync(k.sched, splitHugePmdNotify(vma, pmd, pmdIndex(BASE), BASE));
   assert.equal(k.pages.entireMapcount[head], 0);
   for (let i = 0; i < HPAGE_PMD_NR; i += 97) {
     assert.equal(pte(mm, BASE + i * 4096).v, head + i);
