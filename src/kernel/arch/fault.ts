@@ -44,7 +44,9 @@ const MAX_RETRIES = 10000;
 
 /**
  * The hardware page walk: the pfn backing addr if the access can complete
- * without a fault, else -1. Sets accessed (and dirty for writes).
+ * without a fault, else -1. Sets accessed (and dirty for writes). These
+ * bit-setting writes are the one place entries change outside pte_ops.ts:
+ * the MMU only adds bits, which no secondary MMU needs to hear about.
  */
 export function translate(mm: MmStruct, addr: number, write: boolean): number {
   const pmd = pmdTableOf(mm.pgd, addr, false);
