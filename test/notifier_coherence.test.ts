@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { System } from '../src/user/system.js';
 import type { Process } from '../src/user/process.js';
 import { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS } from '../src/kernel/mm/mmap.js';
+import { MADV_DONTNEED } from '../src/kernel/mm/madvise.js';
 import { O_RDWR } from '../src/kernel/fs/chardev.js';
 import { EPERM } from '../src/kernel/errno.js';
 import { KernelBug } from '../src/kernel/printk.js';
@@ -29,7 +30,7 @@ import {
 import {
   TYPE_MASK, T_PRESENT, T_MIGRATION_READ, _PAGE_RW, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
 } from '../src/kernel/mm/pgtable.js';
-import { setPte, clearPte } from '../src/kernel/mm/pte_ops.js';
+import { setPte, clearPte, setPmdFlags } from '../src/kernel/mm/pte_ops.js';
 
 const PG = 4096;
 const HPAGE = 512 * PG;
@@ -237,4 +238,54 @@ test('checked mode off: no check, no range tracking', () => {
   const j = pteIndex(a);
   setPte(pt, j, pt.v[j], pt.f[j] & ~_PAGE_RW, 'test_wrprotect');
   assert.equal(pt.f[j] & _PAGE_RW, 0);
+});
+
+test('a THP split for a partial mprotect / MADV_DONTNEED is announced over the whole PMD (__split_huge_pmd, MMU_NOTIFY_CLEAR)', () => {
+  const { p } = machine({ thp: 'always' });
+  const a = p.mmap(0, HPAGE, RW, PA);
+  p.fill(a, HPAGE, 0x66);
+  const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
+  const i = pmdIndex(a);
+  assert.equal(pmd.f[i] & TYPE_MASK, T_PRESENT);
+  const far = a + 300 * PG;
+  const events = recordEvents(p, far, PG);
+  const m = mirror(p);
+  assert.deepEqual(deviceRead(m, far), { ret: 0, faults: 1n, first: 0x66, last: 0x66 });
+  assert.equal(p.mprotect(a, PG, PROT_READ), 0);
+  assert.deepEqual(events, [MMU_NOTIFY_CLEAR], 'only the split reaches a page outside the mprotect range');
+  assert.equal(deviceRead(m, far).faults, 1n, 'the split invalidated the mirror of the whole THP');
+  assert.deepEqual(deviceRead(m, far), { ret: 0, faults: 0n, first: 0x66, last: 0x66 });
+  // MADV_DONTNEED of one page of a second THP: the same.
+  const b = p.mmap(0, HPAGE, RW, PA);
+  p.fill(b, HPAGE, 0x77);
+  const eb = recordEvents(p, b + 100 * PG, PG);
+  assert.equal(p.madvise(b + 7 * PG, PG, MADV_DONTNEED), 0);
+  assert.deepEqual(eb, [MMU_NOTIFY_CLEAR]);
+  assert.equal(p.load8(b + 7 * PG), 0, 'the discarded page reads zero');
+  assert.equal(p.load8(b + 100 * PG), 0x77);
+});
+
+test('checked mode: a PMD change is checked against the whole 2 MiB', () => {
+  const { s, p } = machine({ thp: 'always' });
+  const k = s.kernel;
+  const a = p.mmap(0, HPAGE, RW, PA);
+  p.fill(a, HPAGE, 1);
+  const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
+  const i = pmdIndex(a);
+  const f = pmd.f[i];
+  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.ok(f & _PAGE_RW);
+  const part = mmuNotifierRangeInit(p.mm!, MMU_NOTIFY_CLEAR, a, a + HPAGE - PG);
+  runSync(k.sched, mmuNotifierInvalidateRangeStart(part));
+  assert.throws(() => setPmdFlags(pmd, i, f & ~_PAGE_RW, 'test_pmd_wrprotect'), (e: unknown) =>
+    e instanceof KernelBug && e.rule.startsWith('test_pmd_wrprotect: ') && e.state.includes('(pmd)'));
+  mmuNotifierInvalidateRangeEnd(part);
+  const whole = mmuNotifierRangeInit(p.mm!, MMU_NOTIFY_CLEAR, a, a + HPAGE);
+  runSync(k.sched, mmuNotifierInvalidateRangeStart(whole));
+  setPmdFlags(pmd, i, f & ~_PAGE_RW, 'test_pmd_wrprotect');
+  mmuNotifierInvalidateRangeEnd(whole);
+  assert.equal(pmd.f[i] & _PAGE_RW, 0);
+  assert.equal(p.mm!.invalidateRanges!.length, 0);
+  p.store8(a, 2);
+  assert.equal(p.load8(a), 2, 'a write fault reuses the exclusive THP');
 });
