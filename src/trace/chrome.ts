@@ -60,18 +60,40 @@ export interface WriteTraceOptions {
   label?: string;
 }
 
+/** One machine's tracer, shown as one process of the trace. */
+export interface TracePart {
+  tracer: KTracer;
+  label: string;
+}
+
 /** The trace as Chrome Trace Event JSON text (a JSON array of events). */
 export function traceJson(tr: KTracer, opts: WriteTraceOptions = {}): string {
+  return tracesJson([{ tracer: tr, label: opts.label ?? 'hmmsim' }]);
+}
+
+/**
+ * Several machines' tracers (e.g. one per selftest case) as one trace: part
+ * i is process i + 1. Give them one shared clock to see them one after the other.
+ */
+export function tracesJson(parts: readonly TracePart[]): string {
   const out = new CteTracerCtor({ noStream: true });
   const emit = (ph: string, f: CteFields): void => out.mkEventFunc(ph)(f);
+  parts.forEach((p, i) => emitPart(emit, p.tracer, p.label, TRACE_PID + i));
+  out.flush();
+  let text = '';
+  for (let c = out.read(); c !== null; c = out.read()) text += c;
+  return text;
+}
+
+function emitPart(emit: (ph: string, f: CteFields) => void, tr: KTracer, label: string, pid: number): void {
   const perTick = tr.clock.unit === 'step' ? 1000 : 1;
-  const label = opts.label ?? 'hmmsim';
-  emit('M', { name: 'process_name', ts: 0, pid: TRACE_PID, tid: 0, args: { name: `hmmsim: ${label}` } });
-  emit('M', { name: 'thread_name', ts: 0, pid: TRACE_PID, tid: 0, args: { name: 'counters' } });
+  emit('M', { name: 'process_name', ts: 0, pid, tid: 0, args: { name: `hmmsim: ${label}` } });
+  emit('M', { name: 'process_sort_index', ts: 0, pid, tid: 0, args: { sort_index: pid } });
+  emit('M', { name: 'thread_name', ts: 0, pid, tid: 0, args: { name: 'counters' } });
   const tids = [...tr.threads.keys()].sort((a, b) => a - b);
   for (const tid of tids) {
-    emit('M', { name: 'thread_name', ts: 0, pid: TRACE_PID, tid, args: { name: tr.threads.get(tid) } });
-    emit('M', { name: 'thread_sort_index', ts: 0, pid: TRACE_PID, tid, args: { sort_index: tid } });
+    emit('M', { name: 'thread_name', ts: 0, pid, tid, args: { name: tr.threads.get(tid) } });
+    emit('M', { name: 'thread_sort_index', ts: 0, pid, tid, args: { sort_index: tid } });
   }
   // Timestamps: tick * perTick + the event's rank within its tick, kept strictly monotonic.
   let lastTick = -1;
@@ -86,7 +108,7 @@ export function traceJson(tr: KTracer, opts: WriteTraceOptions = {}): string {
     let ts = e.t * perTick + Math.min(rank++, perTick - 1);
     if (ts < lastTs) ts = lastTs;
     lastTs = ts;
-    const base = { name: e.name, cat: [e.cat], ts, pid: TRACE_PID, tid: e.tid };
+    const base = { name: e.name, cat: [e.cat], ts, pid, tid: e.tid };
     switch (e.kind) {
       case 'B': {
         let st = open.get(e.tid);
@@ -112,16 +134,17 @@ export function traceJson(tr: KTracer, opts: WriteTraceOptions = {}): string {
     }
   }
   for (const [tid, st] of open) {
-    while (st.length > 0) emit('E', { name: st.pop(), cat: ['kernel'], ts: lastTs, pid: TRACE_PID, tid, args: { unfinished: true } });
+    while (st.length > 0) emit('E', { name: st.pop(), cat: ['kernel'], ts: lastTs, pid, tid, args: { unfinished: true } });
   }
-  if (tr.dropped > 0) emit('i', { name: `trace limit reached: ${tr.dropped} events dropped`, cat: ['trace'], ts: lastTs, pid: TRACE_PID, tid: 0, s: 'g', args: {} });
-  out.flush();
-  let text = '';
-  for (let c = out.read(); c !== null; c = out.read()) text += c;
-  return text;
+  if (tr.dropped > 0) emit('i', { name: `trace limit reached: ${tr.dropped} events dropped`, cat: ['trace'], ts: lastTs, pid, tid: 0, s: 'p', args: {} });
 }
 
 /** Write the trace to `file` (Chrome Trace Event JSON). */
 export function writeTrace(file: string, tr: KTracer, opts: WriteTraceOptions = {}): void {
   writeFileSync(file, traceJson(tr, opts));
+}
+
+/** Write several machines' traces to `file` as one trace (one process each). */
+export function writeTraces(file: string, parts: readonly TracePart[]): void {
+  writeFileSync(file, tracesJson(parts));
 }

@@ -68,11 +68,13 @@ export class RunRecorder {
   readonly spaces: SpaceLayout[] = [];
   readonly frames: RecordedFrame[] = [];
   private readonly codesSeen = new Set<number>();
+  private k: Kernel | null = null;
 
   /** Attach a tracer (StepClock, counters) and the page-map sampler to `k`. */
   readonly instrument = (k: Kernel): void => {
     const tr = attachTracer(k, new Tracer(new StepClock(k.sched)));
     this.tracer = tr;
+    this.k = k;
     sampleCounters(tr, k);
     const counters = tr.sampler!;
     this.frame(k, 0);
@@ -98,6 +100,10 @@ export class RunRecorder {
 
   /** The recording of run `r` of scenario `sc`. */
   finish(sc: Scenario, flat: string[], r: RunResult): RecordedRun {
+    // The step where a thread raised the violation is added to the trace
+    // after the run (engine.ts): its page map is the machine as it was left.
+    const lastStep = r.trace.length > 0 ? r.trace[r.trace.length - 1].step : 0;
+    if (this.k !== null && (this.frames.length === 0 || this.frames[this.frames.length - 1].step < lastStep)) this.frame(this.k, lastStep);
     const threads = new Map<number, string>();
     for (const s of r.trace) threads.set(s.task, s.taskName);
     const cfgArgs = flat.map((c) => ` --config ${c}`).join('');
