@@ -187,7 +187,7 @@ const CLIENT = String.raw`
       let idx = 0;
       for (const v of sp.vmas) { const np = (v.end - v.start) / 4096; for (let p = 0; p < np; p += first.per) starts.push(v.start + p * 4096); idx += np; }
       for (let i = 0; i < first.cells.length; i++) grid.append(el('div', { 'data-addr': hex(starts[i]), text: big ? (starts[i] / 4096).toString(16) : '' }));
-      const title = 'mm #' + sp.mm + ': ' + sp.pages + ' pages in ' + sp.vmas.length + ' VMA(s)' + (first.per > 1 ? ' (one cell per 2 MiB)' : ' (one cell per 4 KiB page)');
+      const title = 'mm #' + sp.mm + ': ' + sp.pages + (sp.pages === 1 ? ' page' : ' pages') + ' in ' + sp.vmas.length + (sp.vmas.length === 1 ? ' VMA' : ' VMAs') + (first.per > 1 ? ' (one cell per 2 MiB)' : ' (one cell per 4 KiB page)');
       maps.append(el('div', { class: 'space' }, el('h3', { text: title }), grid));
       return grid;
     });
@@ -258,7 +258,7 @@ const CLIENT = String.raw`
   function renderSelftest(st) {
     const sec = el('section', { class: 'selftest' }, el('h2', { text: 'hmm-tests (selftest)' + (st.config.length ? ' --config ' + st.config.join(',') : '') }));
     sec.append(el('p', { 'data-totals': JSON.stringify(st.totals) }, ...Object.entries(st.totals).map(([k, v]) => el('span', { class: k.toUpperCase(), text: k + ': ' + v + '  ' }))));
-    const rows = st.cases.map((c) => el('tr', {}, el('td', { class: 'mono', text: c.name }), el('td', { class: c.result, text: c.result }), el('td', { text: c.reason }), el('td', { text: c.ms.toFixed(1) + ' ms' }), el('td', { text: String(c.warnings) })));
+    const rows = st.cases.map((c) => el('tr', {}, el('td', { class: 'mono', text: c.name }), el('td', { class: c.result.toUpperCase(), text: c.result.toUpperCase() }), el('td', { text: c.reason }), el('td', { text: c.ms.toFixed(1) + ' ms' }), el('td', { text: String(c.warnings) })));
     sec.append(el('table', {}, el('thead', {}, el('tr', {}, ...['case', 'result', 'reason', 'time', 'kernel WARNs'].map((h) => el('th', { text: h })))), el('tbody', {}, ...rows)));
     return sec;
   }
