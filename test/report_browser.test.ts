@@ -135,3 +135,53 @@ test('hmmsim report of the CVE-2022-3523 counterexample renders in headless Chro
     rmSync(profile, { recursive: true, force: true });
   }
 });
+
+test('hmmsim report: bad input gets a specific error and exit 2', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hmmsim-report-bad-'));
+  try {
+    const notBench = path.join(dir, 'x.json');
+    writeFileSync(notBench, '{"a": 1}');
+    const notJson = path.join(dir, 'y.json');
+    writeFileSync(notJson, 'hello');
+    const out = path.join(dir, 'r.html');
+    const cases: Array<[string[], RegExp]> = [
+      [['report', '-o', out], /nothing to report: give --from-explore, --from-record, --from-selftest and\/or --from-bench/],
+      [['report', '--from-explore', 'no-such-scenario', '-o', out], /unknown scenario 'no-such-scenario' \(known: .*cve-2022-3523/],
+      [['report', '--from-bench', path.join(dir, 'missing.json'), '-o', out], /--from-bench .*missing\.json: no such file/],
+      [['report', '--from-bench', notBench, '-o', out], /not the output of hmmsim bench --json/],
+      [['report', '--from-record', notJson, '-o', out], /--from-record .*y\.json: not JSON/],
+      [['report', '--from-record', notBench, '-o', out], /not an hmmsim recording/],
+      [['report', '--from-explore', 'cve-2022-3523', '--config', 'no_such_switch=on', '-o', out], /no_such_switch/],
+      [['report', '--from-bench', notBench, '--trace', path.join(dir, 't.json'), '-o', out], /--trace needs --from-explore/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = hmmsim(args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg, args.join(' '));
+      assert.equal(existsSync(out), false, 'nothing written');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hmmsim explore --record writes a recording that hmmsim report --from-record reads', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hmmsim-record-'));
+  try {
+    const rec = path.join(dir, 'run.json');
+    const r = hmmsim(['explore', 'cve-2022-3523-migrate', '--config', 'fault_no_page_ref=on', '--record', rec]);
+    assert.equal(r.status, 1, r.stderr);
+    const run = JSON.parse(readFileSync(rec, 'utf8')) as { format: string; violation: { detector: string }; threads: Array<{ name: string }>; steps: unknown[] };
+    assert.equal(run.format, 'hmmsim-run');
+    assert.equal(run.violation.detector, 'KASAN');
+    assert.deepEqual(run.threads.map((t) => t.name).sort(), ['cpu-fault', 'driver-migrate']);
+    const out = path.join(dir, 'r.html');
+    const rep = hmmsim(['report', '--from-record', rec, '-o', out, '--json']);
+    assert.equal(rep.status, 0, rep.stderr);
+    assert.deepEqual((JSON.parse(rep.stdout) as { runs: unknown[] }).runs, [{ scenario: 'cve-2022-3523-migrate', violation: 'KASAN', steps: run.steps.length }]);
+    const html = readFileSync(out, 'utf8');
+    assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=["']?https?:/i, 'no external resources');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
