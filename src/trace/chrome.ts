@@ -18,7 +18,8 @@
  * Time: `ts` is in microseconds. With the explorer's StepClock one step is
  * 1000 us (1 ms in the viewer: step N starts at N ms) and the events of one
  * step are 1 us apart in the order they happened; with an EventClock one
- * event is 1 us. Spans still open at the end (a thread that never finished:
+ * event is 1 us; a clock of simulated time in ns is written as is (ns / 1000).
+ * Spans still open at the end (a thread that never finished:
  * DEADLOCK, or a run stopped by a violation) are closed at the last
  * timestamp, with args.unfinished = true.
  *
@@ -86,7 +87,8 @@ export function tracesJson(parts: readonly TracePart[]): string {
 }
 
 function emitPart(emit: (ph: string, f: CteFields) => void, tr: KTracer, label: string, pid: number): void {
-  const perTick = tr.clock.unit === 'step' ? 1000 : 1;
+  // Microseconds per tick: a step is 1 ms, an event 1 us, simulated time is in ns.
+  const perTick = tr.clock.unit === 'step' ? 1000 : tr.clock.unit === 'ns' ? 0.001 : 1;
   emit('M', { name: 'process_name', ts: 0, pid, tid: 0, args: { name: `hmmsim: ${label}` } });
   emit('M', { name: 'process_sort_index', ts: 0, pid, tid: 0, args: { sort_index: pid } });
   emit('M', { name: 'thread_name', ts: 0, pid, tid: 0, args: { name: 'counters' } });
@@ -105,7 +107,7 @@ function emitPart(emit: (ph: string, f: CteFields) => void, tr: KTracer, label: 
       lastTick = e.t;
       rank = 0;
     }
-    let ts = e.t * perTick + Math.min(rank++, perTick - 1);
+    let ts = perTick >= 1 ? e.t * perTick + Math.min(rank++, perTick - 1) : e.t * perTick;
     if (ts < lastTs) ts = lastTs;
     lastTs = ts;
     const base = { name: e.name, cat: [e.cat], ts, pid, tid: e.tid };
