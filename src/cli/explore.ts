@@ -5,7 +5,12 @@
  *
  *   hmmsim explore <scenario> [--schedules N] [--seed S] [--strategy random|pct|bounded]
  *                  [--bound B] [--config name=value ...] [--json] [--schedule c,c,...] [--fresh]
+ *                  [--trace FILE] [--record FILE]
  *   hmmsim explore --list
+ *
+ * --trace writes the replayed counterexample (or the --schedule run) as
+ * Chrome Trace Event JSON, --record as a recorded run for `hmmsim report`
+ * (docs/REPORT.md).
  *
  * Exit 0 when nothing is found, 1 when a violation is, 2 on a usage error.
  * A progress bar is drawn on stderr when it is a terminal.

@@ -2,7 +2,7 @@
 /**
  * The hmmsim command line.
  *
- *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list]
+ *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list] [--trace FILE]
  *   hmmsim explore <scenario> [...]       (src/cli/explore.ts)
  *   hmmsim bench [--json] [--only ...]    (src/cli/bench.ts)
  *   hmmsim report --from-... -o FILE      (src/cli/report.ts)

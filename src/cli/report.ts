@@ -90,7 +90,20 @@ async function selftestSummary(flat: string[], filter: string[] | undefined): Pr
   }
   const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
   const suite = buildHmmSuite({ config: cfg });
-  const r = suite.run({ filter, out: null });
+  let bar: { update(n: number): void; stop(): void } | null = null;
+  if (process.stderr.isTTY) {
+    const { SingleBar, Presets } = (await import('cli-progress')).default;
+    const b = new SingleBar({ format: 'hmm-tests [{bar}] {value}/{total}', stream: process.stderr, clearOnComplete: true }, Presets.shades_classic);
+    b.start(suite.select({ filter }).length, 0);
+    bar = { update: (n) => b.update(n), stop: () => b.stop() };
+  }
+  let done = 0;
+  let r;
+  try {
+    r = suite.run({ filter, out: null, onCase: () => bar?.update(++done) });
+  } finally {
+    bar?.stop();
+  }
   return {
     config: flat,
     totals: { ...r.totals },
