@@ -5,15 +5,23 @@
  *
  *   hmmsim explore <scenario> [--schedules N] [--seed S] [--strategy random|pct|bounded]
  *                  [--bound B] [--config name=value ...] [--json] [--schedule c,c,...] [--fresh]
+ *                  [--trace FILE] [--record FILE]
  *   hmmsim explore --list
+ *
+ * --trace writes the replayed counterexample (or the --schedule run) as
+ * Chrome Trace Event JSON, --record as a recorded run for `hmmsim report`
+ * (docs/REPORT.md).
  *
  * Exit 0 when nothing is found, 1 when a violation is, 2 on a usage error.
  * A progress bar is drawn on stderr when it is a terminal.
  */
 import { type Command, Option } from 'commander';
 import { applyConfigSetting, defaultHistorical, type KernelConfig } from '../kernel/config.js';
-import { explore, formatTrace, runOnce, STRATEGIES, type ExploreResult, type RunResult, type StrategyName } from '../explore/engine.js';
+import { explore, formatTrace, runOnce, STRATEGIES, type ExploreResult, type RunResult, type Scenario, type StrategyName } from '../explore/engine.js';
 import { SCENARIOS, findScenario } from '../../scenarios/index.js';
+import { writeFileSync } from 'node:fs';
+import { writeTrace } from '../trace/chrome.js';
+import { RunRecorder } from '../trace/record.js';
 
 interface ExploreOpts {
   schedules: string;
@@ -25,6 +33,8 @@ interface ExploreOpts {
   schedule?: string;
   list?: boolean;
   fresh?: boolean;
+  trace?: string;
+  record?: string;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -59,6 +69,13 @@ function listScenarios(write: (s: string) => void, json: boolean): void {
   for (const s of SCENARIOS) write(`${s.name.padEnd(w)}  ${s.bugSwitch.padEnd(ws)}  ${s.description}\n`);
 }
 
+/** --trace / --record outputs of one recorded run. */
+function writeOutputs(sc: Scenario, flat: string[], r: RunResult, rr: RunRecorder, o: ExploreOpts): void {
+  const label = `explore ${sc.name}${flat.map((c) => ` --config ${c}`).join('')} --schedule ${r.schedule.join(',') || '0'}`;
+  if (o.trace !== undefined) writeTrace(o.trace, rr.tracer!, { label });
+  if (o.record !== undefined) writeFileSync(o.record, JSON.stringify(rr.finish(sc, flat, r)) + '\n');
+}
+
 export function registerExplore(program: Command, write: (s: string) => void, setCode: (c: number) => void): void {
   const err = (msg: string): void => {
     process.stderr.write(`hmmsim explore: ${msg}\n`);
@@ -76,6 +93,8 @@ export function registerExplore(program: Command, write: (s: string) => void, se
     .option('--schedule <choices>', 'replay one explicit schedule (the comma-separated choices printed after "replay:")')
     .option('--list', 'list the scenarios with their historical switch')
     .option('--json', 'print one JSON object')
+    .option('--trace <file>', 'write a Chrome Trace Event JSON (Perfetto, chrome://tracing) of the counterexample\'s replay (or of the --schedule run; with nothing found, of the non-preemptive run)')
+    .option('--record <file>', 'write the recorded run (steps, page maps per step) for hmmsim report --from-record')
     .option('--fresh', 'build a fresh machine for every schedule instead of restoring a snapshot (slow; for checking the explorer)')
     .addHelpText('after', `
 Scenarios and the switch that breaks each:
@@ -118,7 +137,9 @@ Examples:
       if (o.schedule !== undefined) {
         const choices = o.schedule.split(',').filter((x) => x.trim() !== '').map(Number);
         if (choices.some((c) => !Number.isInteger(c) || c < 0)) return err('--schedule takes comma-separated non-negative integers');
-        const r = runOnce(sc, cfg, choices);
+        const rr = o.trace !== undefined || o.record !== undefined ? new RunRecorder() : null;
+        const r = runOnce(sc, cfg, choices, { instrument: rr?.instrument });
+        if (rr !== null) writeOutputs(sc, flat, r, rr, o);
         if (o.json) {
           write(JSON.stringify({ scenario: sc.name, config: flat, schedule: r.schedule, violation: r.violation, steps: r.steps, trace: traceJson(r) }, null, 2) + '\n');
         } else {
@@ -135,13 +156,23 @@ Examples:
         b.start(schedules, 0);
         bar = { update: (n) => b.update(n), stop: () => b.stop() };
       }
+      const rr = o.trace !== undefined || o.record !== undefined ? new RunRecorder() : null;
       let res: ExploreResult;
       try {
-        res = explore(sc, { schedules, seed, strategy: o.strategy, bound, config: cfg, snapshot: o.fresh !== true, onProgress: bar ? (n) => bar!.update(n) : undefined });
+        res = explore(sc, { schedules, seed, strategy: o.strategy, bound, config: cfg, snapshot: o.fresh !== true, onProgress: bar ? (n) => bar!.update(n) : undefined, instrument: rr?.instrument });
       } finally {
         bar?.stop();
       }
       const found = res.found;
+      if (rr !== null) {
+        if (found !== null) writeOutputs(sc, flat, found, rr, o);
+        else {
+          // Nothing found: trace the non-preemptive run (schedule 0), so there is something to look at.
+          const rr0 = new RunRecorder();
+          writeOutputs(sc, flat, runOnce(sc, cfg, [], { instrument: rr0.instrument }), rr0, o);
+          process.stderr.write('hmmsim explore: no violation found; the trace/recording is of the non-preemptive run (schedule 0)\n');
+        }
+      }
       const replay = res.schedule !== null ? `hmmsim explore ${sc.name}${cfgArgs} --schedule ${res.schedule.join(',') || '0'}` : null;
       if (o.json) {
         write(JSON.stringify({

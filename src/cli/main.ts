@@ -2,9 +2,10 @@
 /**
  * The hmmsim command line.
  *
- *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list]
+ *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list] [--trace FILE]
  *   hmmsim explore <scenario> [...]       (src/cli/explore.ts)
  *   hmmsim bench [--json] [--only ...]    (src/cli/bench.ts)
+ *   hmmsim report --from-... -o FILE      (src/cli/report.ts)
  *
  * `selftest` runs the port of the kernel's tools/testing/selftests/mm/
  * hmm-tests.c on the model, each case on a fresh simulated machine, and
@@ -15,8 +16,10 @@ import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { applyConfigSetting, defaultConfig, type KernelConfig } from '../kernel/config.js';
 import { type CaseResult, type SuiteResult, globToRegExp } from '../selftests/harness.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { registerBench } from './bench.js';
 import { registerExplore } from './explore.js';
+import { registerReport } from './report.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -45,6 +48,7 @@ interface SelftestOptions {
   seed?: string;
   failOnWarn?: boolean;
   jobs?: string;
+  trace?: string;
 }
 
 function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult): unknown {
@@ -74,6 +78,31 @@ function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult)
   };
 }
 
+/** Tracing of selftest cases: a tracer per case machine on one shared EventClock, written as one process per case. */
+async function selftestTracing(): Promise<{ onMachine: (k: Kernel) => void; caseDone: (c: CaseResult) => void; write: (file: string) => void }> {
+  const { EventClock, Tracer, attachTracer } = await import('../kernel/trace.js');
+  const { sampleCounters } = await import('../trace/pagemap.js');
+  const { writeTraces } = await import('../trace/chrome.js');
+  const clock = new EventClock();
+  const parts: Array<{ tracer: InstanceType<typeof Tracer>; label: string }> = [];
+  return {
+    onMachine: (k) => {
+      const t = attachTracer(k, new Tracer(clock));
+      t.limit = SELFTEST_TRACE_EVENTS_PER_CASE;
+      // Counters at the end of one in 16 outermost kernel calls: a walk of the case's page tables each.
+      sampleCounters(t, k, 16);
+      parts.push({ tracer: t, label: `case ${parts.length + 1}` });
+    },
+    caseDone: (c) => {
+      if (parts.length > 0) parts[parts.length - 1].label = `${c.index} ${c.fullName}: ${c.status}`;
+    },
+    write: (file) => writeTraces(file, parts),
+  };
+}
+
+/** Events kept per traced selftest case (the rest are counted as dropped). */
+const SELFTEST_TRACE_EVENTS_PER_CASE = 200_000;
+
 /** --jobs: a positive integer, or the number of CPUs available by default. */
 function parseJobs(v: string | undefined): number {
   if (v === undefined) return os.availableParallelism();
@@ -91,7 +120,9 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
   }
   // Loaded here so that the harness maps stack frames of an already built tree.
   const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
-  const suite = buildHmmSuite({ config: cfg, seed, failOnWarn: opts.failOnWarn === true });
+  // --trace: every case's machine gets a tracer; one clock, so the cases follow each other in the trace.
+  const traced = opts.trace !== undefined ? await selftestTracing() : null;
+  const suite = buildHmmSuite({ config: cfg, seed, failOnWarn: opts.failOnWarn === true, onMachine: traced?.onMachine });
   const select = opts.bench ? (c: { test: string }) => c.test === 'benchmark_thp_migration' : undefined;
   if (opts.list) {
     const pats = (opts.filter ?? []).map(globToRegExp);
@@ -115,9 +146,13 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
     filter: opts.filter,
     select,
     out: opts.json ? null : (l: string) => write(l + '\n'),
-    onCase: () => bar?.update(++done),
+    onCase: (c: CaseResult) => {
+      traced?.caseDone(c);
+      bar?.update(++done);
+    },
   };
-  const jobs = Math.min(parseJobs(opts.jobs), suite.select(runOpts).length);
+  // A traced run stays in this thread: the machines must be here to be traced.
+  const jobs = traced !== null ? 1 : Math.min(parseJobs(opts.jobs), suite.select(runOpts).length);
   let result: SuiteResult;
   if (jobs <= 1) result = suite.run(runOpts);
   else {
@@ -131,6 +166,7 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
     }
   }
   bar?.stop();
+  if (traced !== null) traced.write(opts.trace!);
   if (opts.json) write(JSON.stringify(jsonReport(cfg, seed, result), null, 2) + '\n');
   return result.totals.fail > 0 || result.totals.error > 0 ? 1 : 0;
 }
@@ -159,6 +195,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--seed <n>', 'seed of hmm_random() (anon_teardown schedules)')
     .option('--fail-on-warn', 'a kernel WARNING during a case fails it (kselftest does not look at dmesg)')
     .option('--jobs <n>', 'run cases on n worker threads (default: the number of CPUs; 1 runs in-process)')
+    .option('--trace <file>', 'write a Chrome Trace Event JSON (Perfetto) of the cases, one process per case (runs in-process; use --filter)')
     .exitOverride()
     .action(async (opts: SelftestOptions) => {
       code = await runSelftest(opts, out);
@@ -168,6 +205,9 @@ export async function main(argv: string[]): Promise<number> {
     code = c;
   });
   registerBench(program, out, (c) => {
+    code = c;
+  });
+  registerReport(program, out, (c) => {
     code = c;
   });
 

@@ -53,6 +53,7 @@ import { type KernelConfig } from '../kernel/config.js';
 import { KernelBug } from '../kernel/printk.js';
 import type { K, Sched, Strategy, Task, TraceStep } from '../kernel/sched/sched.js';
 import { checkInvariants } from '../kernel/mm/debug_vm.js';
+import { detachTracer } from '../kernel/trace.js';
 import {
   TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex,
 } from '../kernel/mm/pgtable.js';
@@ -367,8 +368,13 @@ export class Machine {
     return this.run.k;
   }
 
-  /** Run one schedule; `verbose` records the watched pages' state per step. */
-  runSchedule(strategy: RecordingStrategy, verbose = false): RunResult {
+  /**
+   * Run one schedule; `verbose` records the watched pages' state per step.
+   * `instrument`, if given, is called with the machine after it is restored
+   * and before the first step (to attach a tracer: src/kernel/trace.ts); the
+   * machine's tracer is detached after the run.
+   */
+  runSchedule(strategy: RecordingStrategy, verbose = false, instrument: ((k: Kernel) => void) | null = null): RunResult {
     if (this.used) {
       if (this.snap !== null) this.snap.restore();
       else {
@@ -387,6 +393,7 @@ export class Machine {
     let lastNote = '';
     const warn0 = this.warn0;
     let lastFrees = freeCount(k);
+    if (instrument !== null) instrument(k);
     s.onStep = (sc: Sched) => {
       if (verbose) {
         const note = watch.map((pfn) => pageState(k, pfn)).join('; ');
@@ -417,6 +424,8 @@ export class Machine {
       s.run(strategy);
     } catch (e) {
       violation = violationOf(e);
+      if (k.tracer !== null && !(e instanceof DetectorStop)) k.tracer.raised(e);
+      else if (k.tracer !== null && violation !== null) k.tracer.instant(`${violation.detector}: ${violation.rule}`, violation.detector === 'WARN' ? 'warn' : 'bug', -1, violation.state);
     } finally {
       s.onStep = null;
     }
@@ -444,6 +453,10 @@ export class Machine {
         violation = violationOf(e);
       }
     }
+    if (instrument !== null) {
+      if (violation !== null && k.tracer !== null && !k.tracer.events.some((e) => e.cat === 'bug' || e.cat === 'warn')) k.tracer.instant(`${violation.detector}: ${violation.rule}`, 'bug', -1, violation.state);
+      detachTracer(k);
+    }
     const schedule = strategy.taken.slice();
     while (schedule.length > 0 && schedule[schedule.length - 1] === 0) schedule.pop();
     return { violation, trace, notes, schedule, steps: trace.length };
@@ -451,9 +464,9 @@ export class Machine {
 }
 
 /** Run one explicit schedule of a scenario on a freshly built machine. */
-export function runOnce(scenario: Scenario, cfg: Partial<KernelConfig>, choices: readonly number[], opts: { verbose?: boolean } = {}): RunResult {
+export function runOnce(scenario: Scenario, cfg: Partial<KernelConfig>, choices: readonly number[], opts: { verbose?: boolean; instrument?: (k: Kernel) => void } = {}): RunResult {
   const m = new Machine(scenario, cfg, { snapshot: false });
-  return m.runSchedule(new ChoiceStrategy(choices), opts.verbose ?? true);
+  return m.runSchedule(new ChoiceStrategy(choices), opts.verbose ?? true, opts.instrument ?? null);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -469,6 +482,8 @@ export interface ExploreOptions {
   /** false: build a fresh machine per schedule instead of restoring a snapshot. */
   snapshot?: boolean;
   onProgress?: (done: number) => void;
+  /** Called on the machine before the verbose replay of the minimal failing schedule (attach a tracer there). */
+  instrument?: (k: Kernel) => void;
 }
 
 export interface ExploreResult {
@@ -534,7 +549,7 @@ export function explore(scenario: Scenario, opts: ExploreOptions): ExploreResult
     }
     schedule = r.schedule;
     // The printed trace comes from a verbose replay on the same machine.
-    found = m.runSchedule(new ChoiceStrategy(schedule), true);
+    found = m.runSchedule(new ChoiceStrategy(schedule), true, opts.instrument ?? null);
   }
   const schedulesRun = firstFail > 0 ? firstFail : Math.min(runs, opts.schedules);
   return {

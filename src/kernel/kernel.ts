@@ -17,6 +17,7 @@ import type { SwapDevice } from './mm/swap.js';
 import { BuddyAllocator } from './mm/page_alloc.js';
 import { Lru } from './mm/lru.js';
 import { Sched } from './sched/sched.js';
+import type { Tracer } from './trace.js';
 import { AddressSpace, AnonVma, MmStruct } from './mm/mm_types.js';
 import type { DevPagemap } from './mm/memremap.js';
 import { dumpPage, pageBug } from './mm/debug.js';
@@ -77,6 +78,8 @@ export class Kernel {
   readonly chardevs = new Map<string, unknown>();
   /** The swap device, created at its first use (mm/swap.ts swapDevice()). */
   swap: SwapDevice | null = null;
+  /** The attached tracer, or null (src/kernel/trace.ts attachTracer()); instrumented sites test it with one branch. */
+  tracer: Tracer | null = null;
   /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
   checkHook: ((k: Kernel, op: string) => void) | null = null;
 

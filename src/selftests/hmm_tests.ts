@@ -46,6 +46,7 @@ import {
 import { EEXIST, EFAULT, EINTR, EINVAL, ENOENT, EPERM } from '../kernel/errno.js';
 import { KernelBug } from '../kernel/printk.js';
 import type { KernelConfig } from '../kernel/config.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { defaultConfig } from '../kernel/config.js';
 import type { K } from '../kernel/sched/sched.js';
 import { System } from '../user/system.js';
@@ -276,6 +277,8 @@ export interface HmmSuiteOptions {
    * are printed as `# kernel: WARNING: ...` lines and listed per case.
    */
   failOnWarn?: boolean;
+  /** Called with each case's machine once its modules are loaded (e.g. to attach a tracer: src/kernel/trace.ts). */
+  onMachine?: (k: Kernel) => void;
 }
 
 function classify(e: unknown): string {
@@ -300,6 +303,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       const r = init(sys.kernel);
       if (r !== 0 && r !== -EEXIST) sys.kernel.printk.info(`hmm-tests: loading ${name} failed: ${r}`);
     }
+    if (opts.onMachine) opts.onMachine(sys.kernel);
     const p = sys.spawn('hmm-tests');
     const lc = new Libc(p);
     const env: HmmEnv = {

@@ -79,6 +79,7 @@ export function translate(mm: MmStruct, addr: number, write: boolean): number {
  * signal to deliver.
  */
 export function* doUserAddrFault(mm: MmStruct, addr: number, write: boolean): K<FaultOutcome> {
+  if (mm.kernel.tracer !== null && mm.kernel.tracer.enter('do_user_addr_fault')) return yield* mm.kernel.tracer.span('do_user_addr_fault', addr, doUserAddrFault(mm, addr, write));
   const k = mm.kernel;
   const s = k.sched;
   let flags = FAULT_FLAG_USER | FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | (write ? FAULT_FLAG_WRITE : 0);

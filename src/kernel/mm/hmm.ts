@@ -502,6 +502,7 @@ function* migrationWait(w: HmmVmaWalk): K<void> {
  * Returns 0 / -EBUSY / -EFAULT / -EPERM / -EINVAL as described at the top.
  */
 export function* hmmRangeFault(range: HmmRange): K<number> {
+  if (range.notifier.mm.kernel.tracer !== null && range.notifier.mm.kernel.tracer.enter('hmm_range_fault')) return yield* range.notifier.mm.kernel.tracer.span('hmm_range_fault', range.start, hmmRangeFault(range));
   const mm = range.notifier.mm;
   const k = mm.kernel;
   if (!mm.mmapLock.isLocked()) throw new KernelBug('LOCKDEP', 'hmm_range_fault: mmap_assert_locked(mm) failed', `mm #${mm.id}`);

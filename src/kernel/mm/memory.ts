@@ -96,6 +96,7 @@ export function isZeroPfn(k: Kernel, pfn: number): boolean {
  * or VM_FAULT_* bits (OOM, SIGBUS, HWPOISON, RETRY...).
  */
 export function* handleMmFault(vma: Vma, address: number, flags: number): K<number> {
+  if (vma.mm.kernel.tracer !== null && vma.mm.kernel.tracer.enter('handle_mm_fault')) return yield* vma.mm.kernel.tracer.span('handle_mm_fault', address, handleMmFault(vma, address, flags));
   const mm = vma.mm;
   const k = mm.kernel;
   k.vmstat.pgfault++;
@@ -432,6 +433,7 @@ function* doSwapIn(vma: Vma, pt: PteTable, i: number, addr: number, flags: numbe
  *    model's swap store.
  */
 function* doSwapPage(vma: Vma, pt: PteTable, i: number, addr: number, real: number, flags: number): K<number> {
+  if (vma.mm.kernel.tracer !== null && vma.mm.kernel.tracer.enter('do_swap_page')) return yield* vma.mm.kernel.tracer.span('do_swap_page', addr, doSwapPage(vma, pt, i, addr, real, flags));
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;

@@ -212,6 +212,7 @@ export function memremapPages(k: Kernel, pgmap: DevPagemap): number {
  * process context, holding no page locks.
  */
 export function* memunmapPages(k: Kernel, pgmap: DevPagemap): K<void> {
+  if (k.tracer !== null && k.tracer.enter('memunmap_pages')) return yield* k.tracer.span('memunmap_pages', pgmap.id, memunmapPages(k, pgmap));
   if (pgmap.dead) throw new KernelBug('KASAN', 'memunmap_pages of a pgmap already unmapped', `pgmap #${pgmap.id}`);
   if (pgmap.dying) throw new KernelBug('BUG', 'memunmap_pages called twice', `pgmap #${pgmap.id}`);
   pgmap.dying = true;

@@ -647,6 +647,7 @@ const VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP;
  * holds mmap_lock for read across all three calls.
  */
 export function* migrateVmaSetup(args: MigrateVma): K<number> {
+  const tr = args.vma !== null ? args.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_setup')) return yield* tr.span('migrate_vma_setup', args.start, migrateVmaSetup(args));
   const vma = args.vma;
   args.state = MvState.NEW;
   const nrPages = Math.floor((args.end - args.start) / PAGE_SIZE);
@@ -971,6 +972,7 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
  * read. Calling it without a successful migrate_vma_setup() is a BUG.
  */
 export function* migrateVmaPages(mv: MigrateVma): K<void> {
+  const tr = mv.vma !== null ? mv.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_pages')) return yield* tr.span('migrate_vma_pages', mv.start, migrateVmaPages(mv));
   if (mv.state !== MvState.SETUP) {
     const rule = mv.state === MvState.NEW ? 'migrate_vma_pages() without a successful migrate_vma_setup()'
       : mv.state === MvState.PAGES ? 'migrate_vma_pages() called twice' : 'migrate_vma_pages() after migrate_vma_finalize()';
@@ -998,6 +1000,7 @@ export function* migrateVmaPages(mv: MigrateVma): K<void> {
  * migrate_device_finalize().
  */
 export function* migrateDevicePages(k: Kernel, src: Float64Array, dst: Float64Array, npages: number): K<void> {
+  if (k.tracer !== null && k.tracer.enter('migrate_device_pages')) return yield* k.tracer.span('migrate_device_pages', npages, migrateDevicePages(k, src, dst, npages));
   yield* migrateDevicePagesInner(k, src, dst, npages, null);
 }
 
@@ -1101,6 +1104,7 @@ function* finalizeAll(k: Kernel, src: Float64Array, dst: Float64Array, npages: n
  * without a successful setup, is a BUG.
  */
 export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
+  const tr = mv.vma !== null ? mv.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_finalize')) return yield* tr.span('migrate_vma_finalize', mv.start, migrateVmaFinalize(mv));
   if (mv.state !== MvState.SETUP && mv.state !== MvState.PAGES) {
     const rule = mv.state === MvState.FINALIZED ? 'migrate_vma_finalize() called twice' : 'migrate_vma_finalize() without a successful migrate_vma_setup()';
     throw new KernelBug('BUG', rule, `migrate_vma state ${mv.state}`);
@@ -1128,6 +1132,7 @@ export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
  * migrated usually reaches refcount 0 and is freed to its allocator).
  */
 export function* migrateDeviceFinalize(k: Kernel, src: Float64Array, dst: Float64Array, npages: number): K<void> {
+  if (k.tracer !== null && k.tracer.enter('migrate_device_finalize')) return yield* k.tracer.span('migrate_device_finalize', npages, migrateDeviceFinalize(k, src, dst, npages));
   yield* finalizeAll(k, src, dst, npages, -1);
 }
 
@@ -1172,6 +1177,7 @@ function migrateDevicePfnLock(k: Kernel, pfn: number): number {
  * migrate_device_finalize().
  */
 export function* migrateDeviceRange(k: Kernel, src: Float64Array, startPfn: number, npages: number): K<number> {
+  if (k.tracer !== null && k.tracer.enter('migrate_device_range')) return yield* k.tracer.span('migrate_device_range', startPfn, migrateDeviceRange(k, src, startPfn, npages));
   const p = k.pages;
   const s = k.sched;
   for (let pfn = startPfn, i = 0; i < npages; pfn++, i++) {

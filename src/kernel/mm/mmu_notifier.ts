@@ -184,6 +184,7 @@ export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): voi
  * Returns 0, or -EAGAIN if a non-blockable range could not be handled.
  */
 export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<number> {
+  if (range.mm.kernel.tracer !== null && range.mm.kernel.tracer.enter('mmu_notifier_invalidate_range_start')) return yield* range.mm.kernel.tracer.span('mmu_notifier_invalidate_range_start', range.start, mmuNotifierInvalidateRangeStart(range));
   const mm = range.mm;
   if (mm.invalidateRanges !== null) mm.invalidateRanges.push(range);
   const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
@@ -211,6 +212,7 @@ export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<num
 
 /** mmu_notifier_invalidate_range_end(): the last active range makes the seq even. */
 export function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): void {
+  if (range.mm.kernel.tracer !== null) range.mm.kernel.tracer.instant('mmu_notifier_invalidate_range_end', 'kernel', range.start);
   const active = range.mm.invalidateRanges;
   if (active !== null) {
     const n = active.lastIndexOf(range);

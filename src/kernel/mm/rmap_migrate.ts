@@ -160,6 +160,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
  * mmap_lock of the mms walked need not be held (rmap locks protect the walk).
  */
 export function* tryToMigrate(k: Kernel, head: number, flags: number): K<void> {
+  if (k.tracer !== null && k.tracer.enter('try_to_migrate')) return yield* k.tracer.span('try_to_migrate', head, tryToMigrate(k, head, flags));
   const p = k.pages;
   head = p.folioPfn(head);
   if (flags & ~(TTU_RMAP_LOCKED | TTU_SPLIT_HUGE_PMD | TTU_SYNC | TTU_BATCH_FLUSH)) {

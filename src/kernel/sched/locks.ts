@@ -26,6 +26,7 @@ export class Mutex {
   tryFast(s: Sched): boolean {
     if (s.exploring || this.owner !== 0) return false;
     this.owner = s.cur + 1;
+    if (s.tracer !== null) s.tracer.lock(this.name, true);
     return true;
   }
 
@@ -36,6 +37,7 @@ export class Mutex {
       return false;
     }
     this.owner = s.cur + 1;
+    if (s.tracer !== null) s.tracer.lock(this.name, true);
     return true;
   }
 
@@ -45,6 +47,7 @@ export class Mutex {
     if (s.exploring) yield s.point(`lock ${this.name}`);
     yield* waitUntil(s, `lock ${this.name}`, () => this.owner === 0);
     this.owner = s.cur + 1;
+    if (s.tracer !== null) s.tracer.lock(this.name, true);
   }
 
   /** mutex_unlock() / spin_unlock(). Callers in generator code may follow with a hook point. */
@@ -52,6 +55,7 @@ export class Mutex {
     if (this.owner === 0) throw new KernelBug('LOCKDEP', `unlock of unlocked ${this.name}`);
     if (this.owner !== s.cur + 1) throw new KernelBug('LOCKDEP', `unlock of ${this.name} by task ${s.cur}, held by task ${this.owner - 1}`);
     this.owner = 0;
+    if (s.tracer !== null) s.tracer.lock(this.name, false);
   }
 
   /** lockdep_assert_held() */
@@ -76,12 +80,14 @@ export class RwSem {
   tryReadFast(s: Sched): boolean {
     if (s.exploring || this.writer !== 0) return false;
     this.readers++;
+    if (s.tracer !== null) s.tracer.lock(`${this.name} (read)`, true);
     return true;
   }
 
   tryWriteFast(s: Sched): boolean {
     if (s.exploring || this.writer !== 0 || this.readers !== 0) return false;
     this.writer = s.cur + 1;
+    if (s.tracer !== null) s.tracer.lock(`${this.name} (write)`, true);
     return true;
   }
 
@@ -90,11 +96,13 @@ export class RwSem {
     if (s.exploring) yield s.point(`down_read ${this.name}`);
     yield* waitUntil(s, `down_read ${this.name}`, () => this.writer === 0);
     this.readers++;
+    if (s.tracer !== null) s.tracer.lock(`${this.name} (read)`, true);
   }
 
   readUnlock(s: Sched): void {
     if (this.readers <= 0) throw new KernelBug('LOCKDEP', `up_read of ${this.name} with no readers`, `task ${s.cur}`);
     this.readers--;
+    if (s.tracer !== null) s.tracer.lock(`${this.name} (read)`, false);
   }
 
   *writeLock(s: Sched): K<void> {
@@ -102,11 +110,13 @@ export class RwSem {
     if (s.exploring) yield s.point(`down_write ${this.name}`);
     yield* waitUntil(s, `down_write ${this.name}`, () => this.writer === 0 && this.readers === 0);
     this.writer = s.cur + 1;
+    if (s.tracer !== null) s.tracer.lock(`${this.name} (write)`, true);
   }
 
   writeUnlock(s: Sched): void {
     if (this.writer !== s.cur + 1) throw new KernelBug('LOCKDEP', `up_write of ${this.name} not held for write by task ${s.cur}`);
     this.writer = 0;
+    if (s.tracer !== null) s.tracer.lock(`${this.name} (write)`, false);
   }
 
   /** Held in any mode (mmap_assert_locked). Readers are not identified. */

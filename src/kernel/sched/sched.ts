@@ -79,6 +79,17 @@ export interface TraceStep {
   arg: number;
 }
 
+/**
+ * What the scheduler and the lock primitives report to an attached tracer
+ * (src/kernel/trace.ts Tracer; declared here so this file imports nothing of it).
+ */
+export interface SchedTracer {
+  /** Step `step` ended with task `task` at hook point `what`. */
+  step(step: number, task: number, taskName: string, what: string, arg: number): void;
+  /** A lock acquired or released by the current thread. */
+  lock(name: string, acquired: boolean): void;
+}
+
 /** Chooses the next task among the runnable ones. */
 export interface Strategy {
   /** Return an index into `runnable`. */
@@ -98,6 +109,8 @@ export class Sched {
   onStep: ((s: Sched) => void) | null = null;
   /** Bound on steps per run before reporting a livelock. */
   maxSteps = 200000;
+  /** The machine's tracer (the same object as Kernel.tracer), or null: see src/kernel/trace.ts. */
+  tracer: SchedTracer | null = null;
 
   /** A hook-point event. Only called when `exploring` is true. */
   point(what: string, arg = -1): SchedEvent {
@@ -164,10 +177,12 @@ export class Sched {
           t.state = 'done';
           t.result = r.value;
           this.trace.push({ step, task: t.id, taskName: t.name, what: 'exit', arg: -1 });
+          if (this.tracer !== null) this.tracer.step(step, t.id, t.name, 'exit', -1);
         } else {
           const ev = r.value;
           t.last = ev.what;
           this.trace.push({ step, task: t.id, taskName: t.name, what: ev.what, arg: ev.arg });
+          if (this.tracer !== null) this.tracer.step(step, t.id, t.name, ev.what, ev.arg);
           if (ev.kind === 'block') {
             t.state = 'blocked';
             t.waitCond = ev.cond;
