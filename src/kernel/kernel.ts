@@ -74,6 +74,11 @@ export class Kernel {
   current: { pid: number; mm: MmStruct | null; comm: string } = { pid: 0, mm: null, comm: 'swapper' };
   /** Character devices and pseudo files by path (/dev/hmm_dmirror0, ...): see src/kernel/fs/chardev.ts. */
   readonly chardevs = new Map<string, unknown>();
+  /**
+   * The tmpfs names of /tmp and /dev/shm (one flat directory each): path ->
+   * inode. The entry holds an inode reference (the dentry's) until unlink().
+   */
+  readonly tmpfs = new Map<string, AddressSpace>();
   /** The swap device, created at its first use (mm/swap.ts swapDevice()). */
   swap: SwapDevice | null = null;
   /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
