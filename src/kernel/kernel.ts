@@ -79,6 +79,8 @@ export class Kernel {
    * inode. The entry holds an inode reference (the dentry's) until unlink().
    */
   readonly tmpfs = new Map<string, AddressSpace>();
+  /** Loaded modules by name (src/kernel/module.ts loadModule). */
+  readonly modules = new Map<string, unknown>();
   /** The swap device, created at its first use (mm/swap.ts swapDevice()). */
   swap: SwapDevice | null = null;
   /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
