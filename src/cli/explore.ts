@@ -3,9 +3,12 @@
  * `hmmsim explore <scenario>`: run a scenario under many interleavings and
  * report the first violation with a minimal trace and the replay command.
  *
- *   hmmsim explore <scenario> [--schedules N] [--seed S] [--strategy random|pct|bounded]
+ *   hmmsim explore <scenario | ./my-scenario.js> [--schedules N] [--seed S] [--strategy random|pct|bounded]
  *                  [--bound B] [--config name=value ...] [--json] [--schedule c,c,...] [--fresh]
  *   hmmsim explore --list
+ *
+ * A scenario file is an ES module whose default export (or `scenario`
+ * export) is a Scenario (src/explore/engine.ts; `hmmsim/explore`).
  *
  * Exit 0 when nothing is found, 1 when a violation is, 2 on a usage error.
  * A progress bar is drawn on stderr when it is a terminal.
@@ -14,6 +17,7 @@ import { type Command, Option } from 'commander';
 import { applyConfigSetting, defaultHistorical, type KernelConfig } from '../kernel/config.js';
 import { explore, formatTrace, runOnce, STRATEGIES, type ExploreResult, type RunResult, type StrategyName } from '../explore/engine.js';
 import { SCENARIOS, findScenario } from '../../scenarios/index.js';
+import { UserModuleError, loadScenarioFile, looksLikePath } from './user_modules.js';
 
 interface ExploreOpts {
   schedules: string;
@@ -67,7 +71,7 @@ export function registerExplore(program: Command, write: (s: string) => void, se
   program
     .command('explore')
     .description('explore the interleavings of a concurrency scenario; stop at the first violation and print a minimal trace')
-    .argument('[scenario]', `scenario name (${SCENARIOS.map((s) => s.name).join(', ')})`)
+    .argument('[scenario]', `scenario name (${SCENARIOS.map((s) => s.name).join(', ')}) or a scenario file (./my-scenario.js)`)
     .option('--schedules <n>', 'number of schedules to try', '10000')
     .option('--seed <s>', 'seed of the schedule generator (runs are replayable)', '1')
     .addOption(new Option('--strategy <name>', 'schedule generation strategy').choices([...STRATEGIES]).default('random'))
@@ -84,6 +88,7 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(28)}--config ${`${s.bugSwitch}=on`.pad
 Examples:
   hmmsim explore cve-2022-3523 --config fault_no_page_ref=on
   hmmsim explore cve-2022-3523                  # mainline: 10,000 schedules, nothing found
+  hmmsim explore ./my-scenario.js              # a scenario of your own (see examples/)
   hmmsim explore --list`)
     .action(async (name: string | undefined, o: ExploreOpts) => {
       if (o.list) {
@@ -95,9 +100,17 @@ Examples:
         err(`a scenario name is required (known: ${SCENARIOS.map((s) => s.name).join(', ')}; see --list)`);
         return;
       }
-      const sc = findScenario(name);
+      let sc = findScenario(name);
+      if (!sc && looksLikePath(name)) {
+        try {
+          sc = await loadScenarioFile(name);
+        } catch (e) {
+          if (e instanceof UserModuleError) return err(e.message);
+          throw e;
+        }
+      }
       if (!sc) {
-        err(`unknown scenario '${name}' (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
+        err(`unknown scenario '${name}' (known: ${SCENARIOS.map((s) => s.name).join(', ')}; or a file: ./my-scenario.js)`);
         return;
       }
       let cfg: Partial<KernelConfig>;
