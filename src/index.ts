@@ -21,7 +21,7 @@
  * A driver uses `hmmsim/kernel`; the model's drivers are in
  * `hmmsim/drivers`; the interleaving explorer is `hmmsim/explore`.
  *
- * @module
+ * @module hmmsim
  */
 export { System, pagemapEntry, procMaps, PM_PFRAME_MASK, PM_SOFT_DIRTY, PM_MMAP_EXCLUSIVE, PM_UFFD_WP, PM_FILE, PM_SWAP, PM_PRESENT } from './user/system.js';
 export {

@@ -13,7 +13,7 @@
  * - gup_test (mm/gup_test.c): {@link gupTestInit} creates
  *   `/sys/kernel/debug/gup_test`.
  *
- * @module
+ * @module hmmsim/drivers
  */
 export { TestDev, type TestDevOptions, type MemKind } from './testdrv/testdrv.js';
 export { testHmmInit, testHmmExit } from './test_hmm/index.js';

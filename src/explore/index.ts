@@ -14,7 +14,7 @@
  * `yield* proc.sys.munmap(...)` (Process.sys), a CPU access is
  * {@link cpuAccess}; kernel paths yield at lock and reference hook points.
  *
- * @module
+ * @module hmmsim/explore
  */
 export {
   type Scenario, type ScenarioRun, type ScenarioThread, type Violation, type RunResult, type ExploreOptions,

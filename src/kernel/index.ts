@@ -17,7 +17,7 @@
  * `yield*` from another kernel path, or run one to completion with
  * {@link runSync}.
  *
- * @module
+ * @module hmmsim/kernel
  */
 export { Kernel, type VmStat } from './kernel.js';
 export {
