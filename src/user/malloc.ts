@@ -54,6 +54,8 @@ export interface MallocHost {
   fill(addr: number, len: number, byte: number): void;
   /** abort() with glibc's message (malloc_printerr): the process dies by SIGABRT. */
   abort(msg: string): never;
+  /** Checked mode: the arena's invariants are verified after each call (checkArena). */
+  readonly checked: boolean;
 }
 
 const SIZE_SZ = 8;
@@ -316,7 +318,34 @@ export class Malloc {
     }
     const p = this.intMalloc(request2size(n));
     if (p === 0) this.errno = ENOMEM;
+    if (this.host.checked) this.checkArena('malloc');
     return p;
+  }
+
+  /**
+   * Checked mode: the arena's bookkeeping is consistent — free chunks are
+   * sorted, at least MINSIZE, 16-byte aligned, inside [heap start, top),
+   * and overlap neither each other nor an in-use heap chunk; the top chunk
+   * ends at the heap end. A violation is a bug in this allocator model.
+   */
+  private checkArena(op: string): void {
+    const bad = (why: string): never => {
+      throw new Error(`malloc model (${op}): ${why}`);
+    };
+    if (this.top > this.heapEnd || this.top < this.heapStart) bad(`top 0x${this.top.toString(16)} outside the heap`);
+    let prevEnd = this.heapStart;
+    for (const f of this.free_) {
+      if (f.size < MINSIZE || f.chunk % MALLOC_ALIGNMENT !== 0 || f.size % MALLOC_ALIGNMENT !== 0) bad(`free chunk 0x${f.chunk.toString(16)} size ${f.size}`);
+      if (f.chunk < prevEnd) bad(`free chunk 0x${f.chunk.toString(16)} overlaps the one before`);
+      prevEnd = f.chunk + f.size;
+      if (prevEnd > this.top) bad(`free chunk 0x${f.chunk.toString(16)} runs into the top chunk`);
+    }
+    for (const c of this.inuse.values()) {
+      if (c.mmapped) continue;
+      const i = this.freeIndex(c.chunk + c.size);
+      if (i > 0 && this.free_[i - 1].chunk + this.free_[i - 1].size > c.chunk) bad(`in-use chunk 0x${c.chunk.toString(16)} overlaps a free one`);
+      if (c.chunk + c.size > this.top) bad(`in-use chunk 0x${c.chunk.toString(16)} runs into the top chunk`);
+    }
   }
 
   /** calloc(nmemb, size): zeroed memory (an mmapped chunk is fresh zero pages and is not cleared). */
@@ -363,6 +392,7 @@ export class Malloc {
       }
     }
     this.freeToArena(c.chunk, c.size);
+    if (this.host.checked) this.checkArena('free');
   }
 
   /** The part of _int_free after the tcache: coalesce, maybe trim. */
@@ -400,6 +430,12 @@ export class Malloc {
 
   /** realloc(ptr, n) */
   realloc(ptr: number, n: number): number {
+    const r = this.realloc1(ptr, n);
+    if (this.host.checked) this.checkArena('realloc');
+    return r;
+  }
+
+  private realloc1(ptr: number, n: number): number {
     if (ptr === 0) return this.malloc(n);
     if (n === 0) {
       this.free(ptr);

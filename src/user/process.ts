@@ -170,6 +170,7 @@ export class Process {
       writeBytes: (a: number, b: Uint8Array) => this.writeBytes(a, b),
       fill: (a: number, l: number, b: number) => this.fill(a, l, b),
       abort: (msg: string): never => this.abort(msg),
+      checked: this.kernel.config.checked,
     };
   }
 
