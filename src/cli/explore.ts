@@ -155,7 +155,9 @@ Examples:
         bar?.stop();
       }
       const found = res.found;
-      const replay = res.schedule !== null ? `hmmsim explore ${sc.name}${cfgArgs} --schedule ${res.schedule.join(',') || '0'}` : null;
+      // A scenario file is replayed by its path, a built-in one by its name.
+      const scArg = sc === findScenario(name) ? sc.name : name;
+      const replay = res.schedule !== null ? `hmmsim explore ${scArg}${cfgArgs} --schedule ${res.schedule.join(',') || '0'}` : null;
       if (o.json) {
         write(JSON.stringify({
           scenario: sc.name, switch: sc.bugSwitch, config: flat, strategy: o.strategy, seed, schedules,
