@@ -156,6 +156,27 @@ test('explore loads a scenario file; a file without the Scenario shape is a usag
   assert.equal(hmmsim('explore', './nope.mjs').status, 2);
 });
 
+test('explore of a scenario file that finds a violation prints a replay command naming the file, and the replay reproduces it', () => {
+  // The example scenario with an end check that fails when the writer thread runs first.
+  const buggy = file('buggy-scenario.mjs', `import sc from ${JSON.stringify(join(ROOT, 'examples', 'race-scenario.mjs'))};
+export default { ...sc, name: 'buggy', setup(cfg) {
+  const r = sc.setup(cfg);
+  const order = [];
+  const threads = r.threads.map((t) => ({ name: t.name, *body() { order.push(t.name); return yield* t.body(); } }));
+  return { ...r, roots: [...r.roots, order], threads, check: () => (order[0] === 'writer' ? 'the writer ran first' : null) };
+} };
+`);
+  const r = hmmsim('explore', buggy, '--schedules', '50');
+  assert.equal(r.status, 1, r.err);
+  assert.match(r.out, /DATA: the writer ran first/);
+  const m = /^replay: hmmsim explore (\S+) --schedule (\S+)$/m.exec(r.out);
+  assert.ok(m, r.out);
+  assert.equal(m[1], buggy);
+  const again = hmmsim('explore', m[1], '--schedule', m[2]);
+  assert.equal(again.status, 1);
+  assert.match(again.out, /^VIOLATION: DATA/m);
+});
+
 test('selftest --driver loads the user driver into every case machine; a driver that fails init is exit 2', () => {
   const okRun = hmmsim('selftest', '--driver', 'examples/minimal-driver.mjs', '--filter', 'hmm.hmm_device_private.open_close', '--jobs', '1');
   assert.equal(okRun.status, 0, okRun.err);
