@@ -82,6 +82,10 @@ test('libc: a large malloc is mmapped and unmapped by free; freeing it raises th
   // 200 KiB is now below the threshold: it comes from the heap.
   const again = lc.malloc(200 * 1024);
   assert.ok(again >= mm.startBrk && again < mm.brk, 'served by brk now');
+  // mmap placement is top-down (get_unmapped_area): a freed mmapped chunk's place is the next one's.
+  const m1 = lc.malloc(40 << 20);
+  lc.free(m1);
+  assert.equal(lc.malloc(40 << 20), m1, 'munmap + mmap of the same size: the same address, as on Linux');
   // A 64 MiB chunk is above DEFAULT_MMAP_THRESHOLD_MAX: freeing it leaves the threshold alone.
   const huge = lc.malloc(64 << 20);
   assert.ok(huge > mm.brk);
