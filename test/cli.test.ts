@@ -81,6 +81,12 @@ test('--config values are checked up front; the message names the bound', () => 
   assert.equal(hmmsim('selftest', '--list', '--config', 'ramMiB=64', '--config', 'nrHugepages=32').status, 0);
 });
 
+test('explore checks a RAM size it is given against the host bound too', () => {
+  const r = hmmsim('explore', 'cve-2022-3523', '--config', 'ramMiB=4194304', '--schedules', '1');
+  assert.equal(r.status, 2);
+  assert.match(r.err, /above the bound of half this host's memory/);
+});
+
 test('the host bound: one machine per worker must fit in half the host memory', () => {
   const cfg = defaultConfig({ ramBytes: 1024 * 2 ** 20, swapMiB: 0 });
   const need = machineBytes(cfg);

@@ -14,7 +14,8 @@
  * A progress bar is drawn on stderr when it is a terminal.
  */
 import { type Command, Option } from 'commander';
-import { applyConfigSetting, defaultHistorical, type KernelConfig } from '../kernel/config.js';
+import { applyConfigSetting, defaultConfig, defaultHistorical, type KernelConfig } from '../kernel/config.js';
+import { hostBoundsError } from './config_check.js';
 import { explore, formatTrace, runOnce, STRATEGIES, type ExploreResult, type RunResult, type StrategyName } from '../explore/engine.js';
 import { SCENARIOS, findScenario } from '../../scenarios/index.js';
 import { UserModuleError, loadScenarioFile, looksLikePath } from './user_modules.js';
@@ -45,6 +46,12 @@ function parseConfig(settings: readonly string[]): { cfg: Partial<KernelConfig>;
       if (err !== null) throw new Error(err);
       flat.push(one);
     }
+  }
+  // The scenario picks its machine's size; a RAM or swap size given here must still fit the host.
+  const given = cfg as Partial<KernelConfig>;
+  if (given.ramBytes !== undefined || given.swapMiB !== undefined) {
+    const host = hostBoundsError(defaultConfig({ ramBytes: given.ramBytes ?? 4 << 20, swapMiB: given.swapMiB ?? 0 }), 1);
+    if (host !== null) throw new Error(host);
   }
   return { cfg, flat };
 }
