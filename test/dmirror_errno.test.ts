@@ -575,7 +575,8 @@ test('mirror of an exited mm: MIGRATE_TO_DEV / MIGRATE_TO_SYS / SNAPSHOT / EXCLU
   parent.exit(0);
   const c = child as unknown as Process;
   const arg = c.malloc(4096);
-  const buf = c.malloc(2 * PAGE);
+  // Page-aligned: an anonymous mapping (malloc's small chunks are 16-byte aligned, on the heap).
+  const buf = c.mmap(0, 2 * PAGE, 3 /* PROT_READ | PROT_WRITE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */);
   c.writeBytes(buf, pattern(1, 1));
   const run = (cmd: number): number => {
     c.writeBytes(arg, encodeCmd({ addr: BigInt(buf), ptr: BigInt(buf + PAGE), npages: 1n, cpages: 77n, faults: 77n }));

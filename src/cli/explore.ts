@@ -3,7 +3,7 @@
  * `hmmsim explore <scenario>`: run a scenario under many interleavings and
  * report the first violation with a minimal trace and the replay command.
  *
- *   hmmsim explore <scenario> [--schedules N] [--seed S] [--strategy random|pct|bounded]
+ *   hmmsim explore <scenario | ./my-scenario.js> [--schedules N] [--seed S] [--strategy random|pct|bounded]
  *                  [--bound B] [--config name=value ...] [--json] [--schedule c,c,...] [--fresh]
  *                  [--trace FILE] [--record FILE]
  *   hmmsim explore --list
@@ -11,17 +11,21 @@
  * --trace writes the replayed counterexample (or the --schedule run) as
  * Chrome Trace Event JSON, --record as a recorded run for `hmmsim report`
  * (docs/REPORT.md).
+ * A scenario file is an ES module whose default export (or `scenario`
+ * export) is a Scenario (src/explore/engine.ts; `hmmsim/explore`).
  *
  * Exit 0 when nothing is found, 1 when a violation is, 2 on a usage error.
  * A progress bar is drawn on stderr when it is a terminal.
  */
 import { type Command, Option } from 'commander';
-import { applyConfigSetting, defaultHistorical, type KernelConfig } from '../kernel/config.js';
+import { writeFileSync } from 'node:fs';
+import { applyConfigSetting, defaultConfig, defaultHistorical, type KernelConfig } from '../kernel/config.js';
+import { hostBoundsError } from './config_check.js';
 import { explore, formatTrace, runOnce, STRATEGIES, type ExploreResult, type RunResult, type Scenario, type StrategyName } from '../explore/engine.js';
 import { SCENARIOS, findScenario } from '../../scenarios/index.js';
-import { writeFileSync } from 'node:fs';
 import { writeTrace } from '../trace/chrome.js';
 import { RunRecorder } from '../trace/record.js';
+import { UserModuleError, loadScenarioFile, looksLikePath } from './user_modules.js';
 
 interface ExploreOpts {
   schedules: string;
@@ -51,6 +55,12 @@ function parseConfig(settings: readonly string[]): { cfg: Partial<KernelConfig>;
       if (err !== null) throw new Error(err);
       flat.push(one);
     }
+  }
+  // The scenario picks its machine's size; a RAM or swap size given here must still fit the host.
+  const given = cfg as Partial<KernelConfig>;
+  if (given.ramBytes !== undefined || given.swapMiB !== undefined) {
+    const host = hostBoundsError(defaultConfig({ ramBytes: given.ramBytes ?? 4 << 20, swapMiB: given.swapMiB ?? 0 }), 1);
+    if (host !== null) throw new Error(host);
   }
   return { cfg, flat };
 }
@@ -84,7 +94,7 @@ export function registerExplore(program: Command, write: (s: string) => void, se
   program
     .command('explore')
     .description('explore the interleavings of a concurrency scenario; stop at the first violation and print a minimal trace')
-    .argument('[scenario]', `scenario name (${SCENARIOS.map((s) => s.name).join(', ')})`)
+    .argument('[scenario]', `scenario name (${SCENARIOS.map((s) => s.name).join(', ')}) or a scenario file (./my-scenario.js)`)
     .option('--schedules <n>', 'number of schedules to try', '10000')
     .option('--seed <s>', 'seed of the schedule generator (runs are replayable)', '1')
     .addOption(new Option('--strategy <name>', 'schedule generation strategy').choices([...STRATEGIES]).default('random'))
@@ -103,6 +113,7 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(28)}--config ${`${s.bugSwitch}=on`.pad
 Examples:
   hmmsim explore cve-2022-3523 --config fault_no_page_ref=on
   hmmsim explore cve-2022-3523                  # mainline: 10,000 schedules, nothing found
+  hmmsim explore ./my-scenario.js              # a scenario of your own (see examples/)
   hmmsim explore --list`)
     .action(async (name: string | undefined, o: ExploreOpts) => {
       if (o.list) {
@@ -114,9 +125,17 @@ Examples:
         err(`a scenario name is required (known: ${SCENARIOS.map((s) => s.name).join(', ')}; see --list)`);
         return;
       }
-      const sc = findScenario(name);
+      let sc = findScenario(name);
+      if (!sc && looksLikePath(name)) {
+        try {
+          sc = await loadScenarioFile(name);
+        } catch (e) {
+          if (e instanceof UserModuleError) return err(e.message);
+          throw e;
+        }
+      }
       if (!sc) {
-        err(`unknown scenario '${name}' (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
+        err(`unknown scenario '${name}' (known: ${SCENARIOS.map((s) => s.name).join(', ')}; or a file: ./my-scenario.js)`);
         return;
       }
       let cfg: Partial<KernelConfig>;
@@ -173,7 +192,9 @@ Examples:
           process.stderr.write('hmmsim explore: no violation found; the trace/recording is of the non-preemptive run (schedule 0)\n');
         }
       }
-      const replay = res.schedule !== null ? `hmmsim explore ${sc.name}${cfgArgs} --schedule ${res.schedule.join(',') || '0'}` : null;
+      // A scenario file is replayed by its path, a built-in one by its name.
+      const scArg = sc === findScenario(name) ? sc.name : name;
+      const replay = res.schedule !== null ? `hmmsim explore ${scArg}${cfgArgs} --schedule ${res.schedule.join(',') || '0'}` : null;
       if (o.json) {
         write(JSON.stringify({
           scenario: sc.name, switch: sc.bugSwitch, config: flat, strategy: o.strategy, seed, schedules,

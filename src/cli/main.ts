@@ -2,24 +2,34 @@
 /**
  * The hmmsim command line.
  *
- *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list] [--trace FILE]
- *   hmmsim explore <scenario> [...]       (src/cli/explore.ts)
- *   hmmsim bench [--json] [--only ...]    (src/cli/bench.ts)
- *   hmmsim report --from-... -o FILE      (src/cli/report.ts)
+ *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list]
+ *                   [--strict] [--driver ./my-driver.js ...] [--trace FILE]
+ *   hmmsim explore <scenario | ./my-scenario.js> [...]   (src/cli/explore.ts)
+ *   hmmsim run ./my-program.js [args...]                  (src/cli/run.ts)
+ *   hmmsim bench [--json] [--only ...]                    (src/cli/bench.ts)
+ *   hmmsim report --from-... -o FILE                      (src/cli/report.ts)
+ *   hmmsim --version
  *
  * `selftest` runs the port of the kernel's tools/testing/selftests/mm/
  * hmm-tests.c on the model, each case on a fresh simulated machine, and
- * prints kselftest TAP (or, with --json, one JSON object). The exit status
- * is 1 if any case failed, 2 on a usage error, else 0.
+ * prints kselftest TAP (or, with --json, one JSON object). The known
+ * failure mainline shares is XFAIL (kselftest's XFAIL_ADD); `--strict`
+ * makes it a failure. The exit status is 1 if any case failed, 2 on a
+ * usage error (bare `hmmsim`, a bad option or --config value, a --filter
+ * matching no case, a driver that does not load), else 0.
  */
 import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { applyConfigSetting, defaultConfig, type KernelConfig } from '../kernel/config.js';
+import type { KernelConfig } from '../kernel/config.js';
 import { type CaseResult, type SuiteResult, globToRegExp } from '../selftests/harness.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { registerBench } from './bench.js';
 import { registerExplore } from './explore.js';
 import { registerReport } from './report.js';
+import { VERSION } from '../version.js';
+import { registerRun } from './run.js';
+import { ConfigError, contentModeError, hostBoundsError, parseConfig } from './config_check.js';
+import { UserModuleError, loadDriverFile } from './user_modules.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -27,17 +37,15 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 /** Build a KernelConfig from `--config name=value` settings; throws a message on error. */
 export function configFromSettings(settings: readonly string[]): KernelConfig {
-  const cfg = defaultConfig();
-  for (const s of settings) {
-    for (const one of s.split(',').filter((x) => x.length > 0)) {
-      const err = applyConfigSetting(cfg, one);
-      if (err !== null) throw new UsageError(err);
-    }
+  try {
+    return parseConfig(settings);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
   }
-  return cfg;
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 interface SelftestOptions {
   filter?: string[];
@@ -49,6 +57,8 @@ interface SelftestOptions {
   failOnWarn?: boolean;
   jobs?: string;
   trace?: string;
+  strict?: boolean;
+  driver?: string[];
 }
 
 function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult): unknown {
@@ -113,6 +123,9 @@ function parseJobs(v: string | undefined): number {
 
 async function runSelftest(opts: SelftestOptions, write: (s: string) => void): Promise<number> {
   const cfg = configFromSettings(opts.config ?? []);
+  const fp = contentModeError(cfg, 'selftest', 'hmm-tests compares page contents byte by byte');
+  if (fp !== null) throw new UsageError(fp);
+  const jobsWanted = parseJobs(opts.jobs);
   let seed: number | undefined;
   if (opts.seed !== undefined) {
     seed = Number(opts.seed);
@@ -122,8 +135,17 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
   const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
   // --trace: every case's machine gets a tracer; one clock, so the cases follow each other in the trace.
   const traced = opts.trace !== undefined ? await selftestTracing() : null;
-  const suite = buildHmmSuite({ config: cfg, seed, failOnWarn: opts.failOnWarn === true, onMachine: traced?.onMachine });
+  const drivers = await loadDrivers(opts.driver ?? [], cfg);
+  const suiteOpts = { config: cfg, seed, failOnWarn: opts.failOnWarn === true, strict: opts.strict === true };
+  const suite = buildHmmSuite({ ...suiteOpts, onMachine: traced?.onMachine, modules: drivers.map(({ name, module }) => ({ name, module })) });
   const select = opts.bench ? (c: { test: string }) => c.test === 'benchmark_thp_migration' : undefined;
+  // A filter that selects nothing is a typo, not an empty success.
+  const all = suite.cases();
+  for (const f of opts.filter ?? []) {
+    const re = globToRegExp(f);
+    if (!all.some((c) => re.test(c.fullName))) throw new UsageError(`--filter '${f}': no case matches (case names are fixture.variant.test; see --list)`);
+  }
+  if (select && !suite.select({ filter: opts.filter, select }).length) throw new UsageError('--bench with --filter: no benchmark_thp_migration case matches');
   if (opts.list) {
     const pats = (opts.filter ?? []).map(globToRegExp);
     for (const c of suite.cases()) {
@@ -152,13 +174,15 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
     },
   };
   // A traced run stays in this thread: the machines must be here to be traced.
-  const jobs = traced !== null ? 1 : Math.min(parseJobs(opts.jobs), suite.select(runOpts).length);
+  const jobs = traced !== null ? 1 : Math.min(jobsWanted, suite.select(runOpts).length);
+  const host = hostBoundsError(cfg, Math.max(1, jobs));
+  if (host !== null) throw new UsageError(host);
   let result: SuiteResult;
   if (jobs <= 1) result = suite.run(runOpts);
   else {
     // Each case builds its own machine: run them on worker threads.
     const { SelftestPool } = await import('./selftest_pool.js');
-    const pool = new SelftestPool(jobs, { config: cfg, seed, failOnWarn: opts.failOnWarn === true });
+    const pool = new SelftestPool(jobs, { ...suiteOpts, driverUrls: drivers.map(({ name, url }) => ({ name, url })) });
     try {
       result = await suite.runWith(runOpts, (c) => pool.exec(c));
     } finally {
@@ -171,6 +195,35 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
   return result.totals.fail > 0 || result.totals.error > 0 ? 1 : 0;
 }
 
+/**
+ * --driver files: loaded, and tried once on a machine of the run's
+ * configuration (with test_hmm loaded, as in a case), so a driver whose
+ * init fails is a usage error before any case runs.
+ */
+async function loadDrivers(paths: readonly string[], cfg: KernelConfig) {
+  const out = [];
+  for (const p of paths) {
+    let d;
+    try {
+      d = await loadDriverFile(p);
+    } catch (e) {
+      if (e instanceof UserModuleError) throw new UsageError(e.message);
+      throw e;
+    }
+    out.push(d);
+  }
+  if (out.length === 0) return out;
+  const { bootMachine, ModuleLoadError } = await import('../user/program.js');
+  try {
+    const sys = bootMachine({ config: structuredClone(cfg), modules: out });
+    sys.kernel.release();
+  } catch (e) {
+    if (e instanceof ModuleLoadError) throw new UsageError(`--driver: ${e.message}`);
+    throw new UsageError(`--driver: init raised ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const out = (s: string) => {
     process.stdout.write(s);
@@ -180,6 +233,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .name('hmmsim')
     .description('An executable model of Linux HMM / ZONE_DEVICE memory management')
+    .version(VERSION, '-V, --version', 'print the version (semver) and exit')
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError();
@@ -196,6 +250,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--fail-on-warn', 'a kernel WARNING during a case fails it (kselftest does not look at dmesg)')
     .option('--jobs <n>', 'run cases on n worker threads (default: the number of CPUs; 1 runs in-process)')
     .option('--trace <file>', 'write a Chrome Trace Event JSON (Perfetto) of the cases, one process per case (runs in-process; use --filter)')
+    .option('--strict', 'the expected failure (XFAIL, a failure mainline has too) counts as a failure')
+    .option('--driver <file>', 'a driver module (exports init(k), exit(k)) loaded into every case\'s machine; repeatable', collect)
     .exitOverride()
     .action(async (opts: SelftestOptions) => {
       code = await runSelftest(opts, out);
@@ -210,13 +266,17 @@ export async function main(argv: string[]): Promise<number> {
   registerReport(program, out, (c) => {
     code = c;
   });
+  registerRun(program, out, (c) => {
+    code = c;
+  });
 
+  if (argv.length === 0) {
+    // Bare `hmmsim`: the help, and the status of a usage error.
+    program.outputHelp({ error: true });
+    return 2;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
-    if (argv.length === 0) {
-      program.outputHelp();
-      return 2;
-    }
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;

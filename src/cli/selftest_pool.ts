@@ -32,7 +32,7 @@ export class SelftestPool {
 
   private closing = false;
 
-  constructor(jobs: number, private readonly opts: HmmSuiteOptions) {
+  constructor(jobs: number, private readonly opts: HmmSuiteOptions & { driverUrls?: Array<{ name: string; url: string }> }) {
     for (let i = 0; i < jobs; i++) this.idle.push(this.spawn());
   }
 

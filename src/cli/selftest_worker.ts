@@ -9,7 +9,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { HmmSuiteOptions } from '../selftests/hmm_tests.js';
 
 const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
-const suite = buildHmmSuite(workerData as HmmSuiteOptions);
+// User drivers (--driver) come as file URLs: modules cannot cross threads.
+const { driverUrls = [], ...opts } = workerData as HmmSuiteOptions & { driverUrls?: Array<{ name: string; url: string }> };
+const modules: NonNullable<HmmSuiteOptions['modules']> = [];
+for (const d of driverUrls) {
+  const ns = (await import(d.url)) as Record<string, unknown>;
+  modules.push({ name: d.name, module: (typeof ns.init === 'function' ? ns : ns.default) as NonNullable<HmmSuiteOptions['modules']>[number]['module'] });
+}
+const suite = buildHmmSuite({ ...opts, modules });
 const byName = new Map(suite.cases().map((c) => [c.fullName, c]));
 
 parentPort!.on('message', (m: { id: number; name: string }) => {

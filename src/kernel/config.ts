@@ -150,15 +150,22 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       return null;
     }
     case 'ramMiB':
+    case 'ramBytes':
     case 'swapMiB':
     case 'nrHugepages': {
-      const n = Number(value);
-      if (!Number.isInteger(n) || n < 0) return `config ${name}: '${value}' is not a non-negative integer`;
-      if (name === 'ramMiB') {
-        if (n < 64 || n % 2) return `config ramMiB: must be an even number >= 64`;
-        cfg.ramBytes = n * 1024 * 1024;
-      } else if (name === 'swapMiB') cfg.swapMiB = n;
-      else cfg.nrHugepages = n;
+      const n = /^\d+$/.test(value) ? Number(value) : NaN;
+      if (!Number.isSafeInteger(n)) return `config ${name}: '${value}' is not a non-negative integer`;
+      if (name === 'ramMiB' || name === 'ramBytes') {
+        const mib = name === 'ramMiB' ? n : n / (1024 * 1024);
+        const shown = `config ${name}=${value}`;
+        if (mib < RAM_MIB_MIN) return `${shown}: below the minimum of ${RAM_MIB_MIN} MiB (${RAM_MIB_MIN * 1024 * 1024} bytes): the kernel needs two 2 MiB blocks`;
+        if (mib % 2 !== 0) return `${shown}: not a multiple of 2 MiB (${2 * 1024 * 1024} bytes): RAM is made of 2 MiB blocks`;
+        if (mib > RAM_MIB_MAX) return `${shown}: above the maximum of ${RAM_MIB_MAX} MiB (${RAM_MIB_MAX / (1024 * 1024)} TiB): page frame numbers are 31-bit in the model's struct page arrays`;
+        cfg.ramBytes = mib * 1024 * 1024;
+      } else if (name === 'swapMiB') {
+        if (n > SWAP_MIB_MAX) return `config swapMiB=${value}: above the maximum of ${SWAP_MIB_MAX} MiB (${SWAP_MIB_MAX / (1024 * 1024)} TiB): swap slots are 31-bit`;
+        cfg.swapMiB = n;
+      } else cfg.nrHugepages = n;
       return null;
     }
     case 'contentMode':
@@ -166,6 +173,30 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       cfg.contentMode = value;
       return null;
     default:
-      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'swapMiB', 'nrHugepages', 'contentMode'].join(', ')})`;
+      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'ramBytes', 'swapMiB', 'nrHugepages', 'contentMode'].join(', ')})`;
   }
+}
+
+/** Smallest machine: two 2 MiB blocks of RAM (the Kernel constructor's minimum). */
+export const RAM_MIB_MIN = 4;
+/** Largest RAM: pfns (RAM + device memory) must stay below 2^31; half of that range is left to device memory. */
+export const RAM_MIB_MAX = 4 * 1024 * 1024;
+/** Largest swap device: slot numbers are 31-bit. */
+export const SWAP_MIB_MAX = 4 * 1024 * 1024;
+
+/**
+ * The bounds that involve several settings, checked once all are applied
+ * (`--config` order must not matter). Returns an error naming the bound,
+ * or null:
+ *   nrHugepages  the pool comes out of RAM: at most ramMiB / 2 huge pages
+ *                (Linux would silently give fewer; a setting the machine
+ *                cannot honour is refused instead).
+ */
+export function configBoundsError(cfg: KernelConfig): string | null {
+  const ramMiB = cfg.ramBytes / (1024 * 1024);
+  const maxHuge = Math.floor(ramMiB / 2);
+  if (cfg.nrHugepages > maxHuge) {
+    return `config nrHugepages=${cfg.nrHugepages}: above the maximum of ${maxHuge} for ${ramMiB} MiB of RAM (ramMiB / 2: the pool is made of 2 MiB blocks of RAM)`;
+  }
+  return null;
 }

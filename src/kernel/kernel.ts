@@ -76,6 +76,13 @@ export class Kernel {
   current: { pid: number; mm: MmStruct | null; comm: string } = { pid: 0, mm: null, comm: 'swapper' };
   /** Character devices and pseudo files by path (/dev/hmm_dmirror0, ...): see src/kernel/fs/chardev.ts. */
   readonly chardevs = new Map<string, unknown>();
+  /**
+   * The tmpfs names of /tmp and /dev/shm (one flat directory each): path ->
+   * inode. The entry holds an inode reference (the dentry's) until unlink().
+   */
+  readonly tmpfs = new Map<string, AddressSpace>();
+  /** Loaded modules by name (src/kernel/module.ts loadModule). */
+  readonly modules = new Map<string, unknown>();
   /** The swap device, created at its first use (mm/swap.ts swapDevice()). */
   swap: SwapDevice | null = null;
   /** The attached tracer, or null (src/kernel/trace.ts attachTracer()); instrumented sites test it with one branch. */

@@ -67,7 +67,12 @@ export class BailOut extends Error {
 /* Per-test metadata (kselftest's struct __test_metadata)                    */
 /* ------------------------------------------------------------------------ */
 
-export type CaseStatus = 'pass' | 'fail' | 'skip';
+/**
+ * A case's result, as kselftest's exit codes: KSFT_PASS, KSFT_FAIL,
+ * KSFT_SKIP, and for a case registered with XFAIL_ADD() KSFT_XFAIL (it
+ * failed, as expected) or KSFT_XPASS (it passed unexpectedly).
+ */
+export type CaseStatus = 'pass' | 'fail' | 'skip' | 'xfail' | 'xpass';
 
 export interface Metadata {
   /** The test's own name, as _metadata->name: "anon_read". */
@@ -608,6 +613,8 @@ interface FixtureEntry<Env extends CaseEnv> {
   variants: VariantDef<any>[];
   tests: TestDef<any, any, Env>[];
   /* eslint-enable @typescript-eslint/no-explicit-any */
+  /** XFAIL_ADD() entries: variant + test expected to fail, with the reason printed. */
+  xfails: Array<{ variant: string; test: string; reason: string }>;
 }
 
 /** One expanded case: fixture x variant x test, numbered as kselftest does. */
@@ -671,11 +678,13 @@ export class Suite<Env extends CaseEnv> {
     private readonly makeEnv: () => Env,
     /** Describe an unexpected exception: "Test terminated unexpectedly by signal 11". */
     private readonly classify: ExceptionClassifier,
+    /** Strict: XFAIL_ADD() entries are ignored, an expected failure is a failure. */
+    private readonly strict = false,
   ) {}
 
   /** FIXTURE() + FIXTURE_SETUP/TEARDOWN. */
   fixture<Self, Variant>(def: FixtureDef<Self, Variant, Env>): FixtureHandle<Self, Variant, Env> {
-    const entry: FixtureEntry<Env> = { def, variants: [], tests: [] };
+    const entry: FixtureEntry<Env> = { def, variants: [], tests: [], xfails: [] };
     this.fixtures.push(entry);
     return new FixtureHandle<Self, Variant, Env>(entry);
   }
@@ -793,9 +802,15 @@ export class Suite<Env extends CaseEnv> {
       current = prev;
       logSink = prevSink;
     }
-    const status: CaseStatus = md.failed ? 'fail' : md.skip ? 'skip' : 'pass';
+    let status: CaseStatus = md.failed ? 'fail' : md.skip ? 'skip' : 'pass';
     if (status === 'skip') reason = md.skipReason;
     if (status === 'fail' && !reason) reason = md.failures.length ? 'assertion' : 'failed';
+    // __run_test(): a case on the variant's xfail list reports XFAIL / XPASS.
+    const xf = this.strict ? undefined : f.xfails.find((x) => x.variant === v.name && x.test === t.name);
+    if (xf !== undefined && (status === 'fail' || status === 'pass')) {
+      status = status === 'fail' ? 'xfail' : 'xpass';
+      reason = xf.reason;
+    }
     return {
       ...info,
       status,
@@ -825,14 +840,17 @@ export class Suite<Env extends CaseEnv> {
   /** The TAP lines of one finished case (its log too, unless it was printed live). */
   private report(emit: (l: string) => void, c: CaseInfo, r: CaseResult, replayLog: boolean): void {
     if (replayLog) for (const l of r.log) emit(l);
-    emit(`#          ${r.status === 'fail' ? 'FAIL' : '  OK'}  ${c.fullName}`);
+    emit(`#          ${r.status === 'fail' || r.status === 'xfail' ? 'FAIL' : '  OK'}  ${c.fullName}`);
     if (r.status === 'pass') emit(`ok ${c.index} ${c.fullName}`);
     else if (r.status === 'skip') emit(`ok ${c.index} ${c.fullName} # SKIP ${r.reason}`);
+    else if (r.status === 'xfail') emit(`ok ${c.index} ${c.fullName} # XFAIL ${r.reason}`);
+    else if (r.status === 'xpass') emit(`ok ${c.index} ${c.fullName} # XPASS ${r.reason}`);
     else emit(`not ok ${c.index} ${c.fullName}`);
   }
 
   private footer(emit: (l: string) => void, n: number, totals: Totals): void {
-    const passed = totals.pass + totals.skip;
+    // __test_passed(): everything but KSFT_FAIL counts as passed.
+    const passed = totals.pass + totals.skip + totals.xfail + totals.xpass;
     emit(`# ${totals.fail ? 'FAILED' : 'PASSED'}: ${passed} / ${n} tests passed.`);
     emit(totalsLine(totals));
   }
@@ -899,6 +917,16 @@ export function totalsLine(t: Totals): string {
 
 export class FixtureHandle<Self, Variant, Env extends CaseEnv> {
   constructor(private readonly entry: FixtureEntry<Env>) {}
+
+  /**
+   * XFAIL_ADD(fixture, variant, test): the case is expected to fail; it
+   * reports `ok N name # XFAIL reason` (or `# XPASS` if it passes) and does
+   * not fail the run, unless the suite is strict.
+   */
+  xfail(variant: string, test: string, reason: string): this {
+    this.entry.xfails.push({ variant, test, reason });
+    return this;
+  }
 
   /** FIXTURE_VARIANT_ADD(fixture, name) */
   variant(name: string, data: Variant): this {

@@ -48,6 +48,7 @@ import { KernelBug } from '../kernel/printk.js';
 import type { KernelConfig } from '../kernel/config.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { defaultConfig } from '../kernel/config.js';
+import { type KernelModule, loadModule } from '../kernel/module.js';
 import type { K } from '../kernel/sched/sched.js';
 import { System } from '../user/system.js';
 import { type Process, ProcessSignal } from '../user/process.js';
@@ -279,6 +280,10 @@ export interface HmmSuiteOptions {
   failOnWarn?: boolean;
   /** Called with each case's machine once its modules are loaded (e.g. to attach a tracer: src/kernel/trace.ts). */
   onMachine?: (k: Kernel) => void;
+  /** Strict: the expected failures (XFAIL_ADD) count as failures (`hmmsim selftest --strict`). */
+  strict?: boolean;
+  /** User drivers loaded into every case's machine after test_hmm and gup_test (`--driver`). */
+  modules?: Array<{ name: string; module: KernelModule }>;
 }
 
 function classify(e: unknown): string {
@@ -287,6 +292,17 @@ function classify(e: unknown): string {
   if (e instanceof Error) return `Test terminated by an exception in the model: ${e.stack ?? e.message}`;
   return `Test terminated by an exception in the model: ${String(e)}`;
 }
+
+/**
+ * Why hmm.hmm_device_coherent.migrate_anon_huge_err fails on mainline as on
+ * the model: lib/test_hmm.c maps every coherent chunk of a device at the
+ * same SPM address, so a second chunk is never made, the THP migrates as
+ * 512 order-0 coherent pages, and with HMM_DMIRROR_FLAG_FAIL_ALLOC
+ * dmirror_devmem_fault_alloc_and_copy() returns VM_FAULT_OOM for order 0:
+ * MIGRATE_TO_SYS gives -ENOMEM (hmm-tests.c:2663).
+ */
+export const MIGRATE_ANON_HUGE_ERR_COHERENT =
+  'fails on mainline too: a coherent dmirror device never gets a second chunk (same SPM address), so the THP sits in order-0 pages and FAIL_ALLOC gives VM_FAULT_OOM -> -ENOMEM';
 
 export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
   const cfg = defaultConfig(opts.config ?? {});
@@ -304,6 +320,10 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       if (r !== 0 && r !== -EEXIST) sys.kernel.printk.info(`hmm-tests: loading ${name} failed: ${r}`);
     }
     if (opts.onMachine) opts.onMachine(sys.kernel);
+    for (const m of opts.modules ?? []) {
+      const r = loadModule(sys.kernel, m.module, m.name);
+      if (r !== 0) throw new Error(`loading driver ${m.name} failed: ${r}`);
+    }
     const p = sys.spawn('hmm-tests');
     const lc = new Libc(p);
     const env: HmmEnv = {
@@ -339,7 +359,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     };
     return env;
   };
-  const suite = new Suite<HmmEnv>('hmm-tests', makeEnv, classify);
+  const suite = new Suite<HmmEnv>('hmm-tests', makeEnv, classify, opts.strict ?? false);
 
   /* HUGETLB_SETUP_DEFAULT_PAGES(1): the model's pool is config.nrHugepages. */
 
@@ -363,6 +383,8 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
   });
   hmm.variant('hmm_device_private', { device_number: HMM_PRIVATE_DEVICE_ONE });
   hmm.variant('hmm_device_coherent', { device_number: HMM_COHERENCE_DEVICE_ONE });
+  // The one case mainline fails too (test/dmirror_coherent.test.ts pins the mechanism): kselftest's XFAIL_ADD().
+  hmm.xfail('hmm_device_coherent', 'migrate_anon_huge_err', MIGRATE_ANON_HUGE_ERR_COHERENT);
 
   const hmm2 = suite.fixture<Hmm2Self, Hmm2Variant>({
     name: 'hmm2',

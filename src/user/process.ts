@@ -20,18 +20,20 @@ import type { Kernel } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm_types.js';
 import { type K, runSync, RandomStrategy } from '../kernel/sched/sched.js';
 import { KernelBug } from '../kernel/printk.js';
-import { EBADF, ECHILD, EFAULT, EINVAL, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM, ENXIO } from '../kernel/errno.js';
+import { EBADF, ECHILD, EEXIST, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM, ENXIO } from '../kernel/errno.js';
 import { translate, doUserAddrFault, SIGSEGV, SIGBUS, SIGKILL } from '../kernel/arch/fault.js';
 import { PAGE_SIZE } from '../kernel/mm/page.js';
 import {
-  File, FMODE_READ, FMODE_WRITE, O_ACCMODE, O_RDONLY, O_TMPFILE, chrdevOpen, fput, getFile,
+  File, FMODE_READ, FMODE_WRITE, O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TMPFILE, O_TRUNC, chrdevOpen, fput, getFile,
 } from '../kernel/fs/chardev.js';
-import { vmMmapPgoff, vmMunmap, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
+import { vmMmapPgoff, vmMunmap, MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
+import { sysBrk } from '../kernel/mm/brk.js';
+import { Malloc } from './malloc.js';
 import { doMprotect } from '../kernel/mm/mprotect.js';
 import { doMremap } from '../kernel/mm/mremap.js';
 import { doMadvise } from '../kernel/mm/madvise.js';
 import { dupMmap, mmput } from '../kernel/mm/fork.js';
-import { shmemFileSetup, shmemTruncate, mappingGet } from '../kernel/mm/shmem.js';
+import { shmemFileSetup, shmemFileOperations, shmemTruncate, mappingGet, mappingPut } from '../kernel/mm/shmem.js';
 import { copyFromUser, copyToUser } from '../kernel/uaccess.js';
 import type { System } from './system.js';
 
@@ -51,6 +53,7 @@ export function WTERMSIG(s: number): number {
 }
 
 export { SIGSEGV, SIGBUS, SIGKILL };
+export const SIGABRT = 6;
 export const SIGTERM = 15;
 export const SIGCHLD = 17;
 export const SIGCONT = 18;
@@ -96,6 +99,9 @@ export interface SysCalls {
   pwrite(fd: number, buf: number, count: number, off: number): K<number>;
   ftruncate(fd: number, len: number): K<number>;
   ioctl(fd: number, cmd: number, arg: number): K<number>;
+  brk(addr: number): K<number>;
+  write(fd: number, buf: number, count: number): K<number>;
+  unlink(path: string): K<number>;
   readBytes(addr: number, len: number): K<Uint8Array>;
   writeBytes(addr: number, bytes: Uint8Array): K<void>;
   load32(addr: number): K<number>;
@@ -109,8 +115,12 @@ export class Process {
   status = 0;
   readonly children = new Set<Process>();
   readonly sys: SysCalls;
-  /** malloc'ed regions: address -> length. */
-  private readonly heap = new Map<number, number>();
+  /** The C library's allocator state (glibc-like: src/user/malloc.ts); fork() copies it. */
+  heap: Malloc;
+  /** Top of the stack VMA once set up (setupStack), else 0. */
+  stackTop = 0;
+  /** Host sink of what the process writes to fds 1 and 2 when they are the console (System.spawn stdio). */
+  console: ((fd: number, text: string) => void) | null = null;
   private readonly scratch = new Uint8Array(8);
   /** A fatal signal taken inside runThreads: the wait status to die with after the run, or -1. */
   private pendingDeath = -1;
@@ -134,14 +144,46 @@ export class Process {
       close: (fd) => self.sysClose(fd),
       read: (fd, buf, count) => self.sysRead(fd, buf, count, -1),
       pread: (fd, buf, count, off) => (off < 0 ? self.wrap('pread', ret(-EINVAL)) : self.sysRead(fd, buf, count, off)),
-      pwrite: (fd, buf, count, off) => self.sysWrite(fd, buf, count, off),
+      pwrite: (fd, buf, count, off) => (off < 0 ? self.wrap('pwrite', ret(-EINVAL)) : self.sysWrite(fd, buf, count, off)),
       ftruncate: (fd, len) => self.sysFtruncate(fd, len),
       ioctl: (fd, cmd, arg) => self.sysIoctl(fd, cmd, arg),
+      brk: (addr) => self.wrap('brk', sysBrk(self.mmOrDie(), addr)),
+      write: (fd, buf, count) => self.sysWrite(fd, buf, count, -1),
+      unlink: (path) => self.sysUnlink(path),
       readBytes: (addr, len) => self.genReadBytes(addr, len),
       writeBytes: (addr, bytes) => self.genWriteBytes(addr, bytes),
       load32: (addr) => self.genLoad32(addr),
       store32: (addr, v) => self.genStore32(addr, v),
     };
+    this.heap = new Malloc(this.mallocHost());
+  }
+
+  /** The primitives glibc's malloc uses, on this process. */
+  private mallocHost() {
+    return {
+      brk: (a: number) => this.brk(a),
+      mmap: (a: number, l: number, pr: number, fl: number) => this.mmap(a, l, pr, fl),
+      munmap: (a: number, l: number) => this.munmap(a, l),
+      mremap: (o: number, os: number, ns: number, fl: number) => this.mremap(o, os, ns, fl),
+      store64: (a: number, v: bigint) => this.store64(a, v),
+      readBytes: (a: number, l: number) => this.readBytes(a, l),
+      writeBytes: (a: number, b: Uint8Array) => this.writeBytes(a, b),
+      fill: (a: number, l: number, b: number) => this.fill(a, l, b),
+      abort: (msg: string): never => this.abort(msg),
+      checked: this.kernel.config.checked,
+    };
+  }
+
+  /**
+   * abort(): glibc prints the message (malloc_printerr) and raises SIGABRT;
+   * the process dies and ProcessSignal is thrown out of the call.
+   */
+  abort(msg: string): never {
+    this.mmOrDie();
+    this.kernel.printk.info(`${this.name}[${this.pid}]: ${msg}`);
+    this.console?.(2, `${msg}\n`);
+    this.die(SIGABRT);
+    throw new ProcessSignal(this.pid, SIGABRT, -1);
   }
 
   get kernel(): Kernel {
@@ -233,6 +275,8 @@ export class Process {
         this.fds.set(fd, shmemFileSetup(k, `${path}/#${fd}`, 0, flags));
         r = fd;
       }
+    } else if (tmpfsName(path) !== null) {
+      r = yield* this.tmpfsOpen(k, tmpfsName(path)!, flags, fd);
     } else if (/^\/proc\/self\/fd\/\d+$/.test(path)) {
       // The procfs magic link: reopen the inode of an open tmpfs file with new flags.
       const of = this.fds.get(Number(path.slice(14)));
@@ -260,6 +304,60 @@ export class Process {
       }
     }
     this.cp('open');
+    return r;
+  }
+
+  /**
+   * open() of a named file on tmpfs (/tmp, /dev/shm): path_openat() with
+   * O_CREAT creating the inode (shmem_get_inode; the dentry holds an inode
+   * reference until unlink), -EEXIST with O_CREAT|O_EXCL on an existing
+   * name, -ENOENT without O_CREAT on a missing one, O_TRUNC truncating a
+   * file opened for writing. Returns the fd or -errno.
+   */
+  private *tmpfsOpen(k: Kernel, name: string, flags: number, fd: number): K<number> {
+    const ns = k.tmpfs;
+    const as = ns.get(name);
+    if (as === undefined) {
+      if (!(flags & O_CREAT)) return -ENOENT;
+      const f = shmemFileSetup(k, name, 0, flags);
+      ns.set(name, f.mapping!);
+      mappingGet(f.mapping!); /* the dentry's reference */
+      this.fds.set(fd, f);
+      return fd;
+    }
+    if ((flags & O_CREAT) && (flags & O_EXCL)) return -EEXIST;
+    const f = new File(k, shmemFileOperations, name, flags);
+    f.mapping = as;
+    mappingGet(as);
+    if ((flags & O_TRUNC) && (f.fMode & FMODE_WRITE)) {
+      const r = yield* shmemTruncate(k, as, 0);
+      if (r < 0) {
+        yield* fput(f);
+        return r;
+      }
+    }
+    this.fds.set(fd, f);
+    return fd;
+  }
+
+  /**
+   * unlink(2) on tmpfs: the name goes, the inode lives on while open files
+   * or mappings reference it (shmem_unlink drops the dentry's reference).
+   * -ENOENT: no such file; -EISDIR: the directory itself.
+   */
+  private *sysUnlink(path: string): K<number> {
+    const k = this.enter();
+    let r: number;
+    const name = tmpfsName(path);
+    if (path === '/tmp' || path === '/tmp/' || path === '/dev/shm' || path === '/dev/shm/') r = -EISDIR;
+    else if (name === null || !k.tmpfs.has(name)) r = -ENOENT;
+    else {
+      const as = k.tmpfs.get(name)!;
+      k.tmpfs.delete(name);
+      mappingPut(k, as);
+      r = 0;
+    }
+    this.cp('unlink');
     return r;
   }
 
@@ -312,12 +410,17 @@ export class Process {
   }
 
   private *sysWrite(fd: number, buf: number, count: number, off: number): K<number> {
+    if (off < 0) return yield* this.sysWriteAtPos(fd, buf, count);
+    return yield* this.sysWriteAt(fd, buf, count, off);
+  }
+
+  private *sysWriteAt(fd: number, buf: number, count: number, off: number): K<number> {
     const k = this.enter();
     const f = this.fds.get(fd);
     let r: number;
     if (f === undefined || !(f.fMode & FMODE_WRITE)) r = -EBADF;
     else if (!f.fops.write) r = -EINVAL;
-    else if (count < 0 || off < 0) r = -EINVAL;
+    else if (count < 0) r = -EINVAL;
     else if (count > 0 && !(buf >= 0 && buf + count <= this.mm!.taskSize)) r = -EFAULT; /* vfs_write(): access_ok() */
     else if (count === 0) r = f.fops.write(f, new Uint8Array(0), off);
     else {
@@ -346,6 +449,15 @@ export class Process {
       r = done > 0 ? done : err;
     }
     this.cp('pwrite');
+    return r;
+  }
+
+  /** write(2): at and advancing f_pos (a console fd has no position). */
+  private *sysWriteAtPos(fd: number, buf: number, count: number): K<number> {
+    const f = this.fds.get(fd);
+    const pos = f?.pos ?? 0;
+    const r = yield* this.sysWriteAt(fd, buf, count, pos);
+    if (r > 0 && f !== undefined) f.pos = pos + r;
     return r;
   }
 
@@ -408,6 +520,18 @@ export class Process {
   ioctl(fd: number, cmd: number, argAddr: number): number {
     return this.run(this.sys.ioctl(fd, cmd, argAddr));
   }
+  /** brk(2): the new program break, or the unchanged one on failure (never -errno). */
+  brk(addr: number): number {
+    return this.run(this.sys.brk(addr));
+  }
+  /** write(2) at the file position. */
+  write(fd: number, bufAddr: number, count: number): number {
+    return this.run(this.sys.write(fd, bufAddr, count));
+  }
+  /** unlink(2) (tmpfs names under /tmp and /dev/shm). */
+  unlink(path: string): number {
+    return this.run(this.sys.unlink(path));
+  }
   getpid(): number {
     this.mmOrDie();
     return this.pid;
@@ -443,20 +567,40 @@ export class Process {
 
   /* ---------------- memory helpers ---------------- */
 
-  /** malloc(): an anonymous private RW mapping of size bytes (page granular). Returns the address or -errno. */
+  /**
+   * malloc() of the process's C library (glibc-like, src/user/malloc.ts):
+   * small requests from the brk heap, large ones (>= the mmap threshold)
+   * mmap()ed. Returns the address, or -ENOMEM.
+   */
   malloc(size: number): number {
-    const len = Math.max(PAGE_SIZE, Math.ceil(size / PAGE_SIZE) * PAGE_SIZE);
-    const a = this.mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    if (a >= 0) this.heap.set(a, len);
-    return a;
+    const a = this.heap.malloc(size);
+    return a === 0 ? -ENOMEM : a;
   }
 
-  /** free() of a malloc()ed address. */
+  /** free() of a malloc()ed address; an invalid pointer aborts the process (SIGABRT), as glibc does. */
   free(addr: number): void {
-    const len = this.heap.get(addr);
-    if (len === undefined) throw new Error(`free(0x${addr.toString(16)}): not malloc()ed`);
-    this.heap.delete(addr);
-    this.munmap(addr, len);
+    this.mmOrDie();
+    this.heap.free(addr);
+  }
+
+  /** Size of the stack VMA setupStack() maps: a fresh process's [stack] (132 KiB). */
+  static readonly STACK_SIZE = 132 * 1024;
+
+  /**
+   * The stack as execve() leaves it (setup_arg_pages): an anonymous
+   * VM_GROWSDOWN VMA just below TASK_SIZE (the model has no ASLR). Called
+   * once by the C runtime (Libc) before main(); returns the stack top.
+   * The model does not grow the stack on a fault below it (no
+   * expand_stack): programs keep their on-stack data within 132 KiB.
+   */
+  setupStack(): number {
+    if (this.stackTop !== 0) return this.stackTop;
+    const mm = this.mmOrDie();
+    const top = mm.taskSize;
+    const a = this.mmap(top - Process.STACK_SIZE, Process.STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN);
+    if (a < 0) throw new KernelBug('BUG', `setupStack: mmap of the stack failed (${a})`);
+    this.stackTop = top;
+    return top;
   }
 
   /* ---------------- CPU access ---------------- */
@@ -649,6 +793,9 @@ export class Process {
       return r === -ENOMEM ? r : -ENOMEM;
     }
     const child = this.system.newProcess(this.name, cmm, this);
+    child.heap = this.heap.cloneFor(child.mallocHost());
+    child.stackTop = this.stackTop;
+    child.console = this.console;
     this.children.add(child);
     for (const [fd, f] of this.fds) child.fds.set(fd, getFile(f));
     this.cp('fork');
@@ -766,4 +913,11 @@ export class Process {
 
 function* ret(v: number): K<number> {
   return v;
+}
+
+/** The name of a file directly in /tmp or /dev/shm (tmpfs), or null. */
+function tmpfsName(path: string): string | null {
+  const m = /^(\/tmp|\/dev\/shm)\/([^/]+)$/.exec(path);
+  if (m === null || m[2] === '.' || m[2] === '..') return null;
+  return `${m[1]}/${m[2]}`;
 }

@@ -22,7 +22,7 @@ import {
   _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex,
 } from '../kernel/mm/pgtable.js';
 import { PAGE_SIZE, PG_anon } from '../kernel/mm/page.js';
-import { type MmStruct, VM_SOFTDIRTY, VM_READ, VM_WRITE, VM_EXEC, VM_MAYSHARE } from '../kernel/mm/mm_types.js';
+import { type MmStruct, VM_SOFTDIRTY, VM_READ, VM_WRITE, VM_EXEC, VM_MAYSHARE, VM_GROWSDOWN } from '../kernel/mm/mm_types.js';
 import { Process } from './process.js';
 
 /* /proc/pid/pagemap bits (fs/proc/task_mmu.c) */
@@ -115,8 +115,13 @@ export function procMaps(mm: MmStruct): string {
   const hex = (n: number): string => n.toString(16).padStart(8, '0');
   return mm.vmas.map((v) => {
     const perms = (v.flags & VM_READ ? 'r' : '-') + (v.flags & VM_WRITE ? 'w' : '-') + (v.flags & VM_EXEC ? 'x' : '-') + (v.flags & VM_MAYSHARE ? 's' : 'p');
-    const name = v.file ? (v.file.kind === 'hugetlbfs' ? '/anon_hugepage (deleted)' : '/dev/zero (deleted)') : '';
-    return `${hex(v.start)}-${hex(v.end)} ${perms} ${hex(v.pgoff * PAGE_SIZE)} 00:00 0${name ? ' ' + name : ''}`;
+    // show_map_vma(): [heap] for the VMA around [start_brk, brk]; [stack] for the stack (the model marks it VM_GROWSDOWN).
+    const name = v.file
+      ? (v.file.kind === 'hugetlbfs' ? '/anon_hugepage (deleted)' : '/dev/zero (deleted)')
+      : v.start <= mm.brk && v.end >= mm.startBrk ? '[heap]' : v.flags & VM_GROWSDOWN ? '[stack]' : '';
+    // show_map_vma() prints the file offset; an anonymous VMA shows 0 (its vm_pgoff is the linear index).
+    const off = v.file ? v.pgoff * PAGE_SIZE : 0;
+    return `${hex(v.start)}-${hex(v.end)} ${perms} ${hex(off)} 00:00 0${name ? ' ' + name : ''}`;
   }).join('\n') + (mm.vmas.length ? '\n' : '');
 }
 
@@ -159,10 +164,28 @@ export class System {
     this.kernel = new Kernel(cfg);
   }
 
-  /** Create a process with a fresh, empty address space. */
-  spawn(name = 'proc'): Process {
+  /**
+   * Create a process with a fresh, empty address space. With `stdio`, fds 1
+   * and 2 are a console whose writes go to the host callback (what
+   * `hmmsim run` prints); without, they are closed.
+   */
+  spawn(name = 'proc', opts: { stdio?: (fd: number, text: string) => void } = {}): Process {
     const p = new Process(this, this.nextPid++, name, this.kernel.newMm(), null);
     this.procs.set(p.pid, p);
+    if (opts.stdio) {
+      const sink = opts.stdio;
+      p.console = sink;
+      for (const fd of [1, 2]) {
+        const fops: FileOperations = {
+          owner: 'tty',
+          write(_f: File, src: Uint8Array): number {
+            sink(fd, new TextDecoder().decode(src));
+            return src.length;
+          },
+        };
+        p.fds.set(fd, new File(this.kernel, fops, fd === 1 ? '/dev/stdout' : '/dev/stderr', 1 /* O_WRONLY */));
+      }
+    }
     return p;
   }
 

@@ -382,6 +382,8 @@ export function* dupMmap(parent: MmStruct, child: MmStruct): K<number> {
     child.mmapBase = parent.mmapBase;
     child.mmapMin = parent.mmapMin;
     child.taskSize = parent.taskSize;
+    child.startBrk = parent.startBrk; /* dup_mm(): the whole mm_struct is copied */
+    child.brk = parent.brk;
     for (const vma of [...parent.vmas]) {
       if (vma.flags & VM_DONTCOPY) continue;
       const tmp = vmaDup(vma, child);

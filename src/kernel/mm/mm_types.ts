@@ -209,6 +209,14 @@ export class MmStruct {
   mmapBase = 0x7f0000000000;
   /** Lowest address mmap may use. */
   mmapMin = 0x10000;
+  /**
+   * mm->start_brk and mm->brk: the program break (mm/mmap.c brk(2),
+   * src/kernel/mm/brk.ts). execve() puts start_brk just above the program's
+   * data; the model has no ELF loader and uses the address a small PIE gets
+   * on x86-64 with ASLR off (setarch -R): 0x555555559000.
+   */
+  startBrk = 0x555555559000;
+  brk = 0x555555559000;
   /** TASK_SIZE */
   taskSize = 0x7ffffffff000;
   /** RSS counters (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS). */
