@@ -102,7 +102,7 @@ export class Kernel {
     // would copy every array. (Small machines, like the explorer's, stay small.)
     this.pages.ensureCapacity(2 * HPAGE_PMD_NR + ramPages + Math.min(ramPages, DEVICE_PFN_RESERVE));
     this.contents.ensureCapacity(this.pages.capacity);
-    this.contents.onNoDirectMap = (pfn, op, caller) => this.oopsNoDirectMap(pfn, op, caller);
+    this.contents.setOopsHandler(this);
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);

@@ -63,6 +63,11 @@ const MAX_BYTES = 2 ** 32;
 const segmentPool: Uint8Array[] = [];
 const POOL_MAX = 2;
 
+/** Who reports an access to a pfn without a direct map (the Kernel: Kernel.oopsNoDirectMap). */
+export interface NoDirectMapHandler {
+  oopsNoDirectMap(pfn: number, op: string, caller: string): never;
+}
+
 export interface PageContents {
   /** 'bytes' or 'fingerprint'. */
   readonly mode: 'bytes' | 'fingerprint';
@@ -129,11 +134,13 @@ export interface PageContents {
    */
   checkMapped(pfn: number, op: string, site?: string): void;
   /**
-   * The oops handler (the Kernel's): called with the pfn, the accessor
-   * (memcpy_from_page, ...) and the caller when a kernel CPU access
-   * reaches a pfn without a direct map. It must throw.
+   * Install the oops handler (the Kernel): its oopsNoDirectMap() is called
+   * with the pfn, the accessor (memcpy_from_page, ...) and the caller when
+   * a kernel CPU access reaches a pfn without a direct map, and throws.
+   * Held weakly: the store must not keep its machine alive (a released
+   * machine's store can outlive it).
    */
-  onNoDirectMap: ((pfn: number, op: string, site: string) => never) | null;
+  setOopsHandler(h: NoDirectMapHandler): void;
   /**
    * Model introspection, not a kernel access (checked mode, the
    * benchmark's verify, tests): isZero() and checksum() read any pfn.
@@ -191,7 +198,11 @@ abstract class ContentsBase {
   protected noMapLo = Infinity;
   /** [first, end) pairs of pfns without a direct map. */
   private readonly noMapRanges: number[] = [];
-  onNoDirectMap: ((pfn: number, op: string, site: string) => never) | null = null;
+  private oopsHandler: WeakRef<NoDirectMapHandler> | null = null;
+
+  setOopsHandler(h: NoDirectMapHandler): void {
+    this.oopsHandler = new WeakRef(h);
+  }
 
   setNoDirectMap(first: number, nr: number, on: boolean): void {
     const r = this.noMapRanges;
@@ -223,7 +234,8 @@ abstract class ContentsBase {
     for (let i = 0; i < nr; i++) {
       if (!this.noDirectMap(pfn + i)) continue;
       const caller = site ?? callerFromStack();
-      if (this.onNoDirectMap !== null) this.onNoDirectMap(pfn + i, op, caller);
+      const h = this.oopsHandler?.deref();
+      if (h !== undefined) h.oopsNoDirectMap(pfn + i, op, caller);
       throw new KernelBug('OOPS', 'BUG: unable to handle page fault', `${op} of pfn 0x${(pfn + i).toString(16)} (no direct map) in ${caller}`);
     }
   }
