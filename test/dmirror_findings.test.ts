@@ -315,6 +315,24 @@ test('RC4 (fix): the child reads the data, the CPU read migrates it back, the ch
   assert.deepEqual(firstBytes(e.p, a, N), [10, 11, 12, 13], 'the parent agrees');
 });
 
+test('RC4 (fix): two fds of device 1 in one process: the other mirror erases on the first one\'s migrations, the migrating one keeps its entries', () => {
+  const e = boot(true);
+  const fdB = e.p.open('/dev/hmm_dmirror1', O_RDWR);
+  const a = populated(e.p, N);
+  assert.deepEqual(dm(e, e.p, e.fd1, HMM_DMIRROR_MIGRATE_TO_DEV, a, N).cpages, BigInt(N));
+  assert.equal(dm(e, e.p, fdB, HMM_DMIRROR_READ, a, N).ret, 0);
+  assert.deepEqual(firstBytes(e.p, e.buf, N), [10, 11, 12, 13], 'B reads the device pages through BACKING_PAGE');
+  assert.deepEqual(firstBytes(e.p, a, 2), [10, 11], 'CPU faults pages 0-1 back (A serves the fault)');
+  const r = dm(e, e.p, fdB, HMM_DMIRROR_READ, a, N);
+  assert.deepEqual([r.ret, r.faults], [0, 1n], 'B lost its entries for 0-1 and refaulted');
+  assert.deepEqual(firstBytes(e.p, e.buf, N), [10, 11, 12, 13]);
+  // hmm-tests migrate_fault: migrating a range partly on the device already
+  // keeps A's entries of the pages that stay (the read-back finds them).
+  const again = dm(e, e.p, e.fd1, HMM_DMIRROR_MIGRATE_TO_DEV, a, N);
+  assert.deepEqual([again.ret, again.cpages], [0, BigInt(N)]);
+  assert.deepEqual(firstBytes(e.p, e.buf, N), [10, 11, 12, 13]);
+});
+
 /* ---------------- the coherence check itself ---------------- */
 
 test('checked mode: a deliberately stale mirror entry is a stale secondary mapping; a writable entry over a read-only PTE too', () => {

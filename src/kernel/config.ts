@@ -82,11 +82,13 @@ export interface FixSwitches {
    *     device-THP rework (6.1: `(*src & MIGRATE_PFN_WRITE) || (!spage &&
    *     args->vma->vm_flags & VM_WRITE)`), matching the writable
    *     device-private entry migrate_vma_insert_page() installs;
-   *  3. dmirror_interval_invalidate() no longer ignores MMU_NOTIFY_MIGRATE
-   *     ranges of its own device: only the migrating mirror's entries are
-   *     erased by the driver (dmirror_devmem_fault_alloc_and_copy), so
-   *     every other mirror of the device (another fd, a fork child's)
-   *     would keep entries to pages that migrate away and are freed.
+   *  3. dmirror_interval_invalidate() ignores MMU_NOTIFY_MIGRATE ranges of
+   *     its own device only in the mirror running that migration: mainline
+   *     skips them in every mirror of the device, but only the migrating
+   *     mirror's entries are stored or erased by the driver
+   *     (dmirror_migrate_finalize_and_map, dmirror_devmem_fault_alloc_and_copy),
+   *     so every other mirror (another fd, a fork child's) keeps entries to
+   *     pages that migrate away and are freed.
    */
   dmirror_devmem_fix: boolean;
 }

@@ -225,6 +225,21 @@ function* dmirrorMigrateBatches(dmirror: Dmirror, start: number, end: number, fl
   const dst = new Float64Array(PTRS_PER_PTE);
   let ret = 0;
   if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  dmirror.migrating++; /* fixes.dmirror_devmem_fix: this mirror's own migration (mirror.ts) */
+  try {
+    ret = yield* dmirrorMigrateBatchLoop(dmirror, start, end, flags, src, dst, batch);
+  } finally {
+    dmirror.migrating--;
+  }
+  mm.mmapLock.readUnlock(s);
+  mmput(mm);
+  return ret;
+}
+
+/** The batch loop of dmirrorMigrateBatches (mmap_lock held for read). */
+function* dmirrorMigrateBatchLoop(dmirror: Dmirror, start: number, end: number, flags: number, src: Float64Array, dst: Float64Array, batch: (args: MigrateVma) => K<number>): K<number> {
+  const mm = dmirror.notifier.mm;
+  let ret = 0;
   for (let addr = start, next = 0; addr < end; addr = next) {
     const vma = mm.vmaLookup(addr);
     if (vma === null || !(vma.flags & VM_READ)) {
@@ -239,8 +254,6 @@ function* dmirrorMigrateBatches(dmirror: Dmirror, start: number, end: number, fl
     ret = yield* batch(args);
     if (ret) break;
   }
-  mm.mmapLock.readUnlock(s);
-  mmput(mm);
   return ret;
 }
 
@@ -391,14 +404,19 @@ export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
     pgmapOwner: dmirror.mdevice, flags: dmirrorSelectDevice(dmirror), faultPage: vmf.page,
   });
   if (order) args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
-  if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
-  const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
-  if (ret) {
+  dmirror.migrating++; /* fixes.dmirror_devmem_fix: the mirror serving the fault (mirror.ts) */
+  try {
+    if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
+    const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
+    if (ret) {
+      yield* migrateVmaFinalize(args);
+      return ret;
+    }
+    yield* migrateVmaPages(args);
+    /* No device finalize step: fault_alloc_and_copy already erased the pt entries. */
     yield* migrateVmaFinalize(args);
-    return ret;
+    return 0;
+  } finally {
+    dmirror.migrating--;
   }
-  yield* migrateVmaPages(args);
-  /* No device finalize step: fault_alloc_and_copy already erased the pt entries. */
-  yield* migrateVmaFinalize(args);
-  return 0;
 }
