@@ -192,6 +192,20 @@ test('RC2 (fix): a device write after the mirror lost the entry (mremap) goes th
   assert.ok(e.p.readBytes(b, PAGE).every((x) => x === 91), 'the CPU reads what the device wrote');
 });
 
+test('device WRITE to the device\'s own read-only device-private page (after fork): WARN in dmirror_do_fault, -EFAULT (mainline and fix)', () => {
+  for (const fix of [false, true]) {
+    const e = boot(fix);
+    const a = populated(e.p, 1);
+    assert.equal(dm(e, e.p, e.fd0, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1).ret, 0);
+    assert.ok(e.p.fork(() => {}) > 0);
+    assert.equal(pte(e.p.mm!, a)[1] & TYPE_MASK, T_DEVICE_PRIVATE_READ, 'fork made the parent\'s entry read-only (COW)');
+    const r = dm(e, e.p, e.fd0, HMM_DMIRROR_WRITE, a, 1);
+    assert.equal(r.ret, -14 /* -EFAULT */);
+    assert.deepEqual(e.sys.kernel.printk.warnings.map((w) => w.rule), ['dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE)']);
+    assert.deepEqual(firstBytes(e.p, a, 1), [10], 'the data is unchanged');
+  }
+});
+
 /* ---------------- RC3: device reads of device-private pages ---------------- */
 
 const N = 4;

@@ -77,8 +77,8 @@ export interface PageContents {
    * The kernel's CPU accesses (clear_highpage, copy_highpage, folio_copy,
    * memcpy_from_page, memcpy_to_page, memset_page, the swap I/O copy) go
    * through the kernel direct map: a pfn without one (a device-private
-   * page: see setNoDirectMap) is a kernel oops, reported through
-   * onNoDirectMap and never returning. `site` names the kernel function
+   * page: see setNoDirectMap) is a kernel oops, reported through the
+   * oops handler (setOopsHandler) and never returning. `site` names the kernel function
    * making the access (dmirror_do_read, ...) for the oops report; without
    * it the report names the model's calling function.
    */
@@ -118,10 +118,12 @@ export interface PageContents {
   /** The device writes byte v over a whole page of its memory. */
   deviceFill(pfn: number, v: number): void;
   /**
-   * memremap_pages() / memunmap_pages() of MEMORY_DEVICE_PRIVATE memory:
-   * pfns [first, first + nr) have no kernel direct map (on = true; x86
-   * pagemap_range() calls add_pages(), not arch_add_memory(), for device
-   * private ranges) or stop being device memory (on = false).
+   * memremap_pages() of MEMORY_DEVICE_PRIVATE memory: pfns [first, first +
+   * nr) have no kernel direct map (on = true; pagemap_range() calls
+   * add_pages(), not arch_add_memory(), for device-private ranges). A
+   * range given again (the same first pfn) replaces the old one; on =
+   * false drops it. memunmap_pages() leaves it: the pfns still have no
+   * direct map.
    */
   setNoDirectMap(first: number, nr: number, on: boolean): void;
   /** The pfn has no kernel direct map (a device-private page). */
@@ -240,7 +242,7 @@ abstract class ContentsBase {
     }
   }
 
-  /** Run fn as the device's copy engine: no direct-map checks (deviceCopy, deviceZero). */
+  /** Run fn as the device's copy engine: no direct-map checks (deviceCopy, deviceFill). */
   protected asDevice(fn: () => void): void {
     const lo = this.noMapLo;
     this.noMapLo = Infinity;
@@ -651,7 +653,11 @@ export class FingerprintContents extends ContentsBase implements PageContents {
   }
 
   copyRange(dst: number, src: number, nr: number, site?: string): void {
-    for (let i = 0; i < nr; i++) this.copy(dst + i, src + i, site ?? 'folio_copy');
+    if (dst + nr > this.noMapLo || src + nr > this.noMapLo) {
+      this.slowCheck(src, nr, 'folio_copy', site);
+      this.slowCheck(dst, nr, 'folio_copy', site);
+    }
+    for (let i = 0; i < nr; i++) this.copy(dst + i, src + i, site);
   }
 
   copyTo(other: PageContents, dst: number, src: number, site?: string): void {
