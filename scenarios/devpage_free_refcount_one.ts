@@ -67,7 +67,7 @@ export const devpageFreeRefcountOne: Scenario = {
               if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) continue;
               const d = k.buddy.alloc(0, __GFP_NOFAIL, 'driver-evict');
               folioTrylock(k, d);
-              k.contents.copy(d, migratePfnToPage(src[i]));
+              k.contents.deviceCopy(d, migratePfnToPage(src[i]), 1); /* the device's copy engine */
               dst[i] = migratePfn(d);
             }
             yield* migrateDevicePages(k, src, dst, n);

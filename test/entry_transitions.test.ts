@@ -160,7 +160,7 @@ test('migration -> device-private write / read carrying soft-dirty and uffd-wp (
   expectEntry(e.mm, e.vma.start + PAGE, T_MIGRATION_READ_EXCLUSIVE, _PAGE_UFFD_WP | _PAGE_ACCESSED | _PAGE_DIRTY);
   const d = [0, 1].map((i) => {
     const dp = e.dev.allocDevicePage('private');
-    e.k.contents.copy(dp, Math.floor(m.src![i] / 64));
+    e.k.contents.deviceCopy(dp, Math.floor(m.src![i] / 64), 1); /* the device's copy engine */
     m.dst![i] = migratePfn(dp);
     return dp;
   });
@@ -197,7 +197,7 @@ test('device-private -> migration entry (inside migrate_to_ram, fault_page locke
     seen.push(`after setup: ${describeEntry(v, f)} src MIGRATE=${mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE)}`);
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
-    e.k.contents.copy(s, dpage);
+    e.k.contents.deviceCopy(s, dpage, 1);
     m.dst![0] = migratePfn(s);
     yield* migrateVmaPages(m);
     yield* migrateVmaFinalize(m);
@@ -327,7 +327,7 @@ test('migrate_device_range: device-private -> migration (vma-less eviction); mun
   const s = [0, 1].map((i) => {
     const p = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, p);
-    e.k.contents.copy(p, i ? d1 : d0);
+    e.k.contents.deviceCopy(p, i ? d1 : d0, 1);
     dst[i] = migratePfn(p);
     return p;
   });
@@ -352,7 +352,7 @@ test('THP: PMD present -> PMD migration entry (SELECT_COMPOUND) -> PMD device-pr
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY, { level: 'pmd', pfn: head });
   assert.equal(e.k.pages.entireMapcount[head], 0);
   const d = e.dev.allocDevicePage('private', 9);
-  e.k.contents.copyRange(d, head, HPAGE_PMD_NR);
+  e.k.contents.deviceCopy(d, head, HPAGE_PMD_NR);
   m.dst![0] = migratePfn(d) + 0x10 /* MIGRATE_PFN_COMPOUND */;
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
@@ -384,7 +384,7 @@ test('THP: a PMD migration entry is restored to a PMD when the migration fails; 
   run(e.k, migrateVmaSetup(m2));
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     const dp = e.dev.allocDevicePage('private');
-    e.k.contents.copy(dp, head + i);
+    e.k.contents.deviceCopy(dp, head + i, 1);
     m2.dst![i] = migratePfn(dp);
   }
   run(e.k, migrateVmaPages(m2));

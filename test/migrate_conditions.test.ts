@@ -393,7 +393,7 @@ test('migrate_device_range: a pinned device-coherent page stays mapped (try_to_m
 test('migrate_device_range: an unmapped device page held by its driver passes migrate_vma_check_page but not folio_migrate_mapping; free pages are skipped', () => {
   const e = mkEnv(1);
   const d = e.dev.allocDevicePage('private');
-  e.k.contents.fill(d, 0, PAGE, 0x3c);
+  e.k.contents.deviceFill(d, 0x3c); /* the device writes its page */
   folioUnlock(e.k, d);
   const src = new Float64Array(2);
   run(e.k, migrateDeviceRange(e.k, src, d, 2));
@@ -402,7 +402,7 @@ test('migrate_device_range: an unmapped device page held by its driver passes mi
   assert.equal(e.k.pages.refcount[d], 2, "the driver's reference + migrate_device_pfn_lock's");
   const s = e.k.buddy.alloc(0, 0);
   folioTrylock(e.k, s);
-  e.k.contents.copy(s, d);
+  e.k.contents.deviceCopy(s, d, 1);
   const dst = new Float64Array([migratePfn(s), 0]);
   run(e.k, migrateDevicePages(e.k, src, dst, 2));
   assert.ok(!mpfnHas(src[0], MIGRATE_PFN_MIGRATE), 'folio_migrate_mapping: refcount 2 != expected 1');
@@ -460,7 +460,7 @@ test('pages: inserting holes fires one MMU_NOTIFY_MIGRATE (owner) from the first
   for (let i = 0; i < 4; i++) {
     const d = e.dev.allocDevicePage('private');
     const sp = migratePfnToPage(m.src![i]);
-    if (sp >= 0) e.k.contents.copy(d, sp);
+    if (sp >= 0) e.k.contents.deviceCopy(d, sp, 1);
     m.dst![i] = migratePfn(d);
   }
   run(e.k, migrateVmaPages(m));
@@ -476,7 +476,7 @@ test('pages: inserting holes fires one MMU_NOTIFY_MIGRATE (owner) from the first
   for (let i = 0; i < 4; i++) {
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
-    e.k.contents.copy(s, migratePfnToPage(m2.src![i]));
+    e.k.contents.deviceCopy(s, migratePfnToPage(m2.src![i]), 1);
     m2.dst![i] = migratePfn(s);
   }
   run(e.k, migrateVmaPages(m2));

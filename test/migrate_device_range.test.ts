@@ -43,7 +43,7 @@ test('migrate_device_range: free pages and locked pages give 0, allocated mapped
   const dst = new Float64Array(8);
   const s = e.k.buddy.alloc(0, 0);
   folioTrylock(e.k, s);
-  e.k.contents.copy(s, d0);
+  e.k.contents.deviceCopy(s, d0, 1); /* the device's copy engine */
   dst[0] = migratePfn(s);
   run(e.k, migrateDevicePages(e.k, src, dst, 8));
   assert.ok(mpfnHas(src[0], MIGRATE_PFN_MIGRATE));
@@ -96,7 +96,7 @@ test('migrate_device_pfns takes raw pfns', () => {
   for (let i = 0; i < 2; i++) {
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
-    e.k.contents.copy(s, pf[i]);
+    e.k.contents.deviceCopy(s, pf[i], 1);
     dst[i] = migratePfn(s);
   }
   run(e.k, migrateDevicePages(e.k, src, dst, 2));
@@ -214,7 +214,7 @@ test('migrate_vma with SELECT_SYSTEM onto system pages (system -> system)', () =
   for (let i = 0; i < 2; i++) {
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
-    if (m.src![i] % 2) e.k.contents.copy(s, Math.floor(m.src![i] / 64));
+    if (m.src![i] % 2) e.k.contents.deviceCopy(s, Math.floor(m.src![i] / 64), 1);
     else e.k.contents.zero(s);
     m.dst![i] = migratePfn(s);
   }

@@ -40,7 +40,7 @@ function fillPrivate(e: Env, m: MigrateVma): void {
     if (!mpfnHas(m.src![i], MIGRATE_PFN_MIGRATE)) continue;
     const d = e.dev.allocDevicePage('private');
     const s = Math.floor(m.src![i] / 64);
-    if (m.src![i] % 2) e.k.contents.copy(d, s);
+    if (m.src![i] % 2) e.k.contents.deviceCopy(d, s, 1); /* the device's copy engine */
     m.dst![i] = migratePfn(d);
   }
 }

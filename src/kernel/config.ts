@@ -7,6 +7,12 @@
  * by default. Code consults a switch at the exact place the old kernel
  * differed, with a comment naming the fix. The explorer (`--config name=on`)
  * and tests turn them on to reproduce a bug before its fix.
+ *
+ * The other way round, each fix the model proposes for a bug that mainline
+ * still has (docs/FINDINGS.md) is a named switch in `fixes`, off by
+ * default (mainline behaviour): turned on, the code takes the fixed path
+ * at the place the switch is consulted, so a long run (a fuzz campaign)
+ * can go past a known finding instead of stopping at it.
  */
 
 /** Transparent hugepage policy, as /sys/kernel/mm/transparent_hugepage/enabled. */
@@ -60,6 +66,39 @@ export interface HistoricalSwitches {
   gup_fast_longterm_coherent: boolean;
 }
 
+/** Fixes for bugs mainline still has (docs/FINDINGS.md), off by default. */
+export interface FixSwitches {
+  /**
+   * lib/test_hmm.c and device-private memory (docs/FINDINGS.md, "dmirror"
+   * sections). Mainline's dmirror_do_fault() stores the page
+   * hmm_range_fault() reports, which for the device's own device-private
+   * pages is the device-private page itself, and dmirror_do_read() /
+   * dmirror_do_write() then memcpy_from_page() / memcpy_to_page() it: an
+   * oops (no direct map). With the fix:
+   *  1. dmirror_do_read / dmirror_do_write copy through BACKING_PAGE(page),
+   *     the system page that holds a private device page's data;
+   *  2. dmirror_migrate_alloc_and_copy() maps a migrated hole or zero page
+   *     writable in the mirror when the VMA is VM_WRITE, as before the
+   *     device-THP rework (6.1: `(*src & MIGRATE_PFN_WRITE) || (!spage &&
+   *     args->vma->vm_flags & VM_WRITE)`), matching the writable
+   *     device-private entry migrate_vma_insert_page() installs;
+   *  3. dmirror_interval_invalidate() ignores MMU_NOTIFY_MIGRATE ranges of
+   *     its own device only in the mirror running that migration: mainline
+   *     skips them in every mirror of the device, but only the migrating
+   *     mirror's entries are stored or erased by the driver
+   *     (dmirror_migrate_finalize_and_map, dmirror_devmem_fault_alloc_and_copy),
+   *     so every other mirror (another fd, a fork child's) keeps entries to
+   *     pages that migrate away and are freed.
+   */
+  dmirror_devmem_fix: boolean;
+}
+
+export const FIX_SWITCH_NAMES: ReadonlyArray<keyof FixSwitches> = ['dmirror_devmem_fix'];
+
+export function defaultFixes(): FixSwitches {
+  return { dmirror_devmem_fix: false };
+}
+
 export const HISTORICAL_SWITCH_NAMES: ReadonlyArray<keyof HistoricalSwitches> = [
   'fault_no_page_ref',
   'devpage_free_refcount_one',
@@ -87,6 +126,8 @@ export interface KernelConfig {
   /** Checked mode: verify the invariants of src/kernel/mm/debug_vm.ts after every operation. */
   checked: boolean;
   historical: HistoricalSwitches;
+  /** Fixes the model proposes for bugs mainline still has; all off (mainline) by default. */
+  fixes: FixSwitches;
 }
 
 export function defaultHistorical(): HistoricalSwitches {
@@ -113,9 +154,11 @@ export function defaultConfig(overrides: Partial<KernelConfig> = {}): KernelConf
     /* The test suite sets HMMSIM_CHECKED=1 so every machine it builds runs checked. */
     checked: typeof process !== 'undefined' && process.env.HMMSIM_CHECKED === '1',
     historical: defaultHistorical(),
+    fixes: defaultFixes(),
     ...overrides,
   };
   if (overrides.historical) cfg.historical = { ...defaultHistorical(), ...overrides.historical };
+  if (overrides.fixes) cfg.fixes = { ...defaultFixes(), ...overrides.fixes };
   return cfg;
 }
 
@@ -134,6 +177,12 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
     const b = bool(value);
     if (b === null) return `config ${name}: '${value}' is not on/off`;
     cfg.historical[name as keyof HistoricalSwitches] = b;
+    return null;
+  }
+  if ((FIX_SWITCH_NAMES as readonly string[]).includes(name)) {
+    const b = bool(value);
+    if (b === null) return `config ${name}: '${value}' is not on/off`;
+    cfg.fixes = { ...defaultFixes(), ...cfg.fixes, [name]: b };
     return null;
   }
   switch (name) {
@@ -173,7 +222,7 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       cfg.contentMode = value;
       return null;
     default:
-      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'ramBytes', 'swapMiB', 'nrHugepages', 'contentMode'].join(', ')})`;
+      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, ...FIX_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'ramBytes', 'swapMiB', 'nrHugepages', 'contentMode'].join(', ')})`;
   }
 }
 

@@ -10,7 +10,7 @@
  * they like.
  */
 import { type KernelConfig, defaultConfig } from './config.js';
-import { Printk, KernelBug } from './printk.js';
+import { Printk, KernelBug, KernelOops } from './printk.js';
 import { PageArrays, HPAGE_PMD_NR, PAGE_SIZE } from './mm/page.js';
 import { createContents, type PageContents } from './mm/contents.js';
 import type { SwapDevice } from './mm/swap.js';
@@ -42,6 +42,9 @@ export interface VmStat {
   cow: number;
   [k: string]: number;
 }
+
+/** x86-64 PAGE_OFFSET (page_offset_base, 4-level paging, no KASLR): the direct map of pfn 0. */
+export const PAGE_OFFSET_X86_64 = 0xffff888000000000n;
 
 /** Most device pfns the page arrays cover from boot (1 GiB of device memory); more grows them. */
 export const DEVICE_PFN_RESERVE = 262144;
@@ -89,6 +92,15 @@ export class Kernel {
   tracer: Tracer | null = null;
   /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
   checkHook: ((k: Kernel, op: string) => void) | null = null;
+  /**
+   * Checked-mode invariants of loaded drivers (model-only, no kernel
+   * counterpart: a driver's own CONFIG_DEBUG_VM-style self check). The
+   * checkpoint runs each after the kernel's own invariants; a checker
+   * throws a KernelBug naming the rule it found broken. Drivers add theirs
+   * at module init (registerChecker) and remove them at exit, so the
+   * kernel's checked-mode code never imports a driver.
+   */
+  readonly checkers: Array<{ name: string; check: (k: Kernel, op: string) => void }> = [];
 
   constructor(config: Partial<KernelConfig> = {}) {
     this.config = defaultConfig(config);
@@ -101,6 +113,7 @@ export class Kernel {
     // would copy every array. (Small machines, like the explorer's, stay small.)
     this.pages.ensureCapacity(2 * HPAGE_PMD_NR + ramPages + Math.min(ramPages, DEVICE_PFN_RESERVE));
     this.contents.ensureCapacity(this.pages.capacity);
+    this.contents.setOopsHandler(this);
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
@@ -155,6 +168,44 @@ export class Kernel {
   warnOnPage(cond: boolean, pfn: number, rule: string): boolean {
     if (cond) this.printk.warn(rule, pfn >= 0 ? this.dumpPage(pfn, rule) : '');
     return cond;
+  }
+
+  /**
+   * The oops of a kernel CPU access through the direct map to a pfn that
+   * has none (a device-private page): arch/x86/mm/fault.c
+   * page_fault_oops() -> "BUG: unable to handle page fault for address",
+   * the #PF lines, RIP and the call trace, then make_task_dead() kills
+   * the task. Logged to dmesg and thrown as a KernelOops: the system call
+   * (or fault) that made the access never returns. `op` is the accessor
+   * (memcpy_from_page, ...), `caller` the kernel function that called it.
+   */
+  oopsNoDirectMap(pfn: number, op: string, caller: string): never {
+    const address = PAGE_OFFSET_X86_64 + BigInt(pfn) * BigInt(PAGE_SIZE);
+    const write = op === 'memcpy_to_page' || op === 'clear_highpage' || op === 'memset_page';
+    const text = [
+      `BUG: unable to handle page fault for address: ${address.toString(16)}`,
+      `#PF: supervisor ${write ? 'write' : 'read'} access in kernel mode`,
+      `#PF: error_code(0x000${write ? 2 : 0}) - not-present page`,
+      `Oops: 000${write ? 2 : 0} [#1] PREEMPT SMP`,
+      `CPU: 0 PID: ${this.current.pid} Comm: ${this.current.comm}`,
+      `RIP: 0010:${op}`,
+      'Call Trace:',
+      ` ${caller}`,
+      this.dumpPage(pfn, `${op} from ${caller}: pfn 0x${pfn.toString(16)} has no kernel direct map (MEMORY_DEVICE_PRIVATE)`),
+    ].join('\n');
+    this.printk.printk('err', text);
+    throw new KernelOops(pfn, op, caller, address, text);
+  }
+
+  /** Add a driver's checked-mode invariant (see `checkers`). */
+  registerChecker(name: string, check: (k: Kernel, op: string) => void): void {
+    this.checkers.push({ name, check });
+  }
+
+  /** Remove a driver's checked-mode invariant (module exit). */
+  unregisterChecker(name: string): void {
+    const i = this.checkers.findIndex((c) => c.name === name);
+    if (i >= 0) this.checkers.splice(i, 1);
   }
 
   /**

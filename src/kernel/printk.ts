@@ -11,6 +11,7 @@
 
 export type BugKind =
   | 'BUG' /* BUG_ON / VM_BUG_ON_PAGE / VM_BUG_ON_FOLIO: API misuse or broken invariant */
+  | 'OOPS' /* a kernel oops: "BUG: unable to handle page fault" (a kernel access to an unmapped address); the task dies */
   | 'KASAN' /* use-after-free of a page or pgmap */
   | 'REFCOUNT' /* refcount underflow / saturation */
   | 'LOCKDEP' /* lock misuse: unlock of an unheld lock, recursive lock */
@@ -30,6 +31,29 @@ export class KernelBug extends Error {
     this.kind = kind;
     this.rule = rule;
     this.state = state;
+  }
+}
+
+/**
+ * A kernel oops from a kernel CPU access through the direct map to a page
+ * that has none (a device-private page): x86's page_fault_oops() prints
+ * "BUG: unable to handle page fault for address: <address>", the faulting
+ * function (RIP) and the call trace, and the task is killed (make_task_dead):
+ * the system call never returns. kind 'OOPS', rule 'BUG: unable to handle
+ * page fault'; `pfn` is the page, `caller` the kernel function that made
+ * the access (dmirror_do_read), `op` the accessor (memcpy_from_page),
+ * `address` the direct-map address the kernel dereferenced.
+ */
+export class KernelOops extends KernelBug {
+  constructor(
+    readonly pfn: number,
+    readonly op: string,
+    readonly caller: string,
+    readonly address: bigint,
+    state: string,
+  ) {
+    super('OOPS', 'BUG: unable to handle page fault', state);
+    this.name = 'KernelOops';
   }
 }
 

@@ -17,7 +17,9 @@ import {
 } from '../../kernel/mm/hmm.js';
 import { mmuIntervalReadBegin, mmuIntervalReadRetry } from '../../kernel/mm/mmu_notifier.js';
 import { copyFromUser, copyToUser } from '../../kernel/uaccess.js';
-import { DPT_XA_TAG_WRITE } from './device.js';
+import { DPT_XA_TAG_WRITE, backingPage, dmirrorPageToDevice } from './device.js';
+import { isDevicePrivatePage } from '../../kernel/mm/memremap.js';
+import { pageBug } from '../../kernel/mm/debug.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryPage, ptEntryTag } from './mirror.js';
 import type { HmmDmirrorCmd } from './uapi.js';
 
@@ -115,9 +117,20 @@ export function* dmirrorReturnMigrated(dmirror: Dmirror, cmd: HmmDmirrorCmd, sta
  * end) from the page the device page table maps into the bounce buffer
  * (memcpy_from_page), counting bounce.cpages. -ENOENT at the first missing
  * entry. Caller holds dmirror->mutex.
+ *
+ * The table holds what the driver stored: the backing page of a page it
+ * migrated (dmirror_migrate_finalize_and_map), or whatever
+ * hmm_range_fault() reported (dmirror_do_fault), which for the device's
+ * own device-private pages is the device-private page itself. As in
+ * mainline, that page is copied as is: memcpy_from_page() of a
+ * device-private page has no direct map to go through and oopses
+ * ("BUG: unable to handle page fault", docs/FINDINGS.md); the access
+ * faults before KASAN could look at it. With config.fixes.dmirror_devmem_fix
+ * the copy goes through BACKING_PAGE(page) instead.
  */
 export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
   const k = dmirror.k;
+  const fix = k.config.fixes.dmirror_devmem_fix;
   let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
   // Pages that follow one another physically are copied as one run (a
   // device THP's backing folio): the same bytes as page by page.
@@ -126,15 +139,17 @@ export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, boun
   let runOff = 0;
   let ret = 0;
   for (let pfn = Math.floor(start / PAGE_SIZE); pfn < Math.floor(end / PAGE_SIZE); pfn++) {
-    const page = ptEntryPage(dmirror.pt.get(pfn));
+    let page = ptEntryPage(dmirror.pt.get(pfn));
     if (!page) {
       ret = -ENOENT;
       break;
     }
+    if (fix) page = dmirrorDataPage(dmirror, page, 'dmirror_do_read');
+    else k.contents.checkMapped(page, 'memcpy_from_page', 'dmirror_do_read');
     kasanCheck(k, page, 'dmirror_do_read: memcpy_from_page');
     if (runN !== 0 && page === runPage + runN) runN++;
     else {
-      if (runN !== 0) k.contents.readPages(runPage, runN, bounce.buf, runOff);
+      if (runN !== 0) k.contents.readPages(runPage, runN, bounce.buf, runOff, 'dmirror_do_read');
       runPage = page;
       runN = 1;
       runOff = off;
@@ -142,24 +157,45 @@ export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, boun
     off += PAGE_SIZE;
     bounce.cpages++;
   }
-  if (runN !== 0) k.contents.readPages(runPage, runN, bounce.buf, runOff);
+  if (runN !== 0) k.contents.readPages(runPage, runN, bounce.buf, runOff, 'dmirror_do_read');
   return ret;
+}
+
+/**
+ * config.fixes.dmirror_devmem_fix: the page holding the data of a device
+ * page table entry: BACKING_PAGE(page) (the entry itself for a system or
+ * coherent page). A device-private page in the table is always one of
+ * this device's (hmm_range_fault reports another owner's pages only after
+ * faulting them to system memory), so its zone_device_data is its backing
+ * page.
+ */
+function dmirrorDataPage(dmirror: Dmirror, page: number, what: string): number {
+  const k = dmirror.k;
+  if (!isDevicePrivatePage(k, page)) return page;
+  kasanCheck(k, page, `${what}: BACKING_PAGE`);
+  if (dmirrorPageToDevice(k, page) !== dmirror.mdevice) pageBug(k, 'BUG', `${what}: device-private page of another device in the device page table`, page, 'BACKING_PAGE() of a foreign page');
+  return backingPage(k, page);
 }
 
 /**
  * dmirror_do_write(): copy the bounce buffer into the pages of [start,
  * end); an entry must be tagged exactly WRITE (read-only and ATOMIC count
- * as missing: -ENOENT). Caller holds dmirror->mutex.
+ * as missing: -ENOENT). Caller holds dmirror->mutex. A device-private
+ * page in the table is written as is (memcpy_to_page): the oops of
+ * dmirror_do_read; with config.fixes.dmirror_devmem_fix its backing page.
  */
 export function dmirrorDoWrite(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
   const k = dmirror.k;
+  const fix = k.config.fixes.dmirror_devmem_fix;
   let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
   for (let pfn = Math.floor(start / PAGE_SIZE); pfn < Math.floor(end / PAGE_SIZE); pfn++) {
     const e = dmirror.pt.get(pfn);
-    const page = ptEntryPage(e);
+    let page = ptEntryPage(e);
     if (!page || ptEntryTag(e) !== DPT_XA_TAG_WRITE) return -ENOENT;
+    if (fix) page = dmirrorDataPage(dmirror, page, 'dmirror_do_write');
+    else k.contents.checkMapped(page, 'memcpy_to_page', 'dmirror_do_write');
     kasanCheck(k, page, 'dmirror_do_write: memcpy_to_page');
-    k.contents.write(page, 0, bounce.buf, off, PAGE_SIZE);
+    k.contents.write(page, 0, bounce.buf, off, PAGE_SIZE, 'dmirror_do_write');
     off += PAGE_SIZE;
     bounce.cpages++;
   }

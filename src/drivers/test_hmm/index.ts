@@ -28,6 +28,7 @@ import {
   dmirrorDeviceRemoveChunks,
 } from './device.js';
 import { Dmirror } from './mirror.js';
+import { dmirrorCheckCoherence } from './check.js';
 import { dmirrorFopsUnlockedIoctl } from './ioctl.js';
 import { HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE } from './uapi.js';
 
@@ -165,6 +166,8 @@ export function testHmmInit(k: Kernel): number {
     }
     mod.devices.push(mdevice);
   }
+  /* Checked mode: the mirrors' coherence with the CPU page tables (check.ts). */
+  k.registerChecker(TEST_HMM_CHECKER, (_k, op) => dmirrorCheckCoherence(mod, op));
   k.printk.info('HMM test module loaded. This is only for testing HMM.');
   return 0;
 }
@@ -173,6 +176,10 @@ export function testHmmInit(k: Kernel): number {
 export function testHmmExit(k: Kernel): void {
   const mod = loaded.get(k);
   if (!mod) return;
+  k.unregisterChecker(TEST_HMM_CHECKER);
   for (const d of mod.devices) dmirrorDeviceRemove(k, d);
   loaded.delete(k);
 }
+
+/** The name test_hmm's checked-mode invariant is registered under (k.checkers). */
+export const TEST_HMM_CHECKER = 'test_hmm: dmirror mirrors coherent with the CPU page tables';

@@ -16,7 +16,7 @@ import { HPAGE_PMD_NR, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE } from '../../kernel/mm/page_alloc.js';
 import { folioLock, folioLockFast, folioPut, folioUnlock } from '../../kernel/mm/folio.js';
 import { isDeviceCoherentPage, isDevicePrivatePage } from '../../kernel/mm/memremap.js';
-import { VM_READ, type VmFault } from '../../kernel/mm/mm_types.js';
+import { VM_READ, VM_WRITE, type VmFault } from '../../kernel/mm/mm_types.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS } from '../../kernel/mm/memory.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND,
@@ -61,7 +61,8 @@ function takeFailAlloc(dmirror: Dmirror): boolean {
  * MIGRATE allocate a device page (a device folio for COMPOUND entries),
  * point its backing page at the mirror, copy the source (or clear, for a
  * hole / zero page) and set dst = migrate_pfn(dpage) | (src & WRITE)
- * (| COMPOUND). A device page as source is a WARN and is skipped. With
+ * (| COMPOUND); with config.fixes.dmirror_devmem_fix a hole or zero page
+ * in a VM_WRITE VMA gets WRITE too. A device page as source is a WARN and is skipped. With
  * HMM_DMIRROR_FLAG_FAIL_ALLOC the first allocation fails (flag cleared).
  * A failed small allocation leaves the page unmigrated; a failed large one
  * falls back to HPAGE_PMD_NR (or folio_nr_pages) small pages with dst
@@ -78,7 +79,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
   for (let addr = args.start; addr < args.end;) {
     const sv = src[i];
     const isLarge = mpfnHas(sv, MIGRATE_PFN_COMPOUND);
-    const write = mpfnHas(sv, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0;
+    let write = mpfnHas(sv, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0;
     if (!mpfnHas(sv, MIGRATE_PFN_MIGRATE)) {
       i++;
       addr += PAGE_SIZE;
@@ -86,6 +87,14 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
     }
     /* spage is -1 (NULL) for an unallocated pte_none() or the zero page. */
     const spage = migratePfnToPage(sv);
+    /*
+     * Mainline takes WRITE from the source entry only, which a hole or the
+     * zero page never has, while migrate_vma_insert_page() makes the new
+     * device-private entry writable in a VM_WRITE VMA: the mirror maps the
+     * page read-only and a device write refaults (docs/FINDINGS.md). The
+     * fix restores 6.1's condition.
+     */
+    if (spage < 0 && k.config.fixes.dmirror_devmem_fix && (args.vma!.flags & VM_WRITE)) write = MIGRATE_PFN_WRITE;
     if (spage >= 0 && p.pgmap[spage] !== 0) {
       k.printk.warn(`page already in device spage pfn: 0x${spage.toString(16)}`, k.dumpPage(spage, 'dmirror_migrate_alloc_and_copy'));
       i++;
@@ -216,6 +225,21 @@ function* dmirrorMigrateBatches(dmirror: Dmirror, start: number, end: number, fl
   const dst = new Float64Array(PTRS_PER_PTE);
   let ret = 0;
   if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  dmirror.migrating++; /* fixes.dmirror_devmem_fix: this mirror's own migration (mirror.ts) */
+  try {
+    ret = yield* dmirrorMigrateBatchLoop(dmirror, start, end, flags, src, dst, batch);
+  } finally {
+    dmirror.migrating--;
+  }
+  mm.mmapLock.readUnlock(s);
+  mmput(mm);
+  return ret;
+}
+
+/** The batch loop of dmirrorMigrateBatches (mmap_lock held for read). */
+function* dmirrorMigrateBatchLoop(dmirror: Dmirror, start: number, end: number, flags: number, src: Float64Array, dst: Float64Array, batch: (args: MigrateVma) => K<number>): K<number> {
+  const mm = dmirror.notifier.mm;
+  let ret = 0;
   for (let addr = start, next = 0; addr < end; addr = next) {
     const vma = mm.vmaLookup(addr);
     if (vma === null || !(vma.flags & VM_READ)) {
@@ -230,8 +254,6 @@ function* dmirrorMigrateBatches(dmirror: Dmirror, start: number, end: number, fl
     ret = yield* batch(args);
     if (ret) break;
   }
-  mm.mmapLock.readUnlock(s);
-  mmput(mm);
   return ret;
 }
 
@@ -382,14 +404,19 @@ export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
     pgmapOwner: dmirror.mdevice, flags: dmirrorSelectDevice(dmirror), faultPage: vmf.page,
   });
   if (order) args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
-  if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
-  const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
-  if (ret) {
+  dmirror.migrating++; /* fixes.dmirror_devmem_fix: the mirror serving the fault (mirror.ts) */
+  try {
+    if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
+    const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
+    if (ret) {
+      yield* migrateVmaFinalize(args);
+      return ret;
+    }
+    yield* migrateVmaPages(args);
+    /* No device finalize step: fault_alloc_and_copy already erased the pt entries. */
     yield* migrateVmaFinalize(args);
-    return ret;
+    return 0;
+  } finally {
+    dmirror.migrating--;
   }
-  yield* migrateVmaPages(args);
-  /* No device finalize step: fault_alloc_and_copy already erased the pt entries. */
-  yield* migrateVmaFinalize(args);
-  return 0;
 }

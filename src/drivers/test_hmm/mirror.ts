@@ -87,6 +87,15 @@ export class DevicePageTable {
   }
 
   /**
+   * Visit every leaf (512 consecutive virtual pfns from block * 512, the
+   * span of one PMD; slot value = entry + 1, 0 = empty), in no particular
+   * order. For checked mode (dmirrorCheckCoherence).
+   */
+  forEachLeaf(fn: (block: number, leaf: Float64Array) => void): void {
+    for (const [b, leaf] of this.leaves) fn(b, leaf);
+  }
+
+  /**
    * xa_for_each_range(): visit the entries with pfn in [first, last] in
    * index order. fn may erase the entry it is given.
    */
@@ -113,6 +122,14 @@ export class Dmirror {
   readonly pt = new DevicePageTable();
   readonly mutex: Mutex;
   flags = 0n;
+  /**
+   * Model of the fix's bookkeeping (config.fixes.dmirror_devmem_fix, no
+   * mainline counterpart): migrations this mirror is running (MIGRATE_TO_DEV,
+   * MIGRATE_TO_SYS, a CPU fault it serves), counted around
+   * migrate_vma_setup()..migrate_vma_finalize() by the task running them
+   * and read by dmirror_interval_invalidate().
+   */
+  migrating = 0;
   readonly notifier: MmuIntervalNotifier;
   constructor(
     /** Registry id: what zone_device_data holds for "pointer to this mirror". */
@@ -170,9 +187,19 @@ export function dmirrorDoUpdate(dmirror: Dmirror, start: number, end: number): v
  * (its own migrations keep or replace the entries themselves); otherwise
  * take dmirror->mutex (trylock when the range is not blockable: return
  * false if contended), set the interval sequence and erase the range.
+ *
+ * The skip covers every mirror of the device, but only the migrating
+ * mirror's entries are erased by the driver (dmirror_devmem_fault_alloc_and_copy
+ * erases those of the mirror in the backing page's zone_device_data): a
+ * second mirror of the device (another fd, a fork child's) keeps entries
+ * to pages that migrate back to system memory and are freed
+ * (docs/FINDINGS.md). With config.fixes.dmirror_devmem_fix only the
+ * mirror running the migration skips (dmirror.migrating): it stores or
+ * erases its own entries; every other mirror of the device erases the
+ * range like for any other invalidation.
  */
 export function* dmirrorIntervalInvalidate(dmirror: Dmirror, mni: MmuIntervalNotifier, range: MmuNotifierRange, curSeq: number): K<boolean> {
-  if (range.event === MMU_NOTIFY_MIGRATE && range.owner === dmirror.mdevice) return true;
+  if (range.event === MMU_NOTIFY_MIGRATE && range.owner === dmirror.mdevice && (dmirror.migrating > 0 || !dmirror.k.config.fixes.dmirror_devmem_fix)) return true;
   const s = dmirror.k.sched;
   if (mmuNotifierRangeBlockable(range)) {
     if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);

@@ -21,8 +21,11 @@
  *    allocated device page, then memunmap_pages() (which would wait forever
  *    with pages still allocated).
  *
- * "Copying" device memory is k.contents.copyRange(): the model keeps the
- * bytes of device pages like any other page.
+ * Copying to and from device memory is the device's own copy engine
+ * (k.contents.deviceCopy / deviceZero): the model keeps the bytes of a
+ * device page in its own content slot, and a device-private page has no
+ * kernel direct map, so the kernel's CPU accessors (copy_highpage,
+ * memcpy_from_page) would oops on it, as they would on real hardware.
  *
  * Locking, as a real driver must do it: migrate_vma_* run with mmap_lock
  * held for read by the caller (migrateToDevice takes it; migrate_to_ram is
@@ -171,8 +174,7 @@ export class TestDev {
       m.cursor = (i + nr) % len;
       const pfn = m.pgmap.firstPfn + i;
       zoneDeviceFolioInit(this.k, pfn, order);
-      if (nr === 1) this.k.contents.zero(pfn);
-      else this.k.contents.discardRange(pfn, nr); /* zeroed */
+      this.k.contents.deviceZero(pfn, nr);
       return pfn;
     }
     return -1;
@@ -219,8 +221,8 @@ export class TestDev {
       if (mpfnHas(v, MIGRATE_PFN_COMPOUND)) {
         const d = alloc(HPAGE_PMD_ORDER);
         if (d >= 0) {
-          if (spfn >= 0) this.k.contents.copyRange(d, spfn, HPAGE_PMD_NR);
-          else for (let j = 0; j < HPAGE_PMD_NR; j++) this.k.contents.zero(d + j);
+          if (spfn >= 0) this.k.contents.deviceCopy(d, spfn, HPAGE_PMD_NR);
+          else this.k.contents.deviceZero(d, HPAGE_PMD_NR);
           dst[i] = migratePfn(d) + MIGRATE_PFN_COMPOUND;
           n++;
           i += HPAGE_PMD_NR - 1; /* the entries after a COMPOUND one are zero */
@@ -229,8 +231,8 @@ export class TestDev {
         for (let j = 0; j < HPAGE_PMD_NR && i + j < npages; j++) {
           const dj = alloc(0);
           if (dj < 0) return -1;
-          if (spfn >= 0) this.k.contents.copy(dj, spfn + j);
-          else this.k.contents.zero(dj);
+          if (spfn >= 0) this.k.contents.deviceCopy(dj, spfn + j, 1);
+          else this.k.contents.deviceZero(dj, 1);
           dst[i + j] = migratePfn(dj);
         }
         n++;
@@ -239,8 +241,8 @@ export class TestDev {
       }
       const d = alloc(0);
       if (d < 0) return -1;
-      if (spfn >= 0) this.k.contents.copy(d, spfn);
-      else this.k.contents.zero(d);
+      if (spfn >= 0) this.k.contents.deviceCopy(d, spfn, 1);
+      else this.k.contents.deviceZero(d, 1);
       dst[i] = migratePfn(d);
       n++;
     }

@@ -63,33 +63,90 @@ const MAX_BYTES = 2 ** 32;
 const segmentPool: Uint8Array[] = [];
 const POOL_MAX = 2;
 
+/** Who reports an access to a pfn without a direct map (the Kernel: Kernel.oopsNoDirectMap). */
+export interface NoDirectMapHandler {
+  oopsNoDirectMap(pfn: number, op: string, caller: string): never;
+}
+
 export interface PageContents {
   /** 'bytes' or 'fingerprint'. */
   readonly mode: 'bytes' | 'fingerprint';
   /** Grow per-pfn state to cover n pfns. */
   ensureCapacity(n: number): void;
+  /*
+   * The kernel's CPU accesses (clear_highpage, copy_highpage, folio_copy,
+   * memcpy_from_page, memcpy_to_page, memset_page, the swap I/O copy) go
+   * through the kernel direct map: a pfn without one (a device-private
+   * page: see setNoDirectMap) is a kernel oops, reported through the
+   * oops handler (setOopsHandler) and never returning. `site` names the kernel function
+   * making the access (dmirror_do_read, ...) for the oops report; without
+   * it the report names the model's calling function.
+   */
   /** clear_highpage(): the page reads as zeroes. */
-  zero(pfn: number): void;
+  zero(pfn: number, site?: string): void;
   /** copy_highpage(dst, src) */
-  copy(dst: number, src: number): void;
+  copy(dst: number, src: number, site?: string): void;
   /** Copy nr consecutive pages (a folio copy: folio_copy()). */
-  copyRange(dst: number, src: number, nr: number): void;
+  copyRange(dst: number, src: number, nr: number, site?: string): void;
   /** Copy page src of this store to page dst of another store of the same mode (swap-out / swap-in I/O). */
-  copyTo(other: PageContents, dst: number, src: number): void;
+  copyTo(other: PageContents, dst: number, src: number, site?: string): void;
   /** Contents are discarded (page freed). */
   discard(pfn: number): void;
   /** discard() of nr consecutive pages (a folio freed). */
   discardRange(pfn: number, nr: number): void;
-  /** Read len bytes at offset off of the page into out[outOff..]. */
-  read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void;
-  /** Write len bytes from inp[inOff..] to offset off of the page. */
-  write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void;
+  /** Read len bytes at offset off of the page into out[outOff..] (memcpy_from_page). */
+  read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number, site?: string): void;
+  /** Write len bytes from inp[inOff..] to offset off of the page (memcpy_to_page). */
+  write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number, site?: string): void;
   /** read() of n whole consecutive pages into out[outOff..] (one copy per contiguous run of storage). */
-  readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void;
+  readPages(pfn: number, n: number, out: Uint8Array, outOff: number, site?: string): void;
   /** write() of n whole consecutive pages from inp[inOff..]. */
-  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number): void;
-  /** Fill len bytes at off with byte value v. */
-  fill(pfn: number, off: number, len: number, v: number): void;
+  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number, site?: string): void;
+  /** Fill len bytes at off with byte value v (memset_page). */
+  fill(pfn: number, off: number, len: number, v: number, site?: string): void;
+  /**
+   * The device's own copy engine (hardware, no kernel function): copy nr
+   * pages between device memory and system memory (or within device
+   * memory) without the kernel direct map. Only a driver, for the device
+   * memory it owns, uses it (testdrv, whose device-private pages hold
+   * their data themselves); test_hmm fakes its device memory with backing
+   * system pages and never needs it.
+   */
+  deviceCopy(dst: number, src: number, nr: number): void;
+  /** The device's copy engine clears nr pages of its memory. */
+  deviceZero(pfn: number, nr: number): void;
+  /** The device writes byte v over a whole page of its memory. */
+  deviceFill(pfn: number, v: number): void;
+  /**
+   * memremap_pages() of MEMORY_DEVICE_PRIVATE memory: pfns [first, first +
+   * nr) have no kernel direct map (on = true; pagemap_range() calls
+   * add_pages(), not arch_add_memory(), for device-private ranges). A
+   * range given again (the same first pfn) replaces the old one; on =
+   * false drops it. memunmap_pages() leaves it: the pfns still have no
+   * direct map.
+   */
+  setNoDirectMap(first: number, nr: number, on: boolean): void;
+  /** The pfn has no kernel direct map (a device-private page). */
+  noDirectMap(pfn: number): boolean;
+  /**
+   * Check a kernel CPU access of pfn the way the accessors do (the oops if
+   * it has no direct map): for a driver that must fault before doing
+   * anything else with the page (dmirror_do_read checks this before its
+   * KASAN check, as the real access faults first).
+   */
+  checkMapped(pfn: number, op: string, site?: string): void;
+  /**
+   * Install the oops handler (the Kernel): its oopsNoDirectMap() is called
+   * with the pfn, the accessor (memcpy_from_page, ...) and the caller when
+   * a kernel CPU access reaches a pfn without a direct map, and throws.
+   * Held weakly: the store must not keep its machine alive (a released
+   * machine's store can outlive it).
+   */
+  setOopsHandler(h: NoDirectMapHandler): void;
+  /**
+   * Model introspection, not a kernel access (checked mode, the
+   * benchmark's verify, tests): isZero() and checksum() read any pfn.
+   */
   /** True if the page reads as all zeroes. */
   isZero(pfn: number): boolean;
   /** A content fingerprint (up to 53 bits in a number; 0 = all zeroes), for integrity checks. */
@@ -130,7 +187,90 @@ function hashWords(u32: Uint32Array, start: number, n: number): number {
   return (h1 >>> 0) * 0x200000 + ((h2 >>> 11) & 0x1fffff);
 }
 
-export class ByteContents implements PageContents {
+/**
+ * What the two stores share: the pfn ranges without a kernel direct map
+ * (device-private memory) and the oops path of an access to them. The hot
+ * path costs one compare per pfn accessed: `pfn >= noMapLo`, the lowest
+ * such pfn (+Infinity while there is none); device-private ranges lie
+ * above RAM, so a RAM page never takes the slow path, and a coherent page
+ * only when it lies above a device-private range.
+ */
+abstract class ContentsBase {
+  /** Lowest pfn without a direct map (+Infinity: none). */
+  protected noMapLo = Infinity;
+  /** [first, end) pairs of pfns without a direct map. */
+  private readonly noMapRanges: number[] = [];
+  private oopsHandler: WeakRef<NoDirectMapHandler> | null = null;
+
+  setOopsHandler(h: NoDirectMapHandler): void {
+    this.oopsHandler = new WeakRef(h);
+  }
+
+  setNoDirectMap(first: number, nr: number, on: boolean): void {
+    const r = this.noMapRanges;
+    for (let i = 0; i < r.length; i += 2) {
+      if (r[i] === first) {
+        r.splice(i, 2);
+        break;
+      }
+    }
+    if (on) r.push(first, first + nr);
+    let lo = Infinity;
+    for (let i = 0; i < r.length; i += 2) if (r[i] < lo) lo = r[i];
+    this.noMapLo = lo;
+  }
+
+  noDirectMap(pfn: number): boolean {
+    if (pfn < this.noMapLo) return false;
+    const r = this.noMapRanges;
+    for (let i = 0; i < r.length; i += 2) if (pfn >= r[i] && pfn < r[i + 1]) return true;
+    return false;
+  }
+
+  checkMapped(pfn: number, op: string, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, op, site);
+  }
+
+  /** Out of line: some pfn of [pfn, pfn + nr) may lack a direct map; oops at the first that does. */
+  protected slowCheck(pfn: number, nr: number, op: string, site: string | undefined): void {
+    for (let i = 0; i < nr; i++) {
+      if (!this.noDirectMap(pfn + i)) continue;
+      const caller = site ?? callerFromStack();
+      const h = this.oopsHandler?.deref();
+      if (h !== undefined) h.oopsNoDirectMap(pfn + i, op, caller);
+      throw new KernelBug('OOPS', 'BUG: unable to handle page fault', `${op} of pfn 0x${(pfn + i).toString(16)} (no direct map) in ${caller}`);
+    }
+  }
+
+  /** Run fn as the device's copy engine: no direct-map checks (deviceCopy, deviceFill). */
+  protected asDevice(fn: () => void): void {
+    const lo = this.noMapLo;
+    this.noMapLo = Infinity;
+    try {
+      fn();
+    } finally {
+      this.noMapLo = lo;
+    }
+  }
+}
+
+/**
+ * The kernel function that made an access, when the caller did not name
+ * it: the first JS frame outside this file, its camelCase name turned into
+ * the kernel's snake_case (dmirrorDoRead -> dmirror_do_read). Only on the
+ * oops path.
+ */
+function callerFromStack(): string {
+  const stack = new Error().stack?.split('\n') ?? [];
+  for (const line of stack.slice(1)) {
+    if (line.includes('contents.js') || line.includes('contents.ts') || line.includes('node:')) continue;
+    const m = /at (?:\S+\.)?(?:\*)?([A-Za-z_$][\w$]*) /.exec(line.trim() + ' ');
+    if (m) return m[1].replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+  }
+  return 'unknown';
+}
+
+export class ByteContents extends ContentsBase implements PageContents {
   readonly mode = 'bytes' as const;
   /*
    * Storage segments of 2^segShift slabs each, allocated as needed. Plain
@@ -224,8 +364,21 @@ export class ByteContents implements PageContents {
     return sl;
   }
 
-  zero(pfn: number): void {
+  zero(pfn: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'clear_highpage', site);
     this.discard(pfn);
+  }
+
+  deviceCopy(dst: number, src: number, nr: number): void {
+    this.asDevice(() => this.copyRange(dst, src, nr));
+  }
+
+  deviceZero(pfn: number, nr: number): void {
+    this.discardRange(pfn, nr);
+  }
+
+  deviceFill(pfn: number, v: number): void {
+    this.asDevice(() => this.fill(pfn, 0, PAGE_SIZE, v));
   }
 
   discard(pfn: number): void {
@@ -266,7 +419,11 @@ export class ByteContents implements PageContents {
     else dseg.set(sseg.subarray(soff, soff + len), doff);
   }
 
-  copy(dst: number, src: number): void {
+  copy(dst: number, src: number, site?: string): void {
+    if (dst >= this.noMapLo || src >= this.noMapLo) {
+      this.slowCheck(src, 1, 'copy_highpage', site);
+      this.slowCheck(dst, 1, 'copy_highpage', site);
+    }
     if (dst === src) return;
     if (this.has[src] === 0) {
       this.discard(dst);
@@ -278,7 +435,11 @@ export class ByteContents implements PageContents {
     this.markHas(dst);
   }
 
-  copyRange(dst: number, src: number, nr: number): void {
+  copyRange(dst: number, src: number, nr: number, site?: string): void {
+    if (dst + nr > this.noMapLo || src + nr > this.noMapLo) {
+      this.slowCheck(src, nr, 'folio_copy', site);
+      this.slowCheck(dst, nr, 'folio_copy', site);
+    }
     if (dst === src) return;
     // A whole aligned block (a PMD-sized folio): one 2 MiB copy.
     if (nr === SLAB_PAGES && (dst & (SLAB_PAGES - 1)) === 0 && (src & (SLAB_PAGES - 1)) === 0) {
@@ -298,7 +459,8 @@ export class ByteContents implements PageContents {
     for (let i = 0; i < nr; i++) this.copy(dst + i, src + i);
   }
 
-  copyTo(other: PageContents, dst: number, src: number): void {
+  copyTo(other: PageContents, dst: number, src: number, site?: string): void {
+    if (src >= this.noMapLo) this.slowCheck(src, 1, 'copy_highpage', site);
     this.bytesMoved += PAGE_SIZE;
     if (this.has[src] === 0) {
       other.zero(dst);
@@ -309,7 +471,8 @@ export class ByteContents implements PageContents {
     other.write(dst, 0, this.seg(sl), o, PAGE_SIZE);
   }
 
-  read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void {
+  read(pfn: number, off: number, out: Uint8Array, outOff: number, len: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'memcpy_from_page', site);
     this.bytesMoved += len;
     if (this.has[pfn] === 0) {
       out.fill(0, outOff, outOff + len);
@@ -320,7 +483,8 @@ export class ByteContents implements PageContents {
     out.set(this.seg(sl).subarray(o, o + len), outOff);
   }
 
-  write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void {
+  write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'memcpy_to_page', site);
     this.bytesMoved += len;
     let sl: number;
     if (off === 0 && len === PAGE_SIZE) {
@@ -330,7 +494,8 @@ export class ByteContents implements PageContents {
     this.seg(sl).set(inp.subarray(inOff, inOff + len), this.off(sl, pfn) + off);
   }
 
-  readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void {
+  readPages(pfn: number, n: number, out: Uint8Array, outOff: number, site?: string): void {
+    if (pfn + n > this.noMapLo) this.slowCheck(pfn, n, 'memcpy_from_page', site);
     this.bytesMoved += n * PAGE_SIZE;
     let i = 0;
     while (i < n) {
@@ -351,7 +516,8 @@ export class ByteContents implements PageContents {
     }
   }
 
-  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number): void {
+  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number, site?: string): void {
+    if (pfn + n > this.noMapLo) this.slowCheck(pfn, n, 'memcpy_to_page', site);
     this.bytesMoved += n * PAGE_SIZE;
     let i = 0;
     while (i < n) {
@@ -366,7 +532,8 @@ export class ByteContents implements PageContents {
     }
   }
 
-  fill(pfn: number, off: number, len: number, v: number): void {
+  fill(pfn: number, off: number, len: number, v: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'memset_page', site);
     this.bytesMoved += len;
     if (this.has[pfn] === 0 && (v & 0xff) === 0) return;
     if ((v & 0xff) === 0 && off === 0 && len === PAGE_SIZE) {
@@ -418,7 +585,7 @@ function mix32(h: number, x: number): number {
   return h ^ (h >>> 13);
 }
 
-export class FingerprintContents implements PageContents {
+export class FingerprintContents extends ContentsBase implements PageContents {
   readonly mode = 'fingerprint' as const;
   /** The two halves of each page's fingerprint; both 0 = all zeroes. */
   private hi = new Int32Array(0);
@@ -446,8 +613,21 @@ export class FingerprintContents implements PageContents {
     this.lo[pfn] = l;
   }
 
-  zero(pfn: number): void {
+  zero(pfn: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'clear_highpage', site);
     this.discard(pfn);
+  }
+
+  deviceCopy(dst: number, src: number, nr: number): void {
+    this.asDevice(() => this.copyRange(dst, src, nr));
+  }
+
+  deviceZero(pfn: number, nr: number): void {
+    this.discardRange(pfn, nr);
+  }
+
+  deviceFill(pfn: number, v: number): void {
+    this.asDevice(() => this.fill(pfn, 0, PAGE_SIZE, v));
   }
 
   discard(pfn: number): void {
@@ -461,25 +641,35 @@ export class FingerprintContents implements PageContents {
     for (let i = 0; i < nr; i++) this.discard(pfn + i);
   }
 
-  copy(dst: number, src: number): void {
+  copy(dst: number, src: number, site?: string): void {
+    if (dst >= this.noMapLo || src >= this.noMapLo) {
+      this.slowCheck(src, 1, 'copy_highpage', site);
+      this.slowCheck(dst, 1, 'copy_highpage', site);
+    }
     if (dst === src) return;
     this.bytesMoved += PAGE_SIZE;
     if ((this.hi[src] | this.lo[src]) === 0) this.discard(dst);
     else this.set(dst, this.hi[src], this.lo[src]);
   }
 
-  copyRange(dst: number, src: number, nr: number): void {
-    for (let i = 0; i < nr; i++) this.copy(dst + i, src + i);
+  copyRange(dst: number, src: number, nr: number, site?: string): void {
+    if (dst + nr > this.noMapLo || src + nr > this.noMapLo) {
+      this.slowCheck(src, nr, 'folio_copy', site);
+      this.slowCheck(dst, nr, 'folio_copy', site);
+    }
+    for (let i = 0; i < nr; i++) this.copy(dst + i, src + i, site);
   }
 
-  copyTo(other: PageContents, dst: number, src: number): void {
+  copyTo(other: PageContents, dst: number, src: number, site?: string): void {
+    if (src >= this.noMapLo) this.slowCheck(src, 1, 'copy_highpage', site);
     this.bytesMoved += PAGE_SIZE;
     if (!(other instanceof FingerprintContents)) throw new KernelBug('BUG', 'contents: copy between stores of different modes');
     if ((this.hi[src] | this.lo[src]) === 0) other.discard(dst);
     else other.set(dst, this.hi[src], this.lo[src]);
   }
 
-  read(pfn: number, _off: number, out: Uint8Array, outOff: number, len: number): void {
+  read(pfn: number, _off: number, out: Uint8Array, outOff: number, len: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'memcpy_from_page', site);
     this.bytesMoved += len;
     if ((this.hi[pfn] | this.lo[pfn]) === 0) {
       out.fill(0, outOff, outOff + len);
@@ -488,7 +678,8 @@ export class FingerprintContents implements PageContents {
     throw new KernelBug('BUG', 'contents: byte read of a written page in fingerprint mode', `pfn ${pfn} carries fingerprint ${this.checksum(pfn)}; fingerprint mode keeps no bytes (use contentMode=bytes to read data back)`);
   }
 
-  write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number): void {
+  write(pfn: number, off: number, inp: Uint8Array, inOff: number, len: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'memcpy_to_page', site);
     this.bytesMoved += len;
     const wasZero = (this.hi[pfn] | this.lo[pfn]) === 0;
     let allZero = true;
@@ -515,15 +706,16 @@ export class FingerprintContents implements PageContents {
     this.set(pfn, h, l);
   }
 
-  readPages(pfn: number, n: number, out: Uint8Array, outOff: number): void {
-    for (let i = 0; i < n; i++) this.read(pfn + i, 0, out, outOff + i * PAGE_SIZE, PAGE_SIZE);
+  readPages(pfn: number, n: number, out: Uint8Array, outOff: number, site?: string): void {
+    for (let i = 0; i < n; i++) this.read(pfn + i, 0, out, outOff + i * PAGE_SIZE, PAGE_SIZE, site);
   }
 
-  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number): void {
-    for (let i = 0; i < n; i++) this.write(pfn + i, 0, inp, inOff + i * PAGE_SIZE, PAGE_SIZE);
+  writePages(pfn: number, n: number, inp: Uint8Array, inOff: number, site?: string): void {
+    for (let i = 0; i < n; i++) this.write(pfn + i, 0, inp, inOff + i * PAGE_SIZE, PAGE_SIZE, site);
   }
 
-  fill(pfn: number, off: number, len: number, v: number): void {
+  fill(pfn: number, off: number, len: number, v: number, site?: string): void {
+    if (pfn >= this.noMapLo) this.slowCheck(pfn, 1, 'memset_page', site);
     this.bytesMoved += len;
     v &= 0xff;
     const wasZero = (this.hi[pfn] | this.lo[pfn]) === 0;

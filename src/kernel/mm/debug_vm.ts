@@ -17,7 +17,9 @@
  *  5. each live pgmap's reference count equals 1 + allocated pages +
  *     get_dev_pagemap() holders (0 + ... once dying);
  *  6. at rest no mmap_lock is held and no mapped page is left locked;
- *  7. each swap slot's count equals the swap entries referring to it.
+ *  7. each swap slot's count equals the swap entries referring to it;
+ *  8. the loaded drivers' own invariants (k.checkers: test_hmm registers
+ *     the coherence of its mirrors with the CPU page tables).
  *
  * A violation raises KernelBug('INVARIANT', rule, state).
  */
@@ -72,6 +74,8 @@ export function checkInvariants(k: Kernel, op: string): void {
     }
   }
   checkLruAndPgmaps(k, op);
+  /* Loaded drivers' own invariants (k.checkers), after the kernel's. */
+  for (let i = 0; i < k.checkers.length; i++) k.checkers[i].check(k, op);
 }
 
 /** Invariant 1 and the counting half of 2: walk every live mm's page tables. */
@@ -192,8 +196,7 @@ function checkLruAndPgmaps(k: Kernel, op: string): void {
       const want = (g.dying ? 0 : 1) + g.allocated + g.extraRefs;
       if (g.refCount !== want) fail(k, op, `pgmap #${g.id} reference count ${g.refCount} != ${g.dying ? 0 : 1} + ${g.allocated} allocated page(s) + ${g.extraRefs} get_dev_pagemap holder(s)`, -1);
     }
-  }
-}
+  }}
 
 /** Install checked mode on a machine. */
 export function enableCheckedMode(k: Kernel): void {

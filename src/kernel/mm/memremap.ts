@@ -194,6 +194,10 @@ export function memremapPages(k: Kernel, pgmap: DevPagemap): number {
   p.pincount.fill(0, first, end1);
   p.zdd.fill(0, first, end1);
   k.contents.discardRange(first, nr);
+  // pagemap_range(): device-private memory gets struct pages only
+  // (add_pages()), no direct map (arch_add_memory() is for the other
+  // types): a kernel CPU access to its pages oopses (contents.ts).
+  if (pgmap.type === MEMORY_DEVICE_PRIVATE) k.contents.setNoDirectMap(first, nr, true);
   // The kernel's percpu_ref starts at 1 (the initial reference that
   // memunmap_pages drops through percpu_ref_kill).
   pgmap.refCount = 1;
