@@ -625,6 +625,7 @@ test('device-private fault on a page locked by someone else: the fault is retrie
   run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d = pte(e.mm, e.vma.start)[0];
   assert.ok(folioTrylock(e.k, d)); /* e.g. the driver inside its own migration */
+  e.k.sched.lockdep?.folioDisown(d); /* ... in its own context: the 'holder' thread unlocks it (lockdep) */
   const s = e.k.sched;
   let faultResult: unknown = null;
   s.spawn('cpu', (function* (): K<void> {

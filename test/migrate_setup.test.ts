@@ -250,6 +250,8 @@ test('collect: other swap-type entries (migration entry of another migration) ar
   const m1 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m1), 0);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_MIGRATION_WRITE);
+  // m1 stands for a migration in another context: its folio lock is not this thread's (lockdep).
+  e.k.sched.lockdep?.folioDisown(pte(e.mm, e.vma.start)[0]);
   const m2 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m2), 0);
   assert.equal(m2.src![0], 0);

@@ -29,6 +29,7 @@
 import type { Kernel } from '../kernel/kernel.js';
 import type { K } from '../kernel/sched/sched.js';
 import { Mutex } from '../kernel/sched/locks.js';
+import { LOCK_CLASSES } from '../kernel/sched/lockdep.js';
 import { KernelBug } from '../kernel/printk.js';
 import { EFAULT, EINVAL, ESRCH } from '../kernel/errno.js';
 import { type File, type FileOperations, registerChrdev } from '../kernel/fs/chardev.js';
@@ -108,7 +109,7 @@ export function encodeGupTest(g: GupTest, out = new Uint8Array(SIZEOF_GUP_TEST))
 
 /** The module state (static variables of mm/gup_test.c). */
 class GupTestModule {
-  readonly longtermMutex = new Mutex('pin_longterm_test_mutex');
+  readonly longtermMutex = new Mutex('pin_longterm_test_mutex', LOCK_CLASSES.pin_longterm_test_mutex);
   longtermPages: Float64Array | null = null;
   longtermNrPages = 0;
   constructor(readonly k: Kernel) {}

@@ -22,6 +22,7 @@ import type { DevPagemap } from './mm/memremap.js';
 import { dumpPage, pageBug } from './mm/debug.js';
 import { HugetlbPool } from './mm/hugetlb_pool.js';
 import { enableCheckedMode } from './mm/debug_vm.js';
+import { Lockdep } from './sched/lockdep.js';
 
 /** Event counters (/proc/vmstat names where the kernel has them). */
 export interface VmStat {
@@ -93,7 +94,10 @@ export class Kernel {
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
-    if (this.config.checked) enableCheckedMode(this);
+    if (this.config.checked) {
+      enableCheckedMode(this);
+      this.sched.lockdep = new Lockdep(this.sched, () => `${this.current.comm}/${this.current.pid}`);
+    }
     // Device ranges start on the next 2 MiB boundary above RAM, so a small
     // machine keeps small page arrays.
     this.physTopPfn = Math.ceil(this.buddy.end / HPAGE_PMD_NR) * HPAGE_PMD_NR;
@@ -155,8 +159,12 @@ export class Kernel {
     this.swap?.contents.release();
   }
 
-  /** Run the checked-mode invariants if enabled (after a user-visible operation). */
+  /**
+   * Run the checked-mode invariants if enabled (after a user-visible
+   * operation): first lockdep's return-to-user check (no lock held).
+   */
   checkpoint(op: string): void {
+    if (this.sched.lockdep !== null) this.sched.lockdep.checkReturnToUser(op);
     if (this.checkHook !== null) this.checkHook(this, op);
   }
 }

@@ -15,6 +15,7 @@
 import type { Kernel } from '../../kernel/kernel.js';
 import type { K } from '../../kernel/sched/sched.js';
 import { Mutex } from '../../kernel/sched/locks.js';
+import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import { PAGE_SHIFT } from '../../kernel/mm/page.js';
 import {
   MMU_NOTIFY_MIGRATE, MmuIntervalNotifier, type MmuNotifierRange, mmuIntervalSetSeq, mmuNotifierRangeBlockable,
@@ -120,7 +121,7 @@ export class Dmirror {
     readonly mdevice: DmirrorDevice,
     mm: MmStruct,
   ) {
-    this.mutex = new Mutex(`dmirror#${id}->mutex`);
+    this.mutex = new Mutex(`dmirror#${id}->mutex`, LOCK_CLASSES.dmirror_mutex);
     this.notifier = new MmuIntervalNotifier(mm, 0, DMIRROR_NOTIFIER_END - 1, { invalidate: (sub, range, cur) => dmirrorIntervalInvalidate(this, sub, range, cur) }, `dmirror#${id}`);
   }
 

@@ -49,6 +49,7 @@ import {
   mmuIntervalReadRetry, mmuIntervalSetSeq,
 } from '../../kernel/mm/mmu_notifier.js';
 import { Mutex } from '../../kernel/sched/locks.js';
+import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma, migrateDeviceFinalize,
@@ -383,7 +384,7 @@ export class TestDev {
   }
 
   /** The driver lock its notifier callback and snapshot() serialize on. */
-  private readonly mutex = new Mutex('testdrv->mutex');
+  private readonly mutex = new Mutex('testdrv->mutex', LOCK_CLASSES.testdrv_mutex);
 
   /**
    * A device page-table fill through hmm_range_fault(): insert an interval

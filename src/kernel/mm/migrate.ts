@@ -368,6 +368,7 @@ export function folioSplitUnmapped(k: Kernel, head: number): number {
       p.refcount[pfn] = 1;
       p.entireMapcount[pfn] = 0;
       p.pincount[pfn] = 0;
+      if (k.sched.lockdep !== null) k.sched.lockdep.folioInheritLock(pfn);
     }
   }
   p.entireMapcount[head] = 0;

@@ -21,6 +21,7 @@
  * Field ownership is documented per field below.
  */
 import { RwSem } from '../sched/locks.js';
+import { LOCK_CLASSES } from '../sched/lockdep.js';
 import { Pgd } from './pgtable.js';
 import type { K } from '../sched/sched.js';
 import type { Kernel } from '../kernel.js';
@@ -218,7 +219,7 @@ export class MmStruct {
   /** The machine this mm lives on. */
   kernel!: Kernel;
   constructor(readonly id: number) {
-    this.mmapLock = new RwSem(`mmap_lock#${id}`);
+    this.mmapLock = new RwSem(`mmap_lock#${id}`, LOCK_CLASSES.mmap_lock);
   }
 
   /** find_vma(): first VMA with end > addr, or null. */

@@ -31,6 +31,7 @@
  * allocation never yields).
  */
 import { Spinlock } from '../sched/locks.js';
+import { LOCK_CLASSES } from '../sched/lockdep.js';
 
 export const PTRS_PER_TABLE = 512;
 
@@ -105,7 +106,7 @@ export class PteTable {
   /** Non-none entries, so an empty table can be freed. */
   used = 0;
   constructor(name: string) {
-    this.ptl = new Spinlock(name);
+    this.ptl = new Spinlock(name, LOCK_CLASSES.ptl);
   }
 }
 
@@ -117,7 +118,7 @@ export class PmdTable {
   readonly lock: Spinlock;
   used = 0;
   constructor(name: string) {
-    this.lock = new Spinlock(name);
+    this.lock = new Spinlock(name, LOCK_CLASSES.pmd_lock);
   }
 }
 

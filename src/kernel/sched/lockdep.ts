@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * lockdep (kernel/locking/lockdep.c, CONFIG_PROVE_LOCKING and
+ * CONFIG_DEBUG_ATOMIC_SLEEP's __might_sleep() in kernel/sched/core.c), on
+ * whenever checked mode is (k.config.checked): the Kernel constructor puts
+ * a Lockdep on `sched.lockdep`; every lock primitive tests
+ * `s.lockdep !== null` once and otherwise costs nothing.
+ *
+ * THE LOCK ORDER. This table is the one place the model writes it down; the
+ * comments of mm_types.ts and the state-owning files point here, and
+ * Lockdep reports an acquisition that inverts it. The source is the
+ * "Lock ordering in mm" comment at the top of mm/rmap.c (mainline):
+ *
+ *   mm->mmap_lock
+ *     mapping->invalidate_lock (in filemap_fault)
+ *       folio_lock
+ *         hugetlbfs_i_mmap_rwsem_key (in huge_pmd_share)
+ *           vma_start_write
+ *             mapping->i_mmap_rwsem
+ *               anon_vma->rwsem
+ *                 mm->page_table_lock or pte_lock
+ *                   ... i_pages lock, lruvec->lru_lock
+ *
+ * plus what the kernel states elsewhere for the classes rmap.c does not name:
+ *  - pmd lock before PTE lock: mm/khugepaged.c collapse_huge_page() /
+ *    retract_page_tables() take pmd_lock() then spin_lock_nested(pte ptl),
+ *    mm/huge_memory.c __split_huge_pmd() populates the PTE table under the
+ *    pmd lock;
+ *  - mmu_notifier_invalidate_range_start() is a pseudo lock
+ *    (__mmu_notifier_invalidate_range_start_map, include/linux/mmu_notifier.h)
+ *    taken with might_sleep(): under mmap_lock, the folio lock and the rmap
+ *    locks (try_to_migrate_one() calls it inside rmap_walk()), never under a
+ *    page-table lock. Driver locks its callbacks take nest inside it;
+ *  - lib/test_hmm.c: dmirror->mutex is taken in dmirror_interval_invalidate()
+ *    (so below the notifier map and therefore below mmap_lock, folio lock
+ *    and the rmap locks) and in dmirror_migrate_finalize_and_map() with the
+ *    migrating folios locked; it is not held around hmm_range_fault()
+ *    (dmirror_range_fault() takes it after, to check
+ *    mmu_interval_read_retry(), as Documentation/mm/hmm.rst prescribes);
+ *    mdevice->devmem_lock is taken by dmirror_allocate_chunk() from
+ *    dmirror_devmem_alloc_page() (migrate alloc_and_copy, src folios
+ *    locked: folio lock -> devmem_lock), and held by
+ *    dmirror_device_remove_chunks() across dmirror_device_evict_chunk():
+ *    migrate_device_range() trylocks the device folios, try_to_migrate()
+ *    walks the rmap and calls the notifiers, whose dmirror callback takes
+ *    dmirror->mutex (devmem_lock -> anon_vma -> notifier -> dmirror->mutex);
+ *    devmem_lock nests mdevice->lock (spinlock); mdevice->lock is also taken
+ *    by dmirror_devmem_free(), i.e. from folio_put() of a device page, which
+ *    zap_nonpresent_ptes() does under the PTL: it is the innermost;
+ *  - mm/gup_test.c pin_longterm_test_start() holds pin_longterm_test_mutex
+ *    across pin_user_pages() (mmap_lock): outermost.
+ *
+ * Classes the model keeps implicit (i_mmap_rwsem, anon_vma->rwsem, the
+ * hugetlb fault mutex and vma lock, i_pages, lru and zone locks): model rmap
+ * walks and allocator paths never yield, and the model's rmap walks collect
+ * their targets before acting, so no instance of these classes is ever
+ * acquired; they are listed for the order only.
+ *
+ * What is checked, per simulated thread (Sched.cur: the explorer's task id,
+ * 0 for run-to-completion code, which runs on `current`'s thread):
+ *  - an acquire that inverts the table above ("lock order inversion");
+ *  - the dependency graph is learned as the kernel's lockdep does: holding
+ *    A while acquiring B (not a trylock) records A -> B; an acquire that
+ *    would close a cycle is "possible circular locking dependency detected"
+ *    even when this run does not deadlock;
+ *  - "possible recursive locking detected": the same lock again, or a second
+ *    lock of the same class without a nesting annotation (spin_lock_nested /
+ *    mmap_write_lock_nested: the `subclass` argument). The folio lock is the
+ *    exception: the kernel keeps no lockdep map for PG_locked and holds many
+ *    folio locks at once (migrate_vma_collect trylocks every source folio,
+ *    the driver lock_page()s fresh destination pages), so only the same
+ *    folio twice is reported;
+ *  - "bad unlock balance detected": unlock of a lock the thread does not
+ *    hold (not held at all, or held by another thread);
+ *  - "BUG: sleeping function called from invalid context": a might_sleep()
+ *    point (mutex_lock, down_read/down_write, folio_lock, a blocking wait,
+ *    mmu_notifier_invalidate_range_start) while a spinlock is held;
+ *  - "lock held when returning to user space!" at k.checkpoint() and
+ *    "still has locks held!" when an explorer task exits;
+ *  - lockdep_assert_held() and friends (assertHeld()).
+ * Every report is a KernelBug('LOCKDEP') whose state lists the held locks
+ * as lockdep's "N locks held by comm/pid:" does.
+ */
+import { KernelBug } from '../printk.js';
+import type { Sched } from './sched.js';
+
+/** A lock class (struct lock_class_key). `rank`: position in the order; null: not in it. */
+export interface LockClass {
+  readonly id: number;
+  readonly name: string;
+  readonly rank: number | null;
+  /** A sleeping lock (mutex, rwsem, folio lock): acquiring it is a might_sleep() point. */
+  readonly sleeps: boolean;
+  /** Several instances may be held at once without a nesting annotation (the folio lock). */
+  readonly multi: boolean;
+  /** False: listed for the order only, the model never acquires an instance. */
+  readonly modelled: boolean;
+}
+
+/**
+ * A lock class. The model's classes are LOCK_CLASSES; a test may define its
+ * own (ids from 100 up), outside the documented order (rank null).
+ */
+export function defineLockClass(id: number, name: string, rank: number | null, sleeps: boolean, modelled = true, multi = false): LockClass {
+  return { id, name, rank, sleeps, multi, modelled };
+}
+const cls = defineLockClass;
+
+/**
+ * The lock classes, outermost first (see the file comment for the sources).
+ * A class is taken only after every class above it that the thread holds.
+ */
+export const LOCK_CLASSES = {
+  pin_longterm_test_mutex: cls(0, 'pin_longterm_test_mutex', 0, true),
+  mmap_lock: cls(1, '&mm->mmap_lock', 10, true),
+  invalidate_lock: cls(2, 'mapping->invalidate_lock', 15, true, false),
+  folio_lock: cls(3, 'folio_lock (PG_locked)', 20, true, true, true),
+  devmem_lock: cls(8, '&mdevice->devmem_lock', 25, true),
+  i_mmap_rwsem: cls(4, 'mapping->i_mmap_rwsem', 30, true, false),
+  anon_vma: cls(5, 'anon_vma->rwsem', 35, true, false),
+  mmu_notifier_map: cls(6, '__mmu_notifier_invalidate_range_start_map', 40, true),
+  dmirror_mutex: cls(7, '&dmirror->mutex', 50, true),
+  pmd_lock: cls(9, 'pmd_lock (split PMD ptlock)', 60, false),
+  ptl: cls(10, 'ptlock (pte_lockptr)', 70, false),
+  mdevice_lock: cls(11, '&mdevice->lock', 80, false),
+  i_pages: cls(12, 'mapping->i_pages lock', 90, false, false),
+  lru_lock: cls(13, 'lruvec->lru_lock', 95, false, false),
+  /* Not in the mm order: only the learned dependency graph applies. */
+  testdrv_mutex: cls(14, 'testdrv->mutex', null, true),
+} as const;
+
+/** Nesting subclass of spin_lock_nested() / mmap_write_lock_nested(). */
+export const SINGLE_DEPTH_NESTING = 1;
+const MAX_SUBCLASSES = 8;
+
+/** What a lock instance looks like to lockdep. */
+export interface LockInstance {
+  readonly name: string;
+  readonly cls: LockClass;
+}
+
+interface HeldLock {
+  /** Graph node: class id * MAX_SUBCLASSES + subclass. */
+  node: number;
+  cls: LockClass;
+  /** The lock object, or the head pfn of a folio. */
+  inst: LockInstance | number;
+  name: string;
+  read: boolean;
+  trylock: boolean;
+}
+
+interface ThreadLocks {
+  held: HeldLock[];
+  /** Spinlocks held (the preempt count that makes might_sleep() fire). */
+  spin: number;
+}
+
+
+/** A few frames of the model's call stack, for "at:" lines (only built when reporting or learning an edge). */
+function where(): string {
+  const st = new Error().stack ?? '';
+  return st
+    .split('\n')
+    .slice(1)
+    .filter((l) => !l.includes('/sched/lockdep.') && !l.includes('/sched/locks.') && !l.includes('node:'))
+    .slice(0, 4)
+    .map((l) => '  ' + l.trim())
+    .join('\n');
+}
+
+export class Lockdep {
+  private readonly threads = new Map<number, ThreadLocks>();
+  /** Folio head pfn -> task id + 1 of the thread holding its lock. */
+  private readonly folioOwner = new Map<number, number>();
+  /** Learned dependencies: adjacency by node, and how each edge was first seen. */
+  private readonly after = new Map<number, number[]>();
+  private readonly edgeSeen = new Map<number, string>();
+  /** Locks left held by a path that died (oops()). */
+  private readonly dead = new Set<LockInstance>();
+  /** Graph node -> class name (with /subclass). */
+  private readonly names = new Map<number, string>();
+  /** Reports raised so far (tests read it). */
+  reports = 0;
+
+  constructor(
+    private readonly s: Sched,
+    /** comm/pid of `current` (run-to-completion thread 0). */
+    private readonly current: () => string,
+  ) {}
+
+  private nodeName(node: number): string {
+    return this.names.get(node) ?? `class#${Math.floor(node / MAX_SUBCLASSES)}/${node % MAX_SUBCLASSES}`;
+  }
+
+  private thread(): ThreadLocks {
+    let t = this.threads.get(this.s.cur);
+    if (t === undefined) {
+      t = { held: [], spin: 0 };
+      this.threads.set(this.s.cur, t);
+    }
+    return t;
+  }
+
+  /** "comm/pid" of the running simulated thread. */
+  taskName(id = this.s.cur): string {
+    if (id === 0) return this.current();
+    const t = this.s.tasks.find((x) => x.id === id);
+    return `${t ? t.name : 'task'}/${id}`;
+  }
+
+  /** lockdep_print_held_locks(): "N locks held by comm/pid:" and one line per lock. */
+  heldText(id = this.s.cur): string {
+    const t = this.threads.get(id);
+    const held = t ? t.held : [];
+    const name = this.taskName(id);
+    if (held.length === 0) return `no locks held by ${name}.`;
+    const lines = [`${held.length} lock${held.length === 1 ? '' : 's'} held by ${name}:`];
+    held.forEach((h, i) => lines.push(` #${i}: (${h.name}){${h.cls.name}${h.node % MAX_SUBCLASSES ? `/${h.node % MAX_SUBCLASSES}` : ''}}${h.read ? ' read' : ''}${h.trylock ? ' trylock' : ''}`));
+    return lines.join('\n');
+  }
+
+  /** Locks the running thread holds (tests and assertions). */
+  heldCount(id = this.s.cur): number {
+    return this.threads.get(id)?.held.length ?? 0;
+  }
+
+  private bug(headline: string, detail: string, body: string): never {
+    this.reports++;
+    throw new KernelBug('LOCKDEP', `${headline}: ${detail}`, `${body}\n\n${this.heldText()}\n\nstack:\n${where()}`);
+  }
+
+  /**
+   * __might_sleep(): the running thread is about to do something that may
+   * sleep (`what`); a held spinlock makes it "BUG: sleeping function called
+   * from invalid context".
+   */
+  mightSleep(what: string): void {
+    const t = this.threads.get(this.s.cur);
+    if (t === undefined || t.spin === 0) return;
+    this.reports++;
+    throw new KernelBug(
+      'BUG',
+      `sleeping function called from invalid context: ${what}`,
+      `BUG: sleeping function called from invalid context at ${what}\nin_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: ${this.s.cur}, name: ${this.taskName()}\npreempt_count: ${t.spin}, expected: 0\n${this.heldText()}\n\nstack:\n${where()}`,
+    );
+  }
+
+  /**
+   * lock_acquire(): `l` (class `c`, nesting `subclass`) is being taken by the
+   * running thread. Called before a blocking acquire waits (so an inversion
+   * is reported instead of a deadlock) and after a trylock succeeded.
+   */
+  acquire(inst: LockInstance | number, c: LockClass, name: string, subclass: number, read: boolean, trylock: boolean): void {
+    const t = this.thread();
+    const node = c.id * MAX_SUBCLASSES + subclass;
+    if (!this.names.has(node)) this.names.set(node, `${c.name}${subclass ? `/${subclass}` : ''}`);
+    if (!trylock && c.sleeps && t.spin !== 0) this.mightSleep(`${read ? 'down_read' : 'lock'}(${name})`);
+    const held = t.held;
+    for (let i = 0; i < held.length; i++) {
+      const h = held[i];
+      if (h.inst === inst) {
+        this.bug('possible recursive locking detected', `${name} (${c.name})`, `${this.taskName()} is trying to acquire lock:\n (${name}){${c.name}}${read ? ' read' : ''}\n\nbut task is already holding lock:\n (${h.name}){${h.cls.name}}${h.read ? ' read' : ''}\n\n *** DEADLOCK ***`);
+      }
+      if (trylock) continue;
+      if (h.node === node) {
+        if (c.multi) continue;
+        this.bug('possible recursive locking detected', `${name} (${c.name}) while holding ${h.name} of the same class`, `${this.taskName()} is trying to acquire lock:\n (${name}){${c.name}}\n\nbut task is already holding lock:\n (${h.name}){${h.cls.name}}\n\nMay be due to missing lock nesting notation (spin_lock_nested / mmap_write_lock_nested)`);
+      }
+      if (h.cls.rank !== null && c.rank !== null && c.rank < h.cls.rank) {
+        this.bug('lock order inversion', `${c.name} taken while holding ${h.cls.name}`, `${this.taskName()} is trying to acquire lock:\n (${name}){${c.name}}\n\nbut task is already holding lock:\n (${h.name}){${h.cls.name}}\n\nwhich the documented order (src/kernel/sched/lockdep.ts LOCK_CLASSES, from mm/rmap.c "Lock ordering in mm") takes after it.`);
+      }
+      if (h.node !== node) this.addDependency(h, node, name);
+    }
+    held.push({ node, cls: c, inst, name, read, trylock });
+    if (!c.sleeps) t.spin++;
+  }
+
+  /** check_prev_add(): record prev -> next, reporting a cycle it would close. */
+  private addDependency(prev: HeldLock, next: number, nextName: string): void {
+    const key = prev.node * 4096 + next;
+    if (this.edgeSeen.has(key)) return;
+    const path = this.pathFrom(next, prev.node);
+    if (path !== null) {
+      const chain = path.map((n, i) => (i + 1 < path.length ? `-> #${path.length - 1 - i} (${this.nodeName(n)}):\n${this.edgeSeen.get(n * 4096 + path[i + 1]) ?? ''}` : '')).filter((x) => x).join('\n\n');
+      this.bug(
+        'possible circular locking dependency detected',
+        `${this.nodeName(next)} while holding ${this.nodeName(prev.node)} (the reverse order ${path.map((n) => this.nodeName(n)).join(' -> ')} was seen before)`,
+        `${this.taskName()} is trying to acquire lock:\n (${nextName}){${this.nodeName(next)}}\n\nbut task is already holding lock:\n (${prev.name}){${this.nodeName(prev.node)}}\n\nwhich lock already depends on the new lock.\n\nthe existing dependency chain (in reverse order) is:\n${chain}\n\n Possible unsafe locking scenario:\n       CPU0                    CPU1\n       ----                    ----\n  lock(${this.nodeName(prev.node)});\n                               lock(${this.nodeName(next)});\n                               lock(${this.nodeName(prev.node)});\n  lock(${this.nodeName(next)});\n\n *** DEADLOCK ***`,
+      );
+    }
+    this.edgeSeen.set(key, `  ${prev.name} then ${nextName} by ${this.taskName()}\n${where()}`);
+    let a = this.after.get(prev.node);
+    if (a === undefined) {
+      a = [];
+      this.after.set(prev.node, a);
+    }
+    a.push(next);
+  }
+
+  /** A path from -> ... -> to in the learned graph, or null (a breadth-first search over classes). */
+  private pathFrom(from: number, to: number): number[] | null {
+    const prevOf = new Map<number, number>([[from, -1]]);
+    const queue = [from];
+    while (queue.length) {
+      const n = queue.shift()!;
+      if (n === to) {
+        const path: number[] = [];
+        for (let x = n; x !== -1; x = prevOf.get(x)!) path.unshift(x);
+        return path;
+      }
+      for (const m of this.after.get(n) ?? []) {
+        if (!prevOf.has(m)) {
+          prevOf.set(m, n);
+          queue.push(m);
+        }
+      }
+    }
+    return null;
+  }
+
+  /** lock_release(): the running thread releases `inst`. */
+  release(inst: LockInstance | number, name: string, read: boolean): void {
+    const t = this.thread();
+    const held = t.held;
+    for (let i = held.length - 1; i >= 0; i--) {
+      const h = held[i];
+      if (h.inst !== inst) continue;
+      if (h.read !== read) this.bug('bad unlock balance detected', `${read ? 'up_read' : 'up_write/unlock'} of ${name} held for ${h.read ? 'read' : 'write'}`, `${this.taskName()} is trying to release lock (${name}) in the wrong mode`);
+      held.splice(i, 1);
+      if (!h.cls.sleeps) t.spin--;
+      return;
+    }
+    if (this.dead.delete(inst as LockInstance)) return;
+    let other = '';
+    for (const [id, o] of this.threads) if (id !== this.s.cur && o.held.some((h) => h.inst === inst)) other = ` (it is held by ${this.taskName(id)})`;
+    this.bug('bad unlock balance detected', `${name} released by ${this.taskName()}, which does not hold it${other}`, `${this.taskName()} is trying to release lock (${name}) at:\n${where()}\nbut there are no more locks to release!`);
+  }
+
+  /**
+   * folio_lock() (trylock false) or folio_trylock() succeeded: see
+   * acquire(). `fresh`: a folio_lock() of a folio nobody else can reach (just
+   * allocated: the caller's is its only reference, it is unmapped and has
+   * no mapping, as zone_device_page_init()'s and a driver's lock_page() of a
+   * new destination page): still a might_sleep() point, but it cannot
+   * wait, so like a trylock it adds no dependency.
+   */
+  folioAcquire(head: number, trylock: boolean, fresh = false): void {
+    if (fresh) {
+      const t = this.threads.get(this.s.cur);
+      if (t !== undefined && t.spin !== 0) this.mightSleep(`folio_lock(folio pfn ${head})`);
+    }
+    this.acquire(head, LOCK_CLASSES.folio_lock, `folio pfn ${head}`, 0, false, trylock || fresh);
+    this.folioOwner.set(head, this.s.cur + 1);
+  }
+
+  /**
+   * Before folio_lock() waits: the running thread holding this folio's lock
+   * already is a self-deadlock; report it instead of waiting forever.
+   */
+  folioWillLock(head: number): void {
+    if (this.folioOwner.get(head) === this.s.cur + 1) this.acquire(head, LOCK_CLASSES.folio_lock, `folio pfn ${head}`, 0, false, false);
+  }
+
+  /**
+   * folio_unlock(). PG_locked has no owner in the kernel (I/O completion
+   * unlocks what the submitter locked), so the unlock of a folio lock no
+   * simulated thread holds (one given away with folioDisown(), or set by
+   * hand) is fine; the unlock of one another thread holds is reported.
+   */
+  folioRelease(head: number): void {
+    const owner = this.folioOwner.get(head);
+    if (owner === undefined) return;
+    this.release(head, `folio pfn ${head}`, false);
+    this.folioOwner.delete(head);
+  }
+
+  /**
+   * The folio lock of `head` now belongs to a context outside the simulated
+   * threads (a driver's device work, I/O in flight, a test standing for
+   * another thread): it leaves the holder's stack and anyone may unlock it.
+   */
+  folioDisown(head: number): void {
+    const owner = this.folioOwner.get(head);
+    if (owner === undefined) return;
+    this.folioOwner.delete(head);
+    const t = this.threads.get(owner - 1);
+    if (t === undefined) return;
+    const i = t.held.findIndex((h) => h.inst === head);
+    if (i >= 0) t.held.splice(i, 1);
+  }
+
+  /**
+   * The folio lock of `head` passes to a new folio `pfn` (a split of a
+   * locked folio locks the new folios, __split_folio_to_order()).
+   */
+  folioInheritLock(pfn: number): void {
+    const t = this.thread();
+    t.held.push({ node: LOCK_CLASSES.folio_lock.id * MAX_SUBCLASSES, cls: LOCK_CLASSES.folio_lock, inst: pfn, name: `folio pfn ${pfn}`, read: false, trylock: true });
+    this.folioOwner.set(pfn, this.s.cur + 1);
+  }
+
+  /** Does the running thread hold `inst` (in `read` mode when given)? */
+  holds(inst: LockInstance | number, read?: boolean): boolean {
+    const t = this.threads.get(this.s.cur);
+    if (t === undefined) return false;
+    for (const h of t.held) if (h.inst === inst && (read === undefined || h.read === read)) return true;
+    return false;
+  }
+
+  /** lockdep_assert_held() (and _write / _read): `what` names the caller's rule. */
+  assertHeld(inst: LockInstance | number, name: string, what: string, read?: boolean): void {
+    if (this.holds(inst, read)) return;
+    const mode = read === false ? ' for write' : read === true ? ' for read' : '';
+    this.bug('lockdep_assert_held failed', `${what}: ${name} not held${mode} by ${this.taskName()}`, `WARNING: ${what} requires ${name}${mode}`);
+  }
+
+  /**
+   * lockdep_sys_exit(): at return to user space (k.checkpoint) the running
+   * thread must hold no lock.
+   */
+  checkReturnToUser(op: string): void {
+    const t = this.threads.get(this.s.cur);
+    if (t === undefined || t.held.length === 0) return;
+    const text = this.heldText();
+    t.held.length = 0;
+    t.spin = 0;
+    this.reports++;
+    throw new KernelBug('LOCKDEP', `lock held when returning to user space!: after ${op}`, `${this.taskName()} is leaving the kernel with locks still held!\n${text}`);
+  }
+
+  /** An explorer task finished: debug_check_no_locks_held() at do_exit(). */
+  taskExit(id: number): void {
+    const t = this.threads.get(id);
+    if (t === undefined) return;
+    if (t.held.length === 0) {
+      this.threads.delete(id);
+      return;
+    }
+    const text = this.heldText(id);
+    this.threads.delete(id);
+    for (const h of t.held) if (typeof h.inst === 'number') this.folioOwner.delete(h.inst);
+    this.reports++;
+    throw new KernelBug('LOCKDEP', `${this.taskName(id)} still has locks held!`, `WARNING: ${this.taskName(id)} still has locks held!\n${text}`);
+  }
+
+  /**
+   * The running thread's path died with a KernelBug (runSync saw it throw):
+   * as after an oops, the locks it held stay held by a task that no longer
+   * runs. They leave the thread's stack; a later unlock of one of them (a
+   * test cleaning up) is not a balance error.
+   */
+  oops(): void {
+    const t = this.threads.get(this.s.cur);
+    if (t === undefined || t.held.length === 0) return;
+    for (const h of t.held) {
+      if (typeof h.inst === 'number') this.folioOwner.delete(h.inst);
+      else this.dead.add(h.inst);
+    }
+    t.held.length = 0;
+    t.spin = 0;
+  }
+
+  /** The explorer's run ended (normally or by a report): forget its tasks' held locks. */
+  forgetTasks(): void {
+    for (const [id, t] of this.threads) {
+      if (id === 0) continue;
+      for (const h of t.held) if (typeof h.inst === 'number') this.folioOwner.delete(h.inst);
+      this.threads.delete(id);
+    }
+  }
+
+  /** The dependencies learned so far, as "A -> B" lines (for tests and --dmesg). */
+  dependencies(): string[] {
+    const out: string[] = [];
+    for (const [from, tos] of this.after) for (const to of tos) out.push(`${this.nodeName(from)} -> ${this.nodeName(to)}`);
+    return out;
+  }
+}
