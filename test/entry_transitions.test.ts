@@ -278,6 +278,7 @@ test('mprotect during a migration: migration write -> read-exclusive; finalize r
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   run(e.k, migrateVmaSetup(m));
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY);
+  e.k.sched.lockdep?.folioDisownAll(); /* the migration's folio locks stay with the driver's context; the syscall below is the process's (lockdep) */
   assert.equal(run(e.k, doMprotect(e.mm, e.vma.start, PAGE, PROT_READ)), 0);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_READ_EXCLUSIVE, _PAGE_ACCESSED | _PAGE_DIRTY, { pfn });
   run(e.k, migrateVmaFinalize(m));
@@ -320,6 +321,7 @@ test('migrate_device_range: device-private -> migration (vma-less eviction); mun
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, 0, { pfn: d0 });
   expectEntry(e.mm, e.vma.start + PAGE, T_MIGRATION_WRITE, 0, { pfn: d1 });
   // The process unmaps the first page while the eviction runs (no mmap_lock held by migrate_device_*).
+  e.k.sched.lockdep?.folioDisownAll(); /* the migration's folio locks stay with the driver's context; the syscall below is the process's (lockdep) */
   assert.equal(run(e.k, vmMunmap(e.mm, e.vma.start, PAGE)), 0);
   expectEntry(e.mm, e.vma.start, T_NONE, 0);
   assert.equal(e.mm.rss.anon, 1);
@@ -550,6 +552,7 @@ test('mremap: a PMD migration entry moves as one entry and becomes soft-dirty (m
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
   assert.equal(run(e.k, migrateVmaSetup(m)), 0);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY, { level: 'pmd', pfn: head });
+  e.k.sched.lockdep?.folioDisownAll(); /* the migration's folio locks stay with the driver's context; the syscall below is the process's (lockdep) */
   const old = e.vma.start;
   const dst = 0x80000000;
   assert.equal(run(e.k, doMremap(e.mm, old, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst)), dst);

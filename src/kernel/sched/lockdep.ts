@@ -400,6 +400,23 @@ export class Lockdep {
     this.folioOwner.set(pfn, this.s.cur + 1);
   }
 
+  /**
+   * folioDisown() for every folio lock the running thread holds: a test
+   * that runs two contexts on one thread (a migration between setup and
+   * finalize, and the process's syscalls meanwhile) hands the migration's
+   * folio locks to the driver's context.
+   */
+  folioDisownAll(): void {
+    const t = this.threads.get(this.s.cur);
+    if (t === undefined) return;
+    for (let i = t.held.length - 1; i >= 0; i--) {
+      const h = t.held[i];
+      if (typeof h.inst !== 'number') continue;
+      this.folioOwner.delete(h.inst);
+      t.held.splice(i, 1);
+    }
+  }
+
   /** Does the running thread hold `inst` (in `read` mode when given)? */
   holds(inst: LockInstance | number, read?: boolean): boolean {
     const t = this.threads.get(this.s.cur);
