@@ -90,8 +90,8 @@ test('DEADLOCK: two threads taking two locks in opposite orders', () => {
       // mode) would report the A-B / B-A order before the deadlock happens
       // (test/lockdep.test.ts shows that), so it is off for this machine.
       s.lockdep = null;
-      const a = new Mutex('A', defineLockClass(100, 'A', null, true));
-      const b = new Mutex('B', defineLockClass(101, 'B', null, true));
+      const a = new Mutex('A', defineLockClass(100, 'A', null, 'sleep'));
+      const b = new Mutex('B', defineLockClass(101, 'B', null, 'sleep'));
       const locks = { a, b };
       const th = (x: Mutex, y: Mutex) => function* () {
         yield* x.lock(s);

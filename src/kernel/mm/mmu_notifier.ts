@@ -19,6 +19,7 @@
 import type { MmStruct } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
 import { KernelBug } from '../printk.js';
+import { type Lockdep, MMU_NOTIFIER_MAP } from '../sched/lockdep.js';
 
 export const MMU_NOTIFY_UNMAP = 0;
 export const MMU_NOTIFY_CLEAR = 1;
@@ -181,8 +182,13 @@ export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): voi
  */
 export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<number> {
   const mm = range.mm;
+  const ld = mm.kernel.sched.lockdep;
+  if (ld !== null) mmuNotifierStartLockdep(ld, range);
   const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
-  if (s === null) return 0;
+  if (s === null) {
+    if (ld !== null) ld.lockMapRelease(MMU_NOTIFIER_MAP);
+    return 0;
+  }
   s.activeInvalidateRanges++;
   if (s.invalidateSeq % 2 === 0) s.invalidateSeq++;
   s.nrInvalidations++;
@@ -201,11 +207,25 @@ export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<num
       if (r !== 0) ret = r;
     }
   }
+  if (ld !== null) ld.lockMapRelease(MMU_NOTIFIER_MAP);
   return ret;
+}
+
+/**
+ * Checked mode: mmu_notifier_invalidate_range_start() is a might_sleep()
+ * point for a blockable range, and holds the lockdep map
+ * __mmu_notifier_invalidate_range_start_map across the callbacks
+ * (include/linux/mmu_notifier.h).
+ */
+function mmuNotifierStartLockdep(ld: Lockdep, range: MmuNotifierRange): void {
+  if (range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) ld.mightSleep('mmu_notifier_invalidate_range_start');
+  ld.lockMapAcquire(MMU_NOTIFIER_MAP);
 }
 
 /** mmu_notifier_invalidate_range_end(): the last active range makes the seq even. */
 export function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): void {
+  const ld = range.mm.kernel.sched.lockdep;
+  if (ld !== null && range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) ld.mightSleep('mmu_notifier_invalidate_range_end');
   const s = range.mm.notifierSubs as MmuNotifierSubscriptions | null;
   if (s === null) return;
   for (const n of s.notifiers) n.invalidateRangeEnd?.(range);

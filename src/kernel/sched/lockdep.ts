@@ -91,6 +91,8 @@ export interface LockClass {
   readonly rank: number | null;
   /** A sleeping lock (mutex, rwsem, folio lock): acquiring it is a might_sleep() point. */
   readonly sleeps: boolean;
+  /** A spinlock: holding it is atomic context (preempt_count), where nothing may sleep. */
+  readonly atomic: boolean;
   /** Several instances may be held at once without a nesting annotation (the folio lock). */
   readonly multi: boolean;
   /** False: listed for the order only, the model never acquires an instance. */
@@ -101,8 +103,8 @@ export interface LockClass {
  * A lock class. The model's classes are LOCK_CLASSES; a test may define its
  * own (ids from 100 up), outside the documented order (rank null).
  */
-export function defineLockClass(id: number, name: string, rank: number | null, sleeps: boolean, modelled = true, multi = false): LockClass {
-  return { id, name, rank, sleeps, multi, modelled };
+export function defineLockClass(id: number, name: string, rank: number | null, kind: 'sleep' | 'spin' | 'map', modelled = true, multi = false): LockClass {
+  return { id, name, rank, sleeps: kind === 'sleep', atomic: kind === 'spin', multi, modelled };
 }
 const cls = defineLockClass;
 
@@ -111,23 +113,30 @@ const cls = defineLockClass;
  * A class is taken only after every class above it that the thread holds.
  */
 export const LOCK_CLASSES = {
-  pin_longterm_test_mutex: cls(0, 'pin_longterm_test_mutex', 0, true),
-  mmap_lock: cls(1, '&mm->mmap_lock', 10, true),
-  invalidate_lock: cls(2, 'mapping->invalidate_lock', 15, true, false),
-  folio_lock: cls(3, 'folio_lock (PG_locked)', 20, true, true, true),
-  devmem_lock: cls(8, '&mdevice->devmem_lock', 25, true),
-  i_mmap_rwsem: cls(4, 'mapping->i_mmap_rwsem', 30, true, false),
-  anon_vma: cls(5, 'anon_vma->rwsem', 35, true, false),
-  mmu_notifier_map: cls(6, '__mmu_notifier_invalidate_range_start_map', 40, true),
-  dmirror_mutex: cls(7, '&dmirror->mutex', 50, true),
-  pmd_lock: cls(9, 'pmd_lock (split PMD ptlock)', 60, false),
-  ptl: cls(10, 'ptlock (pte_lockptr)', 70, false),
-  mdevice_lock: cls(11, '&mdevice->lock', 80, false),
-  i_pages: cls(12, 'mapping->i_pages lock', 90, false, false),
-  lru_lock: cls(13, 'lruvec->lru_lock', 95, false, false),
+  pin_longterm_test_mutex: cls(0, 'pin_longterm_test_mutex', 0, 'sleep'),
+  mmap_lock: cls(1, '&mm->mmap_lock', 10, 'sleep'),
+  invalidate_lock: cls(2, 'mapping->invalidate_lock', 15, 'sleep', false),
+  folio_lock: cls(3, 'folio_lock (PG_locked)', 20, 'sleep', true, true),
+  devmem_lock: cls(8, '&mdevice->devmem_lock', 25, 'sleep'),
+  i_mmap_rwsem: cls(4, 'mapping->i_mmap_rwsem', 30, 'sleep', false),
+  anon_vma: cls(5, 'anon_vma->rwsem', 35, 'sleep', false),
+  mmu_notifier_map: cls(6, '__mmu_notifier_invalidate_range_start_map', 40, 'map'),
+  dmirror_mutex: cls(7, '&dmirror->mutex', 50, 'sleep'),
+  pmd_lock: cls(9, 'pmd_lock (split PMD ptlock)', 60, 'spin'),
+  ptl: cls(10, 'ptlock (pte_lockptr)', 70, 'spin'),
+  mdevice_lock: cls(11, '&mdevice->lock', 80, 'spin'),
+  i_pages: cls(12, 'mapping->i_pages lock', 90, 'spin', false),
+  lru_lock: cls(13, 'lruvec->lru_lock', 95, 'spin', false),
   /* Not in the mm order: only the learned dependency graph applies. */
-  testdrv_mutex: cls(14, 'testdrv->mutex', null, true),
+  testdrv_mutex: cls(14, 'testdrv->mutex', null, 'sleep'),
 } as const;
+
+/**
+ * __mmu_notifier_invalidate_range_start_map (mm/mmu_notifier.c): the pseudo
+ * lock held across the invalidate_range_start callbacks, so what a callback
+ * takes is ordered after whatever the invalidating path holds.
+ */
+export const MMU_NOTIFIER_MAP: LockInstance = Object.freeze({ name: '__mmu_notifier_invalidate_range_start_map', cls: LOCK_CLASSES.mmu_notifier_map });
 
 /** Nesting subclass of spin_lock_nested() / mmap_write_lock_nested(). */
 export const SINGLE_DEPTH_NESTING = 1;
@@ -273,7 +282,7 @@ export class Lockdep {
       if (h.node !== node) this.addDependency(h, node, name);
     }
     held.push({ node, cls: c, inst, name, read, trylock });
-    if (!c.sleeps) t.spin++;
+    if (c.atomic) t.spin++;
   }
 
   /** check_prev_add(): record prev -> next, reporting a cycle it would close. */
@@ -328,13 +337,23 @@ export class Lockdep {
       if (h.inst !== inst) continue;
       if (h.read !== read) this.bug('bad unlock balance detected', `${read ? 'up_read' : 'up_write/unlock'} of ${name} held for ${h.read ? 'read' : 'write'}`, `${this.taskName()} is trying to release lock (${name}) in the wrong mode`);
       held.splice(i, 1);
-      if (!h.cls.sleeps) t.spin--;
+      if (h.cls.atomic) t.spin--;
       return;
     }
     if (this.dead.delete(inst as LockInstance)) return;
     let other = '';
     for (const [id, o] of this.threads) if (id !== this.s.cur && o.held.some((h) => h.inst === inst)) other = ` (it is held by ${this.taskName(id)})`;
     this.bug('bad unlock balance detected', `${name} released by ${this.taskName()}, which does not hold it${other}`, `${this.taskName()} is trying to release lock (${name}) at:\n${where()}\nbut there are no more locks to release!`);
+  }
+
+  /** lock_map_acquire(): a pseudo lock (a class with no lock object behind it). */
+  lockMapAcquire(map: LockInstance): void {
+    this.acquire(map, map.cls, map.name, 0, false, false);
+  }
+
+  /** lock_map_release() */
+  lockMapRelease(map: LockInstance): void {
+    this.release(map, map.name, false);
   }
 
   /**
