@@ -211,9 +211,16 @@ test('try_restore_exclusive_pte directly: -EBUSY while locked, 0 and restored af
   const pt = pmdT.pte.find((x) => x !== null)!;
   const i = (e.vma.start / PAGE) % 512;
   assert.ok(folioTrylock(e.k, pfn));
+  e.k.sched.lockdep?.folioDisown(pfn); /* a driver holds it, in its own context */
+  // fork calls it with mmap_lock (write) and the PTL held (copy_nonpresent_pte).
+  const s = e.k.sched;
+  assert.ok(e.mm.mmapLock.tryWriteFast(s));
+  assert.ok(pt.ptl.trylock(s));
   assert.equal(tryRestoreExclusivePte(e.vma, e.vma.start, pt, i), -EBUSY);
   folioUnlock(e.k, pfn);
   assert.equal(tryRestoreExclusivePte(e.vma, e.vma.start, pt, i), 0);
+  pt.ptl.unlock(s);
+  e.mm.mmapLock.writeUnlock(s);
   assert.equal(pt.f[i] & TYPE_MASK, T_PRESENT);
   assert.ok(pt.f[i] & _PAGE_RW);
 });

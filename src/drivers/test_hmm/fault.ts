@@ -20,6 +20,7 @@ import { copyFromUser, copyToUser } from '../../kernel/uaccess.js';
 import { DPT_XA_TAG_WRITE } from './device.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryPage, ptEntryTag } from './mirror.js';
 import type { HmmDmirrorCmd } from './uapi.js';
+import { lockdepAssertHeld } from '../../kernel/sched/locks.js';
 
 /**
  * The jiffies timeout of dmirror_range_fault() / dmirror_range_snapshot()
@@ -117,6 +118,7 @@ export function* dmirrorReturnMigrated(dmirror: Dmirror, cmd: HmmDmirrorCmd, sta
  * entry. Caller holds dmirror->mutex.
  */
 export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_read');
   const k = dmirror.k;
   let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
   // Pages that follow one another physically are copied as one run (a
@@ -152,6 +154,7 @@ export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, boun
  * as missing: -ENOENT). Caller holds dmirror->mutex.
  */
 export function dmirrorDoWrite(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_write');
   const k = dmirror.k;
   let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
   for (let pfn = Math.floor(start / PAGE_SIZE); pfn < Math.floor(end / PAGE_SIZE); pfn++) {
@@ -174,6 +177,7 @@ export function dmirrorDoWrite(dmirror: Dmirror, start: number, end: number, bou
  * holds dmirror->mutex (after a successful read_retry check).
  */
 export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_fault');
   const k = dmirror.k;
   const first = Math.floor(range.start / PAGE_SIZE);
   const n = Math.floor(range.end / PAGE_SIZE) - first;

@@ -22,6 +22,7 @@ import {
 } from '../../kernel/mm/mmu_notifier.js';
 import type { MmStruct } from '../../kernel/mm/mm_types.js';
 import { DPT_XA_TAG_WRITE, type DmirrorDevice } from './device.js';
+import { lockdepAssertHeld } from '../../kernel/sched/locks.js';
 
 /** ULONG_MAX & PAGE_MASK as a model address (beyond any user address). */
 export const DMIRROR_NOTIFIER_END = 2 ** 64 - 4096;
@@ -161,6 +162,7 @@ export function ptForEachRange(pt: DevicePageTable, first: number, last: number,
  * erased too, exactly as the kernel. Caller holds dmirror->mutex.
  */
 export function dmirrorDoUpdate(dmirror: Dmirror, start: number, end: number): void {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_update');
   const pt = dmirror.pt;
   ptForEachRange(pt, Math.floor(start / 2 ** PAGE_SHIFT), Math.floor(end / 2 ** PAGE_SHIFT), (pfn) => pt.delete(pfn));
 }

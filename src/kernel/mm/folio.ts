@@ -219,14 +219,14 @@ export function folioUnlock(k: Kernel, pfn: number): void {
 /**
  * VM_BUG_ON_FOLIO(!folio_test_locked(folio), folio) at the top of a
  * function whose caller must hold the folio lock (`what` names it).
- * Checked mode only (CONFIG_DEBUG_VM); lockdep also requires that the
- * running thread is the one holding it.
+ * Checked mode only (CONFIG_DEBUG_VM); lockdep also reports a folio lock
+ * that another simulated thread holds.
  */
 export function folioAssertLocked(k: Kernel, pfn: number, what: string): void {
   if (k.sched.lockdep === null) return;
   const head = k.pages.folioPfn(pfn);
   if (!(k.pages.flags[head] & PG_locked)) pageBug(k, 'BUG', `${what}: folio not locked`, head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
-  k.sched.lockdep.assertHeld(head, `folio pfn ${head}`, what);
+  k.sched.lockdep.assertFolioHeld(head, what);
 }
 
 export function folioTestLocked(k: Kernel, pfn: number): boolean {

@@ -53,6 +53,8 @@ import { addMmCounter, spinLock, unmapPageRange, ZAP_UNMAP } from './zap.js';
 import { spinLockNested } from '../sched/locks.js';
 import { SINGLE_DEPTH_NESTING } from '../sched/lockdep.js';
 import { vmaDup, anonVmaClone, anonVmaLink, vmaLinkFile, removeVmaObjects } from './mmap.js';
+import { mmapAssertWriteLocked } from './mmap_lock.js';
+import { lockdepAssertHeld } from '../sched/locks.js';
 
 /** is_cow_mapping(): private and may be written. */
 export function isCowMapping(flags: number): boolean {
@@ -75,6 +77,8 @@ function needsCowForDma(src: Vma, pfn: number): boolean {
  * pinned page could not be allocated). Caller holds both PTLs.
  */
 function copyPresentPte(dst: Vma, src: Vma, spt: PteTable, dpt: PteTable, j: number, addr: number, cow: boolean): number {
+  lockdepAssertHeld(src.mm.kernel.sched, spt.ptl, 'copy_present_ptes');
+  lockdepAssertHeld(src.mm.kernel.sched, dpt.ptl, 'copy_present_ptes');
   const k = src.mm.kernel;
   const p = k.pages;
   const f = spt.f[j];
@@ -300,6 +304,8 @@ function* copyHugetlbPmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: nu
  * mmap_locks for write.
  */
 export function* copyPageRange(dst: Vma, src: Vma): K<number> {
+  mmapAssertWriteLocked(src.mm, 'copy_page_range');
+  mmapAssertWriteLocked(dst.mm, 'copy_page_range');
   if (!vmaNeedsCopy(dst, src)) return 0;
   const smm = src.mm;
   const cow = isCowMapping(src.flags);

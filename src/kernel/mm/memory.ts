@@ -39,6 +39,7 @@ import { removeDeviceExclusiveEntry } from './device_exclusive.js';
 import { shmemGetFolio } from './shmem.js';
 import { hugetlbFault } from './hugetlb.js';
 import { pagePgmap } from './memremap.js';
+import { mmapAssertLocked } from './mmap_lock.js';
 
 /* enum fault_flag */
 export const FAULT_FLAG_WRITE = 1 << 0;
@@ -95,6 +96,7 @@ export function isZeroPfn(k: Kernel, pfn: number): boolean {
  * or VM_FAULT_* bits (OOM, SIGBUS, HWPOISON, RETRY...).
  */
 export function* handleMmFault(vma: Vma, address: number, flags: number): K<number> {
+  mmapAssertLocked(vma.mm, 'handle_mm_fault');
   const mm = vma.mm;
   const k = mm.kernel;
   k.vmstat.pgfault++;
@@ -364,6 +366,7 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
  * mmap_lock for read. Returns 0, VM_FAULT_OOM or VM_FAULT_SIGBUS.
  */
 function* doSwapIn(vma: Vma, pt: PteTable, i: number, addr: number, flags: number): K<number> {
+  mmapAssertLocked(vma.mm, 'do_swap_page');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;

@@ -35,6 +35,7 @@ import {
   MAP_PRIVATE, MAP_SHARED,
 } from './mmap.js';
 import { HPAGE_SIZE } from './hugetlb.js';
+import { mmapAssertWriteLocked } from './mmap_lock.js';
 
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
@@ -50,6 +51,7 @@ function pageAlign(n: number): number {
  * the MMU_NOTIFY_UNMAP range over the old addresses is fired here.
  */
 export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr: number, len: number): K<void> {
+  mmapAssertWriteLocked(vma.mm, 'move_page_tables');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;
@@ -145,6 +147,7 @@ function emptyTable(pmd: PmdTable, i: number): boolean {
  * -errno. Caller holds mmap_lock for write.
  */
 function* moveVma(vma: Vma, oldAddr: number, oldLen: number, newLen: number, newAddr: number, flags: number): K<number> {
+  mmapAssertWriteLocked(vma.mm, 'move_vma');
   const mm = vma.mm;
   const nv = vmaDup(vma, mm);
   nv.start = newAddr;

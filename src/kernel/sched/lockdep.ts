@@ -436,19 +436,39 @@ export class Lockdep {
     }
   }
 
+  /**
+   * VM_BUG_ON_FOLIO(!folio_test_locked()) with lockdep's knowledge: the bit
+   * is the caller's check; here, a folio lock that another simulated
+   * thread holds is not the caller's (one no thread holds - given away with
+   * folioDisown() - may be, as PG_locked has no owner).
+   */
+  assertFolioHeld(head: number, what: string): void {
+    const owner = this.folioOwner.get(head);
+    if (owner === undefined || owner === this.s.cur + 1) return;
+    this.bug(`${what}: VM_BUG_ON_FOLIO(!folio_test_locked(folio)) failed`, `folio pfn ${head} is locked by ${this.taskName(owner - 1)}, not by ${this.taskName()}`, `WARNING: ${what}() requires the folio lock held by the calling thread`);
+  }
+
   /** Does the running thread hold `inst` (in `read` mode when given)? */
   holds(inst: LockInstance | number, read?: boolean): boolean {
+    if (typeof inst === 'number') return this.folioOwner.get(inst) === this.s.cur + 1;
     const t = this.threads.get(this.s.cur);
     if (t === undefined) return false;
-    for (const h of t.held) if (h.inst === inst && (read === undefined || h.read === read)) return true;
+    const held = t.held;
+    for (let i = held.length - 1; i >= 0; i--) if (held[i].inst === inst && (read === undefined || held[i].read === read)) return true;
     return false;
   }
 
-  /** lockdep_assert_held() (and _write / _read): `what` names the caller's rule. */
-  assertHeld(inst: LockInstance | number, name: string, what: string, read?: boolean): void {
+  /**
+   * lockdep_assert_held() and the kernel's wrappers of it
+   * (mmap_assert_locked, mmap_assert_write_locked, ...): `assertion` is the
+   * kernel's name for the check, `what` the function whose contract needs
+   * it; `read` false requires a write hold.
+   */
+  assertHeld(inst: LockInstance | number, name: string, what: string, assertion = 'lockdep_assert_held', read?: boolean): void {
     if (this.holds(inst, read)) return;
-    const mode = read === false ? ' for write' : read === true ? ' for read' : '';
-    this.bug('lockdep_assert_held failed', `${what}: ${name} not held${mode} by ${this.taskName()}`, `WARNING: ${what} requires ${name}${mode}`);
+    const mode = read === false ? ' for write' : '';
+    const other = [...this.threads].filter(([id, t]) => id !== this.s.cur && t.held.some((h) => h.inst === inst)).map(([id]) => this.taskName(id));
+    this.bug(`${what}: ${assertion} failed`, `${name} not held${mode} by ${this.taskName()}${other.length ? ` (held by ${other.join(', ')})` : ''}`, `WARNING: ${what}() requires ${name} held${mode} by the calling thread (${assertion})`);
   }
 
   /**
