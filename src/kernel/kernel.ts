@@ -22,7 +22,6 @@ import type { DevPagemap } from './mm/memremap.js';
 import { dumpPage, pageBug } from './mm/debug.js';
 import { HugetlbPool } from './mm/hugetlb_pool.js';
 import { enableCheckedMode } from './mm/debug_vm.js';
-import { Lockdep } from './sched/lockdep.js';
 
 /** Event counters (/proc/vmstat names where the kernel has them). */
 export interface VmStat {
@@ -94,10 +93,7 @@ export class Kernel {
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
-    if (this.config.checked) {
-      enableCheckedMode(this);
-      this.sched.lockdep = new Lockdep(this.sched, () => `${this.current.comm}/${this.current.pid}`);
-    }
+    if (this.config.checked) enableCheckedMode(this); /* the invariants and lockdep */
     // Device ranges start on the next 2 MiB boundary above RAM, so a small
     // machine keeps small page arrays.
     this.physTopPfn = Math.ceil(this.buddy.end / HPAGE_PMD_NR) * HPAGE_PMD_NR;

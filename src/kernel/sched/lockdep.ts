@@ -2,8 +2,8 @@
 /**
  * lockdep (kernel/locking/lockdep.c, CONFIG_PROVE_LOCKING and
  * CONFIG_DEBUG_ATOMIC_SLEEP's __might_sleep() in kernel/sched/core.c), on
- * whenever checked mode is (k.config.checked): the Kernel constructor puts
- * a Lockdep on `sched.lockdep`; every lock primitive tests
+ * whenever checked mode is (k.config.checked; enableCheckedMode() puts a
+ * Lockdep on `sched.lockdep`); every lock primitive tests
  * `s.lockdep !== null` once and otherwise costs nothing.
  *
  * THE LOCK ORDER. This table is the one place the model writes it down; the
@@ -49,6 +49,11 @@
  *    zap_nonpresent_ptes() does under the PTL: it is the innermost;
  *  - mm/gup_test.c pin_longterm_test_start() holds pin_longterm_test_mutex
  *    across pin_user_pages() (mmap_lock): outermost.
+ *
+ * Trylocks may be taken in any order, as in the kernel (lockdep adds no
+ * dependency for them): migrate_vma_collect trylocks folios under the PTL;
+ * do_swap_page trylocks the device-private folio under the PTL and drops
+ * the PTL before calling ->migrate_to_ram.
  *
  * Classes the model keeps implicit (i_mmap_rwsem, anon_vma->rwsem, the
  * hugetlb fault mutex and vma lock, i_pages, lru and zone locks): model rmap
