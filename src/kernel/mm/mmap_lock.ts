@@ -16,11 +16,11 @@ import type { MmStruct } from './mm_types.js';
 /** mmap_assert_locked(mm) at the top of `what`(). */
 export function mmapAssertLocked(mm: MmStruct, what: string): void {
   const ld = mm.kernel.sched.lockdep;
-  if (ld !== null) ld.assertHeld(mm.mmapLock, mm.mmapLock.name, what, 'mmap_assert_locked(mm)');
+  if (ld !== null) ld.assertHeld(mm.mmapLock, what, 'mmap_assert_locked(mm)');
 }
 
 /** mmap_assert_write_locked(mm) at the top of `what`(). */
 export function mmapAssertWriteLocked(mm: MmStruct, what: string): void {
   const ld = mm.kernel.sched.lockdep;
-  if (ld !== null) ld.assertHeld(mm.mmapLock, mm.mmapLock.name, what, 'mmap_assert_write_locked(mm)', false);
+  if (ld !== null) ld.assertHeld(mm.mmapLock, what, 'mmap_assert_write_locked(mm)', false);
 }

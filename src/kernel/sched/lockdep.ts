@@ -9,17 +9,19 @@
  * THE LOCK ORDER. This table is the one place the model writes it down; the
  * comments of mm_types.ts and the state-owning files point here, and
  * Lockdep reports an acquisition that inverts it. The source is the
- * "Lock ordering in mm" comment at the top of mm/rmap.c (mainline):
+ * "Lock ordering in mm" comment at the top of mm/rmap.c (mainline; the part
+ * the model has classes for):
  *
- *   mm->mmap_lock
- *     mapping->invalidate_lock (in filemap_fault)
- *       folio_lock
- *         hugetlbfs_i_mmap_rwsem_key (in huge_pmd_share)
- *           vma_start_write
- *             mapping->i_mmap_rwsem
- *               anon_vma->rwsem
- *                 mm->page_table_lock or pte_lock
- *                   ... i_pages lock, lruvec->lru_lock
+ *   inode->i_rwsem (while writing or truncating, not reading or faulting)
+ *     mm->mmap_lock
+ *       mapping->invalidate_lock (in filemap_fault)
+ *         folio_lock
+ *           hugetlbfs_i_mmap_rwsem_key (in huge_pmd_share, see hugetlbfs below)
+ *             vma_start_write
+ *               mapping->i_mmap_rwsem
+ *                 anon_vma->rwsem
+ *                   mm->page_table_lock or pte_lock
+ *                     swap_lock ... i_pages lock ... lruvec->lru_lock
  *
  * plus what the kernel states elsewhere for the classes rmap.c does not name:
  *  - pmd lock before PTE lock: mm/khugepaged.c collapse_huge_page() /
@@ -68,7 +70,9 @@
  *    A while acquiring B (not a trylock) records A -> B; an acquire that
  *    would close a cycle is "possible circular locking dependency detected"
  *    even when this run does not deadlock;
- *  - "possible recursive locking detected": the same lock again, or a second
+ *  - "possible recursive locking detected": the same lock again (also
+ *    down_read() of an rwsem the thread holds for read: a writer queued in
+ *    between deadlocks it, so the kernel's lockdep reports it), or a second
  *    lock of the same class without a nesting annotation (spin_lock_nested /
  *    mmap_write_lock_nested: the `subclass` argument). The folio lock is the
  *    exception: the kernel keeps no lockdep map for PG_locked and holds many
@@ -83,8 +87,12 @@
  *  - "lock held when returning to user space!" at k.checkpoint() and
  *    "still has locks held!" when an explorer task exits;
  *  - lockdep_assert_held() and friends (assertHeld()).
- * Every report is a KernelBug('LOCKDEP') whose state lists the held locks
- * as lockdep's "N locks held by comm/pid:" does.
+ * Every report is a KernelBug (kind 'LOCKDEP'; 'BUG' for the sleeping
+ * function) whose rule starts with the kernel's headline and whose state
+ * lists the held locks as lockdep's "N locks held by comm/pid:" does.
+ * After a report the checks go on (the kernel's lockdep turns itself off
+ * after the first splat; a test wants every report). A path that dies
+ * with a KernelBug in runSync() leaves its locks to a dead task (oops()).
  */
 import { KernelBug } from '../printk.js';
 import type { Sched } from './sched.js';
@@ -157,19 +165,28 @@ interface HeldLock {
   /** Graph node: class id * MAX_SUBCLASSES + subclass. */
   node: number;
   cls: LockClass;
-  /** The lock object, or the head pfn of a folio. */
-  inst: LockInstance | number;
-  name: string;
+  inst: LockInstance;
   read: boolean;
   trylock: boolean;
 }
 
+/**
+ * One simulated thread's locks. Folio locks are kept apart (a count here,
+ * the identity in Lockdep.folioOwner): a migration holds hundreds of them
+ * and every check stays O(other locks held).
+ */
 interface ThreadLocks {
+  /** The non-folio locks, in acquisition order. */
   held: HeldLock[];
   /** Spinlocks held (the preempt count that makes might_sleep() fire). */
   spin: number;
+  /** Folio locks held. */
+  folios: number;
 }
 
+const FOLIO_NODE = LOCK_CLASSES.folio_lock.id * MAX_SUBCLASSES;
+/** How many folio locks a held-lock listing names before "... and N more". */
+const LIST_FOLIOS = 8;
 
 /** A few frames of the model's call stack, for "at:" lines (only built when reporting or learning an edge). */
 function where(): string {
@@ -183,6 +200,10 @@ function where(): string {
     .join('\n');
 }
 
+function folioName(head: number): string {
+  return `folio pfn ${head}`;
+}
+
 export class Lockdep {
   private readonly threads = new Map<number, ThreadLocks>();
   /** Folio head pfn -> task id + 1 of the thread holding its lock. */
@@ -193,7 +214,7 @@ export class Lockdep {
   /** Locks left held by a path that died (oops()). */
   private readonly dead = new Set<LockInstance>();
   /** Graph node -> class name (with /subclass). */
-  private readonly names = new Map<number, string>();
+  private readonly names = new Map<number, string>([[FOLIO_NODE, LOCK_CLASSES.folio_lock.name]]);
   /** Reports raised so far (tests read it). */
   reports = 0;
 
@@ -210,7 +231,7 @@ export class Lockdep {
   private thread(): ThreadLocks {
     let t = this.threads.get(this.s.cur);
     if (t === undefined) {
-      t = { held: [], spin: 0 };
+      t = { held: [], spin: 0, folios: 0 };
       this.threads.set(this.s.cur, t);
     }
     return t;
@@ -223,20 +244,32 @@ export class Lockdep {
     return `${t ? t.name : 'task'}/${id}`;
   }
 
+  /** The folio heads thread `id` holds locked (reports only: a scan of the held folios). */
+  private foliosOf(id: number): number[] {
+    const out: number[] = [];
+    for (const [head, owner] of this.folioOwner) if (owner === id + 1) out.push(head);
+    return out;
+  }
+
   /** lockdep_print_held_locks(): "N locks held by comm/pid:" and one line per lock. */
   heldText(id = this.s.cur): string {
     const t = this.threads.get(id);
     const held = t ? t.held : [];
+    const folios = t && t.folios ? this.foliosOf(id) : [];
+    const n = held.length + folios.length;
     const name = this.taskName(id);
-    if (held.length === 0) return `no locks held by ${name}.`;
-    const lines = [`${held.length} lock${held.length === 1 ? '' : 's'} held by ${name}:`];
-    held.forEach((h, i) => lines.push(` #${i}: (${h.name}){${h.cls.name}${h.node % MAX_SUBCLASSES ? `/${h.node % MAX_SUBCLASSES}` : ''}}${h.read ? ' read' : ''}${h.trylock ? ' trylock' : ''}`));
+    if (n === 0) return `no locks held by ${name}.`;
+    const lines = [`${n} lock${n === 1 ? '' : 's'} held by ${name}:`];
+    held.forEach((h, i) => lines.push(` #${i}: (${h.inst.name}){${this.nodeName(h.node)}}${h.read ? ' read' : ''}${h.trylock ? ' trylock' : ''}`));
+    folios.slice(0, LIST_FOLIOS).forEach((f, i) => lines.push(` #${held.length + i}: (${folioName(f)}){${LOCK_CLASSES.folio_lock.name}}`));
+    if (folios.length > LIST_FOLIOS) lines.push(` ... and ${folios.length - LIST_FOLIOS} more folio locks`);
     return lines.join('\n');
   }
 
   /** Locks the running thread holds (tests and assertions). */
   heldCount(id = this.s.cur): number {
-    return this.threads.get(id)?.held.length ?? 0;
+    const t = this.threads.get(id);
+    return t ? t.held.length + t.folios : 0;
   }
 
   private bug(headline: string, detail: string, body: string): never {
@@ -261,53 +294,59 @@ export class Lockdep {
   }
 
   /**
-   * lock_acquire(): `l` (class `c`, nesting `subclass`) is being taken by the
-   * running thread. Called before a blocking acquire waits (so an inversion
-   * is reported instead of a deadlock) and after a trylock succeeded.
+   * lock_acquire(): `inst` (class `c`, nesting `subclass`) is being taken by
+   * the running thread. Called before a blocking acquire waits (so an
+   * inversion is reported instead of a deadlock) and after a trylock
+   * succeeded.
    */
-  acquire(inst: LockInstance | number, c: LockClass, name: string, subclass: number, read: boolean, trylock: boolean): void {
+  acquire(inst: LockInstance, c: LockClass, subclass: number, read: boolean, trylock: boolean): void {
     const t = this.thread();
     const node = c.id * MAX_SUBCLASSES + subclass;
     if (!this.names.has(node)) this.names.set(node, `${c.name}${subclass ? `/${subclass}` : ''}`);
-    if (!trylock && c.sleeps && t.spin !== 0) this.mightSleep(`${read ? 'down_read' : 'lock'}(${name})`);
+    if (!trylock && c.sleeps && t.spin !== 0) this.mightSleep(`${read ? 'down_read' : 'lock'}(${inst.name})`);
     const held = t.held;
     for (let i = 0; i < held.length; i++) {
       const h = held[i];
       if (h.inst === inst) {
-        this.bug('possible recursive locking detected', `${name} (${c.name})`, `${this.taskName()} is trying to acquire lock:\n (${name}){${c.name}}${read ? ' read' : ''}\n\nbut task is already holding lock:\n (${h.name}){${h.cls.name}}${h.read ? ' read' : ''}\n\n *** DEADLOCK ***`);
+        this.bug('possible recursive locking detected', `${inst.name} (${c.name})`, `${this.taskName()} is trying to acquire lock:\n (${inst.name}){${c.name}}${read ? ' read' : ''}\n\nbut task is already holding lock:\n (${h.inst.name}){${h.cls.name}}${h.read ? ' read' : ''}\n\n *** DEADLOCK ***`);
       }
       if (trylock) continue;
       if (h.node === node) {
-        if (c.multi) continue;
-        this.bug('possible recursive locking detected', `${name} (${c.name}) while holding ${h.name} of the same class`, `${this.taskName()} is trying to acquire lock:\n (${name}){${c.name}}\n\nbut task is already holding lock:\n (${h.name}){${h.cls.name}}\n\nMay be due to missing lock nesting notation (spin_lock_nested / mmap_write_lock_nested)`);
+        this.bug('possible recursive locking detected', `${inst.name} (${c.name}) while holding ${h.inst.name} of the same class`, `${this.taskName()} is trying to acquire lock:\n (${inst.name}){${c.name}}\n\nbut task is already holding lock:\n (${h.inst.name}){${h.cls.name}}\n\nMay be due to missing lock nesting notation (spin_lock_nested / mmap_write_lock_nested)`);
       }
-      if (h.cls.rank !== null && c.rank !== null && c.rank < h.cls.rank) {
-        this.bug('lock order inversion', `${c.name} taken while holding ${h.cls.name}`, `${this.taskName()} is trying to acquire lock:\n (${name}){${c.name}}\n\nbut task is already holding lock:\n (${h.name}){${h.cls.name}}\n\nwhich the documented order (src/kernel/sched/lockdep.ts LOCK_CLASSES, from mm/rmap.c "Lock ordering in mm") takes after it.`);
-      }
-      if (h.node !== node) this.addDependency(h, node, name);
+      this.checkAfter(h.cls, h.node, h.inst.name, c, node, inst.name);
     }
-    held.push({ node, cls: c, inst, name, read, trylock });
+    if (!trylock && t.folios !== 0) this.checkAfter(LOCK_CLASSES.folio_lock, FOLIO_NODE, 'a folio lock', c, node, inst.name);
+    held.push({ node, cls: c, inst, read, trylock });
     if (c.atomic) t.spin++;
   }
 
+  /** Holding `prev` (class pc, graph node pn), the thread acquires class c (node n): order and dependency. */
+  private checkAfter(pc: LockClass, pn: number, prevName: string, c: LockClass, n: number, name: string): void {
+    if (pc.rank !== null && c.rank !== null && c.rank < pc.rank) {
+      this.bug('lock order inversion', `${c.name} taken while holding ${pc.name}`, `${this.taskName()} is trying to acquire lock:\n (${name}){${c.name}}\n\nbut task is already holding lock:\n (${prevName}){${pc.name}}\n\nwhich the documented order (src/kernel/sched/lockdep.ts LOCK_CLASSES, from mm/rmap.c "Lock ordering in mm") takes after it.`);
+    }
+    if (pn !== n && !this.edgeSeen.has(pn * 4096 + n)) this.addDependency(pn, prevName, n, name);
+  }
+
   /** check_prev_add(): record prev -> next, reporting a cycle it would close. */
-  private addDependency(prev: HeldLock, next: number, nextName: string): void {
-    const key = prev.node * 4096 + next;
-    if (this.edgeSeen.has(key)) return;
-    const path = this.pathFrom(next, prev.node);
+  private addDependency(prev: number, prevName: string, next: number, nextName: string): void {
+    const path = this.pathFrom(next, prev);
     if (path !== null) {
       const chain = path.map((n, i) => (i + 1 < path.length ? `-> #${path.length - 1 - i} (${this.nodeName(n)}):\n${this.edgeSeen.get(n * 4096 + path[i + 1]) ?? ''}` : '')).filter((x) => x).join('\n\n');
+      const p = this.nodeName(prev);
+      const q = this.nodeName(next);
       this.bug(
         'possible circular locking dependency detected',
-        `${this.nodeName(next)} while holding ${this.nodeName(prev.node)} (the reverse order ${path.map((n) => this.nodeName(n)).join(' -> ')} was seen before)`,
-        `${this.taskName()} is trying to acquire lock:\n (${nextName}){${this.nodeName(next)}}\n\nbut task is already holding lock:\n (${prev.name}){${this.nodeName(prev.node)}}\n\nwhich lock already depends on the new lock.\n\nthe existing dependency chain (in reverse order) is:\n${chain}\n\n Possible unsafe locking scenario:\n       CPU0                    CPU1\n       ----                    ----\n  lock(${this.nodeName(prev.node)});\n                               lock(${this.nodeName(next)});\n                               lock(${this.nodeName(prev.node)});\n  lock(${this.nodeName(next)});\n\n *** DEADLOCK ***`,
+        `${q} while holding ${p} (the reverse order ${path.map((n) => this.nodeName(n)).join(' -> ')} was seen before)`,
+        `${this.taskName()} is trying to acquire lock:\n (${nextName}){${q}}\n\nbut task is already holding lock:\n (${prevName}){${p}}\n\nwhich lock already depends on the new lock.\n\nthe existing dependency chain (in reverse order) is:\n${chain}\n\n Possible unsafe locking scenario:\n       CPU0                    CPU1\n       ----                    ----\n  lock(${p});\n                               lock(${q});\n                               lock(${p});\n  lock(${q});\n\n *** DEADLOCK ***`,
       );
     }
-    this.edgeSeen.set(key, `  ${prev.name} then ${nextName} by ${this.taskName()}\n${where()}`);
-    let a = this.after.get(prev.node);
+    this.edgeSeen.set(prev * 4096 + next, `  ${prevName} then ${nextName} by ${this.taskName()}\n${where()}`);
+    let a = this.after.get(prev);
     if (a === undefined) {
       a = [];
-      this.after.set(prev.node, a);
+      this.after.set(prev, a);
     }
     a.push(next);
   }
@@ -333,49 +372,58 @@ export class Lockdep {
     return null;
   }
 
-  /** lock_release(): the running thread releases `inst`. */
-  release(inst: LockInstance | number, name: string, read: boolean): void {
+  /** lock_release(): the running thread releases `inst` (`read`: up_read). */
+  release(inst: LockInstance, read: boolean): void {
     const t = this.thread();
     const held = t.held;
     for (let i = held.length - 1; i >= 0; i--) {
       const h = held[i];
       if (h.inst !== inst) continue;
-      if (h.read !== read) this.bug('bad unlock balance detected', `${read ? 'up_read' : 'up_write/unlock'} of ${name} held for ${h.read ? 'read' : 'write'}`, `${this.taskName()} is trying to release lock (${name}) in the wrong mode`);
+      if (h.read !== read) this.bug('bad unlock balance detected', `${read ? 'up_read' : 'up_write/unlock'} of ${inst.name} held for ${h.read ? 'read' : 'write'}`, `${this.taskName()} is trying to release lock (${inst.name}) in the wrong mode`);
       held.splice(i, 1);
       if (h.cls.atomic) t.spin--;
       return;
     }
-    if (this.dead.delete(inst as LockInstance)) return;
+    if (this.dead.delete(inst)) return;
     let other = '';
     for (const [id, o] of this.threads) if (id !== this.s.cur && o.held.some((h) => h.inst === inst)) other = ` (it is held by ${this.taskName(id)})`;
-    this.bug('bad unlock balance detected', `${name} released by ${this.taskName()}, which does not hold it${other}`, `${this.taskName()} is trying to release lock (${name}) at:\n${where()}\nbut there are no more locks to release!`);
+    this.bug('bad unlock balance detected', `${inst.name} released by ${this.taskName()}, which does not hold it${other}`, `${this.taskName()} is trying to release lock (${inst.name}) at:\n${where()}\nbut there are no more locks to release!`);
   }
 
   /** lock_map_acquire(): a pseudo lock (a class with no lock object behind it). */
   lockMapAcquire(map: LockInstance): void {
-    this.acquire(map, map.cls, map.name, 0, false, false);
+    this.acquire(map, map.cls, 0, false, false);
   }
 
   /** lock_map_release() */
   lockMapRelease(map: LockInstance): void {
-    this.release(map, map.name, false);
+    this.release(map, false);
   }
 
   /**
-   * folio_lock() (trylock false) or folio_trylock() succeeded: see
-   * acquire(). `fresh`: a folio_lock() of a folio nobody else can reach (just
-   * allocated: the caller's is its only reference, it is unmapped and has
-   * no mapping, as zone_device_page_init()'s and a driver's lock_page() of a
-   * new destination page): still a might_sleep() point, but it cannot
-   * wait, so like a trylock it adds no dependency.
+   * folio_lock() (trylock false) or folio_trylock() succeeded. `fresh`: a
+   * folio_lock() of a folio nobody else can reach (just allocated: the
+   * caller's is its only reference, it is unmapped and has no mapping, as
+   * zone_device_page_init()'s and a driver's lock_page() of a new
+   * destination page): still a might_sleep() point, but it cannot wait, so
+   * like a trylock it adds no dependency. Several folio locks may be held
+   * (no nesting annotation needed); the same one twice is a self-deadlock.
    */
   folioAcquire(head: number, trylock: boolean, fresh = false): void {
-    if (fresh) {
-      const t = this.threads.get(this.s.cur);
-      if (t !== undefined && t.spin !== 0) this.mightSleep(`folio_lock(folio pfn ${head})`);
+    const t = this.thread();
+    const me = this.s.cur + 1;
+    if (!trylock && t.spin !== 0) this.mightSleep(`folio_lock(${folioName(head)})`);
+    if (this.folioOwner.get(head) === me) this.folioRecursion(head);
+    if (!trylock && !fresh) {
+      const held = t.held;
+      for (let i = 0; i < held.length; i++) this.checkAfter(held[i].cls, held[i].node, held[i].inst.name, LOCK_CLASSES.folio_lock, FOLIO_NODE, folioName(head));
     }
-    this.acquire(head, LOCK_CLASSES.folio_lock, `folio pfn ${head}`, 0, false, trylock || fresh);
-    this.folioOwner.set(head, this.s.cur + 1);
+    this.folioOwner.set(head, me);
+    t.folios++;
+  }
+
+  private folioRecursion(head: number): never {
+    this.bug('possible recursive locking detected', `${folioName(head)} (${LOCK_CLASSES.folio_lock.name})`, `${this.taskName()} is trying to acquire lock:\n (${folioName(head)}){${LOCK_CLASSES.folio_lock.name}}\n\nbut task is already holding it\n\n *** DEADLOCK ***`);
   }
 
   /**
@@ -383,7 +431,7 @@ export class Lockdep {
    * already is a self-deadlock; report it instead of waiting forever.
    */
   folioWillLock(head: number): void {
-    if (this.folioOwner.get(head) === this.s.cur + 1) this.acquire(head, LOCK_CLASSES.folio_lock, `folio pfn ${head}`, 0, false, false);
+    if (this.folioOwner.get(head) === this.s.cur + 1) this.folioRecursion(head);
   }
 
   /**
@@ -395,23 +443,24 @@ export class Lockdep {
   folioRelease(head: number): void {
     const owner = this.folioOwner.get(head);
     if (owner === undefined) return;
-    this.release(head, `folio pfn ${head}`, false);
+    if (owner !== this.s.cur + 1) {
+      this.bug('bad unlock balance detected', `${folioName(head)} released by ${this.taskName()}, which does not hold it (it is held by ${this.taskName(owner - 1)})`, `${this.taskName()} is trying to release lock (${folioName(head)}) at:\n${where()}\nbut there are no more locks to release!`);
+    }
     this.folioOwner.delete(head);
+    this.thread().folios--;
   }
 
   /**
    * The folio lock of `head` now belongs to a context outside the simulated
    * threads (a driver's device work, I/O in flight, a test standing for
-   * another thread): it leaves the holder's stack and anyone may unlock it.
+   * another thread): it leaves the holder's locks and anyone may unlock it.
    */
   folioDisown(head: number): void {
     const owner = this.folioOwner.get(head);
     if (owner === undefined) return;
     this.folioOwner.delete(head);
     const t = this.threads.get(owner - 1);
-    if (t === undefined) return;
-    const i = t.held.findIndex((h) => h.inst === head);
-    if (i >= 0) t.held.splice(i, 1);
+    if (t !== undefined) t.folios--;
   }
 
   /**
@@ -419,9 +468,8 @@ export class Lockdep {
    * locked folio locks the new folios, __split_folio_to_order()).
    */
   folioInheritLock(pfn: number): void {
-    const t = this.thread();
-    t.held.push({ node: LOCK_CLASSES.folio_lock.id * MAX_SUBCLASSES, cls: LOCK_CLASSES.folio_lock, inst: pfn, name: `folio pfn ${pfn}`, read: false, trylock: true });
     this.folioOwner.set(pfn, this.s.cur + 1);
+    this.thread().folios++;
   }
 
   /**
@@ -431,14 +479,7 @@ export class Lockdep {
    * folio locks to the driver's context.
    */
   folioDisownAll(): void {
-    const t = this.threads.get(this.s.cur);
-    if (t === undefined) return;
-    for (let i = t.held.length - 1; i >= 0; i--) {
-      const h = t.held[i];
-      if (typeof h.inst !== 'number') continue;
-      this.folioOwner.delete(h.inst);
-      t.held.splice(i, 1);
-    }
+    for (const head of this.foliosOf(this.s.cur)) this.folioDisown(head);
   }
 
   /**
@@ -450,12 +491,11 @@ export class Lockdep {
   assertFolioHeld(head: number, what: string): void {
     const owner = this.folioOwner.get(head);
     if (owner === undefined || owner === this.s.cur + 1) return;
-    this.bug(`${what}: VM_BUG_ON_FOLIO(!folio_test_locked(folio)) failed`, `folio pfn ${head} is locked by ${this.taskName(owner - 1)}, not by ${this.taskName()}`, `WARNING: ${what}() requires the folio lock held by the calling thread`);
+    this.bug(`${what}: VM_BUG_ON_FOLIO(!folio_test_locked(folio)) failed`, `${folioName(head)} is locked by ${this.taskName(owner - 1)}, not by ${this.taskName()}`, `WARNING: ${what}() requires the folio lock held by the calling thread`);
   }
 
   /** Does the running thread hold `inst` (in `read` mode when given)? */
-  holds(inst: LockInstance | number, read?: boolean): boolean {
-    if (typeof inst === 'number') return this.folioOwner.get(inst) === this.s.cur + 1;
+  holds(inst: LockInstance, read?: boolean): boolean {
     const t = this.threads.get(this.s.cur);
     if (t === undefined) return false;
     const held = t.held;
@@ -469,11 +509,20 @@ export class Lockdep {
    * kernel's name for the check, `what` the function whose contract needs
    * it; `read` false requires a write hold.
    */
-  assertHeld(inst: LockInstance | number, name: string, what: string, assertion = 'lockdep_assert_held', read?: boolean): void {
+  assertHeld(inst: LockInstance, what: string, assertion = 'lockdep_assert_held', read?: boolean): void {
     if (this.holds(inst, read)) return;
     const mode = read === false ? ' for write' : '';
     const other = [...this.threads].filter(([id, t]) => id !== this.s.cur && t.held.some((h) => h.inst === inst)).map(([id]) => this.taskName(id));
-    this.bug(`${what}: ${assertion} failed`, `${name} not held${mode} by ${this.taskName()}${other.length ? ` (held by ${other.join(', ')})` : ''}`, `WARNING: ${what}() requires ${name} held${mode} by the calling thread (${assertion})`);
+    this.bug(`${what}: ${assertion} failed`, `${inst.name} not held${mode} by ${this.taskName()}${other.length ? ` (held by ${other.join(', ')})` : ''}`, `WARNING: ${what}() requires ${inst.name} held${mode} by the calling thread (${assertion})`);
+  }
+
+  /** Forget every lock of thread `id` (they stay held by a task that is gone, or were reported). */
+  private dropThread(id: number, t: ThreadLocks, keepAsDead: boolean): void {
+    if (keepAsDead) for (const h of t.held) this.dead.add(h.inst);
+    if (t.folios !== 0) for (const head of this.foliosOf(id)) this.folioOwner.delete(head);
+    t.held.length = 0;
+    t.spin = 0;
+    t.folios = 0;
   }
 
   /**
@@ -482,10 +531,9 @@ export class Lockdep {
    */
   checkReturnToUser(op: string): void {
     const t = this.threads.get(this.s.cur);
-    if (t === undefined || t.held.length === 0) return;
+    if (t === undefined || (t.held.length === 0 && t.folios === 0)) return;
     const text = this.heldText();
-    t.held.length = 0;
-    t.spin = 0;
+    this.dropThread(this.s.cur, t, true);
     this.reports++;
     throw new KernelBug('LOCKDEP', `lock held when returning to user space!: after ${op}`, `${this.taskName()} is leaving the kernel with locks still held!\n${text}`);
   }
@@ -494,13 +542,13 @@ export class Lockdep {
   taskExit(id: number): void {
     const t = this.threads.get(id);
     if (t === undefined) return;
-    if (t.held.length === 0) {
+    if (t.held.length === 0 && t.folios === 0) {
       this.threads.delete(id);
       return;
     }
     const text = this.heldText(id);
+    this.dropThread(id, t, true);
     this.threads.delete(id);
-    for (const h of t.held) if (typeof h.inst === 'number') this.folioOwner.delete(h.inst);
     this.reports++;
     throw new KernelBug('LOCKDEP', `${this.taskName(id)} still has locks held!`, `WARNING: ${this.taskName(id)} still has locks held!\n${text}`);
   }
@@ -508,25 +556,20 @@ export class Lockdep {
   /**
    * The running thread's path died with a KernelBug (runSync saw it throw):
    * as after an oops, the locks it held stay held by a task that no longer
-   * runs. They leave the thread's stack; a later unlock of one of them (a
-   * test cleaning up) is not a balance error.
+   * runs. They leave the thread; a later unlock of one of them (a test
+   * cleaning up) is not a balance error.
    */
   oops(): void {
     const t = this.threads.get(this.s.cur);
-    if (t === undefined || t.held.length === 0) return;
-    for (const h of t.held) {
-      if (typeof h.inst === 'number') this.folioOwner.delete(h.inst);
-      else this.dead.add(h.inst);
-    }
-    t.held.length = 0;
-    t.spin = 0;
+    if (t === undefined || (t.held.length === 0 && t.folios === 0)) return;
+    this.dropThread(this.s.cur, t, true);
   }
 
   /** The explorer's run ended (normally or by a report): forget its tasks' held locks. */
   forgetTasks(): void {
     for (const [id, t] of this.threads) {
       if (id === 0) continue;
-      for (const h of t.held) if (typeof h.inst === 'number') this.folioOwner.delete(h.inst);
+      this.dropThread(id, t, true);
       this.threads.delete(id);
     }
   }

@@ -50,7 +50,7 @@ export class Mutex implements LockInstance {
    */
   tryFast(s: Sched, subclass = 0): boolean {
     if (s.exploring || this.owner !== 0) return false;
-    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, this.name, subclass, false, false);
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     this.owner = s.cur + 1;
     return true;
   }
@@ -61,14 +61,14 @@ export class Mutex implements LockInstance {
       if (this.owner === s.cur + 1) throw new KernelBug('LOCKDEP', `recursive trylock of ${this.name}`, `held by task ${s.cur}`);
       return false;
     }
-    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, this.name, 0, false, true);
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, 0, false, true);
     this.owner = s.cur + 1;
     return true;
   }
 
   /** mutex_lock() / spin_lock(): a hook point, then block until free. */
   *lock(s: Sched, subclass = 0): K<void> {
-    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, this.name, subclass, false, false);
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     if (this.owner === s.cur + 1) throw new KernelBug('LOCKDEP', `recursive locking of ${this.name}`, `already held by task ${s.cur}`);
     if (s.exploring) yield s.point(`lock ${this.name}`);
     yield* lockWait(s, `lock ${this.name}`, () => this.owner === 0);
@@ -77,7 +77,7 @@ export class Mutex implements LockInstance {
 
   /** mutex_unlock() / spin_unlock(). Callers in generator code may follow with a hook point. */
   unlock(s: Sched): void {
-    if (s.lockdep !== null) s.lockdep.release(this, this.name, false);
+    if (s.lockdep !== null) s.lockdep.release(this, false);
     if (this.owner === 0) throw new KernelBug('LOCKDEP', `unlock of unlocked ${this.name}`);
     if (this.owner !== s.cur + 1) throw new KernelBug('LOCKDEP', `unlock of ${this.name} by task ${s.cur}, held by task ${this.owner - 1}`);
     this.owner = 0;
@@ -108,7 +108,7 @@ export class RwSem implements LockInstance {
 
   tryReadFast(s: Sched): boolean {
     if (s.exploring || this.writer !== 0) return false;
-    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, this.name, 0, true, false);
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, 0, true, false);
     this.readers++;
     return true;
   }
@@ -116,13 +116,13 @@ export class RwSem implements LockInstance {
   /** `subclass`: mmap_write_lock_nested()'s nesting level. */
   tryWriteFast(s: Sched, subclass = 0): boolean {
     if (s.exploring || this.writer !== 0 || this.readers !== 0) return false;
-    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, this.name, subclass, false, false);
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     this.writer = s.cur + 1;
     return true;
   }
 
   *readLock(s: Sched): K<void> {
-    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, this.name, 0, true, false);
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, 0, true, false);
     if (this.writer === s.cur + 1) throw new KernelBug('LOCKDEP', `read-locking ${this.name} while holding it for write`);
     if (s.exploring) yield s.point(`down_read ${this.name}`);
     yield* lockWait(s, `down_read ${this.name}`, () => this.writer === 0);
@@ -130,13 +130,13 @@ export class RwSem implements LockInstance {
   }
 
   readUnlock(s: Sched): void {
-    if (s.lockdep !== null) s.lockdep.release(this, this.name, true);
+    if (s.lockdep !== null) s.lockdep.release(this, true);
     if (this.readers <= 0) throw new KernelBug('LOCKDEP', `up_read of ${this.name} with no readers`, `task ${s.cur}`);
     this.readers--;
   }
 
   *writeLock(s: Sched, subclass = 0): K<void> {
-    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, this.name, subclass, false, false);
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     if (this.writer === s.cur + 1) throw new KernelBug('LOCKDEP', `recursive down_write of ${this.name}`);
     if (s.exploring) yield s.point(`down_write ${this.name}`);
     yield* lockWait(s, `down_write ${this.name}`, () => this.writer === 0 && this.readers === 0);
@@ -144,7 +144,7 @@ export class RwSem implements LockInstance {
   }
 
   writeUnlock(s: Sched): void {
-    if (s.lockdep !== null) s.lockdep.release(this, this.name, false);
+    if (s.lockdep !== null) s.lockdep.release(this, false);
     if (this.writer !== s.cur + 1) throw new KernelBug('LOCKDEP', `up_write of ${this.name} not held for write by task ${s.cur}`);
     this.writer = 0;
   }
@@ -170,5 +170,5 @@ export function* spinLockNested(s: Sched, l: Mutex, subclass: number): K<void> {
  * the kernel). `what` names the function whose contract requires it.
  */
 export function lockdepAssertHeld(s: Sched, l: Mutex, what: string): void {
-  if (s.lockdep !== null) s.lockdep.assertHeld(l, l.name, what);
+  if (s.lockdep !== null) s.lockdep.assertHeld(l, what);
 }
