@@ -40,7 +40,8 @@ import {
 } from '../../kernel/mm/memremap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
-import { folioTrylock } from '../../kernel/mm/folio.js';
+import { folioAssertLocked, folioTrylock } from '../../kernel/mm/folio.js';
+import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
 import type { MmStruct, Vma, VmFault } from '../../kernel/mm/mm_types.js';
 import { EBUSY, EINVAL } from '../../kernel/errno.js';
 import { HmmRange, hmmRangeFault } from '../../kernel/mm/hmm.js';
@@ -256,6 +257,9 @@ export class TestDev {
    * VM_FAULT_SIGBUS.
    */
   *migrateToRam(vmf: VmFault): K<number> {
+    mmapAssertLocked(vmf.vma.mm, 'testdrv_migrate_to_ram');
+    /* Before 16ce101db85d (fault_no_page_ref) the fault path locked nothing. */
+    if (!this.k.config.historical.fault_no_page_ref) folioAssertLocked(this.k, vmf.page, 'testdrv_migrate_to_ram');
     this.stat.migrateToRam++;
     const k = this.k;
     const pmd = vmf.pmdLevel;

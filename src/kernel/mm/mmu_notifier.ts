@@ -13,8 +13,12 @@
  * seq even again and wakes the waiters.
  *
  * Locks: callbacks run with mmap_lock held by the invalidating path (read or
- * write) and may take driver locks (a blocking callback is a generator). The
- * interval tree is protected by subscriptions->lock (implicit here).
+ * write), or, from an rmap walk (try_to_migrate(), try_to_unmap(): e.g.
+ * migrate_device_range()'s eviction, which has no mmap_lock), with the folio
+ * lock and the rmap lock instead; never under a page-table lock. They may
+ * take driver locks (a blocking callback is a generator). The interval tree
+ * is protected by subscriptions->lock (implicit here). Checked mode holds
+ * the lockdep map __mmu_notifier_invalidate_range_start_map across them.
  */
 import type { MmStruct } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
@@ -177,8 +181,9 @@ export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): voi
  * mmu_notifier_invalidate_range_start(range): mark an invalidation running
  * (odd seq) and call every overlapping interval's ->invalidate and every
  * subscriber's invalidate_range_start. The caller must pair it with
- * mmuNotifierInvalidateRangeEnd(). Runs with mmap_lock held (read or write).
- * Returns 0, or -EAGAIN if a non-blockable range could not be handled.
+ * mmuNotifierInvalidateRangeEnd(). Runs with mmap_lock held (read or write)
+ * or, from an rmap walk, the folio lock (see the file comment); a
+ * might_sleep() point for a blockable range. Returns 0, or -EAGAIN if a non-blockable range could not be handled.
  */
 export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<number> {
   const mm = range.mm;
