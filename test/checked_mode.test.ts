@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PAGE, mkEnv, pmd, pte, run, storePage, type Env } from './migrate_helpers.js';
+import { PAGE, mkEnv, pmd, pte, run, storePage, type Env, runMmapRead } from './migrate_helpers.js';
 import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { Kernel } from '../src/kernel/kernel.js';
@@ -26,7 +26,7 @@ function machine(): { e: Env; sys: number; dev: number; thp: number } {
   storePage(e.mm, e.vma.start + 2 * 1024 * 1024, 2);
   storePage(e.mm, e.vma.start + PAGE, 3);
   // Page 1 goes to the device (collect splits the first THP: pages 0 and 1 become PTE-mapped).
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start + PAGE, e.vma.start + 2 * PAGE, 'private')), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start + PAGE, e.vma.start + 2 * PAGE, 'private')), 1);
   e.k.lru.drain();
   checkInvariants(e.k, 'clean');
   return { e, sys: pte(e.mm, e.vma.start)[0], dev: pte(e.mm, e.vma.start + PAGE)[0], thp: pmd(e.mm, e.vma.start + 2 * 1024 * 1024)[0] };

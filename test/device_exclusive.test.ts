@@ -167,6 +167,8 @@ test('the driver holding the folio lock keeps the CPU off (the fault sleeps; NOW
   storePage(e.mm, e.vma.start, 1);
   const r = locked(e, makeDeviceExclusive(e.mm, e.vma.start, null));
   assert.ok('page' in r);
+  // The driver keeps the folio locked in its own context, not the CPU's thread (lockdep).
+  e.k.sched.lockdep?.folioDisown(r.page);
   // Run to completion: nobody else can unlock, so the sleeping fault is a HANG.
   assert.throws(() => cpu(e.mm, e.vma.start, false), (x: unknown) => x instanceof KernelBug && x.kind === 'HANG');
   const [v, f] = pte(e.mm, e.vma.start);
@@ -194,6 +196,7 @@ test('fork restores the entry in the parent (try_restore_exclusive_pte); a locke
   storePage(e2.mm, e2.vma.start, 3);
   const r = locked(e2, makeDeviceExclusive(e2.mm, e2.vma.start, null));
   assert.ok('page' in r);
+  e2.k.sched.lockdep?.folioDisown(r.page); /* held by the driver's context, not fork's (lockdep) */
   const child2 = e2.k.newMm();
   assert.equal(run(e2.k, dupMmap(e2.mm, child2)), -ENOMEM);
   assert.equal(pte(e2.mm, e2.vma.start)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
@@ -212,10 +215,17 @@ test('try_restore_exclusive_pte directly: -EBUSY while locked, 0 and restored af
   const range = mmuNotifierRangeInit(e.mm, MMU_NOTIFY_PROTECTION_PAGE, e.vma.start, e.vma.end);
   run(e.k, mmuNotifierInvalidateRangeStart(range));
   assert.ok(folioTrylock(e.k, pfn));
+  e.k.sched.lockdep?.folioDisown(pfn); /* a driver holds it, in its own context */
+  // fork calls it with mmap_lock (write) and the PTL held (copy_nonpresent_pte).
+  const s = e.k.sched;
+  assert.ok(e.mm.mmapLock.tryWriteFast(s));
+  assert.ok(pt.ptl.trylock(s));
   assert.equal(tryRestoreExclusivePte(e.vma, e.vma.start, pt, i), -EBUSY);
   folioUnlock(e.k, pfn);
   assert.equal(tryRestoreExclusivePte(e.vma, e.vma.start, pt, i), 0);
+  pt.ptl.unlock(s);
   mmuNotifierInvalidateRangeEnd(range);
+  e.mm.mmapLock.writeUnlock(s);
   assert.equal(pt.f[i] & TYPE_MASK, T_PRESENT);
   assert.ok(pt.f[i] & _PAGE_RW);
 });

@@ -23,7 +23,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, ptOf, run, storePage, type Env } from './migrate_helpers.js';
+import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, ptOf, run, storePage, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
   TYPE_MASK, TYPE_NAMES, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_HWPOISON, T_MIGRATION_READ,
   T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY,
@@ -130,7 +130,7 @@ test('present read-only -> migration read-exclusive / read keeping soft-dirty an
   e.k.pages.flags[p2] &= ~PG_anon_exclusive;
   const pf = [0, 1, 2].map((i) => pte(e.mm, a0 + i * PAGE)[0]);
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.cpages, 3);
   expectEntry(e.mm, a0, T_MIGRATION_READ_EXCLUSIVE, _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP | _PAGE_ACCESSED | _PAGE_DIRTY, { pfn: pf[0] });
   expectEntry(e.mm, a1, T_MIGRATION_READ_EXCLUSIVE, _PAGE_UFFD_WP, { pfn: pf[1] });
@@ -155,7 +155,7 @@ test('migration -> device-private write / read carrying soft-dirty and uffd-wp (
   setBits(e.mm, e.vma.start, _PAGE_SOFT_DIRTY, 0);
   setBits(e.mm, e.vma.start + PAGE, _PAGE_UFFD_WP, _PAGE_RW);
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_SOFT_DIRTY | _PAGE_ACCESSED | _PAGE_DIRTY);
   expectEntry(e.mm, e.vma.start + PAGE, T_MIGRATION_READ_EXCLUSIVE, _PAGE_UFFD_WP | _PAGE_ACCESSED | _PAGE_DIRTY);
   const d = [0, 1].map((i) => {
@@ -181,7 +181,7 @@ test('device-private -> migration entry (inside migrate_to_ram, fault_page locke
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 7);
   const want = loadPage(e.mm, e.vma.start);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 1);
   const dpage = expectEntry(e.mm, e.vma.start, T_DEVICE_PRIVATE_WRITE, 0);
   // A minimal ->migrate_to_ram() that looks at the CPU page table between the steps.
   const seen: string[] = [];
@@ -222,7 +222,7 @@ test('fork: device-private write -> read in parent and child; a CPU fault in one
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 3);
   const want = loadPage(e.mm, e.vma.start);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const dpage = expectEntry(e.mm, e.vma.start, T_DEVICE_PRIVATE_WRITE, 0);
   const child = e.k.newMm();
   assert.equal(run(e.k, dupMmap(e.mm, child)), 0);
@@ -254,7 +254,7 @@ test('fork: device-private write -> read in parent and child; a CPU fault in one
 test('mprotect: device-private write -> read (soft-dirty dropped) even when write stays allowed; a write fault then migrates and reuses', () => {
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 5);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   setBits(e.mm, e.vma.start, _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP, 0);
   const dpage = expectEntry(e.mm, e.vma.start, T_DEVICE_PRIVATE_WRITE, _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP);
   assert.equal(run(e.k, doMprotect(e.mm, e.vma.start, PAGE, PROT_READ)), 0);
@@ -276,8 +276,9 @@ test('mprotect during a migration: migration write -> read-exclusive; finalize r
   storePage(e.mm, e.vma.start, 5);
   const pfn = pte(e.mm, e.vma.start)[0];
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY);
+  e.k.sched.lockdep?.folioDisownAll(); /* the migration's folio locks stay with the driver's context; the syscall below is the process's (lockdep) */
   assert.equal(run(e.k, doMprotect(e.mm, e.vma.start, PAGE, PROT_READ)), 0);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_READ_EXCLUSIVE, _PAGE_ACCESSED | _PAGE_DIRTY, { pfn });
   run(e.k, migrateVmaFinalize(m));
@@ -289,7 +290,7 @@ test('mprotect during a migration: migration write -> read-exclusive; finalize r
 test('munmap / MADV_DONTNEED: present and device-private -> none; pages freed (device page back to its driver)', () => {
   const e = mkEnv(4);
   for (let i = 0; i < 4; i++) storePage(e.mm, e.vma.start + i * PAGE, i);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start + 2 * PAGE, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start + 2 * PAGE, e.vma.end, 'private'));
   const sys0 = expectEntry(e.mm, e.vma.start, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
   expectEntry(e.mm, e.vma.start + 2 * PAGE, T_DEVICE_PRIVATE_WRITE, 0);
   assert.equal(e.mm.rss.anon, 4);
@@ -312,7 +313,7 @@ test('migrate_device_range: device-private -> migration (vma-less eviction); mun
   const e = mkEnv(2);
   storePage(e.mm, e.vma.start, 1);
   storePage(e.mm, e.vma.start + PAGE, 2);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d0 = pte(e.mm, e.vma.start)[0];
   const d1 = pte(e.mm, e.vma.start + PAGE)[0];
   const src = new Float64Array(2);
@@ -320,6 +321,7 @@ test('migrate_device_range: device-private -> migration (vma-less eviction); mun
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, 0, { pfn: d0 });
   expectEntry(e.mm, e.vma.start + PAGE, T_MIGRATION_WRITE, 0, { pfn: d1 });
   // The process unmaps the first page while the eviction runs (no mmap_lock held by migrate_device_*).
+  e.k.sched.lockdep?.folioDisownAll(); /* the migration's folio locks stay with the driver's context; the syscall below is the process's (lockdep) */
   assert.equal(run(e.k, vmMunmap(e.mm, e.vma.start, PAGE)), 0);
   expectEntry(e.mm, e.vma.start, T_NONE, 0);
   assert.equal(e.mm.rss.anon, 1);
@@ -348,7 +350,7 @@ test('THP: PMD present -> PMD migration entry (SELECT_COMPOUND) -> PMD device-pr
   assert.equal(e.k.pages.order[head], 9);
   e.k.lru.drain();
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY, { level: 'pmd', pfn: head });
   assert.equal(e.k.pages.entireMapcount[head], 0);
   const d = e.dev.allocDevicePage('private', 9);
@@ -372,7 +374,7 @@ test('THP: a PMD migration entry is restored to a PMD when the migration fails; 
   const head = pmd(e.mm, e.vma.start)[0];
   e.k.lru.drain();
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY, { level: 'pmd' });
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
@@ -381,7 +383,7 @@ test('THP: a PMD migration entry is restored to a PMD when the migration fails; 
   e.k.checkpoint('restored');
   e.k.lru.drain();
   const m2 = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
-  run(e.k, migrateVmaSetup(m2));
+  setupLocked(e.k, m2);
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     const dp = e.dev.allocDevicePage('private');
     e.k.contents.deviceCopy(dp, head + i, 1);
@@ -400,7 +402,7 @@ test('THP: a device-private PMD partly unmapped is split into 511 device-private
   const e = mkEnv(512, { hugepage: true });
   for (let i = 0; i < 512; i += 64) storePage(e.mm, e.vma.start + i * PAGE, i + 1);
   e.k.lru.drain();
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
   const d = expectEntry(e.mm, e.vma.start, T_DEVICE_PRIVATE_WRITE, 0, { level: 'pmd' });
   assert.equal(run(e.k, vmMunmap(e.mm, e.vma.start + 5 * PAGE, PAGE)), 0);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
@@ -434,7 +436,7 @@ test('mremap: device-private entries move as they are (+ soft-dirty); the page s
   p.store32(a, 11);
   p.store32(a + PAGE, 22);
   const vma = p.mm!.vmaLookup(a)!;
-  assert.equal(run(k, dev.migrateToDevice(vma, a, a + 2 * PAGE, 'private')), 2);
+  assert.equal(runMmapRead(p.mm!, dev.migrateToDevice(vma, a, a + 2 * PAGE, 'private')), 2);
   const d0 = expectEntry(p.mm!, a, T_DEVICE_PRIVATE_WRITE, 0);
   const dst = 0x700000000000;
   assert.equal(run(k, doMremap(p.mm!, a, 2 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst)), dst);
@@ -474,7 +476,7 @@ test('swap (MADV_PAGEOUT) and hwpoison (injected: the model has no memory_failur
   assert.equal(hp & 0x1fn, 24n, 'SWP_HWPOISON = MAX_SWAPFILES');
   // migrate_vma_collect_pmd: non-device-private swap-type entries are not collected.
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![1], 0, 'swap entry: 0');
   assert.equal(m.src![2], 0, 'hwpoison entry: 0');
   assert.equal(m.src![3], MIGRATE_PFN_MIGRATE, 'a none PTE is a hole');
@@ -531,7 +533,7 @@ test('THP: huge zero PMD and THP PMD -> none with MADV_DONTNEED of the whole 2 M
 test('migration -> present device-coherent page (write|dirty, not special: mainline has no pte_devmap since the devmap removal); a hole gets the same entry', () => {
   const e = mkEnv(2);
   storePage(e.mm, e.vma.start, 1);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent')), 2);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent')), 2);
   const c0 = expectEntry(e.mm, e.vma.start, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { msg: 'remove_migration_pte keeps young/dirty of the entry' });
   const c1 = expectEntry(e.mm, e.vma.start + PAGE, T_PRESENT, _PAGE_RW | _PAGE_DIRTY, { msg: 'migrate_vma_insert_page: write+dirty, not young' });
   for (const c of [c0, c1]) {
@@ -548,8 +550,9 @@ test('mremap: a PMD migration entry moves as one entry and becomes soft-dirty (m
   const head = expectEntry(e.mm, e.vma.start, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd' });
   e.k.lru.drain();
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   expectEntry(e.mm, e.vma.start, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY, { level: 'pmd', pfn: head });
+  e.k.sched.lockdep?.folioDisownAll(); /* the migration's folio locks stay with the driver's context; the syscall below is the process's (lockdep) */
   const old = e.vma.start;
   const dst = 0x80000000;
   assert.equal(run(e.k, doMremap(e.mm, old, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst)), dst);

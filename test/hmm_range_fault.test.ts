@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HPAGE, PAGE, cpu, mkEnv, pte, run, type Env } from './migrate_helpers.js';
+import { HPAGE, PAGE, cpu, mkEnv, pte, run, type Env, runMmapRead } from './migrate_helpers.js';
 import {
   HMM_PFN_DMA_MAPPED, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HmmRange,
   fromKernelWord, hmmPfnFlagsOrder, hmmPfnMake, hmmPfnTest, hmmPfnToMapOrder, hmmPfnToPfn, hmmRangeFault,
@@ -225,9 +225,7 @@ test('device-private pages: own owner reported without faulting, other owners fa
   const e = mkEnv(4);
   const m = mirror(e, e.vma.start, e.vma.end);
   for (let i = 0; i < 4; i++) cpu(e.mm, e.vma.start + i * PAGE, true);
-  e.mm.mmapLock.tryReadFast(e.k.sched);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
-  e.mm.mmapLock.readUnlock(e.k.sched);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
   const dpfn = pte(e.mm, e.vma.start)[0];
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
 

@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, run, storePage, type Env } from './migrate_helpers.js';
+import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, run, storePage, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
@@ -71,13 +71,13 @@ test('setup: VM_MIXEDMAP and VM_DONTEXPAND (the rest of VM_SPECIAL) are -EINVAL;
     e.vma.flags = saved | bad;
     const m = mv(e, S);
     m.src!.fill(123);
-    assert.equal(run(e.k, migrateVmaSetup(m)), -EINVAL, `flag 0x${bad.toString(16)}`);
+    assert.equal(setupLocked(e.k, m), -EINVAL, `flag 0x${bad.toString(16)}`);
     assert.deepEqual([...m.src!], [123, 123], 'the memset happens after the checks');
     assert.equal(m.npages, 0);
   }
   e.vma.flags = saved;
   const m = mv(e, S);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.npages, 2);
   run(e.k, migrateVmaFinalize(m));
 });
@@ -90,7 +90,7 @@ test('collect: a THP PMD without SELECT_SYSTEM is skipped whole (512 zeros), the
   storePage(e.mm, e.vma.start, 1);
   const [head, f] = pmd(e.mm, e.vma.start);
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT | MIGRATE_VMA_SELECT_COMPOUND);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.npages, HPAGE_PMD_NR);
   assert.equal(m.cpages, 0);
   assert.ok(m.src!.every((x) => x === 0));
@@ -104,13 +104,13 @@ test('collect: the huge zero PMD is a hole (COMPOUND with SELECT_COMPOUND, else 
   cpu(e.mm, e.vma.start, false);
   assert.equal(pmd(e.mm, e.vma.start)[0], e.k.hugeZeroPfn);
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
   assert.equal(m.cpages, 1);
   assert.ok(m.src!.subarray(1).every((x) => x === 0));
   run(e.k, migrateVmaFinalize(m));
   const m2 = mv(e, S);
-  assert.equal(run(e.k, migrateVmaSetup(m2)), 0);
+  assert.equal(setupLocked(e.k, m2), 0);
   assert.ok(m2.src!.every((x) => x === MIGRATE_PFN_MIGRATE));
   assert.equal(m2.cpages, HPAGE_PMD_NR);
   run(e.k, migrateVmaFinalize(m2));
@@ -127,8 +127,9 @@ test('collect: a THP whose folio lock is held elsewhere (trylock fails) is skipp
   e.k.lru.drain();
   const ref = e.k.pages.refcount[head];
   assert.ok(folioTrylock(e.k, head));
+  e.k.sched.lockdep?.folioDisown(head); /* held elsewhere: another context's lock (lockdep) */
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.ok(m.src!.every((x) => x === 0));
   assert.equal(m.cpages, 0);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
@@ -146,7 +147,7 @@ test('collect: SELECT_COMPOUND on a range that does not cover the whole 2 MiB sp
   const head = pmd(e.mm, e.vma.start)[0];
   e.k.lru.drain();
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND, e.vma.start + PAGE, e.vma.end);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.npages, 511);
   assert.equal(m.cpages, 511);
   for (let i = 0; i < 511; i++) {
@@ -170,7 +171,7 @@ test('collect: a pinned THP cannot become a PMD migration entry nor be split: ev
     const pinned = pin(e, e.vma.start);
     assert.equal(pinned, head);
     const m = mv(e, S | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0));
-    assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+    assert.equal(setupLocked(e.k, m), 0);
     assert.ok(m.src!.every((x) => x === 0), `compound=${compound}`);
     assert.equal(m.cpages, 0);
     assert.equal(e.k.pages.order[head], 9, 'split_folio() refused (can_split_folio)');
@@ -191,7 +192,7 @@ test('collect: a pinned THP stays PMD-mapped after the failed split (kernel orde
   storePage(e.mm, e.vma.start, 9);
   const pinned = pin(e, e.vma.start);
   const m = mv(e, S);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   run(e.k, migrateVmaFinalize(m));
   try {
     assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
@@ -220,7 +221,7 @@ test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and e
   assert.equal(e.k.pages.order[head], 9, 'the PMD split keeps the large folio');
   e.k.lru.drain();
   const m = mv(e, S);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.cpages, HPAGE_PMD_NR);
   assert.equal(e.k.pages.order[head], 0);
   for (let i = 0; i < HPAGE_PMD_NR; i++) assert.equal(migratePfnToPage(m.src![i]), head + i);
@@ -235,7 +236,7 @@ test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and e
   splitPmd(p);
   const pinned = pin(p, p.vma.start + 3 * PAGE);
   const m2 = mv(p, S);
-  assert.equal(run(p.k, migrateVmaSetup(m2)), 0);
+  assert.equal(setupLocked(p.k, m2), 0);
   assert.ok(m2.src!.every((x) => x === 0), 'split failed: migrate_vma_collect_skip(addr, end)');
   assert.equal(m2.cpages, 0);
   assert.equal(p.k.pages.order[h2], 9);
@@ -252,7 +253,7 @@ test('collect: a PTE-mapped large device-private folio is split at the CPU fault
     storePage(e.mm, e.vma.start + 7 * PAGE, 77);
     const want = loadPage(e.mm, e.vma.start + faultAt * PAGE);
     e.k.lru.drain();
-    assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
+    assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
     const d = pmd(e.mm, e.vma.start)[0];
     assert.equal(run(e.k, vmMunmap(e.mm, e.vma.start + 5 * PAGE, PAGE)), 0);
     assert.equal(e.dev.allocated('private'), HPAGE_PMD_NR, 'still one 512-page folio');
@@ -283,7 +284,7 @@ test('collect: a device-exclusive entry is not collected (not a device-private e
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
   setPte(pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start)!, pteIndex(e.vma.start + PAGE), special, T_PRESENT | _PAGE_SPECIAL, 'test: inject entry');
   const m = mv(e, S | MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.deepEqual([...m.src!], [0, 0, MIGRATE_PFN_MIGRATE]);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
   assert.equal(pte(e.mm, e.vma.start + PAGE)[0], special);
@@ -297,11 +298,11 @@ test('collect: a device-exclusive entry is not collected (not a device-private e
 test('unmap: a device page with ONE extra reference passes migrate_vma_check_page (ZONE_DEVICE leniency) but folio_migrate_mapping refuses it', () => {
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 4);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d = pte(e.mm, e.vma.start)[0];
   folioGet(e.k, d);
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'setup keeps it');
   assert.equal(m.cpages, 1);
   const s = e.k.buddy.alloc(0, 0);
@@ -320,12 +321,12 @@ test('unmap: a device page with ONE extra reference passes migrate_vma_check_pag
 test('unmap: a device page with TWO extra references fails the check and is restored at once (src 0, unlocked)', () => {
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 4);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d = pte(e.mm, e.vma.start)[0];
   folioGet(e.k, d);
   folioGet(e.k, d);
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![0], 0);
   assert.equal(m.cpages, 0);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
@@ -340,7 +341,7 @@ test('unmap: a device page with TWO extra references fails the check and is rest
 test('unmap: when the fault page cannot migrate, the restore pass leaves it locked for do_swap_page (fault_folio is not unlocked)', () => {
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 4);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d = pte(e.mm, e.vma.start)[0];
   folioGet(e.k, d);
   folioGet(e.k, d);
@@ -372,7 +373,7 @@ test('unmap: when the fault page cannot migrate, the restore pass leaves it lock
 test('migrate_device_range: a pinned device-coherent page stays mapped (try_to_migrate cannot share it) and is restored', () => {
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 4);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
   const c = pte(e.mm, e.vma.start)[0];
   const pinned = pin(e, e.vma.start);
   assert.equal(pinned, c, 'a short-term pin of a coherent page is allowed');
@@ -423,7 +424,7 @@ test('migrate_device_coherent_folio: no system page available -> -EBUSY, the coh
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 4);
   const want = loadPage(e.mm, e.vma.start);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
   const c = pte(e.mm, e.vma.start)[0];
   e.k.buddy.fail.set('migrate_device_coherent_folio', { skip: 0, times: 1 });
   folioGet(e.k, c); /* the caller's reference, consumed */
@@ -454,7 +455,7 @@ test('pages: inserting holes fires one MMU_NOTIFY_MIGRATE (owner) from the first
     },
   }));
   const m = mv(e, S);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   assert.deepEqual(seen.map((r) => r.event), [MMU_NOTIFY_MIGRATE], 'collect');
   seen.length = 0;
   for (let i = 0; i < 4; i++) {
@@ -471,7 +472,7 @@ test('pages: inserting holes fires one MMU_NOTIFY_MIGRATE (owner) from the first
   assert.equal(seen[0].end, e.vma.end);
   run(e.k, migrateVmaFinalize(m));
   const m2 = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
-  run(e.k, migrateVmaSetup(m2));
+  setupLocked(e.k, m2);
   seen.length = 0;
   for (let i = 0; i < 4; i++) {
     const s = e.k.buddy.alloc(0, 0);
@@ -488,7 +489,7 @@ test('pages: inserting holes fires one MMU_NOTIFY_MIGRATE (owner) from the first
 test('pages: a COMPOUND hole with 512 small dst pages is inserted page by page (src exactly MIGRATE each)', () => {
   const e = mkEnv(512, { hugepage: true });
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
   for (let i = 0; i < HPAGE_PMD_NR; i++) m.dst![i] = migratePfn(e.dev.allocDevicePage('private'));
   run(e.k, migrateVmaPages(m));
@@ -504,7 +505,7 @@ test('insert: a huge-zero-PMD hole is split first (the other 511 stay zero-page 
   const e = mkEnv(1024, { hugepage: true });
   cpu(e.mm, e.vma.start, false);
   const m = mv(e, S, e.vma.start, e.vma.start + HPAGE);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   const d = e.dev.allocDevicePage('private');
   m.dst![3] = migratePfn(d);
   run(e.k, migrateVmaPages(m));
@@ -517,7 +518,7 @@ test('insert: a huge-zero-PMD hole is split first (the other 511 stay zero-page 
   // The second 2 MiB: holes collected, then a THP write fault fills the PMD before migrate_vma_pages().
   const b = e.vma.start + HPAGE;
   const m2 = mv(e, S, b, b + HPAGE);
-  run(e.k, migrateVmaSetup(m2));
+  setupLocked(e.k, m2);
   assert.equal(m2.cpages, HPAGE_PMD_NR);
   storePage(e.mm, b, 5);
   const thp = pmd(e.mm, b)[0];
@@ -539,7 +540,7 @@ test('insert: a dst of an unsupported ZONE_DEVICE type (generic) aborts the inse
   e.k.pages.flags[g] = PG_locked;
   e.k.pages.refcount[g] = 1;
   const m = mv(e, S);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE);
   m.dst![0] = migratePfn(g);
   run(e.k, migrateVmaPages(m));
@@ -553,7 +554,7 @@ test('insert: a dst of an unsupported ZONE_DEVICE type (generic) aborts the inse
 test('insert: a COMPOUND dst for a hole at an index that cannot hold a PMD (-EINVAL) clears MIGRATE on that entry only', () => {
   const e = mkEnv(4, { hugepage: true });
   const m = mv(e, S);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   const big = e.dev.allocDevicePage('private', 9);
   m.dst![1] = migratePfn(big) + MIGRATE_PFN_COMPOUND;
   const small = e.dev.allocDevicePage('private');
@@ -573,25 +574,25 @@ test('insert: a COMPOUND dst for a hole at an index that cannot hold a PMD (-EIN
 test('misuse: a dst pfn with no struct page, a COMPOUND dst that is not PMD-sized, a compound hole split with a missing dst, pages() after finalize', () => {
   const e = mkEnv(1);
   const m = mv(e, S);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   m.dst![0] = migratePfn(0x7ffff000);
   assert.throws(() => run(e.k, migrateVmaPages(m)), isBug(/dst pfn has no struct page/));
 
   const h = mkEnv(512, { hugepage: true });
   const m2 = mv(h, S | MIGRATE_VMA_SELECT_COMPOUND);
-  run(h.k, migrateVmaSetup(m2));
+  setupLocked(h.k, m2);
   m2.dst![0] = migratePfn(h.dev.allocDevicePage('private')) + MIGRATE_PFN_COMPOUND;
   assert.throws(() => run(h.k, migrateVmaPages(m2)), isBug(/COMPOUND dst is not a PMD-sized folio/));
 
   const h2 = mkEnv(512, { hugepage: true });
   const m3 = mv(h2, S | MIGRATE_VMA_SELECT_COMPOUND);
-  run(h2.k, migrateVmaSetup(m3));
+  setupLocked(h2.k, m3);
   m3.dst![0] = migratePfn(h2.dev.allocDevicePage('private'));
   assert.throws(() => run(h2.k, migrateVmaPages(m3)), isBug(/compound hole split without a dst page/));
 
   const f = mkEnv(1);
   const m4 = mv(f, S);
-  run(f.k, migrateVmaSetup(m4));
+  setupLocked(f.k, m4);
   run(f.k, migrateVmaFinalize(m4));
   assert.throws(() => run(f.k, migrateVmaPages(m4)), isBug(/migrate_vma_pages\(\) after migrate_vma_finalize\(\)/));
   f.k.checkpoint('misuse');
@@ -606,7 +607,7 @@ test('device-private fault: migrate_to_ram returning VM_FAULT_OOM (no system pag
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 6);
   const want = loadPage(e.mm, e.vma.start);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d = pte(e.mm, e.vma.start)[0];
   e.k.buddy.fail.set('testdrv', { skip: 0, times: 1 });
   assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, false)), { ok: false, signal: 9, code: 0, addr: e.vma.start });
@@ -622,9 +623,10 @@ test('device-private fault on a page locked by someone else: the fault is retrie
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 6);
   const want = loadPage(e.mm, e.vma.start);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d = pte(e.mm, e.vma.start)[0];
   assert.ok(folioTrylock(e.k, d)); /* e.g. the driver inside its own migration */
+  e.k.sched.lockdep?.folioDisown(d); /* ... in its own context: the 'holder' thread unlocks it (lockdep) */
   const s = e.k.sched;
   let faultResult: unknown = null;
   s.spawn('cpu', (function* (): K<void> {

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PAGE, HPAGE, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, cpu, type Env } from './migrate_helpers.js';
+import { PAGE, HPAGE, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, cpu, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MigrateVma, migrateDeviceCoherentFolio, migrateDeviceFinalize, migrateDevicePages, migrateDevicePfns,
@@ -26,7 +26,7 @@ test('migrate_device_range: free pages and locked pages give 0, allocated mapped
   const e = mkEnv(2);
   storePage(e.mm, e.vma.start, 1);
   storePage(e.mm, e.vma.start + PAGE, 2);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 2);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 2);
   const d0 = pte(e.mm, e.vma.start)[0];
   const d1 = pte(e.mm, e.vma.start + PAGE)[0];
   const first = e.dev.priv.pgmap.firstPfn;
@@ -60,7 +60,7 @@ test('migrate_device_range: a large device folio is one COMPOUND entry; starting
   const e = mkEnv(512, { hugepage: true });
   for (let i = 0; i < 512; i += 64) storePage(e.mm, e.vma.start + i * PAGE, i);
   e.k.lru.drain();
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
   const head = pmd(e.mm, e.vma.start)[0];
   const src = new Float64Array(512);
   run(e.k, migrateDeviceRange(e.k, src, head + 1, 512));
@@ -87,7 +87,7 @@ test('migrate_device_pfns takes raw pfns', () => {
   const e = mkEnv(3);
   for (let i = 0; i < 3; i++) storePage(e.mm, e.vma.start + i * PAGE, i + 1);
   const want = [0, 1, 2].map((i) => loadPage(e.mm, e.vma.start + i * PAGE));
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const pf = [2, 0].map((i) => pte(e.mm, e.vma.start + i * PAGE)[0]);
   const src = new Float64Array(pf);
   run(e.k, migrateDevicePfns(e.k, src, 2));
@@ -111,7 +111,7 @@ test('migrate_device_coherent_folio: moves a mapped coherent page to system memo
   storePage(e.mm, e.vma.start, 1);
   storePage(e.mm, e.vma.start + PAGE, 2);
   const w0 = loadPage(e.mm, e.vma.start);
-  run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
+  runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
   const c0 = pte(e.mm, e.vma.start)[0];
   const c1 = pte(e.mm, e.vma.start + PAGE)[0];
   assert.ok(isDeviceCoherentPage(e.k, c0));
@@ -136,7 +136,7 @@ test('fault_page: a CPU write on a device-private page migrates it back with the
     const e = mkEnv(2, { cfg: { historical: { fault_no_page_ref: hist } as never } });
     storePage(e.mm, e.vma.start, 5);
     const want = loadPage(e.mm, e.vma.start);
-    run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+    runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
     const pfn = cpu(e.mm, e.vma.start, true);
     assert.ok(!isDevicePrivatePage(e.k, pfn), `historical=${hist}`);
     assert.equal(e.k.contents.checksum(pfn), want);
@@ -156,7 +156,7 @@ test('PMD device-private fault at a tail address migrates the whole THP back', (
   for (let i = 0; i < 512; i += 50) storePage(e.mm, e.vma.start + i * PAGE, i + 1);
   const want = loadPage(e.mm, e.vma.start + 300 * PAGE);
   e.k.lru.drain();
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
   assert.equal(loadPage(e.mm, e.vma.start + 300 * PAGE), want);
   assert.equal(e.dev.allocated('private'), 0);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
@@ -185,7 +185,7 @@ test('historical ttm_coherent_as_private: try_to_migrate loses write permission 
   for (const hist of [false, true]) {
     const e = mkEnv(1, { cfg: { historical: { ttm_coherent_as_private: hist } as never } });
     storePage(e.mm, e.vma.start, 1);
-    run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
+    runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
     const c = pte(e.mm, e.vma.start)[0];
     const mm2 = mapInSecondMm(e);
     // Migrate from the first mm; the second mapping is reached by try_to_migrate.
@@ -193,7 +193,7 @@ test('historical ttm_coherent_as_private: try_to_migrate loses write permission 
       vma: e.vma, start: e.vma.start, end: e.vma.end, src: new Float64Array(1), dst: new Float64Array(1),
       flags: MIGRATE_VMA_SELECT_DEVICE_COHERENT, pgmapOwner: e.dev.owner,
     });
-    run(e.k, migrateVmaSetup(m));
+    setupLocked(e.k, m);
     assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
     run(e.k, migrateVmaPages(m)); // no dst: restore
     run(e.k, migrateVmaFinalize(m));
@@ -210,7 +210,7 @@ test('migrate_vma with SELECT_SYSTEM onto system pages (system -> system)', () =
   const want = loadPage(e.mm, e.vma.start);
   const old = pte(e.mm, e.vma.start)[0];
   const m = new MigrateVma({ vma: e.vma, start: e.vma.start, end: e.vma.end, src: new Float64Array(2), dst: new Float64Array(2), flags: MIGRATE_VMA_SELECT_SYSTEM });
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   for (let i = 0; i < 2; i++) {
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);

@@ -14,6 +14,7 @@ import {
   TYPE_MASK, T_TABLE, pmdIndex, pmdTableOf, pteIndex, type PteTable, type PmdTable,
 } from '../src/kernel/mm/pgtable.js';
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
+import { MigrateVma, migrateVmaSetup } from '../src/kernel/mm/migrate_device.js';
 import { enableCheckedMode } from '../src/kernel/mm/debug_vm.js';
 
 export const PAGE = 4096;
@@ -103,4 +104,24 @@ export function pmd(mm: MmStruct, addr: number): [number, number, PmdTable | nul
 /** Run a kernel generator to completion. */
 export function run<T>(k: Kernel, g: Generator<unknown, T, void>): T {
   return runSync(k.sched, g as never) as T;
+}
+
+/**
+ * Run a kernel generator with `mm`'s mmap_lock held for read around it, as
+ * a driver calls migrate_vma_setup() and the testdrv migrations (lockdep
+ * asserts it in checked mode: migrate_vma_collect()'s walk_page_range()).
+ */
+export function runMmapRead<T>(mm: MmStruct, g: Generator<unknown, T, void>): T {
+  const s = mm.kernel.sched;
+  if (!mm.mmapLock.tryReadFast(s)) throw new Error(`runMmapRead: mmap_lock of mm #${mm.id} is taken`);
+  try {
+    return run(mm.kernel, g);
+  } finally {
+    mm.mmapLock.readUnlock(s);
+  }
+}
+
+/** migrate_vma_setup(m) under the mmap_lock of m.vma's mm (none when the VMA is missing: -EINVAL before any walk). */
+export function setupLocked(k: Kernel, m: MigrateVma): number {
+  return m.vma === null ? run(k, migrateVmaSetup(m)) : runMmapRead(m.vma.mm, migrateVmaSetup(m));
 }

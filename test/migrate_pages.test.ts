@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PAGE, HPAGE, cpu, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, type Env } from './migrate_helpers.js';
+import { PAGE, HPAGE, cpu, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, type Env, setupLocked } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
   MIGRATE_VMA_SELECT_COMPOUND, MigrateVma, migrateDevicePages, migratePfn, migrateVmaFinalize, migrateVmaPages,
@@ -51,7 +51,7 @@ test('unmap: a page still in the per-CPU LRU batch is drained and isolated', () 
   const v = pte(e.mm, e.vma.start)[0];
   assert.equal(e.k.pages.flags[v] & PG_lru, 0, 'fresh page: in the batch, not yet on the LRU');
   const m = mk(e);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   assert.equal(m.cpages, 1);
   assert.equal(e.k.pages.refcount[v], 1, 'only the isolation reference');
@@ -66,7 +66,7 @@ test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, p
   const v = pte(e.mm, e.vma.start)[0];
   folioGet(e.k, v);
   const m = mk(e);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![0], 0, 'restored entry is zeroed');
   assert.ok(mpfnHas(m.src![1], MIGRATE_PFN_MIGRATE));
   assert.equal(m.cpages, 1);
@@ -93,7 +93,7 @@ test('unmap: a page that cannot be isolated from the LRU is restored', () => {
   const v = pte(e.mm, e.vma.start)[0];
   assert.ok(e.k.lru.isolate(v)); // someone else (compaction, reclaim) holds it isolated
   const m = mk(e);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![0], 0);
   assert.equal(m.cpages, 0);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
@@ -141,7 +141,7 @@ test('unmap: a page mapped in another mm goes through try_to_migrate (MMU_NOTIFY
   });
   mmuIntervalNotifierInsert(sub);
   const m = mk(e);
-  assert.equal(run(e.k, migrateVmaSetup(m)), 0);
+  assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.cpages, 2);
   assert.equal(pte(mm2, e.vma.start)[1] & TYPE_MASK, T_MIGRATION_READ, 'the other mm got a migration entry');
   assert.deepEqual(events, [MMU_NOTIFY_CLEAR, MMU_NOTIFY_CLEAR]);
@@ -162,7 +162,7 @@ test('pages: an entry without a dst loses MIGRATE and finalize restores the sour
   storePage(e.mm, e.vma.start, 1);
   const v = pte(e.mm, e.vma.start)[0];
   const m = mk(e);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   run(e.k, migrateVmaPages(m));
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
@@ -175,7 +175,7 @@ test('misuse: dst page not locked, dst page free, dst zero page are BUGs', () =>
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 1);
   const m = mk(e);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   const d = e.dev.allocDevicePage('private');
   folioUnlock(e.k, d);
   m.dst![0] = migratePfn(d);
@@ -184,13 +184,13 @@ test('misuse: dst page not locked, dst page free, dst zero page are BUGs', () =>
   const e2 = mkEnv(1);
   storePage(e2.mm, e2.vma.start, 1);
   const m2 = mk(e2);
-  run(e2.k, migrateVmaSetup(m2));
+  setupLocked(e2.k, m2);
   m2.dst![0] = migratePfn(e2.dev.priv.pgmap.firstPfn + 100); // never allocated
   assert.throws(() => run(e2.k, migrateVmaPages(m2)), isBug(/dst page is free/));
 
   const e3 = mkEnv(1);
   const m3 = mk(e3);
-  run(e3.k, migrateVmaSetup(m3));
+  setupLocked(e3.k, m3);
   m3.dst![0] = migratePfn(e3.k.zeroPfn);
   assert.throws(() => run(e3.k, migrateVmaPages(m3)), isBug(/zero page|free|not locked/));
 });
@@ -200,12 +200,12 @@ test('misuse: migrate_vma_pages() without setup / after a failed setup / twice; 
   const m = mk(e);
   assert.throws(() => run(e.k, migrateVmaPages(m)), isBug(/without a successful migrate_vma_setup/));
   m.end = m.start; // -EINVAL
-  assert.equal(run(e.k, migrateVmaSetup(m)), -22);
+  assert.equal(setupLocked(e.k, m), -22);
   assert.throws(() => run(e.k, migrateVmaPages(m)), isBug(/without a successful migrate_vma_setup/));
   assert.throws(() => run(e.k, migrateVmaFinalize(m)), isBug(/without a successful migrate_vma_setup/));
   e.k.checkpoint('finalize');
   const m2 = mk(e);
-  run(e.k, migrateVmaSetup(m2));
+  setupLocked(e.k, m2);
   run(e.k, migrateVmaPages(m2));
   assert.throws(() => run(e.k, migrateVmaPages(m2)), isBug(/called twice/));
   run(e.k, migrateVmaFinalize(m2));
@@ -244,7 +244,7 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   const want = k.contents.checksum(pg);
   const mkf = () => new MigrateVma({ vma: fv, start: fv.start, end: fv.end, src: new Float64Array(1), dst: new Float64Array(1), flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: e.dev.owner });
   const m = mkf();
-  run(k, migrateVmaSetup(m));
+  setupLocked(k, m);
   assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'file pages are collected');
   const d = e.dev.allocDevicePage('private');
   m.dst![0] = migratePfn(d);
@@ -256,7 +256,7 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   assert.equal(e.dev.allocated('private'), 0, 'unused dst freed by finalize');
   // To a system page: the page cache slot moves to the new page.
   const m2 = mkf();
-  run(k, migrateVmaSetup(m2));
+  setupLocked(k, m2);
   const s = k.buddy.alloc(0, 0);
   folioTrylock(k, s);
   k.contents.copy(s, pg);
@@ -280,7 +280,7 @@ test('pages: a dst of another ZONE_DEVICE type (generic) is refused', () => {
   e.k.pages.flags[d] = PG_locked;
   e.k.pages.refcount[d] = 1;
   const m = mk(e);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   m.dst![0] = migratePfn(d);
   run(e.k, migrateVmaPages(m));
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
@@ -295,7 +295,7 @@ test('pages: folio_migrate_mapping refuses a page that gained a reference after 
   storePage(e.mm, e.vma.start, 9);
   const v = pte(e.mm, e.vma.start)[0];
   const m = mk(e);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   folioGet(e.k, v); // a racing get_page()
   fillPrivate(e, m);
@@ -311,7 +311,7 @@ test('pages: folio_migrate_mapping refuses a page that gained a reference after 
 test('insert: a hole that got populated after setup is not overwritten (abort)', () => {
   const e = mkEnv(1);
   const m = mk(e);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE);
   storePage(e.mm, e.vma.start, 4); // a racing CPU fault fills the hole
   const v = pte(e.mm, e.vma.start)[0];
@@ -329,7 +329,7 @@ test('insert: a zero-page hole is replaced; src becomes exactly MIGRATE; rss cou
   loadPage(e.mm, e.vma.start);
   const rss = e.mm.rss.anon;
   const m = mk(e);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE);
@@ -347,7 +347,7 @@ test('pages: a small source with a COMPOUND dst is refused', () => {
   const e = mkEnv(512, { hugepage: false });
   storePage(e.mm, e.vma.start, 1);
   const m = mk(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE) && !mpfnHas(m.src![0], MIGRATE_PFN_COMPOUND));
   const d = e.dev.allocDevicePage('private', 9);
   m.dst![0] = migratePfn(d) + MIGRATE_PFN_COMPOUND;
@@ -364,7 +364,7 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   // Populate then zap one page by hand so an empty PTE table remains? Simpler: a 4 KiB
   // mapping elsewhere in the span makes the PMD a table: the hole is then not compound.
   const m = mk(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
   // A racing fault installs a PTE table before migrate_vma_pages().
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
@@ -385,7 +385,7 @@ test('cpages counts entries still MIGRATE after unmap (holes included)', () => {
   storePage(e.mm, e.vma.start + PAGE, 2);
   folioGet(e.k, pte(e.mm, e.vma.start + PAGE)[0]); // will fail the check
   const m = mk(e);
-  run(e.k, migrateVmaSetup(m));
+  setupLocked(e.k, m);
   let n = 0;
   for (let i = 0; i < m.npages; i++) if (mpfnHas(m.src![i], MIGRATE_PFN_MIGRATE)) n++;
   assert.equal(m.cpages, n);

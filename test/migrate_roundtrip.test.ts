@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, run, storePage } from './migrate_helpers.js';
+import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, run, storePage, runMmapRead } from './migrate_helpers.js';
 import {
   TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_PRESENT, T_TABLE,
 } from '../src/kernel/mm/pgtable.js';
@@ -54,7 +54,7 @@ test('system -> device-private -> system (4 KiB pages, holes and a zero page)', 
   const want = fill(e, 16, (i) => i === 3 || i === 9);
   loadPage(e.mm, e.vma.start + 9 * PAGE); // page 9: the zero page (read fault)
   const zeroSum = e.k.contents.checksum(e.k.zeroPfn);
-  const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   e.k.checkpoint('migrate');
   assert.equal(n, 16);
   for (let i = 0; i < 16; i++) {
@@ -76,7 +76,7 @@ test('system -> device-private -> system (4 KiB pages, holes and a zero page)', 
 test('system -> device-coherent -> system', () => {
   const e = mkEnv(8);
   const want = fill(e, 8, (i) => i === 5);
-  const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
+  const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent'));
   e.k.checkpoint('migrate');
   assert.equal(n, 8);
   for (let i = 0; i < 8; i++) {
@@ -87,7 +87,7 @@ test('system -> device-coherent -> system', () => {
   // Coherent memory is CPU addressable: reads need no migration.
   check(e, want, e.k.contents.checksum(e.k.zeroPfn));
   assert.equal(e.dev.stat.migrateToRam, 0);
-  const back = run(e.k, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end));
+  const back = runMmapRead(e.mm, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end));
   assert.equal(back, 8);
   assert.equal(e.dev.allocated('coherent'), 0);
   for (let i = 0; i < 8; i++) assert.ok(!isDeviceCoherentPage(e.k, pte(e.mm, e.vma.start + i * PAGE)[0]));
@@ -98,13 +98,13 @@ test('system -> device-coherent -> system', () => {
 test('device -> device via system (private -> system -> coherent -> system -> private)', () => {
   const e = mkEnv(4);
   const want = fill(e, 4);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
   e.k.checkpoint('migrate');
-  assert.equal(run(e.k, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end)), 4);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent')), 4);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end)), 4);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent')), 4);
   e.k.checkpoint('migrate');
-  assert.equal(run(e.k, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end)), 4);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end)), 4);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
   e.k.checkpoint('migrate');
   check(e, want, 0);
   assert.equal(e.dev.allocated('private'), 0);
@@ -117,7 +117,7 @@ test('THP (PMD-mapped, SELECT_COMPOUND) -> device-private THP -> system via a PM
   const [hv, hf] = pmd(e.mm, e.vma.start);
   assert.equal(hf & TYPE_MASK, T_PRESENT, 'THP mapped by a PMD');
   assert.equal(e.k.pages.order[hv], 9);
-  const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.start + HPAGE, 'private', true));
+  const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.start + HPAGE, 'private', true));
   e.k.checkpoint('migrate');
   assert.equal(n, 1, 'one compound entry');
   const [dv, df] = pmd(e.mm, e.vma.start);
@@ -135,7 +135,7 @@ test('THP without SELECT_COMPOUND is split and migrated as 4 KiB pages', () => {
   const e = mkEnv(512, { hugepage: true });
   const want = fill(e, 512);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
-  const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', false));
+  const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', false));
   e.k.checkpoint('migrate');
   assert.equal(n, 512);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
@@ -147,7 +147,7 @@ test('THP without SELECT_COMPOUND is split and migrated as 4 KiB pages', () => {
 
 test('compound hole (empty 2 MiB) -> device-private THP; data reads back as zeroes', () => {
   const e = mkEnv(512, { hugepage: true });
-  const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true));
+  const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true));
   e.k.checkpoint('migrate');
   assert.equal(n, 1);
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
@@ -160,11 +160,11 @@ test('compound hole (empty 2 MiB) -> device-private THP; data reads back as zero
 test('device-private THP back to system with small pages (source split at migrate_vma_pages time)', () => {
   const e = mkEnv(512, { hugepage: true });
   const want = fill(e, 512);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
   e.k.checkpoint('migrate');
   // Exhaust order-9 system allocations so the driver supplies 4 KiB pages.
   e.k.buddy.fail.set('testdrv', { skip: 0, times: Infinity, order: 9 });
-  assert.equal(run(e.k, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end, true)), 512);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end, true)), 512);
   e.k.checkpoint('migrate');
   assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
   check(e, want, 0);
@@ -174,7 +174,7 @@ test('device-private THP back to system with small pages (source split at migrat
 
 test('device-private entries are read-only for a read-only VMA after hole insertion', () => {
   const e = mkEnv(2, { flags: 0x1 | 0x10 });
-  const n = run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
+  const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   e.k.checkpoint('migrate');
   assert.equal(n, 2);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_READ);
@@ -183,9 +183,9 @@ test('device-private entries are read-only for a read-only VMA after hole insert
 test('eviction with migrate_device_range() brings every device page back; memunmap_pages then completes', () => {
   const e = mkEnv(600, { hugepage: true });
   const want = fill(e, 600);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.start + HPAGE, 'private', true)), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.start + HPAGE, 'private', true)), 1);
   e.k.checkpoint('migrate');
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start + HPAGE, e.vma.end, 'private')), 88);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start + HPAGE, e.vma.end, 'private')), 88);
   assert.equal(e.dev.allocated('private'), 600);
   run(e.k, e.dev.release());
   assert.equal(e.dev.allocated('private'), 0);

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HPAGE, PAGE, cpu, loadPage, mkEnv, pte, ptOf, run, storePage, type Env } from './migrate_helpers.js';
+import { HPAGE, PAGE, cpu, loadPage, mkEnv, pte, ptOf, run, storePage, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT,
   MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -30,7 +30,7 @@ function mv(e: Env, flags: number, start = e.vma.start, end = e.vma.end, extra: 
 }
 
 function setup(e: Env, m: MigrateVma): number {
-  return run(e.k, migrateVmaSetup(m));
+  return setupLocked(e.k, m);
 }
 
 function finalize(e: Env, m: MigrateVma): void {
@@ -148,8 +148,8 @@ test('selection by SELECT flags and pgmap owner', () => {
   const e = mkEnv(3);
   for (let i = 0; i < 3; i++) storePage(e.mm, e.vma.start + i * PAGE, i);
   // page 1 -> device-private, page 2 -> device-coherent
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start + PAGE, e.vma.start + 2 * PAGE, 'private')), 1);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start + 2 * PAGE, e.vma.start + 3 * PAGE, 'coherent')), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start + PAGE, e.vma.start + 2 * PAGE, 'private')), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start + 2 * PAGE, e.vma.start + 3 * PAGE, 'coherent')), 1);
   const cases: Array<[number, unknown, boolean[]]> = [
     [MIGRATE_VMA_SELECT_SYSTEM, e.dev.owner, [true, false, false]],
     [MIGRATE_VMA_SELECT_DEVICE_PRIVATE, e.dev.owner, [false, true, false]],
@@ -216,6 +216,7 @@ test('collect: a locked page is skipped (trylock fails), PTE untouched', () => {
   storePage(e.mm, e.vma.start + PAGE, 2);
   const v = pte(e.mm, e.vma.start)[0];
   assert.ok(folioTrylock(e.k, v));
+  e.k.sched.lockdep?.folioDisown(v); /* locked by another context (lockdep) */
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m), 0);
   assert.equal(m.src![0], 0);
@@ -250,6 +251,8 @@ test('collect: other swap-type entries (migration entry of another migration) ar
   const m1 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m1), 0);
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_MIGRATION_WRITE);
+  // m1 stands for a migration in another context: its folio lock is not this thread's (lockdep).
+  e.k.sched.lockdep?.folioDisown(pte(e.mm, e.vma.start)[0]);
   const m2 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m2), 0);
   assert.equal(m2.src![0], 0);
@@ -284,7 +287,7 @@ test('collect: one MMU_NOTIFY_MIGRATE invalidation carrying pgmap_owner', () => 
 test('collect: a device-private page of another owner stays; migrate_to_ram owner mismatch gives no entry', () => {
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 1);
-  assert.equal(run(e.k, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 1);
+  assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 1);
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, e.vma.start, e.vma.end, { pgmapOwner: 'someone else' });
   assert.equal(setup(e, m), 0);
   assert.equal(m.src![0], 0);

@@ -28,7 +28,8 @@
  */
 import type { Kernel } from '../kernel/kernel.js';
 import type { K } from '../kernel/sched/sched.js';
-import { Mutex } from '../kernel/sched/locks.js';
+import { Mutex, lockdepAssertHeld } from '../kernel/sched/locks.js';
+import { LOCK_CLASSES } from '../kernel/sched/lockdep.js';
 import { KernelBug } from '../kernel/printk.js';
 import { EFAULT, EINVAL, ESRCH } from '../kernel/errno.js';
 import { type File, type FileOperations, registerChrdev } from '../kernel/fs/chardev.js';
@@ -108,7 +109,7 @@ export function encodeGupTest(g: GupTest, out = new Uint8Array(SIZEOF_GUP_TEST))
 
 /** The module state (static variables of mm/gup_test.c). */
 class GupTestModule {
-  readonly longtermMutex = new Mutex('pin_longterm_test_mutex');
+  readonly longtermMutex = new Mutex('pin_longterm_test_mutex', LOCK_CLASSES.pin_longterm_test_mutex);
   longtermPages: Float64Array | null = null;
   longtermNrPages = 0;
   constructor(readonly k: Kernel) {}
@@ -223,6 +224,7 @@ function* gupTestIoctlInner(k: Kernel, mm: MmStruct, cmd: number, g: GupTest): K
 
 /** pin_longterm_test_stop(): unpin and forget the long-term pinned pages. Mutex held. */
 function pinLongtermTestStop(m: GupTestModule): void {
+  lockdepAssertHeld(m.k.sched, m.longtermMutex, 'pin_longterm_test_stop');
   if (m.longtermPages === null) return;
   unpinUserPages(m.k, m.longtermPages, m.longtermNrPages);
   m.longtermPages = null;
@@ -231,6 +233,7 @@ function pinLongtermTestStop(m: GupTestModule): void {
 
 /** pin_longterm_test_start(arg). Mutex held. */
 function* pinLongtermTestStart(m: GupTestModule, mm: MmStruct, arg: number): K<number> {
+  lockdepAssertHeld(m.k.sched, m.longtermMutex, 'pin_longterm_test_start');
   const k = m.k;
   if (m.longtermPages !== null) return -EINVAL;
   const buf = new Uint8Array(SIZEOF_PIN_LONGTERM_TEST);
@@ -276,6 +279,7 @@ function* pinLongtermTestStart(m: GupTestModule, mm: MmStruct, arg: number): K<n
 
 /** pin_longterm_test_read(arg): copy every pinned page to the user buffer whose address is at arg. Mutex held. */
 function* pinLongtermTestRead(m: GupTestModule, mm: MmStruct, arg: number): K<number> {
+  lockdepAssertHeld(m.k.sched, m.longtermMutex, 'pin_longterm_test_read');
   const k = m.k;
   if (m.longtermPages === null) return -EINVAL;
   const ab = new Uint8Array(8);

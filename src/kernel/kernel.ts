@@ -117,7 +117,7 @@ export class Kernel {
     this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
-    if (this.config.checked) enableCheckedMode(this);
+    if (this.config.checked) enableCheckedMode(this); /* the invariants and lockdep */
     // Device ranges start on the next 2 MiB boundary above RAM, so a small
     // machine keeps small page arrays.
     this.physTopPfn = Math.ceil(this.buddy.end / HPAGE_PMD_NR) * HPAGE_PMD_NR;
@@ -218,8 +218,12 @@ export class Kernel {
     this.swap?.contents.release();
   }
 
-  /** Run the checked-mode invariants if enabled (after a user-visible operation). */
+  /**
+   * Run the checked-mode invariants if enabled (after a user-visible
+   * operation): first lockdep's return-to-user check (no lock held).
+   */
   checkpoint(op: string): void {
+    if (this.sched.lockdep !== null) this.sched.lockdep.checkReturnToUser(op);
     if (this.checkHook !== null) this.checkHook(this, op);
   }
 }

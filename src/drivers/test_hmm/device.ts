@@ -30,6 +30,7 @@ import { pageBug } from '../../kernel/mm/debug.js';
 import { EINVAL, ENOMEM } from '../../kernel/errno.js';
 import type { K } from '../../kernel/sched/sched.js';
 import { Mutex, Spinlock } from '../../kernel/sched/locks.js';
+import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
   DevPagemap, type DevPagemapOps, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, type PhysRange,
   isDeviceCoherentPage, isDevicePrivatePage, memremapPages, memunmapPages, pagePgmap, requestFreeMemRegion,
@@ -90,8 +91,8 @@ export class DmirrorDevice {
     /** HMM_DMIRROR_MEMORY_DEVICE_PRIVATE or _COHERENT */
     readonly zoneDeviceType: number,
   ) {
-    this.devmemLock = new Mutex(`hmm_dmirror${minor}->devmem_lock`);
-    this.lock = new Spinlock(`hmm_dmirror${minor}->lock`);
+    this.devmemLock = new Mutex(`hmm_dmirror${minor}->devmem_lock`, LOCK_CLASSES.devmem_lock);
+    this.lock = new Spinlock(`hmm_dmirror${minor}->lock`, LOCK_CLASSES.mdevice_lock);
     this.path = `/dev/hmm_dmirror${minor}`;
   }
 

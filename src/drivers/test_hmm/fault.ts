@@ -22,6 +22,7 @@ import { isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { pageBug } from '../../kernel/mm/debug.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryPage, ptEntryTag } from './mirror.js';
 import type { HmmDmirrorCmd } from './uapi.js';
+import { lockdepAssertHeld } from '../../kernel/sched/locks.js';
 
 /**
  * The jiffies timeout of dmirror_range_fault() / dmirror_range_snapshot()
@@ -129,6 +130,7 @@ export function* dmirrorReturnMigrated(dmirror: Dmirror, cmd: HmmDmirrorCmd, sta
  * the copy goes through BACKING_PAGE(page) instead.
  */
 export function dmirrorDoRead(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_read');
   const k = dmirror.k;
   const fix = k.config.fixes.dmirror_devmem_fix;
   let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
@@ -185,6 +187,7 @@ function dmirrorDataPage(dmirror: Dmirror, page: number, what: string): number {
  * dmirror_do_read; with config.fixes.dmirror_devmem_fix its backing page.
  */
 export function dmirrorDoWrite(dmirror: Dmirror, start: number, end: number, bounce: DmirrorBounce): number {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_write');
   const k = dmirror.k;
   const fix = k.config.fixes.dmirror_devmem_fix;
   let off = Math.floor((start - bounce.addr) / PAGE_SIZE) * PAGE_SIZE;
@@ -210,6 +213,7 @@ export function dmirrorDoWrite(dmirror: Dmirror, start: number, end: number, bou
  * holds dmirror->mutex (after a successful read_retry check).
  */
 export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_fault');
   const k = dmirror.k;
   const first = Math.floor(range.start / PAGE_SIZE);
   const n = Math.floor(range.end / PAGE_SIZE) - first;

@@ -31,6 +31,7 @@ import { Dmirror } from './mirror.js';
 import { dmirrorCheckCoherence } from './check.js';
 import { dmirrorFopsUnlockedIoctl } from './ioctl.js';
 import { HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE } from './uapi.js';
+import { mmapAssertWriteLocked } from '../../kernel/mm/mmap_lock.js';
 
 export * from './uapi.js';
 export { TestHmm, DmirrorDevice, DmirrorChunk } from './device.js';
@@ -98,6 +99,7 @@ const DMIRROR_VMA_OPS = { name: 'dmirror (vma_dummy_vm_ops)' };
  * mmap_lock held for write.
  */
 export function dmirrorFopsMmap(file: File, vma: Vma): number {
+  mmapAssertWriteLocked(vma.mm, 'dmirror_fops_mmap');
   const k = file.kernel;
   if (vma.ops === null) vma.ops = DMIRROR_VMA_OPS;
   for (let addr = vma.start; addr < vma.end; addr += PAGE_SIZE) {

@@ -30,6 +30,7 @@ import {
 import { type Dmirror, mmgetNotZero, mmput, ptEntry } from './mirror.js';
 import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import { HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, type HmmDmirrorCmd } from './uapi.js';
+import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
 
 /** PTRS_PER_PTE: the batch of MIGRATE_TO_DEV / MIGRATE_TO_SYS. */
 const PTRS_PER_PTE = 512;
@@ -71,6 +72,7 @@ function takeFailAlloc(dmirror: Dmirror): boolean {
  * migrate_vma_pages. May sleep (chunk allocation).
  */
 export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror): K<void> {
+  mmapAssertLocked(args.vma!.mm, 'dmirror_migrate_alloc_and_copy');
   const k = dmirror.k;
   const p = k.pages;
   const src = args.src!;

@@ -15,12 +15,14 @@
 import type { Kernel } from '../../kernel/kernel.js';
 import type { K } from '../../kernel/sched/sched.js';
 import { Mutex } from '../../kernel/sched/locks.js';
+import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import { PAGE_SHIFT } from '../../kernel/mm/page.js';
 import {
   MMU_NOTIFY_MIGRATE, MmuIntervalNotifier, type MmuNotifierRange, mmuIntervalSetSeq, mmuNotifierRangeBlockable,
 } from '../../kernel/mm/mmu_notifier.js';
 import type { MmStruct } from '../../kernel/mm/mm_types.js';
 import { DPT_XA_TAG_WRITE, type DmirrorDevice } from './device.js';
+import { lockdepAssertHeld } from '../../kernel/sched/locks.js';
 
 /** ULONG_MAX & PAGE_MASK as a model address (beyond any user address). */
 export const DMIRROR_NOTIFIER_END = 2 ** 64 - 4096;
@@ -137,7 +139,7 @@ export class Dmirror {
     readonly mdevice: DmirrorDevice,
     mm: MmStruct,
   ) {
-    this.mutex = new Mutex(`dmirror#${id}->mutex`);
+    this.mutex = new Mutex(`dmirror#${id}->mutex`, LOCK_CLASSES.dmirror_mutex);
     this.notifier = new MmuIntervalNotifier(mm, 0, DMIRROR_NOTIFIER_END - 1, { invalidate: (sub, range, cur) => dmirrorIntervalInvalidate(this, sub, range, cur) }, `dmirror#${id}`);
   }
 
@@ -177,6 +179,7 @@ export function ptForEachRange(pt: DevicePageTable, first: number, last: number,
  * erased too, exactly as the kernel. Caller holds dmirror->mutex.
  */
 export function dmirrorDoUpdate(dmirror: Dmirror, start: number, end: number): void {
+  lockdepAssertHeld(dmirror.k.sched, dmirror.mutex, 'dmirror_do_update');
   const pt = dmirror.pt;
   ptForEachRange(pt, Math.floor(start / 2 ** PAGE_SHIFT), Math.floor(end / 2 ** PAGE_SHIFT), (pfn) => pt.delete(pfn));
 }

@@ -43,7 +43,8 @@ import {
 } from '../../kernel/mm/memremap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
-import { folioTrylock } from '../../kernel/mm/folio.js';
+import { folioAssertLocked, folioTrylock } from '../../kernel/mm/folio.js';
+import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
 import type { MmStruct, Vma, VmFault } from '../../kernel/mm/mm_types.js';
 import { EBUSY, EINVAL } from '../../kernel/errno.js';
 import { HmmRange, hmmRangeFault } from '../../kernel/mm/hmm.js';
@@ -52,6 +53,7 @@ import {
   mmuIntervalReadRetry, mmuIntervalSetSeq,
 } from '../../kernel/mm/mmu_notifier.js';
 import { Mutex } from '../../kernel/sched/locks.js';
+import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma, migrateDeviceFinalize,
@@ -257,6 +259,9 @@ export class TestDev {
    * VM_FAULT_SIGBUS.
    */
   *migrateToRam(vmf: VmFault): K<number> {
+    mmapAssertLocked(vmf.vma.mm, 'testdrv_migrate_to_ram');
+    /* Before 16ce101db85d (fault_no_page_ref) the fault path locked nothing. */
+    if (!this.k.config.historical.fault_no_page_ref) folioAssertLocked(this.k, vmf.page, 'testdrv_migrate_to_ram');
     this.stat.migrateToRam++;
     const k = this.k;
     const pmd = vmf.pmdLevel;
@@ -385,7 +390,7 @@ export class TestDev {
   }
 
   /** The driver lock its notifier callback and snapshot() serialize on. */
-  private readonly mutex = new Mutex('testdrv->mutex');
+  private readonly mutex = new Mutex('testdrv->mutex', LOCK_CLASSES.testdrv_mutex);
 
   /**
    * A device page-table fill through hmm_range_fault(): insert an interval

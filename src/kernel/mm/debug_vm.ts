@@ -20,6 +20,9 @@
  *  7. each swap slot's count equals the swap entries referring to it;
  *  8. the loaded drivers' own invariants (k.checkers: test_hmm registers
  *     the coherence of its mirrors with the CPU page tables).
+ * Checked mode also turns on lockdep (src/kernel/sched/lockdep.ts), which
+ * checks every lock operation as it happens and, at each checkpoint, that
+ * the thread returning to user space holds no lock.
  *
  * A violation raises KernelBug('INVARIANT', rule, state).
  */
@@ -28,6 +31,7 @@ import { KernelBug } from '../printk.js';
 import {
   TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, PTRS_PER_TABLE,
 } from './pgtable.js';
+import { Lockdep } from '../sched/lockdep.js';
 import { PG_buddy, PG_locked, PG_lru, PG_lru_pending, PG_shadow_free, GUP_PIN_COUNTING_BIAS } from './page.js';
 
 function fail(k: Kernel, op: string, rule: string, pfn: number): never {
@@ -201,4 +205,5 @@ function checkLruAndPgmaps(k: Kernel, op: string): void {
 /** Install checked mode on a machine. */
 export function enableCheckedMode(k: Kernel): void {
   k.checkHook = checkInvariants;
+  if (k.sched.lockdep === null) k.sched.lockdep = new Lockdep(k.sched, () => `${k.current.comm}/${k.current.pid}`);
 }

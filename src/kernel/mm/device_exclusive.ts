@@ -46,6 +46,8 @@ import { folioLock, folioPut, folioTryGet, folioTrylock, folioUnlock, folioTestL
 import { MMU_NOTIFY_EXCLUSIVE, mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit } from './mmu_notifier.js';
 import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_RETRY, vmNormalPage } from './memory.js';
 import { FOLL_GET, FOLL_SPLIT_PMD, FOLL_WRITE, getUserPageVmaRemote } from './gup.js';
+import { mmapAssertLocked, mmapAssertWriteLocked } from './mmap_lock.js';
+import { lockdepAssertHeld } from '../sched/locks.js';
 
 /** make_device_exclusive() retries (the kernel loops without bound) before the model reports a livelock. */
 const MDE_MAX_RETRIES = 10000;
@@ -78,6 +80,7 @@ function canChangePteWritable(k: Kernel, vma: Vma, addr: number, pfn: number, f:
  * fork.
  */
 export function restoreExclusivePte(vma: Vma, pfn: number, addr: number, pt: PteTable, i: number, origF: number): void {
+  lockdepAssertHeld(vma.mm.kernel.sched, pt.ptl, 'restore_exclusive_pte');
   const k = vma.mm.kernel;
   k.warnOnPage(!folioTestLocked(k, pfn), pfn, 'restore_exclusive_pte: folio not locked');
   let f = T_PRESENT;
@@ -98,6 +101,8 @@ export function restoreExclusivePte(vma: Vma, pfn: number, addr: number, pt: Pte
  * Caller holds the PTL of pt and mmap_lock for write.
  */
 export function tryRestoreExclusivePte(vma: Vma, addr: number, pt: PteTable, i: number): number {
+  lockdepAssertHeld(vma.mm.kernel.sched, pt.ptl, 'try_restore_exclusive_pte');
+  mmapAssertWriteLocked(vma.mm, 'try_restore_exclusive_pte');
   const k = vma.mm.kernel;
   const pfn = pt.v[i];
   const f = pt.f[i];
@@ -128,6 +133,7 @@ export function tryRestoreExclusivePte(vma: Vma, addr: number, pt: PteTable, i: 
 export function* makeDeviceExclusive(mm: MmStruct, addr: number, owner: unknown): K<{ page: number } | { err: number }> {
   const k = mm.kernel;
   const s = k.sched;
+  mmapAssertLocked(mm, 'make_device_exclusive');
   if (!mm.mmapLock.isLocked()) throw new KernelBug('LOCKDEP', 'make_device_exclusive: mmap_assert_locked(mm) failed', `mm #${mm.id}`);
   addr -= addr % PAGE_SIZE;
   for (let tries = 0; ; tries++) {
@@ -179,6 +185,7 @@ export function* makeDeviceExclusive(mm: MmStruct, addr: number, owner: unknown)
  * retried) or VM_FAULT_RETRY. Caller holds mmap_lock for read, no PTL.
  */
 export function* removeDeviceExclusiveEntry(vmf: VmFault): K<number> {
+  mmapAssertLocked(vmf.vma.mm, 'remove_device_exclusive_entry');
   const vma = vmf.vma;
   const mm = vma.mm;
   const k = mm.kernel;

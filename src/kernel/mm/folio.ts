@@ -157,13 +157,17 @@ export function pageBuddy(k: Kernel, pfn: number): boolean {
   return (k.pages.flags[pfn] & PG_buddy) !== 0;
 }
 
-/** folio_trylock(): take PG_locked if free; never blocks. */
+/**
+ * folio_trylock(): take PG_locked if free; never blocks. Checked mode:
+ * lockdep records the hold (a trylock adds no dependency).
+ */
 export function folioTrylock(k: Kernel, pfn: number): boolean {
   const p = k.pages;
   const head = p.folioPfn(pfn);
   const f = p.flags[head];
   if (f & PG_locked) return false;
   p.flags[head] = f | PG_locked;
+  if (k.sched.lockdep !== null) k.sched.lockdep.folioAcquire(head, true);
   return true;
 }
 
@@ -172,17 +176,33 @@ export function folioTrylock(k: Kernel, pfn: number): boolean {
  * unlocked folio without creating a generator when the scheduler is not
  * exploring. False means: call folioLock(). Use as
  * `if (!folioLockFast(k, pfn)) yield* folioLock(k, pfn)`.
+ * A folio_lock(), so a might_sleep() point and a lockdep acquire in checked mode.
  */
 export function folioLockFast(k: Kernel, pfn: number): boolean {
-  return !k.sched.exploring && folioTrylock(k, pfn);
+  if (k.sched.exploring) return false;
+  const p = k.pages;
+  const head = p.folioPfn(pfn);
+  const f = p.flags[head];
+  if (f & PG_locked) return false;
+  if (k.sched.lockdep !== null) k.sched.lockdep.folioAcquire(head, false, folioFresh(k, head));
+  p.flags[head] = f | PG_locked;
+  return true;
+}
+
+/** Lockdep: only the caller can reach this folio (its one reference, unmapped, no mapping). */
+function folioFresh(k: Kernel, head: number): boolean {
+  const p = k.pages;
+  return p.refcount[head] === 1 && p.mapping[head] === 0 && !p.folioMapped(head);
 }
 
 /** folio_lock(): sleep until PG_locked can be taken. A scheduler hook point. */
 export function* folioLock(k: Kernel, pfn: number): K<void> {
   const head = k.pages.folioPfn(pfn);
   const s = k.sched;
+  if (s.lockdep !== null) s.lockdep.folioWillLock(head);
   if (s.exploring) yield s.point('folio_lock', head);
   yield* waitUntil(s, `folio_lock(pfn ${head})`, () => (k.pages.flags[head] & PG_locked) === 0, head);
+  if (s.lockdep !== null) s.lockdep.folioAcquire(head, false, folioFresh(k, head));
   k.pages.flags[head] |= PG_locked;
 }
 
@@ -192,7 +212,21 @@ export function folioUnlock(k: Kernel, pfn: number): void {
   const head = p.folioPfn(pfn);
   const f = p.flags[head];
   if (!(f & PG_locked)) pageBug(k, 'BUG', 'folio_unlock of an unlocked folio', head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
+  if (k.sched.lockdep !== null) k.sched.lockdep.folioRelease(head);
   p.flags[head] = f & ~PG_locked;
+}
+
+/**
+ * VM_BUG_ON_FOLIO(!folio_test_locked(folio), folio) at the top of a
+ * function whose caller must hold the folio lock (`what` names it).
+ * Checked mode only (CONFIG_DEBUG_VM); lockdep also reports a folio lock
+ * that another simulated thread holds.
+ */
+export function folioAssertLocked(k: Kernel, pfn: number, what: string): void {
+  if (k.sched.lockdep === null) return;
+  const head = k.pages.folioPfn(pfn);
+  if (!(k.pages.flags[head] & PG_locked)) pageBug(k, 'BUG', `${what}: folio not locked`, head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
+  k.sched.lockdep.assertFolioHeld(head, what);
 }
 
 export function folioTestLocked(k: Kernel, pfn: number): boolean {

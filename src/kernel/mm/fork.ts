@@ -50,7 +50,11 @@ import {
 import { splitHugePmd } from './huge_memory.js';
 import { tryRestoreExclusivePte } from './device_exclusive.js';
 import { addMmCounter, spinLock, unmapPageRange, ZAP_UNMAP } from './zap.js';
+import { spinLockNested } from '../sched/locks.js';
+import { SINGLE_DEPTH_NESTING } from '../sched/lockdep.js';
 import { vmaDup, anonVmaClone, anonVmaLink, vmaLinkFile, removeVmaObjects } from './mmap.js';
+import { mmapAssertWriteLocked } from './mmap_lock.js';
+import { lockdepAssertHeld } from '../sched/locks.js';
 
 /** is_cow_mapping(): private and may be written. */
 export function isCowMapping(flags: number): boolean {
@@ -73,6 +77,8 @@ function needsCowForDma(src: Vma, pfn: number): boolean {
  * pinned page could not be allocated). Caller holds both PTLs.
  */
 function copyPresentPte(dst: Vma, src: Vma, spt: PteTable, dpt: PteTable, j: number, addr: number, cow: boolean): number {
+  lockdepAssertHeld(src.mm.kernel.sched, spt.ptl, 'copy_present_ptes');
+  lockdepAssertHeld(src.mm.kernel.sched, dpt.ptl, 'copy_present_ptes');
   const k = src.mm.kernel;
   const p = k.pages;
   const f = spt.f[j];
@@ -131,7 +137,7 @@ function* copyPteRange(dst: Vma, src: Vma, spt: PteTable, addr: number, end: num
   const dpt = pteTableAlloc(dmm.pgd, dpmd, pmdIndex(addr), addr);
   if (dpt === null) return -ENOMEM;
   yield* spinLock(s, dpt.ptl);
-  yield* spinLock(s, spt.ptl);
+  yield* spinLockNested(s, spt.ptl, SINGLE_DEPTH_NESTING);
   let ret = 0;
   const j0 = pteIndex(addr);
   const j1 = j0 + (end - addr) / PAGE_SIZE;
@@ -201,7 +207,7 @@ function* copyHugePmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: numbe
   const dmm = dst.mm;
   const dpmd = pmdTableOf(dmm.pgd, addr, true)!;
   yield* spinLock(s, spmd.lock);
-  if (dpmd !== spmd) yield* spinLock(s, dpmd.lock);
+  if (dpmd !== spmd) yield* spinLockNested(s, dpmd.lock, SINGLE_DEPTH_NESTING);
   const unlock = (): void => {
     if (dpmd !== spmd) dpmd.lock.unlock(s);
     spmd.lock.unlock(s);
@@ -298,6 +304,8 @@ function* copyHugetlbPmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: nu
  * mmap_locks for write.
  */
 export function* copyPageRange(dst: Vma, src: Vma): K<number> {
+  mmapAssertWriteLocked(src.mm, 'copy_page_range');
+  mmapAssertWriteLocked(dst.mm, 'copy_page_range');
   if (!vmaNeedsCopy(dst, src)) return 0;
   const smm = src.mm;
   const cow = isCowMapping(src.flags);
@@ -376,7 +384,7 @@ export function* dupMmap(parent: MmStruct, child: MmStruct): K<number> {
   const k = parent.kernel;
   const s = k.sched;
   if (!parent.mmapLock.tryWriteFast(s)) yield* parent.mmapLock.writeLock(s);
-  if (!child.mmapLock.tryWriteFast(s)) yield* child.mmapLock.writeLock(s);
+  if (!child.mmapLock.tryWriteFast(s, SINGLE_DEPTH_NESTING)) yield* child.mmapLock.writeLock(s, SINGLE_DEPTH_NESTING);
   let ret = 0;
   try {
     child.mmapBase = parent.mmapBase;

@@ -63,6 +63,8 @@ import {
 } from './memory.js';
 import { splitHugePmdNotify } from './huge_memory.js';
 import { migrateDeviceCoherentFolio } from './migrate_device.js';
+import { mmapAssertLocked } from './mmap_lock.js';
+import { lockdepAssertHeld } from '../sched/locks.js';
 
 /* FOLL_* (include/linux/mm_types.h; the internal ones from mm/internal.h), kernel values. */
 export const FOLL_WRITE = 1 << 0;
@@ -331,6 +333,7 @@ export function putPage(k: Kernel, pfn: number): void {
  * Caller holds mmap_lock (read); a pure check, nothing taken.
  */
 export function checkVmaFlags(vma: Vma, flags: number): number {
+  mmapAssertLocked(vma.mm, 'check_vma_flags');
   const vf = vma.flags;
   if (vf & (VM_IO | VM_PFNMAP)) return -EFAULT;
   if ((flags & FOLL_ANON) && !vma.isAnon()) return -EFAULT;
@@ -366,6 +369,7 @@ let followPageMask = 0;
  * -EFAULT (FOLL_DUMP), -ENOMEM (grab failed).
  */
 function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti: number, flags: number): number {
+  lockdepAssertHeld(k.sched, pt.ptl, 'follow_page_pte');
   const v = pt.v[ti];
   const f = pt.f[ti];
   if ((f & TYPE_MASK) !== T_PRESENT) return 0;
@@ -392,6 +396,7 @@ function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti
 
 /** follow_huge_pmd() with the pmd lock held: as followPagePteLocked for a PMD leaf. */
 function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, pi: number, flags: number): number {
+  lockdepAssertHeld(k.sched, pmdT.lock, 'follow_huge_pmd');
   const v = pmdT.v[pi];
   const f = pmdT.f[pi];
   if ((f & _PAGE_PROTNONE) && !gupCanFollowProtnone(vma, flags)) return 0;
@@ -451,6 +456,7 @@ function* faultinPage(vma: Vma, addr: number, flags: number, unshare: boolean): 
  * done (> 0, possibly short) or, when none, 0 / -errno.
  */
 function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number, pages: Float64Array | null, off: number): K<number> {
+  mmapAssertLocked(mm, '__get_user_pages');
   const k = mm.kernel;
   const s = k.sched;
   if (nr === 0) return 0;
@@ -549,6 +555,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
  */
 function* __getUserPagesLocked(mm: MmStruct, start: number, nr: number, pages: Float64Array | null, off: number, flags: number): K<number> {
   if (nr === 0) return 0;
+  mmapAssertLocked(mm, 'get_user_pages');
   if (!mm.mmapLock.isLocked()) throw new KernelBug('LOCKDEP', 'get_user_pages: mmap_assert_locked(mm) failed', `mm #${mm.id}`);
   if (flags & FOLL_PIN) mm.flags |= MMF_HAS_PINNED;
   if (pages !== null && !(flags & FOLL_PIN)) flags |= FOLL_GET;
@@ -632,6 +639,7 @@ function* checkAndMigrateMovablePages(k: Kernel, pages: Float64Array, off: numbe
  * every pinned folio may stay pinned. Caller holds mmap_lock for read.
  */
 function* __gupLongtermLocked(mm: MmStruct, start: number, nr: number, pages: Float64Array | null, off: number, flags: number): K<number> {
+  mmapAssertLocked(mm, '__gup_longterm_locked');
   if (!(flags & FOLL_LONGTERM)) return yield* __getUserPagesLocked(mm, start, nr, pages, off, flags);
   let n: number;
   let rc: number;
@@ -668,6 +676,7 @@ function isValidGupArgs(k: Kernel, pages: Float64Array | null, flags: number, to
  * (-EINVAL for invalid flags, -EFAULT, -ENOMEM, -EHWPOISON, -EEXIST).
  */
 export function* getUserPages(mm: MmStruct, start: number, nr: number, gupFlags: number, pages: Float64Array | null, off = 0): K<number> {
+  mmapAssertLocked(mm, 'get_user_pages');
   const flags = isValidGupArgs(mm.kernel, pages, gupFlags, FOLL_TOUCH);
   if (flags < 0) return -EINVAL;
   return yield* __getUserPagesLocked(mm, start, nr, pages, off, flags);
@@ -679,6 +688,7 @@ export function* getUserPages(mm: MmStruct, start: number, nr: number, gupFlags:
  * mm's mmap_lock for read.
  */
 export function* getUserPagesRemote(mm: MmStruct, start: number, nr: number, gupFlags: number, pages: Float64Array | null, off = 0): K<number> {
+  mmapAssertLocked(mm, 'get_user_pages_remote');
   const flags = isValidGupArgs(mm.kernel, pages, gupFlags, FOLL_TOUCH | FOLL_REMOTE);
   if (flags < 0) return -EINVAL;
   return yield* __getUserPagesLocked(mm, start, nr, pages, off, flags);
@@ -690,6 +700,7 @@ export function* getUserPagesRemote(mm: MmStruct, start: number, nr: number, gup
  * call (the model returns only the pfn). Caller holds mmap_lock for read.
  */
 export function* getUserPageVmaRemote(mm: MmStruct, addr: number, gupFlags: number): K<number> {
+  mmapAssertLocked(mm, 'get_user_page_vma_remote');
   if (mm.kernel.warnOnPage((gupFlags & FOLL_NOWAIT) !== 0, -1, 'get_user_page_vma_remote: FOLL_NOWAIT')) return -EINVAL;
   const one = new Float64Array(1);
   const got = yield* getUserPagesRemote(mm, addr, 1, gupFlags, one);
@@ -709,6 +720,7 @@ export function* getUserPageVmaRemote(mm: MmStruct, addr: number, gupFlags: numb
  * system RAM first. Invalid flags: WARN and 0 (not -EINVAL, as the kernel).
  */
 export function* pinUserPages(mm: MmStruct, start: number, nr: number, gupFlags: number, pages: Float64Array, off = 0): K<number> {
+  mmapAssertLocked(mm, 'pin_user_pages');
   const flags = isValidGupArgs(mm.kernel, pages, gupFlags, FOLL_PIN);
   if (flags < 0) return 0;
   return yield* __gupLongtermLocked(mm, start, nr, pages, off, flags);

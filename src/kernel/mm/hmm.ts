@@ -51,6 +51,7 @@ import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PUD_SIZE } from './page.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
 import { type MmuIntervalNotifier, mmuIntervalCheckRetry } from './mmu_notifier.js';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, VM_FAULT_ERROR, handleMmFault, vmNormalPage } from './memory.js';
+import { mmapAssertLocked } from './mmap_lock.js';
 
 /* ---------------------------------------------------------------------- */
 /* hmm_pfn encoding                                                        */
@@ -505,6 +506,7 @@ export function* hmmRangeFault(range: HmmRange): K<number> {
   if (range.notifier.mm.kernel.tracer !== null && range.notifier.mm.kernel.tracer.enter('hmm_range_fault')) return yield* range.notifier.mm.kernel.tracer.span('hmm_range_fault', range.start, hmmRangeFault(range));
   const mm = range.notifier.mm;
   const k = mm.kernel;
+  mmapAssertLocked(mm, 'hmm_range_fault');
   if (!mm.mmapLock.isLocked()) throw new KernelBug('LOCKDEP', 'hmm_range_fault: mmap_assert_locked(mm) failed', `mm #${mm.id}`);
   if (range.hmmPfns.length < (range.end - range.start) / PAGE_SIZE) throw new KernelBug('BUG', 'hmm_range_fault: hmm_pfns shorter than the range');
   const w: HmmVmaWalk = {

@@ -33,6 +33,7 @@ import { pagePgmap } from './memremap.js';
 import {
   mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit, MMU_NOTIFY_CLEAR,
 } from './mmu_notifier.js';
+import { folioAssertLocked } from './folio.js';
 
 /**
  * thp_vma_allowable_order() for PMD order on an anonymous VMA: THP is
@@ -236,6 +237,7 @@ export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): 
  * left as it is. Caller holds the folio lock and one reference.
  */
 export function canSplitFolio(k: Kernel, head: number): boolean {
+  folioAssertLocked(k, head, 'can_split_folio');
   const p = k.pages;
   const anon = (p.flags[head] & PG_anon) !== 0;
   const extraPins = (anon ? (p.flags[head] & PG_swapcache) !== 0 : p.mapping[head] !== 0) ? p.folioNr(head) : 0;
@@ -254,6 +256,7 @@ export function canSplitFolio(k: Kernel, head: number): boolean {
  * pgmap->ops->folio_split(head, tail) for each tail.
  */
 export function splitFolio(k: Kernel, head: number): number {
+  folioAssertLocked(k, head, 'split_folio');
   const p = k.pages;
   if (p.folioPfn(head) !== head) pageBug(k, 'BUG', 'split_folio: not a folio head', head, 'split_folio');
   const nr = p.folioNr(head);

@@ -33,6 +33,7 @@ import { FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_SIGBUS } from './memory.
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { File, type FileOperations, O_RDWR } from '../fs/chardev.js';
 import { mappingGet, mappingPut } from './shmem.js';
+import { mmapAssertLocked } from './mmap_lock.js';
 
 /** huge_page_size(default_hstate) */
 export const HPAGE_SIZE = HPAGE_PMD_SIZE;
@@ -144,6 +145,7 @@ export function hugetlbEvict(k: Kernel, as: AddressSpace): void {
  * Returns 0 or VM_FAULT_* bits.
  */
 export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> {
+  mmapAssertLocked(vma.mm, 'hugetlb_fault');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;

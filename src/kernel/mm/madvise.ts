@@ -39,6 +39,7 @@ import { zapPageRange, spinLock } from './zap.js';
 import { vmaIsolateRange } from './mmap.js';
 import { canSplitFolio, splitFolio, splitHugePmd, splitHugePmdNotify } from './huge_memory.js';
 import { HPAGE_SIZE } from './hugetlb.js';
+import { mmapAssertLocked, mmapAssertWriteLocked } from './mmap_lock.js';
 
 export const MADV_NORMAL = 0;
 export const MADV_RANDOM = 1;
@@ -101,6 +102,7 @@ function* updateVmaFlags(vma: Vma, start: number, end: number, newFlags: number)
  * split first. Caller holds mmap_lock for read.
  */
 function* madviseFree(vma: Vma, start: number, end: number): K<void> {
+  mmapAssertLocked(vma.mm, 'madvise_free_single_vma');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;
@@ -177,6 +179,7 @@ const SCAN_PAGE_COUNT = -EAGAIN;
  * already is a PMD-mapped THP. Caller holds mmap_lock for write.
  */
 export function* collapseHugePage(vma: Vma, haddr: number): K<number> {
+  mmapAssertWriteLocked(vma.mm, 'collapse_huge_page');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;
@@ -341,6 +344,7 @@ export function* doMadvise(mm: MmStruct, start: number, lenIn: number, behavior:
  * would write file pages back). Caller holds mmap_lock for read.
  */
 function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
+  mmapAssertLocked(vma.mm, 'madvise_pageout');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;

@@ -40,6 +40,7 @@ import { shmemGetFolio } from './shmem.js';
 import { hugetlbFault } from './hugetlb.js';
 import { pagePgmap } from './memremap.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
+import { mmapAssertLocked } from './mmap_lock.js';
 
 /* enum fault_flag */
 export const FAULT_FLAG_WRITE = 1 << 0;
@@ -97,6 +98,7 @@ export function isZeroPfn(k: Kernel, pfn: number): boolean {
  */
 export function* handleMmFault(vma: Vma, address: number, flags: number): K<number> {
   if (vma.mm.kernel.tracer !== null && vma.mm.kernel.tracer.enter('handle_mm_fault')) return yield* vma.mm.kernel.tracer.span('handle_mm_fault', address, handleMmFault(vma, address, flags));
+  mmapAssertLocked(vma.mm, 'handle_mm_fault');
   const mm = vma.mm;
   const k = mm.kernel;
   k.vmstat.pgfault++;
@@ -382,6 +384,7 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
  * mmap_lock for read. Returns 0, VM_FAULT_OOM or VM_FAULT_SIGBUS.
  */
 function* doSwapIn(vma: Vma, pt: PteTable, i: number, addr: number, flags: number): K<number> {
+  mmapAssertLocked(vma.mm, 'do_swap_page');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;

@@ -280,6 +280,7 @@ export function zoneDeviceFolioInit(k: Kernel, pfn: number, order = 0): void {
   p.refcount[pfn] = 1 + expect;
   p.entireMapcount[pfn] = 0;
   p.pincount[pfn] = 0;
+  if (k.sched.lockdep !== null) k.sched.lockdep.folioAcquire(pfn, false, true); /* lock_page() of a new page */
   p.flags[pfn] |= PG_locked;
 }
 

@@ -41,6 +41,8 @@ import { isDevicePrivatePage, MEMORY_DEVICE_PRIVATE } from './memremap.js';
 import { folioAddAnonRmapPmd, folioAddAnonRmapPte, folioAddFileRmapPmd, folioAddFileRmapPte } from './rmap.js';
 import type { AddressSpace, AnonVma, MmStruct, Vma } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
+import { mmapAssertLocked } from './mmap_lock.js';
+import { folioAssertLocked } from './folio.js';
 
 /* ttu_flags / rmp_flags (include/linux/rmap.h), kernel values. */
 export const TTU_SPLIT_HUGE_PMD = 0x4;
@@ -159,6 +161,8 @@ function removeMigrationPtesVma(k: Kernel, vma: Vma, addr: number, src: number, 
  * per entry restored; returns the number of entries restored.
  */
 export function removeMigrationPtes(k: Kernel, src: number, dst: number, locked = false): number {
+  folioAssertLocked(k, src, 'remove_migration_ptes');
+  folioAssertLocked(k, dst, 'remove_migration_ptes');
   void locked;
   const p = k.pages;
   src = p.folioPfn(src);
@@ -205,6 +209,7 @@ function removeMigrationPteSmall(k: Kernel, vma: Vma, addr: number, src: number,
  * HANG (a leaked migration entry hangs the faulting task in the kernel too).
  */
 export function* migrationEntryWait(mm: MmStruct, pt: PteTable, i: number): K<void> {
+  mmapAssertLocked(mm, 'migration_entry_wait');
   const v = pt.v[i];
   const t = pt.f[i] & TYPE_MASK;
   if (!isMigrationType(t)) return;
@@ -366,6 +371,7 @@ export function folioSplitUnmapped(k: Kernel, head: number): number {
       p.refcount[pfn] = 1;
       p.entireMapcount[pfn] = 0;
       p.pincount[pfn] = 0;
+      if (k.sched.lockdep !== null) k.sched.lockdep.folioInheritLock(pfn);
     }
   }
   p.entireMapcount[head] = 0;

@@ -69,6 +69,7 @@ import {
   splitPmdMigrationEntry,
 } from './migrate.js';
 import { setPmdMigrationEntry, tryToMigrate } from './rmap_migrate.js';
+import { mmapAssertLocked } from './mmap_lock.js';
 
 /* include/linux/migrate.h */
 /** The entry names a page (migrate_pfn() sets it; a hole has MIGRATE without VALID). */
@@ -671,6 +672,7 @@ export function* migrateVmaSetup(args: MigrateVma): K<number> {
   args.cpages = 0;
   args.npages = 0;
   const w: Walk = { k, mv: args, src: args.src, dst: args.dst, faultFolio: faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1 };
+  mmapAssertLocked(vma.mm, 'migrate_vma_setup'); /* migrate_vma_collect(): walk_page_range() asserts it */
   yield* migrateVmaCollect(w);
   if (args.cpages) args.cpages = yield* migrateDeviceUnmap(k, args.src, args.npages, faultPage);
   args.state = MvState.SETUP;

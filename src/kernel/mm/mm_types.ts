@@ -4,23 +4,17 @@
  * address_space (include/linux/mm_types.h, rmap.h, fs.h), reduced to what
  * the subsystem uses.
  *
- * Lock order (the one place it is written; mm/rmap.c's comment is the model):
- *
- *   mmap_lock (RwSem, per mm)
- *     dmirror->mutex / driver locks that are taken around hmm_range_fault
- *       folio lock (PG_locked)
- *         i_mmap / anon_vma lock (implicit: rmap walks never yield)
- *           pmd lock (PmdTable.lock)
- *             PTL (PteTable.ptl)
- *               lruvec lock / zone lock (implicit: never yield)
- *
- * Exceptions as in the kernel: migrate_vma_collect trylocks folios under the
- * PTL (never blocks on them); the device-private fault path trylocks the
- * folio under the PTL and drops the PTL before calling migrate_to_ram.
+ * Lock order: written once, in src/kernel/sched/lockdep.ts (LOCK_CLASSES,
+ * from mm/rmap.c "Lock ordering in mm"), and checked by lockdep in checked
+ * mode. (This comment used to place dmirror->mutex above the folio lock,
+ * "taken around hmm_range_fault": lib/test_hmm.c takes it after
+ * hmm_range_fault() and inside its invalidate callback, i.e. below the
+ * folio lock and the rmap locks.)
  *
  * Field ownership is documented per field below.
  */
 import { RwSem } from '../sched/locks.js';
+import { LOCK_CLASSES } from '../sched/lockdep.js';
 import { Pgd } from './pgtable.js';
 import type { K } from '../sched/sched.js';
 import type { Kernel } from '../kernel.js';
@@ -234,7 +228,7 @@ export class MmStruct {
   /** The machine this mm lives on. */
   kernel!: Kernel;
   constructor(readonly id: number) {
-    this.mmapLock = new RwSem(`mmap_lock#${id}`);
+    this.mmapLock = new RwSem(`mmap_lock#${id}`, LOCK_CLASSES.mmap_lock);
   }
 
   /** find_vma(): first VMA with end > addr, or null. */

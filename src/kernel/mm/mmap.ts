@@ -29,6 +29,7 @@ import { handleMmFault, FAULT_FLAG_WRITE, VM_FAULT_RETRY } from './memory.js';
 import { FMODE_READ, FMODE_WRITE, type File, fput } from '../fs/chardev.js';
 import { shmemZeroSetup, mappingGet, mappingPut } from './shmem.js';
 import { hugetlbFileSetup, hugetlbVmaClose, hugetlbFileOperations, HPAGE_SIZE } from './hugetlb.js';
+import { mmapAssertWriteLocked } from './mmap_lock.js';
 
 /* mmap prot (include/uapi/asm-generic/mman-common.h) */
 export const PROT_NONE = 0x0;
@@ -149,6 +150,7 @@ export function vmaLinkFile(vma: Vma, callOpen: boolean): void {
  * write and changes the returned VMA's flags.
  */
 export function* vmaIsolateRange(vma: Vma, start: number, end: number): K<Vma | number> {
+  mmapAssertWriteLocked(vma.mm, 'vma_modify');
   if (start > vma.start) {
     const r = yield* splitVma(vma, start);
     if (typeof r === 'number') return r;
@@ -170,6 +172,7 @@ export function* vmaIsolateRange(vma: Vma, start: number, end: number): K<Vma | 
  * mmap_lock for write.
  */
 export function* splitVma(vma: Vma, addr: number): K<Vma | number> {
+  mmapAssertWriteLocked(vma.mm, 'split_vma');
   if (addr <= vma.start || addr >= vma.end) return vma;
   if ((vma.flags & VM_HUGETLB) && addr % HPAGE_SIZE !== 0) return -EINVAL;
   if (addr % PMD_SIZE !== 0 && !(vma.flags & VM_HUGETLB)) {
@@ -297,6 +300,7 @@ export function getUnmappedArea(mm: MmStruct, hugetlb: boolean, addr: number, le
  * mmap_lock for write.
  */
 export function* munmapRange(mm: MmStruct, start: number, end: number): K<number> {
+  mmapAssertWriteLocked(mm, 'do_vmi_align_munmap');
   let vma = findVmaIntersection(mm, start, end);
   if (vma === null) return 0;
   // Check hugetlb alignment of both ends before changing anything.
@@ -333,6 +337,7 @@ export function* munmapRange(mm: MmStruct, start: number, end: number): K<number
  * TASK_SIZE; 0 when nothing is mapped there. Caller holds mmap_lock (write).
  */
 export function* doMunmap(mm: MmStruct, start: number, len: number): K<number> {
+  mmapAssertWriteLocked(mm, 'do_munmap');
   if (start % PAGE_SIZE !== 0 || !(start >= 0 && start <= mm.taskSize) || len > mm.taskSize - start || len < 0) return -EINVAL;
   len = pageAlign(len);
   if (len === 0) return -EINVAL;

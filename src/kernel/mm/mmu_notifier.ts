@@ -13,8 +13,12 @@
  * seq even again and wakes the waiters.
  *
  * Locks: callbacks run with mmap_lock held by the invalidating path (read or
- * write) and may take driver locks (a blocking callback is a generator). The
- * interval tree is protected by subscriptions->lock (implicit here).
+ * write), or, from an rmap walk (try_to_migrate(), try_to_unmap(): e.g.
+ * migrate_device_range()'s eviction, which has no mmap_lock), with the folio
+ * lock and the rmap lock instead; never under a page-table lock. They may
+ * take driver locks (a blocking callback is a generator). The interval tree
+ * is protected by subscriptions->lock (implicit here). Checked mode holds
+ * the lockdep map __mmu_notifier_invalidate_range_start_map across them.
  */
 import type { MmStruct } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
@@ -23,6 +27,7 @@ import {
   describeEntry, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_TABLE,
   _PAGE_RW, _PAGE_PROTNONE,
 } from './pgtable.js';
+import { type Lockdep, MMU_NOTIFIER_MAP } from '../sched/lockdep.js';
 
 export const MMU_NOTIFY_UNMAP = 0;
 export const MMU_NOTIFY_CLEAR = 1;
@@ -180,15 +185,21 @@ export function mmuIntervalSetSeq(sub: MmuIntervalNotifier, curSeq: number): voi
  * mmu_notifier_invalidate_range_start(range): mark an invalidation running
  * (odd seq) and call every overlapping interval's ->invalidate and every
  * subscriber's invalidate_range_start. The caller must pair it with
- * mmuNotifierInvalidateRangeEnd(). Runs with mmap_lock held (read or write).
- * Returns 0, or -EAGAIN if a non-blockable range could not be handled.
+ * mmuNotifierInvalidateRangeEnd(). Runs with mmap_lock held (read or write)
+ * or, from an rmap walk, the folio lock (see the file comment); a
+ * might_sleep() point for a blockable range. Returns 0, or -EAGAIN if a non-blockable range could not be handled.
  */
 export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<number> {
   if (range.mm.kernel.tracer !== null && range.mm.kernel.tracer.enter('mmu_notifier_invalidate_range_start')) return yield* range.mm.kernel.tracer.span('mmu_notifier_invalidate_range_start', range.start, mmuNotifierInvalidateRangeStart(range));
   const mm = range.mm;
   if (mm.invalidateRanges !== null) mm.invalidateRanges.push(range);
+  const ld = mm.kernel.sched.lockdep;
+  if (ld !== null) mmuNotifierStartLockdep(ld, range);
   const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
-  if (s === null) return 0;
+  if (s === null) {
+    if (ld !== null) ld.lockMapRelease(MMU_NOTIFIER_MAP);
+    return 0;
+  }
   s.activeInvalidateRanges++;
   if (s.invalidateSeq % 2 === 0) s.invalidateSeq++;
   s.nrInvalidations++;
@@ -207,7 +218,19 @@ export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<num
       if (r !== 0) ret = r;
     }
   }
+  if (ld !== null) ld.lockMapRelease(MMU_NOTIFIER_MAP);
   return ret;
+}
+
+/**
+ * Checked mode: mmu_notifier_invalidate_range_start() is a might_sleep()
+ * point for a blockable range, and holds the lockdep map
+ * __mmu_notifier_invalidate_range_start_map across the callbacks
+ * (include/linux/mmu_notifier.h).
+ */
+function mmuNotifierStartLockdep(ld: Lockdep, range: MmuNotifierRange): void {
+  if (range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) ld.mightSleep('mmu_notifier_invalidate_range_start');
+  ld.lockMapAcquire(MMU_NOTIFIER_MAP);
 }
 
 /** mmu_notifier_invalidate_range_end(): the last active range makes the seq even. */
@@ -219,6 +242,8 @@ export function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): void {
     if (n < 0) throw new KernelBug('BUG', 'mmu_notifier_invalidate_range_end without start', `range [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) ${MMU_NOTIFY_EVENT_NAMES[range.event]}`);
     active.splice(n, 1);
   }
+  const ld = range.mm.kernel.sched.lockdep;
+  if (ld !== null && range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) ld.mightSleep('mmu_notifier_invalidate_range_end');
   const s = range.mm.notifierSubs as MmuNotifierSubscriptions | null;
   if (s === null) return;
   for (const n of s.notifiers) n.invalidateRangeEnd?.(range);

@@ -36,6 +36,7 @@ import { splitHugePmdNotify } from './huge_memory.js';
 import { spinLock } from './zap.js';
 import { vmaIsolateRange, calcVmProtBits, PROT_READ, PROT_WRITE, PROT_EXEC, PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP } from './mmap.js';
 import type { Kernel } from '../kernel.js';
+import { mmapAssertWriteLocked } from './mmap_lock.js';
 
 /** Does the new protection need the entry's write bit dropped / may it keep or gain it? */
 interface ChangeCtx {
@@ -108,6 +109,7 @@ function* changePteRange(c: ChangeCtx, pt: PteTable, start: number, end: number)
  * entries changed. Caller holds mmap_lock for write.
  */
 export function* changeProtection(vma: Vma, start: number, end: number, tryWritable: boolean): K<number> {
+  mmapAssertWriteLocked(vma.mm, 'change_protection');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;

@@ -28,11 +28,14 @@ import { PAGE_SIZE, PMD_SIZE } from './page.js';
 import { MMU_NOTIFY_UNMAP, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { splitHugePmdNotify } from './huge_memory.js';
 import { spinLock, freePteTable } from './zap.js';
+import { spinLockNested } from '../sched/locks.js';
+import { SINGLE_DEPTH_NESTING } from '../sched/lockdep.js';
 import {
   munmapRange, findVmaIntersection, getUnmappedArea, vmaDup, anonVmaClone, vmaLinkFile, unlinkAnonVmas, MAP_FIXED,
   MAP_PRIVATE, MAP_SHARED,
 } from './mmap.js';
 import { HPAGE_SIZE } from './hugetlb.js';
+import { mmapAssertWriteLocked } from './mmap_lock.js';
 
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
@@ -48,6 +51,7 @@ function pageAlign(n: number): number {
  * the MMU_NOTIFY_UNMAP range over the old addresses is fired here.
  */
 export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr: number, len: number): K<void> {
+  mmapAssertWriteLocked(vma.mm, 'move_page_tables');
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;
@@ -78,7 +82,7 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
         if (extent === PMD_SIZE && ((npmd.f[ni] & TYPE_MASK) === T_NONE || emptyTable(npmd, ni))) {
           // move_huge_pmd()
           yield* spinLock(s, opmd.lock);
-          if (npmd !== opmd) yield* spinLock(s, npmd.lock);
+          if (npmd !== opmd) yield* spinLockNested(s, npmd.lock, SINGLE_DEPTH_NESTING);
           if ((npmd.f[ni] & TYPE_MASK) === T_TABLE) freePteTable(mm, npmd, ni);
           const v = opmd.v[oi];
           const f = opmd.f[oi];
@@ -110,7 +114,7 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
       const npt = pteTableAlloc(pgd, npmd, ni, na);
       if (npt === null) throw new Error('move_ptes: destination PMD is a leaf');
       yield* spinLock(s, opt.ptl);
-      if (npt !== opt) yield* spinLock(s, npt.ptl);
+      if (npt !== opt) yield* spinLockNested(s, npt.ptl, SINGLE_DEPTH_NESTING);
       const oj0 = pteIndex(oa);
       const nj0 = pteIndex(na);
       const n = extent / PAGE_SIZE;
@@ -143,6 +147,7 @@ function emptyTable(pmd: PmdTable, i: number): boolean {
  * -errno. Caller holds mmap_lock for write.
  */
 function* moveVma(vma: Vma, oldAddr: number, oldLen: number, newLen: number, newAddr: number, flags: number): K<number> {
+  mmapAssertWriteLocked(vma.mm, 'move_vma');
   const mm = vma.mm;
   const nv = vmaDup(vma, mm);
   nv.start = newAddr;

@@ -31,6 +31,7 @@
  * allocation never yields).
  */
 import { Spinlock } from '../sched/locks.js';
+import { LOCK_CLASSES } from '../sched/lockdep.js';
 
 export const PTRS_PER_TABLE = 512;
 
@@ -118,7 +119,7 @@ export class PteTable {
    * checked mode can name the mm and address of a change.
    */
   constructor(name: string, readonly pgd: Pgd, readonly base: number) {
-    this.ptl = new Spinlock(name);
+    this.ptl = new Spinlock(name, LOCK_CLASSES.ptl);
   }
 }
 
@@ -131,7 +132,7 @@ export class PmdTable {
   used = 0;
   /** Back-pointers as PteTable's: the owning page tables and the address of entry 0. */
   constructor(name: string, readonly pgd: Pgd, readonly base: number) {
-    this.lock = new Spinlock(name);
+    this.lock = new Spinlock(name, LOCK_CLASSES.pmd_lock);
   }
 }
 

@@ -38,6 +38,8 @@ import type { K } from '../sched/sched.js';
 import {
   TTU_BATCH_FLUSH, TTU_RMAP_LOCKED, TTU_SPLIT_HUGE_PMD, TTU_SYNC, migrationEntryBits, splitPmdMigrationEntry,
 } from './migrate.js';
+import { folioAssertLocked } from './folio.js';
+import { lockdepAssertHeld } from '../sched/locks.js';
 
 /**
  * set_pmd_migration_entry(pvmw, page): replace the PMD mapping (pmd, i) of
@@ -48,6 +50,8 @@ import {
  * Caller: folio locked, pmd lock held.
  */
 export function setPmdMigrationEntry(k: Kernel, pmd: PmdTable, i: number, head: number): number {
+  folioAssertLocked(k, head, 'set_pmd_migration_entry');
+  lockdepAssertHeld(k.sched, pmd.lock, 'set_pmd_migration_entry');
   const p = k.pages;
   const old = pmd.f[i];
   const t = old & TYPE_MASK;
@@ -88,15 +92,21 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
     const pmd = pmdTableOf(mm.pgd, addr, false);
     if (pmd !== null) {
       const i = pmdIndex(addr);
+      // page_vma_mapped_walk() returns a PMD mapping with the pmd lock held
+      // (pvmw.ptl = pmd_lock()): set_pmd_migration_entry() and
+      // split_huge_pmd_locked() run under it.
+      if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
       const t = pmd.f[i] & TYPE_MASK;
       if ((t === T_PRESENT || isDevicePrivateType(t)) && pmd.v[i] === head) {
         if (setPmdMigrationEntry(k, pmd, i, head) !== 0) ret = false;
         // TTU_SPLIT_HUGE_PMD: split_huge_pmd_locked(freeze=true) gives the
         // same result as a PMD migration entry split into PTE entries.
         else if (flags & TTU_SPLIT_HUGE_PMD) splitPmdMigrationEntry(k, vma, addr);
+        pmd.lock.unlock(k.sched);
         mmuNotifierInvalidateRangeEnd(range);
         return ret;
       }
+      pmd.lock.unlock(k.sched);
     }
   }
   for (let j = 0; j < nr && ret; j++) {
@@ -161,6 +171,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
  */
 export function* tryToMigrate(k: Kernel, head: number, flags: number): K<void> {
   if (k.tracer !== null && k.tracer.enter('try_to_migrate')) return yield* k.tracer.span('try_to_migrate', head, tryToMigrate(k, head, flags));
+  folioAssertLocked(k, head, 'try_to_migrate');
   const p = k.pages;
   head = p.folioPfn(head);
   if (flags & ~(TTU_RMAP_LOCKED | TTU_SPLIT_HUGE_PMD | TTU_SYNC | TTU_BATCH_FLUSH)) {
@@ -193,6 +204,7 @@ export function* tryToMigrate(k: Kernel, head: number, flags: number): K<void> {
  * Caller: folio locked, a reference held.
  */
 export function* tryToUnmap(k: Kernel, head: number, flags: number): K<void> {
+  folioAssertLocked(k, head, 'try_to_unmap');
   void flags;
   const p = k.pages;
   head = p.folioPfn(head);

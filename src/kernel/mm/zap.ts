@@ -202,7 +202,9 @@ function rangeHasVma(mm: MmStruct, start: number, end: number): boolean {
 /**
  * unmap_page_range(): zap [start, end) of vma (inside the VMA, page
  * aligned). The caller holds mmap_lock (write for munmap/exit, read for
- * MADV_DONTNEED) and has started the mmu notifier range. Page-table
+ * MADV_DONTNEED), or, from unmap_mapping_range(), the file's i_mmap_rwsem
+ * instead (implicit in the model: not asserted), and has started the mmu
+ * notifier range. Page-table
  * pages that became empty are freed when d.freeTables and no VMA of the mm
  * covers them (the caller detached the VMA first).
  */
@@ -254,7 +256,9 @@ export function freePteTable(mm: MmStruct, pmd: PmdTable, i: number): void {
  * zap_page_range_single() / zap_vma_range: notifier `event` (MMU_NOTIFY_CLEAR
  * for MADV_DONTNEED and unmap_mapping_range, MMU_NOTIFY_UNMAP for munmap and
  * exit) around unmapPageRange(). [start, end) is clamped to the VMA.
- * Caller holds mmap_lock (read suffices for MADV_DONTNEED).
+ * Caller holds mmap_lock (read suffices for MADV_DONTNEED), or, from
+ * unmap_mapping_range(), the i_mmap_rwsem instead (mm/memory.c
+ * unmap_mapping_range_tree(); implicit in the model, so not asserted).
  */
 export function* zapPageRange(vma: Vma, start: number, end: number, event: number = MMU_NOTIFY_CLEAR, d: ZapDetails = ZAP_ALL): K<void> {
   const s = Math.max(start, vma.start);

@@ -7,24 +7,50 @@
  * misuse (unlock by a non-owner, recursive acquire, unlock of a free lock)
  * raises a LOCKDEP KernelBug naming the lock.
  *
+ * Every lock belongs to a lock class (lockdep.ts LOCK_CLASSES, where the
+ * lock order is written). In checked mode `s.lockdep` validates each
+ * acquire and release (order, learned dependencies, recursion, unlock
+ * balance, sleeping under a spinlock); otherwise the cost is the one
+ * `s.lockdep !== null` test.
+ *
  * Fast path: `if (!m.tryFast(s)) yield* m.lock(s)` takes an uncontended
  * lock without creating a generator when not exploring.
  */
 import { KernelBug } from '../printk.js';
-import { type K, type Sched, waitUntil } from './sched.js';
+import { type K, type Sched, type SchedEvent } from './sched.js';
+import type { LockClass, LockInstance } from './lockdep.js';
 
-export class Mutex {
+/**
+ * The wait of a lock acquire: waitUntil() without its might_sleep() (the
+ * caller did the lockdep checks; spinning on a spinlock does not sleep).
+ */
+function* lockWait(s: Sched, what: string, cond: () => boolean): K<void> {
+  while (!cond()) {
+    if (!s.exploring) throw new KernelBug('HANG', `wait that can never finish: ${what}`, 'no other simulated thread can make progress (run-to-completion mode)');
+    const ev: SchedEvent = { kind: 'block', what, arg: -1, cond };
+    yield ev;
+  }
+}
+
+export class Mutex implements LockInstance {
   /** Owning task id + 1 (0 = unlocked). */
   owner = 0;
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly cls: LockClass,
+  ) {}
 
   isLocked(): boolean {
     return this.owner !== 0;
   }
 
-  /** Acquire without yielding if possible; false means: call lock(). */
-  tryFast(s: Sched): boolean {
+  /**
+   * Acquire without yielding if possible; false means: call lock().
+   * `subclass`: the nesting level of spin_lock_nested() (SINGLE_DEPTH_NESTING).
+   */
+  tryFast(s: Sched, subclass = 0): boolean {
     if (s.exploring || this.owner !== 0) return false;
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     this.owner = s.cur + 1;
     if (s.tracer !== null) s.tracer.lock(this.name, true);
     return true;
@@ -36,22 +62,25 @@ export class Mutex {
       if (this.owner === s.cur + 1) throw new KernelBug('LOCKDEP', `recursive trylock of ${this.name}`, `held by task ${s.cur}`);
       return false;
     }
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, 0, false, true);
     this.owner = s.cur + 1;
     if (s.tracer !== null) s.tracer.lock(this.name, true);
     return true;
   }
 
   /** mutex_lock() / spin_lock(): a hook point, then block until free. */
-  *lock(s: Sched): K<void> {
+  *lock(s: Sched, subclass = 0): K<void> {
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     if (this.owner === s.cur + 1) throw new KernelBug('LOCKDEP', `recursive locking of ${this.name}`, `already held by task ${s.cur}`);
     if (s.exploring) yield s.point(`lock ${this.name}`);
-    yield* waitUntil(s, `lock ${this.name}`, () => this.owner === 0);
+    yield* lockWait(s, `lock ${this.name}`, () => this.owner === 0);
     this.owner = s.cur + 1;
     if (s.tracer !== null) s.tracer.lock(this.name, true);
   }
 
   /** mutex_unlock() / spin_unlock(). Callers in generator code may follow with a hook point. */
   unlock(s: Sched): void {
+    if (s.lockdep !== null) s.lockdep.release(this, false);
     if (this.owner === 0) throw new KernelBug('LOCKDEP', `unlock of unlocked ${this.name}`);
     if (this.owner !== s.cur + 1) throw new KernelBug('LOCKDEP', `unlock of ${this.name} by task ${s.cur}, held by task ${this.owner - 1}`);
     this.owner = 0;
@@ -64,56 +93,67 @@ export class Mutex {
   }
 }
 
-/** A spinlock behaves as a Mutex in the model; the name documents intent. */
+/** A spinlock behaves as a Mutex in the model; its class says it does not sleep. */
 export class Spinlock extends Mutex {}
 
 /**
  * struct rw_semaphore (mmap_lock): many readers or one writer. Readers are
- * counted, not identified, except for lockdep checks on the writer.
+ * counted, not identified, except by lockdep (checked mode), which keeps
+ * each thread's read holds.
  */
-export class RwSem {
+export class RwSem implements LockInstance {
   readers = 0;
   /** Writer task id + 1, 0 when no writer. */
   writer = 0;
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly cls: LockClass,
+  ) {}
 
   tryReadFast(s: Sched): boolean {
     if (s.exploring || this.writer !== 0) return false;
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, 0, true, false);
     this.readers++;
     if (s.tracer !== null) s.tracer.lock(`${this.name} (read)`, true);
     return true;
   }
 
-  tryWriteFast(s: Sched): boolean {
+  /** `subclass`: mmap_write_lock_nested()'s nesting level. */
+  tryWriteFast(s: Sched, subclass = 0): boolean {
     if (s.exploring || this.writer !== 0 || this.readers !== 0) return false;
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     this.writer = s.cur + 1;
     if (s.tracer !== null) s.tracer.lock(`${this.name} (write)`, true);
     return true;
   }
 
   *readLock(s: Sched): K<void> {
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, 0, true, false);
     if (this.writer === s.cur + 1) throw new KernelBug('LOCKDEP', `read-locking ${this.name} while holding it for write`);
     if (s.exploring) yield s.point(`down_read ${this.name}`);
-    yield* waitUntil(s, `down_read ${this.name}`, () => this.writer === 0);
+    yield* lockWait(s, `down_read ${this.name}`, () => this.writer === 0);
     this.readers++;
     if (s.tracer !== null) s.tracer.lock(`${this.name} (read)`, true);
   }
 
   readUnlock(s: Sched): void {
+    if (s.lockdep !== null) s.lockdep.release(this, true);
     if (this.readers <= 0) throw new KernelBug('LOCKDEP', `up_read of ${this.name} with no readers`, `task ${s.cur}`);
     this.readers--;
     if (s.tracer !== null) s.tracer.lock(`${this.name} (read)`, false);
   }
 
-  *writeLock(s: Sched): K<void> {
+  *writeLock(s: Sched, subclass = 0): K<void> {
+    if (s.lockdep !== null) s.lockdep.acquire(this, this.cls, subclass, false, false);
     if (this.writer === s.cur + 1) throw new KernelBug('LOCKDEP', `recursive down_write of ${this.name}`);
     if (s.exploring) yield s.point(`down_write ${this.name}`);
-    yield* waitUntil(s, `down_write ${this.name}`, () => this.writer === 0 && this.readers === 0);
+    yield* lockWait(s, `down_write ${this.name}`, () => this.writer === 0 && this.readers === 0);
     this.writer = s.cur + 1;
     if (s.tracer !== null) s.tracer.lock(`${this.name} (write)`, true);
   }
 
   writeUnlock(s: Sched): void {
+    if (s.lockdep !== null) s.lockdep.release(this, false);
     if (this.writer !== s.cur + 1) throw new KernelBug('LOCKDEP', `up_write of ${this.name} not held for write by task ${s.cur}`);
     this.writer = 0;
     if (s.tracer !== null) s.tracer.lock(`${this.name} (write)`, false);
@@ -128,4 +168,17 @@ export class RwSem {
 /** spin_lock() / mutex_lock() from a K: the fast path never creates a generator. */
 export function* spinLock(s: Sched, l: Mutex): K<void> {
   if (!l.tryFast(s)) yield* l.lock(s);
+}
+
+/** spin_lock_nested(l, subclass): a second lock of a class already held, annotated. */
+export function* spinLockNested(s: Sched, l: Mutex, subclass: number): K<void> {
+  if (!l.tryFast(s, subclass)) yield* l.lock(s, subclass);
+}
+
+/**
+ * lockdep_assert_held(l): checked mode only (a no-op without lockdep, as in
+ * the kernel). `what` names the function whose contract requires it.
+ */
+export function lockdepAssertHeld(s: Sched, l: Mutex, what: string): void {
+  if (s.lockdep !== null) s.lockdep.assertHeld(l, what);
 }

@@ -29,6 +29,7 @@
  * detected instead of hanging the test run.
  */
 import { KernelBug } from '../printk.js';
+import type { Lockdep } from './lockdep.js';
 
 /** What a kernel generator yields to the scheduler. */
 export interface SchedEvent {
@@ -111,6 +112,8 @@ export class Sched {
   maxSteps = 200000;
   /** The machine's tracer (the same object as Kernel.tracer), or null: see src/kernel/trace.ts. */
   tracer: SchedTracer | null = null;
+  /** Checked mode: the lock validator (lockdep.ts); null otherwise. */
+  lockdep: Lockdep | null = null;
 
   /** A hook-point event. Only called when `exploring` is true. */
   point(what: string, arg = -1): SchedEvent {
@@ -178,6 +181,7 @@ export class Sched {
           t.result = r.value;
           this.trace.push({ step, task: t.id, taskName: t.name, what: 'exit', arg: -1 });
           if (this.tracer !== null) this.tracer.step(step, t.id, t.name, 'exit', -1);
+          if (this.lockdep !== null) this.lockdep.taskExit(t.id);
         } else {
           const ev = r.value;
           t.last = ev.what;
@@ -192,6 +196,7 @@ export class Sched {
         if (this.onStep) this.onStep(this);
       }
     } finally {
+      if (this.lockdep !== null) this.lockdep.forgetTasks();
       this.exploring = false;
       this.cur = 0;
       this.tasks = [];
@@ -202,24 +207,35 @@ export class Sched {
 /**
  * Drive a kernel path to completion outside the scheduler (the fast path).
  * A yielded point is ignored; a block means the wait can never finish.
+ * When the path throws (a KernelBug: the task oopsed or hung) the locks it
+ * holds stay held, by a task that is gone: lockdep moves them off the
+ * running thread's stack (Lockdep.oops()).
  */
 export function runSync<T>(s: Sched, g: K<T>): T {
   if (s.exploring) throw new KernelBug('BUG', 'runSync() called while the scheduler is exploring: use yield* inside a task');
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    if (r.value.kind === 'block') {
-      throw new KernelBug('HANG', `wait that can never finish: ${r.value.what}`, 'no other simulated thread can make progress (run-to-completion mode)');
+  try {
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+      if (r.value.kind === 'block') {
+        throw new KernelBug('HANG', `wait that can never finish: ${r.value.what}`, 'no other simulated thread can make progress (run-to-completion mode)');
+      }
     }
+  } catch (e) {
+    // The path died (oops, HANG): the locks it holds stay held, by a dead task (lockdep).
+    if (s.lockdep !== null) s.lockdep.oops();
+    throw e;
   }
 }
 
 /**
  * Block until `cond()` holds (wait_event(), wait_on_page_locked(), ...).
+ * A might_sleep() point: checked mode reports a wait under a spinlock.
  * Outside a scheduled run nobody else can make the condition true, so an
  * unsatisfied wait is a HANG.
  */
 export function* waitUntil(s: Sched, what: string, cond: () => boolean, arg = -1): K<void> {
+  if (s.lockdep !== null) s.lockdep.mightSleep(what);
   while (!cond()) {
     if (!s.exploring) throw new KernelBug('HANG', `wait that can never finish: ${what}`, 'no other simulated thread can make progress (run-to-completion mode)');
     yield { kind: 'block', what, arg, cond };
