@@ -56,7 +56,9 @@ export class MyDev {
     const pfn = this.free.pop();
     if (pfn === undefined) return -1;
     zoneDeviceFolioInit(this.k, pfn, 0);
-    this.k.contents.zero(pfn);
+    // Device-private memory has no kernel direct map: the device clears it
+    // (k.contents.deviceZero stands in for the device's own engine).
+    this.k.contents.deviceZero(pfn, 1);
     return pfn;
   }
 
@@ -74,7 +76,9 @@ export class MyDev {
       const d = alloc();
       if (d < 0) return -ENOMEM;
       const s = migratePfnToPage(src[i]);
-      if (s >= 0) this.k.contents.copy(d, s);
+      // The device's DMA engine moves the data (a CPU copy of a
+      // device-private page would oops: it has no direct map).
+      if (s >= 0) this.k.contents.deviceCopy(d, s, 1);
       dst[i] = migratePfn(d);
     }
     return 0;

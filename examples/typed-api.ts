@@ -43,8 +43,10 @@ class TinyGpu {
       const d = alloc();
       if (d < 0) return false;
       const s = migratePfnToPage(src[i]);
-      if (s >= 0) this.k.contents.copy(d, s);
-      else this.k.contents.zero(d);
+      // The device's DMA engine moves the data: a CPU copy of a
+      // device-private page would oops (it has no kernel direct map).
+      if (s >= 0) this.k.contents.deviceCopy(d, s, 1);
+      else this.k.contents.deviceZero(d, 1);
       dst[i] = migratePfn(d);
     }
     return true;
