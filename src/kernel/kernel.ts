@@ -22,6 +22,7 @@ import type { DevPagemap } from './mm/memremap.js';
 import { dumpPage, pageBug } from './mm/debug.js';
 import { HugetlbPool } from './mm/hugetlb_pool.js';
 import { enableCheckedMode } from './mm/debug_vm.js';
+import { FaultInject } from './fault_inject.js';
 
 /** Event counters (/proc/vmstat names where the kernel has them). */
 export interface VmStat {
@@ -53,6 +54,8 @@ export class Kernel {
   readonly lru: Lru;
   readonly sched = new Sched();
   readonly hugetlb = new HugetlbPool();
+  /** Fault injection at allocation sites (lib/fault-inject.c): see fault_inject.ts. */
+  readonly failInject = new FaultInject();
   /** id -> pgmap; index 0 unused (page.pgmap == 0 means "not ZONE_DEVICE"). */
   readonly pgmaps: Array<DevPagemap | null> = [null];
   /** id -> anon_vma or address_space (page.mapping); index 0 unused. */
@@ -90,7 +93,7 @@ export class Kernel {
     // would copy every array. (Small machines, like the explorer's, stay small.)
     this.pages.ensureCapacity(2 * HPAGE_PMD_NR + ramPages + Math.min(ramPages, DEVICE_PFN_RESERVE));
     this.contents.ensureCapacity(this.pages.capacity);
-    this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
+    this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages, this.failInject);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
     if (this.config.checked) enableCheckedMode(this);
@@ -153,6 +156,11 @@ export class Kernel {
   release(): void {
     this.contents.release();
     this.swap?.contents.release();
+  }
+
+  /** should_fail(): whether this occurrence of allocation site `site` must fail (fault_inject.ts). */
+  shouldFail(site: string): boolean {
+    return this.failInject.shouldFail(site);
   }
 
   /** Run the checked-mode invariants if enabled (after a user-visible operation). */

@@ -55,6 +55,7 @@ export function cmdRange(cmd: HmmDmirrorCmd): { start: number; end: number; size
  */
 export function dmirrorBounceInit(k: Kernel, addr: number, size: number): DmirrorBounce | number {
   if (size > k.config.ramBytes) return -ENOMEM;
+  if (k.shouldFail('dmirror_bounce_init')) return -ENOMEM; /* vmalloc() returned NULL */
   // vmalloc memory is not zeroed: a buffer freed by dmirror_bounce_fini()
   // is handed out again (the model's vmalloc cache; a fresh 256 MiB typed
   // array per ioctl would cost the host more than the copy itself).
@@ -189,6 +190,9 @@ export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
       k.printk.warn('dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE)');
       return -EFAULT;
     }
+    // xa_store(GFP_ATOMIC) failing to allocate a node: xa_err() = -ENOMEM.
+    // (The model may fail any store; the kernel only one that needs a node.)
+    if (k.shouldFail('xa_store')) return -ENOMEM;
     dmirror.pt.set(first + i, ptEntry(page, tag));
   }
   return 0;

@@ -19,6 +19,7 @@
 import type { MmStruct } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
 import { KernelBug } from '../printk.js';
+import { ENOMEM } from '../errno.js';
 
 export const MMU_NOTIFY_UNMAP = 0;
 export const MMU_NOTIFY_CLEAR = 1;
@@ -112,6 +113,9 @@ export function mmHasNotifiers(mm: MmStruct): boolean {
  * insertion succeeds.
  */
 export function mmuIntervalNotifierInsert(sub: MmuIntervalNotifier): number {
+  // The first notifier of an mm allocates mm->notifier_subscriptions
+  // (__mmu_notifier_register(): kzalloc -> -ENOMEM).
+  if (sub.mm.notifierSubs === null && sub.mm.kernel.shouldFail('__mmu_notifier_register')) return -ENOMEM;
   const s = subs(sub.mm);
   if (sub.inserted) throw new KernelBug('BUG', 'mmu_interval_notifier_insert: already inserted');
   // As the kernel: inserted during an invalidation, the interval takes the
