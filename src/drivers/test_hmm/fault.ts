@@ -191,8 +191,9 @@ export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
       return -EFAULT;
     }
     // xa_store(GFP_ATOMIC) failing to allocate a node: xa_err() = -ENOMEM.
-    // (The model may fail any store; the kernel only one that needs a node.)
-    if (k.shouldFail('xa_store')) return -ENOMEM;
+    // Only a store into an empty index may need a node (the model has no
+    // nodes: any empty index may; replacing an entry never allocates).
+    if (dmirror.pt.get(first + i) === undefined && k.shouldFail('xa_store')) return -ENOMEM;
     dmirror.pt.set(first + i, ptEntry(page, tag));
   }
   return 0;

@@ -169,7 +169,7 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
     const rhead = p.folioPfn(rpage);
     const tag = mpfnHas(dst[i], MIGRATE_PFN_WRITE) ? DPT_XA_TAG_WRITE : 0;
     for (let j = 0; j < nr; j++) {
-      if (k.shouldFail('xa_store')) {
+      if (dmirror.pt.get(pfn + j) === undefined && k.shouldFail('xa_store')) {
         // xa_is_err(entry): unlock and return xa_err() (the caller ignores it,
         // as dmirror_migrate_to_device does: the page migrated but is not mirrored).
         dmirror.mutex.unlock(s);
@@ -389,6 +389,8 @@ export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
     vma: vmf.vma, start, end: start + size, src: new Float64Array(nr), dst: new Float64Array(nr),
     pgmapOwner: dmirror.mdevice, flags: dmirrorSelectDevice(dmirror), faultPage: vmf.page,
   });
+  // args.src / args.dst = kcalloc(nr, GFP_KERNEL): NULL -> VM_FAULT_OOM.
+  if (k.shouldFail('dmirror_devmem_fault')) return VM_FAULT_OOM;
   if (order) args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
   if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
   const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
