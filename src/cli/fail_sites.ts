@@ -10,7 +10,7 @@
  * or WARN; 1 otherwise; 2 for bad arguments.
  *
  *   hmmsim fail-sites [--filter <glob>...] [--site <name>...]
- *                     [--max-occurrences N] [--json] [--config name=value...]
+ *                     [--max-occurrences N] [--occurrence N] [--json] [--config name=value...]
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -21,6 +21,7 @@ export interface FailSitesOptions {
   filter?: string[];
   site?: string[];
   maxOccurrences?: string;
+  occurrence?: string;
   json?: boolean;
   config?: string[];
 }
@@ -30,7 +31,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 }
 
 /** Parse the options; a string is the usage error to print. */
-function parse(opts: FailSitesOptions): { cfg: KernelConfig; max: number } | string {
+function parse(opts: FailSitesOptions): { cfg: KernelConfig; max: number; occurrence?: number } | string {
   const cfg = defaultConfig();
   for (const s of opts.config ?? []) {
     for (const one of s.split(',').filter((x) => x.length > 0)) {
@@ -43,7 +44,12 @@ function parse(opts: FailSitesOptions): { cfg: KernelConfig; max: number } | str
     max = Number(opts.maxOccurrences);
     if (!Number.isInteger(max) || max < 1) return `--max-occurrences '${opts.maxOccurrences}' is not a positive integer`;
   }
-  return { cfg, max };
+  let occurrence: number | undefined;
+  if (opts.occurrence !== undefined) {
+    occurrence = Number(opts.occurrence);
+    if (!Number.isInteger(occurrence) || occurrence < 1) return `--occurrence '${opts.occurrence}' is not a positive integer`;
+  }
+  return { cfg, max, occurrence };
 }
 
 /** The human table: one row per site, then every failure. */
@@ -61,7 +67,7 @@ export function formatFailSweep(r: FailSweepResult): string {
   for (const f of all) {
     const what = f.occurrence === 0 ? 'uninjected run' : `${f.site} #${f.occurrence}`;
     lines.push(`FAIL ${f.scenario} [${what}] ${f.kind}: ${f.detail.split('\n').join('\n    ')}`);
-    if (f.occurrence > 0) lines.push(`  replay: hmmsim fail-sites --filter '${f.scenario}' --site ${f.site}  (occurrence ${f.occurrence})`);
+    if (f.occurrence > 0) lines.push(`  replay: hmmsim fail-sites --filter '${f.scenario}' --site ${f.site} --occurrence ${f.occurrence}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -81,7 +87,7 @@ export async function failSitesAction(opts: FailSitesOptions, out: (s: string) =
   }
   let last = 0;
   const result = runFailSiteSweep(
-    { filter: opts.filter, sites: opts.site, maxOccurrences: p.max, config: p.cfg },
+    { filter: opts.filter, sites: opts.site, maxOccurrences: p.max, occurrence: p.occurrence, config: p.cfg },
     (ev) => {
       if (bar !== null) {
         bar.setTotal(ev.planned);
@@ -109,6 +115,7 @@ export function registerFailSites(program: Command, out: (s: string) => void, se
     .option('--filter <glob>', 'only scenarios whose name matches (hmm-tests/<fixture.variant.test>, dmirror/<name>); repeatable', collect)
     .option('--site <name>', 'only this fault-injection site (e.g. __pte_alloc, anon_fault, xa_store); repeatable', collect)
     .option('--max-occurrences <n>', 'at most n occurrences of a site per scenario, evenly spaced (default 12)')
+    .option('--occurrence <n>', 'fail only occurrence n of each selected site (replay one run)')
     .option('--json', 'print one JSON object ({sites, baselineFailures, scenarios, totals})')
     .addOption(new Option('--config <name=value...>', 'kernel configuration settings (checked mode is always on)'))
     .action(async (opts: FailSitesOptions) => {

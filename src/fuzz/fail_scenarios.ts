@@ -364,6 +364,26 @@ export function dmirrorScenarios(config: Partial<KernelConfig> = {}): FailScenar
       if (fd >= 0) lc.close(fd);
       lc.munmap(a, 16 * PAGE);
     }),
+    sequence('partial_read_then_migrate', config, ({ lc, lost }) => {
+      // The mirror holds entries for the second half only when the whole
+      // range migrates: a store failing in the first half must not leave
+      // the second half's entries pointing at the freed system pages.
+      const a = anon(lc, 4 * PAGE);
+      if (a === 0) return;
+      const want = pattern(4 * PAGE, 11);
+      lc.writeBytes(a, want);
+      const fd = lc.open('/dev/hmm_dmirror0', O_RDWR);
+      if (fd >= 0) {
+        const r1 = dmirror(lc, fd, HMM_DMIRROR_READ, a + 2 * PAGE, 2 * PAGE);
+        if (r1 !== null) lost(diff('HMM_DMIRROR_READ of the second half', want.subarray(2 * PAGE), r1));
+        dmirror(lc, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 4 * PAGE);
+        const r2 = dmirror(lc, fd, HMM_DMIRROR_READ, a + 2 * PAGE, 2 * PAGE);
+        if (r2 !== null) lost(diff('HMM_DMIRROR_READ of the second half after migrate_to_device', want.subarray(2 * PAGE), r2));
+        lc.close(fd);
+      }
+      lost(diff('CPU read', want, lc.readBytes(a, 4 * PAGE)));
+      lc.munmap(a, 4 * PAGE);
+    }),
     sequence('hugetlb_fork', config, ({ lc, lost }) => {
       const a = anon(lc, TWOMEG, MAP_HUGETLB);
       if (a === 0) return;

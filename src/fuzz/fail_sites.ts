@@ -81,6 +81,8 @@ export interface FailSweepOptions {
   sites?: string[];
   /** Most occurrences of one site failed per scenario (evenly spaced); default 12. */
   maxOccurrences?: number;
+  /** Fail only this occurrence of each selected site (a replay), instead of a sample. */
+  occurrence?: number;
   /** Machine configuration (checked mode is forced on). */
   config?: Partial<KernelConfig>;
   /** The scenarios (default: every hmm-tests case, then the dmirror sequences). */
@@ -193,6 +195,7 @@ function signatures(ps: Array<{ kind: FailureKind; detail: string }>): Set<strin
 export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: FailSweepProgress) => void): FailSweepResult {
   const max = options.maxOccurrences ?? 12;
   if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxOccurrences must be a positive integer, not ${max}`);
+  if (options.occurrence !== undefined && (!Number.isInteger(options.occurrence) || options.occurrence < 1)) throw new RangeError(`occurrence must be a positive integer, not ${options.occurrence}`);
   const config: Partial<KernelConfig> = { ...(options.config ?? {}), checked: true };
   defaultConfig(config); /* validate up front */
   const all = options.scenarios ?? defaultFailScenarios(config);
@@ -230,7 +233,8 @@ export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: 
     for (const [name, n] of base.counts) {
       if (siteFilter !== null && !siteFilter.has(name)) continue;
       site(name).occurrences += n;
-      for (const i of sampleOccurrences(n, max)) plan.push([name, i]);
+      const occ = options.occurrence;
+      for (const i of occ !== undefined ? (occ <= n ? [occ] : []) : sampleOccurrences(n, max)) plan.push([name, i]);
     }
     planned += plan.length;
     for (const [name, i] of plan) {
