@@ -102,6 +102,16 @@ function fromCase(r: CaseResult): ScenarioOutcome {
   return out;
 }
 
+/**
+ * Before the leak check every process of the workload must be gone: a
+ * forked child left running (its parent was killed by VM_FAULT_OOM before
+ * it could kill it, as hmm_cow_in_device does) is ended here, as the end of
+ * the session would.
+ */
+function exitAll(sys: System): void {
+  for (const q of [...sys.procs.values()]) if (q.alive) q.exit(0);
+}
+
 /** One scenario per hmm-tests case, named `hmm-tests/<fixture.variant.test>`. */
 export function hmmTestScenarios(config: Partial<KernelConfig> = {}): FailScenario[] {
   // The context of the run in progress (a per-call holder, not module state).
@@ -109,7 +119,11 @@ export function hmmTestScenarios(config: Partial<KernelConfig> = {}): FailScenar
   const suite = buildHmmSuite({
     config,
     onReady: (sys) => holder.ctx?.ready(sys.kernel),
-    onExited: (sys) => holder.ctx?.exited(sys.kernel),
+    onExited: (sys) => {
+      if (holder.ctx === null) return;
+      exitAll(sys);
+      holder.ctx.exited(sys.kernel);
+    },
   });
   return suite.cases().map((info) => ({
     name: `hmm-tests/${info.fullName}`,
@@ -194,6 +208,7 @@ function sequence(name: string, config: Partial<KernelConfig>, body: (s: Seq) =>
           out.reason = `signal ${e.signo}`;
         }
         if (p.alive) p.exit(0);
+        exitAll(sys);
         ctx.exited(sys.kernel);
       } catch (e) {
         out.status = 'fail';
