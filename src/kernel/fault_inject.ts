@@ -57,6 +57,11 @@ export class FaultInject {
   /** Eligible calls per site with an `interval` rule (the fault_attr's count). */
   private readonly intervalSeen = new Map<string, number>();
 
+  /** Anything armed or counted: callers whose should_fail() needs a costly precondition test this first. */
+  get armed(): boolean {
+    return this.counting || this.rules.size > 0;
+  }
+
   /** Arm a rule on a site (replacing any previous one). */
   set(site: string, attr: FaultAttr): void {
     this.rules.set(site, attr);

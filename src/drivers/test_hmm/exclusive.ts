@@ -33,7 +33,7 @@ export function dmirrorCheckAtomic(dmirror: Dmirror, start: number, end: number)
 export function* dmirrorAtomicMap(addr: number, page: number, dmirror: Dmirror): K<number> {
   const s = dmirror.k.sched;
   if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
-  if (dmirror.pt.get(Math.floor(addr / PAGE_SIZE)) === undefined && dmirror.k.shouldFail('xa_store')) {
+  if (dmirror.k.failInject.armed && dmirror.pt.get(Math.floor(addr / PAGE_SIZE)) === undefined && dmirror.k.shouldFail('xa_store')) {
     dmirror.mutex.unlock(s);
     return -ENOMEM; /* xa_is_err(entry): xa_err(entry) */
   }

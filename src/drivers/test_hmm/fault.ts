@@ -193,7 +193,7 @@ export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
     // xa_store(GFP_ATOMIC) failing to allocate a node: xa_err() = -ENOMEM.
     // Only a store into an empty index may need a node (the model has no
     // nodes: any empty index may; replacing an entry never allocates).
-    if (dmirror.pt.get(first + i) === undefined && k.shouldFail('xa_store')) return -ENOMEM;
+    if (k.failInject.armed && dmirror.pt.get(first + i) === undefined && k.shouldFail('xa_store')) return -ENOMEM;
     dmirror.pt.set(first + i, ptEntry(page, tag));
   }
   return 0;

@@ -169,7 +169,7 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
     const rhead = p.folioPfn(rpage);
     const tag = mpfnHas(dst[i], MIGRATE_PFN_WRITE) ? DPT_XA_TAG_WRITE : 0;
     for (let j = 0; j < nr; j++) {
-      if (dmirror.pt.get(pfn + j) === undefined && k.shouldFail('xa_store')) {
+      if (k.failInject.armed && dmirror.pt.get(pfn + j) === undefined && k.shouldFail('xa_store')) {
         // xa_is_err(entry): unlock and return xa_err() (the caller ignores it,
         // as dmirror_migrate_to_device does: the page migrated but is not mirrored).
         dmirror.mutex.unlock(s);
