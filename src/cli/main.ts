@@ -8,6 +8,7 @@
  *   hmmsim run ./my-program.js [args...]                  (src/cli/run.ts)
  *   hmmsim bench [--json] [--only ...]                    (src/cli/bench.ts)
  *   hmmsim report --from-... -o FILE                      (src/cli/report.ts)
+ *   hmmsim fail-sites [--filter <glob>...] [--site <name>...] [--max-occurrences N] [--json]   (src/cli/fail_sites.ts)
  *   hmmsim --version
  *
  * `selftest` runs the port of the kernel's tools/testing/selftests/mm/
@@ -30,6 +31,7 @@ import { VERSION } from '../version.js';
 import { registerRun } from './run.js';
 import { ConfigError, contentModeError, hostBoundsError, parseConfig } from './config_check.js';
 import { UserModuleError, loadDriverFile } from './user_modules.js';
+import { registerFailSites } from './fail_sites.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -264,6 +266,9 @@ export async function main(argv: string[]): Promise<number> {
     code = c;
   });
   registerReport(program, out, (c) => {
+    code = c;
+  });
+  registerFailSites(program, out, (c) => {
     code = c;
   });
   registerRun(program, out, (c) => {

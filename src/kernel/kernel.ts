@@ -24,6 +24,7 @@ import { dumpPage, pageBug } from './mm/debug.js';
 import { HugetlbPool } from './mm/hugetlb_pool.js';
 import { enableCheckedMode } from './mm/debug_vm.js';
 import { mmuNotifierEnableChecks } from './mm/mmu_notifier.js';
+import { FaultInject } from './fault_inject.js';
 
 /** Event counters (/proc/vmstat names where the kernel has them). */
 export interface VmStat {
@@ -58,6 +59,8 @@ export class Kernel {
   readonly lru: Lru;
   readonly sched = new Sched();
   readonly hugetlb = new HugetlbPool();
+  /** Fault injection at allocation sites (lib/fault-inject.c): see fault_inject.ts. */
+  readonly failInject = new FaultInject();
   /** id -> pgmap; index 0 unused (page.pgmap == 0 means "not ZONE_DEVICE"). */
   readonly pgmaps: Array<DevPagemap | null> = [null];
   /** id -> anon_vma or address_space (page.mapping); index 0 unused. */
@@ -114,7 +117,7 @@ export class Kernel {
     this.pages.ensureCapacity(2 * HPAGE_PMD_NR + ramPages + Math.min(ramPages, DEVICE_PFN_RESERVE));
     this.contents.ensureCapacity(this.pages.capacity);
     this.contents.setOopsHandler(this);
-    this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages);
+    this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages, this.failInject);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
     if (this.config.checked) enableCheckedMode(this); /* the invariants and lockdep */
@@ -216,6 +219,11 @@ export class Kernel {
   release(): void {
     this.contents.release();
     this.swap?.contents.release();
+  }
+
+  /** should_fail(): whether this occurrence of allocation site `site` must fail (fault_inject.ts). */
+  shouldFail(site: string): boolean {
+    return this.failInject.shouldFail(site);
   }
 
   /**

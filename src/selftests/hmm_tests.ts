@@ -284,6 +284,18 @@ export interface HmmSuiteOptions {
   strict?: boolean;
   /** User drivers loaded into every case's machine after test_hmm and gup_test (`--driver`). */
   modules?: Array<{ name: string; module: KernelModule }>;
+  /**
+   * Called on each case's machine once it is up (test_hmm loaded, the test
+   * process spawned), before the fixture's setup: fault-injection sweeps
+   * arm their rule and take the leak baseline here.
+   */
+  onReady?: (sys: System) => void;
+  /**
+   * Called after the case, once the test process has exited (every fd
+   * closed, exit_mmap done) and before the machine is released: the
+   * end-of-run leak check. Must not throw.
+   */
+  onExited?: (sys: System) => void;
 }
 
 function classify(e: unknown): string {
@@ -326,6 +338,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
     }
     const p = sys.spawn('hmm-tests');
     const lc = new Libc(p);
+    opts.onReady?.(sys);
     const env: HmmEnv = {
       sys,
       p,
@@ -333,6 +346,7 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       finish(md: Metadata) {
         // The kselftest test child exits: exit_mmap() of the test's mm.
         if (p.alive) p.exit(0);
+        opts.onExited?.(sys);
         // The memory traffic of the case: bytes of page contents copied,
         // read, written or filled (the selftest bench's floor).
         md.stats.contentBytes = sys.kernel.contents.bytesMoved;

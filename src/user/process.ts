@@ -785,6 +785,10 @@ export class Process {
     const mm = this.mmOrDie();
     const k = this.kernel;
     k.current = { pid: this.pid, mm, comm: this.name };
+    if (k.shouldFail('dup_mm')) {
+      this.cp('fork');
+      return -ENOMEM; /* dup_mm(): allocate_mm() returned NULL */
+    }
     const cmm = k.newMm();
     const r = runSync(k.sched, dupMmap(mm, cmm));
     if (r < 0) {

@@ -249,6 +249,11 @@ export function* dmirrorAllocateChunk(mdevice: DmirrorDevice, want: boolean, isL
     default:
       return -EINVAL;
   }
+  if (k.shouldFail('dmirror_allocate_chunk')) {
+    // kzalloc(sizeof(*devmem)) returned NULL: err_release.
+    if (type === MEMORY_DEVICE_PRIVATE) releaseMemRegion(mod, range);
+    return -ENOMEM;
+  }
   const devmem = new DmirrorChunk(type, range, mod.ops, mdevice);
   if (!mdevice.devmemLock.tryFast(s)) yield* mdevice.devmemLock.lock(s);
   if (mdevice.devmemCount === mdevice.devmemCapacity) mdevice.devmemCapacity += DEVMEM_CHUNKS_RESERVE;

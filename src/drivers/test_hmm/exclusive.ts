@@ -4,7 +4,7 @@
  * access through make_device_exclusive().
  */
 import type { K } from '../../kernel/sched/sched.js';
-import { EFAULT, EINVAL, EPERM } from '../../kernel/errno.js';
+import { EFAULT, EINVAL, ENOMEM, EPERM } from '../../kernel/errno.js';
 import { PAGE_SIZE } from '../../kernel/mm/page.js';
 import { folioPut, folioUnlock } from '../../kernel/mm/folio.js';
 import { makeDeviceExclusive } from '../../kernel/mm/device_exclusive.js';
@@ -33,6 +33,10 @@ export function dmirrorCheckAtomic(dmirror: Dmirror, start: number, end: number)
 export function* dmirrorAtomicMap(addr: number, page: number, dmirror: Dmirror): K<number> {
   const s = dmirror.k.sched;
   if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+  if (dmirror.k.failInject.armed && dmirror.pt.get(Math.floor(addr / PAGE_SIZE)) === undefined && dmirror.k.shouldFail('xa_store')) {
+    dmirror.mutex.unlock(s);
+    return -ENOMEM; /* xa_is_err(entry): xa_err(entry) */
+  }
   dmirror.pt.set(Math.floor(addr / PAGE_SIZE), ptEntry(page, DPT_XA_TAG_ATOMIC));
   dmirror.mutex.unlock(s);
   return 0;

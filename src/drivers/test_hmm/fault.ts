@@ -58,6 +58,7 @@ export function cmdRange(cmd: HmmDmirrorCmd): { start: number; end: number; size
  */
 export function dmirrorBounceInit(k: Kernel, addr: number, size: number): DmirrorBounce | number {
   if (size > k.config.ramBytes) return -ENOMEM;
+  if (k.shouldFail('dmirror_bounce_init')) return -ENOMEM; /* vmalloc() returned NULL */
   // vmalloc memory is not zeroed: a buffer freed by dmirror_bounce_fini()
   // is handed out again (the model's vmalloc cache; a fresh 256 MiB typed
   // array per ioctl would cost the host more than the copy itself).
@@ -229,6 +230,10 @@ export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
       k.printk.warn('dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE)');
       return -EFAULT;
     }
+    // xa_store(GFP_ATOMIC) failing to allocate a node: xa_err() = -ENOMEM.
+    // Only a store into an empty index may need a node (the model has no
+    // nodes: any empty index may; replacing an entry never allocates).
+    if (k.failInject.armed && dmirror.pt.get(first + i) === undefined && k.shouldFail('xa_store')) return -ENOMEM;
     dmirror.pt.set(first + i, ptEntry(page, tag));
   }
   return 0;

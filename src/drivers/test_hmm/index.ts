@@ -63,6 +63,7 @@ export function* dmirrorFopsOpen(file: File): K<number> {
   const mod = mdevice.mod;
   const mm = file.kernel.current.mm;
   if (mm === null) return -EINVAL;
+  if (file.kernel.shouldFail('dmirror_fops_open')) return -ENOMEM; /* kzalloc(sizeof(*dmirror)) */
   const dmirror = new Dmirror(mod.nextMirrorId++, mdevice, mm);
   const ret = mmuIntervalNotifierInsert(dmirror.notifier);
   if (ret) return ret;

@@ -179,7 +179,15 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
     if (p.folioNr(rpage) !== nr) k.printk.warn('dmirror_migrate_finalize_and_map: VM_WARN_ON(folio_nr_pages(page_folio(rpage)) != nr)', k.dumpPage(rpage));
     const rhead = p.folioPfn(rpage);
     const tag = mpfnHas(dst[i], MIGRATE_PFN_WRITE) ? DPT_XA_TAG_WRITE : 0;
-    for (let j = 0; j < nr; j++) dmirror.pt.set(pfn + j, ptEntry(rhead + j, tag));
+    for (let j = 0; j < nr; j++) {
+      if (k.failInject.armed && dmirror.pt.get(pfn + j) === undefined && k.shouldFail('xa_store')) {
+        // xa_is_err(entry): unlock and return xa_err() (the caller ignores it,
+        // as dmirror_migrate_to_device does: the page migrated but is not mirrored).
+        dmirror.mutex.unlock(s);
+        return -ENOMEM;
+      }
+      dmirror.pt.set(pfn + j, ptEntry(rhead + j, tag));
+    }
   }
   dmirror.mutex.unlock(s);
   return 0;
@@ -405,6 +413,8 @@ export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
     vma: vmf.vma, start, end: start + size, src: new Float64Array(nr), dst: new Float64Array(nr),
     pgmapOwner: dmirror.mdevice, flags: dmirrorSelectDevice(dmirror), faultPage: vmf.page,
   });
+  // args.src / args.dst = kcalloc(nr, GFP_KERNEL): NULL -> VM_FAULT_OOM.
+  if (k.shouldFail('dmirror_devmem_fault')) return VM_FAULT_OOM;
   if (order) args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
   dmirror.migrating++; /* fixes.dmirror_devmem_fix: the mirror serving the fault (mirror.ts) */
   try {

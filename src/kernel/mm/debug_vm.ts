@@ -207,3 +207,56 @@ export function enableCheckedMode(k: Kernel): void {
   k.checkHook = checkInvariants;
   if (k.sched.lockdep === null) k.sched.lockdep = new Lockdep(k.sched, () => `${k.current.comm}/${k.current.pid}`);
 }
+
+/** What the end-of-run leak check compares with: taken once the machine is up, before the workload. */
+export interface LeakBaseline {
+  nrFree: number;
+  hugetlbFree: number;
+  hugetlbResv: number;
+  swapUsed: number;
+  /** The mm_structs alive at the baseline (a later one must be gone at the end). */
+  mms: Set<number>;
+  /** pgmap id -> [refCount, allocated, extraRefs]. */
+  pgmaps: Map<number, [number, number, number]>;
+}
+
+export function leakBaseline(k: Kernel): LeakBaseline {
+  k.lru.drain();
+  const pgmaps = new Map<number, [number, number, number]>();
+  for (const g of k.pgmaps) if (g !== null && !g.dead) pgmaps.set(g.id, [g.refCount, g.allocated, g.extraRefs]);
+  return {
+    nrFree: k.buddy.nrFree, hugetlbFree: k.hugetlb.nrFree(), hugetlbResv: k.hugetlb.resv,
+    swapUsed: k.swap?.used ?? 0, mms: new Set([...k.mms].map((m) => m.id)), pgmaps,
+  };
+}
+
+/**
+ * The end-of-run leak check (model-only; the kernel's nearest are
+ * kmemleak and the "BUG: Bad page state" / percpu_ref checks at unload):
+ * after every process of the workload exited and every device file was
+ * closed, everything the workload allocated is free again: the buddy
+ * allocator has as many free pages as at `base` (after lru_add_drain()),
+ * the hugetlb pool its free pages and reservations, the swap device no
+ * more used slots, no mm_struct created since is left, and every pgmap has its baseline
+ * reference count (a pgmap created during the run: its initial reference,
+ * plus its pages in pgmap_bulk_ref mode) with no allocated page and no
+ * get_dev_pagemap() holder. Returns what differs (empty: no leak).
+ */
+export function checkNoLeaks(k: Kernel, base: LeakBaseline): string[] {
+  const out: string[] = [];
+  k.lru.drain();
+  if (k.buddy.nrFree !== base.nrFree) out.push(`buddy: ${base.nrFree - k.buddy.nrFree} page(s) not freed (nr_free ${k.buddy.nrFree}, was ${base.nrFree})`);
+  if (k.hugetlb.nrFree() !== base.hugetlbFree) out.push(`hugetlb: HugePages_Free ${k.hugetlb.nrFree()}, was ${base.hugetlbFree}`);
+  if (k.hugetlb.resv !== base.hugetlbResv) out.push(`hugetlb: HugePages_Rsvd ${k.hugetlb.resv}, was ${base.hugetlbResv}`);
+  const swapUsed = k.swap?.used ?? 0;
+  if (swapUsed !== base.swapUsed) out.push(`swap: ${swapUsed} slot(s) in use, was ${base.swapUsed}`);
+  for (const mm of k.mms) if (!base.mms.has(mm.id)) out.push(`mm_struct #${mm.id}: not freed (mm_users ${mm.mmUsers}, mm_count ${mm.mmCount})`);
+  for (const g of k.pgmaps) {
+    if (g === null || g.dead) continue;
+    const b = base.pgmaps.get(g.id) ?? [1 + (k.config.historical.pgmap_bulk_ref ? g.nrPages : 0), 0, 0];
+    if (g.refCount !== b[0] || g.allocated !== b[1] || g.extraRefs !== b[2]) {
+      out.push(`pgmap #${g.id} (${g.typeName()}): ref ${g.refCount}, allocated ${g.allocated}, get_dev_pagemap holders ${g.extraRefs}; was ${b[0]}, ${b[1]}, ${b[2]}`);
+    }
+  }
+  return out;
+}

@@ -40,6 +40,7 @@ import {
   _PAGE_SPECIAL, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
 } from './pgtable.js';
 import { setPte, setPteFlags, setPmdLeaf, setPmdFlags, mkPresent } from './pte_ops.js';
+import { pmdAllocFails, pteAllocFails } from './pgtable.js';
 import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { folioGet, folioPut, folioMaybeDmaPinned } from './folio.js';
 import { folioAddNewAnonRmap, folioDupFileRmapPte, folioTryDupAnonRmapPte } from './rmap.js';
@@ -133,7 +134,9 @@ function* copyPteRange(dst: Vma, src: Vma, spt: PteTable, addr: number, end: num
   const s = k.sched;
   const p = k.pages;
   const dmm = dst.mm;
+  if (pmdAllocFails(k, dmm.pgd, addr)) return -ENOMEM; /* copy_pmd_range: pmd_alloc */
   const dpmd = pmdTableOf(dmm.pgd, addr, true)!;
+  if (pteAllocFails(k, dpmd, pmdIndex(addr))) return -ENOMEM; /* pte_alloc_map_lock */
   const dpt = pteTableAlloc(dmm.pgd, dpmd, pmdIndex(addr), addr);
   if (dpt === null) return -ENOMEM;
   yield* spinLock(s, dpt.ptl);
@@ -205,6 +208,7 @@ function* copyHugePmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: numbe
   const s = k.sched;
   const p = k.pages;
   const dmm = dst.mm;
+  if (pmdAllocFails(k, dmm.pgd, addr)) return -ENOMEM; /* copy_pmd_range: pmd_alloc */
   const dpmd = pmdTableOf(dmm.pgd, addr, true)!;
   yield* spinLock(s, spmd.lock);
   if (dpmd !== spmd) yield* spinLockNested(s, dpmd.lock, SINGLE_DEPTH_NESTING);
@@ -266,6 +270,7 @@ function* copyHugetlbPmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: nu
   const k = src.mm.kernel;
   const s = k.sched;
   const p = k.pages;
+  if (pmdAllocFails(k, dst.mm.pgd, addr)) return -ENOMEM; /* huge_pte_alloc */
   const dpmd = pmdTableOf(dst.mm.pgd, addr, true)!;
   yield* spinLock(s, spmd.lock);
   const f = spmd.f[i];
@@ -394,8 +399,16 @@ export function* dupMmap(parent: MmStruct, child: MmStruct): K<number> {
     child.brk = parent.brk;
     for (const vma of [...parent.vmas]) {
       if (vma.flags & VM_DONTCOPY) continue;
+      if (k.shouldFail('vm_area_dup')) {
+        ret = -ENOMEM; /* fail_nomem */
+        break;
+      }
       const tmp = vmaDup(vma, child);
       if (!(vma.flags & VM_WIPEONFORK) && vma.anonVma !== null) {
+        if (k.shouldFail('anon_vma_fork')) {
+          ret = -ENOMEM; /* fail_nomem_anon_vma_fork: tmp is freed, never linked */
+          break;
+        }
         // anon_vma_fork()
         anonVmaClone(tmp, vma);
         const root = vma.anonVma.root ?? vma.anonVma;

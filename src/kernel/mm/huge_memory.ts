@@ -23,6 +23,7 @@ import { type Vma, type VmFault, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_HUGETL
 import { __GFP_ZERO } from './page_alloc.js';
 import { folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon } from './folio.js';
 import { folioAddNewAnonRmap, anonVmaPrepare, pageAnonExclusive } from './rmap.js';
+import { anonVmaPrepareFails } from './rmap.js';
 import {
   HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PG_anon, PG_anon_exclusive, PG_swapcache, PG_head, PG_tail, PG_lru,
 } from './page.js';
@@ -64,6 +65,7 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
   const k = mm.kernel;
   const haddr = addr - (addr % HPAGE_PMD_SIZE);
   const write = (flags & 1) !== 0; /* FAULT_FLAG_WRITE */
+  if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
   if (!write && k.config.thpUseZeroPage) {
     yield* spinLock(k.sched, pmd.lock);

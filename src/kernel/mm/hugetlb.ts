@@ -27,9 +27,10 @@ import { type AddressSpace, type MmStruct, type Vma, VM_MAYSHARE, VM_WRITE, VM_H
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
 import { TYPE_MASK, T_NONE, T_PRESENT, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, pmdIndex, pmdTableOf } from './pgtable.js';
 import { setPmdLeaf, setPmdFlags } from './pte_ops.js';
+import { pmdAllocFails } from './pgtable.js';
 import { folioGet, folioPut } from './folio.js';
 import { folioAddNewAnonRmap, folioAddFileRmapPmd, folioRemoveRmapPmd } from './rmap.js';
-import { FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_SIGBUS } from './memory.js';
+import { FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './memory.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { File, type FileOperations, O_RDWR } from '../fs/chardev.js';
 import { mappingGet, mappingPut } from './shmem.js';
@@ -95,11 +96,15 @@ function unreserve(k: Kernel, as: AddressSpace, idx: number): void {
 /** Consume the reservation of idx if there is one; else need an unreserved free page. */
 function allocHugetlbFolio(k: Kernel, as: AddressSpace | null, idx: number): number {
   const r = as ? resvMaps.get(as) : undefined;
-  if (r && r.has(idx)) {
+  const reserved = r !== undefined && r.has(idx);
+  if (!reserved && freeUnreserved(k) <= 0) return -1;
+  // alloc_hugetlb_folio() failing (injected) keeps the reservation.
+  const pfn = k.hugetlb.alloc(k);
+  if (pfn >= 0 && reserved) {
     r.delete(idx);
     k.hugetlb.resv--;
-  } else if (freeUnreserved(k) <= 0) return -1;
-  return k.hugetlb.alloc(k);
+  }
+  return pfn;
 }
 
 /**
@@ -155,6 +160,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   const idx = (vma.pgoff + (haddr - vma.start) / PAGE_SIZE) / HPAGE_PMD_NR;
   const write = (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) !== 0;
   const shared = (vma.flags & VM_MAYSHARE) !== 0;
+  if (pmdAllocFails(k, mm.pgd, haddr)) return VM_FAULT_OOM; /* huge_pte_alloc() */
   const pmd = pmdTableOf(mm.pgd, haddr, true)!;
   const i = pmdIndex(haddr);
   if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);

@@ -38,8 +38,14 @@ export class HugetlbPool {
     return this.free.length;
   }
 
-  /** alloc_hugetlb_folio(): a zeroed huge folio with refcount 1, or -1. */
+  /**
+   * alloc_hugetlb_folio(): a zeroed huge folio with refcount 1, or -1 (the
+   * pool is empty, or the allocation fails: fault injection at
+   * 'alloc_hugetlb_folio', standing for its subpool / cgroup charge failing,
+   * which the kernel reports as -ENOSPC).
+   */
   alloc(k: Kernel): number {
+    if (this.free.length > 0 && k.shouldFail('alloc_hugetlb_folio')) return -1;
     const pfn = this.free.pop();
     if (pfn === undefined) return -1;
     k.pages.refcount[pfn] = 1;

@@ -21,6 +21,8 @@ import {
   pteIndex, pteTableAlloc,
 } from './pgtable.js';
 import { setPte, setPteFlags, mkPresent, carryBits } from './pte_ops.js';
+import { pmdAllocFails, pteAllocFails } from './pgtable.js';
+import { anonVmaPrepareFails } from './rmap.js';
 import { type Vma, type VmFault, VM_SHARED, VM_WRITE, VM_HUGETLB } from './mm_types.js';
 import { __GFP_ZERO } from './page_alloc.js';
 import {
@@ -105,6 +107,7 @@ export function* handleMmFault(vma: Vma, address: number, flags: number): K<numb
   if (address < vma.start || address >= vma.end) throw new KernelBug('BUG', 'handle_mm_fault: address outside the VMA', `${vma} address 0x${address.toString(16)}`);
   const addr = address - (address % 4096);
   if (vma.flags & VM_HUGETLB) return yield* hugetlbFault(vma, addr, flags);
+  if (pmdAllocFails(k, mm.pgd, addr)) return VM_FAULT_OOM; /* pud_alloc / pmd_alloc */
   const pmd = pmdTableOf(mm.pgd, addr, true)!;
   const pi = pmdIndex(addr);
   const pt = pmd.f[pi] & TYPE_MASK;
@@ -131,6 +134,7 @@ export function* handleMmFault(vma: Vma, address: number, flags: number): K<numb
       throw new KernelBug('BUG', `handle_mm_fault: bad pmd type ${pt}`, `${vma} address 0x${address.toString(16)}`);
     }
   }
+  if (pteAllocFails(k, pmd, pi)) return VM_FAULT_OOM; /* do_anonymous_page / do_fault: pte_alloc() */
   const table = pteTableAlloc(mm.pgd, pmd, pi, addr);
   if (table === null) return 0; /* the PMD changed under us (a racing THP fault): retry */
   return yield* handlePteFault(vma, table, pteIndex(addr), addr, address, flags);
@@ -172,6 +176,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
     pt.ptl.unlock(s);
     return 0;
   }
+  if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
   const pfn = k.buddy.alloc(0, __GFP_ZERO, 'anon_fault');
   if (pfn < 0) return VM_FAULT_OOM;
@@ -221,6 +226,10 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
   const shared = (vma.flags & VM_SHARED) !== 0;
   if (write && !shared) {
     /* do_cow_fault */
+    if (anonVmaPrepareFails(k, vma)) {
+      folioPut(k, page);
+      return VM_FAULT_OOM;
+    }
     anonVmaPrepare(k, vma);
     const np = k.buddy.alloc(0, 0, 'cow_fault');
     if (np < 0) {
@@ -334,6 +343,7 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
   const mm = vma.mm;
   const k = mm.kernel;
   const s = k.sched;
+  if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
   const np = k.buddy.alloc(0, old < 0 ? __GFP_ZERO : 0, 'wp_page_copy');
   if (np < 0) return VM_FAULT_OOM;

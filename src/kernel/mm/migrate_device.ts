@@ -55,6 +55,8 @@ import {
 import {
   anonVmaPrepare, folioAddNewAnonRmap, folioRemoveRmapPte, folioTryShareAnonRmapPte,
 } from './rmap.js';
+import { anonVmaPrepareFails } from './rmap.js';
+import { pmdAllocFails, pteAllocFails } from './pgtable.js';
 import {
   MMU_NOTIFY_MIGRATE, mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit,
   type MmuNotifierRange,
@@ -732,6 +734,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
   const folio = p.folioPfn(page);
   abort: {
     if (!vma.isAnon()) break abort;
+    if (pmdAllocFails(k, mm.pgd, addr)) break abort; /* pud_alloc / pmd_alloc */
     const pmd = pmdTableOf(mm.pgd, addr, true)!;
     const i = pmdIndex(addr);
     if (mpfnHas(dst[idx], MIGRATE_PFN_COMPOUND)) {
@@ -743,8 +746,10 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       if (pmd.v[i] !== k.hugeZeroPfn) break abort;
       yield* splitHugePmdNotify(vma, pmd, i, addr);
     } else if (t !== T_NONE && t !== T_TABLE) break abort;
+    if (pteAllocFails(k, pmd, i)) break abort;
     const pt = pteTableAlloc(mm.pgd, pmd, i, addr);
     if (pt === null) break abort;
+    if (anonVmaPrepareFails(k, vma)) break abort;
     anonVmaPrepare(k, vma);
     p.flags[folio] |= PG_uptodate;
     const write = (vma.flags & VM_WRITE) !== 0;

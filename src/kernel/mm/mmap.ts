@@ -175,6 +175,7 @@ export function* splitVma(vma: Vma, addr: number): K<Vma | number> {
   mmapAssertWriteLocked(vma.mm, 'split_vma');
   if (addr <= vma.start || addr >= vma.end) return vma;
   if ((vma.flags & VM_HUGETLB) && addr % HPAGE_SIZE !== 0) return -EINVAL;
+  if (vma.mm.kernel.shouldFail('vm_area_dup')) return -ENOMEM; /* new = vm_area_dup(vma) */
   if (addr % PMD_SIZE !== 0 && !(vma.flags & VM_HUGETLB)) {
     const pmd = pmdTableOf(vma.mm.pgd, addr, false);
     if (pmd !== null) {
@@ -459,6 +460,10 @@ function* doMmapInner(mm: MmStruct, addr: number, len: number, prot: number, fla
  * shmem_zero_setup() for shared anonymous memory. Returns addr or -errno.
  */
 function* mmapRegion(mm: MmStruct, file: File | null, addr: number, len: number, vmFlags: number, pgoff: number): K<number> {
+  // vm_area_alloc() failing: -ENOMEM with the old mappings of a MAP_FIXED
+  // range intact (since v6.12 __mmap_region() gathers them first and
+  // vms_abort_munmap_vmas() puts them back on error).
+  if (mm.kernel.shouldFail('vm_area_alloc')) return -ENOMEM;
   if (findVmaIntersection(mm, addr, addr + len) !== null) {
     const r = yield* munmapRange(mm, addr, addr + len);
     if (r < 0) return r;

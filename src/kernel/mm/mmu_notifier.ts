@@ -28,6 +28,7 @@ import {
   _PAGE_RW, _PAGE_PROTNONE,
 } from './pgtable.js';
 import { type Lockdep, MMU_NOTIFIER_MAP } from '../sched/lockdep.js';
+import { ENOMEM } from '../errno.js';
 
 export const MMU_NOTIFY_UNMAP = 0;
 export const MMU_NOTIFY_CLEAR = 1;
@@ -121,6 +122,9 @@ export function mmHasNotifiers(mm: MmStruct): boolean {
  * insertion succeeds.
  */
 export function mmuIntervalNotifierInsert(sub: MmuIntervalNotifier): number {
+  // The first notifier of an mm allocates mm->notifier_subscriptions
+  // (__mmu_notifier_register(): kzalloc -> -ENOMEM).
+  if (sub.mm.notifierSubs === null && sub.mm.kernel.shouldFail('__mmu_notifier_register')) return -ENOMEM;
   const s = subs(sub.mm);
   if (sub.inserted) throw new KernelBug('BUG', 'mmu_interval_notifier_insert: already inserted');
   // As the kernel: inserted during an invalidation, the interval takes the

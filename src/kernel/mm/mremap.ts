@@ -149,6 +149,7 @@ function emptyTable(pmd: PmdTable, i: number): boolean {
 function* moveVma(vma: Vma, oldAddr: number, oldLen: number, newLen: number, newAddr: number, flags: number): K<number> {
   mmapAssertWriteLocked(vma.mm, 'move_vma');
   const mm = vma.mm;
+  if (mm.kernel.shouldFail('vm_area_dup')) return -ENOMEM; /* copy_vma(): vm_area_dup() */
   const nv = vmaDup(vma, mm);
   nv.start = newAddr;
   nv.end = newAddr + newLen;

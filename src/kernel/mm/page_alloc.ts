@@ -18,6 +18,7 @@ import {
 } from './page.js';
 import type { PageContents } from './contents.js';
 import type { Printk } from '../printk.js';
+import type { FaultAttr, FaultInject } from '../fault_inject.js';
 
 export const GFP_KERNEL = 0;
 export const __GFP_ZERO = 1 << 0;
@@ -26,15 +27,8 @@ export const __GFP_NOWARN = 1 << 2;
 export const GFP_HIGHUSER_MOVABLE = 1 << 3;
 export const GFP_TRANSHUGE = 1 << 4;
 
-/** A failure-injection rule for one allocation site (fault_attr). */
-export interface FailRule {
-  /** Allocations to let through before failing. */
-  skip: number;
-  /** How many to fail after that (Infinity: all). */
-  times: number;
-  /** Only allocations of this order (undefined: any). */
-  order?: number;
-}
+/** A failure-injection rule for one allocation site (fault_attr; see fault_inject.ts). */
+export type FailRule = FaultAttr;
 
 const NIL = -1;
 
@@ -48,8 +42,11 @@ export class BuddyAllocator {
   private head9 = NIL;
   nrFree = 0;
   private blockFree: Uint16Array;
-  /** Failure injection rules by site name ('alloc_pages', 'thp', 'dmirror', ...). */
-  readonly fail = new Map<string, FailRule>();
+  /**
+   * Failure injection rules by site name ('alloc_pages', 'thp', 'dmirror', ...):
+   * the machine's fault-injection table (k.failInject.rules), shared by every site.
+   */
+  readonly fail: Map<string, FailRule>;
   /** Counters (vmstat-like). */
   readonly stat = { alloc0: 0, alloc9: 0, free0: 0, free9: 0, failInjected: 0, failNoMem: 0 };
 
@@ -58,7 +55,9 @@ export class BuddyAllocator {
     private readonly contents: PageContents,
     private readonly printk: Printk,
     ramPages: number,
+    private readonly failInject: FaultInject,
   ) {
+    this.fail = failInject.rules;
     // pfn 0..511: reserved (pfn 0 is never handed out; the zero page is pfn 1).
     // pfn 512..1023: the huge zero page. RAM starts at 1024.
     this.zeroPfn = 1;
@@ -85,17 +84,13 @@ export class BuddyAllocator {
     return pfn >= this.start && pfn < this.end;
   }
 
-  /** should_fail_alloc_page(): consult the injection rule for a site. */
-  shouldFail(site: string, order: number): boolean {
-    if (this.fail.size === 0) return false; /* no injection armed: no lookup per allocation */
-    const r = this.fail.get(site);
-    if (!r || (r.order !== undefined && r.order !== order)) return false;
-    if (r.skip > 0) {
-      r.skip--;
-      return false;
-    }
-    if (r.times <= 0) return false;
-    r.times--;
+  /**
+   * should_fail_alloc_page(): consult the injection rule for a site (one
+   * occurrence of it); `count` false for the generic 'alloc_pages' rule
+   * consulted after the caller's own (the same call, not a new occurrence).
+   */
+  shouldFail(site: string, order: number, count = true): boolean {
+    if (!this.failInject.shouldFail(site, order, count)) return false;
     this.stat.failInjected++;
     return true;
   }
@@ -136,10 +131,10 @@ export class BuddyAllocator {
    */
   alloc(order: number, gfp: number, site = 'alloc_pages'): number {
     if (order !== 0 && order !== HPAGE_PMD_ORDER) throw new KernelBug('BUG', `alloc_pages: order ${order} not supported by the model (0 or ${HPAGE_PMD_ORDER})`);
-    if (this.shouldFail(site, order) || (site !== 'alloc_pages' && this.shouldFail('alloc_pages', order))) {
-      if (gfp & __GFP_NOFAIL) {
-        // __GFP_NOFAIL retries forever in the kernel; the injected failure is ignored.
-      } else return NIL;
+    // should_fail_alloc_page() does not consider __GFP_NOFAIL allocations
+    // (they retry forever in the kernel): no occurrence, no injected failure.
+    if (!(gfp & __GFP_NOFAIL) && (this.shouldFail(site, order) || (site !== 'alloc_pages' && this.fail.has('alloc_pages') && this.shouldFail('alloc_pages', order, false)))) {
+      return NIL;
     }
     const p = this.pages;
     let pfn: number;

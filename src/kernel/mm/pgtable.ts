@@ -233,3 +233,32 @@ export function forEachPmdTable(pgd: Pgd, start: number, end: number, fn: (pmd: 
     if (pmd !== null) fn(pmd, a);
   }
 }
+
+/** What answers should_fail() for a page-table allocation (the Kernel: k.shouldFail). */
+export interface PgtableFailSource {
+  shouldFail(site: string): boolean;
+}
+
+/**
+ * The failure half of pud_alloc() + pmd_alloc() for addr (__pud_alloc(),
+ * __pmd_alloc(): the table page allocation returns NULL, the caller gets
+ * -ENOMEM or VM_FAULT_OOM). True when a missing level's allocation fails
+ * (fault injection at '__pud_alloc' / '__pmd_alloc'); levels that exist
+ * allocate nothing and cannot fail. Callers ask before
+ * pmdTableOf(pgd, addr, true), which then cannot fail.
+ */
+export function pmdAllocFails(k: PgtableFailSource, pgd: Pgd, addr: number): boolean {
+  const pud = pgd.pud[pgdIndex(addr)];
+  if (pud === null) return k.shouldFail('__pud_alloc') || k.shouldFail('__pmd_alloc');
+  return pud.pmd[pudIndex(addr)] === null && k.shouldFail('__pmd_alloc');
+}
+
+/**
+ * The failure half of pte_alloc(mm, pmd) (__pte_alloc(): pte_alloc_one()
+ * returns NULL -> -ENOMEM): true when PMD slot i is none and the PTE table
+ * allocation fails (fault injection at '__pte_alloc'). Callers ask before
+ * pteTableAlloc().
+ */
+export function pteAllocFails(k: PgtableFailSource, pmd: PmdTable, i: number): boolean {
+  return (pmd.f[i] & TYPE_MASK) === T_NONE && k.shouldFail('__pte_alloc');
+}

@@ -182,3 +182,14 @@ export function rmapWalk(k: Kernel, pfn: number, visit: (vma: Vma, addr: number)
     if (!visit(vma, a)) return;
   }
 }
+
+/**
+ * The failure half of anon_vma_prepare() (__anon_vma_prepare(): anon_vma_alloc()
+ * or anon_vma_chain_alloc() returns NULL -> -ENOMEM): true when the VMA has no
+ * anon_vma yet and the allocation fails (fault injection at 'anon_vma_prepare').
+ * A VMA that has one allocates nothing and cannot fail. Callers ask before
+ * anonVmaPrepare(), which then cannot fail.
+ */
+export function anonVmaPrepareFails(k: Kernel, vma: Vma): boolean {
+  return vma.anonVma === null && k.shouldFail('anon_vma_prepare');
+}

@@ -41,8 +41,13 @@ export class SwapDevice {
     this.count = new Int32Array(nrSlots);
   }
 
-  /** folio_alloc_swap(): a free slot with count 1, or -1 when the device is full. */
+  /**
+   * folio_alloc_swap(): a free slot with count 1, or -1 when the device is
+   * full or the allocation fails (fault injection at 'folio_alloc_swap');
+   * shrink_folio_list() then keeps the folio (activate_locked).
+   */
   allocSlot(): number {
+    if (this.k.shouldFail('folio_alloc_swap')) return -1;
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
       if (this.nextSlot >= this.nrSlots) return -1;

@@ -8,6 +8,7 @@ import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../errno.js';
 import { KernelBug } from '../printk.js';
 import { VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, type Vma } from './mm_types.js';
 import { TYPE_MASK, T_NONE, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc } from './pgtable.js';
+import { pmdAllocFails, pteAllocFails } from './pgtable.js';
 import { mkPresent, setPte } from './pte_ops.js';
 import { folioGet, folioTestAnon } from './folio.js';
 import { folioAddFileRmapPte } from './rmap.js';
@@ -32,7 +33,9 @@ export function vmInsertPage(vma: Vma, addr: number, pfn: number): number {
     vma.flags |= VM_MIXEDMAP;
   }
   if (folioTestAnon(k, pfn) || (k.pages.flags[k.pages.folioPfn(pfn)] & PG_hugetlb)) return -EINVAL;
+  if (pmdAllocFails(k, mm.pgd, addr)) return -ENOMEM; /* get_locked_pte(): pmd_alloc */
   const pmd = pmdTableOf(mm.pgd, addr, true)!;
+  if (pteAllocFails(k, pmd, pmdIndex(addr))) return -ENOMEM; /* pte_alloc_map_lock */
   const pt = pteTableAlloc(mm.pgd, pmd, pmdIndex(addr), addr);
   if (pt === null) return -ENOMEM;
   const i = pteIndex(addr);

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The allocation-failure sweep (tools layer): for each scenario (a fresh
+ * machine running a fixed sequence: an hmm-tests case, or a hand-written
+ * dmirror sequence that verifies its data), run it once counting the
+ * occurrences of every fault-injection site (k.failInject, see
+ * src/kernel/fault_inject.ts), then re-run it once per (site, occurrence)
+ * with exactly that occurrence failing, in checked mode, and verify:
+ *
+ *  - no JS exception escapes the model (a KernelBug is a model finding: the
+ *    kernel would oops or WARN; both are reported, unless the uninjected
+ *    run showed the same one);
+ *  - nothing leaks: after the process exited and its device files were
+ *    closed, checkNoLeaks() (src/kernel/mm/debug_vm.ts: buddy pages,
+ *    hugetlb pool, swap slots, mm_structs, pgmap references) and the
+ *    checked-mode invariants hold;
+ *  - no byte is lost where the scenario verifies its data;
+ *  - no new kernel WARNING appears.
+ * A selftest case whose own assertions fail because its allocation failed
+ * is not a failure of the sweep (the selftest reports a failed case; the
+ * kernel returned an error, as it may).
+ *
+ * Sites with many occurrences are sampled: at most maxOccurrences per
+ * (scenario, site), evenly spaced, always including the first and the last.
+ * Deterministic: a (scenario, site, occurrence) triple replays exactly.
+ */
+import type { Kernel } from '../kernel/kernel.js';
+import { defaultConfig, type KernelConfig } from '../kernel/config.js';
+import { checkInvariants, checkNoLeaks, leakBaseline, type LeakBaseline } from '../kernel/mm/debug_vm.js';
+import { globToRegExp } from '../selftests/harness.js';
+import {
+  hmmTestScenarios, dmirrorScenarios, describeException, type FailScenario, type ScenarioContext, type ScenarioOutcome,
+} from './fail_scenarios.js';
+
+export { describeException, type EscapedException, type FailScenario, type ScenarioContext, type ScenarioOutcome } from './fail_scenarios.js';
+
+export type FailureKind = 'exception' | 'kernel-bug' | 'leak' | 'lost-data' | 'warning' | 'no-leak-check';
+
+export interface FailRunFailure {
+  scenario: string;
+  site: string;
+  /** 1-based occurrence of the site that failed (0: the uninjected run). */
+  occurrence: number;
+  kind: FailureKind;
+  detail: string;
+}
+
+export interface FailSiteResult {
+  site: string;
+  /** Occurrences counted over all scenarios (uninjected runs). */
+  occurrences: number;
+  /** Injected runs (occurrences failed, after sampling). */
+  tested: number;
+  /** Injected runs in which the scenario's own verdict was a failure (allowed). */
+  scenarioFailed: number;
+  failures: FailRunFailure[];
+}
+
+export interface FailSweepTotals {
+  scenarios: number;
+  sites: number;
+  occurrences: number;
+  runs: number;
+  failures: number;
+  /** Injected runs whose occurrence was never reached (the run diverged before it): not failures. */
+  notReached: number;
+}
+
+export interface FailSweepResult {
+  sites: FailSiteResult[];
+  /** Problems of the uninjected runs themselves (site '(none)'). */
+  baselineFailures: FailRunFailure[];
+  scenarios: Array<{ name: string; status: string; occurrences: Record<string, number> }>;
+  totals: FailSweepTotals;
+}
+
+export interface FailSweepOptions {
+  /** Globs over scenario names (none: all). */
+  filter?: string[];
+  /** Only these sites (none: every site a scenario reaches). */
+  sites?: string[];
+  /** Most occurrences of one site failed per scenario (evenly spaced); default 12. */
+  maxOccurrences?: number;
+  /** Fail only this occurrence of each selected site (a replay), instead of a sample. */
+  occurrence?: number;
+  /** Machine configuration (checked mode is forced on). */
+  config?: Partial<KernelConfig>;
+  /** The scenarios (default: every hmm-tests case, then the dmirror sequences). */
+  scenarios?: FailScenario[];
+}
+
+export interface FailSweepProgress {
+  phase: 'count' | 'inject';
+  scenario: string;
+  /** Runs done and planned so far (planned grows as scenarios are counted). */
+  done: number;
+  planned: number;
+}
+
+/** The default scenario list for a configuration. */
+export function defaultFailScenarios(config: Partial<KernelConfig> = {}): FailScenario[] {
+  return [...hmmTestScenarios(config), ...dmirrorScenarios(config)];
+}
+
+/** Up to `max` occurrence numbers in 1..n, evenly spaced, first and last included. */
+export function sampleOccurrences(n: number, max: number): number[] {
+  if (n <= max) return Array.from({ length: n }, (_, i) => i + 1);
+  if (max <= 1) return [1];
+  const out = new Set<number>();
+  for (let j = 0; j < max; j++) out.add(1 + Math.round((j * (n - 1)) / (max - 1)));
+  return [...out].sort((a, b) => a - b);
+}
+
+interface RunRecord {
+  outcome: ScenarioOutcome;
+  /** null: the exited() point was never reached (the teardown itself failed). */
+  leaks: string[] | null;
+  counts: Map<string, number>;
+  injected: number;
+}
+
+/** Run a scenario once with `arm` applied at its ready point; counts occurrences of every site. */
+export function runScenarioOnce(sc: FailScenario, arm: ((k: Kernel) => void) | null): RunRecord {
+  let base: LeakBaseline | null = null;
+  let leaks: string[] | null = null;
+  let counts = new Map<string, number>();
+  let injected = 0;
+  const ctx: ScenarioContext = {
+    ready(k) {
+      k.failInject.reset();
+      base = leakBaseline(k);
+      k.failInject.counting = true;
+      arm?.(k);
+    },
+    exited(k) {
+      const fi = k.failInject;
+      counts = new Map(fi.counts);
+      injected = fi.injected.length;
+      fi.counting = false;
+      fi.rules.clear();
+      if (base === null) {
+        leaks = ['exited() before ready()'];
+        return;
+      }
+      try {
+        leaks = checkNoLeaks(k, base);
+        checkInvariants(k, 'end of run (all processes exited)');
+      } catch (e) {
+        const d = describeException(e);
+        (leaks ??= []).push(`${d.kind === 'js' ? 'exception in the leak check' : 'invariant'}: ${d.message}`);
+      }
+    },
+  };
+  let outcome: ScenarioOutcome;
+  try {
+    outcome = sc.run(ctx);
+  } catch (e) {
+    outcome = { status: 'fail', reason: 'scenario threw', exception: describeException(e), warnings: [] };
+  }
+  return { outcome, leaks, counts, injected };
+}
+
+/** The first line of a message (signatures compare first lines). */
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+/** Problems of one run; those whose signature is in `known` (the uninjected run's) are dropped. */
+function problemsOf(rec: RunRecord, known: Set<string> | null): Array<{ kind: FailureKind; detail: string }> {
+  const out: Array<{ kind: FailureKind; detail: string }> = [];
+  const add = (kind: FailureKind, detail: string): void => {
+    const sig = `${kind}:${firstLine(detail)}`;
+    if (known !== null && known.has(sig)) return;
+    out.push({ kind, detail });
+  };
+  const ex = rec.outcome.exception;
+  if (ex !== undefined) add(ex.kind === 'js' ? 'exception' : 'kernel-bug', ex.message);
+  if (rec.outcome.lost !== undefined) add('lost-data', rec.outcome.lost);
+  if (rec.leaks === null) {
+    if (ex === undefined) add('no-leak-check', 'the scenario never reached its end-of-run point');
+  } else for (const l of rec.leaks) add('leak', l);
+  for (const w of new Set(rec.outcome.warnings)) add('warning', w);
+  return out;
+}
+
+function signatures(ps: Array<{ kind: FailureKind; detail: string }>): Set<string> {
+  return new Set(ps.map((p) => `${p.kind}:${firstLine(p.detail)}`));
+}
+
+/**
+ * runFailSiteSweep(): the sweep over the selected scenarios. Synchronous;
+ * `progress` is called after every run.
+ */
+export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: FailSweepProgress) => void): FailSweepResult {
+  const max = options.maxOccurrences ?? 12;
+  if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxOccurrences must be a positive integer, not ${max}`);
+  if (options.occurrence !== undefined && (!Number.isInteger(options.occurrence) || options.occurrence < 1)) throw new RangeError(`occurrence must be a positive integer, not ${options.occurrence}`);
+  const config: Partial<KernelConfig> = { ...(options.config ?? {}), checked: true };
+  defaultConfig(config); /* validate up front */
+  const all = options.scenarios ?? defaultFailScenarios(config);
+  const pats = (options.filter ?? []).map(globToRegExp);
+  const scenarios = all.filter((s) => !pats.length || pats.some((r) => r.test(s.name)));
+  const siteFilter = options.sites && options.sites.length ? new Set(options.sites) : null;
+
+  const bySite = new Map<string, FailSiteResult>();
+  const site = (name: string): FailSiteResult => {
+    let r = bySite.get(name);
+    if (r === undefined) {
+      r = { site: name, occurrences: 0, tested: 0, scenarioFailed: 0, failures: [] };
+      bySite.set(name, r);
+    }
+    return r;
+  };
+  const baselineFailures: FailRunFailure[] = [];
+  const scenarioRows: FailSweepResult['scenarios'] = [];
+  let runs = 0;
+  let notReached = 0;
+  let planned = scenarios.length;
+  let done = 0;
+
+  for (const sc of scenarios) {
+    const base = runScenarioOnce(sc, null);
+    runs++;
+    done++;
+    progress?.({ phase: 'count', scenario: sc.name, done, planned });
+    const baseProblems = problemsOf(base, null);
+    // A WARN of the uninjected run is the scenario's own (some hmm-tests provoke one): only new ones count.
+    for (const p of baseProblems) if (p.kind !== 'warning') baselineFailures.push({ scenario: sc.name, site: '(none)', occurrence: 0, kind: p.kind, detail: p.detail });
+    const known = signatures(baseProblems);
+    scenarioRows.push({ name: sc.name, status: base.outcome.status, occurrences: Object.fromEntries(base.counts) });
+    const plan: Array<[string, number]> = [];
+    for (const [name, n] of base.counts) {
+      if (siteFilter !== null && !siteFilter.has(name)) continue;
+      site(name).occurrences += n;
+      const occ = options.occurrence;
+      for (const i of occ !== undefined ? (occ <= n ? [occ] : []) : sampleOccurrences(n, max)) plan.push([name, i]);
+    }
+    planned += plan.length;
+    for (const [name, i] of plan) {
+      const rec = runScenarioOnce(sc, (k) => k.failInject.set(name, { skip: i - 1, times: 1 }));
+      runs++;
+      done++;
+      const r = site(name);
+      if (rec.injected === 0 && rec.leaks !== null) notReached++;
+      else r.tested++;
+      if (rec.outcome.status === 'fail') r.scenarioFailed++;
+      for (const p of problemsOf(rec, known)) r.failures.push({ scenario: sc.name, site: name, occurrence: i, kind: p.kind, detail: p.detail });
+      progress?.({ phase: 'inject', scenario: sc.name, done, planned });
+    }
+  }
+  const sites = [...bySite.values()].sort((a, b) => a.site.localeCompare(b.site));
+  const failures = sites.reduce((n, s) => n + s.failures.length, 0) + baselineFailures.length;
+  return {
+    sites,
+    baselineFailures,
+    scenarios: scenarioRows,
+    totals: {
+      scenarios: scenarios.length,
+      sites: sites.length,
+      occurrences: sites.reduce((n, s) => n + s.occurrences, 0),
+      runs,
+      failures,
+      notReached,
+    },
+  };
+}
