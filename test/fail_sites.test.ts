@@ -16,6 +16,7 @@ import { MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
 import { MREMAP_MAYMOVE, MREMAP_FIXED } from '../src/kernel/mm/mremap.js';
 import { ENOMEM } from '../src/kernel/errno.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS, handleMmFault } from '../src/kernel/mm/memory.js';
+import { runMmapRead } from './migrate_helpers.js';
 import { runSync } from '../src/kernel/sched/sched.js';
 import { pteTableOf, pteIndex, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_WRITE } from '../src/kernel/mm/pgtable.js';
 import { leakBaseline, checkNoLeaks } from '../src/kernel/mm/debug_vm.js';
@@ -98,7 +99,7 @@ test('__pte_alloc / __pmd_alloc / __pud_alloc failing in a CPU fault: VM_FAULT_O
     const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
     const vma = e.p.mm!.vmaLookup(a)!;
     fail(e.k, site);
-    assert.equal(runSync(e.k.sched, handleMmFault(vma, a, 1)), VM_FAULT_OOM, site);
+    assert.equal(runMmapRead(vma.mm, handleMmFault(vma, a, 1)), VM_FAULT_OOM, site);
     assert.equal(pteTableOf(e.p.mm!.pgd, a), null, `${site}: no PTE table, nothing mapped`);
     fail(e.k, site);
     assert.throws(() => e.p.writeBytes(a, new Uint8Array([1])), (x: unknown) => x instanceof ProcessSignal && x.signo === 9, `${site}: the OOM path kills`);
@@ -111,7 +112,7 @@ test('anon_vma_prepare failing: the anonymous write fault is VM_FAULT_OOM and th
   const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
   const vma = e.p.mm!.vmaLookup(a)!;
   fail(e.k, 'anon_vma_prepare');
-  assert.equal(runSync(e.k.sched, handleMmFault(vma, a, 1)), VM_FAULT_OOM);
+  assert.equal(runMmapRead(vma.mm, handleMmFault(vma, a, 1)), VM_FAULT_OOM);
   assert.equal(vma.anonVma, null);
   e.p.writeBytes(a, new Uint8Array([7]));
   assert.equal(e.p.readBytes(a, 1)[0], 7, 'the next fault succeeds');
@@ -171,7 +172,7 @@ test('alloc_hugetlb_folio failing: the hugetlb fault is SIGBUS and the reservati
   const resv = e.k.hugetlb.resv;
   const free = e.k.hugetlb.nrFree();
   fail(e.k, 'alloc_hugetlb_folio');
-  assert.equal(runSync(e.k.sched, handleMmFault(e.p.mm!.vmaLookup(a)!, a, 1)), VM_FAULT_SIGBUS);
+  assert.equal(runMmapRead(e.p.mm!, handleMmFault(e.p.mm!.vmaLookup(a)!, a, 1)), VM_FAULT_SIGBUS);
   assert.equal(e.k.hugetlb.resv, resv, 'HugePages_Rsvd unchanged');
   assert.equal(e.k.hugetlb.nrFree(), free, 'HugePages_Free unchanged');
   fail(e.k, 'alloc_hugetlb_folio');
@@ -230,7 +231,7 @@ test('dmirror_devmem_fault (kcalloc of src/dst) failing: the CPU fault is VM_FAU
   assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1), [0, 1]);
   const vma = e.p.mm!.vmaLookup(a)!;
   fail(e.k, 'dmirror_devmem_fault');
-  assert.equal(runSync(e.k.sched, handleMmFault(vma, a, 0)), VM_FAULT_OOM);
+  assert.equal(runMmapRead(vma.mm, handleMmFault(vma, a, 0)), VM_FAULT_OOM);
   const pt = pteTableOf(e.p.mm!.pgd, a)!;
   assert.equal(pt.f[pteIndex(a)] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'still on the device');
   assert.equal(e.p.readBytes(a, 1)[0], 0x77, 'the next fault migrates it back');
