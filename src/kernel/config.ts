@@ -40,6 +40,8 @@ export interface HistoricalSwitches {
   /**
    * Drivers release device memory without migrate_device_range() eviction:
    * memunmap_pages() with pages still mapped hangs (seed F3:1748-1752).
+   * Consulted by testdrv's release() and nouveau_dmem_fini()
+   * (src/drivers/nouveau/dmem.ts, the patch itself: F3:1745-1835).
    */
   release_without_eviction: boolean;
   /**
@@ -58,6 +60,14 @@ export interface HistoricalSwitches {
    * back to the slow path that migrates them (seed F3:5372-5388).
    */
   gup_fast_longterm_coherent: boolean;
+  /**
+   * nouveau's ->migrate_to_ram goes through the old
+   * nouveau_dmem_fault_copy_one(), before "nouveau/dmem: Refactor
+   * nouveau_dmem_fault_copy_one()" (seed F3:1509-1630): when the copy
+   * cannot be queued its error path frees the destination page while it is
+   * still locked (Bad page state).
+   */
+  nouveau_dmem_fault_copy_one: boolean;
 }
 
 export const HISTORICAL_SWITCH_NAMES: ReadonlyArray<keyof HistoricalSwitches> = [
@@ -68,6 +78,7 @@ export const HISTORICAL_SWITCH_NAMES: ReadonlyArray<keyof HistoricalSwitches> = 
   'ttm_coherent_as_private',
   'zero_pfn_without_select_system',
   'gup_fast_longterm_coherent',
+  'nouveau_dmem_fault_copy_one',
 ];
 
 export interface KernelConfig {
@@ -98,6 +109,7 @@ export function defaultHistorical(): HistoricalSwitches {
     ttm_coherent_as_private: false,
     zero_pfn_without_select_system: false,
     gup_fast_longterm_coherent: false,
+    nouveau_dmem_fault_copy_one: false,
   };
 }
 
