@@ -230,10 +230,15 @@ export function* copyEngineThread(chan: NouveauChannel, quiesced: () => boolean)
   }
 }
 
-/** quiesced() for copyEngineThread: every other task of the run has ended. */
+/** Name prefix of the GPU's own threads (copy engine, fault handler). */
+export const GPU_THREAD_PREFIX = 'nouveau-';
+
+/**
+ * quiesced() for the GPU threads: every task of the run that is not a GPU
+ * thread (its name does not start with GPU_THREAD_PREFIX) has ended, so
+ * nothing will submit work again. (Evaluated by the scheduler between
+ * steps, so it cannot ask which task is current.)
+ */
 export function othersDone(k: Kernel): () => boolean {
-  return () => {
-    const me = k.sched.cur;
-    return k.sched.tasks.every((t) => t.id === me || t.state === 'done' || t.state === 'failed');
-  };
+  return () => k.sched.tasks.every((t) => t.name.startsWith(GPU_THREAD_PREFIX) || t.state === 'done' || t.state === 'failed');
 }

@@ -287,8 +287,12 @@ export class NouveauDmem {
    * queued).
    *
    * With the copy failing the kernel still calls migrate_vma_finalize()
-   * with dst set and the entry MIGRATE, which maps the destination page
-   * that was never written (see docs/DRIVERS.md, "what the model shows").
+   * with dst set and the entry MIGRATE but without migrate_vma_pages():
+   * remove_migration_ptes(src, dst) walks the rmap of dst, which never got
+   * src's mapping, finds nothing, and the migration entry stays, naming a
+   * device page that is then freed (docs/FINDINGS.md). The allocation site
+   * of the destination is 'nouveau_dmem_migrate_to_ram' in both shapes
+   * (for failure injection).
    */
   *migrateToRam(vmf: VmFault): K<number> {
     if (this.k.config.historical.nouveau_dmem_fault_copy_one) return yield* this.migrateToRamOld(vmf);
@@ -369,7 +373,7 @@ export class NouveauDmem {
     const src = args.src!;
     const spage = migratePfnToPage(src[0]);
     if (spage < 0 || !mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) return 0;
-    const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE, 'nouveau_dmem_fault_copy_one');
+    const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE, 'nouveau_dmem_migrate_to_ram');
     if (dpage < 0) return VM_FAULT_SIGBUS;
     folioTrylock(k, dpage); /* lock_page(dpage): a fresh page */
     const svmm = this.zoneDeviceData(spage);
