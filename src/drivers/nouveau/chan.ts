@@ -235,10 +235,14 @@ export const GPU_THREAD_PREFIX = 'nouveau-';
 
 /**
  * quiesced() for the GPU threads: every task of the run that is not a GPU
- * thread (its name does not start with GPU_THREAD_PREFIX) has ended, so
- * nothing will submit work again. (Evaluated by the scheduler between
- * steps, so it cannot ask which task is current.)
+ * thread (its name does not start with GPU_THREAD_PREFIX) has ended or is
+ * blocked, so nothing will submit work the GPU threads could serve (a task
+ * waiting for a fence or a fault replay keeps the GPU thread's queue
+ * non-empty, and the thread does not stop while its queue has work). A
+ * wait no CPU thread can finish then ends as a HANG naming that wait, not
+ * a DEADLOCK with an idle GPU. (Evaluated by the scheduler between steps,
+ * so it cannot ask which task is current.)
  */
 export function othersDone(k: Kernel): () => boolean {
-  return () => k.sched.tasks.every((t) => t.name.startsWith(GPU_THREAD_PREFIX) || t.state === 'done' || t.state === 'failed');
+  return () => k.sched.tasks.every((t) => t.name.startsWith(GPU_THREAD_PREFIX) || t.state !== 'runnable');
 }

@@ -84,6 +84,8 @@ export const NVIF_VMM_PFNMAP_V0_NONE = 0x0;
 export class NouveauDmemChunk {
   /** callocated: pages of this chunk allocated (not on the free list). */
   callocated = 0;
+  /** chunk->bo is set (nouveau_bo_ref(NULL, &chunk->bo) in nouveau_dmem_fini() clears it). */
+  bo = true;
   /**
    * page->zone_device_data of the chunk's allocated pages: the svmm the
    * page was migrated for (nouveau_dmem_migrate_copy_one() sets it;
@@ -154,6 +156,8 @@ export class NouveauDmem {
   /** nouveau_dmem_page_addr(page): the page's VRAM address (in pages). */
   pageAddr(pfn: number): number {
     const c = this.chunkOf(pfn, 'nouveau_dmem_page_addr');
+    // chunk->bo->offset with chunk->bo NULL (nouveau_dmem_fini() dropped it): an oops.
+    if (!c.bo) throw new KernelBug('BUG', 'kernel NULL pointer dereference: chunk->bo in nouveau_dmem_page_addr (nouveau_dmem_fini() already dropped the chunk\'s buffer object)', this.k.dumpPage(pfn, 'nouveau_dmem_page_addr'));
     return c.boOffset + (pfn - c.pfnFirst);
   }
 
@@ -505,10 +509,15 @@ export class NouveauDmem {
 
   /**
    * nouveau_dmem_fini(drm): device removal. Under dmem->mutex, for each
-   * chunk: evict it (mainline), unpin and free its buffer object,
-   * WARN_ON(chunk->callocated), memunmap_pages() (which waits for every
-   * page to be freed: without eviction, pages still mapped by a process
-   * make it wait forever), release the region.
+   * chunk: evict it (mainline), unpin and free its buffer object
+   * (chunk->bo = NULL), WARN_ON(chunk->callocated), memunmap_pages()
+   * (which waits for every page to be freed: without eviction, pages still
+   * mapped by a process make it wait forever), release the region.
+   *
+   * As in the kernel, a page a CPU fault holds locked while the chunk is
+   * evicted is skipped by migrate_device_range(): the WARN fires, and the
+   * fault's own copy then reads chunk->bo after it was dropped
+   * (docs/FINDINGS.md; scenario nouveau-fini-vs-fault).
    */
   *fini(): K<void> {
     const k = this.k;
@@ -518,8 +527,11 @@ export class NouveauDmem {
     try {
       for (const chunk of this.chunks) {
         if (!k.config.historical.release_without_eviction) yield* this.evictChunk(chunk);
+        /* nouveau_bo_unpin(chunk->bo); nouveau_bo_ref(NULL, &chunk->bo) */
+        chunk.bo = false;
         this.boUsed[chunk.boOffset / DMEM_CHUNK_NPAGES] = 0;
-        if (chunk.callocated !== 0) k.printk.warn(`nouveau_dmem_fini: WARN_ON(chunk->callocated) (${chunk.callocated} pages)`);
+        // The WARN came with the eviction patch (seed F3:1833).
+        if (chunk.callocated !== 0 && !k.config.historical.release_without_eviction) k.printk.warn(`nouveau_dmem_fini: WARN_ON(chunk->callocated) (${chunk.callocated} pages)`);
         yield* memunmapPages(k, chunk.pagemap);
         for (let i = this.freePages.length - 1; i >= 0; i--) {
           const f = this.freePages[i];

@@ -318,10 +318,13 @@ export class NouveauSvm {
    * (model only): per page, the GPU MMU walk of svmm's page table; a
    * missing or read-only entry raises a fault into the buffer, served by
    * the fault thread (or inline without one), and the access is replayed.
-   * `data` (npages pages) is written or receives what is read. Returns the
-   * number of faults taken, or -EFAULT when a fault was cancelled.
+   * `data` (npages pages) is written or receives what is read; with data
+   * null a write fills every page with `fill` (a GPU memset) and a read
+   * transfers nothing (the form that works in fingerprint content mode,
+   * which keeps no bytes). Returns the number of faults taken, or -EFAULT
+   * when a fault was cancelled.
    */
-  *gpuAccess(svmm: NouveauSvmm, addr: number, npages: number, access: number, data: Uint8Array): K<number> {
+  *gpuAccess(svmm: NouveauSvmm, addr: number, npages: number, access: number, data: Uint8Array | null, fill = 0): K<number> {
     const k = this.k;
     const s = k.sched;
     const write = access !== GPU_ACCESS_READ;
@@ -332,7 +335,7 @@ export class NouveauSvm {
         if (svmm.freed) throw new KernelBug('BUG', 'nouveau: GPU access through a freed svmm');
         const pte = svmm.pt.get(a);
         if (pte !== undefined && (!write || pte.write)) {
-          this.touch(pte, write, data, i * PAGE_SIZE);
+          this.touch(pte, write, data, i * PAGE_SIZE, fill);
           break;
         }
         if (tries >= 1000) throw new KernelBug('HANG', `nouveau: GPU fault at 0x${a.toString(16)} replayed 1000 times (livelock)`);
@@ -349,14 +352,16 @@ export class NouveauSvm {
   }
 
   /** The memory access of one page through a GPU PTE. */
-  private touch(pte: GpuPte, write: boolean, data: Uint8Array, off: number): void {
+  private touch(pte: GpuPte, write: boolean, data: Uint8Array | null, off: number, fill: number): void {
     const k = this.k;
-    if (pte.aper === NOUVEAU_APER_HOST) {
-      if (k.pages.refcount[pte.addr] === 0) pageBug(k, 'KASAN', 'nouveau: GPU access through a stale GPU PTE to a freed page (missed invalidation)', pte.addr, 'secondary MMU coherence');
-      if (write) k.contents.write(pte.addr, 0, data, off, PAGE_SIZE);
-      else k.contents.read(pte.addr, 0, data, off, PAGE_SIZE);
-    } else if (write) this.dmem.vram.write(pte.addr, 0, data, off, PAGE_SIZE);
-    else this.dmem.vram.read(pte.addr, 0, data, off, PAGE_SIZE);
+    if (pte.aper === NOUVEAU_APER_HOST && k.pages.refcount[pte.addr] === 0) {
+      pageBug(k, 'KASAN', 'nouveau: GPU access through a stale GPU PTE to a freed page (missed invalidation)', pte.addr, 'secondary MMU coherence');
+    }
+    const store = pte.aper === NOUVEAU_APER_HOST ? k.contents : this.dmem.vram;
+    if (data === null) {
+      if (write) store.fill(pte.addr, 0, PAGE_SIZE, fill);
+    } else if (write) store.write(pte.addr, 0, data, off, PAGE_SIZE);
+    else store.read(pte.addr, 0, data, off, PAGE_SIZE);
   }
 }
 
