@@ -228,7 +228,68 @@ export const nouveauGpuCpuMunmap: Scenario = {
   },
 };
 
+/**
+ * GPU write vs fork vs CPU read (mainline; no historical switch): page 0 in
+ * VRAM, page 1 in system memory. Threads: a GPU write of both pages
+ * (0x77), fork (dup_mmap: COW write-protection invalidates the GPU's
+ * entries; the device-private entry becomes read-only in both mms), a CPU
+ * read of page 0 in the parent, the copy engine and the fault handler.
+ * The GPU mirrors the parent, so the parent must see the GPU's write of
+ * both pages; the child sees, per page, either the data before the write
+ * or the write (it shares what was written before the fork).
+ */
+export const nouveauGpuFork: Scenario = {
+  name: 'nouveau-gpu-fork',
+  description: 'GPU write faults vs fork (COW of device-private and anon pages) vs CPU fault, with the GPU threads',
+  seedRef: 'nouveau_svm.c nouveau_svmm_invalidate_range_start; mm/memory.c copy_page_range COW invalidation',
+  bugSwitch: '(none)',
+  expect: 'no violation (mainline race exploration)',
+  maxSteps: 64,
+  setup(cfg: Partial<KernelConfig>): ScenarioRun {
+    const m = gpuMachine(cfg, 2, 1);
+    const { k, mm, drm, svmm, shadow } = m;
+    const child = k.newMm();
+    const st = { gpu: 0, cpu: 0, fork: 0 };
+    const gpuShadow = fillChecksum(k, 0x77);
+    const pageSum = (x: typeof mm, a: number): number => {
+      const d = devicePrivatePfn(x, a);
+      if (d >= 0) return drm.dmem.vram.checksum(drm.dmem.pageAddr(d));
+      const pfn = translate(x, a, false);
+      return pfn >= 0 ? k.contents.checksum(pfn) : -1;
+    };
+    return {
+      k,
+      roots: [drm, svmm, st, child],
+      watch: [devicePrivatePfn(mm, ADDR)],
+      threads: [
+        { name: 'gpu-write', *body() { st.gpu = yield* drm.svm.gpuAccess(svmm, ADDR, 2, GPU_ACCESS_WRITE, null, 0x77); } },
+        { name: 'fork', *body() { st.fork = yield* dupMmap(mm, child); } },
+        { name: 'cpu-read', *body() { st.cpu = yield* cpuAccess(mm, ADDR, false); } },
+        ...m.gpu,
+      ],
+      check: () => {
+        // -EFAULT: the write fault on page 0 was cancelled because fork made
+        // its VRAM entry read-only (hmm_range_fault reports, does not fault,
+        // the caller's own device-private pages); nothing was written then.
+        if (st.gpu < 0 && st.gpu !== -14) return `the GPU write failed with ${st.gpu}`;
+        if (st.cpu < 0) return `the CPU read got signal ${-st.cpu}`;
+        if (st.fork !== 0) return `fork returned ${st.fork}`;
+        for (let i = 0; i < 2; i++) {
+          const a = ADDR + i * PAGE_SIZE;
+          const p = pageSum(mm, a);
+          const want = st.gpu === -14 ? shadow[i] : gpuShadow;
+          if (p !== want) return `parent page ${i} has checksum 0x${p.toString(16)}, want 0x${want.toString(16)} (GPU write ${st.gpu === -14 ? 'cancelled' : 'done'})`;
+          const c = pageSum(child, a);
+          if (c !== gpuShadow && c !== shadow[i]) return `child page ${i} has checksum 0x${c.toString(16)}: neither its data before the write nor the write`;
+        }
+        return null;
+      },
+    };
+  },
+};
+
 import { translate } from '../src/kernel/arch/fault.js';
+import { dupMmap } from '../src/kernel/mm/fork.js';
 function translateAny(m: { mm: Parameters<typeof translate>[0] }, a: number): number {
   return translate(m.mm, a, false);
 }
@@ -236,4 +297,4 @@ function translateAny(m: { mm: Parameters<typeof translate>[0] }, a: number): nu
 /** Nouveau scenarios with a historical switch (registered in SCENARIOS). */
 export const NOUVEAU_SCENARIOS: ReadonlyArray<Scenario> = [nouveauReleaseWithoutEviction, nouveauFaultCopyOne];
 /** Mainline race explorations without a switch (found by name, tested in test/nouveau.test.ts). */
-export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauFiniVsFault];
+export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauGpuFork, nouveauFiniVsFault];

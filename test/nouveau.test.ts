@@ -230,3 +230,75 @@ test('ABI errnos', () => {
   assert.equal(ioctlU64(g, 0xdead, [0n]).ret, -22, 'unknown ioctl');
   close(g.p, g.f);
 });
+
+/* ---------------------------------------------------------------------- */
+/* explorer                                                                 */
+
+import { explore, runOnce } from '../src/explore/engine.js';
+import { findScenario } from '../scenarios/index.js';
+import { defaultHistorical } from '../src/kernel/config.js';
+import { NouveauDrm } from '../src/drivers/nouveau/index.js';
+import { ADDR, anonMapping, cpuAccess, populate, smallMachine, withMmapRead } from '../scenarios/lib.js';
+
+for (const [name, sw, detector, rule] of [
+  ['nouveau-release-without-eviction', 'release_without_eviction', 'HANG', /memunmap_pages/],
+  ['nouveau-fault-copy-one', 'nouveau_dmem_fault_copy_one', 'DATA', /got signal 7/],
+] as const) {
+  test(`explorer: ${name} breaks with ${sw}=on and survives on mainline`, () => {
+    const sc = findScenario(name)!;
+    assert.equal(sc.bugSwitch, sw);
+    const on = { historical: { ...defaultHistorical(), [sw]: true } };
+    const r = explore(sc, { schedules: 200, seed: 1, strategy: 'random', config: on });
+    assert.ok(r.found, 'a violation with the switch on');
+    assert.equal(r.found.violation!.detector, detector);
+    assert.match(r.found.violation!.rule, rule);
+    assert.deepEqual(runOnce(sc, on, r.schedule!).violation, r.found.violation, 'the schedule replays');
+    const off = explore(sc, { schedules: 400, seed: 1, strategy: 'random', config: {} });
+    assert.equal(off.found, null, off.found ? `${off.found.violation!.detector}: ${off.found.violation!.rule}` : '');
+    assert.equal(runOnce(sc, {}, r.schedule!).violation, null, 'the breaking interleaving is harmless on mainline');
+  });
+}
+
+for (const name of ['nouveau-gpu-cpu-munmap', 'nouveau-gpu-fork']) {
+  test(`explorer: ${name} (GPU fault vs CPU fault vs ${name.endsWith('fork') ? 'fork' : 'munmap'}) finds no violation on mainline`, () => {
+    const sc = findScenario(name)!;
+    for (const strategy of ['random', 'pct'] as const) {
+      const r = explore(sc, { schedules: strategy === 'random' ? 400 : 100, seed: 3, strategy, config: {} });
+      assert.equal(r.found, null, r.found ? `${strategy}: ${r.found.violation!.detector}: ${r.found.violation!.rule}` : '');
+    }
+  });
+}
+
+test('explorer: nouveau-fini-vs-fault finds the mainline WARN_ON(chunk->callocated) when a CPU fault holds the page', () => {
+  const r = explore(findScenario('nouveau-fini-vs-fault')!, { schedules: 200, seed: 1, strategy: 'random', config: {} });
+  assert.ok(r.found);
+  assert.equal(r.found.violation!.detector, 'WARN');
+  assert.match(r.found.violation!.rule, /nouveau_dmem_fini: WARN_ON\(chunk->callocated\)/);
+});
+
+test('device removal racing a CPU fault (random schedules): the fault copies from a dropped chunk->bo (NULL dereference) in some', () => {
+  const outcomes = { ok: 0, warn: 0, nullDeref: 0 };
+  for (let seed = 1; seed <= 120; seed++) {
+    const k = smallMachine({});
+    const { mm, vma } = anonMapping(k, 2);
+    populate(k, mm, ADDR, 1);
+    populate(k, mm, ADDR + PAGE, 2);
+    const drm = new NouveauDrm(k, { vramChunks: 1 });
+    const svmm = runSync(k.sched, drm.svm.svmmInit(mm, 0, 0));
+    withMmapRead(k, mm, () => drm.dmem.migrateVma(svmm, vma, ADDR, ADDR + 2 * PAGE));
+    k.sched.spawn('cpu-read', cpuAccess(mm, ADDR, false));
+    k.sched.spawn('device-removal', drm.dmem.fini());
+    k.sched.spawn('nouveau-ce', copyEngineThread(drm.dmem.chan, othersDone(k)));
+    try {
+      k.sched.run(new RandomStrategy(seed));
+      if (k.printk.warnings.some((w) => /WARN_ON\(chunk->callocated\)/.test(w.rule))) outcomes.warn++;
+      else outcomes.ok++;
+    } catch (e) {
+      assert.ok(e instanceof KernelBug, String(e));
+      assert.match(e.rule, /NULL pointer dereference: chunk->bo in nouveau_dmem_page_addr/, `seed ${seed}: ${e.message}`);
+      outcomes.nullDeref++;
+    }
+  }
+  assert.ok(outcomes.ok > 0, JSON.stringify(outcomes));
+  assert.ok(outcomes.nullDeref > 0, `the oops is reachable: ${JSON.stringify(outcomes)}`);
+});

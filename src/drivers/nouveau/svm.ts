@@ -287,8 +287,9 @@ export class NouveauSvm {
    * cancels it; the access type picks the hmm flags (read: REQ_FAULT;
    * write and atomic: REQ_FAULT | REQ_WRITE); one page outside the
    * unmanaged window is faulted with nouveau_range_fault(); success
-   * replays the fault, an error cancels it (the GPU channel then sees an
-   * MMU fault error).
+   * replays the fault; an error, or a page not valid (or not writable for a
+   * write) afterwards, cancels it (the GPU channel then sees an MMU fault
+   * error).
    */
   *fault(): K<void> {
     while (this.buffer.length > 0) {
@@ -303,10 +304,16 @@ export class NouveauSvm {
         this.stat.cancelled++;
         continue;
       }
-      const hmmFlags = f.access === GPU_ACCESS_READ ? HMM_PFN_REQ_FAULT : HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
+      // hmm_pfn flags live above bit 31: combined by addition, never with `|` (which truncates to 32 bits).
+      const hmmFlags = f.access === GPU_ACCESS_READ ? HMM_PFN_REQ_FAULT : HMM_PFN_REQ_FAULT + HMM_PFN_REQ_WRITE;
       const ret = yield* this.rangeFault(svmm, start, start + PAGE_SIZE, hmmFlags);
       f.done = true;
-      if (ret) {
+      // Cancel a fault whose page did not end up valid, or writable for a
+      // write: hmm_range_fault() reports (does not fault) a device-private
+      // page of this device even when write was requested, so a write to a
+      // VRAM page made read-only (fork) is cancelled, not retried forever.
+      const pte = svmm.pt.get(start);
+      if (ret || pte === undefined || (f.access !== GPU_ACCESS_READ && !pte.write)) {
         f.cancelled = true;
         this.stat.cancelled++;
       } else this.stat.replayed++;
