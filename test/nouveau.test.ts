@@ -302,3 +302,25 @@ test('device removal racing a CPU fault (random schedules): the fault copies fro
   assert.ok(outcomes.ok > 0, JSON.stringify(outcomes));
   assert.ok(outcomes.nullDeref > 0, `the oops is reachable: ${JSON.stringify(outcomes)}`);
 });
+
+/* ---------------------------------------------------------------------- */
+/* the selftest-style suite                                                 */
+
+import { NOUVEAU_CASE_NAMES, runNouveauSuite } from '../src/selftests/nouveau_tests.js';
+
+test('selftest --suite nouveau: every case passes on mainline and prints kselftest TAP', () => {
+  const lines: string[] = [];
+  const r = runNouveauSuite({ checked: true }, () => true, (l) => lines.push(l));
+  assert.equal(r.fail, 0, r.cases.filter((c) => !c.ok).map((c) => `${c.name}: ${c.reason}`).join('\n'));
+  assert.equal(r.pass, NOUVEAU_CASE_NAMES.length);
+  assert.equal(lines[0], 'TAP version 13');
+  assert.equal(lines[1], `1..${NOUVEAU_CASE_NAMES.length}`);
+  assert.ok(lines.includes('ok 2 nouveau.migrate_to_vram_and_back'));
+  assert.match(lines[lines.length - 1], /^# Totals: pass:\d+ fail:0/);
+});
+
+test('selftest --suite nouveau: device_removal_evicts fails with release_without_eviction=on (HANG)', () => {
+  const r = runNouveauSuite({ historical: { ...defaultHistorical(), release_without_eviction: true } }, (n) => n === 'nouveau.device_removal_evicts');
+  assert.equal(r.fail, 1);
+  assert.match(r.cases[0].reason, /^HANG: .*memunmap_pages/);
+});
