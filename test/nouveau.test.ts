@@ -125,6 +125,7 @@ test('device removal evicts pages in use (nouveau_dmem_evict_chunk); every byte 
 });
 
 test('device removal with copies in flight: fault, removal and copy engine interleaved (50 seeds), no hang, no lost byte', () => {
+  let blocked = 0;
   for (let seed = 1; seed <= 50; seed++) {
     const g = bootGpu({ checked: false });
     assert.equal(svmInit(g), 0);
@@ -146,7 +147,9 @@ test('device removal with copies in flight: fault, removal and copy engine inter
     assert.equal(devicePages(g, addr, 3), 0, `seed ${seed}`);
     assert.deepEqual(uread(g.p, addr, 3 * PAGE), data, `seed ${seed}: data intact`);
     assert.equal(g.drm.dmem.chan.pending(), 0);
+    blocked += g.drm.dmem.chan.stat.blockedWaits;
   }
+  assert.ok(blocked > 0, 'some fence waits found their copies still in flight');
 });
 
 test('release_without_eviction=on: nouveau_dmem_fini hangs in memunmap_pages with a page still mapped', () => {
