@@ -201,7 +201,7 @@ export const nouveauGpuCpuMunmap: Scenario = {
       invariant: () => {
         for (const [a, pte] of svmm.pt) {
           if (pte.aper !== NOUVEAU_APER_HOST) continue; /* VRAM entries: checked at the end */
-          if (k.pages.refcount[pte.addr] === 0) return `GPU PTE at 0x${a.toString(16)} names freed pfn 0x${pte.addr.toString(16)}`;
+          if (k.pages.refcount[k.pages.folioPfn(pte.addr)] === 0) return `GPU PTE at 0x${a.toString(16)} names freed pfn 0x${pte.addr.toString(16)}`;
         }
         return null;
       },

@@ -327,3 +327,56 @@ test('selftest --suite nouveau: device_removal_evicts fails with release_without
   assert.equal(r.fail, 1);
   assert.match(r.cases[0].reason, /^HANG: .*memunmap_pages/);
 });
+
+/* ---------------------------------------------------------------------- */
+/* large folios                                                             */
+
+import { thpBuffer } from './dmirror_helpers.js';
+import { HPAGE_PMD_ORDER } from '../src/kernel/mm/page.js';
+import { pmdTableOf, pmdIndex, TYPE_MASK, isDevicePrivateType } from '../src/kernel/mm/pgtable.js';
+
+function pmdDevicePfn(g: Gpu, addr: number): number {
+  const pmd = pmdTableOf(g.p.mm.pgd, addr, false);
+  if (pmd === null) return -1;
+  const i = pmdIndex(addr);
+  return isDevicePrivateType(pmd.f[i] & TYPE_MASK) ? pmd.v[i] : -1;
+}
+
+test('a PMD-mapped THP migrates to one 2 MiB device folio and comes back whole on a CPU fault', () => {
+  const g = bootGpu({ thp: 'always' });
+  assert.equal(svmInit(g), 0);
+  const { addr, data } = thpBuffer(g.p, 1, 77);
+  assert.equal(svmBind(g, addr, addr + 512 * PAGE), 0);
+  const d = pmdDevicePfn(g, addr);
+  assert.ok(d >= 0, 'a device-private PMD entry');
+  assert.equal(g.k.pages.order[d], HPAGE_PMD_ORDER, 'a large device folio');
+  assert.equal(g.drm.dmem.allocated(), 512);
+  assert.equal(g.drm.dmem.chan.stat.copies, 1, 'one 512-page copy command');
+  // The GPU reads it through VRAM without faults.
+  const r = gpuAccess(g, addr + 5 * PAGE, 2, GPU_ACCESS_READ);
+  assert.equal(r.faults, 0n);
+  assert.deepEqual(r.data, data.subarray(5 * PAGE, 7 * PAGE));
+  // A CPU read of one page brings the whole folio back as a THP.
+  assert.deepEqual(uread(g.p, addr + 100 * PAGE, PAGE), data.subarray(100 * PAGE, 101 * PAGE));
+  const pfn = translate(g.p.mm, addr, false);
+  assert.ok(pfn >= 0);
+  assert.equal(g.k.pages.order[g.k.pages.folioPfn(pfn)], HPAGE_PMD_ORDER, 'back as a 2 MiB system folio');
+  assert.equal(g.drm.dmem.allocated(), 0);
+  assert.equal(g.drm.dmem.freeFolios.length, 1, 'the free folio goes back to free_folios');
+  assert.deepEqual(uread(g.p, addr, 512 * PAGE), data);
+  close(g.p, g.f);
+});
+
+test('device removal evicts a large device folio to a 2 MiB system folio', () => {
+  const g = bootGpu({ thp: 'always' });
+  assert.equal(svmInit(g), 0);
+  const { addr, data } = thpBuffer(g.p, 1, 9);
+  assert.equal(svmBind(g, addr, addr + 512 * PAGE), 0);
+  assert.ok(pmdDevicePfn(g, addr) >= 0);
+  runSync(g.k.sched, nouveauRemove(g.k));
+  g.k.checkpoint('remove');
+  assert.equal(g.drm.dmem.stat.evicted, 512);
+  assert.equal(pmdDevicePfn(g, addr), -1);
+  assert.deepEqual(uread(g.p, addr, 512 * PAGE), data);
+  close(g.p, g.f);
+});

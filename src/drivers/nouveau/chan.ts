@@ -205,7 +205,7 @@ export class NouveauChannel {
    * live): report it as KASAN would report the CPU doing it.
    */
   private checkHostPage(pfn: number, op: string): void {
-    if (this.k.pages.refcount[pfn] === 0) pageBug(this.k, 'KASAN', `${this.name}: copy engine DMA ${op} of a freed page`, pfn, 'use-after-free by DMA');
+    if (this.k.pages.refcount[this.k.pages.folioPfn(pfn)] === 0) pageBug(this.k, 'KASAN', `${this.name}: copy engine DMA ${op} of a freed page`, pfn, 'use-after-free by DMA');
   }
 }
 

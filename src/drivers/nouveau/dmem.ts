@@ -30,9 +30,17 @@
  *    nouveau_dmem_evict_chunk(), before "nouveau/dmem: Evict device private
  *    memory during release" (seed F3:1745-1835).
  *
- * Left out (see docs/DRIVERS.md): large (2 MiB) device folios and
- * MIGRATE_VMA_SELECT_COMPOUND, added to mainline nouveau after the seeds;
- * suspend/resume (bo unpin/pin); DMA mapping errors (dma_map_page() is the
+ * Large folios (mainline since "drm/nouveau: add THP migration support",
+ * after the seeds): a whole chunk can be one 2 MiB device folio
+ * (drm->dmem->free_folios); a PMD-mapped THP migrates to one
+ * (MIGRATE_VMA_SELECT_COMPOUND) and a PMD-level CPU fault brings the whole
+ * folio back. Model choices where the details were not checked against
+ * mainline source: migrateVma() works in windows of 512 pages (not
+ * SG_MAX_SINGLE_ALLOC) so that a PMD can be collected whole; no fallback
+ * to small pages when a large destination cannot be allocated (the entry
+ * does not migrate; a CPU fault returns 0 and retries).
+ *
+ * Left out (see docs/DRIVERS.md): suspend/resume (bo unpin/pin); DMA mapping errors (dma_map_page() is the
  * identity and cannot fail); the chunk reclaim list the kernel's FIXME
  * mentions (mainline does not have it either).
  *
@@ -49,15 +57,16 @@ import { type K } from '../../kernel/sched/sched.js';
 import { Mutex, Spinlock, spinLock } from '../../kernel/sched/locks.js';
 import { createContents, type PageContents } from '../../kernel/mm/contents.js';
 import {
-  DevPagemap, MEMORY_DEVICE_PRIVATE, memremapPages, memunmapPages, requestFreeMemRegion, zoneDevicePageInit,
+  DevPagemap, MEMORY_DEVICE_PRIVATE, memremapPages, memunmapPages, requestFreeMemRegion, zoneDeviceFolioInit,
 } from '../../kernel/mm/memremap.js';
-import { PAGE_SIZE } from '../../kernel/mm/page.js';
+import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { GFP_HIGHUSER_MOVABLE, __GFP_NOFAIL, __GFP_ZERO } from '../../kernel/mm/page_alloc.js';
 import { folioPut, folioTrylock, folioUnlock } from '../../kernel/mm/folio.js';
 import type { Vma, VmFault } from '../../kernel/mm/mm_types.js';
 import { EINVAL, ENOMEM } from '../../kernel/errno.js';
 import {
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
+  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
   migrateDeviceFinalize, migrateDevicePages, migrateDeviceRange, migratePfn, migratePfnToPage, migrateVmaFinalize,
   migrateVmaPages, migrateVmaSetup, mpfnHas,
 } from '../../kernel/mm/migrate_device.js';
@@ -68,8 +77,18 @@ import type { NouveauSvmm } from './svm.js';
 export const DMEM_CHUNK_SIZE = 2 << 20;
 export const DMEM_CHUNK_NPAGES = DMEM_CHUNK_SIZE / PAGE_SIZE;
 
-/** SG_MAX_SINGLE_ALLOC on x86-64: nouveau_dmem_migrate_vma() migrates at most this many pages per migrate_vma_setup(). */
-export const SG_MAX_SINGLE_ALLOC = 128;
+/**
+ * Pages per migrate_vma_setup() in nouveau_dmem_migrate_vma(). The
+ * pre-THP driver used SG_MAX_SINGLE_ALLOC (128 on x86-64); a window must
+ * cover a whole PMD for a THP to migrate as one folio (model choice, see
+ * the file comment).
+ */
+export const MIGRATE_WINDOW = HPAGE_PMD_NR;
+
+/* A COMPOUND entry stands for HPAGE_PMD_NR pages; the entries after it are zero. */
+function entryNr(v: number): number {
+  return mpfnHas(v, MIGRATE_PFN_COMPOUND) ? HPAGE_PMD_NR : 1;
+}
 
 /* VM_FAULT_* (mm_types.h) */
 const VM_FAULT_SIGBUS = 0x000002;
@@ -113,6 +132,8 @@ export class NouveauDmem {
   readonly chunks: NouveauDmemChunk[] = [];
   /** drm->dmem->free_pages (under lock). */
   readonly freePages: number[] = [];
+  /** drm->dmem->free_folios: free whole-chunk 2 MiB folios, by head pfn (under lock). */
+  readonly freeFolios: number[] = [];
   readonly mutex = new Mutex('nouveau_dmem->mutex');
   readonly lock = new Spinlock('nouveau_dmem->lock');
   /** The device's VRAM: page contents by VRAM page index (never the device pfns' slots). */
@@ -181,11 +202,18 @@ export class NouveauDmem {
    */
   folioFree(head: number): void {
     const c = this.chunkOf(head, 'nouveau_dmem_folio_free');
-    if (c.callocated <= 0) this.k.warnOnPage(true, head, 'nouveau_dmem_folio_free: WARN_ON(!chunk->callocated)');
-    c.callocated--;
-    c.zoneDeviceData[head - c.pfnFirst] = null;
-    this.freePages.push(head);
-    this.stat.pagesFreed++;
+    const nr = 1 << this.k.pages.order[head];
+    if (c.callocated < nr) this.k.warnOnPage(true, head, 'nouveau_dmem_folio_free: WARN_ON(!chunk->callocated)');
+    c.callocated -= nr;
+    const i = head - c.pfnFirst;
+    if (nr === 1) {
+      c.zoneDeviceData[i] = null;
+      this.freePages.push(head);
+    } else {
+      c.zoneDeviceData.fill(null, i, i + nr);
+      this.freeFolios.push(head);
+    }
+    this.stat.pagesFreed += nr;
   }
 
   /**
@@ -193,10 +221,11 @@ export class NouveauDmem {
    * buffer object (nouveau_bo_new + pin: -ENOMEM when VRAM is exhausted),
    * a free physical range and memremap_pages() of its pagemap; all pages
    * but the first go to the free list, the first is returned (counted in
-   * callocated). Returns its pfn or -errno. Takes dmem->mutex for the
-   * chunk list and dmem->lock for the free list.
+   * callocated); with `isLarge` the whole chunk is returned as one folio.
+   * Returns its pfn or -errno. Takes dmem->mutex for the chunk list and
+   * dmem->lock for the free list.
    */
-  *chunkAlloc(): K<number> {
+  *chunkAlloc(isLarge = false): K<number> {
     const k = this.k;
     const s = k.sched;
     if (this.finished) return -EINVAL;
@@ -219,34 +248,39 @@ export class NouveauDmem {
     this.stat.chunksAllocated++;
     yield* spinLock(s, this.lock);
     const first = pagemap.firstPfn;
-    // Pushed high to low so that pops hand out ascending pfns (the kernel's
-    // list order differs; nothing depends on it).
-    for (let i = DMEM_CHUNK_NPAGES - 1; i >= 1; i--) this.freePages.push(first + i);
-    chunk.callocated++;
+    if (isLarge) chunk.callocated += DMEM_CHUNK_NPAGES;
+    else {
+      // Pushed high to low so that pops hand out ascending pfns (the kernel's
+      // list order differs; nothing depends on it).
+      for (let i = DMEM_CHUNK_NPAGES - 1; i >= 1; i--) this.freePages.push(first + i);
+      chunk.callocated++;
+    }
     this.lock.unlock(s);
     return first;
   }
 
   /**
-   * nouveau_dmem_page_alloc_locked(drm): a free device page from the free
-   * list (a new chunk when it is empty), initialised by
-   * zone_device_page_init(): refcount 1, locked, a pgmap reference.
-   * Returns the pfn or -1 (no VRAM left).
+   * nouveau_dmem_page_alloc_locked(drm, is_large): a free device page from
+   * the free list, or with `isLarge` a free 2 MiB folio from the free-folio
+   * list (a new chunk when the list is empty), initialised by
+   * zone_device_folio_init(): refcount 1, locked, a pgmap reference per
+   * page. Returns the (head) pfn or -1 (no VRAM left).
    */
-  *pageAllocLocked(): K<number> {
+  *pageAllocLocked(isLarge = false): K<number> {
     const s = this.k.sched;
     yield* spinLock(s, this.lock);
     let pfn: number;
-    if (this.freePages.length > 0) {
-      pfn = this.freePages.pop()!;
-      this.chunkOf(pfn, 'nouveau_dmem_page_alloc_locked').callocated++;
+    const list = isLarge ? this.freeFolios : this.freePages;
+    if (list.length > 0) {
+      pfn = list.pop()!;
+      this.chunkOf(pfn, 'nouveau_dmem_page_alloc_locked').callocated += isLarge ? DMEM_CHUNK_NPAGES : 1;
       this.lock.unlock(s);
     } else {
       this.lock.unlock(s);
-      pfn = yield* this.chunkAlloc();
+      pfn = yield* this.chunkAlloc(isLarge);
       if (pfn < 0) return -1;
     }
-    zoneDevicePageInit(this.k, pfn);
+    zoneDeviceFolioInit(this.k, pfn, isLarge ? HPAGE_PMD_ORDER : 0);
     return pfn;
   }
 
@@ -268,15 +302,15 @@ export class NouveauDmem {
    * (copy_func failed; the mapping is undone). The copy is in flight on
    * return: the caller fences it.
    */
-  copyOne(spage: number, dpage: number): number {
+  copyOne(spage: number, dpage: number, npages = 1): number {
     if (!folioTrylock(this.k, dpage)) pageBug(this.k, 'BUG', 'nouveau_dmem_copy_one: lock_page of a fresh page blocked', dpage, 'lock_page');
-    if (this.chan.copy(1, NOUVEAU_APER_HOST, dpage, NOUVEAU_APER_VRAM, this.pageAddr(spage)) !== 0) return -5; /* -EIO */
+    if (this.chan.copy(npages, NOUVEAU_APER_HOST, dpage, NOUVEAU_APER_VRAM, this.pageAddr(spage)) !== 0) return -5; /* -EIO */
     return 0;
   }
 
-  /** alloc_page_vma(GFP_HIGHUSER [| __GFP_ZERO], vma, addr): a system page, or -1. */
-  private allocSystem(gfp: number, site: string): number {
-    return this.k.buddy.alloc(0, gfp, site);
+  /** alloc_page_vma() / vma_alloc_folio(GFP_HIGHUSER [| __GFP_ZERO], order, vma, addr): a system folio, or -1. */
+  private allocSystem(gfp: number, site: string, order = 0): number {
+    return this.k.buddy.alloc(order, gfp, site);
   }
 
   /**
@@ -303,10 +337,14 @@ export class NouveauDmem {
     const k = this.k;
     const s = k.sched;
     this.stat.toRam++;
+    // A large device folio (a PMD-level fault) comes back whole.
+    const large = vmf.pmdLevel && k.pages.order[vmf.page] === HPAGE_PMD_ORDER;
+    const nr = large ? HPAGE_PMD_NR : 1;
+    const start = vmf.address - (vmf.address % (nr * PAGE_SIZE));
     const args = new MigrateVma({
-      vma: vmf.vma, start: vmf.address, end: vmf.address + PAGE_SIZE,
-      src: new Float64Array(1), dst: new Float64Array(1),
-      pgmapOwner: this.owner, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, faultPage: vmf.page,
+      vma: vmf.vma, start, end: start + nr * PAGE_SIZE,
+      src: new Float64Array(nr), dst: new Float64Array(nr),
+      pgmapOwner: this.owner, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE | (large ? MIGRATE_VMA_SELECT_COMPOUND : 0), faultPage: vmf.page,
     });
     if ((yield* migrateVmaSetup(args)) < 0) return VM_FAULT_SIGBUS;
     if (!args.cpages) return 0;
@@ -316,16 +354,17 @@ export class NouveauDmem {
     const spage = migratePfnToPage(src[0]);
     done: {
       if (spage < 0 || !mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) break done;
-      const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 'nouveau_dmem_migrate_to_ram');
+      const compound = mpfnHas(src[0], MIGRATE_PFN_COMPOUND);
+      const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 'nouveau_dmem_migrate_to_ram', compound ? HPAGE_PMD_ORDER : 0);
       if (dpage < 0) break done;
-      dst[0] = migratePfn(dpage);
+      dst[0] = migratePfn(dpage) + (compound ? MIGRATE_PFN_COMPOUND : 0);
       const svmm = this.zoneDeviceData(spage);
       if (svmm !== null) {
         svmm.checkAlive('nouveau_dmem_migrate_to_ram', spage);
         yield* spinLock(s, svmm.mutex);
         svmm.invalidate(args.start, args.end);
       }
-      const r = this.copyOne(spage, dpage);
+      const r = this.copyOne(spage, dpage, compound ? HPAGE_PMD_NR : 1);
       if (svmm !== null) svmm.mutex.unlock(s);
       if (r) {
         ret = VM_FAULT_SIGBUS;
@@ -408,17 +447,20 @@ export class NouveauDmem {
     pfns[i] = NVIF_VMM_PFNMAP_V0_NONE;
     if (!mpfnHas(src, MIGRATE_PFN_MIGRATE)) return 0;
     const spage = migratePfnToPage(src);
-    const dpage = yield* this.pageAllocLocked();
+    const compound = mpfnHas(src, MIGRATE_PFN_COMPOUND);
+    const nr = compound ? HPAGE_PMD_NR : 1;
+    const dpage = yield* this.pageAllocLocked(compound);
     if (dpage < 0) return 0;
     const addr = this.pageAddr(dpage);
-    const r = spage >= 0 ? this.chan.copy(1, NOUVEAU_APER_VRAM, addr, NOUVEAU_APER_HOST, spage) : this.chan.clear(1, NOUVEAU_APER_VRAM, addr);
+    const r = spage >= 0 ? this.chan.copy(nr, NOUVEAU_APER_VRAM, addr, NOUVEAU_APER_HOST, spage) : this.chan.clear(nr, NOUVEAU_APER_VRAM, addr);
     if (r !== 0) {
       this.pageFreeLocked(dpage);
       return 0;
     }
-    this.setZoneDeviceData(dpage, svmm);
-    pfns[i] = NVIF_VMM_PFNMAP_V0_V | NVIF_VMM_PFNMAP_V0_VRAM | (mpfnHas(src, MIGRATE_PFN_WRITE) ? NVIF_VMM_PFNMAP_V0_W : 0);
-    return migratePfn(dpage);
+    for (let j = 0; j < nr; j++) this.setZoneDeviceData(dpage + j, svmm);
+    const w = NVIF_VMM_PFNMAP_V0_V | NVIF_VMM_PFNMAP_V0_VRAM | (mpfnHas(src, MIGRATE_PFN_WRITE) ? NVIF_VMM_PFNMAP_V0_W : 0);
+    for (let j = 0; j < nr; j++) pfns[i + j] = w;
+    return migratePfn(dpage) + (compound ? MIGRATE_PFN_COMPOUND : 0);
   }
 
   /**
@@ -432,14 +474,16 @@ export class NouveauDmem {
     const src = args.src!;
     const dst = args.dst!;
     const pfns = new Float64Array(args.npages);
-    for (let i = 0; i < args.npages; i++) dst[i] = yield* this.migrateCopyOne(svmm, src[i], pfns, i);
+    for (let i = 0; i < args.npages; i += entryNr(src[i])) dst[i] = yield* this.migrateCopyOne(svmm, src[i], pfns, i);
     const fence = this.chan.fenceNew();
     yield* migrateVmaPages(args);
     yield* this.fenceDone(fence);
     let moved = 0;
-    for (let i = 0; i < args.npages; i++) {
-      if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE) || dst[i] === 0) pfns[i] = NVIF_VMM_PFNMAP_V0_NONE;
-      else moved++;
+    for (let i = 0; i < args.npages;) {
+      const nr = entryNr(src[i]);
+      if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE) || dst[i] === 0) pfns.fill(NVIF_VMM_PFNMAP_V0_NONE, i, i + nr);
+      else moved += nr;
+      i += nr;
     }
     if (svmm !== null) yield* svmm.pfnsMap(args.start, pfns, dst, args.npages);
     yield* migrateVmaFinalize(args);
@@ -456,18 +500,19 @@ export class NouveauDmem {
    */
   *migrateVma(svmm: NouveauSvmm | null, vma: Vma, start: number, end: number): K<number> {
     const npages = (end - start) / PAGE_SIZE;
-    const max = Math.min(SG_MAX_SINGLE_ALLOC, npages);
+    const max = Math.min(MIGRATE_WINDOW, npages);
     const src = new Float64Array(max);
     const dst = new Float64Array(max);
     let moved = 0;
-    for (let i = 0; i < npages; i += max) {
-      const s0 = start + i * PAGE_SIZE;
-      const e0 = Math.min(end, s0 + max * PAGE_SIZE);
-      const args = new MigrateVma({ vma, start: s0, end: e0, src, dst, pgmapOwner: this.owner, flags: MIGRATE_VMA_SELECT_SYSTEM });
+    // Windows end on 2 MiB boundaries so that a PMD-mapped THP is collected whole.
+    for (let s0 = start; s0 < end;) {
+      const e0 = Math.min(end, s0 - (s0 % (MIGRATE_WINDOW * PAGE_SIZE)) + MIGRATE_WINDOW * PAGE_SIZE);
+      const args = new MigrateVma({ vma, start: s0, end: e0, src, dst, pgmapOwner: this.owner, flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND });
       const r = yield* migrateVmaSetup(args);
       if (r) return r;
       if (args.cpages) moved += yield* this.migrateChunk(svmm, args);
       else yield* migrateVmaFinalize(args);
+      s0 = e0;
     }
     this.stat.toDevice += moved;
     return moved;
@@ -490,14 +535,16 @@ export class NouveauDmem {
     const dst = new Float64Array(n);
     yield* migrateDeviceRange(k, src, chunk.pfnFirst, n);
     let moved = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n; i += entryNr(src[i])) {
       if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) continue;
-      const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL, 'nouveau_dmem_evict_chunk');
-      if (dpage < 0) throw new KernelBug('BUG', 'nouveau_dmem_evict_chunk: __GFP_NOFAIL allocation failed');
-      dst[i] = migratePfn(dpage);
+      // migrate_device_pages() cannot split: a large folio needs a large destination.
+      const compound = mpfnHas(src[i], MIGRATE_PFN_COMPOUND);
+      const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL, 'nouveau_dmem_evict_chunk', compound ? HPAGE_PMD_ORDER : 0);
+      if (dpage < 0) throw new KernelBug('BUG', 'nouveau_dmem_evict_chunk: __GFP_NOFAIL allocation failed (the model has no reclaim to wait for)');
+      dst[i] = migratePfn(dpage) + (compound ? MIGRATE_PFN_COMPOUND : 0);
       /* The kernel ignores a failed copy here (the GPU is going away). */
-      this.copyOne(migratePfnToPage(src[i]), dpage);
-      moved++;
+      this.copyOne(migratePfnToPage(src[i]), dpage, compound ? HPAGE_PMD_NR : 1);
+      moved += compound ? HPAGE_PMD_NR : 1;
     }
     const fence = this.chan.fenceNew();
     yield* migrateDevicePages(k, src, dst, n);
@@ -533,9 +580,11 @@ export class NouveauDmem {
         // The WARN came with the eviction patch (seed F3:1833).
         if (chunk.callocated !== 0 && !k.config.historical.release_without_eviction) k.printk.warn(`nouveau_dmem_fini: WARN_ON(chunk->callocated) (${chunk.callocated} pages)`);
         yield* memunmapPages(k, chunk.pagemap);
-        for (let i = this.freePages.length - 1; i >= 0; i--) {
-          const f = this.freePages[i];
-          if (f >= chunk.pfnFirst && f < chunk.pfnFirst + DMEM_CHUNK_NPAGES) this.freePages.splice(i, 1);
+        for (const list of [this.freePages, this.freeFolios]) {
+          for (let i = list.length - 1; i >= 0; i--) {
+            const f = list[i];
+            if (f >= chunk.pfnFirst && f < chunk.pfnFirst + DMEM_CHUNK_NPAGES) list.splice(i, 1);
+          }
         }
       }
       this.chunks.length = 0;

@@ -143,10 +143,17 @@ export class NouveauSvmm {
     const s = this.svm.k.sched;
     yield* spinLock(s, this.mutex);
     if (this.vmmAlive) {
+      // A COMPOUND dst entry is followed by zeros: page i is head + (i - index of the head entry).
+      let head = -1;
+      let at = 0;
       for (let i = 0; i < npages; i++) {
+        if (dst[i] !== 0) {
+          head = migratePfnToPage(dst[i]);
+          at = i;
+        }
         const w = pfns[i];
-        if (!(w & NVIF_VMM_PFNMAP_V0_V)) continue;
-        this.pt.set(addr + i * PAGE_SIZE, { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(migratePfnToPage(dst[i])), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
+        if (!(w & NVIF_VMM_PFNMAP_V0_V) || head < 0) continue;
+        this.pt.set(addr + i * PAGE_SIZE, { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
       }
     }
     this.mutex.unlock(s);
@@ -361,7 +368,7 @@ export class NouveauSvm {
   /** The memory access of one page through a GPU PTE. */
   private touch(pte: GpuPte, write: boolean, data: Uint8Array | null, off: number, fill: number): void {
     const k = this.k;
-    if (pte.aper === NOUVEAU_APER_HOST && k.pages.refcount[pte.addr] === 0) {
+    if (pte.aper === NOUVEAU_APER_HOST && k.pages.refcount[k.pages.folioPfn(pte.addr)] === 0) {
       pageBug(k, 'KASAN', 'nouveau: GPU access through a stale GPU PTE to a freed page (missed invalidation)', pte.addr, 'secondary MMU coherence');
     }
     const store = pte.aper === NOUVEAU_APER_HOST ? k.contents : this.dmem.vram;
