@@ -20,6 +20,8 @@ import { NouveauDrm, othersDone, GPU_ACCESS_READ, GPU_ACCESS_WRITE } from '../sr
 import type { NouveauSvmm } from '../src/drivers/nouveau/svm.js';
 import { NOUVEAU_APER_HOST } from '../src/drivers/nouveau/chan.js';
 import { ADDR, anonMapping, cpuAccess, devicePrivatePfn, fillChecksum, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
+import { translate } from '../src/kernel/arch/fault.js';
+import { dupMmap } from '../src/kernel/mm/fork.js';
 
 /** The common machine: `npages` of data at ADDR (byte 0x40 + i), the first `nvram` of them moved to VRAM. */
 function gpuMachine(cfg: Partial<KernelConfig>, npages: number, nvram: number) {
@@ -288,8 +290,6 @@ export const nouveauGpuFork: Scenario = {
   },
 };
 
-import { translate } from '../src/kernel/arch/fault.js';
-import { dupMmap } from '../src/kernel/mm/fork.js';
 function translateAny(m: { mm: Parameters<typeof translate>[0] }, a: number): number {
   return translate(m.mm, a, false);
 }

@@ -15,10 +15,18 @@ import { doUserAddrFault, translate } from '../src/kernel/arch/fault.js';
 import { isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import {
   DMEM_CHUNK_NPAGES, GPU_ACCESS_READ, GPU_ACCESS_WRITE, NOUVEAU_SIM_CHAN_KILL, NOUVEAU_SIM_PATH, copyEngineThread,
-  nouveauRemove, othersDone, svmBindHeader, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM,
+  NouveauDrm, nouveauRemove, othersDone, svmBindHeader, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM,
 } from '../src/drivers/nouveau/index.js';
 import { devicePrivatePfn } from '../scenarios/lib.js';
 import { PAGE, RW, bootGpu, close, cpu, gpuAccess, ioctlU64, mkVma, pattern, svmBind, svmInit, uread, uwrite, type Gpu } from './nouveau_helpers.js';
+import { explore, runOnce } from '../src/explore/engine.js';
+import { findScenario } from '../scenarios/index.js';
+import { defaultHistorical } from '../src/kernel/config.js';
+import { ADDR, anonMapping, cpuAccess, populate, smallMachine, withMmapRead } from '../scenarios/lib.js';
+import { NOUVEAU_CASE_NAMES, runNouveauSuite } from '../src/selftests/nouveau_tests.js';
+import { thpBuffer } from './dmirror_helpers.js';
+import { HPAGE_PMD_ORDER } from '../src/kernel/mm/page.js';
+import { pmdTableOf, pmdIndex, TYPE_MASK, isDevicePrivateType } from '../src/kernel/mm/pgtable.js';
 
 /** n pages of pattern data at a fresh RW anon VMA. */
 function buffer(g: Gpu, n: number, base: number): { addr: number; data: Uint8Array } {
@@ -237,12 +245,6 @@ test('ABI errnos', () => {
 /* ---------------------------------------------------------------------- */
 /* explorer                                                                 */
 
-import { explore, runOnce } from '../src/explore/engine.js';
-import { findScenario } from '../scenarios/index.js';
-import { defaultHistorical } from '../src/kernel/config.js';
-import { NouveauDrm } from '../src/drivers/nouveau/index.js';
-import { ADDR, anonMapping, cpuAccess, populate, smallMachine, withMmapRead } from '../scenarios/lib.js';
-
 for (const [name, sw, detector, rule] of [
   ['nouveau-release-without-eviction', 'release_without_eviction', 'HANG', /memunmap_pages/],
   ['nouveau-fault-copy-one', 'nouveau_dmem_fault_copy_one', 'DATA', /got signal 7/],
@@ -309,8 +311,6 @@ test('device removal racing a CPU fault (random schedules): the fault copies fro
 /* ---------------------------------------------------------------------- */
 /* the selftest-style suite                                                 */
 
-import { NOUVEAU_CASE_NAMES, runNouveauSuite } from '../src/selftests/nouveau_tests.js';
-
 test('selftest --suite nouveau: every case passes on mainline and prints kselftest TAP', () => {
   const lines: string[] = [];
   const r = runNouveauSuite({ checked: true }, () => true, (l) => lines.push(l));
@@ -330,10 +330,6 @@ test('selftest --suite nouveau: device_removal_evicts fails with release_without
 
 /* ---------------------------------------------------------------------- */
 /* large folios                                                             */
-
-import { thpBuffer } from './dmirror_helpers.js';
-import { HPAGE_PMD_ORDER } from '../src/kernel/mm/page.js';
-import { pmdTableOf, pmdIndex, TYPE_MASK, isDevicePrivateType } from '../src/kernel/mm/pgtable.js';
 
 function pmdDevicePfn(g: Gpu, addr: number): number {
   const pmd = pmdTableOf(g.p.mm.pgd, addr, false);

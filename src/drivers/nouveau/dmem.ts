@@ -201,6 +201,7 @@ export class NouveauDmem {
    * held here).
    */
   folioFree(head: number): void {
+    if (this.lock.isLocked()) throw new KernelBug('LOCKDEP', 'nouveau_dmem_folio_free: nouveau_dmem->lock already held (spinlock recursion or a holder that scheduled)');
     const c = this.chunkOf(head, 'nouveau_dmem_folio_free');
     const nr = 1 << this.k.pages.order[head];
     if (c.callocated < nr) this.k.warnOnPage(true, head, 'nouveau_dmem_folio_free: WARN_ON(!chunk->callocated)');

@@ -24,7 +24,7 @@ import { type File, type FileOperations, registerChrdev, unregisterChrdev } from
 import { copyFromUser, copyToUser } from '../../kernel/uaccess.js';
 import { PAGE_SIZE } from '../../kernel/mm/page.js';
 import { NouveauDmem, type NouveauDmemOptions } from './dmem.js';
-import { NouveauSvm, type NouveauSvmm, GPU_ACCESS_ATOMIC } from './svm.js';
+import { NouveauSvm, type NouveauSvmm, GPU_ACCESS_ATOMIC, svmFaultThread } from './svm.js';
 import {
   DRM_IOCTL_NOUVEAU_SVM_BIND, DRM_IOCTL_NOUVEAU_SVM_INIT, DRM_NOUVEAU_SVM_BIND_SIZE, DRM_NOUVEAU_SVM_INIT_SIZE,
   NOUVEAU_SIM_CHAN_KILL, NOUVEAU_SIM_GPU_ACCESS, NOUVEAU_SIM_GPU_ACCESS_SIZE, NOUVEAU_SIM_PATH, NOUVEAU_SIM_STAT,
@@ -32,6 +32,7 @@ import {
   NOUVEAU_SVM_BIND_PRIORITY_SHIFT, NOUVEAU_SVM_BIND_TARGET_MASK, NOUVEAU_SVM_BIND_TARGET_SHIFT,
   NOUVEAU_SVM_BIND_TARGET__GPU_VRAM, NOUVEAU_SVM_BIND_VALID_BITS, decodeU64s, encodeU64s,
 } from './uapi.js';
+import { copyEngineThread } from './chan.js';
 
 export * from './uapi.js';
 export { NouveauDmem, NouveauDmemChunk, DMEM_CHUNK_NPAGES, DMEM_CHUNK_SIZE } from './dmem.js';
@@ -65,8 +66,6 @@ export class NouveauDrm {
   }
 }
 
-import { copyEngineThread } from './chan.js';
-import { svmFaultThread } from './svm.js';
 function copyEngine(drm: NouveauDrm, q: () => boolean): K<void> {
   return copyEngineThread(drm.dmem.chan, q);
 }
