@@ -98,10 +98,12 @@ export function nouveauInit(k: Kernel, opts: NouveauDmemOptions = {}): number {
 }
 
 /**
- * nouveau_drm_device_remove() / fini: remove the node, finish SVM for
- * every client (nouveau_svm_fini), then nouveau_dmem_fini(): evict every
- * chunk (mainline) and memunmap_pages() each. Files stay open but fail
- * their ioctls with -ENODEV... here -EINVAL (the svmm is gone).
+ * nouveau_drm_device_remove() / nouveau_drm_device_fini(): remove the
+ * node, mark the device unplugged (open files then get -ENODEV from every
+ * ioctl, as drm_dev_enter() fails), and nouveau_dmem_fini(): evict every
+ * chunk (mainline) and memunmap_pages() each. Clients' SVMMs stay until
+ * their files are closed (nouveau_svmm_fini() at postclose). A K: it waits
+ * for the eviction's copies.
  */
 export function* nouveauRemove(k: Kernel): K<void> {
   const drm = loaded.get(k);
