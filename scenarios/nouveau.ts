@@ -22,6 +22,7 @@ import { NOUVEAU_APER_HOST } from '../src/drivers/nouveau/chan.js';
 import { ADDR, anonMapping, cpuAccess, devicePrivatePfn, fillChecksum, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
 import { translate } from '../src/kernel/arch/fault.js';
 import { dupMmap } from '../src/kernel/mm/fork.js';
+import { isDevicePrivateType, pmdIndex, pmdTableOf, TYPE_MASK } from '../src/kernel/mm/pgtable.js';
 
 /** The common machine: `npages` of data at ADDR (byte 0x40 + i), the first `nvram` of them moved to VRAM. */
 function gpuMachine(cfg: Partial<KernelConfig>, npages: number, nvram: number) {
@@ -294,7 +295,83 @@ function translateAny(m: { mm: Parameters<typeof translate>[0] }, a: number): nu
   return translate(m.mm, a, false);
 }
 
+/**
+ * Large device folios (mainline; no historical switch): a 2 MiB THP moved
+ * to VRAM as one device folio. Threads: a CPU read of page 100 (a
+ * PMD-level fault: migrate_to_ram brings the whole folio back, a 512-page
+ * copy in flight), a GPU write of pages 5-6 (0x77), munmap of the second
+ * half (splits the PMD, device-private or not), the copy engine and the
+ * fault handler. The check: pages 5 and 6 hold the GPU's write (or the
+ * write was cancelled), the other pages of the first half their data.
+ */
+export const nouveauThpRace: Scenario = {
+  name: 'nouveau-thp-race',
+  description: 'a 2 MiB device folio: PMD-level CPU fault vs GPU write vs partial munmap, with the GPU threads',
+  seedRef: 'nouveau_dmem.c large folios (after the seeds); mm/huge_memory.c device-private PMD split',
+  bugSwitch: '(none)',
+  expect: 'no violation (mainline race exploration)',
+  maxSteps: 64,
+  setup(cfg: Partial<KernelConfig>): ScenarioRun {
+    const k = smallMachine({ ramBytes: 16 << 20, thp: 'always', ...cfg });
+    const base = ADDR; /* 2 MiB aligned */
+    const { mm, vma } = anonMapping(k, HPAGE_NR);
+    const drm = new NouveauDrm(k, { vramChunks: 2 });
+    // Populate the THP by one write fault, then give each checked page its own data.
+    populate(k, mm, base, 0x10);
+    const shadow: number[] = [];
+    for (const i of [0, 5, 6, 100, 255]) shadow[i] = k.contents.checksum(populate(k, mm, base + i * PAGE_SIZE, 0x40 + i));
+    const svmm: NouveauSvmm = runSync(k.sched, drm.svm.svmmInit(mm, 0, 0));
+    withMmapRead(k, mm, () => drm.dmem.migrateVma(svmm, vma, base, base + HPAGE_NR * PAGE_SIZE));
+    const gpuShadow = fillChecksum(k, 0x77);
+    const st = { gpu: 0, cpu: 0, munmap: 0 };
+    const pageSum = (a: number): number => {
+      const d = devicePrivatePfn(mm, a);
+      if (d >= 0) return drm.dmem.vram.checksum(drm.dmem.pageAddr(d));
+      const pmdD = devicePrivatePmdPfn(mm, a);
+      if (pmdD >= 0) return drm.dmem.vram.checksum(drm.dmem.pageAddr(pmdD + ((a - base) / PAGE_SIZE)));
+      const pfn = translate(mm, a, false);
+      return pfn >= 0 ? k.contents.checksum(pfn) : -1;
+    };
+    return {
+      k,
+      roots: [drm, svmm, st],
+      watch: [],
+      threads: [
+        { name: 'cpu-read', *body() { st.cpu = yield* cpuAccess(mm, base + 100 * PAGE_SIZE, false); } },
+        { name: 'gpu-write', *body() { st.gpu = yield* drm.svm.gpuAccess(svmm, base + 5 * PAGE_SIZE, 2, GPU_ACCESS_WRITE, null, 0x77); } },
+        { name: 'munmap', *body() { st.munmap = yield* vmMunmap(mm, base + 256 * PAGE_SIZE, 256 * PAGE_SIZE); } },
+        ...drm.gpuThreads(othersDone(k)),
+      ],
+      check: () => {
+        if (st.cpu < 0) return `the CPU read got signal ${-st.cpu}`;
+        if (st.munmap !== 0) return `munmap returned ${st.munmap}`;
+        if (st.gpu < 0 && st.gpu !== -14) return `the GPU write failed with ${st.gpu}`;
+        for (const i of [0, 100, 255]) {
+          const c = pageSum(base + i * PAGE_SIZE);
+          if (c !== shadow[i]) return `data lost: page ${i} has checksum 0x${c.toString(16)}, the shadow copy 0x${shadow[i].toString(16)}`;
+        }
+        for (const i of [5, 6]) {
+          const c = pageSum(base + i * PAGE_SIZE);
+          const want = st.gpu === -14 ? c : gpuShadow;
+          if (c !== want || (c !== gpuShadow && c !== shadow[i])) return `page ${i} has checksum 0x${c.toString(16)}: neither its data nor the GPU's write`;
+        }
+        return null;
+      },
+    };
+  },
+};
+
+/** The device folio a device-private PMD entry at addr names (head pfn), or -1. */
+function devicePrivatePmdPfn(mm: Parameters<typeof translate>[0], addr: number): number {
+  const pmd = pmdTableOf(mm.pgd, addr, false);
+  if (pmd === null) return -1;
+  const i = pmdIndex(addr);
+  return isDevicePrivateType(pmd.f[i] & TYPE_MASK) ? pmd.v[i] : -1;
+}
+
+const HPAGE_NR = 512;
+
 /** Nouveau scenarios with a historical switch (registered in SCENARIOS). */
 export const NOUVEAU_SCENARIOS: ReadonlyArray<Scenario> = [nouveauReleaseWithoutEviction, nouveauFaultCopyOne];
 /** Mainline race explorations without a switch (found by name, tested in test/nouveau.test.ts). */
-export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauGpuFork, nouveauFiniVsFault];
+export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauGpuFork, nouveauThpRace, nouveauFiniVsFault];

@@ -264,7 +264,7 @@ for (const [name, sw, detector, rule] of [
   });
 }
 
-for (const name of ['nouveau-gpu-cpu-munmap', 'nouveau-gpu-fork']) {
+for (const name of ['nouveau-gpu-cpu-munmap', 'nouveau-gpu-fork', 'nouveau-thp-race']) {
   test(`explorer: ${name} (GPU fault vs CPU fault vs ${name.endsWith('fork') ? 'fork' : 'munmap'}) finds no violation on mainline`, () => {
     const sc = findScenario(name)!;
     for (const strategy of ['random', 'pct'] as const) {
