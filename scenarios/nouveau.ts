@@ -361,6 +361,53 @@ export const nouveauThpRace: Scenario = {
   },
 };
 
+/**
+ * SVM_BIND racing a GPU write to the pages it migrates (mainline; no
+ * switch). Page 0 is in system memory and already mapped in the GPU's page
+ * table (an earlier GPU read). Threads: nouveau_dmem_migrate_vma() of page
+ * 0 to VRAM (under mmap_lock for read, as the ioctl), a GPU write of page 0
+ * (0x77), the copy engine and the fault handler. The GPU write completes
+ * in every interleaving, so page 0 must hold it at the end, wherever it
+ * lives.
+ */
+export const nouveauBindVsGpuWrite: Scenario = {
+  name: 'nouveau-bind-vs-gpu-write',
+  description: 'SVM_BIND migrating a page to VRAM while the GPU writes it through its existing mapping',
+  seedRef: 'nouveau_svm.c nouveau_svmm_invalidate_range_start (own MMU_NOTIFY_MIGRATE skipped); nouveau_dmem.c nouveau_dmem_migrate_chunk',
+  bugSwitch: '(none)',
+  expect: 'DATA: a GPU write lost (finding)',
+  maxSteps: 48,
+  setup(cfg: Partial<KernelConfig>): ScenarioRun {
+    const m = gpuMachine(cfg, 1, 0);
+    const { k, mm, vma, drm, svmm } = m;
+    runSync(k.sched, drm.svm.gpuAccess(svmm, ADDR, 1, GPU_ACCESS_READ, null));
+    const gpuShadow = fillChecksum(k, 0x77);
+    const st = { gpu: 0, bind: 0 };
+    return {
+      k,
+      roots: [drm, svmm, st],
+      watch: [translate(mm, ADDR, false)],
+      threads: [
+        { name: 'svm-bind', *body() {
+          const s = k.sched;
+          yield* mm.mmapLock.readLock(s);
+          st.bind = yield* drm.dmem.migrateVma(svmm, vma, ADDR, ADDR + PAGE_SIZE);
+          mm.mmapLock.readUnlock(s);
+        } },
+        { name: 'gpu-write', *body() { st.gpu = yield* drm.svm.gpuAccess(svmm, ADDR, 1, GPU_ACCESS_WRITE, null, 0x77); } },
+        ...m.gpu,
+      ],
+      check: () => {
+        if (st.gpu < 0) return `the GPU write failed with ${st.gpu}`;
+        const d = devicePrivatePfn(mm, ADDR);
+        const c = d >= 0 ? drm.dmem.vram.checksum(drm.dmem.pageAddr(d)) : k.contents.checksum(translate(mm, ADDR, false));
+        if (c !== gpuShadow) return `lost GPU write: page 0 (${d >= 0 ? 'in VRAM' : 'in system memory'}) has checksum 0x${c.toString(16)}, not the GPU's write 0x${gpuShadow.toString(16)}`;
+        return null;
+      },
+    };
+  },
+};
+
 /** The device folio a device-private PMD entry at addr names (head pfn), or -1. */
 function devicePrivatePmdPfn(mm: Parameters<typeof translate>[0], addr: number): number {
   const pmd = pmdTableOf(mm.pgd, addr, false);
@@ -374,4 +421,4 @@ const HPAGE_NR = 512;
 /** Nouveau scenarios with a historical switch (registered in SCENARIOS). */
 export const NOUVEAU_SCENARIOS: ReadonlyArray<Scenario> = [nouveauReleaseWithoutEviction, nouveauFaultCopyOne];
 /** Mainline race explorations without a switch (found by name, tested in test/nouveau.test.ts). */
-export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauGpuFork, nouveauThpRace, nouveauFiniVsFault];
+export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauGpuFork, nouveauThpRace, nouveauFiniVsFault, nouveauBindVsGpuWrite];

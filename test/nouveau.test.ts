@@ -376,3 +376,16 @@ test('device removal evicts a large device folio to a 2 MiB system folio', () =>
   assert.deepEqual(uread(g.p, addr, 512 * PAGE), data);
   close(g.p, g.f);
 });
+
+test('explorer: nouveau-bind-vs-gpu-write finds a lost GPU write on mainline (own MMU_NOTIFY_MIGRATE skipped, GPU PTE updated only after the copy)', () => {
+  const sc = findScenario('nouveau-bind-vs-gpu-write')!;
+  const r = explore(sc, { schedules: 2000, seed: 1, strategy: 'random', config: {} });
+  assert.ok(r.found, 'found');
+  assert.equal(r.found.violation!.detector, 'DATA');
+  assert.match(r.found.violation!.rule, /lost GPU write: page 0 \(in VRAM\)/);
+  // The losing interleaving: the GPU writes through its old PTE after the copy ran, before nouveau_pfns_map().
+  const whats = r.found.trace.map((t) => `${t.taskName}:${t.what}`);
+  const gpu = whats.indexOf('gpu-write:GPU access');
+  assert.ok(gpu > 0 && whats.slice(0, gpu).some((w) => w.startsWith('svm-bind:lock nouveau_svmm->mutex')), whats.join('\n'));
+  assert.deepEqual(runOnce(sc, {}, r.schedule!).violation, r.found.violation, 'replays');
+});
