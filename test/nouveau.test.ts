@@ -14,7 +14,7 @@ import { vmMunmap } from '../src/kernel/mm/mmap.js';
 import { doUserAddrFault, translate } from '../src/kernel/arch/fault.js';
 import { isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import {
-  DMEM_CHUNK_NPAGES, GPU_ACCESS_READ, GPU_ACCESS_WRITE, NOUVEAU_SIM_CHAN_KILL, NOUVEAU_SIM_PATH, copyEngineThread,
+  DMEM_CHUNK_NPAGES, GPU_ACCESS_ATOMIC, GPU_ACCESS_READ, GPU_ACCESS_WRITE, NOUVEAU_SIM_CHAN_KILL, NOUVEAU_SIM_PATH, copyEngineThread,
   NouveauDrm, nouveauRemove, othersDone, svmBindHeader, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM,
 } from '../src/drivers/nouveau/index.js';
 import { devicePrivatePfn } from '../scenarios/lib.js';
@@ -388,4 +388,25 @@ test('explorer: nouveau-bind-vs-gpu-write finds a lost GPU write on mainline (ow
   const gpu = whats.indexOf('gpu-write:GPU access');
   assert.ok(gpu > 0 && whats.slice(0, gpu).some((w) => w.startsWith('svm-bind:lock nouveau_svmm->mutex')), whats.join('\n'));
   assert.deepEqual(runOnce(sc, {}, r.schedule!).violation, r.found.violation, 'replays');
+});
+
+test('GPU atomics: make_device_exclusive takes the page, a CPU access restores it and invalidates the GPU entry', () => {
+  const g = bootGpu();
+  assert.equal(svmInit(g), 0);
+  const { addr } = buffer(g, 1, 3);
+  const r = gpuAccess(g, addr, 1, GPU_ACCESS_ATOMIC, pattern(1, 8));
+  assert.equal(r.ret, 0);
+  assert.equal(r.faults, 1n);
+  const svmm = g.drm.clients.values().next().value!.svmm!;
+  assert.equal(svmm.pt.get(addr)?.atomic, true);
+  assert.equal(translate(g.p.mm, addr, false), -1, 'the CPU PTE is a device-exclusive entry');
+  // A second atomic needs no fault.
+  assert.equal(gpuAccess(g, addr, 1, GPU_ACCESS_ATOMIC, pattern(1, 9)).faults, 0n);
+  // The CPU touches it: the exclusive entry is restored and the GPU's entry dropped.
+  assert.deepEqual(uread(g.p, addr, PAGE), pattern(1, 9));
+  assert.equal(svmm.pt.has(addr), false);
+  // A plain GPU read faults and maps it again (not atomic).
+  assert.equal(gpuAccess(g, addr, 1, GPU_ACCESS_READ).faults, 1n);
+  assert.equal(svmm.pt.get(addr)?.atomic, undefined);
+  close(g.p, g.f);
 });

@@ -18,10 +18,14 @@
  *    read-only entry and replaying after the handler ran (model: what a
  *    shader does; the kernel has no such function).
  *
- * Left out: atomic faults (nouveau_atomic_range_fault() with
- * make_device_exclusive(): served as write faults here), the prefetch
- * access type, fault-window batching over several pages, and the nvif
- * object layer (the PFNMAP method is a direct page-table update).
+ * Atomic faults go through nouveau_atomic_range_fault():
+ * make_device_exclusive() takes the page away from the CPU (a
+ * device-exclusive entry) and the GPU maps it atomic-capable; a CPU access
+ * restores the PTE and invalidates the GPU's entry (MMU_NOTIFY_CLEAR).
+ *
+ * Left out: the prefetch access type, fault-window batching over several
+ * pages, and the nvif object layer (the PFNMAP method is a direct
+ * page-table update).
  */
 import type { Kernel } from '../../kernel/kernel.js';
 import { KernelBug } from '../../kernel/printk.js';
@@ -30,8 +34,10 @@ import { type K, waitUntil } from '../../kernel/sched/sched.js';
 import { Mutex, spinLock } from '../../kernel/sched/locks.js';
 import type { MmStruct } from '../../kernel/mm/mm_types.js';
 import { PAGE_SIZE } from '../../kernel/mm/page.js';
-import { EBUSY, EFAULT } from '../../kernel/errno.js';
+import { EBUSY, EFAULT, EINVAL } from '../../kernel/errno.js';
 import { isDevicePrivatePage } from '../../kernel/mm/memremap.js';
+import { makeDeviceExclusive } from '../../kernel/mm/device_exclusive.js';
+import { folioPut, folioUnlock } from '../../kernel/mm/folio.js';
 import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HmmRange, hmmPfnTest, hmmPfnToPfn, hmmRangeFault,
 } from '../../kernel/mm/hmm.js';
@@ -58,6 +64,8 @@ export interface GpuPte {
   /** VRAM page index or host pfn. */
   addr: number;
   write: boolean;
+  /** NVIF_VMM_PFNMAP_V0_A: mapped for atomics (the page is device-exclusive). */
+  atomic?: boolean;
 }
 
 /** struct nouveau_svmm */
@@ -290,6 +298,51 @@ export class NouveauSvm {
   }
 
   /**
+   * nouveau_atomic_range_fault(svmm, drm, args, size, notifier): insert an
+   * interval notifier over the page; loop: read_begin,
+   * make_device_exclusive(mm, start, drm->dev) under mmap_lock for read
+   * (an error: -EINVAL), take svmm->mutex, read_retry (changed: drop the
+   * mutex and the folio, again); map the page V | W | A | HOST under the
+   * mutex, then unlock and put the folio. 0, -EBUSY or -EINVAL.
+   */
+  *atomicRangeFault(svmm: NouveauSvmm, start: number): K<number> {
+    const k = this.k;
+    const s = k.sched;
+    const mm = svmm.mm;
+    const mni = new MmuIntervalNotifier(mm, start, start + PAGE_SIZE - 1, {
+      invalidate: (sub, r, cur) => this.rangeInvalidate(svmm, sub, r, cur),
+    }, 'nouveau svm_notifier (atomic)');
+    const r0 = mmuIntervalNotifierInsert(mni);
+    if (r0) return r0;
+    try {
+      for (let round = 0; ; round++) {
+        if (round >= RANGE_FAULT_ROUNDS) return -EBUSY;
+        const seq = yield* mmuIntervalReadBegin(mni);
+        if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+        const r = yield* makeDeviceExclusive(mm, start, this.dmem.owner);
+        mm.mmapLock.readUnlock(s);
+        if ('err' in r) return -EINVAL;
+        const page = r.page;
+        yield* spinLock(s, svmm.mutex);
+        if (mmuIntervalReadRetry(mni, seq)) {
+          svmm.mutex.unlock(s);
+          folioUnlock(k, page);
+          folioPut(k, page);
+          svmm.stat.retries++;
+          continue;
+        }
+        if (svmm.vmmAlive) svmm.pt.set(start, { aper: NOUVEAU_APER_HOST, addr: page, write: true, atomic: true });
+        svmm.mutex.unlock(s);
+        folioUnlock(k, page);
+        folioPut(k, page);
+        return 0;
+      }
+    } finally {
+      mmuIntervalNotifierRemove(mni);
+    }
+  }
+
+  /**
    * nouveau_svm_fault(): drain the fault buffer. Per fault: a dead svmm
    * cancels it; the access type picks the hmm flags (read: REQ_FAULT;
    * write and atomic: REQ_FAULT | REQ_WRITE); one page outside the
@@ -313,14 +366,14 @@ export class NouveauSvm {
       }
       // hmm_pfn flags live above bit 31: combined by addition, never with `|` (which truncates to 32 bits).
       const hmmFlags = f.access === GPU_ACCESS_READ ? HMM_PFN_REQ_FAULT : HMM_PFN_REQ_FAULT + HMM_PFN_REQ_WRITE;
-      const ret = yield* this.rangeFault(svmm, start, start + PAGE_SIZE, hmmFlags);
+      const ret = f.access === GPU_ACCESS_ATOMIC ? yield* this.atomicRangeFault(svmm, start) : yield* this.rangeFault(svmm, start, start + PAGE_SIZE, hmmFlags);
       f.done = true;
       // Cancel a fault whose page did not end up valid, or writable for a
       // write: hmm_range_fault() reports (does not fault) a device-private
       // page of this device even when write was requested, so a write to a
       // VRAM page made read-only (fork) is cancelled, not retried forever.
       const pte = svmm.pt.get(start);
-      if (ret || pte === undefined || (f.access !== GPU_ACCESS_READ && !pte.write)) {
+      if (ret || pte === undefined || (f.access !== GPU_ACCESS_READ && !pte.write) || (f.access === GPU_ACCESS_ATOMIC && !pte.atomic)) {
         f.cancelled = true;
         this.stat.cancelled++;
       } else this.stat.replayed++;
@@ -330,7 +383,8 @@ export class NouveauSvm {
   /**
    * The GPU executing an access of [addr, addr + npages pages) for svmm
    * (model only): per page, the GPU MMU walk of svmm's page table; a
-   * missing or read-only entry raises a fault into the buffer, served by
+   * missing or read-only entry (for an atomic: one not mapped for atomics,
+   * i.e. not device-exclusive) raises a fault into the buffer, served by
    * the fault thread (or inline without one), and the access is replayed.
    * `data` (npages pages) is written or receives what is read; with data
    * null a write fills every page with `fill` (a GPU memset) and a read
@@ -348,7 +402,7 @@ export class NouveauSvm {
       for (let tries = 0; ; tries++) {
         if (svmm.freed) throw new KernelBug('BUG', 'nouveau: GPU access through a freed svmm');
         const pte = svmm.pt.get(a);
-        if (pte !== undefined && (!write || pte.write)) {
+        if (pte !== undefined && (!write || pte.write) && (access !== GPU_ACCESS_ATOMIC || pte.atomic === true)) {
           this.touch(pte, write, data, i * PAGE_SIZE, fill);
           break;
         }

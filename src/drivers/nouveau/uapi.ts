@@ -24,8 +24,9 @@
  * have):
  *   NOUVEAU_SIM_GPU_ACCESS  struct { __u64 addr, ptr, npages, access,
  *       faults; }                                                  40 bytes
- *       The GPU reads (access 0) or writes (1; 2 = atomic, served as a
- *       write) npages pages at addr through the SVMM, faulting through the
+ *       The GPU reads (access 0), writes (1) or atomically updates (2: a
+ *       write that needs the page device-exclusive, taken with
+ *       make_device_exclusive()) npages pages at addr through the SVMM, faulting through the
  *       fault buffer; a read copies the data to ptr, a write takes it from
  *       ptr. faults (out): GPU faults taken. -EINVAL: no SVMM, unaligned
  *       addr, npages 0 or > 4096, bad access; -EFAULT: a fault was
