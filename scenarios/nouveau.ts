@@ -16,13 +16,13 @@ import { runSync } from '../src/kernel/sched/sched.js';
 import type { Scenario, ScenarioRun, ScenarioThread } from '../src/explore/engine.js';
 import { vmMunmap } from '../src/kernel/mm/mmap.js';
 import { PAGE_SIZE } from '../src/kernel/mm/page.js';
-import { NouveauDrm, othersDone, GPU_ACCESS_READ, GPU_ACCESS_WRITE } from '../src/drivers/nouveau/index.js';
+import { NouveauDrm, othersDone, GPU_ACCESS_ATOMIC, GPU_ACCESS_READ, GPU_ACCESS_WRITE } from '../src/drivers/nouveau/index.js';
 import type { NouveauSvmm } from '../src/drivers/nouveau/svm.js';
 import { NOUVEAU_APER_HOST } from '../src/drivers/nouveau/chan.js';
-import { ADDR, anonMapping, cpuAccess, devicePrivatePfn, fillChecksum, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
+import { ADDR, anonMapping, cpuAccess, cpuFill, devicePrivatePfn, fillChecksum, mappedPfn, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
 import { translate } from '../src/kernel/arch/fault.js';
 import { dupMmap } from '../src/kernel/mm/fork.js';
-import { isDevicePrivateType, pmdIndex, pmdTableOf, TYPE_MASK } from '../src/kernel/mm/pgtable.js';
+import { isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pteTableOf, T_DEVICE_EXCLUSIVE, TYPE_MASK } from '../src/kernel/mm/pgtable.js';
 
 /** The common machine: `npages` of data at ADDR (byte 0x40 + i), the first `nvram` of them moved to VRAM. */
 function gpuMachine(cfg: Partial<KernelConfig>, npages: number, nvram: number) {
@@ -408,6 +408,76 @@ export const nouveauBindVsGpuWrite: Scenario = {
   },
 };
 
+/**
+ * GPU atomics vs CPU write vs fork (mainline; no switch): page 0 in system
+ * memory. Threads: a GPU atomic on page 0 (make_device_exclusive(), then
+ * a 0x77 fill through the atomic mapping), a CPU store of 0x55 over the
+ * page, fork, and the GPU threads. Invariants: while the GPU holds an
+ * atomic mapping the CPU cannot reach the page (its PTE is the
+ * device-exclusive entry); every GPU host entry names a live page. The
+ * check: the parent's page holds one of the two writes, whole.
+ */
+export const nouveauGpuAtomic: Scenario = gpuAtomicScenario('nouveau-gpu-atomic', { acceptForkEnomem: false });
+/** The same with fork's -ENOMEM accepted: explores past that finding. */
+export const nouveauGpuAtomicPastEnomem: Scenario = gpuAtomicScenario('nouveau-gpu-atomic-past-enomem', { acceptForkEnomem: true });
+
+function gpuAtomicScenario(name: string, opts: { acceptForkEnomem: boolean }): Scenario {
+  return {
+  name,
+  description: `GPU atomic (device-exclusive) vs CPU store vs fork, with the GPU threads${opts.acceptForkEnomem ? " (fork's -ENOMEM accepted)" : ''}`,
+  seedRef: 'nouveau_svm.c nouveau_atomic_range_fault; mm/rmap.c make_device_exclusive; mm/memory.c copy_nonpresent_pte',
+  bugSwitch: '(none)',
+  expect: opts.acceptForkEnomem ? 'no violation (mainline race exploration)' : 'DATA: fork returned -ENOMEM (finding)',
+  maxSteps: 64,
+  setup(cfg: Partial<KernelConfig>): ScenarioRun {
+    const m = gpuMachine(cfg, 1, 0);
+    const { k, mm, drm, svmm } = m;
+    const child = k.newMm();
+    const st = { gpu: 0, cpu: 0, fork: 0 };
+    const a77 = fillChecksum(k, 0x77);
+    const a55 = fillChecksum(k, 0x55);
+    return {
+      k,
+      roots: [drm, svmm, st, child],
+      watch: [translate(mm, ADDR, false)],
+      threads: [
+        { name: 'gpu-atomic', *body() { st.gpu = yield* drm.svm.gpuAccess(svmm, ADDR, 1, GPU_ACCESS_ATOMIC, null, 0x77); } },
+        { name: 'cpu-store', *body() { st.cpu = yield* cpuFill(k, mm, ADDR, 0x55); } },
+        { name: 'fork', *body() { st.fork = yield* dupMmap(mm, child); } },
+        ...m.gpu,
+      ],
+      invariant: () => {
+        const pte = svmm.pt.get(ADDR);
+        if (pte === undefined) return null;
+        if (k.pages.refcount[k.pages.folioPfn(pte.addr)] === 0) return `GPU PTE names freed pfn 0x${pte.addr.toString(16)}`;
+        if (pte.atomic && translate(mm, ADDR, false) >= 0) return 'the GPU holds an atomic mapping while the CPU can access the page';
+        return null;
+      },
+      check: () => {
+        if (st.gpu < 0 && st.gpu !== -14) return `the GPU atomic failed with ${st.gpu}`;
+        if (st.cpu < 0) return `the CPU store got signal ${-st.cpu}`;
+        if (st.fork === -12 && !opts.acceptForkEnomem) return 'fork returned -ENOMEM: copy_pte_range() met the device-exclusive entry while the GPU fault held its folio lock (try_restore_exclusive_pte() -EBUSY, turned into -ENOMEM by copy_pmd_range())';
+        if (st.fork !== 0 && st.fork !== -12) return `fork returned ${st.fork}`;
+        const pfn = exclusiveOrMappedPfn(mm, ADDR);
+        const c = pfn >= 0 ? k.contents.checksum(pfn) : -1;
+        if (c !== a55 && c !== a77) return `page 0 has checksum 0x${c.toString(16)}: neither the CPU's nor the GPU's write`;
+        return null;
+      },
+    };
+  },
+  };
+}
+
+/** The page a present or device-exclusive PTE at addr names, or -1. */
+function exclusiveOrMappedPfn(mm: Parameters<typeof translate>[0], addr: number): number {
+  const pfn = mappedPfn(mm, addr);
+  if (pfn >= 0) return pfn;
+  const pt = pteTableOf(mm.pgd, addr);
+  if (pt === null) return -1;
+  const i = pteIndex(addr);
+  return (pt.f[i] & TYPE_MASK) === T_DEVICE_EXCLUSIVE ? pt.v[i] : -1;
+}
+
 /** The device folio a device-private PMD entry at addr names (head pfn), or -1. */
 function devicePrivatePmdPfn(mm: Parameters<typeof translate>[0], addr: number): number {
   const pmd = pmdTableOf(mm.pgd, addr, false);
@@ -421,4 +491,4 @@ const HPAGE_NR = 512;
 /** Nouveau scenarios with a historical switch (registered in SCENARIOS). */
 export const NOUVEAU_SCENARIOS: ReadonlyArray<Scenario> = [nouveauReleaseWithoutEviction, nouveauFaultCopyOne];
 /** Mainline race explorations without a switch (found by name, tested in test/nouveau.test.ts). */
-export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauGpuFork, nouveauThpRace, nouveauFiniVsFault, nouveauBindVsGpuWrite];
+export const NOUVEAU_RACE_SCENARIOS: ReadonlyArray<Scenario> = [nouveauGpuCpuMunmap, nouveauGpuFork, nouveauThpRace, nouveauFiniVsFault, nouveauBindVsGpuWrite, nouveauGpuAtomic, nouveauGpuAtomicPastEnomem];

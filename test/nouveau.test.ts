@@ -410,3 +410,12 @@ test('GPU atomics: make_device_exclusive takes the page, a CPU access restores i
   assert.equal(svmm.pt.get(addr)?.atomic, undefined);
   close(g.p, g.f);
 });
+
+test('explorer: nouveau-gpu-atomic: fork racing a GPU atomic fault fails with -ENOMEM (finding); past it, no violation', () => {
+  const r = explore(findScenario('nouveau-gpu-atomic')!, { schedules: 1000, seed: 1, strategy: 'random', config: {} });
+  assert.ok(r.found);
+  assert.equal(r.found.violation!.detector, 'DATA');
+  assert.match(r.found.violation!.rule, /fork returned -ENOMEM/);
+  const past = explore(findScenario('nouveau-gpu-atomic-past-enomem')!, { schedules: 400, seed: 1, strategy: 'random', config: {} });
+  assert.equal(past.found, null, past.found ? `${past.found.violation!.detector}: ${past.found.violation!.rule}` : '');
+});
