@@ -11,6 +11,7 @@ import { releaseWithoutEviction } from './release_without_eviction.js';
 import { ttmCoherentAsPrivate } from './ttm_coherent_as_private.js';
 import { zeroPfnSelectSystem } from './zero_pfn_select_system.js';
 import { gupFastLongtermCoherent } from './gup_fast_longterm_coherent.js';
+import { NOUVEAU_RACE_SCENARIOS, nouveauFaultCopyOne, nouveauReleaseWithoutEviction } from './nouveau.js';
 
 export const SCENARIOS: ReadonlyArray<Scenario> = [
   cve20223523,
@@ -21,8 +22,13 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
   ttmCoherentAsPrivate,
   zeroPfnSelectSystem,
   gupFastLongtermCoherent,
+  nouveauReleaseWithoutEviction,
+  nouveauFaultCopyOne,
 ];
 
+/** Scenarios without a historical switch (mainline race explorations): found by name, not in the switch table. */
+export const RACE_SCENARIOS: ReadonlyArray<Scenario> = [...NOUVEAU_RACE_SCENARIOS];
+
 export function findScenario(name: string): Scenario | undefined {
-  return SCENARIOS.find((s) => s.name === name);
+  return SCENARIOS.find((s) => s.name === name) ?? RACE_SCENARIOS.find((s) => s.name === name);
 }

@@ -26,6 +26,8 @@ const EXPECT: Record<string, { detector: string; rule: RegExp; maxSteps: number 
   'ttm-coherent-as-private': { detector: 'BUG', rule: /try_to_migrate_one: BUG_ON\(page_try_share_anon_rmap/, maxSteps: 8 },
   'zero-pfn-select-system': { detector: 'WARN', rule: /SELECT_DEVICE_COHERENT\) collected entry 1/, maxSteps: 6 },
   'gup-fast-longterm-coherent': { detector: 'HANG', rule: /memunmap_pages\(pgmap #\d+\)/, maxSteps: 12 },
+  'nouveau-release-without-eviction': { detector: 'HANG', rule: /memunmap_pages\(pgmap #\d+\)/, maxSteps: 48 },
+  'nouveau-fault-copy-one': { detector: 'DATA', rule: /got signal 7/, maxSteps: 48 },
 };
 
 function switchOn(sc: Scenario): Partial<KernelConfig> {

@@ -61,6 +61,7 @@ interface SelftestOptions {
   trace?: string;
   strict?: boolean;
   driver?: string[];
+  suite?: string;
 }
 
 function jsonReport(cfg: KernelConfig, seed: number | undefined, r: SuiteResult): unknown {
@@ -132,6 +133,20 @@ async function runSelftest(opts: SelftestOptions, write: (s: string) => void): P
   if (opts.seed !== undefined) {
     seed = Number(opts.seed);
     if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: '${opts.seed}' is not a non-negative integer`);
+  }
+  if (opts.suite !== undefined && opts.suite !== 'hmm-tests') {
+    if (opts.suite !== 'nouveau') throw new UsageError(`--suite: '${opts.suite}' is not hmm-tests|nouveau`);
+    const { runNouveauSuite } = await import('../selftests/nouveau_tests.js');
+    const pats = (opts.filter ?? []).map(globToRegExp);
+    const sel = (n: string) => pats.length === 0 || pats.some((r) => r.test(n));
+    if (opts.list) {
+      const { NOUVEAU_CASE_NAMES } = await import('../selftests/nouveau_tests.js');
+      for (const n of NOUVEAU_CASE_NAMES) if (sel(n)) write(n + '\n');
+      return 0;
+    }
+    const r = runNouveauSuite(cfg, sel, opts.json ? null : (l) => write(l + '\n'));
+    if (opts.json) write(JSON.stringify({ suite: 'nouveau', config: cfg, cases: r.cases, totals: { pass: r.pass, fail: r.fail } }, null, 2) + '\n');
+    return r.fail > 0 ? 1 : 0;
   }
   // Loaded here so that the harness maps stack frames of an already built tree.
   const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
@@ -254,6 +269,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--trace <file>', 'write a Chrome Trace Event JSON (Perfetto) of the cases, one process per case (runs in-process; use --filter)')
     .option('--strict', 'the expected failure (XFAIL, a failure mainline has too) counts as a failure')
     .option('--driver <file>', 'a driver module (exports init(k), exit(k)) loaded into every case\'s machine; repeatable', collect)
+    .option('--suite <name>', 'hmm-tests (default) or nouveau (the nouveau model through /dev/dri/nouveau-sim)')
     .exitOverride()
     .action(async (opts: SelftestOptions) => {
       code = await runSelftest(opts, out);

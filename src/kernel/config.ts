@@ -27,43 +27,53 @@ export interface HistoricalSwitches {
    * device-private entry without taking a page reference under the PTL, and
    * migration does not know the fault page (no migrate_vma.fault_page).
    * Fixed by 16ce101db85d "mm/memory.c: fix race when faulting a device
-   * private page" (seed F3:1007-1021, 570-606).
+   * private page" ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8), 570-606).
    */
   fault_no_page_ref: boolean;
   /**
    * Free device pages have refcount 1 (before 27674ef6c73f "mm: remove the
    * extra ZONE_DEVICE struct page refcount"); get_page_unless_zero() cannot
-   * tell free from used (seed F3:1905-1915, 3255-3263).
+   * tell free from used ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8), 3255-3263).
    */
   devpage_free_refcount_one: boolean;
   /**
    * memremap_pages() holds one bulk pgmap reference instead of one per
    * allocated page, so memunmap_pages() can finish while pages are in use
    * (before 0dc45ca1ce18 "mm/memremap.c: take a pgmap reference on page
-   * allocation", seed F3:1639-1661).
+   * allocation", "nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
    */
   pgmap_bulk_ref: boolean;
   /**
    * Drivers release device memory without migrate_device_range() eviction:
-   * memunmap_pages() with pages still mapped hangs (seed F3:1748-1752).
+   * memunmap_pages() with pages still mapped hangs ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
+   * Consulted by testdrv's release() and nouveau_dmem_fini()
+   * (src/drivers/nouveau/dmem.ts, the patch itself: "nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
    */
   release_without_eviction: boolean;
   /**
    * try_to_migrate_one() treats every ZONE_DEVICE page as device-private, so
-   * device-coherent pages get device-private entries (seed F3:9211-9227,
+   * device-coherent pages get device-private entries ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8),
    * 8502-8523).
    */
   ttm_coherent_as_private: boolean;
   /**
    * migrate_vma_collect selects the zero pfn even without
-   * MIGRATE_VMA_SELECT_SYSTEM (seed F3:7760-7816, 7594-7600).
+   * MIGRATE_VMA_SELECT_SYSTEM ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8), 7594-7600).
    */
   zero_pfn_without_select_system: boolean;
   /**
    * GUP-fast pins device-coherent pages with FOLL_LONGTERM instead of falling
-   * back to the slow path that migrates them (seed F3:5372-5388).
+   * back to the slow path that migrates them ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
    */
   gup_fast_longterm_coherent: boolean;
+  /**
+   * nouveau's ->migrate_to_ram goes through the old
+   * nouveau_dmem_fault_copy_one(), before "nouveau/dmem: Refactor
+   * nouveau_dmem_fault_copy_one()" ("nouveau/dmem: Refactor nouveau_dmem_fault_copy_one()" (Alistair Popple, series "Fix several device private page reference counting issues" v2 6/8, 2022-09-28)): when the copy
+   * cannot be queued its error path frees the destination page while it is
+   * still locked (Bad page state).
+   */
+  nouveau_dmem_fault_copy_one: boolean;
 }
 
 /** Fixes for bugs mainline still has (docs/FINDINGS.md), off by default. */
@@ -107,6 +117,7 @@ export const HISTORICAL_SWITCH_NAMES: ReadonlyArray<keyof HistoricalSwitches> = 
   'ttm_coherent_as_private',
   'zero_pfn_without_select_system',
   'gup_fast_longterm_coherent',
+  'nouveau_dmem_fault_copy_one',
 ];
 
 export interface KernelConfig {
@@ -139,6 +150,7 @@ export function defaultHistorical(): HistoricalSwitches {
     ttm_coherent_as_private: false,
     zero_pfn_without_select_system: false,
     gup_fast_longterm_coherent: false,
+    nouveau_dmem_fault_copy_one: false,
   };
 }
 

@@ -142,6 +142,10 @@ export const LOCK_CLASSES = {
   lru_lock: cls(13, 'lruvec->lru_lock', 95, 'spin', false),
   /* Not in the mm order: only the learned dependency graph applies. */
   testdrv_mutex: cls(14, 'testdrv->mutex', null, 'sleep'),
+  /* The nouveau model (src/drivers/nouveau): not ranked yet, the learned graph applies. */
+  nouveau_dmem_mutex: cls(15, '&drm->dmem->mutex', null, 'sleep'),
+  nouveau_dmem_lock: cls(16, '&drm->dmem->lock', null, 'spin'),
+  nouveau_svmm_mutex: cls(17, '&svmm->mutex', null, 'sleep'),
 } as const;
 
 /**
