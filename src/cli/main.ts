@@ -5,6 +5,7 @@
  *   hmmsim selftest [--filter <glob>...] [--json] [--config name=value...] [--bench] [--list]
  *   hmmsim explore <scenario> [...]       (src/cli/explore.ts)
  *   hmmsim bench [--json] [--only ...]    (src/cli/bench.ts)
+ *   hmmsim fuzz [--seed N] [--ops N] ...  (src/cli/fuzz.ts)
  *
  * `selftest` runs the port of the kernel's tools/testing/selftests/mm/
  * hmm-tests.c on the model, each case on a fresh simulated machine, and
@@ -17,6 +18,7 @@ import { applyConfigSetting, defaultConfig, type KernelConfig } from '../kernel/
 import { type CaseResult, type SuiteResult, globToRegExp } from '../selftests/harness.js';
 import { registerBench } from './bench.js';
 import { registerExplore } from './explore.js';
+import { registerFuzz } from './fuzz.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -169,6 +171,11 @@ export async function main(argv: string[]): Promise<number> {
   });
   registerBench(program, out, (c) => {
     code = c;
+  });
+  registerFuzz(program, out, (c) => {
+    code = c;
+  }, (settings) => {
+    configFromSettings(settings);
   });
 
   try {

@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * A fuzz campaign: runs numbered 0..runs-1, run r checks one generated
- * sequence with fast-check seed `seed + r` (fc.check, numRuns 1), so any run
- * can be replayed alone and a campaign splits into independent shards by
- * run range (`--shard i/n`). A failing sequence is shrunk by fast-check to
- * a minimal one and printed as a node:test reproducer and a replay command.
+ * A fuzz campaign: runs numbered 0..runs-1; run r is the sequence
+ * fast-check generates with seed `seed + r` (fc.sample of the sequence
+ * arbitrary), so any run can be replayed alone (`--seed <seed+r> --runs 1`)
+ * and a campaign splits into independent shards by run range
+ * (`--shard i/n`). A failing sequence is shrunk (shrinkSequence) and
+ * printed as a node:test reproducer and a replay command.
  *
- * Model-based testing with fast-check: the generated value is a plain array
- * of operations (ops.ts) executed against the machine and the shadow
- * (exec.ts) rather than fc.commands objects; the sequence is then JSON that
- * can be printed, stored and replayed without fast-check, and since every
- * operation resolves its process/fd/device indices at run time, fast-check's
- * array shrinking (drop operations, simplify fields) always yields valid
- * sequences.
+ * The generated value is a plain array of operations (ops.ts) executed
+ * against the machine and the shadow (exec.ts) rather than fc.commands
+ * objects: the sequence is JSON that can be printed, stored and replayed
+ * without fast-check, and since every operation resolves its
+ * process/fd/device indices at run time, every subsequence is valid.
+ * Shrinking is our own deterministic ddmin rather than fast-check's: each
+ * candidate replays on a fresh machine (~20 ms plus the operations), and
+ * fast-check's array shrinker, which does not know where the sequence
+ * failed, spent its 30 s budget on 1000-operation sequences without getting
+ * below 168 operations; cutting at the failing operation first and then
+ * dropping chunks gets to a handful in a few seconds (docs/FUZZ.md).
  */
 import fc from 'fast-check';
 import { type Op, type OpName, opArbitrary } from './ops.js';
@@ -29,6 +34,8 @@ export interface CampaignOptions {
   /** This process runs shard `index` of `count` (contiguous run ranges). */
   shard: { index: number; count: number };
   exclude: ReadonlySet<OpName>;
+  /** Time limit of one run including its shrinking (s): shrinking stops there with the smallest sequence so far. */
+  shrinkSeconds: number;
   /** Stop at the first violation (default true). */
   stopOnViolation?: boolean;
   /** Progress: called after each run with the operations done so far. */
@@ -38,8 +45,6 @@ export interface CampaignOptions {
 export interface ViolationReport {
   run: number;
   seed: number;
-  /** fast-check's path of the shrunk counterexample. */
-  path: string;
   cls: ViolationClass;
   message: string;
   /** The shrunk sequence. */
@@ -47,6 +52,10 @@ export interface ViolationReport {
   /** Index of the failing operation in ops (ops.length: the final sweep). */
   opIndex: number;
   originalLength: number;
+  /** Where the unshrunk sequence failed. */
+  originalOpIndex: number;
+  /** Sequences replayed while shrinking. */
+  shrinkReplays: number;
   reproducer: string;
   replayCommand: string;
 }
@@ -81,7 +90,7 @@ export function shardRange(runs: number, index: number, count: number): { first:
 /** The arbitrary of one sequence. */
 export function sequenceArbitrary(rc: RunConfig, length: number, exclude: ReadonlySet<OpName>): fc.Arbitrary<Op[]> {
   const op = opArbitrary({ exclude, thpMixed: rc.thp === 'mixed', devices: rc.devices.length });
-  return fc.array(op, { minLength: 0, maxLength: length, size: 'max' });
+  return fc.array(op, { minLength: length, maxLength: length });
 }
 
 function cliArgs(rc: RunConfig, length: number, exclude: ReadonlySet<OpName>): string {
@@ -111,52 +120,91 @@ export function reproducerText(rc: RunConfig, ops: readonly Op[], title: string,
   return lines.join('\n') + '\n';
 }
 
-/** Run one sequence (the replay API reproducers use). */
+/** Run one sequence (the replay API reproducers use): the same operations, machine and checks as a campaign. */
 export function replay(rc: RunConfig, ops: readonly Op[]): SeqResult {
   return runSequence(ops, rc);
 }
 
-/** Check run r: generate with seed + r, run, shrink on failure. */
-export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult, replayPath?: string): void {
+/**
+ * Shrink a failing sequence: cut it after the failing operation, then
+ * delta debugging (ddmin: drop chunks, halving the chunk size when no
+ * chunk can go), then simplify each remaining operation's fields. A
+ * candidate is kept when it fails with the same violation class (and, for
+ * a kernel report, the same first line). Deterministic; stops after
+ * `budgetMs`.
+ */
+export function shrinkSequence(ops: readonly Op[], rc: RunConfig, v: NonNullable<SeqResult['violation']>, budgetMs: number): { ops: Op[]; violation: NonNullable<SeqResult['violation']>; replays: number } {
+  const t0 = performance.now();
+  const key = (x: NonNullable<SeqResult['violation']>): string => (x.cls === 'kernel' ? `kernel:${x.message.split('\n')[0]}` : x.cls);
+  const want = key(v);
+  let best = { ops: ops.slice(0, Math.min(ops.length, v.opIndex + 1)), violation: v };
+  let replays = 0;
+  const test = (cand: Op[]): boolean => {
+    replays++;
+    const r = runSequence(cand, rc);
+    if (r.violation === null || key(r.violation) !== want) return false;
+    best = { ops: cand.slice(0, Math.min(cand.length, r.violation.opIndex + 1)), violation: r.violation };
+    return true;
+  };
+  const late = (): boolean => performance.now() - t0 > budgetMs;
+  let n = 2;
+  while (best.ops.length >= 2 && !late()) {
+    const cur = best.ops;
+    const chunk = Math.ceil(cur.length / n);
+    let reduced = false;
+    for (let i = 0; i * chunk < cur.length && !late(); i++) {
+      const cand = [...cur.slice(0, i * chunk), ...cur.slice((i + 1) * chunk)];
+      if (cand.length > 0 && test(cand)) {
+        reduced = true;
+        n = Math.max(2, n - 1);
+        break;
+      }
+    }
+    if (!reduced) {
+      if (chunk <= 1) break;
+      n = Math.min(cur.length, n * 2);
+    }
+  }
+  // Field simplification: smaller ranges and offsets, snapped ranges.
+  const simpler: Array<[string, unknown]> = [['n', 1], ['len', 1], ['off', 0], ['a', 0], ['s', true], ['n2', 1], ['a2', 0], ['p', 0], ['f', 0], ['v', 1]];
+  for (let i = 0; i < best.ops.length && !late(); i++) {
+    for (const [f, val] of simpler) {
+      const op = best.ops[i] as unknown as Record<string, unknown>;
+      if (!(f in op) || op[f] === val) continue;
+      const cand = best.ops.slice();
+      cand[i] = { ...op, [f]: val } as unknown as Op;
+      test(cand);
+      if (i >= best.ops.length) break;
+    }
+  }
+  return { ...best, replays };
+}
+
+/** Check run r: generate the sequence of seed + r with fast-check, run it, shrink a failure. */
+export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult): void {
   const seed = o.seed + r;
   const arb = sequenceArbitrary(o.rc, o.length, o.exclude);
-  let searching = true;
-  let last: SeqResult | null = null;
-  const prop = fc.property(arb, (ops) => {
-    const t0 = performance.now();
-    const res = runSequence(ops, o.rc);
-    if (searching) {
-      acc.searchMs += performance.now() - t0;
-      acc.ops += res.ops;
-      acc.sequences++;
-      acc.bytesLost += res.bytesLost;
-      for (const f of res.findings) acc.findings[f.id] = (acc.findings[f.id] ?? 0) + 1;
-      if (res.findings.length && res.violation === null && res.ops < ops.length) acc.sequencesEndedByFinding++;
-      if (res.violation) {
-        acc.violations++;
-        acc.byClass[res.violation.cls]++;
-        if (res.violation.cls === 'js') acc.jsExceptions++;
-      }
-      searching = false;
-    }
-    if (res.violation) last = res;
-    return res.violation === null;
-  });
-  const params: fc.Parameters<[Op[]]> = { seed, numRuns: 1, endOnFailure: false, unbiased: true };
-  if (replayPath !== undefined) params.path = replayPath;
-  const details = fc.check(prop, params);
-  if (!details.failed || details.counterexample === null) return;
-  const ops = details.counterexample[0];
-  // Re-run the shrunk sequence for its exact message.
-  const fin = runSequence(ops, o.rc);
-  const v = fin.violation ?? (last as SeqResult | null)?.violation;
-  if (!v) return;
-  const title = `seed ${seed} path ${details.counterexamplePath}`;
+  const [ops] = fc.sample(arb, { seed, numRuns: 1 });
+  const t0 = performance.now();
+  const res = runSequence(ops, o.rc);
+  acc.searchMs += performance.now() - t0;
+  acc.ops += res.ops;
+  acc.sequences++;
+  acc.bytesLost += res.bytesLost;
+  for (const f of res.findings) acc.findings[f.id] = (acc.findings[f.id] ?? 0) + 1;
+  if (res.findings.length && res.violation === null && res.ops < ops.length) acc.sequencesEndedByFinding++;
+  if (res.violation === null) return;
+  acc.violations++;
+  acc.byClass[res.violation.cls]++;
+  if (res.violation.cls === 'js') acc.jsExceptions++;
+  const sh = shrinkSequence(ops, o.rc, res.violation, o.shrinkSeconds * 1000);
+  const v = sh.violation;
+  const title = `seed ${seed}`;
   acc.violationReports.push({
-    run: r, seed, path: details.counterexamplePath ?? '', cls: v.cls, message: v.message,
-    ops, opIndex: v.opIndex, originalLength: o.length,
-    reproducer: reproducerText(o.rc, ops, title, v.message),
-    replayCommand: `hmmsim fuzz --seed ${seed} --runs 1 --path ${details.counterexamplePath} --replay ${cliArgs(o.rc, o.length, o.exclude)}`,
+    run: r, seed, cls: v.cls, message: v.message, ops: sh.ops, opIndex: v.opIndex, originalLength: ops.length, originalOpIndex: res.violation.opIndex,
+    shrinkReplays: sh.replays,
+    reproducer: reproducerText(o.rc, sh.ops, title, v.message),
+    replayCommand: `hmmsim fuzz --seed ${seed} --runs 1 ${cliArgs(o.rc, o.length, o.exclude)}`,
   });
 }
 
@@ -186,15 +234,3 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
   return acc;
 }
 
-/** Replay one run along a fast-check path (the shrunk counterexample of that run). */
-export function replayRun(o: CampaignOptions, run: number, path: string): CampaignResult {
-  const acc = emptyResult(o);
-  acc.runs = { first: run, end: run + 1 };
-  const t0 = performance.now();
-  checkRun(o, run, acc, path);
-  const ms = performance.now() - t0;
-  acc.seconds = Math.round(ms / 10) / 100;
-  acc.opsPerSecond = acc.searchMs > 0 ? Math.round((acc.ops / acc.searchMs) * 1000) : 0;
-  acc.searchMs = Math.round(acc.searchMs);
-  return acc;
-}

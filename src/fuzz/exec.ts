@@ -231,6 +231,9 @@ export class FuzzMachine {
     sp.alive = false;
     sp.fds = [];
     if (this.pin && this.pin.owner === sp) this.pin.linked.fill(false);
+    // The lineage's gup_test file had its last reference dropped:
+    // gup_test_release() stops the long-term pin test.
+    if (!this.procs.some((x) => x.alive && x.lin === sp.lin)) this.pin = null;
   }
 
   /**
@@ -281,7 +284,11 @@ export class FuzzMachine {
       case 'mremap': return this.mremap(sp, op);
       case 'write': return this.cpu(sp, ...FuzzMachine.place(sp.mm, op.r, op.a, op.s), op.off, op.len, op.v);
       case 'read': return this.cpu(sp, ...FuzzMachine.place(sp.mm, op.r, op.a, op.s), op.off, op.len, -1);
-      case 'exit': return this.exit(sp);
+      case 'exit': {
+        /* exit picks among the processes but the first (which stays, as does a shell). */
+        const rest = this.live().slice(1);
+        return rest.length ? this.exit(rest[op.p % rest.length]) : undefined;
+      }
       case 'open': return this.open(sp, op.d);
       case 'close': return this.close(sp, op.f);
       case 'dm': return this.dm(sp, op);
@@ -364,6 +371,7 @@ export class FuzzMachine {
     else if (op.adv === 'FREE' && !allAnon) allowed = [-EINVAL, -ENOMEM];
     else allowed = [full ? 0 : -ENOMEM];
     this.expectRet(`madvise(${op.adv})`, ret, allowed);
+    if (op.adv === 'HUGEPAGE' && (ret === 0 || ret === -ENOMEM)) for (const v of mm.within(g0, g1)) if (!isHuge(v.kind)) v.hp = true;
     if (op.adv === 'DONTNEED' || op.adv === 'FREE') {
       this.unlinkPin(sp);
       const definite = op.adv === 'DONTNEED' && (ret === 0 || ret === -ENOMEM);
@@ -401,20 +409,36 @@ export class FuzzMachine {
     const kind = v.kind;
     const prot = v.prot;
     const obj = v.obj;
+    const hp = v.hp;
     mm.unmap(n0, n1);
     let oldLen = n;
     if (n > n2) {
       mm.unmap(g0 + n2, g1);
       oldLen = n2;
     }
-    v = mm.vmaAt(g0);
-    if (v === null || g0 + oldLen > v.end) return this.expectRet('mremap (old range not in one vma)', ret, [-EFAULT]);
-    this.expectRet('mremap', ret, [gAddr(n0)]);
-    const pgoff = v.pgoff + (g0 - v.start);
+    // [g0, g0 + oldLen) must lie in one kernel VMA. The shadow's VMAs may be
+    // cut where the kernel merged them again: across a cut between pieces
+    // with the same attributes (and contiguous file offsets) either result
+    // is possible; across a hole or differing attributes, -EFAULT.
+    const pieces = mm.within(g0, g0 + oldLen);
+    let one = pieces.length > 0 && pieces[0].start === g0;
+    let cut = false;
+    for (let i = 1; one && i < pieces.length; i++) {
+      const a = pieces[i - 1];
+      const b = pieces[i];
+      if (b.start !== a.end || b.kind !== a.kind || b.prot !== a.prot || b.obj !== a.obj || !!b.hp !== !!a.hp) one = false;
+      else if (b.obj !== null && b.pgoff !== a.pgoff + (a.end - a.start)) one = false;
+      else cut = true;
+    }
+    if (one && pieces[pieces.length - 1].end < g0 + oldLen) one = false;
+    if (!one) return this.expectRet('mremap (old range not in one vma)', ret, [-EFAULT]);
+    this.expectRet('mremap', ret, cut ? [gAddr(n0), -EFAULT] : [gAddr(n0)]);
+    if (ret === -EFAULT) return;
+    const pgoff = pieces[0].pgoff;
     const moved: Array<Cands | undefined> = [];
     for (let i = 0; i < oldLen; i++) moved.push(mm.priv.get(g0 + i));
     mm.unmap(g0, g0 + oldLen);
-    mm.insert({ start: n0, end: n1, prot, kind, obj, pgoff });
+    mm.insert({ start: n0, end: n1, prot, kind, obj, pgoff, hp });
     for (let i = 0; i < oldLen; i++) if (moved[i] !== undefined) mm.priv.set(n0 + i, moved[i]!);
   }
 
@@ -505,7 +529,6 @@ export class FuzzMachine {
   }
 
   private exit(sp: SProc): void {
-    if (sp === this.live()[0]) return; /* the first live process stays (it holds the lineage's files too, but so do its children) */
     sp.proc.exit(0);
     this.forgetAtomic(null);
     this.dead(sp);

@@ -47,6 +47,8 @@ export interface SVma {
   obj: Obj | null;
   /** Object page of `start`. */
   pgoff: number;
+  /** MADV_HUGEPAGE was applied (VM_HUGEPAGE: the kernel splits the VMA there). */
+  hp?: boolean;
 }
 
 export function isShared(k: MapKind): boolean {
