@@ -21,7 +21,7 @@
  */
 import fc from 'fast-check';
 import { type Op, type OpName, opArbitrary } from './ops.js';
-import { type RunConfig, type SeqResult, type ViolationClass, runSequence } from './exec.js';
+import { MachinePool, type RunConfig, type SeqResult, type ViolationClass, runSequence } from './exec.js';
 
 export interface CampaignOptions {
   rc: RunConfig;
@@ -133,7 +133,7 @@ export function replay(rc: RunConfig, ops: readonly Op[]): SeqResult {
  * a kernel report, the same first line). Deterministic; stops after
  * `budgetMs`.
  */
-export function shrinkSequence(ops: readonly Op[], rc: RunConfig, v: NonNullable<SeqResult['violation']>, budgetMs: number): { ops: Op[]; violation: NonNullable<SeqResult['violation']>; replays: number } {
+export function shrinkSequence(ops: readonly Op[], rc: RunConfig, v: NonNullable<SeqResult['violation']>, budgetMs: number, pool?: MachinePool): { ops: Op[]; violation: NonNullable<SeqResult['violation']>; replays: number } {
   const t0 = performance.now();
   const key = (x: NonNullable<SeqResult['violation']>): string => (x.cls === 'kernel' ? `kernel:${x.message.split('\n')[0]}` : x.cls);
   const want = key(v);
@@ -141,7 +141,7 @@ export function shrinkSequence(ops: readonly Op[], rc: RunConfig, v: NonNullable
   let replays = 0;
   const test = (cand: Op[]): boolean => {
     replays++;
-    const r = runSequence(cand, rc);
+    const r = runSequence(cand, rc, { pool });
     if (r.violation === null || key(r.violation) !== want) return false;
     best = { ops: cand.slice(0, Math.min(cand.length, r.violation.opIndex + 1)), violation: r.violation };
     return true;
@@ -181,12 +181,12 @@ export function shrinkSequence(ops: readonly Op[], rc: RunConfig, v: NonNullable
 }
 
 /** Check run r: generate the sequence of seed + r with fast-check, run it, shrink a failure. */
-export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult): void {
+export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult, pool = new MachinePool(o.rc)): void {
   const seed = o.seed + r;
   const arb = sequenceArbitrary(o.rc, o.length, o.exclude);
   const [ops] = fc.sample(arb, { seed, numRuns: 1 });
   const t0 = performance.now();
-  const res = runSequence(ops, o.rc);
+  const res = runSequence(ops, o.rc, { pool });
   acc.searchMs += performance.now() - t0;
   acc.ops += res.ops;
   acc.sequences++;
@@ -197,7 +197,7 @@ export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult): vo
   acc.violations++;
   acc.byClass[res.violation.cls]++;
   if (res.violation.cls === 'js') acc.jsExceptions++;
-  const sh = shrinkSequence(ops, o.rc, res.violation, o.shrinkSeconds * 1000);
+  const sh = shrinkSequence(ops, o.rc, res.violation, o.shrinkSeconds * 1000, pool);
   const v = sh.violation;
   const title = `seed ${seed}`;
   acc.violationReports.push({
@@ -221,9 +221,10 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
   const acc = emptyResult(o);
   const t0 = performance.now();
   const { first, end } = acc.runs;
+  const pool = new MachinePool(o.rc);
   for (let r = first; r < end; r++) {
     const before = acc.violations;
-    checkRun(o, r, acc);
+    checkRun(o, r, acc, pool);
     o.onRun?.(r - first + 1, acc.ops);
     if (acc.violations > before && o.stopOnViolation !== false) break;
   }

@@ -21,7 +21,8 @@ import { MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT } 
 import { MREMAP_FIXED, MREMAP_MAYMOVE } from '../kernel/mm/mremap.js';
 import { O_RDWR, O_TMPFILE } from '../kernel/fs/chardev.js';
 import { FOLL_WRITE } from '../kernel/mm/gup.js';
-import { testHmmInit } from '../drivers/test_hmm/index.js';
+import { testHmmInit, testHmmModule } from '../drivers/test_hmm/index.js';
+import { Snapshot } from '../explore/snapshot.js';
 import {
   HMM_DMIRROR_CHECK_EXCLUSIVE, HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV,
   HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE, HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_WRITE,
@@ -144,14 +145,55 @@ export class FuzzMachine {
   /** Findings hit as WARNINGs (a known WARN does not end the sequence). */
   readonly warnFindings: Array<{ f: KnownFinding; rule: string }> = [];
 
-  constructor(readonly rc: RunConfig) {
+  /**
+   * A machine for rc: a new System, or (from a MachinePool) the pool's
+   * System rolled back to its state right after setup.
+   */
+  constructor(readonly rc: RunConfig, template?: { sys: System; root: Process; lin: Lineage }) {
+    this.devices = rc.devices.flatMap((d) => DEVICE_PATHS[d]);
+    if (this.devices.length === 0) throw new Error('fuzz: no device enabled');
+    if (template) {
+      this.sys = template.sys;
+      // The memfd is made per sequence (shmem state is not rolled back reliably).
+      this.procs.push(new SProc(template.root, new ShadowMm(), { ...template.lin, memfd: FuzzMachine.memfd(template.root), memObj: new Obj('memfd') }));
+      return;
+    }
     this.sys = new System(fuzzKernelConfig(rc));
     const k = this.sys.kernel;
     if (testHmmInit(k) !== 0) throw new Error('fuzz: test_hmm did not load');
     if (gupTestInit(k) !== 0) throw new Error('fuzz: gup_test did not load');
-    this.devices = rc.devices.flatMap((d) => DEVICE_PATHS[d]);
-    if (this.devices.length === 0) throw new Error('fuzz: no device enabled');
     this.spawnRoot();
+  }
+
+  /** The setup state a MachinePool keeps (right after construction). */
+  setupState(): { sys: System; root: Process; lin: Lineage } {
+    const r = this.procs[0];
+    return { sys: this.sys, root: r.proc, lin: r.lin };
+  }
+
+  /** Close the first process's memfd (the pool snapshots the machine without it). */
+  dropMemfd(): void {
+    const r = this.procs[0];
+    if (r.proc.close(r.lin.memfd) !== 0) throw new Error('fuzz: close memfd');
+  }
+
+  /**
+   * End a sequence so the machine can be rolled back: stop a long-term pin
+   * (gup_test keeps it in module state that a rollback cannot reach).
+   * False if that is not possible (then the machine is not reused).
+   */
+  quiesce(): boolean {
+    if (this.pin === null) return true;
+    const sp = this.live().find((x) => x.lin === this.pin!.owner.lin) ?? this.live()[0];
+    if (sp === undefined) return false;
+    return sp.proc.ioctl(sp.lin.gupFd, PIN_LONGTERM_TEST_STOP, 0) === 0;
+  }
+
+  /** open(O_TMPFILE) a 16 MiB tmpfs file in p. */
+  static memfd(p: Process): number {
+    const memfd = p.open('/dev/shm', O_TMPFILE | O_RDWR);
+    if (memfd < 0 || p.ftruncate(memfd, 4096 * PAGE) !== 0) throw new Error(`fuzz: memfd ${memfd}`);
+    return memfd;
   }
 
   /** A new first process: its buffers, a memfd and the gup_test fd. */
@@ -160,8 +202,7 @@ export class FuzzMachine {
     const rw = 3;
     if (p.mmap(BUF_CMD, PAGE, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED) !== BUF_CMD) throw new Error('fuzz: cmd buffer');
     if (p.mmap(BUF_DATA, MAX_OP_PAGES * PAGE, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED) !== BUF_DATA) throw new Error('fuzz: data buffer');
-    const memfd = p.open('/dev/shm', O_TMPFILE | O_RDWR);
-    if (memfd < 0 || p.ftruncate(memfd, 4096 * PAGE) !== 0) throw new Error(`fuzz: memfd ${memfd}`);
+    const memfd = FuzzMachine.memfd(p);
     const gupFd = p.open(GUP_TEST_PATH, O_RDWR);
     if (gupFd < 0) throw new Error(`fuzz: gup_test open ${gupFd}`);
     this.procs.push(new SProc(p, new ShadowMm(), { memfd, memObj: new Obj('memfd'), gupFd }));
@@ -755,8 +796,50 @@ export class FuzzMachine {
   }
 }
 
+/**
+ * Machines for one RunConfig, reused: after setup the machine's object
+ * graph is snapshotted (src/explore/snapshot.ts, as the explorer does) and
+ * each sequence starts from a rollback to it instead of building a new
+ * Kernel (the device chunks' struct page arrays make construction cost
+ * ~25 ms and most of the GC). A machine that ended in a KernelBug or could
+ * not be quiesced is dropped and the next sequence builds a new one.
+ * One pool per campaign (no module state).
+ */
+export class MachinePool {
+  private snap: Snapshot | null = null;
+  private state: { sys: System; root: Process; lin: Lineage } | null = null;
+  builds = 0;
+  reuses = 0;
+  constructor(readonly rc: RunConfig) {}
+
+  take(): FuzzMachine {
+    if (this.snap !== null && this.state !== null) {
+      this.snap.restore();
+      this.reuses++;
+      return new FuzzMachine(this.rc, this.state);
+    }
+    const m = new FuzzMachine(this.rc);
+    this.builds++;
+    const k = m.sys.kernel;
+    m.dropMemfd();
+    this.state = m.setupState();
+    this.snap = new Snapshot([m.sys, testHmmModule(k)]);
+    return new FuzzMachine(this.rc, this.state);
+  }
+
+  /** The sequence on m is over; reusable says whether its state may be rolled back. */
+  give(m: FuzzMachine, reusable: boolean): void {
+    if (!reusable || !m.quiesce()) {
+      this.snap = null;
+      this.state = null;
+    }
+  }
+}
+
 /** Options of runSequence. */
 export interface SeqOptions {
+  /** Reuse machines (rollback) instead of building one per sequence. */
+  pool?: MachinePool;
   /** Read back every mapped page at the end (default true). */
   sweep?: boolean;
   /** Called after each operation (progress). */
@@ -768,7 +851,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
   const res: SeqResult = { ops: 0, violation: null, findings: [], bytesLost: 0 };
   let m: FuzzMachine;
   try {
-    m = new FuzzMachine(rc);
+    m = o.pool ? o.pool.take() : new FuzzMachine(rc);
   } catch (e) {
     res.violation = { cls: 'js', message: `machine setup: ${(e as Error).stack ?? e}`, opIndex: -1, op: null };
     return res;
@@ -797,6 +880,15 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
     fail(e, i < ops.length ? ops[i] : null);
   }
   res.bytesLost = m.bytesLost;
+  if (o.pool) {
+    let reusable = res.violation === null && res.findings.length === 0;
+    try {
+      o.pool.give(m, reusable);
+    } catch {
+      reusable = false;
+      o.pool.give(m, false);
+    }
+  }
   return res;
 }
 
