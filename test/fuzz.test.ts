@@ -6,8 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
-  type Op, type RunConfig, replay, runCampaign, shardRange, matchFinding,
+  type Op, type RunConfig, DEFAULT_RUN_CONFIG, MachinePool, replay, runCampaign, runSequence, sequenceArbitrary, shardRange, matchFinding,
 } from '../src/fuzz/index.js';
 import { parseShard, FuzzUsageError } from '../src/cli/fuzz.js';
 
@@ -114,4 +115,15 @@ test('fuzz: the known-findings registry matches kernel-faithful reports only', (
   assert.equal(matchFinding('BUG', 'BUG: unable to handle page fault in dmirror_do_read')?.id, 'dmirror-devpriv-copy-oops');
   assert.equal(matchFinding('INVARIANT', 'dmirror_do_read'), null);
   assert.equal(matchFinding('KASAN', 'use-after-free in folio_try_get'), null);
+});
+
+test('fuzz: a machine rolled back by the pool gives the same results as a new one', () => {
+  const pool = new MachinePool(DEFAULT_RUN_CONFIG);
+  for (let seed = 0; seed < 12; seed++) {
+    const [ops] = fc.sample(sequenceArbitrary(DEFAULT_RUN_CONFIG, 60, new Set()), { seed: 4200 + seed, numRuns: 1 });
+    const fresh = runSequence(ops, DEFAULT_RUN_CONFIG);
+    const pooled = runSequence(ops, DEFAULT_RUN_CONFIG, { pool });
+    assert.deepEqual(pooled, fresh, `seed ${4200 + seed}`);
+  }
+  assert.ok(pool.reuses >= 6, `reuses ${pool.reuses}`);
 });

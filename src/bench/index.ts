@@ -156,7 +156,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   }
   if (has('fuzz')) {
     res.fuzz = runFuzzBench(o.quick);
-    o.log(`fuzz: ${res.fuzz.opsPerSecond} checked ops/s (${res.fuzz.ops} ops in ${res.fuzz.sequences} sequences, ${res.fuzz.violations} violations)`);
+    o.log(`fuzz: ${res.fuzz.opsPerSecond} checked ops/s, ${res.fuzz.opsPerCpuSecond} per CPU second (${res.fuzz.ops} ops in ${res.fuzz.sequences} sequences, ${res.fuzz.violations} violations)`);
   }
   if (has('big')) {
     res.big = runBig(o.log);

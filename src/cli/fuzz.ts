@@ -80,7 +80,7 @@ export function parseFuzzOptions(o: FuzzCliOptions, validateConfig: (settings: s
 function textReport(r: CampaignResult): string {
   const out: string[] = [];
   out.push(`hmmsim fuzz: seed ${r.seed}, runs ${r.runs.first}..${r.runs.end - 1} (shard ${r.shard.index}/${r.shard.count})`);
-  out.push(`  ${r.ops} checked operations in ${r.sequences} sequences, ${r.opsPerSecond} ops/s`);
+  out.push(`  ${r.ops} checked operations in ${r.sequences} sequences, ${r.opsPerSecond} ops/s (${r.opsPerCpuSecond} per CPU second)`);
   out.push(`  violations ${r.violations} (${Object.entries(r.byClass).filter(([, n]) => n).map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}), bytes lost ${r.bytesLost}, JS exceptions ${r.jsExceptions}`);
   const f = Object.entries(r.findings);
   out.push(`  known findings: ${f.length ? f.map(([id, n]) => `${id} x${n}`).join(', ') : 'none'}`);

@@ -78,8 +78,12 @@ export interface CampaignResult {
   seconds: number;
   /** Wall time of the searching runs (without shrinking), ms. */
   searchMs: number;
+  /** CPU time of the searching runs (user + system, ms): the rate on a loaded machine. */
+  searchCpuMs: number;
   /** ops / searching time: checked operations per second (machine setup and final sweeps included). */
   opsPerSecond: number;
+  /** ops / searching CPU time. */
+  opsPerCpuSecond: number;
 }
 
 /** The runs [first, end) of shard i of n over `runs` runs. */
@@ -186,8 +190,11 @@ export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult, poo
   const arb = sequenceArbitrary(o.rc, o.length, o.exclude);
   const [ops] = fc.sample(arb, { seed, numRuns: 1 });
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const res = runSequence(ops, o.rc, { pool });
   acc.searchMs += performance.now() - t0;
+  const c1 = process.cpuUsage(c0);
+  acc.searchCpuMs += (c1.user + c1.system) / 1000;
   acc.ops += res.ops;
   acc.sequences++;
   acc.bytesLost += res.bytesLost;
@@ -212,7 +219,7 @@ export function emptyResult(o: CampaignOptions): CampaignResult {
   return {
     seed: o.seed, runs: shardRange(o.runs, o.shard.index, o.shard.count), shard: o.shard,
     ops: 0, sequences: 0, violations: 0, byClass: { shadow: 0, errno: 0, signal: 0, kernel: 0, js: 0 },
-    bytesLost: 0, jsExceptions: 0, findings: {}, sequencesEndedByFinding: 0, violationReports: [], seconds: 0, searchMs: 0, opsPerSecond: 0,
+    bytesLost: 0, jsExceptions: 0, findings: {}, sequencesEndedByFinding: 0, violationReports: [], seconds: 0, searchMs: 0, searchCpuMs: 0, opsPerSecond: 0, opsPerCpuSecond: 0,
   };
 }
 
@@ -231,7 +238,9 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
   const ms = performance.now() - t0;
   acc.seconds = Math.round(ms / 10) / 100;
   acc.opsPerSecond = acc.searchMs > 0 ? Math.round((acc.ops / acc.searchMs) * 1000) : 0;
+  acc.opsPerCpuSecond = acc.searchCpuMs > 0 ? Math.round((acc.ops / acc.searchCpuMs) * 1000) : 0;
   acc.searchMs = Math.round(acc.searchMs);
+  acc.searchCpuMs = Math.round(acc.searchCpuMs);
   return acc;
 }
 
