@@ -39,6 +39,13 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     doc: 'docs/FINDINGS.md#dmirror-fault-livelock',
     summary: 'HMM_DMIRROR_READ/WRITE through an fd whose mirrored mm has exited loops forever (dmirror_fault returns 0)',
   },
+  {
+    id: 'dmirror-coherent-second-chunk',
+    kinds: ['WARN'],
+    rule: /^Conflicting mapping in same section$/,
+    doc: 'docs/FINDINGS.md#dmirror-coherent-second-chunk',
+    summary: 'lib/test_hmm.c dmirror_allocate_chunk() maps a device-coherent device\'s one SPM range again for a second chunk: memremap_pages WARNs and fails with -ENOMEM',
+  },
 ];
 
 /** The known finding a KernelBug or WARNING matches, or null. */
