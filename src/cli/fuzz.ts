@@ -125,6 +125,7 @@ export async function runFuzz(o: FuzzCliOptions, write: (s: string) => void, val
     }
     const r = replay(p.rc, ops);
     const acc = emptyResult({ ...p, rc: p.rc });
+    acc.runs = { first: 0, end: 1 };
     acc.ops = r.ops;
     acc.sequences = 1;
     acc.bytesLost = r.bytesLost;
