@@ -12,7 +12,7 @@
  * (findings.ts); anything unexpected ends the sequence as a violation.
  */
 import { System } from '../user/system.js';
-import { type Process, ProcessSignal, SIGSEGV } from '../user/process.js';
+import { type Process, ProcessSignal, SIGBUS, SIGSEGV } from '../user/process.js';
 import { KernelBug } from '../kernel/printk.js';
 import { applyConfigSetting, defaultConfig, type KernelConfig } from '../kernel/config.js';
 import { EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM, EPERM } from '../kernel/errno.js';
@@ -155,7 +155,7 @@ export class FuzzMachine {
     if (template) {
       this.sys = template.sys;
       // The memfd is made per sequence (shmem state is not rolled back reliably).
-      this.procs.push(new SProc(template.root, new ShadowMm(), { ...template.lin, memfd: FuzzMachine.memfd(template.root), memObj: new Obj('memfd') }));
+      this.procs.push(new SProc(template.root, new ShadowMm(), { ...template.lin, memfd: FuzzMachine.memfd(template.root), memObj: new Obj('memfd', 4096) }));
       return;
     }
     this.sys = new System(fuzzKernelConfig(rc));
@@ -205,7 +205,7 @@ export class FuzzMachine {
     const memfd = FuzzMachine.memfd(p);
     const gupFd = p.open(GUP_TEST_PATH, O_RDWR);
     if (gupFd < 0) throw new Error(`fuzz: gup_test open ${gupFd}`);
-    this.procs.push(new SProc(p, new ShadowMm(), { memfd, memObj: new Obj('memfd'), gupFd }));
+    this.procs.push(new SProc(p, new ShadowMm(), { memfd, memObj: new Obj('memfd', 4096), gupFd }));
   }
 
   private live(): SProc[] {
@@ -369,7 +369,7 @@ export class FuzzMachine {
       return;
     }
     this.expectRet(`mmap(${op.kind})`, r, [addr]);
-    const obj = op.kind === 'file' || op.kind === 'fileP' ? sp.lin.memObj : isShared(op.kind) ? new Obj(op.kind) : null;
+    const obj = op.kind === 'file' || op.kind === 'fileP' ? sp.lin.memObj : isShared(op.kind) ? new Obj(op.kind, g1 - g0) : null;
     sp.mm.insert({ start: g0, end: g1, prot: op.prot, kind: op.kind, obj, pgoff: op.kind === 'file' || op.kind === 'fileP' ? g0 : 0 });
   }
 
@@ -494,6 +494,7 @@ export class FuzzMachine {
     // The chunks the access touches and where it must fault.
     const chunks: Array<{ g: number; o: number; n: number; at: number }> = [];
     let faultAt = -1;
+    let faultSig = SIGSEGV;
     for (let done = 0; done < len;) {
       const x = addr + done;
       const g = Math.floor((x - ARENA) / PAGE);
@@ -502,6 +503,11 @@ export class FuzzMachine {
       const vma = mm.vmaAt(g);
       if (vma === null || !(vma.prot & (write ? 2 : 1))) {
         faultAt = x;
+        break;
+      }
+      if (mm.beyond(vma, g)) {
+        faultAt = x;
+        faultSig = SIGBUS;
         break;
       }
       chunks.push({ g, o, n, at: done });
@@ -531,9 +537,9 @@ export class FuzzMachine {
     if (sig !== null) {
       this.dead(sp);
       if (faultAt < 0) throw new Violation('signal', `${write ? 'write' : 'read'} of 0x${addr.toString(16)}+${len}: ${sig.message}, the shadow expects no fault`);
-      if (sig.signo !== SIGSEGV || sig.addr !== faultAt) throw new Violation('signal', `${write ? 'write' : 'read'} of 0x${addr.toString(16)}+${len}: ${sig.message}, expected SIGSEGV at 0x${faultAt.toString(16)}`);
+      if (sig.signo !== faultSig || sig.addr !== faultAt) throw new Violation('signal', `${write ? 'write' : 'read'} of 0x${addr.toString(16)}+${len}: ${sig.message}, expected ${faultSig === SIGBUS ? 'SIGBUS' : 'SIGSEGV'} at 0x${faultAt.toString(16)}`);
     } else if (faultAt >= 0) {
-      throw new Violation('signal', `${write ? 'write' : 'read'} of 0x${addr.toString(16)}+${len} succeeded, expected SIGSEGV at 0x${faultAt.toString(16)} (no mapping or no permission)`);
+      throw new Violation('signal', `${write ? 'write' : 'read'} of 0x${addr.toString(16)}+${len} succeeded, expected ${faultSig === SIGBUS ? 'SIGBUS at 0x' + faultAt.toString(16) + ' (beyond the end of the shared object)' : 'SIGSEGV at 0x' + faultAt.toString(16) + ' (no mapping or no permission)'}`);
     }
     for (const c of chunks) {
       if (!write && got === null) break; /* the read faulted: nothing was returned */
@@ -622,7 +628,7 @@ export class FuzzMachine {
         this.forgetAtomic(m, g0, g1);
         if (!m.alive) throw new Violation('kernel', `${what}: returned ${ret} although the mirrored mm has exited (the kernel's dmirror_fault() loop never ends)`);
         const need = write ? 3 : 1;
-        const ok = mm.covered(g0, g1, need);
+        const ok = mm.covered(g0, g1, need) && !mm.anyBeyond(g0, g1);
         this.expectRet(what, ret, ok ? [0] : [-EFAULT, -EPERM]);
         if (!write) {
           if (ret === 0) this.comparePages(`device ${what}`, mm, g0, sp.proc.readBytes(BUF_DATA, n * PAGE));
@@ -631,7 +637,7 @@ export class FuzzMachine {
         for (let i = 0; i < n; i++) {
           const g = g0 + i;
           const v = mm.vmaAt(g);
-          if (v === null || (v.prot & 3) !== 3) continue;
+          if (v === null || (v.prot & 3) !== 3 || mm.beyond(v, g)) continue;
           const page: Cands = [data!.slice(i * PAGE, (i + 1) * PAGE)];
           mm.setPage(v, g, ret === 0 ? page : uniq([...mm.pageIn(v, g), ...page]));
         }
@@ -658,6 +664,7 @@ export class FuzzMachine {
         this.forgetAtomic(m, g0, g1);
         if (!m.alive) return this.expectRet(what, ret, [-EINVAL]);
         const anonRw = mm.covered(g0, g1, 3, (v) => v.kind === 'anon');
+        if (ret === 0 && mm.anyBeyond(g0, g1)) throw new Violation('errno', `${what} returned 0 over pages beyond the end of their shared object`);
         if (anonRw) this.expectRet(what, ret, [0]);
         else if (ret === 0 && !mm.covered(g0, g1, 1)) throw new Violation('errno', `${what} returned 0 over a range that is not mapped readable`);
         else if (ret > 0) throw new Violation('errno', `${what} returned ${ret}`);
@@ -730,7 +737,7 @@ export class FuzzMachine {
     const what = `PIN_LONGTERM_TEST_START pages ${g0}..${g1 - 1} ${op.w ? 'write' : 'read-only'}${op.fast ? ' fast' : ''} by pid ${sp.proc.pid}`;
     if (this.pin !== null) return this.expectRet(what, ret, [-EINVAL]);
     const mm = sp.mm;
-    const ok = mm.covered(g0, g1, op.w ? 3 : 1);
+    const ok = mm.covered(g0, g1, op.w ? 3 : 1) && !mm.anyBeyond(g0, g1);
     if (!ok) {
       if (ret === 0) throw new Violation('errno', `${what} returned 0 over a range not mapped ${op.w ? 'writable' : 'readable'}`);
       if (ret > 0) throw new Violation('errno', `${what} returned ${ret}`);
@@ -794,7 +801,10 @@ export class FuzzMachine {
     for (const sp of this.live()) {
       for (const v of [...sp.mm.vmas]) {
         if (!(v.prot & 1)) continue;
-        const got = sp.proc.readBytes(gAddr(v.start), (v.end - v.start) * PAGE);
+        let end = v.end;
+        if (v.obj !== null) end = Math.max(v.start, Math.min(v.end, v.start + (v.obj.size - v.pgoff)));
+        if (end <= v.start) continue;
+        const got = sp.proc.readBytes(gAddr(v.start), (end - v.start) * PAGE);
         this.comparePages(`final read of pid ${sp.proc.pid}`, sp.mm, v.start, got);
       }
     }

@@ -31,7 +31,12 @@ export const ZERO: Cands = [null];
 /** A shared memory object: shmem of MAP_SHARED|MAP_ANONYMOUS, a shared hugetlb mapping, the memfd. */
 export class Obj {
   readonly pages = new Map<number, Cands>();
-  constructor(readonly name: string) {}
+  /**
+   * @param size pages of the object (i_size): a shared anonymous mapping's
+   *   shmem file is as large as the mmap; a page at or beyond it is SIGBUS
+   *   (e.g. after mremap grew the mapping).
+   */
+  constructor(readonly name: string, readonly size = Infinity) {}
   get(i: number): Cands {
     return this.pages.get(i) ?? ZERO;
   }
@@ -94,6 +99,20 @@ export class ShadowMm {
   setPage(v: SVma, g: number, c: Cands): void {
     if (isShared(v.kind)) v.obj!.pages.set(v.pgoff + g - v.start, c);
     else this.priv.set(g, c);
+  }
+
+  /** Whether page g of VMA v lies beyond the end of its object (an access is SIGBUS). */
+  beyond(v: SVma, g: number): boolean {
+    return v.obj !== null && v.pgoff + (g - v.start) >= v.obj.size;
+  }
+
+  /** Whether any page of [g0, g1) is mapped beyond the end of its object. */
+  anyBeyond(g0: number, g1: number): boolean {
+    for (const v of this.vmas) {
+      if (v.end <= g0 || v.start >= g1 || v.obj === null) continue;
+      if (this.beyond(v, Math.min(v.end, g1) - 1)) return true;
+    }
+    return false;
   }
 
   /** Split the VMA containing g (strictly inside) at g. */
