@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * The fuzz benchmark: checked operations per second of `hmmsim fuzz` with
- * its defaults (both device kinds, every operation kind, 100-operation
- * sequences, checked mode, machines reused by rollback), without
+ * its defaults (both device kinds, every operation kind, DEFAULT_LENGTH
+ * operations per sequence, checked mode, machines reused by rollback), without
  * shrinking: the rate counts the operations of the searching runs over
  * their wall time, machine rollback and the final read-back included.
  */
-import { DEFAULT_RUN_CONFIG, runCampaign } from '../fuzz/index.js';
+import { DEFAULT_LENGTH, DEFAULT_RUN_CONFIG, runCampaign } from '../fuzz/index.js';
 
 export interface FuzzBenchResult {
   ops: number;
@@ -20,9 +20,9 @@ export interface FuzzBenchResult {
 }
 
 export function runFuzzBench(quick: boolean): FuzzBenchResult {
-  const runs = quick ? 40 : 300;
+  const runs = quick ? 100 : 750;
   // Warm-up (JIT), not counted.
-  runCampaign({ rc: DEFAULT_RUN_CONFIG, seed: 99, runs: 10, length: 100, shard: { index: 0, count: 1 }, exclude: new Set(), shrinkSeconds: 0, stopOnViolation: false });
-  const r = runCampaign({ rc: DEFAULT_RUN_CONFIG, seed: 1, runs, length: 100, shard: { index: 0, count: 1 }, exclude: new Set(), shrinkSeconds: 0, stopOnViolation: false });
+  runCampaign({ rc: DEFAULT_RUN_CONFIG, seed: 99, runs: 10, length: DEFAULT_LENGTH, shard: { index: 0, count: 1 }, exclude: new Set(), shrinkSeconds: 0, stopOnViolation: false });
+  const r = runCampaign({ rc: DEFAULT_RUN_CONFIG, seed: 1, runs, length: DEFAULT_LENGTH, shard: { index: 0, count: 1 }, exclude: new Set(), shrinkSeconds: 0, stopOnViolation: false });
   return { ops: r.ops, sequences: r.sequences, seconds: r.searchMs / 1000, opsPerSecond: r.opsPerSecond, opsPerCpuSecond: r.opsPerCpuSecond, violations: r.violations };
 }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { type Command, Option } from 'commander';
 import {
   type CampaignResult, type DeviceKind, OP_NAMES, type OpName, type RunConfig, type ThpChoice, type Op, KNOWN_FINDINGS,
-  checkRunConfig, emptyResult, replay, reproducerText, runCampaign,
+  DEFAULT_LENGTH, checkRunConfig, emptyResult, replay, reproducerText, runCampaign,
 } from '../fuzz/index.js';
 
 export class FuzzUsageError extends Error {}
@@ -167,7 +167,7 @@ export function registerFuzz(program: Command, write: (s: string) => void, setCo
     .option('--seed <n>', 'base seed (run r uses seed + r)', String(DEFAULT_SEED))
     .option('--ops <n>', 'operations budget of the whole campaign (runs = ops / length)', '20000')
     .option('--runs <n>', 'number of sequences of the whole campaign (overrides --ops)')
-    .option('--length <n>', 'operations per sequence', '100')
+    .option('--length <n>', 'operations per sequence', String(DEFAULT_LENGTH))
     .addOption(new Option('--config <name=value...>', 'kernel configuration settings over the fuzz machine defaults (e.g. fault_no_page_ref=on swapMiB=0)'))
     .option('--devices <kinds>', 'dmirror devices to use: private (dmirror0/1), coherent (dmirror2/3)', 'private,coherent')
     .option('--thp <mode>', 'transparent hugepages: always, madvise, never, or mixed (operations switch it)', 'madvise')

@@ -23,6 +23,13 @@ import fc from 'fast-check';
 import { type Op, type OpName, opArbitrary } from './ops.js';
 import { MachinePool, type RunConfig, type SeqResult, type ViolationClass, runSequence } from './exec.js';
 
+/**
+ * Operations per sequence by default: short sequences find more per
+ * operation (1,500 x 100 operations found 1 violation, 3,000 x 30 found 3;
+ * docs/FUZZ.md), long ones amortise the machine rollback.
+ */
+export const DEFAULT_LENGTH = 40;
+
 export interface CampaignOptions {
   rc: RunConfig;
   /** Base seed: run r uses seed + r. */

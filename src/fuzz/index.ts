@@ -17,6 +17,6 @@ export {
 } from './exec.js';
 export { KNOWN_FINDINGS, type KnownFinding, matchFinding } from './findings.js';
 export {
-  type CampaignOptions, type CampaignResult, type ViolationReport, checkRun, emptyResult, replay,
+  DEFAULT_LENGTH, type CampaignOptions, type CampaignResult, type ViolationReport, checkRun, emptyResult, replay,
   reproducerText, runCampaign, sequenceArbitrary, shardRange, shrinkSequence,
 } from './campaign.js';
