@@ -6,6 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import {
   type Op, type RunConfig, DEFAULT_RUN_CONFIG, MachinePool, replay, runCampaign, runSequence, sequenceArbitrary, shardRange, matchFinding,
@@ -53,6 +58,21 @@ test('fuzz: a planted bug (devpage_free_refcount_one) is caught, shrunk, and its
   assert.equal(again.violation.message.split('\n')[0], v.message.split('\n')[0]);
   // Without the planted bug the same sequence is clean.
   assert.equal(replay({ ...rc, settings: [] }, ops).violation, null);
+  // The reproducer text itself runs under node:test and fails with the violation
+  // (written outside dist/test, with the import pointed at this build).
+  const index = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/fuzz/index.js')).href;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hmmsim-fuzz-'));
+  const file = path.join(dir, 'repro.test.mjs');
+  try {
+    fs.writeFileSync(file, v.reproducer.replace("'../src/fuzz/index.js'", `'${index}'`));
+    const env: NodeJS.ProcessEnv = { ...process.env, HMMSIM_CHECKED: '1' };
+    delete env.NODE_TEST_CONTEXT; /* a separate test run, not a child of this one */
+    const run = spawnSync(process.execPath, ['--test', file], { encoding: 'utf8', env });
+    assert.equal(run.status, 1, run.stdout + run.stderr);
+    assert.match(run.stdout, /KASAN/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /*
