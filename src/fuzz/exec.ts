@@ -837,6 +837,10 @@ export class MachinePool {
     this.builds++;
     const k = m.sys.kernel;
     m.dropMemfd();
+    // give() hands the storage segments to the contents pool before each
+    // rollback: the snapshot must own none, or the pool and the restored
+    // store would share one.
+    if (k.contents.storageBytes() !== 0) throw new Error('fuzz: page contents stored during setup; the machine cannot be pooled');
     this.state = m.setupState();
     this.snap = new Snapshot([m.sys, testHmmModule(k)]);
     return new FuzzMachine(this.rc, this.state);
@@ -848,6 +852,10 @@ export class MachinePool {
       this.snap = null;
       this.state = null;
     }
+    // Hand the page-content storage segments the sequence allocated to the
+    // contents pool (the rollback would drop them; allocating a new one per
+    // sequence costs a full GC for external memory each time).
+    m.sys.kernel.contents.release();
   }
 }
 
@@ -895,6 +903,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
     fail(e, i < ops.length ? ops[i] : null);
   }
   res.bytesLost = m.bytesLost;
+  if (!o.pool) m.sys.kernel.contents.release(); /* storage segments to the contents pool for the next machine */
   if (o.pool) {
     let reusable = res.violation === null && res.findings.length === 0;
     try {
