@@ -46,6 +46,13 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     doc: 'docs/FINDINGS.md#dmirror-coherent-second-chunk',
     summary: 'lib/test_hmm.c dmirror_allocate_chunk() maps a device-coherent device\'s one SPM range again for a second chunk: memremap_pages WARNs and fails with -ENOMEM',
   },
+  {
+    id: 'dmirror-write-readonly-devpriv-warn',
+    kinds: ['WARN'],
+    rule: /^dmirror_do_fault: WARN_ON\(range->default_flags & HMM_PFN_WRITE\)$/,
+    doc: 'docs/FINDINGS.md#dmirror-write-readonly-devpriv',
+    summary: 'HMM_DMIRROR_WRITE over the device\'s own read-only device-private entries (COW-shared after fork): hmm_range_fault reports them without faulting, dmirror_do_fault WARNs and the ioctl fails with -EFAULT',
+  },
 ];
 
 /** The known finding a KernelBug or WARNING matches, or null. */

@@ -99,9 +99,9 @@ const npages = fc.oneof(
 );
 /** A first page biased towards the start of the region (so ranges overlap). */
 const first = fc.oneof(
-  { weight: 6, arbitrary: fc.integer({ min: 0, max: 3 }) },
-  { weight: 3, arbitrary: fc.integer({ min: 0, max: 63 }) },
-  { weight: 2, arbitrary: fc.integer({ min: 0, max: 1023 }) },
+  { weight: 8, arbitrary: fc.integer({ min: 0, max: 3 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 63 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 1023 }) },
 );
 /** A process index (mostly the first: the one that opened most mirrors). */
 const proc = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 0, max: 7 }) });
@@ -114,28 +114,28 @@ export function opArbitrary(g: GenOptions): fc.Arbitrary<Op> {
   const rng = { r: region, a: first, n: npages, s: snap };
   const all: Array<{ weight: number; arbitrary: fc.Arbitrary<Op> }> = [
     { weight: 8, arbitrary: fc.record({ o: fc.constant('mmap' as const), p: proc, kind: fc.constantFrom<MapKind>('anon', 'anon', 'anon', 'shanon', 'file', 'fileP', 'huge', 'hugeS'), prot, ...rng }) },
-    { weight: 3, arbitrary: fc.record({ o: fc.constant('munmap' as const), p: proc, ...rng }) },
-    { weight: 3, arbitrary: fc.record({ o: fc.constant('mprotect' as const), p: proc, prot, ...rng }) },
-    { weight: 5, arbitrary: fc.record({ o: fc.constant('madvise' as const), p: proc, adv: fc.constantFrom<Advice>('DONTNEED', 'FREE', 'PAGEOUT', 'HUGEPAGE', 'COLLAPSE'), ...rng }) },
+    { weight: 2, arbitrary: fc.record({ o: fc.constant('munmap' as const), p: proc, ...rng }) },
+    { weight: 2, arbitrary: fc.record({ o: fc.constant('mprotect' as const), p: proc, prot, ...rng }) },
+    { weight: 4, arbitrary: fc.record({ o: fc.constant('madvise' as const), p: proc, adv: fc.constantFrom<Advice>('DONTNEED', 'FREE', 'PAGEOUT', 'HUGEPAGE', 'COLLAPSE'), ...rng }) },
     { weight: 2, arbitrary: fc.record({ o: fc.constant('mremap' as const), p: proc, a2: first, n2: npages, ...rng }) },
-    { weight: 14, arbitrary: fc.record({ o: fc.constant('write' as const), p: proc, r: region, a: first, s: snap, off: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: PAGE - 1 })), len: fc.oneof(fc.integer({ min: 1, max: PAGE }), fc.integer({ min: 1, max: 8 * PAGE })), v: fc.integer({ min: 1, max: 255 }) }) },
+    { weight: 20, arbitrary: fc.record({ o: fc.constant('write' as const), p: proc, r: region, a: first, s: snap, off: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: PAGE - 1 })), len: fc.oneof(fc.integer({ min: 1, max: PAGE }), fc.integer({ min: 1, max: 8 * PAGE })), v: fc.integer({ min: 1, max: 255 }) }) },
     { weight: 10, arbitrary: fc.record({ o: fc.constant('read' as const), p: proc, r: region, a: first, s: snap, off: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: PAGE - 1 })), len: fc.oneof(fc.integer({ min: 1, max: PAGE }), fc.integer({ min: 1, max: 8 * PAGE })) }) },
-    { weight: 4, arbitrary: fc.record({ o: fc.constant('fork' as const), p: proc }) },
+    { weight: 6, arbitrary: fc.record({ o: fc.constant('fork' as const), p: proc }) },
     { weight: 3, arbitrary: fc.record({ o: fc.constant('exit' as const), p: proc }) },
-    { weight: 2, arbitrary: fc.record({ o: fc.constant('open' as const), p: proc, d: fc.integer({ min: 0, max: 3 }) }) },
+    { weight: 5, arbitrary: fc.record({ o: fc.constant('open' as const), p: proc, d: fc.integer({ min: 0, max: 3 }) }) },
     { weight: 1, arbitrary: fc.record({ o: fc.constant('close' as const), p: proc, f: fc.integer({ min: 0, max: 3 }) }) },
     {
-      weight: 20,
+      weight: 30,
       arbitrary: fc.record({
         o: fc.constant('dm' as const), p: proc, f: fc.integer({ min: 0, max: 3 }),
         c: fc.constantFrom<DmCmd>('READ', 'READ', 'READ', 'READ', 'WRITE', 'WRITE', 'WRITE', 'MIGRATE_TO_DEV', 'MIGRATE_TO_DEV', 'MIGRATE_TO_SYS', 'EXCLUSIVE', 'CHECK_EXCLUSIVE', 'SNAPSHOT', 'RELEASE', 'FLAGS'),
         v: fc.integer({ min: 1, max: 255 }), ...rng,
       }),
     },
-    { weight: 2, arbitrary: fc.record({ o: fc.constant('pin' as const), p: proc, w: fc.boolean(), fast: fc.boolean(), ...rng }) },
-    { weight: 2, arbitrary: fc.record({ o: fc.constant('pinread' as const), p: proc }) },
+    { weight: 1, arbitrary: fc.record({ o: fc.constant('pin' as const), p: proc, w: fc.boolean(), fast: fc.boolean(), ...rng }) },
+    { weight: 1, arbitrary: fc.record({ o: fc.constant('pinread' as const), p: proc }) },
     { weight: 1, arbitrary: fc.record({ o: fc.constant('unpin' as const), p: proc }) },
-    { weight: 2, arbitrary: fc.record({ o: fc.constant('gup' as const), p: proc, w: fc.boolean(), ...rng }) },
+    { weight: 1, arbitrary: fc.record({ o: fc.constant('gup' as const), p: proc, w: fc.boolean(), ...rng }) },
   ];
   if (g.thpMixed) all.push({ weight: 1, arbitrary: fc.record({ o: fc.constant('thp' as const), m: fc.constantFrom('always' as const, 'madvise' as const, 'never' as const) }) });
   const kept = all.filter((_x, i) => !g.exclude.has(TABLE_ORDER[i]));
