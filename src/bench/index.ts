@@ -8,7 +8,8 @@
  * benchmark_thp_migration table, from the suite run), fault (device-private
  * CPU faults, hmm_range_fault snapshots), scale (per-page cost from 1K to 1M
  * pages), memory (model bytes per page frame), suite (selftest wall time),
- * explorer (schedules per second on the CVE-2022-3523 scenario), and, only
+ * explorer (schedules per second on the CVE-2022-3523 scenario), fuzz
+ * (hmmsim fuzz checked operations per second), and, only
  * when asked for, big (a 64 GiB + 16 GiB machine in fingerprint mode).
  */
 import os from 'node:os';
@@ -18,12 +19,13 @@ import { runMemory, type MemoryResult } from './memory.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runSuite, type SuiteRun } from './suite.js';
 import { runBig, type BigResult } from './big.js';
+import { runFuzzBench, type FuzzBenchResult } from './fuzz.js';
 import { median, round } from './stats.js';
 import { parallelMemcpyGBps } from './memcpy.js';
 
-export const SECTIONS = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer', 'big'] as const;
+export const SECTIONS = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer', 'fuzz', 'big'] as const;
 /** What runs without --only: everything but the minute-long big-machine run. */
-export const DEFAULT_SECTIONS: readonly Section[] = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer'];
+export const DEFAULT_SECTIONS: readonly Section[] = ['core', 'fault', 'scale', 'memory', 'suite', 'explorer', 'fuzz'];
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {
@@ -66,6 +68,8 @@ export interface BenchResult {
    */
   selftestFloor: { contentBytes: number; jobs: number; parallelMemcpyGBps: number; copySeconds: number; benchmarkCaseSeconds: number[] } | null;
   explorerSchedulesPerSecond: number | null;
+  /** hmmsim fuzz: checked operations per second (src/bench/fuzz.ts). */
+  fuzz: FuzzBenchResult | null;
   big: BigResult | null;
   targets: Record<string, Target>;
   seconds: number;
@@ -92,7 +96,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     },
     memcpyGBps: null, memcpyGBpsThp: null, core: [], ratio4k: null, ratioThp: null, fault: null, scale: null,
     scaleFlatness: null, memory: null, bytesPerPage: null, selftestSeconds: null, selftestTotals: null,
-    selftestTable: null, selftestFloor: null, explorerSchedulesPerSecond: null, big: null, targets: {}, seconds: 0,
+    selftestTable: null, selftestFloor: null, explorerSchedulesPerSecond: null, fuzz: null, big: null, targets: {}, seconds: 0,
   };
   if (has('core')) {
     const sizes = o.quick ? [4 * MiB, 16 * MiB] : [16 * MiB, 64 * MiB, 256 * MiB];
@@ -150,6 +154,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     res.explorerSchedulesPerSecond = await explorerRate(o.quick);
     o.log(`explorer: ${res.explorerSchedulesPerSecond} schedules/s on cve-2022-3523`);
   }
+  if (has('fuzz')) {
+    res.fuzz = runFuzzBench(o.quick);
+    o.log(`fuzz: ${res.fuzz.opsPerSecond} checked ops/s, ${res.fuzz.opsPerCpuSecond} per CPU second (${res.fuzz.ops} ops in ${res.fuzz.sequences} sequences, ${res.fuzz.violations} violations)`);
+  }
   if (has('big')) {
     res.big = runBig(o.log);
     o.log(`big: ${res.big.ramGiB} GiB RAM + ${res.big.deviceGiB} GiB device, ${res.big.populatedPages} pages populated, ${res.big.migratedPages} migrated and back, ${res.big.verifiedPages} verified; model ${res.big.modelGiB} GiB, RSS ${res.big.rssGiB} GiB, ${res.big.seconds} s`);
@@ -164,6 +172,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       ...(res.selftestFloor ? { note: `the suite moves ${(res.selftestFloor.contentBytes / 1e9).toFixed(1)} GB of page contents; at ${res.selftestFloor.parallelMemcpyGBps} GB/s (${res.selftestFloor.jobs} threads copying at once) the copies alone take ${res.selftestFloor.copySeconds} s` } : {}),
     },
     explorerSchedulesPerSecond: target(res.explorerSchedulesPerSecond, '>=', 5000),
+    fuzzOpsPerSecond: target(res.fuzz?.opsPerSecond ?? null, '>=', 5000),
   };
   res.seconds = round((performance.now() - t0) / 1000, 1);
   return res;

@@ -41,6 +41,7 @@ function report(r: BenchResult): string {
   }
   for (const t of r.selftestTable ?? []) out.push('', `${t.name}:`, ...t.lines.map((l) => `  ${l}`));
   if (r.explorerSchedulesPerSecond !== null) out.push('', `explorer: ${r.explorerSchedulesPerSecond} schedules/s (cve-2022-3523)`);
+  if (r.fuzz) out.push('', `fuzz: ${r.fuzz.opsPerSecond} checked operations/s, ${r.fuzz.opsPerCpuSecond} per CPU second (${r.fuzz.ops} ops, ${r.fuzz.sequences} sequences of hmmsim fuzz defaults, ${r.fuzz.violations} violations met)`);
   if (r.big) out.push('', `big: ${r.big.ramGiB} GiB RAM + ${r.big.deviceGiB} GiB device-private (fingerprint mode): ${r.big.populatedPages} pages populated, ${r.big.migratedPages} migrated there and back, ${r.big.verifiedPages} verified; model ${r.big.modelGiB} GiB, RSS ${r.big.rssGiB} GiB, ${r.big.seconds} s`);
   out.push('', 'targets:');
   for (const [name, t] of Object.entries(r.targets)) {

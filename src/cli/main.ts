@@ -9,6 +9,7 @@
  *   hmmsim bench [--json] [--only ...]                    (src/cli/bench.ts)
  *   hmmsim report --from-... -o FILE                      (src/cli/report.ts)
  *   hmmsim fail-sites [--filter <glob>...] [--site <name>...] [--max-occurrences N] [--json]   (src/cli/fail_sites.ts)
+ *   hmmsim fuzz [--seed N] [--ops N] ...                  (src/cli/fuzz.ts)
  *   hmmsim --version
  *
  * `selftest` runs the port of the kernel's tools/testing/selftests/mm/
@@ -32,6 +33,7 @@ import { registerRun } from './run.js';
 import { ConfigError, contentModeError, hostBoundsError, parseConfig } from './config_check.js';
 import { UserModuleError, loadDriverFile } from './user_modules.js';
 import { registerFailSites } from './fail_sites.js';
+import { registerFuzz } from './fuzz.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -289,6 +291,11 @@ export async function main(argv: string[]): Promise<number> {
   });
   registerRun(program, out, (c) => {
     code = c;
+  });
+  registerFuzz(program, out, (c) => {
+    code = c;
+  }, (settings) => {
+    configFromSettings(settings);
   });
 
   if (argv.length === 0) {

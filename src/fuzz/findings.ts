@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The registry of KNOWN FINDINGS: kernel-faithful reports (an oops, a WARN,
+ * a livelock the kernel really has) that the fuzzer may run into while the
+ * model behaves as mainline Linux does. A KernelBug or WARNING whose kind and
+ * rule match an entry is counted as a finding (by id) and ends that sequence
+ * on the machine it happened on; anything else is a violation.
+ *
+ * Kept as data: each entry names the docs/FINDINGS.md anchor that describes
+ * the sequence, the kernel source lines and what a real kernel does.
+ */
+import type { BugKind } from '../kernel/printk.js';
+
+export interface KnownFinding {
+  /** Stable identifier (counted in the fuzz report). */
+  id: string;
+  /** The KernelBug kinds it may come as; 'WARN' for a printk WARNING. */
+  kinds: ReadonlyArray<BugKind | 'WARN'>;
+  /** Matched against the KernelBug / WARNING rule text. */
+  rule: RegExp;
+  /** docs/FINDINGS.md#anchor */
+  doc: string;
+  /** One line: what it is. */
+  summary: string;
+}
+
+export const KNOWN_FINDINGS: readonly KnownFinding[] = [
+  {
+    id: 'dmirror-devpriv-copy-oops',
+    kinds: ['OOPS'],
+    rule: /^BUG: unable to handle page fault in dmirror_do_(read|write)$/,
+    doc: 'docs/FINDINGS.md#dmirror-device-reads-of-the-devices-own-private-pages-oops-in-dmirror_do_read',
+    summary: 'lib/test_hmm.c dmirror_do_read/dmirror_do_write memcpy from/to a device-private page (no CPU mapping): oops',
+  },
+  {
+    id: 'dmirror-fault-livelock-exited-mm',
+    kinds: ['HANG'],
+    rule: /^dmirror_(read|write): dmirror_fault\(\) returns 0 for the mirror's exited mm/,
+    doc: 'docs/FINDINGS.md#dmirror-fault-livelock',
+    summary: 'HMM_DMIRROR_READ/WRITE through an fd whose mirrored mm has exited loops forever (dmirror_fault returns 0)',
+  },
+  {
+    id: 'dmirror-coherent-second-chunk',
+    kinds: ['WARN'],
+    rule: /^Conflicting mapping in same section$/,
+    doc: 'docs/FINDINGS.md#dmirror-coherent-second-chunk',
+    summary: 'lib/test_hmm.c dmirror_allocate_chunk() maps a device-coherent device\'s one SPM range again for a second chunk: memremap_pages WARNs and fails with -ENOMEM',
+  },
+  {
+    id: 'dmirror-write-readonly-devpriv-warn',
+    kinds: ['WARN'],
+    rule: /^dmirror_do_fault: WARN_ON\(range->default_flags & HMM_PFN_WRITE\)$/,
+    doc: 'docs/FINDINGS.md#dmirror-a-device-write-to-its-own-read-only-device-private-page-warns-and-fails',
+    summary: 'HMM_DMIRROR_WRITE over the device\'s own read-only device-private entries (COW-shared after fork): hmm_range_fault reports them without faulting, dmirror_do_fault WARNs and the ioctl fails with -EFAULT',
+  },
+];
+
+/** The known finding a KernelBug or WARNING matches, or null. */
+export function matchFinding(kind: BugKind | 'WARN', rule: string): KnownFinding | null {
+  for (const f of KNOWN_FINDINGS) if (f.kinds.includes(kind) && f.rule.test(rule)) return f;
+  return null;
+}
