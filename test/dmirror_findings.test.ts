@@ -40,7 +40,7 @@ import {
 } from '../src/drivers/test_hmm/index.js';
 import { ptEntry } from '../src/drivers/test_hmm/mirror.js';
 import { DPT_XA_TAG_WRITE } from '../src/drivers/test_hmm/device.js';
-import { STALE_SECONDARY_MAPPING } from '../src/drivers/test_hmm/check.js';
+import { STALE_AFTER_SKIPPED_MIGRATE, STALE_SECONDARY_MAPPING } from '../src/drivers/test_hmm/check.js';
 import { pte } from './migrate_helpers.js';
 
 const PAGE = 4096;
@@ -310,7 +310,7 @@ test('RC4 (mainline): without the oops (READ ends -EFAULT) the child\'s mirror k
     got = x;
   }
   assert.ok(got instanceof KernelBug && got.kind === 'INVARIANT', String(got));
-  assert.equal(got.rule, `after fault: ${STALE_SECONDARY_MAPPING}`);
+  assert.equal(got.rule, `after fault: ${STALE_AFTER_SKIPPED_MIGRATE}`);
   assert.match(got.state, new RegExp(`entry pfn 0x${d0.toString(16)} read-only; the CPU maps pfn 0x[0-9a-f]+ there`));
   assert.equal(e.sys.kernel.pages.refcount[d0], 0, 'the device page the entry names is free');
 });

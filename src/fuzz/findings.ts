@@ -26,6 +26,13 @@ export interface KnownFinding {
 
 export const KNOWN_FINDINGS: readonly KnownFinding[] = [
   {
+    id: 'dmirror-second-mirror-skips-migrate',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale secondary mapping: a second mirror of the device skipped its MMU_NOTIFY_MIGRATE invalidation/,
+    doc: 'docs/FINDINGS.md#dmirror-a-second-mirror-of-a-device-keeps-entries-to-freed-device-pages',
+    summary: 'lib/test_hmm.c dmirror_interval_invalidate() skips its device\'s MMU_NOTIFY_MIGRATE ranges in every mirror, so a second mirror of the device (another fd, a fork child\'s) keeps entries to pages that migrate and are freed (KASAN in dmirror_do_read on the next READ)',
+  },
+  {
     id: 'dmirror-devpriv-copy-oops',
     kinds: ['OOPS'],
     rule: /^BUG: unable to handle page fault in dmirror_do_(read|write)$/,

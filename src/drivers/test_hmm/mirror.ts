@@ -39,6 +39,14 @@ export class DevicePageTable {
   private readonly counts = new Map<number, number>();
   /** Number of entries present. */
   size = 0;
+  /**
+   * Checked mode only (null otherwise), model-only bookkeeping: the virtual
+   * pfns whose entry this mirror kept when it skipped an MMU_NOTIFY_MIGRATE
+   * invalidation of its device that another mirror was running (mainline's
+   * skip, see dmirrorIntervalInvalidate). A store or erase of the entry
+   * forgets it. The coherence check names the skip for such an entry.
+   */
+  skipped: Set<number> | null = null;
 
   /** xa_load() */
   get(pfn: number): number | undefined {
@@ -58,6 +66,7 @@ export class DevicePageTable {
       this.counts.set(b, 0);
     }
     const i = pfn % 512;
+    if (this.skipped !== null) this.skipped.delete(pfn);
     if (leaf[i] === 0) {
       this.size++;
       this.counts.set(b, this.counts.get(b)! + 1);
@@ -71,6 +80,7 @@ export class DevicePageTable {
     const leaf = this.leaves.get(b);
     if (leaf === undefined) return;
     const i = pfn % 512;
+    if (this.skipped !== null) this.skipped.delete(pfn);
     if (leaf[i] === 0) return;
     leaf[i] = 0;
     this.size--;
@@ -202,7 +212,11 @@ export function dmirrorDoUpdate(dmirror: Dmirror, start: number, end: number): v
  * range like for any other invalidation.
  */
 export function* dmirrorIntervalInvalidate(dmirror: Dmirror, mni: MmuIntervalNotifier, range: MmuNotifierRange, curSeq: number): K<boolean> {
-  if (range.event === MMU_NOTIFY_MIGRATE && range.owner === dmirror.mdevice && (dmirror.migrating > 0 || !dmirror.k.config.fixes.dmirror_devmem_fix)) return true;
+  if (range.event === MMU_NOTIFY_MIGRATE && range.owner === dmirror.mdevice && (dmirror.migrating > 0 || !dmirror.k.config.fixes.dmirror_devmem_fix)) {
+    // Checked mode: remember the entries a mirror that is not migrating keeps here (docs/FINDINGS.md).
+    if (dmirror.migrating === 0 && dmirror.k.config.checked) dmirrorNoteSkipped(dmirror, range);
+    return true;
+  }
   const s = dmirror.k.sched;
   if (mmuNotifierRangeBlockable(range)) {
     if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
@@ -211,6 +225,13 @@ export function* dmirrorIntervalInvalidate(dmirror: Dmirror, mni: MmuIntervalNot
   dmirrorDoUpdate(dmirror, range.start, range.end);
   dmirror.mutex.unlock(s);
   return true;
+}
+
+/** Checked mode: the entries of [range.start, range.end) a skipped migration invalidation left (DevicePageTable.skipped). */
+function dmirrorNoteSkipped(dmirror: Dmirror, range: MmuNotifierRange): void {
+  const pt = dmirror.pt;
+  const skipped = pt.skipped ?? (pt.skipped = new Set<number>());
+  ptForEachRange(pt, Math.floor(range.start / 2 ** PAGE_SHIFT), Math.floor(range.end / 2 ** PAGE_SHIFT), (pfn) => skipped.add(pfn));
 }
 
 /** mmget_not_zero(mm) */
