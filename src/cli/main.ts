@@ -20,6 +20,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import { registerBench } from './bench.js';
 import { registerExplore } from './explore.js';
 import { registerReport } from './report.js';
+import { registerModel } from './model.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -208,6 +209,9 @@ export async function main(argv: string[]): Promise<number> {
     code = c;
   });
   registerReport(program, out, (c) => {
+    code = c;
+  });
+  registerModel(program, out, (c) => {
     code = c;
   });
 
