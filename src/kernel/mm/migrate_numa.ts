@@ -353,6 +353,7 @@ export function sysMigratePages(k: Kernel, mm: MmStruct, fromNodes: number[], to
   const nrNodes = k.buddy.nrNodes;
   if (fromNodes.length !== toNodes.length || [...fromNodes, ...toNodes].some((n) => !Number.isInteger(n) || n < 0 || n >= nrNodes)) return -EINVAL;
   let notMigrated = 0;
+  k.lru.drain(); /* lru_cache_disable() / lru_add_drain_all() of do_migrate_pages() */
   for (let x = 0; x < fromNodes.length; x++) {
     if (fromNodes[x] === toNodes[x]) continue;
     const list: number[] = [];
