@@ -37,8 +37,8 @@ function parseList(s: string, what: string): number[] {
 export function registerModel(program: Command, write: (s: string) => void, setCode: (c: number) => void): void {
   program
     .command('model')
-    .description('simulated-time experiments under a hardware profile (move-pages, calibrate, profiles)')
-    .argument('<experiment>', 'move-pages | calibrate | profiles')
+    .description('simulated-time experiments under a hardware profile (move-pages, dmirror-benchmark, calibrate, profiles)')
+    .argument('<experiment>', 'move-pages | dmirror-benchmark | calibrate | profiles')
     .option('--profile <name>', 'hardware profile (profiles/<name>.json or a path)', 'zen3-2s')
     .option('--size <MiB>', 'move-pages: memory moved, MiB (multiple of 2)', '1024')
     .option('--channels <list>', 'move-pages: copy configurations, 0 = CPU copy', '0,1,2,4,8,16')
@@ -56,8 +56,9 @@ Examples:
   hmmsim model move-pages --profile zen3-2s
   hmmsim model move-pages --size 64 --channels 0,1 --folios 4,2048 --json
   hmmsim model move-pages --predict --sweep dma.channelGBps=8,13,20
+  hmmsim model dmirror-benchmark --profile pcie5-gpu
   hmmsim model calibrate --profile zen3-2s`)
-    .action((experiment: string, o: ModelOpts) => {
+    .action(async (experiment: string, o: ModelOpts) => {
       try {
         if (experiment === 'profiles') {
           const names = listProfiles();
@@ -86,7 +87,11 @@ Examples:
           }
           return;
         }
-        if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, calibrate, profiles)`);
+        if (experiment === 'dmirror-benchmark') {
+          await dmirrorBenchmark(base, o.json === true, write);
+          return;
+        }
+        if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, dmirror-benchmark, calibrate, profiles)`);
         const mib = Number(o.size);
         if (!Number.isInteger(mib) || mib < 2 || mib % 2) throw new Error(`--size: '${o.size}' is not an even number of MiB >= 2`);
         const bytes = mib * (1 << 20);
@@ -134,4 +139,31 @@ Examples:
         setCode(2);
       }
     });
+}
+
+/**
+ * hmm-tests' benchmark_thp_migration (src/selftests/benchmark.ts) on
+ * machines with a simulated clock: the kernel's table, in simulated ms.
+ */
+async function dmirrorBenchmark(profile: HwProfile, json: boolean, write: (s: string) => void): Promise<void> {
+  const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
+  const { SimClock } = await import('../kernel/cost/clock.js');
+  const clocks: Array<InstanceType<typeof SimClock>> = [];
+  const suite = buildHmmSuite({
+    onMachine: (k) => {
+      k.clock = new SimClock(profile);
+      clocks.push(k.clock);
+    },
+  });
+  const lines: string[] = [];
+  const r = suite.run({ select: (c: { test: string }) => c.test === 'benchmark_thp_migration', out: (l: string) => lines.push(l) });
+  if (json) {
+    const acct: Record<string, number> = {};
+    for (const c of clocks) for (const [k, v] of c.acct) acct[k] = (acct[k] ?? 0) + v;
+    write(JSON.stringify({ experiment: 'dmirror-benchmark', profile: profile.name, totals: r.totals, output: lines, nsByPhase: acct }, null, 2) + '\n');
+  } else {
+    write(`# times are simulated (profile ${profile.name})\n`);
+    write(lines.join('\n') + '\n');
+  }
+  if (r.totals.fail > 0 || r.totals.error > 0) throw new Error('benchmark_thp_migration failed');
 }

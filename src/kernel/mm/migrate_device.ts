@@ -32,6 +32,7 @@
  *
  * Misuse by a driver raises KernelBug('BUG', rule, dump_page()).
  */
+import { chargeMigrateVmaSetup } from '../cost/charges.js';
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
@@ -673,6 +674,7 @@ export function* migrateVmaSetup(args: MigrateVma): K<number> {
   const w: Walk = { k, mv: args, src: args.src, dst: args.dst, faultFolio: faultPage >= 0 ? k.pages.folioPfn(faultPage) : -1 };
   yield* migrateVmaCollect(w);
   if (args.cpages) args.cpages = yield* migrateDeviceUnmap(k, args.src, args.npages, faultPage);
+  if (k.clock !== null) chargeMigrateVmaSetup(k.clock, args.src, args.npages, mpfnHas, { migrate: MIGRATE_PFN_MIGRATE, compound: MIGRATE_PFN_COMPOUND }, HPAGE_PMD_NR);
   args.state = MvState.SETUP;
   return 0;
 }
