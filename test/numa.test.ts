@@ -132,3 +132,24 @@ test('numa: config numaNodes is validated', async () => {
   assert.match(applyConfigSetting(c, 'numaNodes=0') ?? '', /numaNodes/);
   void ENOENT;
 });
+
+test('numa: set_mempolicy MPOL_PREFERRED / MPOL_BIND place new faults; MPOL_DEFAULT goes back; bad input -EINVAL', async () => {
+  const { sysSetMempolicy, MPOL_BIND, MPOL_DEFAULT, MPOL_PREFERRED } = await import('../src/kernel/mm/mempolicy.js');
+  const { sys, p } = machine();
+  const k = sys.kernel;
+  k.current = { pid: p.pid, mm: p.mm, comm: 'numa' };
+  assert.equal(sysSetMempolicy(k, 7, [1]), -EINVAL);
+  assert.equal(sysSetMempolicy(k, MPOL_BIND, []), -EINVAL);
+  assert.equal(sysSetMempolicy(k, MPOL_BIND, [2]), -EINVAL);
+  assert.equal(sysSetMempolicy(k, MPOL_DEFAULT, [1]), -EINVAL);
+  const a = p.mmap(0, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  assert.equal(sysSetMempolicy(k, MPOL_PREFERRED, [1]), 0);
+  p.fill(a, PAGE, 1);
+  assert.equal(pageToNid(k, pfnOf(p, a)), 1);
+  assert.equal(sysSetMempolicy(k, MPOL_BIND, [1]), 0);
+  p.fill(a + PAGE, PAGE, 2);
+  assert.equal(pageToNid(k, pfnOf(p, a + PAGE)), 1);
+  assert.equal(sysSetMempolicy(k, MPOL_DEFAULT, []), 0);
+  p.fill(a + 2 * PAGE, PAGE, 3);
+  assert.equal(pageToNid(k, pfnOf(p, a + 2 * PAGE)), 0);
+});

@@ -58,6 +58,15 @@ export class BuddyAllocator {
   private readonly heads9: Int32Array;
   nrFree = 0;
   private blockFree: Uint16Array;
+  /**
+   * The allocating task's memory policy (mm/mempolicy.ts installs it with
+   * set_mempolicy()): for an allocation without an explicit node, the nodes
+   * to use in order and whether other nodes are forbidden (MPOL_BIND).
+   * null: the local node with fallback.
+   */
+  policy: (() => { nodes: number[]; bind: boolean } | null) | null = null;
+  /** Task memory policies by pid (mm/mempolicy.ts); empty until set_mempolicy(). */
+  readonly taskPolicies = new Map<number, { mode: number; nodes: number[] }>();
   /** Failure injection rules by site name ('alloc_pages', 'thp', 'dmirror', ...). */
   readonly fail = new Map<string, FailRule>();
   /** Counters (vmstat-like). */
@@ -158,7 +167,12 @@ export class BuddyAllocator {
    * with one (the zonelist fallback), unless __GFP_THISNODE. -1: none.
    */
   private pickNode(order: number, gfp: number, nid: number): number {
-    const first = nid < 0 ? 0 : nid;
+    const pol = nid < 0 && this.policy !== null ? this.policy() : null;
+    if (pol !== null) {
+      for (const n of pol.nodes) if (this.heads9[n] !== NIL || (order === 0 && this.heads0[n] !== NIL)) return n;
+      if (pol.bind) return -1;
+    }
+    const first = nid < 0 ? (pol !== null ? pol.nodes[0] : 0) : nid;
     for (let j = 0; j < this.nrNodes; j++) {
       const n = (first + j) % this.nrNodes;
       if (this.heads9[n] !== NIL || (order === 0 && this.heads0[n] !== NIL)) return n;
