@@ -165,3 +165,18 @@ test('cost: calibration: the CPU row within 10% per point; the 1-channel crossov
 });
 
 test.todo('cost: calibration: the DMA rows within 10% per point (not met: see docs/COST_MODEL.md, residuals up to ~40%)');
+
+test('cost: device-fault experiment: phases charged, a THP CPU fault moves 2 MiB in one fault, deterministic', async () => {
+  const { runDeviceFault } = await import('../src/model/device_fault.js');
+  const gpu = loadProfile('pcie5-gpu');
+  const a = runDeviceFault(gpu);
+  assert.deepEqual(a, runDeviceFault(gpu));
+  const thp = a.find((r) => r.scenario === 'CPU fault on device THP')!;
+  const small = a.find((r) => r.scenario === 'CPU fault on device 4K page')!;
+  assert.equal(thp.phases['fault entry/exit'], gpu.kernel.faultEntryExitNs, 'one CPU fault');
+  const wire = (2 << 20) / gpu.link!.GBps;
+  assert.ok(Math.abs(thp.phases['dmirror copy to system: copy wait'] - (gpu.link!.latencyNs + wire)) < 1e-6);
+  assert.ok(thp.ns > small.ns);
+  const dev = a.find((r) => r.scenario === 'device read fault' && r.pages === 1)!;
+  assert.equal(dev.phases['device fault: interrupt + driver'], gpu.device!.faultNs);
+});

@@ -37,8 +37,8 @@ function parseList(s: string, what: string): number[] {
 export function registerModel(program: Command, write: (s: string) => void, setCode: (c: number) => void): void {
   program
     .command('model')
-    .description('simulated-time experiments under a hardware profile (move-pages, dmirror-benchmark, calibrate, profiles)')
-    .argument('<experiment>', 'move-pages | dmirror-benchmark | calibrate | profiles')
+    .description('simulated-time experiments under a hardware profile (move-pages, dmirror-benchmark, device-fault, calibrate, profiles)')
+    .argument('<experiment>', 'move-pages | dmirror-benchmark | device-fault | calibrate | profiles')
     .option('--profile <name>', 'hardware profile (profiles/<name>.json or a path)', 'zen3-2s')
     .option('--size <MiB>', 'move-pages: memory moved, MiB (multiple of 2)', '1024')
     .option('--channels <list>', 'move-pages: copy configurations, 0 = CPU copy', '0,1,2,4,8,16')
@@ -57,6 +57,7 @@ Examples:
   hmmsim model move-pages --size 64 --channels 0,1 --folios 4,2048 --json
   hmmsim model move-pages --predict --sweep dma.channelGBps=8,13,20
   hmmsim model dmirror-benchmark --profile pcie5-gpu
+  hmmsim model device-fault --profile pcie5-gpu --sweep link.GBps=31.5,63
   hmmsim model calibrate --profile zen3-2s`)
     .action(async (experiment: string, o: ModelOpts) => {
       try {
@@ -87,11 +88,27 @@ Examples:
           }
           return;
         }
+        if (experiment === 'device-fault') {
+          const { runDeviceFault } = await import('../model/device_fault.js');
+          for (const v of variants) {
+            const rows = runDeviceFault(v.p);
+            if (o.json) {
+              write(JSON.stringify({ experiment, profile: base.name, variant: v.label, rows }, null, 2) + '\n');
+              continue;
+            }
+            write(`\nDevice fault latency by phase, profile ${base.name}${v.label ? `, ${v.label}` : ''} (simulated us)\n`);
+            for (const r of rows) {
+              write(`${r.scenario} (${r.pages} page${r.pages > 1 ? 's' : ''}): ${(r.ns / 1000).toFixed(2)} us\n`);
+              for (const [ph, ns] of Object.entries(r.phases)) write(`    ${ph.padEnd(40)} ${(ns / 1000).toFixed(2).padStart(10)}\n`);
+            }
+          }
+          return;
+        }
         if (experiment === 'dmirror-benchmark') {
           await dmirrorBenchmark(base, o.json === true, write);
           return;
         }
-        if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, dmirror-benchmark, calibrate, profiles)`);
+        if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, dmirror-benchmark, device-fault, calibrate, profiles)`);
         const mib = Number(o.size);
         if (!Number.isInteger(mib) || mib < 2 || mib % 2) throw new Error(`--size: '${o.size}' is not an even number of MiB >= 2`);
         const bytes = mib * (1 << 20);
