@@ -180,3 +180,20 @@ test('cost: device-fault experiment: phases charged, a THP CPU fault moves 2 MiB
   const dev = a.find((r) => r.scenario === 'device read fault' && r.pages === 1)!;
   assert.equal(dev.phases['device fault: interrupt + driver'], gpu.device!.faultNs);
 });
+
+test('cost: a trace can use the simulated clock: try_to_migrate spans in ns, non-decreasing', async () => {
+  const { Tracer, attachTracer } = await import('../src/kernel/trace.js');
+  const sys = new System({ ramBytes: 128 << 20, numaNodes: 2, swapMiB: 0, nrHugepages: 0 });
+  const k = sys.kernel;
+  k.clock = new SimClock(zen3);
+  const tr = attachTracer(k, new Tracer(k.clock));
+  const p = sys.spawn('t');
+  const a = p.mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  p.fill(a, 4 * PAGE, 3);
+  assert.equal(sysMovePages(k, p.mm!, [a, a + PAGE, a + 2 * PAGE, a + 3 * PAGE], [1, 1, 1, 1], new Int32Array(4), MPOL_MF_MOVE), 0);
+  const spans = tr.events.filter((e) => e.name === 'try_to_migrate' && e.kind === 'B');
+  assert.equal(spans.length, 4);
+  assert.equal(tr.clock.unit, 'ns');
+  for (let i = 1; i < tr.events.length; i++) assert.ok(tr.events[i].t >= tr.events[i - 1].t);
+  assert.ok(spans[3].t > spans[0].t, 'simulated time advanced between folios');
+});

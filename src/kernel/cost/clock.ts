@@ -18,7 +18,7 @@
  * CPU to the engine's end: time the CPU spent waiting is accounted as such.
  *
  * It implements the trace TraceClock (unit 'ns'), so a trace can be drawn
- * in simulated nanoseconds (`attachTracer(k, { clock: k.clock })`).
+ * in simulated nanoseconds (`attachTracer(k, new Tracer(k.clock))`).
  */
 import type { TraceClock } from '../trace.js';
 import { type HwProfile, cpuCopyGBps } from './profile.js';

@@ -134,6 +134,7 @@ function migratePagesBatch(k: Kernel, batch: number[], nid: number, res: Migrate
       continue;
     }
     folioTrylock(k, dst);
+    if (clock !== null) clock.charge('migrate_folio_unmap', folioCost(clock, nr) / 2);
     if (p.folioMapped(src)) runSync(k.sched, tryToMigrate(k, src, TTU_BATCH_FLUSH));
     if (p.folioMapped(src)) {
       // Could not unmap every mapping: restore the entries installed and fail.
@@ -153,17 +154,11 @@ function migratePagesBatch(k: Kernel, batch: number[], nid: number, res: Migrate
   // 3. The batch copy: folios_mc_copy() or the offload migrator.
   const copied = migratorCopyBatch(k, dsts, srcs);
   // 4. migrate_folio_move() per folio.
-  const acc = clock !== null ? clock.accountFolioPages : 0;
   for (let bi = 0; bi < srcs.length; bi++) {
     const src = srcs[bi];
     const dst = dsts[bi];
     const nr = p.folioNr(src);
-    if (clock !== null) {
-      const kc = clock.profile.kernel;
-      if (nr === HPAGE_PMD_NR) clock.charge('migrate_folio', kc.migrateFolioNs + kc.migratePmdNs);
-      else if (acc > 1 && nr === 1) clock.charge('migrate_folio', kc.migrateFolioNs / acc + kc.migratePteNs);
-      else clock.charge('migrate_folio', kc.migrateFolioNs + nr * kc.migratePteNs);
-    }
+    if (clock !== null) clock.charge('migrate_folio_move', folioCost(clock, nr) / 2);
     if (folioMigrateMapping(k, dst, src, 0) === -EAGAIN) {
       // An unexpected reference (a GUP pin, ...): the kernel retries, then fails.
       removeMigrationPtes(k, src, src, false);
@@ -190,6 +185,23 @@ function migratePagesBatch(k: Kernel, batch: number[], nid: number, res: Migrate
     if (nr === HPAGE_PMD_NR) k.vmstat.thp_migration_success++;
   }
   return rc;
+}
+
+/**
+ * The kernel work of migrating one folio of nr pages (excluding the copy):
+ * migrateFolioNs + per PTE migratePteNs, or migratePmdNs for a PMD-mapped
+ * THP; an order-0 folio under experiment accounting is 1/accountFolioPages
+ * of an mTHP folio. Charged half in the unmap step (allocation, lock,
+ * isolation, migration entries in) and half in the move step (mapping
+ * transfer, entries out, putback, free): the split is not calibrated, only
+ * the sum is.
+ */
+function folioCost(clock: NonNullable<Kernel['clock']>, nr: number): number {
+  const kc = clock.profile.kernel;
+  if (nr === HPAGE_PMD_NR) return kc.migrateFolioNs + kc.migratePmdNs;
+  const acc = clock.accountFolioPages;
+  if (acc > 1 && nr === 1) return kc.migrateFolioNs / acc + kc.migratePteNs;
+  return kc.migrateFolioNs + nr * kc.migratePteNs;
 }
 
 /** vma_migratable(): not VM_IO / VM_PFNMAP (hugetlb: not migrated by this model). */
