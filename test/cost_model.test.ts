@@ -197,3 +197,25 @@ test('cost: a trace can use the simulated clock: try_to_migrate spans in ns, non
   for (let i = 1; i < tr.events.length; i++) assert.ok(tr.events[i].t >= tr.events[i - 1].t);
   assert.ok(spans[3].t > spans[0].t, 'simulated time advanced between folios');
 });
+
+test('cost: hmmsim model: --predict --json prints the table; bad input exits 2 with a specific message', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const BIN = fileURLToPath(new URL('../../bin/hmmsim.js', import.meta.url));
+  const ok = spawnSync(process.execPath, [BIN, 'model', 'move-pages', '--predict', '--json', '--channels', '0,1'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(ok.status, 0, ok.stderr);
+  const j = JSON.parse(ok.stdout);
+  assert.equal(j.results[0].points.length, 12);
+  assert.ok(Math.abs(j.results[0].points[0].GBps - modelGBps(zen3, 4, 0)) < 1e-9);
+  for (const [args, msg] of [
+    [['model', 'nope'], /unknown experiment 'nope'/],
+    [['model', 'move-pages', '--size', '3'], /--size/],
+    [['model', 'move-pages', '--profile', 'x'], /unknown profile 'x'/],
+    [['model', 'move-pages', '--predict', '--sweep', 'dma.nothing=1'], /no numeric value 'dma.nothing'/],
+    [['model', 'move-pages', '--channels', '32'], /16 DMA channels/],
+  ] as Array<[string[], RegExp]>) {
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr, msg);
+  }
+});
