@@ -112,6 +112,7 @@ export class BuddyAllocator {
 
   /** page_to_nid() of a RAM pfn (the caller checked isRam). */
   nid(pfn: number): number {
+    if (this.nrNodes === 1) return 0; /* no division on the free-list paths of a non-NUMA machine */
     return Math.min(this.nrNodes - 1, Math.floor((pfn - this.start) / this.nodePages));
   }
 
