@@ -26,6 +26,7 @@
  * failure does. Hugetlb folios are not migrated here (-EBUSY).
  */
 import type { Kernel } from '../kernel.js';
+import { KernelBug } from '../printk.js';
 import { EACCES, EAGAIN, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM } from '../errno.js';
 import { GFP_HIGHUSER_MOVABLE, __GFP_THISNODE } from './page_alloc.js';
 import { HPAGE_PMD_NR, PG_anon, PG_lru } from './page.js';
@@ -350,8 +351,25 @@ export function sysMovePages(k: Kernel, mm: MmStruct, pages: ArrayLike<number>, 
   if ((flags & MPOL_MF_MOVE_ALL) && !capSysNice) return -EPERM;
   if (status.length < pages.length || (nodes !== null && nodes.length < pages.length)) return -EFAULT;
   const r = nodes === null ? doPagesStat(k, mm, pages, status) : doPagesMove(k, mm, pages, nodes, status, flags);
+  if (k.checkHook !== null && r === 0) checkStatusTruth(k, mm, pages, status);
   k.checkpoint('move_pages');
   return r;
+}
+
+/**
+ * Checked mode: a status entry that names a node is the truth: the page at
+ * that address is mapped and sits on that node (a successful move_pages()
+ * leaves no page behind and no folio isolated).
+ */
+function checkStatusTruth(k: Kernel, mm: MmStruct, pages: ArrayLike<number>, status: Int32Array): void {
+  for (let i = 0; i < pages.length; i++) {
+    if (status[i] < 0) continue;
+    const page = folioWalk(k, mm, pages[i]);
+    const nid = page < 0 ? -1 : pageToNid(k, page);
+    if (nid !== status[i]) throw new KernelBug('BUG', 'move_pages: status names a node the page is not on', `pages[${i}] = 0x${pages[i].toString(16)}: status ${status[i]}, page ${page} on node ${nid}`);
+    if (k.pages.flags[k.pages.folioPfn(page)] & PG_lru) continue;
+    if (!k.lru.batch.includes(k.pages.folioPfn(page))) throw new KernelBug('BUG', 'move_pages: a folio stayed isolated', `pages[${i}]: pfn ${page} neither on an LRU nor in the LRU add batch`);
+  }
 }
 
 /**
