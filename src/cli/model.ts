@@ -117,6 +117,14 @@ Examples:
         for (const f of folios) if (!FOLIO_KIB.includes(f)) throw new Error(`--folios: ${f} is not one of ${FOLIO_KIB.join(',')}`);
         for (const c of chans) if (c > 0 && (base.dma === undefined || c > base.dma.channels)) throw new Error(`--channels: profile '${base.name}' has ${base.dma ? `${base.dma.channels} DMA channels` : 'no DMA engine'}`);
         const all: Array<{ variant: string; points: MovePagesPoint[] }> = [];
+        // Progress: one tick per simulated configuration (a 1 GiB run is about a minute).
+        let bar: { increment(): void; stop(): void } | null = null;
+        if (!o.predict && process.stderr.isTTY) {
+          const { SingleBar, Presets } = (await import('cli-progress')).default;
+          const b = new SingleBar({ format: 'move-pages [{bar}] {value}/{total} configurations', stream: process.stderr, clearOnComplete: true }, Presets.shades_classic);
+          b.start(variants.length * folios.length * chans.length, 0);
+          bar = { increment: () => b.increment(), stop: () => b.stop() };
+        }
         for (const v of variants) {
           const points: MovePagesPoint[] = [];
           for (const f of folios) {
@@ -126,12 +134,13 @@ Examples:
                 points.push({ folioKiB: f, channels: c, ns, GBps: bytes / ns, failed: 0, acct: {} });
               }
             } else {
-              if (!o.json) process.stderr.write(`${v.label ? v.label + ' ' : ''}folio ${fmtKiB(f)}: simulating ${mib} MiB x ${chans.length} configurations...\n`);
-              points.push(...runMovePages(v.p, f, chans, bytes));
+              if (!o.json && bar === null) process.stderr.write(`${v.label ? v.label + ' ' : ''}folio ${fmtKiB(f)}: simulating ${mib} MiB x ${chans.length} configurations...\n`);
+              points.push(...runMovePages(v.p, f, chans, bytes, false, () => bar?.increment()));
             }
           }
           all.push({ variant: v.label, points });
         }
+        bar?.stop();
         if (o.json) {
           write(JSON.stringify({ experiment, profile: base.name, bytes, contentMode: 'fingerprint', results: all }, null, 2) + '\n');
           return;
