@@ -34,6 +34,7 @@ import { ConfigError, contentModeError, hostBoundsError, parseConfig } from './c
 import { UserModuleError, loadDriverFile } from './user_modules.js';
 import { registerFailSites } from './fail_sites.js';
 import { registerFuzz } from './fuzz.js';
+import { registerModel } from './model.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -296,6 +297,9 @@ export async function main(argv: string[]): Promise<number> {
     code = c;
   }, (settings) => {
     configFromSettings(settings);
+  });
+  registerModel(program, out, (c) => {
+    code = c;
   });
 
   if (argv.length === 0) {

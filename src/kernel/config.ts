@@ -134,6 +134,8 @@ export interface KernelConfig {
   /** Special-purpose memory for the coherent test devices (test_hmm spm_addr_dev0/1). */
   spm: boolean;
   contentMode: ContentMode;
+  /** NUMA memory nodes: system RAM is split into this many equal nodes (page_to_nid()); 1 = no NUMA. */
+  numaNodes: number;
   /** Checked mode: verify the invariants of src/kernel/mm/debug_vm.ts after every operation. */
   checked: boolean;
   historical: HistoricalSwitches;
@@ -163,6 +165,7 @@ export function defaultConfig(overrides: Partial<KernelConfig> = {}): KernelConf
     thpUseZeroPage: true,
     spm: true,
     contentMode: 'bytes',
+    numaNodes: 1,
     /* The test suite sets HMMSIM_CHECKED=1 so every machine it builds runs checked. */
     checked: typeof process !== 'undefined' && process.env.HMMSIM_CHECKED === '1',
     historical: defaultHistorical(),
@@ -210,6 +213,12 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       cfg[name] = b;
       return null;
     }
+    case 'numaNodes': {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 1 || n > 64) return `config numaNodes: '${value}' is not an integer in 1..64`;
+      cfg.numaNodes = n;
+      return null;
+    }
     case 'ramMiB':
     case 'ramBytes':
     case 'swapMiB':
@@ -234,7 +243,7 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       cfg.contentMode = value;
       return null;
     default:
-      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, ...FIX_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'ramBytes', 'swapMiB', 'nrHugepages', 'contentMode'].join(', ')})`;
+      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, ...FIX_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'ramBytes', 'swapMiB', 'nrHugepages', 'contentMode', 'numaNodes'].join(', ')})`;
   }
 }
 

@@ -18,6 +18,7 @@ import { BuddyAllocator } from './mm/page_alloc.js';
 import { Lru } from './mm/lru.js';
 import { Sched } from './sched/sched.js';
 import type { Tracer } from './trace.js';
+import type { SimClock } from './cost/clock.js';
 import { AddressSpace, AnonVma, MmStruct } from './mm/mm_types.js';
 import type { DevPagemap } from './mm/memremap.js';
 import { dumpPage, pageBug } from './mm/debug.js';
@@ -93,6 +94,14 @@ export class Kernel {
   swap: SwapDevice | null = null;
   /** The attached tracer, or null (src/kernel/trace.ts attachTracer()); instrumented sites test it with one branch. */
   tracer: Tracer | null = null;
+  /**
+   * Simulated time (src/kernel/cost/clock.ts), or null: no hardware profile,
+   * no time accounting. Charging sites test it with one branch, per folio or
+   * per batch, never per byte.
+   */
+  clock: SimClock | null = null;
+  /** The page-migration copy offload state (mm/migrate_offload.ts), created on first use. */
+  migrateOffload: unknown = null;
   /** Checked mode: invariants run after each operation (installed by debug_vm.ts). */
   checkHook: ((k: Kernel, op: string) => void) | null = null;
   /**
@@ -117,7 +126,7 @@ export class Kernel {
     this.pages.ensureCapacity(2 * HPAGE_PMD_NR + ramPages + Math.min(ramPages, DEVICE_PFN_RESERVE));
     this.contents.ensureCapacity(this.pages.capacity);
     this.contents.setOopsHandler(this);
-    this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages, this.failInject);
+    this.buddy = new BuddyAllocator(this.pages, this.contents, this.printk, ramPages, this.failInject, this.config.numaNodes);
     this.lru = new Lru(this);
     this.hugetlb.init(this, this.config.nrHugepages);
     if (this.config.checked) enableCheckedMode(this); /* the invariants and lockdep */

@@ -249,6 +249,8 @@ export function dmirrorDoFault(dmirror: Dmirror, range: HmmRange): number {
 export function* dmirrorRangeFaultLocked(dmirror: Dmirror, range: HmmRange): K<number> {
   const mm = dmirror.notifier.mm;
   const s = dmirror.k.sched;
+  const clock = dmirror.k.clock;
+  if (clock !== null && clock.profile.device !== undefined) clock.charge('device fault: interrupt + driver', clock.profile.device.faultNs);
   for (let round = 0; ; round++) {
     if (round >= DMIRROR_RANGE_MAX_ROUNDS) return -EBUSY;
     range.notifierSeq = yield* mmuIntervalReadBegin(range.notifier);

@@ -9,6 +9,7 @@
  * driver allocates, locks and copies -> migrate_vma_pages -> driver maps ->
  * migrate_vma_finalize.
  */
+import { chargeDeviceCopy } from '../../kernel/cost/charges.js';
 import type { K } from '../../kernel/sched/sched.js';
 import { KernelBug } from '../../kernel/printk.js';
 import { EFAULT, EINVAL, ENOMEM } from '../../kernel/errno.js';
@@ -126,6 +127,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
         dst[i] = migratePfn(dp) + write;
         if (spage >= 0) k.contents.copy(rp, spfn + j);
         else k.contents.zero(rp);
+        if (k.clock !== null && spage >= 0) chargeDeviceCopy(k, 1, 'dmirror copy to device');
         i++;
         addr += PAGE_SIZE;
       }
@@ -141,6 +143,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
         const nr = p.folioNr(dpage);
         if (spage >= 0) k.contents.copyRange(rpage, spage, nr);
         else for (let j = 0; j < nr; j++) k.contents.zero(rpage + j);
+        if (k.clock !== null && spage >= 0) chargeDeviceCopy(k, nr, 'dmirror copy to device');
         i += nr;
         addr += nr * PAGE_SIZE;
         continue;
@@ -148,6 +151,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
     }
     if (spage >= 0) k.contents.copy(rpage, spage);
     else k.contents.zero(rpage);
+    if (k.clock !== null && spage >= 0) chargeDeviceCopy(k, 1, 'dmirror copy to device');
     i++;
     addr += PAGE_SIZE;
   }
@@ -346,10 +350,16 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
       }
       dmirror.pt.delete(Math.floor(addr / PAGE_SIZE));
       addr += PAGE_SIZE;
-      if (dpage < 0) k.contents.copy(dstPage, spage + j);
+      if (dpage < 0) {
+        k.contents.copy(dstPage, spage + j);
+        if (k.clock !== null) chargeDeviceCopy(k, 1, 'dmirror copy to system');
+      }
     }
     /* copy_highpage() of every subpage of a folio destination: one folio copy. */
-    if (dpage >= 0) k.contents.copyRange(dpage, spage, nr);
+    if (dpage >= 0) {
+      k.contents.copyRange(dpage, spage, nr);
+      if (k.clock !== null) chargeDeviceCopy(k, nr, 'dmirror copy to system');
+    }
     i += 1 << order;
   }
   return 0;

@@ -81,6 +81,7 @@ export function translate(mm: MmStruct, addr: number, write: boolean): number {
 export function* doUserAddrFault(mm: MmStruct, addr: number, write: boolean): K<FaultOutcome> {
   if (mm.kernel.tracer !== null && mm.kernel.tracer.enter('do_user_addr_fault')) return yield* mm.kernel.tracer.span('do_user_addr_fault', addr, doUserAddrFault(mm, addr, write));
   const k = mm.kernel;
+  if (k.clock !== null) k.clock.charge('fault entry/exit', k.clock.profile.kernel.faultEntryExitNs);
   const s = k.sched;
   let flags = FAULT_FLAG_USER | FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | (write ? FAULT_FLAG_WRITE : 0);
   for (let tries = 0; ; tries++) {

@@ -32,6 +32,7 @@
  *
  * Misuse by a driver raises KernelBug('BUG', rule, dump_page()).
  */
+import { chargeCopyFenceWait, chargeMigrateVmaSetup } from '../cost/charges.js';
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
@@ -677,6 +678,7 @@ export function* migrateVmaSetup(args: MigrateVma): K<number> {
   mmapAssertLocked(vma.mm, 'migrate_vma_setup'); /* migrate_vma_collect(): walk_page_range() asserts it */
   yield* migrateVmaCollect(w);
   if (args.cpages) args.cpages = yield* migrateDeviceUnmap(k, args.src, args.npages, faultPage);
+  if (k.clock !== null) chargeMigrateVmaSetup(k.clock, args.src, args.npages, mpfnHas, { migrate: MIGRATE_PFN_MIGRATE, compound: MIGRATE_PFN_COMPOUND }, HPAGE_PMD_NR);
   args.state = MvState.SETUP;
   return 0;
 }
@@ -1117,6 +1119,7 @@ export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
     throw new KernelBug('BUG', rule, `migrate_vma state ${mv.state}`);
   }
   const k = mv.vma!.mm.kernel;
+  if (k.clock !== null) chargeCopyFenceWait(k.clock);
   mv.state = MvState.FINALIZED;
   const fp = k.config.historical.fault_no_page_ref ? -1 : mv.faultPage;
   yield* finalizeAll(k, mv.src!, mv.dst!, mv.npages, fp);
@@ -1140,6 +1143,7 @@ export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
  */
 export function* migrateDeviceFinalize(k: Kernel, src: Float64Array, dst: Float64Array, npages: number): K<void> {
   if (k.tracer !== null && k.tracer.enter('migrate_device_finalize')) return yield* k.tracer.span('migrate_device_finalize', npages, migrateDeviceFinalize(k, src, dst, npages));
+  if (k.clock !== null) chargeCopyFenceWait(k.clock);
   yield* finalizeAll(k, src, dst, npages, -1);
 }
 

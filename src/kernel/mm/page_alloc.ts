@@ -26,6 +26,8 @@ export const __GFP_NOFAIL = 1 << 1;
 export const __GFP_NOWARN = 1 << 2;
 export const GFP_HIGHUSER_MOVABLE = 1 << 3;
 export const GFP_TRANSHUGE = 1 << 4;
+/** __GFP_THISNODE: no fallback to other nodes (the model's bit, not the kernel's value). */
+export const __GFP_THISNODE = 1 << 5;
 
 /** A failure-injection rule for one allocation site (fault_attr; see fault_inject.ts). */
 export type FailRule = FaultAttr;
@@ -38,10 +40,27 @@ export class BuddyAllocator {
   readonly end: number;
   readonly zeroPfn: number;
   readonly hugeZeroPfn: number;
-  private head0 = NIL;
-  private head9 = NIL;
+  /**
+   * Free lists per NUMA node (pglist_data's zone free_area): RAM is cut into
+   * nrNodes equal ranges of whole 2 MiB blocks; node n owns
+   * [start + n * nodePages, start + (n + 1) * nodePages) (the last node
+   * takes the remainder). One node: the single list of before.
+   */
+  readonly nrNodes: number;
+  readonly nodePages: number;
+  private readonly heads0: Int32Array;
+  private readonly heads9: Int32Array;
   nrFree = 0;
   private blockFree: Uint16Array;
+  /**
+   * The allocating task's memory policy (mm/mempolicy.ts installs it with
+   * set_mempolicy()): for an allocation without an explicit node, the nodes
+   * to use in order and whether other nodes are forbidden (MPOL_BIND).
+   * null: the local node with fallback.
+   */
+  policy: (() => { nodes: number[]; bind: boolean } | null) | null = null;
+  /** Task memory policies by pid (mm/mempolicy.ts); empty until set_mempolicy(). */
+  readonly taskPolicies = new Map<number, { mode: number; nodes: number[] }>();
   /**
    * Failure injection rules by site name ('alloc_pages', 'thp', 'dmirror', ...):
    * the machine's fault-injection table (k.failInject.rules), shared by every site.
@@ -56,6 +75,7 @@ export class BuddyAllocator {
     private readonly printk: Printk,
     ramPages: number,
     private readonly failInject: FaultInject,
+    nrNodes = 1,
   ) {
     this.fail = failInject.rules;
     // pfn 0..511: reserved (pfn 0 is never handed out; the zero page is pfn 1).
@@ -74,6 +94,11 @@ export class BuddyAllocator {
       pages.order[this.hugeZeroPfn + i] = HPAGE_PMD_ORDER;
       pages.flags[this.hugeZeroPfn + i] |= i === 0 ? PG_head : PG_tail;
     }
+    if (!Number.isInteger(nrNodes) || nrNodes < 1 || nrNodes * HPAGE_PMD_NR > ramPages) throw new KernelBug('BUG', `numaNodes=${nrNodes}: each node needs at least one 2 MiB block of RAM`);
+    this.nrNodes = nrNodes;
+    this.nodePages = Math.floor(ramPages / HPAGE_PMD_NR / nrNodes) * HPAGE_PMD_NR;
+    this.heads0 = new Int32Array(nrNodes).fill(NIL);
+    this.heads9 = new Int32Array(nrNodes).fill(NIL);
     this.blockFree = new Uint16Array(ramPages / HPAGE_PMD_NR).fill(HPAGE_PMD_NR);
     pages.flags.fill(PG_buddy | PG_shadow_free, this.start, this.end);
     for (let b = this.end - HPAGE_PMD_NR; b >= this.start; b -= HPAGE_PMD_NR) this.push9(b);
@@ -82,6 +107,12 @@ export class BuddyAllocator {
 
   isRam(pfn: number): boolean {
     return pfn >= this.start && pfn < this.end;
+  }
+
+  /** page_to_nid() of a RAM pfn (the caller checked isRam). */
+  nid(pfn: number): number {
+    if (this.nrNodes === 1) return 0; /* no division on the free-list paths of a non-NUMA machine */
+    return Math.min(this.nrNodes - 1, Math.floor((pfn - this.start) / this.nodePages));
   }
 
   /**
@@ -108,28 +139,53 @@ export class BuddyAllocator {
     const prev = p.lruPrev[pfn];
     const next = p.lruNext[pfn];
     if (prev !== NIL) p.lruNext[prev] = next;
-    else if (order === 0) this.head0 = next;
-    else this.head9 = next;
+    else if (order === 0) this.heads0[this.nid(pfn)] = next;
+    else this.heads9[this.nid(pfn)] = next;
     if (next !== NIL) p.lruPrev[next] = prev;
     p.lruPrev[pfn] = NIL;
     p.lruNext[pfn] = NIL;
   }
 
   private push9(pfn: number): void {
-    this.head9 = this.push(this.head9, pfn);
+    const n = this.nid(pfn);
+    this.heads9[n] = this.push(this.heads9[n], pfn);
   }
 
   private push0(pfn: number): void {
-    this.head0 = this.push(this.head0, pfn);
+    const n = this.nid(pfn);
+    this.heads0[n] = this.push(this.heads0[n], pfn);
+  }
+
+  /**
+   * The node an allocation is served from: `nid` (numa_node_id() when -1:
+   * node 0, the model's CPUs sit on node 0) if it has a free block of the
+   * order (or, for order 0, a 2 MiB block to break), else the next node
+   * with one (the zonelist fallback), unless __GFP_THISNODE. -1: none.
+   */
+  private pickNode(order: number, gfp: number, nid: number): number {
+    const pol = nid < 0 && this.policy !== null ? this.policy() : null;
+    if (pol !== null) {
+      for (const n of pol.nodes) if (this.heads9[n] !== NIL || (order === 0 && this.heads0[n] !== NIL)) return n;
+      if (pol.bind) return -1;
+    }
+    const first = nid < 0 ? (pol !== null ? pol.nodes[0] : 0) : nid;
+    for (let j = 0; j < this.nrNodes; j++) {
+      const n = (first + j) % this.nrNodes;
+      if (this.heads9[n] !== NIL || (order === 0 && this.heads0[n] !== NIL)) return n;
+      if (gfp & __GFP_THISNODE) return -1;
+    }
+    return -1;
   }
 
   /**
    * alloc_pages(gfp, order) for order 0 or 9. Returns the head pfn with
    * refcount 1, or -1 (NULL) when memory is exhausted or a failure is
    * injected at `site`. A compound page gets PG_head / PG_tail and the order
-   * on every subpage. __GFP_ZERO clears the contents.
+   * on every subpage. __GFP_ZERO clears the contents. `nid`: the preferred
+   * node (alloc_pages_node(); -1: the local node), with fallback to the
+   * other nodes unless __GFP_THISNODE.
    */
-  alloc(order: number, gfp: number, site = 'alloc_pages'): number {
+  alloc(order: number, gfp: number, site = 'alloc_pages', nid = -1): number {
     if (order !== 0 && order !== HPAGE_PMD_ORDER) throw new KernelBug('BUG', `alloc_pages: order ${order} not supported by the model (0 or ${HPAGE_PMD_ORDER})`);
     // should_fail_alloc_page() does not consider __GFP_NOFAIL allocations
     // (they retry forever in the kernel): no occurrence, no injected failure.
@@ -138,15 +194,17 @@ export class BuddyAllocator {
     }
     const p = this.pages;
     let pfn: number;
+    const n = this.nrNodes === 1 ? 0 : this.pickNode(order, gfp, nid);
+    if (n < 0) return this.noMem(order, gfp);
     if (order === 0) {
-      if (this.head0 === NIL) {
-        if (this.head9 === NIL) return this.noMem(order, gfp);
-        const b = this.head9;
+      if (this.heads0[n] === NIL) {
+        if (this.heads9[n] === NIL) return this.noMem(order, gfp);
+        const b = this.heads9[n];
         this.unlink(b, 9);
         for (let i = HPAGE_PMD_NR - 1; i >= 1; i--) this.push0(b + i);
         pfn = b;
       } else {
-        pfn = this.head0;
+        pfn = this.heads0[n];
         this.unlink(pfn, 0);
       }
       this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER]--;
@@ -154,8 +212,8 @@ export class BuddyAllocator {
       p.order[pfn] = 0;
       this.stat.alloc0++;
     } else {
-      if (this.head9 === NIL) return this.noMem(order, gfp);
-      pfn = this.head9;
+      if (this.heads9[n] === NIL) return this.noMem(order, gfp);
+      pfn = this.heads9[n];
       this.unlink(pfn, 9);
       this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER] = 0;
       p.flags[pfn] = PG_head;
@@ -237,7 +295,7 @@ export class BuddyAllocator {
   /** Free pages of order 9 available (for THP decisions and tests). */
   nrFreeHuge(): number {
     let n = 0;
-    for (let b = this.head9; b !== NIL; b = this.pages.lruNext[b]) n++;
+    for (let j = 0; j < this.nrNodes; j++) for (let b = this.heads9[j]; b !== NIL; b = this.pages.lruNext[b]) n++;
     return n;
   }
 }

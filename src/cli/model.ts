@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * `hmmsim model <experiment> --profile <name>`: simulated-time experiments.
+ *
+ *   move-pages   move_pages() throughput of --size (default 1 GiB) by folio
+ *                size, CPU copy and the DMA migrator with N channels
+ *   calibrate    fit the profile's free parameters on the RFC v6 rows and
+ *                print them with the per-point error
+ *   profiles     list the shipped profiles
+ */
+import type { Command } from 'commander';
+import { loadProfile, listProfiles } from '../model/profiles.js';
+import { FOLIO_KIB, runMovePages, predictMovePages, type MovePagesPoint } from '../model/move_pages.js';
+import { calibrate, residuals, fittedParams, RFC_V6_ZEN3 } from '../model/calibrate.js';
+import { type HwProfile, withValue } from '../kernel/cost/profile.js';
+
+interface ModelOpts {
+  profile: string;
+  json?: boolean;
+  sweep?: string;
+  size: string;
+  channels: string;
+  folios?: string;
+  predict?: boolean;
+}
+
+function fmtKiB(f: number): string {
+  return f >= 1024 ? `${f / 1024}M` : `${f}K`;
+}
+
+function parseList(s: string, what: string): number[] {
+  const v = s.split(',').map((x) => Number(x.trim()));
+  if (v.some((x) => !Number.isFinite(x) || x < 0)) throw new Error(`${what}: '${s}' is not a comma-separated list of non-negative numbers`);
+  return v;
+}
+
+export function registerModel(program: Command, write: (s: string) => void, setCode: (c: number) => void): void {
+  program
+    .command('model')
+    .description('simulated-time experiments under a hardware profile (move-pages, dmirror-benchmark, device-fault, calibrate, profiles)')
+    .argument('<experiment>', 'move-pages | dmirror-benchmark | device-fault | calibrate | profiles')
+    .option('--profile <name>', 'hardware profile (profiles/<name>.json or a path)', 'zen3-2s')
+    .option('--size <MiB>', 'move-pages: memory moved, MiB (multiple of 2)', '1024')
+    .option('--channels <list>', 'move-pages: copy configurations, 0 = CPU copy', '0,1,2,4,8,16')
+    .option('--folios <list>', `move-pages: folio sizes in KiB (${FOLIO_KIB.join(',')})`)
+    .option('--sweep <param=a,b,c>', 'repeat for each value of a profile parameter (e.g. dma.channelGBps=8,16)')
+    .option('--predict', 'move-pages: closed-form prediction only (no simulation run)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `
+The move-pages experiment runs the model with contentMode=fingerprint (data
+moves, contents are compared by fingerprint) and 2 NUMA nodes; 16K-1M folios
+are charged as mTHP folios of that size over order-0 folios (the allocator
+has orders 0 and 9): see docs/COST_MODEL.md.
+
+Examples:
+  hmmsim model move-pages --profile zen3-2s
+  hmmsim model move-pages --size 64 --channels 0,1 --folios 4,2048 --json
+  hmmsim model move-pages --predict --sweep dma.channelGBps=8,13,20
+  hmmsim model dmirror-benchmark --profile pcie5-gpu
+  hmmsim model device-fault --profile pcie5-gpu --sweep link.GBps=31.5,63
+  hmmsim model calibrate --profile zen3-2s`)
+    .action(async (experiment: string, o: ModelOpts) => {
+      try {
+        if (experiment === 'profiles') {
+          const names = listProfiles();
+          write(o.json ? JSON.stringify(names) + '\n' : names.map((n) => `${n}: ${loadProfile(n).description}`).join('\n') + '\n');
+          return;
+        }
+        const base = loadProfile(o.profile);
+        let variants: Array<{ label: string; p: HwProfile }> = [{ label: '', p: base }];
+        if (o.sweep !== undefined) {
+          const eq = o.sweep.indexOf('=');
+          if (eq <= 0) throw new Error(`--sweep: '${o.sweep}' is not param=a,b,c`);
+          const param = o.sweep.slice(0, eq);
+          variants = parseList(o.sweep.slice(eq + 1), '--sweep').map((v) => ({ label: `${param}=${v}`, p: withValue(base, param, v) }));
+        }
+        if (experiment === 'calibrate') {
+          const fitted = calibrate(base);
+          const res = residuals(fitted);
+          if (o.json) write(JSON.stringify({ params: fittedParams(fitted), residuals: res }, null, 2) + '\n');
+          else {
+            write('Fitted parameters (least squares on RFC v6 move_pages() GB/s, Zen 3 2-socket):\n');
+            for (const [k, v] of Object.entries(fittedParams(fitted))) write(`  ${k.padEnd(24)} ${v.toFixed(3)}\n`);
+            write('\nrow       folio  measured  model   error\n');
+            for (const r of res) write(`${r.row.padEnd(9)} ${fmtKiB(r.folioKiB).padStart(5)}  ${r.measured.toFixed(2).padStart(8)}  ${r.model.toFixed(2).padStart(6)}  ${(r.relErr * 100).toFixed(1).padStart(6)}%\n`);
+            const worst = Math.max(...res.map((r) => Math.abs(r.relErr)));
+            write(`\nworst point: ${(worst * 100).toFixed(1)}%${worst > 0.1 ? ' (above the 10% target: see docs/COST_MODEL.md)' : ''}\n`);
+          }
+          return;
+        }
+        if (experiment === 'device-fault') {
+          const { runDeviceFault } = await import('../model/device_fault.js');
+          for (const v of variants) {
+            const rows = runDeviceFault(v.p);
+            if (o.json) {
+              write(JSON.stringify({ experiment, profile: base.name, variant: v.label, rows }, null, 2) + '\n');
+              continue;
+            }
+            write(`\nDevice fault latency by phase, profile ${base.name}${v.label ? `, ${v.label}` : ''} (simulated us)\n`);
+            for (const r of rows) {
+              write(`${r.scenario} (${r.pages} page${r.pages > 1 ? 's' : ''}): ${(r.ns / 1000).toFixed(2)} us\n`);
+              for (const [ph, ns] of Object.entries(r.phases)) write(`    ${ph.padEnd(40)} ${(ns / 1000).toFixed(2).padStart(10)}\n`);
+            }
+          }
+          return;
+        }
+        if (experiment === 'dmirror-benchmark') {
+          await dmirrorBenchmark(base, o.json === true, write);
+          return;
+        }
+        if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, dmirror-benchmark, device-fault, calibrate, profiles)`);
+        const mib = Number(o.size);
+        if (!Number.isInteger(mib) || mib < 2 || mib % 2) throw new Error(`--size: '${o.size}' is not an even number of MiB >= 2`);
+        const bytes = mib * (1 << 20);
+        const chans = parseList(o.channels, '--channels');
+        const folios = o.folios ? parseList(o.folios, '--folios') : FOLIO_KIB;
+        for (const f of folios) if (!FOLIO_KIB.includes(f)) throw new Error(`--folios: ${f} is not one of ${FOLIO_KIB.join(',')}`);
+        for (const c of chans) if (c > 0 && (base.dma === undefined || c > base.dma.channels)) throw new Error(`--channels: profile '${base.name}' has ${base.dma ? `${base.dma.channels} DMA channels` : 'no DMA engine'}`);
+        const all: Array<{ variant: string; points: MovePagesPoint[] }> = [];
+        // Progress: one tick per simulated configuration (a 1 GiB run is about a minute).
+        let bar: { increment(): void; stop(): void } | null = null;
+        if (!o.predict && process.stderr.isTTY) {
+          const { SingleBar, Presets } = (await import('cli-progress')).default;
+          const b = new SingleBar({ format: 'move-pages [{bar}] {value}/{total} configurations', stream: process.stderr, clearOnComplete: true }, Presets.shades_classic);
+          b.start(variants.length * folios.length * chans.length, 0);
+          bar = { increment: () => b.increment(), stop: () => b.stop() };
+        }
+        for (const v of variants) {
+          const points: MovePagesPoint[] = [];
+          for (const f of folios) {
+            if (o.predict) {
+              for (const c of chans) {
+                const ns = predictMovePages(v.p, f, c, bytes);
+                points.push({ folioKiB: f, channels: c, ns, GBps: bytes / ns, failed: 0, acct: {} });
+              }
+            } else {
+              if (!o.json && bar === null) process.stderr.write(`${v.label ? v.label + ' ' : ''}folio ${fmtKiB(f)}: simulating ${mib} MiB x ${chans.length} configurations...\n`);
+              points.push(...runMovePages(v.p, f, chans, bytes, false, () => bar?.increment()));
+            }
+          }
+          all.push({ variant: v.label, points });
+        }
+        bar?.stop();
+        if (o.json) {
+          write(JSON.stringify({ experiment, profile: base.name, bytes, contentMode: 'fingerprint', results: all }, null, 2) + '\n');
+          return;
+        }
+        for (const { variant, points } of all) {
+          write(`\nmove_pages() of ${mib} MiB, node 0 -> 1, profile ${base.name}${variant ? `, ${variant}` : ''}: throughput GB/s${o.predict ? ' (closed form)' : ''}\n`);
+          write(`${'copy'.padEnd(12)}${folios.map((f) => fmtKiB(f).padStart(8)).join('')}\n`);
+          for (const c of chans) {
+            const row = folios.map((f) => points.find((p) => p.folioKiB === f && p.channels === c)!);
+            write(`${(c === 0 ? 'CPU' : `DMA ${c}ch`).padEnd(12)}${row.map((p) => p.GBps.toFixed(2).padStart(8)).join('')}\n`);
+            const failed = row.reduce((s, p) => s + p.failed, 0);
+            if (failed) write(`  (${failed} pages not migrated)\n`);
+          }
+          if (base.name === 'zen3-2s' && !variant && mib === 1024) {
+            write('\npublished (RFC v6, calibration data):\n');
+            write(`${'CPU'.padEnd(12)}${RFC_V6_ZEN3.cpu.map((v) => v.toFixed(2).padStart(8)).join('')}\n`);
+            for (const [ch, row] of Object.entries(RFC_V6_ZEN3.dma)) write(`${`DMA ${ch}ch`.padEnd(12)}${row.map((v) => v.toFixed(2).padStart(8)).join('')}\n`);
+          }
+        }
+      } catch (e) {
+        process.stderr.write(`hmmsim model: ${(e as Error).message}\n`);
+        setCode(2);
+      }
+    });
+}
+
+/**
+ * hmm-tests' benchmark_thp_migration (src/selftests/benchmark.ts) on
+ * machines with a simulated clock: the kernel's table, in simulated ms.
+ */
+async function dmirrorBenchmark(profile: HwProfile, json: boolean, write: (s: string) => void): Promise<void> {
+  const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
+  const { SimClock } = await import('../kernel/cost/clock.js');
+  const clocks: Array<InstanceType<typeof SimClock>> = [];
+  const suite = buildHmmSuite({
+    onMachine: (k) => {
+      k.clock = new SimClock(profile);
+      clocks.push(k.clock);
+    },
+  });
+  const lines: string[] = [];
+  const r = suite.run({ select: (c: { test: string }) => c.test === 'benchmark_thp_migration', out: (l: string) => lines.push(l) });
+  if (json) {
+    const acct: Record<string, number> = {};
+    for (const c of clocks) for (const [k, v] of c.acct) acct[k] = (acct[k] ?? 0) + v;
+    write(JSON.stringify({ experiment: 'dmirror-benchmark', profile: profile.name, totals: r.totals, output: lines, nsByPhase: acct }, null, 2) + '\n');
+  } else {
+    write(`# times are simulated (profile ${profile.name})\n`);
+    write(lines.join('\n') + '\n');
+  }
+  if (r.totals.fail > 0 || r.totals.error > 0) throw new Error('benchmark_thp_migration failed');
+}

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/** Simulated time: the clock, profiles, the DMA migrator and the calibration (src/kernel/cost, src/model). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Ajv from 'ajv';
+import { System, pagemapEntry } from '../src/user/system.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
+import { MPOL_MF_MOVE, pageToNid, sysMovePages } from '../src/kernel/mm/migrate_numa.js';
+import { SimClock } from '../src/kernel/cost/clock.js';
+import { validateProfile } from '../src/kernel/cost/profile.js';
+import { startOffloading, stopOffloading, getActiveMigratorName, type Migrator } from '../src/kernel/mm/migrate_offload.js';
+import { createDmaMigrator } from '../src/drivers/dma_migrator/index.js';
+import { loadProfile, listProfiles, profilesDir } from '../src/model/profiles.js';
+import { runMovePages, predictMovePages, FOLIO_KIB } from '../src/model/move_pages.js';
+import { calibrate, residuals, modelGBps } from '../src/model/calibrate.js';
+import { KernelBug } from '../src/kernel/printk.js';
+import type { Process } from '../src/user/process.js';
+
+const PAGE = 4096;
+const zen3 = loadProfile('zen3-2s');
+
+function pfnOf(p: Process, a: number): number {
+  return Number(pagemapEntry(p.mm!, a) & ((1n << 55n) - 1n));
+}
+
+test('cost: every shipped profile validates against profiles/profile.schema.json and names a source per value', () => {
+  const schema = JSON.parse(readFileSync(join(profilesDir(), 'profile.schema.json'), 'utf8'));
+  const ajv = new Ajv.default({ allErrors: true });
+  const validate = ajv.compile(schema);
+  const names = listProfiles();
+  assert.deepEqual(names, ['coherent-apu', 'pcie5-gpu', 'zen3-2s']);
+  for (const n of names) {
+    const p = loadProfile(n);
+    assert.ok(validate(p), `${n}: ${ajv.errorsText(validate.errors)}`);
+    assert.deepEqual(validateProfile(p), []);
+  }
+  assert.ok(validateProfile({ name: 'x' }).length > 0);
+  assert.throws(() => loadProfile('no-such-profile'), /unknown profile 'no-such-profile'/);
+});
+
+test('cost: the clock implements TraceClock in ns; engines start when both are ready', () => {
+  const c = new SimClock(zen3);
+  assert.equal(c.unit, 'ns');
+  assert.equal(c.now(), 0);
+  c.charge('a', 100);
+  const end = c.engineRun('dma0', 50);
+  assert.equal(end, 150);
+  assert.equal(c.engineRun('dma0', 10, 0), 160, 'the engine is busy until 150');
+  c.waitFor(160, 'wait');
+  assert.equal(c.now(), 160);
+  assert.deepEqual(c.snapshot().acct, { a: 100, wait: 60 });
+});
+
+test('cost: same run, same simulated times (determinism)', () => {
+  const a = runMovePages(zen3, 4, [0, 2], 4 << 20);
+  const b = runMovePages(zen3, 4, [0, 2], 4 << 20);
+  assert.deepEqual(a, b);
+  assert.ok(a[0].ns > 0 && a[1].ns > 0);
+});
+
+test('cost: the simulation charges exactly what the closed form predicts', () => {
+  for (const f of [4, 64, 2048]) {
+    const pts = runMovePages(zen3, f, [0, 1, 4], 8 << 20);
+    for (const pt of pts) {
+      assert.equal(pt.failed, 0);
+      const ns = predictMovePages(zen3, f, pt.channels, 8 << 20);
+      assert.ok(Math.abs(pt.ns - ns) / ns < 1e-9, `folio ${f}K ch ${pt.channels}: sim ${pt.ns} vs closed form ${ns}`);
+    }
+  }
+});
+
+function moveSome(withClock: boolean, dma: boolean): { pfns: number[]; bytes: Uint8Array; k: System['kernel'] } {
+  const sys = new System({ ramBytes: 128 << 20, numaNodes: 2, swapMiB: 0, nrHugepages: 0 });
+  const k = sys.kernel;
+  if (withClock) k.clock = new SimClock(zen3);
+  const p = sys.spawn('t');
+  const a = p.mmap(0, 40 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  for (let i = 0; i < 40; i++) p.fill(a + i * PAGE, PAGE, (i * 13) & 0xff);
+  p.store8(a + 3, 0x42);
+  if (dma) startOffloading(k, createDmaMigrator(k, { channels: 3 }));
+  const pages = Array.from({ length: 40 }, (_, i) => a + i * PAGE);
+  const st = new Int32Array(40);
+  assert.equal(sysMovePages(k, p.mm!, pages, new Array(40).fill(1), st, MPOL_MF_MOVE), 0);
+  if (dma) stopOffloading(k);
+  return { pfns: pages.map((x) => pfnOf(p, x)), bytes: p.readBytes(a, 40 * PAGE), k };
+}
+
+test('cost: without a profile the model behaves as with one (same pages, same bytes); no clock = null', () => {
+  const a = moveSome(false, false);
+  const b = moveSome(true, false);
+  assert.equal(a.k.clock, null);
+  assert.deepEqual(a.pfns, b.pfns);
+  assert.deepEqual(a.bytes, b.bytes);
+  assert.ok(b.k.clock!.now() > 0);
+});
+
+test('cost: DMA migrator moves the data for real; CPU and DMA give the same bytes', () => {
+  const cpu = moveSome(false, false);
+  const dma = moveSome(true, true);
+  assert.deepEqual(dma.bytes, cpu.bytes);
+  assert.equal(dma.bytes[3], 0x42);
+  for (const pfn of dma.pfns) assert.equal(pageToNid(dma.k, pfn), 1);
+  assert.ok((dma.k.clock!.acct.get('dma_migrate: wait') ?? 0) > 0, 'time waited for the channels');
+  assert.equal(dma.k.clock!.acct.get('folio_copy'), undefined, 'no CPU copy when the migrator took every folio');
+  assert.equal(getActiveMigratorName(dma.k), 'kernel', 'stop_offloading switched back');
+});
+
+test('cost: can_migrate_dma() says no -> the CPU copies that folio (RFC v6 fallback), data intact', () => {
+  const sys = new System({ ramBytes: 128 << 20, numaNodes: 2, swapMiB: 0, nrHugepages: 0 });
+  const k = sys.kernel;
+  k.clock = new SimClock(zen3);
+  const p = sys.spawn('t');
+  const a = p.mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  for (let i = 0; i < 4; i++) p.fill(a + i * PAGE, PAGE, 0x30 + i);
+  const mig = createDmaMigrator(k, { channels: 1, minFolioPages: 2 });
+  startOffloading(k, mig);
+  const st = new Int32Array(4);
+  assert.equal(sysMovePages(k, p.mm!, [a, a + PAGE, a + 2 * PAGE, a + 3 * PAGE], [1, 1, 1, 1], st, MPOL_MF_MOVE), 0);
+  stopOffloading(k);
+  assert.deepEqual([...st], [1, 1, 1, 1]);
+  assert.equal(mig.stat.foliosRefused, 4);
+  assert.equal(mig.stat.foliosMigrated, 0);
+  assert.ok(k.clock.acct.get('folio_copy')! > 0);
+  for (let i = 0; i < 4; i++) assert.equal(p.load8(a + i * PAGE + 7), 0x30 + i);
+});
+
+test('cost: a migrator switch from inside a batch copy never finishes (srcu_barrier in the read section): HANG', () => {
+  const sys = new System({ ramBytes: 128 << 20, numaNodes: 2, swapMiB: 0, nrHugepages: 0 });
+  const k = sys.kernel;
+  const p = sys.spawn('t');
+  const a = p.mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  p.fill(a, PAGE, 1);
+  const evil: Migrator = {
+    name: 'evil',
+    canMigrateDma: () => true,
+    migrateDma: (kk) => {
+      stopOffloading(kk);
+      return [];
+    },
+  };
+  startOffloading(k, evil);
+  assert.throws(() => sysMovePages(k, p.mm!, [a], [1], new Int32Array(1), MPOL_MF_MOVE), (e: unknown) => e instanceof KernelBug && e.kind === 'HANG');
+});
+
+test('cost: bad migrator options get a clear error', () => {
+  const k = new System({ ramBytes: 64 << 20, numaNodes: 2 }).kernel;
+  k.clock = new SimClock(zen3);
+  assert.throws(() => createDmaMigrator(k, { channels: 0 }), /positive integer/);
+  assert.throws(() => createDmaMigrator(k, { channels: 17 }), /engine has 16/);
+  k.clock = new SimClock(loadProfile('pcie5-gpu'));
+  assert.throws(() => createDmaMigrator(k, { channels: 1 }), /no DMA engine/);
+});
+
+test('cost: calibration: the CPU row within 10% per point; the 1-channel crossover (DMA slower than CPU below 1 MiB folios, faster at 2 MiB)', () => {
+  const fitted = calibrate(zen3);
+  for (const r of residuals(fitted).filter((x) => x.row === 'CPU')) assert.ok(Math.abs(r.relErr) < 0.1, `CPU ${r.folioKiB}K: ${(r.relErr * 100).toFixed(1)}%`);
+  for (const f of FOLIO_KIB) {
+    const cpu = modelGBps(zen3, f, 0);
+    const dma = modelGBps(zen3, f, 1);
+    if (f < 1024) assert.ok(dma < cpu, `${f}K: DMA ${dma} should be below CPU ${cpu}`);
+    if (f === 2048) assert.ok(dma > cpu, `2M: DMA ${dma} should beat CPU ${cpu}`);
+  }
+});
+
+// The issue's target (every DMA point within 10%) is NOT met: the
+// published rows cost more for 16K/64K folios than for 4K ones per 2 MiB
+// batch, which no per-descriptor/per-page/per-byte structure reproduces
+// (docs/COST_MODEL.md, "Calibration"). This pins the residuals the model
+// has now, so a change that makes the fit worse fails.
+test('cost: calibration: the DMA rows stay within the residuals documented in docs/COST_MODEL.md (40% per point; the 10% target is open)', () => {
+  const fitted = calibrate(zen3);
+  const dma = residuals(fitted).filter((x) => x.row !== 'CPU');
+  assert.equal(dma.length, 12);
+  for (const r of dma) assert.ok(Math.abs(r.relErr) < 0.4, `${r.row} ${r.folioKiB}K: ${(r.relErr * 100).toFixed(1)}%`);
+});
+
+test('cost: device-fault experiment: phases charged, a THP CPU fault moves 2 MiB in one fault, deterministic', async () => {
+  const { runDeviceFault } = await import('../src/model/device_fault.js');
+  const gpu = loadProfile('pcie5-gpu');
+  const a = runDeviceFault(gpu);
+  assert.deepEqual(a, runDeviceFault(gpu));
+  const thp = a.find((r) => r.scenario === 'CPU fault on device THP')!;
+  const small = a.find((r) => r.scenario === 'CPU fault on device 4K page')!;
+  assert.equal(thp.phases['fault entry/exit'], gpu.kernel.faultEntryExitNs, 'one CPU fault');
+  const wire = (2 << 20) / gpu.link!.GBps;
+  // The copy is queued on ce0 after the submit; the CPU's fence wait covers the wire time.
+  assert.ok(Math.abs(thp.ns - (gpu.kernel.faultEntryExitNs + thp.phases['migrate_vma_setup+finalize'] + gpu.device!.copySetupNs + gpu.link!.latencyNs + wire)) < 1e-6);
+  assert.ok(thp.phases['copy fence wait'] > wire / 2, 'the CPU waited for the 2 MiB copy');
+  assert.ok(thp.ns > small.ns);
+  const dev = a.find((r) => r.scenario === 'device read fault' && r.pages === 1)!;
+  assert.equal(dev.phases['device fault: interrupt + driver'], gpu.device!.faultNs);
+});
+
+test('cost: a trace can use the simulated clock: try_to_migrate spans in ns, non-decreasing', async () => {
+  const { Tracer, attachTracer } = await import('../src/kernel/trace.js');
+  const sys = new System({ ramBytes: 128 << 20, numaNodes: 2, swapMiB: 0, nrHugepages: 0 });
+  const k = sys.kernel;
+  k.clock = new SimClock(zen3);
+  const tr = attachTracer(k, new Tracer(k.clock));
+  const p = sys.spawn('t');
+  const a = p.mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  p.fill(a, 4 * PAGE, 3);
+  assert.equal(sysMovePages(k, p.mm!, [a, a + PAGE, a + 2 * PAGE, a + 3 * PAGE], [1, 1, 1, 1], new Int32Array(4), MPOL_MF_MOVE), 0);
+  const spans = tr.events.filter((e) => e.name === 'try_to_migrate' && e.kind === 'B');
+  assert.equal(spans.length, 4);
+  assert.equal(tr.clock.unit, 'ns');
+  for (let i = 1; i < tr.events.length; i++) assert.ok(tr.events[i].t >= tr.events[i - 1].t);
+  assert.ok(spans[3].t > spans[0].t, 'simulated time advanced between folios');
+});
+
+test('cost: hmmsim model: --predict --json prints the table; bad input exits 2 with a specific message', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const BIN = fileURLToPath(new URL('../../bin/hmmsim.js', import.meta.url));
+  const ok = spawnSync(process.execPath, [BIN, 'model', 'move-pages', '--predict', '--json', '--channels', '0,1'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(ok.status, 0, ok.stderr);
+  const j = JSON.parse(ok.stdout);
+  assert.equal(j.results[0].points.length, 12);
+  assert.ok(Math.abs(j.results[0].points[0].GBps - modelGBps(zen3, 4, 0)) < 1e-9);
+  for (const [args, msg] of [
+    [['model', 'nope'], /unknown experiment 'nope'/],
+    [['model', 'move-pages', '--size', '3'], /--size/],
+    [['model', 'move-pages', '--profile', 'x'], /unknown profile 'x'/],
+    [['model', 'move-pages', '--predict', '--sweep', 'dma.nothing=1'], /no numeric value 'dma.nothing'/],
+    [['model', 'move-pages', '--channels', '32'], /16 DMA channels/],
+  ] as Array<[string[], RegExp]>) {
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr, msg);
+  }
+});
