@@ -23,6 +23,8 @@ import { testHmmInit, encodeCmd, decodeCmd, HMM_DMIRROR_CMD_SIZE } from '../src/
 import { HMM_DMIRROR_READ, HMM_DMIRROR_MIGRATE_TO_DEV } from '../src/drivers/test_hmm/uapi.js';
 import { O_RDWR } from '../src/kernel/fs/chardev.js';
 import { runFailSiteSweep, sampleOccurrences, type FailScenario } from '../src/fuzz/fail_sites.js';
+import { KernelBug } from '../src/kernel/printk.js';
+import { runMmapRead } from './migrate_helpers.js';
 import { hmmTestScenarios } from '../src/fuzz/fail_scenarios.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -92,18 +94,31 @@ test('buddy rules live on the machine table: k.buddy.fail is k.failInject.rules;
   assert.equal(k.buddy.stat.failInjected, 1);
 });
 
-test('__pte_alloc / __pmd_alloc / __pud_alloc failing in a CPU fault: VM_FAULT_OOM (SIGKILL in the model), nothing mapped', () => {
+test('__pte_alloc / __pmd_alloc / __pud_alloc failing in a CPU fault: VM_FAULT_OOM, nothing mapped; the user access retries the fault (pagefault_out_of_memory)', () => {
   for (const site of ['__pte_alloc', '__pmd_alloc', '__pud_alloc']) {
     const e = setup();
     const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
     const vma = e.p.mm!.vmaLookup(a)!;
     fail(e.k, site);
-    assert.equal(runSync(e.k.sched, handleMmFault(vma, a, 1)), VM_FAULT_OOM, site);
+    assert.equal(runMmapRead(e.p.mm!, handleMmFault(vma, a, 1)), VM_FAULT_OOM, site);
     assert.equal(pteTableOf(e.p.mm!.pgd, a), null, `${site}: no PTE table, nothing mapped`);
     fail(e.k, site);
-    assert.throws(() => e.p.writeBytes(a, new Uint8Array([1])), (x: unknown) => x instanceof ProcessSignal && x.signo === 9, `${site}: the OOM path kills`);
+    e.p.writeBytes(a, new Uint8Array([1]));
+    assert.equal(e.p.readBytes(a, 1)[0], 1, `${site}: the retried fault maps the page`);
+    assert.match(e.k.printk.text(), /Huh VM_FAULT_OOM leaked out to the #PF handler/);
     finish(e, site, 2);
   }
+});
+
+test('a persistent allocation failure in a CPU fault: the #PF is retried forever (HANG report), no signal', () => {
+  const e = setup();
+  const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  e.k.failInject.set('__pte_alloc', { skip: 0, times: Infinity });
+  assert.throws(() => e.p.writeBytes(a, new Uint8Array([1])), (x: unknown) => x instanceof KernelBug && x.kind === 'HANG' && /page fault retried forever \(VM_FAULT_OOM each time/.test(x.rule));
+  assert.ok(e.p.alive, 'not killed: pagefault_out_of_memory() does not invoke the OOM killer');
+  e.k.failInject.rules.clear();
+  e.p.writeBytes(a, new Uint8Array([2]));
+  assert.equal(e.p.readBytes(a, 1)[0], 2);
 });
 
 test('anon_vma_prepare failing: the anonymous write fault is VM_FAULT_OOM and the VMA keeps no anon_vma', () => {
@@ -111,7 +126,7 @@ test('anon_vma_prepare failing: the anonymous write fault is VM_FAULT_OOM and th
   const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
   const vma = e.p.mm!.vmaLookup(a)!;
   fail(e.k, 'anon_vma_prepare');
-  assert.equal(runSync(e.k.sched, handleMmFault(vma, a, 1)), VM_FAULT_OOM);
+  assert.equal(runMmapRead(e.p.mm!, handleMmFault(vma, a, 1)), VM_FAULT_OOM);
   assert.equal(vma.anonVma, null);
   e.p.writeBytes(a, new Uint8Array([7]));
   assert.equal(e.p.readBytes(a, 1)[0], 7, 'the next fault succeeds');
@@ -171,7 +186,7 @@ test('alloc_hugetlb_folio failing: the hugetlb fault is SIGBUS and the reservati
   const resv = e.k.hugetlb.resv;
   const free = e.k.hugetlb.nrFree();
   fail(e.k, 'alloc_hugetlb_folio');
-  assert.equal(runSync(e.k.sched, handleMmFault(e.p.mm!.vmaLookup(a)!, a, 1)), VM_FAULT_SIGBUS);
+  assert.equal(runMmapRead(e.p.mm!, handleMmFault(e.p.mm!.vmaLookup(a)!, a, 1)), VM_FAULT_SIGBUS);
   assert.equal(e.k.hugetlb.resv, resv, 'HugePages_Rsvd unchanged');
   assert.equal(e.k.hugetlb.nrFree(), free, 'HugePages_Free unchanged');
   fail(e.k, 'alloc_hugetlb_folio');
@@ -230,7 +245,7 @@ test('dmirror_devmem_fault (kcalloc of src/dst) failing: the CPU fault is VM_FAU
   assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1), [0, 1]);
   const vma = e.p.mm!.vmaLookup(a)!;
   fail(e.k, 'dmirror_devmem_fault');
-  assert.equal(runSync(e.k.sched, handleMmFault(vma, a, 0)), VM_FAULT_OOM);
+  assert.equal(runMmapRead(e.p.mm!, handleMmFault(vma, a, 0)), VM_FAULT_OOM);
   const pt = pteTableOf(e.p.mm!.pgd, a)!;
   assert.equal(pt.f[pteIndex(a)] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'still on the device');
   assert.equal(e.p.readBytes(a, 1)[0], 0x77, 'the next fault migrates it back');
