@@ -17,10 +17,10 @@ import { MREMAP_MAYMOVE, MREMAP_FIXED } from '../src/kernel/mm/mremap.js';
 import { ENOMEM } from '../src/kernel/errno.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS, handleMmFault } from '../src/kernel/mm/memory.js';
 import { runSync } from '../src/kernel/sched/sched.js';
-import { pteTableOf, pteIndex, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_WRITE } from '../src/kernel/mm/pgtable.js';
+import { pteTableOf, pteIndex, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_WRITE } from '../src/kernel/mm/pgtable.js';
 import { leakBaseline, checkNoLeaks } from '../src/kernel/mm/debug_vm.js';
 import { testHmmInit, encodeCmd, decodeCmd, HMM_DMIRROR_CMD_SIZE } from '../src/drivers/test_hmm/index.js';
-import { HMM_DMIRROR_READ, HMM_DMIRROR_MIGRATE_TO_DEV } from '../src/drivers/test_hmm/uapi.js';
+import { HMM_DMIRROR_READ, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS } from '../src/drivers/test_hmm/uapi.js';
 import { O_RDWR } from '../src/kernel/fs/chardev.js';
 import { runFailSiteSweep, sampleOccurrences, type FailScenario } from '../src/fuzz/fail_sites.js';
 import { KernelBug } from '../src/kernel/printk.js';
@@ -320,4 +320,44 @@ test('a JS exception in a scenario is a failure; the hmm-tests scenario list is 
   assert.equal(f[0].kind, 'exception');
   assert.match(f[0].detail, /TypeError: model defect/);
   assert.equal(hmmTestScenarios().length, 76);
+});
+
+test('dmirror_devmem_fault_alloc_and_copy failing in the CPU fault (mainline): no migrate_vma_finalize, the migration entry stays, the next access hangs', () => {
+  const e = setup();
+  const fd = e.p.open('/dev/hmm_dmirror0', O_RDWR);
+  const a = e.p.mmap(0, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  e.p.fill(a, PG, 0x5a);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1), [0, 1]);
+  fail(e.k, 'dmirror_devmem_fault_alloc_and_copy');
+  assert.throws(() => e.p.readBytes(a, 1), (x: unknown) => x instanceof KernelBug && x.kind === 'HANG' && /migration_entry_wait/.test(x.rule));
+  const pt = pteTableOf(e.p.mm!.pgd, a)!;
+  assert.equal(pt.f[pteIndex(a)] & TYPE_MASK, T_MIGRATION_WRITE, 'a migration entry nobody removes');
+});
+
+test('dmirror_devmem_fault_alloc_and_copy failing in the CPU fault (dmirror_devmem_fix): migrate_vma_pages + finalize restore the page on the device, the retried fault migrates it', () => {
+  const e = setup({ fixes: { dmirror_devmem_fix: true } });
+  const fd = e.p.open('/dev/hmm_dmirror0', O_RDWR);
+  const a = e.p.mmap(0, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  e.p.fill(a, PG, 0x5a);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1), [0, 1]);
+  fail(e.k, 'dmirror_devmem_fault_alloc_and_copy');
+  assert.equal(e.p.readBytes(a, 1)[0], 0x5a);
+  assert.equal(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)] & TYPE_MASK, T_PRESENT);
+  e.p.close(fd);
+  finish(e, 'dmirror_devmem_fault_alloc_and_copy');
+});
+
+test('dmirror_devmem_fault_alloc_and_copy failing mid-batch in HMM_DMIRROR_MIGRATE_TO_SYS: the error is ignored (mainline), the copied pages migrate, the rest stay on the device, no migration entry is left', () => {
+  const e = setup();
+  const fd = e.p.open('/dev/hmm_dmirror0', O_RDWR);
+  const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  for (let i = 0; i < 4; i++) e.p.fill(a + i * PG, PG, 0x10 + i);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 4), [0, 4]);
+  fail(e.k, 'dmirror_devmem_fault_alloc_and_copy', 2);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_SYS, a, 4), [0, 2]);
+  const pt = pteTableOf(e.p.mm!.pgd, a)!;
+  assert.deepEqual([0, 1, 2, 3].map((i) => pt.f[pteIndex(a) + i] & TYPE_MASK), [T_PRESENT, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_DEVICE_PRIVATE_WRITE]);
+  for (let i = 0; i < 4; i++) assert.equal(e.p.readBytes(a + i * PG, 1)[0], 0x10 + i, `page ${i}`);
+  e.p.close(fd);
+  finish(e, 'dmirror_devmem_fault_alloc_and_copy');
 });

@@ -367,19 +367,21 @@ export function dmirrorSuccessfulMigratedPages(args: MigrateVma): number {
  * dmirror_migrate_to_system(dmirror, cmd) (HMM_DMIRROR_MIGRATE_TO_SYS):
  * batches as MIGRATE_TO_DEV with SELECT_DEVICE_PRIVATE or
  * SELECT_DEVICE_COHERENT (by device type) | SELECT_COMPOUND, owner = the
- * device: setup, fault_alloc_and_copy (on failure finalize and -ENOMEM),
- * migrate_vma_pages, cpages += VALID|MIGRATE entries, finalize. Nothing is
- * copied to cmd.ptr. Errors: -EINVAL (mm gone, VMA), setup's, -ENOMEM.
+ * device: setup, fault_alloc_and_copy, migrate_vma_pages, cpages +=
+ * VALID|MIGRATE entries, finalize. As mainline, the return value of
+ * dmirror_devmem_fault_alloc_and_copy() is ignored: after a failed
+ * allocation the entries it filled migrate, those without a dst lose
+ * MIGRATE_PFN_MIGRATE in migrate_vma_pages() and stay on the device
+ * (migrate_vma_finalize() restores their source mapping), and the batch
+ * loop goes on. Nothing is copied to cmd.ptr. Errors: -EINVAL (mm gone,
+ * VMA), setup's.
  */
 export function* dmirrorMigrateToSystem(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
   const r = cmdRange(cmd);
   if (r === null) return -EINVAL;
   cmd.cpages = 0n;
   return yield* dmirrorMigrateBatches(dmirror, r.start, r.end, dmirrorSelectDevice(dmirror) | MIGRATE_VMA_SELECT_COMPOUND, function* (args) {
-    if (yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror)) {
-      yield* migrateVmaFinalize(args);
-      return -ENOMEM;
-    }
+    yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
     yield* migrateVmaPages(args);
     cmd.cpages += BigInt(dmirrorSuccessfulMigratedPages(args));
     yield* migrateVmaFinalize(args);
@@ -395,9 +397,20 @@ export function* dmirrorMigrateToSystem(dmirror: Dmirror, cmd: HmmDmirrorCmd): K
  * the folio may be partly split), aligned down; flags select this device
  * type (+ COMPOUND for order > 0); fault_page = vmf.page (locked and
  * referenced by the fault handler). migrate_vma_setup failure ->
- * VM_FAULT_SIGBUS; then fault_alloc_and_copy (VM_FAULT_OOM: finalize and
- * return it), migrate_vma_pages, migrate_vma_finalize. Caller (do_swap_page
- * / do_huge_pmd_device_private) holds mmap_lock for read.
+ * VM_FAULT_SIGBUS; then fault_alloc_and_copy, migrate_vma_pages,
+ * migrate_vma_finalize. Caller (do_swap_page / do_huge_pmd_device_private)
+ * holds mmap_lock for read.
+ *
+ * When fault_alloc_and_copy fails (VM_FAULT_OOM), mainline (since the
+ * device-THP rework: `if (ret) goto err;` frees src/dst and returns) calls
+ * neither migrate_vma_pages() nor migrate_vma_finalize(): the range keeps
+ * the migration entries migrate_vma_setup() installed, the collect
+ * references leak, and every later access waits on a migration entry that
+ * nobody removes (docs/FINDINGS.md). The model does the same. With
+ * config.fixes.dmirror_devmem_fix the failure path runs migrate_vma_pages()
+ * and migrate_vma_finalize() as dmirror_migrate_to_system() does: what was
+ * copied migrates, the rest is restored on the device, and VM_FAULT_OOM
+ * goes back to the fault handler (the #PF is retried).
  */
 export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
   const k = mod.k;
@@ -421,7 +434,10 @@ export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
     if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
     const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
     if (ret) {
-      yield* migrateVmaFinalize(args);
+      if (k.config.fixes.dmirror_devmem_fix) {
+        yield* migrateVmaPages(args);
+        yield* migrateVmaFinalize(args);
+      }
       return ret;
     }
     yield* migrateVmaPages(args);
