@@ -27,7 +27,7 @@ import { copyToUser } from '../../kernel/uaccess.js';
 import {
   DPT_XA_TAG_WRITE, type TestHmm, backingPage, dmirrorDevmemAllocPage, dmirrorDevmemAllocPageNoWait, ALLOC_MUST_SLEEP,
 } from './device.js';
-import { type Dmirror, mmgetNotZero, mmput, ptEntry } from './mirror.js';
+import { type Dmirror, dmirrorDoUpdate, mmgetNotZero, mmput, ptEntry } from './mirror.js';
 import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import { HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, type HmmDmirrorCmd } from './uapi.js';
 import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
@@ -120,7 +120,17 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
       for (let j = 0; j < nr && addr < args.end; j++) {
         let dp = dmirrorDevmemAllocPageNoWait(dmirror, false);
         if (dp === ALLOC_MUST_SLEEP) dp = yield* dmirrorDevmemAllocPage(dmirror, false);
-        if (dp < 0) throw new KernelBug('BUG', 'dmirror_migrate_alloc_and_copy: small-page fallback allocation failed: NULL pointer dereference in BACKING_PAGE(dpage)');
+        /*
+         * Mainline has no NULL check here: BACKING_PAGE(NULL) reads the
+         * flags of a NULL struct page (is_device_private_page()): "BUG:
+         * kernel NULL pointer dereference" in dmirror_migrate_alloc_and_copy,
+         * the task is killed with the migration half done (docs/FINDINGS.md).
+         */
+        if (dp < 0) {
+          const state = 'RIP: dmirror_migrate_alloc_and_copy: rpage = BACKING_PAGE(dpage) with dpage == NULL (dmirror_devmem_alloc_page(dmirror, false) failed in the small-page fallback)';
+          k.printk.printk('err', `BUG: kernel NULL pointer dereference, address: 0000000000000000\n${state}`);
+          throw new KernelBug('OOPS', 'BUG: kernel NULL pointer dereference', state);
+        }
         const rp = backingPage(k, dp);
         p.zdd[rp] = dmirror.id;
         dst[i] = migratePfn(dp) + write;
@@ -158,7 +168,8 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
  * store every migrated page in the device page table - the backing page
  * for PRIVATE, the device page for COHERENT - tagged WRITE if dst has
  * MIGRATE_PFN_WRITE; a COMPOUND dst maps all its pages. Takes
- * dmirror->mutex. Returns 0.
+ * dmirror->mutex. Returns 0, or xa_store()'s -ENOMEM at the first store
+ * that fails (the rest of the range is left as it was).
  */
 export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror): K<number> {
   const k = dmirror.k;
@@ -182,7 +193,13 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
     for (let j = 0; j < nr; j++) {
       if (k.failInject.armed && dmirror.pt.get(pfn + j) === undefined && k.shouldFail('xa_store')) {
         // xa_is_err(entry): unlock and return xa_err() (the caller ignores it,
-        // as dmirror_migrate_to_device does: the page migrated but is not mirrored).
+        // as dmirror_migrate_to_device does: the page migrated but is not
+        // mirrored). Entries of the rest of the range that an earlier
+        // HMM_DMIRROR_READ stored still point at the migrated system pages,
+        // and this mirror skipped the MMU_NOTIFY_MIGRATE invalidation
+        // (docs/FINDINGS.md). config.fixes.dmirror_devmem_fix erases them
+        // (xa_erase allocates nothing): the next device access refaults.
+        if (k.config.fixes.dmirror_devmem_fix) dmirrorDoUpdate(dmirror, (pfn + j) * PAGE_SIZE, args.end - PAGE_SIZE);
         dmirror.mutex.unlock(s);
         return -ENOMEM;
       }
