@@ -333,6 +333,17 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
       p,
       lc,
       finish(md: Metadata) {
+        // Whatever the exit or the hooks throw (a HANG or BUG while the
+        // test's mm is torn down), the machine's page storage is released:
+        // a long run (hmmsim fail-sites) must not keep every failed case's.
+        try {
+          finishCase(md);
+        } finally {
+          sys.kernel.release();
+        }
+      },
+    };
+    const finishCase = (md: Metadata): void => {
         // The kselftest test child exits: exit_mmap() of the test's mm.
         if (p.alive) p.exit(0);
         opts.onExited?.(sys);
@@ -356,9 +367,6 @@ export function buildHmmSuite(opts: HmmSuiteOptions = {}): Suite<HmmEnv> {
           md.failed = true;
           TH_LOG(`${md.name}: kernel WARNING during the test (${w.length}; --fail-on-warn)`);
         }
-        // The case is over: its machine's page storage goes to the next case.
-        sys.kernel.release();
-      },
     };
     return env;
   };
