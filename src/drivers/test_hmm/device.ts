@@ -29,6 +29,7 @@ import { KernelBug } from '../../kernel/printk.js';
 import { pageBug } from '../../kernel/mm/debug.js';
 import { EINVAL, ENOMEM } from '../../kernel/errno.js';
 import type { K } from '../../kernel/sched/sched.js';
+import type { VmFault } from '../../kernel/mm/mm_types.js';
 import { Mutex, Spinlock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
@@ -45,7 +46,6 @@ import {
 } from '../../kernel/mm/migrate_device.js';
 import { HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE } from './uapi.js';
 import type { Dmirror } from './mirror.js';
-import { dmirrorDevmemFault } from './migrate.js';
 
 export const DMIRROR_NDEVICES = 4;
 /** DMIRROR_RANGE_FAULT_TIMEOUT (ms), unused by the kernel source too (it uses HMM_RANGE_DEFAULT_TIMEOUT). */
@@ -157,11 +157,16 @@ export class TestHmm {
   spmAddrDev1 = 0;
   /** Private-memory regions given back by release_mem_region(), reused by request_free_mem_region(). */
   readonly releasedRegions: PhysRange[] = [];
+  /**
+   * dmirror_devmem_ops. migrate_to_ram (dmirror_devmem_fault, migrate.ts) is
+   * passed in by module init (index.ts), so this file does not import the
+   * migration code that imports it.
+   */
   readonly ops: DevPagemapOps;
-  constructor(readonly k: Kernel) {
+  constructor(readonly k: Kernel, migrateToRam: (mod: TestHmm, vmf: VmFault) => K<number>) {
     this.ops = {
       folioFree: (head: number) => dmirrorDevmemFree(this, head),
-      migrateToRam: (vmf) => dmirrorDevmemFault(this, vmf),
+      migrateToRam: (vmf) => migrateToRam(this, vmf),
       folioSplit: (head: number, tail: number) => dmirrorDevmemFolioSplit(this, head, tail),
     };
   }

@@ -28,6 +28,7 @@ import {
   dmirrorDeviceRemoveChunks,
 } from './device.js';
 import { Dmirror } from './mirror.js';
+import { dmirrorDevmemFault } from './migrate.js';
 import { dmirrorCheckCoherence } from './check.js';
 import { dmirrorFopsUnlockedIoctl } from './ioctl.js';
 import { HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE } from './uapi.js';
@@ -149,7 +150,7 @@ function dmirrorDeviceRemove(k: Kernel, mdevice: DmirrorDevice): void {
  */
 export function testHmmInit(k: Kernel): number {
   if (loaded.has(k)) return -17; /* -EEXIST: module already loaded */
-  const mod = new TestHmm(k);
+  const mod = new TestHmm(k, dmirrorDevmemFault);
   if (k.config.spm) {
     /* The "special purpose memory" the module parameters point at: reserved above RAM. */
     mod.spmAddrDev0 = requestFreeMemRegion(k, DEVMEM_CHUNK_SIZE).start;

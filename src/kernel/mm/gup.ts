@@ -59,8 +59,9 @@ import { MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_FS_DAX } from './memremap.js';
 import {
   FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_REMOTE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_TRIED, FAULT_FLAG_UNSHARE,
   FAULT_FLAG_WRITE, VM_FAULT_COMPLETED, VM_FAULT_ERROR, VM_FAULT_HWPOISON, VM_FAULT_HWPOISON_LARGE, VM_FAULT_OOM,
-  VM_FAULT_RETRY, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, handleMmFault, vmNormalPage,
-} from './memory.js';
+  VM_FAULT_RETRY, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV,
+} from './fault_types.js';
+import { handleMmFault, vmNormalPage } from './memory.js';
 import { splitHugePmdNotify } from './huge_memory.js';
 import { migrateDeviceCoherentFolio } from './migrate_device.js';
 import { mmapAssertLocked } from './mmap_lock.js';

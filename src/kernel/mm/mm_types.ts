@@ -103,6 +103,14 @@ export class AddressSpace {
   readonly iMmap = new VmaSet();
   /** i_size in bytes. */
   size = 0;
+  /** inode->i_count: open files and VMAs (ihold/iput in fs/inode.ts). */
+  iCount = 0;
+  /** sb->s_op->evict_inode, called by the last iput() (shmem / hugetlbfs set it at creation). */
+  evictInode: ((k: Kernel, as: AddressSpace) => void) | null = null;
+  /** hugetlbfs: the inode's resv_map (indices with a reserved huge page), else null. */
+  hugetlbResv: Set<number> | null = null;
+  /** hugetlbfs: the mm that owns the reservations of a private mapping (HPAGE_RESV_OWNER), else null. */
+  hugetlbResvOwner: MmStruct | null = null;
   constructor(readonly id: number, readonly kind: 'shmem' | 'hugetlbfs' | 'device') {}
 }
 
