@@ -7,6 +7,7 @@
  *   src/user     simulated user space
  *   tools        src/selftests, src/explore, src/bench, src/cli, src/fuzz,
  *                src/trace, src/report, src/index.ts, src/version.ts, scenarios/
+ *                (src/explore is a library below scenarios/ and the other tools)
  * test/ and examples/ are consumers of everything and are not cruised.
  *
  * Runtime import cycles are forbidden everywhere. A cycle made only of
@@ -49,6 +50,16 @@ module.exports = {
       comment: 'Simulated user space must not import the tools built on top of it.',
       from: { path: '^src/user/' },
       to: { path: '^(src/(selftests|explore|bench|cli|fuzz|trace|report)/|src/index\\.ts$|scenarios/)' },
+    },
+    {
+      name: 'explore-imports-scenarios',
+      severity: 'error',
+      comment:
+        'The explorer (a library, package export ./explore) must not import the scenarios built on it; ' +
+        'measuring the explorer on a scenario is a benchmark (src/bench). src/explore/index.ts is the ' +
+        'package entry (./explore) and re-exports the scenarios for API users.',
+      from: { path: '^src/explore/', pathNot: '^src/explore/index\\.ts$' },
+      to: { path: '^(scenarios/|src/(bench|cli|selftests|fuzz|report)/)' },
     },
     {
       name: 'not-to-unresolvable',
