@@ -147,6 +147,14 @@ function popFree(mdevice: DmirrorDevice, large: boolean): number {
   return pfn;
 }
 
+/** The k.driverData key of test_hmm's static data (the TestHmm of a machine). */
+export const TEST_HMM_DATA = 'test_hmm';
+
+/** The loaded test_hmm module of a machine (its static data), or null. */
+export function testHmmModule(k: Kernel): TestHmm | null {
+  return (k.driverData.get(TEST_HMM_DATA) as TestHmm | undefined) ?? null;
+}
+
 /** The loaded module: devices, the mirror registry (ids stored in zone_device_data), SPM ranges. */
 export class TestHmm {
   readonly devices: DmirrorDevice[] = [];
@@ -157,6 +165,11 @@ export class TestHmm {
   spmAddrDev1 = 0;
   /** Private-memory regions given back by release_mem_region(), reused by request_free_mem_region(). */
   readonly releasedRegions: PhysRange[] = [];
+  /**
+   * One freed bounce buffer kept for reuse by dmirror_bounce_init() (the
+   * model's vmalloc cache: vmalloc memory is not zeroed), or null.
+   */
+  bounceCache: Uint8Array | null = null;
   /**
    * dmirror_devmem_ops. migrate_to_ram (dmirror_devmem_fault, migrate.ts) is
    * passed in by module init (index.ts), so this file does not import the

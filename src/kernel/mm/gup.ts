@@ -361,15 +361,22 @@ function vmFaultToErrno(r: number, flags: number): number {
   return 0;
 }
 
-/* follow_page_mask()'s ctx->page_mask for the last follow (no allocation per call). */
-let followPageMask = 0;
+/**
+ * struct follow_page_context: what a follow reports beyond the page.
+ * `pageMask` is ctx->page_mask: 0 for a PTE-mapped page, HPAGE_PMD_NR - 1
+ * for a PMD leaf (the caller then advances to the end of the huge page).
+ * One per __get_user_pages() call, so concurrent callers never share it.
+ */
+interface FollowPageContext {
+  pageMask: number;
+}
 
 /**
  * follow_page_pte() with the PTL held by the caller: the page, 0 (NULL: the
  * caller must fault), or -EMLINK (unshare fault), -EEXIST (no struct page),
  * -EFAULT (FOLL_DUMP), -ENOMEM (grab failed).
  */
-function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti: number, flags: number): number {
+function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti: number, flags: number, ctx: FollowPageContext): number {
   lockdepAssertHeld(k.sched, pt.ptl, 'follow_page_pte');
   const v = pt.v[ti];
   const f = pt.f[ti];
@@ -391,12 +398,12 @@ function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti
   const r = tryGrabFolio(k, head, 1, flags);
   if (r) return r;
   if ((flags & FOLL_TOUCH) && (flags & FOLL_WRITE) && !(f & _PAGE_DIRTY) && page !== k.zeroPfn) p.flags[head] |= PG_dirty;
-  followPageMask = 0;
+  ctx.pageMask = 0;
   return page;
 }
 
 /** follow_huge_pmd() with the pmd lock held: as followPagePteLocked for a PMD leaf. */
-function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, pi: number, flags: number): number {
+function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, pi: number, flags: number, ctx: FollowPageContext): number {
   lockdepAssertHeld(k.sched, pmdT.lock, 'follow_huge_pmd');
   const v = pmdT.v[pi];
   const f = pmdT.f[pi];
@@ -411,7 +418,7 @@ function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, 
   const r = tryGrabFolio(k, v, 1, flags);
   if (r) return r;
   if ((flags & FOLL_TOUCH) && (flags & FOLL_WRITE) && v !== k.hugeZeroPfn) p.flags[v] |= PG_dirty;
-  followPageMask = HPAGE_PMD_NR - 1;
+  ctx.pageMask = HPAGE_PMD_NR - 1;
   return v + (addr % PMD_SIZE) / PAGE_SIZE;
 }
 
@@ -466,6 +473,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
   let i = 0;
   let ret = 0;
   let spins = 0;
+  const ctx: FollowPageContext = { pageMask: 0 };
   outer: while (nr > 0) {
     if (vma === null || start >= vma.end) {
       vma = mm.vmaLookup(start); /* gup_vma_lookup(): no stack expansion */
@@ -491,7 +499,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
             pt.ptl.unlock(s);
             continue; /* pte_offset_map_lock() raced with a table change */
           }
-          page = followPagePteLocked(k, vma, start, pt, pteIndex(start), flags);
+          page = followPagePteLocked(k, vma, start, pt, pteIndex(start), flags, ctx);
           pt.ptl.unlock(s);
         } else if (t === T_PRESENT) {
           if ((flags & FOLL_SPLIT_PMD) && !(vma.flags & VM_HUGETLB)) {
@@ -503,7 +511,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
             pmdT.lock.unlock(s);
             continue;
           }
-          page = followHugePmdLocked(k, vma, start, pmdT, pi, flags);
+          page = followHugePmdLocked(k, vma, start, pmdT, pi, flags, ctx);
           pmdT.lock.unlock(s);
         }
         /* none, migration, device-private, device-exclusive...: NULL -> fault */
@@ -521,13 +529,13 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
         ret = -EEXIST;
         break;
       }
-      followPageMask = 0; /* no page: skip it */
+      ctx.pageMask = 0; /* no page: skip it */
     } else if (page < 0) {
       ret = page;
       break;
     }
     spins = 0;
-    let increm = 1 + (~Math.floor(start / PAGE_SIZE) & followPageMask);
+    let increm = 1 + (~Math.floor(start / PAGE_SIZE) & ctx.pageMask);
     if (increm > nr) increm = nr;
     if (pages !== null && page > 0) {
       if (increm > 1) {

@@ -713,8 +713,6 @@ function dstPageBug(k: Kernel, dpfn: number, i: number): never {
   throw new KernelBug('BUG', 'migrate_vma_pages: dst page check failed', k.dumpPage(dpfn, `dst[${i}]`));
 }
 
-let warnedUnsupportedZoneDevice = false;
-
 /**
  * migrate_vma_insert_page(): populate the hole at addr with the dst page
  * (do_anonymous_page with a device page): anonymous VMAs only; a huge zero
@@ -758,10 +756,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       ef = write ? T_DEVICE_PRIVATE_WRITE : T_DEVICE_PRIVATE_READ;
     } else {
       if (p.pgmap[folio] !== 0 && !isDeviceCoherentPage(k, folio)) {
-        if (!warnedUnsupportedZoneDevice) {
-          warnedUnsupportedZoneDevice = true;
-          k.printk.info('Unsupported ZONE_DEVICE page type.');
-        }
+        k.printk.infoOnce('Unsupported ZONE_DEVICE page type.'); /* pr_warn_once() */
         break abort;
       }
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);

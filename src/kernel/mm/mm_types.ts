@@ -151,6 +151,11 @@ export interface VmOps {
  */
 export class Vma {
   anonVma: AnonVma | null = null;
+  /**
+   * vma->anon_vma_chain: the anon_vmas this VMA is linked to besides its own
+   * (anonVmaLink / anonVmaClone in mmap.ts), or null before the first link.
+   */
+  anonVmaChain: Set<AnonVma> | null = null;
   file: AddressSpace | null = null;
   ops: VmOps | null = null;
   /** vm_private_data */
