@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * Skip / abort / error conditions of migrate_vma_setup / _pages / _finalize
- * and migrate_device_* (seed inventory section 2; spec sections 3-8; current
- * mm/migrate_device.c) that migrate_setup / migrate_pages /
+ * and migrate_device_* (current mm/migrate_device.c) that migrate_setup / migrate_pages /
  * migrate_device_range.test.ts do not already cover, driven through the
  * minimal driver (src/drivers/testdrv) or by hand as a driver would.
  * Each test names the kernel condition it checks.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * migrate_vma_setup(): every argument check and every collect decision
- * (spec sections 3, 3.3, 3.4; seed F1 migrate_vma_collect_pmd / setup).
+ * (mm/migrate_device.c: migrate_vma_setup(), migrate_vma_collect_pmd()).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -85,7 +85,7 @@ export interface ScenarioRun {
 export interface Scenario {
   name: string;
   description: string;
-  /** Seed reference of the historical bug (seed file and lines, seed inventory section 3). */
+  /** Upstream reference of the historical bug: the fixing commit or review thread (subject, id where known) and kernel file:function. */
   seedRef: string;
   /** The historical switch that reintroduces the bug. */
   bugSwitch: string;

@@ -521,7 +521,8 @@ function dmirrorRemoveFreePages(devmem: DmirrorChunk): void {
  * for every page reference: a HANG if pages remain), release the region
  * (PRIVATE). Then reset the chunk array and free lists; the next
  * allocation creates a new chunk. With the historical switch
- * release_without_eviction the eviction step is skipped (seed F3:1748).
+ * release_without_eviction the eviction step is skipped (as before "nouveau/dmem: evict device
+ * private memory during release"; mm/memremap.c:memunmap_pages()).
  */
 export function* dmirrorDeviceRemoveChunks(mdevice: DmirrorDevice): K<void> {
   const k = mdevice.mod.k;

@@ -439,7 +439,7 @@ export class TestDev {
    * Driver removal: evict both pagemaps, then memunmap_pages(). With the
    * historical switch release_without_eviction the eviction is skipped, as
    * drivers did before "nouveau/dmem: Evict device private memory during
-   * release" (seed F3:1748-1752): memunmap_pages() then waits forever for
+   * release" (mm/memremap.c:memunmap_pages()): memunmap_pages() then waits forever for
    * pages still mapped by processes.
    */
   *release(): K<void> {

@@ -205,7 +205,8 @@ export function tryGrabFolio(k: Kernel, head: number, refs: number, flags: numbe
  * fails on a zero refcount). Returns the folio head or -1. FOLL_LONGTERM on
  * a folio that is not longterm pinnable fails (fall back to the slow path)
  * unless config.historical.gup_fast_longterm_coherent, where a
- * device-coherent folio is pinned (the bug of seed F3:5372-5388: GUP-fast
+ * device-coherent folio is pinned (raised in the review of "mm: add zone device coherent type memory support" v6;
+ * mainline: mm/gup.c:try_grab_folio_fast() refuses !folio_is_longterm_pinnable() with FOLL_LONGTERM; GUP-fast
  * bypassed check_and_migrate_movable_pages).
  */
 function tryGrabFolioFast(k: Kernel, page: number, refs: number, flags: number): number {

@@ -300,7 +300,8 @@ function handlePmd(w: HmmVmaWalk, addr: number, end: number, pmdPfn: number, f: 
  * device-private THP entries are reported with the PMD order; others fault
  * (device-private: migrate back) or report ERROR (note: ERROR at PMD level,
  * 0 at PTE level, as the kernel). The fill starts at the entry's pfn without
- * the intra-PMD offset, exactly as mainline does (spec open question 4).
+ * the intra-PMD offset, exactly as mainline does
+ * (mm/hmm.c:hmm_vma_handle_absent_pmd(): pfn = swp_offset_pfn(entry)).
  */
 function handleAbsentPmd(w: HmmVmaWalk, addr: number, end: number, v: number, t: number): number {
   const k = w.k;

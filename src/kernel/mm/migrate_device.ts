@@ -347,7 +347,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
 
 /**
  * migrate_vma_collect_pmd(): one PMD span [start, end). PMD leaves go to
- * collectHugePmd(); then, under the PTL, each PTE is examined (spec 3.4).
+ * collectHugePmd(); then, under the PTL, each PTE is examined (mm/migrate_device.c:migrate_vma_collect_pmd()).
  */
 function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: number): K<void> {
   const { k, mv } = w;
@@ -409,7 +409,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
         if (pfn === k.zeroPfn && ((mv.flags & MIGRATE_VMA_SELECT_SYSTEM) || hist.zero_pfn_without_select_system)) {
           // zero_pfn_without_select_system: before the fix in the device
           // coherent series, the zero pfn was selected even when only
-          // SELECT_DEVICE_COHERENT was asked for (seed F3:7760-7816).
+          // SELECT_DEVICE_COHERENT was asked for (review of "mm: add device coherent vma selection for memory migration", v4/v5, 2022; mm/migrate_device.c:migrate_vma_collect_pmd()).
           emit(w, MIGRATE_PFN_MIGRATE);
           mv.cpages++;
           continue;
