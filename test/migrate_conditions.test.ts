@@ -34,10 +34,11 @@ import { MMU_NOTIFY_MIGRATE, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmu
 import { doUserAddrFault, SIGBUS } from '../src/kernel/arch/fault.js';
 import type { MmStruct } from '../src/kernel/mm/mm_types.js';
 import type { K } from '../src/kernel/sched/sched.js';
+import { mpfnFlags, mpfnSet } from '../src/kernel/mm/migrate_pfn.js';
 
 const S = MIGRATE_VMA_SELECT_SYSTEM;
 const isBug = (rule: RegExp) => (err: unknown) => err instanceof KernelBug && err.kind === 'BUG' && rule.test(err.rule);
-const flagsOf = (v: number): number => v % 64;
+const flagsOf = mpfnFlags;
 
 function mv(e: Env, flags: number, start = e.vma.start, end = e.vma.end): MigrateVma {
   const n = Math.max(1, (end - start) / PAGE);
@@ -555,7 +556,7 @@ test('insert: a COMPOUND dst for a hole at an index that cannot hold a PMD (-EIN
   const m = mv(e, S);
   setupLocked(e.k, m);
   const big = e.dev.allocDevicePage('private', 9);
-  m.dst![1] = migratePfn(big) + MIGRATE_PFN_COMPOUND;
+  m.dst![1] = mpfnSet(migratePfn(big), MIGRATE_PFN_COMPOUND);
   const small = e.dev.allocDevicePage('private');
   m.dst![2] = migratePfn(small);
   run(e.k, migrateVmaPages(m));
@@ -580,7 +581,7 @@ test('misuse: a dst pfn with no struct page, a COMPOUND dst that is not PMD-size
   const h = mkEnv(512, { hugepage: true });
   const m2 = mv(h, S | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(h.k, m2);
-  m2.dst![0] = migratePfn(h.dev.allocDevicePage('private')) + MIGRATE_PFN_COMPOUND;
+  m2.dst![0] = mpfnSet(migratePfn(h.dev.allocDevicePage('private')), MIGRATE_PFN_COMPOUND);
   assert.throws(() => run(h.k, migrateVmaPages(m2)), isBug(/COMPOUND dst is not a PMD-sized folio/));
 
   const h2 = mkEnv(512, { hugepage: true });

@@ -42,7 +42,7 @@ import { GFP_HIGHUSER_MOVABLE, __GFP_NOFAIL } from '../../kernel/mm/page_alloc.j
 import { folioLock, folioLockFast, folioPut } from '../../kernel/mm/folio.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, migrateDeviceFinalize, migrateDevicePages,
-  migrateDeviceRange, migratePfn, migratePfnToPage, mpfnHas,
+  migrateDeviceRange, migratePfn, migratePfnToPage, mpfnHas, mpfnSet,
 } from '../../kernel/mm/migrate_device.js';
 import { HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE } from './uapi.js';
 import type { Dmirror } from './mirror.js';
@@ -473,8 +473,8 @@ export function* dmirrorDeviceEvictChunk(chunk: DmirrorChunk): K<void> {
     }
     if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
     let d = migratePfn(dpage);
-    if (mpfnHas(src[i], MIGRATE_PFN_WRITE)) d += MIGRATE_PFN_WRITE;
-    if (order) d += MIGRATE_PFN_COMPOUND;
+    if (mpfnHas(src[i], MIGRATE_PFN_WRITE)) d = mpfnSet(d, MIGRATE_PFN_WRITE);
+    if (order) d = mpfnSet(d, MIGRATE_PFN_COMPOUND);
     dst[i] = d;
     k.contents.copyRange(dpage, spage, 1 << order); /* folio_copy() */
   }
