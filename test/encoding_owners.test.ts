@@ -7,6 +7,8 @@
  * tools, scenarios, examples and tests never do the arithmetic by hand.
  * (src/kernel/mm/migrate_device.ts, the kernel's own migrate code, builds
  * entries from migratePfn() and constant flags as migrate_device.c does.)
+ * Likewise the end of a PMD / PUD span is pmdAddrEnd() / pudAddrEnd()
+ * (pmd_addr_end) from src/kernel/mm/pgtable.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,6 +49,21 @@ test('the migrate pfn helpers round-trip full-width entries', () => {
     assert.equal(mpfnOrder(v), 0);
   }
   assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE), -1, 'a hole has no page');
+});
+
+test('PMD/PUD boundary arithmetic only in the pgtable owner (pmdAddrEnd / pudAddrEnd)', () => {
+  const BOUNDARY = /%\s*(PMD|PUD)_SIZE\)?\s*\+\s*(PMD|PUD)_SIZE/;
+  const found: string[] = [];
+  for (const dir of ['src', 'scenarios', 'test', 'examples']) {
+    for (const f of sources(join(ROOT, dir))) {
+      const rel = relative(ROOT, f);
+      if (rel === 'src/kernel/mm/pgtable.ts' || rel === 'test/encoding_owners.test.ts') continue;
+      readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+        if (BOUNDARY.test(line)) found.push(`${rel}:${i + 1}: ${line.trim()}`);
+      });
+    }
+  }
+  assert.deepEqual(found, [], `pmd_addr_end arithmetic by hand (use pmdAddrEnd/pudAddrEnd from pgtable.ts):\n${found.join('\n')}`);
 });
 
 test('no hand-written migrate pfn arithmetic outside its owner', () => {

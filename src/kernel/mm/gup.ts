@@ -48,7 +48,7 @@ import {
 } from './mm_types.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW,
-  _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex,
+  _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd,
 } from './pgtable.js';
 import {
   GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_hugetlb,
@@ -776,7 +776,7 @@ function gupFast(mm: MmStruct, start: number, end: number, flags: number, pages:
     const pi = pmdIndex(addr);
     const pf = pmdT.f[pi];
     const pt = pf & TYPE_MASK;
-    const next = Math.min(end, addr - (addr % PMD_SIZE) + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     if (pt === T_TABLE) {
       const tbl = pmdT.pte[pi]!;
       for (; addr < next; addr += PAGE_SIZE) {
