@@ -52,7 +52,7 @@ test('the migrate pfn helpers round-trip full-width entries', () => {
 });
 
 test('PMD/PUD boundary arithmetic only in the pgtable owner (pmdAddrEnd / pudAddrEnd)', () => {
-  const BOUNDARY = /%\s*(PMD|PUD)_SIZE\)?\s*\+\s*(PMD|PUD)_SIZE/;
+  const BOUNDARY = /%\s*(PMD_SIZE|PUD_SIZE|PMD_SPAN|HPAGE_PMD_SIZE)\)?\s*\+\s*(PMD_SIZE|PUD_SIZE|PMD_SPAN|HPAGE_PMD_SIZE)\b/;
   const found: string[] = [];
   for (const dir of ['src', 'scenarios', 'test', 'examples']) {
     for (const f of sources(join(ROOT, dir))) {

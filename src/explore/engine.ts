@@ -55,7 +55,7 @@ import type { K, Sched, Strategy, Task, TraceStep } from '../kernel/sched/sched.
 import { checkInvariants } from '../kernel/mm/debug_vm.js';
 import { detachTracer } from '../kernel/trace.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex,
+  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd,
 } from '../kernel/mm/pgtable.js';
 import { FLAG_NAMES, PG_buddy, PG_shadow_free } from '../kernel/mm/page.js';
 import { Snapshot } from './snapshot.js';
@@ -271,7 +271,7 @@ export function freedWhileMapped(k: Kernel): Violation | null {
     for (let n = 0; n < vmas.length; n++) {
       const vma = vmas[n];
       for (let addr = vma.start; addr < vma.end;) {
-        const next = Math.min(vma.end, addr - (addr % PMD_SPAN) + PMD_SPAN);
+        const next = pmdAddrEnd(addr, vma.end);
         const pmd = pmdTableOf(mm.pgd, addr, false);
         if (pmd !== null) {
           const i = pmdIndex(addr);

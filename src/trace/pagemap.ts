@@ -13,7 +13,7 @@
 import type { Kernel } from '../kernel/kernel.js';
 import {
   TYPE_MASK, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, isDevicePrivateType, isMigrationType,
-  pmdIndex, pmdTableOf, pteIndex,
+  pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd,
 } from '../kernel/mm/pgtable.js';
 import { MEMORY_DEVICE_COHERENT } from '../kernel/mm/memremap.js';
 import type { Tracer } from '../kernel/trace.js';
@@ -89,7 +89,7 @@ export function pageCodes(k: Kernel, layout: SpaceLayout): Uint8Array {
   let o = 0;
   for (const vma of layout.vmas) {
     for (let addr = vma.start; addr < vma.end;) {
-      const next = Math.min(vma.end, addr - (addr % PMD_SPAN) + PMD_SPAN);
+      const next = pmdAddrEnd(addr, vma.end);
       const n = (next - addr) / PAGE;
       const pmd = pmdTableOf(mm.pgd, addr, false);
       if (pmd !== null) {
