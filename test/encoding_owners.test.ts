@@ -66,6 +66,21 @@ test('PMD/PUD boundary arithmetic only in the pgtable owner (pmdAddrEnd / pudAdd
   assert.deepEqual(found, [], `pmd_addr_end arithmetic by hand (use pmdAddrEnd/pudAddrEnd from pgtable.ts):\n${found.join('\n')}`);
 });
 
+test('no `& TYPE_MASK` in drivers, user space, tools or scenarios (pteType() from pgtable.ts)', () => {
+  /* The mm core (src/kernel) and the tests still decode types inline; the layers above do not. */
+  const found: string[] = [];
+  for (const dir of ['src', 'scenarios', 'examples']) {
+    for (const f of sources(join(ROOT, dir))) {
+      const rel = relative(ROOT, f);
+      if (rel.startsWith('src/kernel/')) continue;
+      readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+        if (/&\s*TYPE_MASK\b/.test(line)) found.push(`${rel}:${i + 1}: ${line.trim()}`);
+      });
+    }
+  }
+  assert.deepEqual(found, [], `entry type decoded by hand (use pteType()):\n${found.join('\n')}`);
+});
+
 test('no hand-written migrate pfn arithmetic outside its owner', () => {
   const found: string[] = [];
   for (const dir of ['src', 'scenarios', 'test', 'examples']) {

@@ -55,7 +55,7 @@ import type { K, Sched, Strategy, Task, TraceStep } from '../kernel/sched/sched.
 import { checkInvariants } from '../kernel/mm/debug_vm.js';
 import { detachTracer } from '../kernel/trace.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd,
+  T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pteType,
 } from '../kernel/mm/pgtable.js';
 import { FLAG_NAMES, PG_buddy, PG_shadow_free } from '../kernel/mm/page.js';
 import { Snapshot } from './snapshot.js';
@@ -275,7 +275,7 @@ export function freedWhileMapped(k: Kernel): Violation | null {
         const pmd = pmdTableOf(mm.pgd, addr, false);
         if (pmd !== null) {
           const i = pmdIndex(addr);
-          const t = pmd.f[i] & TYPE_MASK;
+          const t = pteType(pmd.f[i]);
           if (t === T_TABLE) {
             const pt = pmd.pte[i]!;
             if (pt.used !== 0) {
@@ -285,7 +285,7 @@ export function freedWhileMapped(k: Kernel): Violation | null {
               for (let j = pteIndex(addr); j <= last; j++) {
                 const ff = f[j];
                 if (ff === 0) continue;
-                const tt = ff & TYPE_MASK;
+                const tt = pteType(ff);
                 const pfn = v[j];
                 if (tt === T_PRESENT) {
                   if (ff & _PAGE_SPECIAL || pfn === zero || (pfn >= ramEnd && p.pgmap[pfn] === 0)) continue;

@@ -68,6 +68,15 @@ export const TYPE_NAMES: Record<number, string> = {
 };
 
 /** is_migration_entry() */
+/**
+ * The entry type (T_*) of a PTE or PMD flags word: the one place outside the
+ * mm core that knows types live in `f & TYPE_MASK` (pte_present(),
+ * is_swap_pte(), is_migration_entry()... decode the same bits in the kernel).
+ */
+export function pteType(f: number): number {
+  return f & TYPE_MASK;
+}
+
 export function isMigrationType(t: number): boolean {
   return t === T_MIGRATION_READ || t === T_MIGRATION_READ_EXCLUSIVE || t === T_MIGRATION_WRITE;
 }
