@@ -6,7 +6,7 @@
  * (migrate_vma_setup/pages/finalize with SELECT_DEVICE_PRIVATE).
  *
  * Before 16ce101db85d ("mm/memory.c: fix race when faulting a device
- * private page", seed F3:1007-1021, 570-606; 493-517 for the CVE) do_swap_page()
+ * private page"; mm/memory.c:do_swap_page()) do_swap_page()
  * dropped the PTL and called page->pgmap->ops->migrate_to_ram() holding no
  * page reference: "a concurrent migration of the device private page can
  * free the page and possibly the underlying pgmap". The fault then
@@ -33,7 +33,7 @@ const PATTERN = 0x5a;
 export const cve20223523: Scenario = {
   name: 'cve-2022-3523',
   description: 'device-private CPU fault racing with device removal (migrate_device_range eviction + memunmap_pages)',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1007-1021, 570-606, 493-517; seed inventory section 3, bug 1',
+  seedRef: '16ce101db85d "mm/memory.c: fix race when faulting a device private page" (CVE-2022-3523); mm/memory.c:do_swap_page()',
   bugSwitch: 'fault_no_page_ref',
   expect: 'KASAN use-after-free in do_swap_page',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {
@@ -44,7 +44,7 @@ export const cve20223523: Scenario = {
 export const cve20223523Migrate: Scenario = {
   name: 'cve-2022-3523-migrate',
   description: 'device-private CPU fault racing with a driver migration of the same page to system memory (migrate_vma_*)',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1007-1021, 570-606, 493-517; seed inventory section 3, bug 1',
+  seedRef: '16ce101db85d "mm/memory.c: fix race when faulting a device private page" (CVE-2022-3523); mm/memory.c:do_swap_page()',
   bugSwitch: 'fault_no_page_ref',
   expect: 'KASAN use-after-free in do_swap_page',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {

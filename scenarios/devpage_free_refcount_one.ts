@@ -2,8 +2,8 @@
 /**
  * Free device pages with refcount 1 (devpage_free_refcount_one).
  *
- * Before "mm: Free device private pages have zero refcount" (seed F3:1905-1915;
- * the memremap.c hunk at 3255-3263) free_zone_device_page() reset a freed
+ * Before "mm: Free device private pages have zero refcount" (fixes
+ * 27674ef6c73f; mm/memremap.c:free_zone_device_page()) free_zone_device_page() reset a freed
  * device page's count to 1 before handing it back to the driver, so "both
  * free and in use pages will have a non-zero refcount" and kernel code could
  * not use get_page_unless_zero() to skip free pages — which is exactly what
@@ -34,7 +34,7 @@ import { ADDR, anonMapping, devicePrivatePfn, populate, smallMachine, withMmapRe
 export const devpageFreeRefcountOne: Scenario = {
   name: 'devpage-free-refcount-one',
   description: 'munmap frees a device page while the driver evicts its page list with migrate_device_pfns (get_page_unless_zero on free pages)',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1905-1915, 3255-3263; seed inventory section 3, bug 2',
+  seedRef: '"mm: free device private pages have zero refcount" (fixes 27674ef6c73f); mm/memremap.c:free_zone_device_page(), mm/migrate_device.c:migrate_device_range()',
   bugSwitch: 'devpage_free_refcount_one',
   expect: 'KASAN use-after-free in folio_try_get',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {

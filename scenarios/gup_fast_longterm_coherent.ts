@@ -3,12 +3,15 @@
  * GUP-fast long-term pinning device-coherent pages
  * (gup_fast_longterm_coherent).
  *
- * Seed F3:5372-5388: check_and_migrate_movable_pages() "would still get
+ * Review of "mm: add zone device coherent type memory support" v6 (2022):
+ * check_and_migrate_movable_pages() "would still get
  * called for gup_fast but unless I've missed something I don't think it
  * does. That means gup_fast could still pin movable and coherent pages" —
  * "We really should have the same pinning rules for GUP vs. GUP-fast."
  * A FOLL_LONGTERM pin must not stay in device-coherent memory: the device
- * could never get its memory back (seed inventory section 3, bugs 7 and 14).
+ * could never get its memory back ("mm/gup: migrate device coherent pages
+ * when pinning instead of failing"; mainline mm/gup.c:try_grab_folio_fast()
+ * refuses a FOLL_LONGTERM pin of a !folio_is_longterm_pinnable() folio).
  *
  * Threads:
  *   rdma-pin         pin_user_pages_fast(FOLL_LONGTERM | FOLL_WRITE) on the
@@ -29,7 +32,7 @@ import { ADDR, anonMapping, mappedPfn, populate, shadowCompare, smallMachine, wi
 export const gupFastLongtermCoherent: Scenario = {
   name: 'gup-fast-longterm-coherent',
   description: 'a long-term GUP-fast pin of a device-coherent page racing with device removal',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 5372-5388, 3394-3480; seed inventory section 3, bugs 14 and 7',
+  seedRef: 'review of "mm: add zone device coherent type memory support" v6 and "mm/gup: migrate device coherent pages when pinning instead of failing" (2022); mm/gup.c:try_grab_folio_fast(), check_and_migrate_movable_pages()',
   bugSwitch: 'gup_fast_longterm_coherent',
   expect: 'HANG in memunmap_pages',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {

@@ -18,7 +18,7 @@ import { PAGE_SIZE } from '../src/kernel/mm/page.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
 import type { ScenarioRun } from '../src/explore/engine.js';
-import { TYPE_MASK, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, T_TABLE } from '../src/kernel/mm/pgtable.js';
+import { isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, T_TABLE, pteType } from '../src/kernel/mm/pgtable.js';
 
 /** User address of the scenarios' buffer. */
 export const ADDR = 0x40000000;
@@ -123,10 +123,10 @@ export function devicePrivatePfn(mm: MmStruct, addr: number): number {
   const pmd = pmdTableOf(mm.pgd, addr, false);
   if (pmd === null) return -1;
   const i = pmdIndex(addr);
-  if ((pmd.f[i] & TYPE_MASK) !== T_TABLE) return -1;
+  if (pteType(pmd.f[i]) !== T_TABLE) return -1;
   const pt = pmd.pte[i]!;
   const j = pteIndex(addr);
-  return isDevicePrivateType(pt.f[j] & TYPE_MASK) ? pt.v[j] : -1;
+  return isDevicePrivateType(pteType(pt.f[j])) ? pt.v[j] : -1;
 }
 
 /**

@@ -22,7 +22,7 @@ import { NOUVEAU_APER_HOST } from '../src/drivers/nouveau/chan.js';
 import { ADDR, anonMapping, cpuAccess, cpuFill, devicePrivatePfn, fillChecksum, mappedPfn, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
 import { translate } from '../src/kernel/arch/fault.js';
 import { dupMmap } from '../src/kernel/mm/fork.js';
-import { isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pteTableOf, T_DEVICE_EXCLUSIVE, TYPE_MASK } from '../src/kernel/mm/pgtable.js';
+import { isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pteTableOf, T_DEVICE_EXCLUSIVE, pteType } from '../src/kernel/mm/pgtable.js';
 
 /** The common machine: `npages` of data at ADDR (byte 0x40 + i), the first `nvram` of them moved to VRAM. */
 function gpuMachine(cfg: Partial<KernelConfig>, npages: number, nvram: number) {
@@ -55,7 +55,7 @@ function checkAll(k: ReturnType<typeof gpuMachine>['k'], mm: ReturnType<typeof g
 
 /**
  * "nouveau/dmem: Evict device private memory during release" (seed
- * "nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)): nouveau_dmem_fini() with pages still mapped by a process.
+ * "nouveau/dmem: Evict device private memory during release" (Alistair Popple, series "Fix several device private page reference counting issues" v2 7/8, 2022-09-28)): nouveau_dmem_fini() with pages still mapped by a process.
  * Two pages in VRAM. Threads: a GPU read of page 0 (through its VRAM
  * entry, or, once eviction invalidated it, a GPU fault served by
  * hmm_range_fault that waits out the migration), device-removal
@@ -69,7 +69,7 @@ function checkAll(k: ReturnType<typeof gpuMachine>['k'], mm: ReturnType<typeof g
 export const nouveauReleaseWithoutEviction: Scenario = {
   name: 'nouveau-release-without-eviction',
   description: 'nouveau_dmem_fini() with VRAM pages still mapped, racing a GPU read, the copy engine and the fault handler',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1745-1835 (nouveau_dmem_evict_chunk), 505-510',
+  seedRef: '"nouveau/dmem: Evict device private memory during release" (Alistair Popple, v2 7/8, 2022-09-28); drivers/gpu/drm/nouveau/nouveau_dmem.c:nouveau_dmem_evict_chunk()',
   bugSwitch: 'release_without_eviction',
   expect: 'HANG in memunmap_pages',
   maxSteps: 48,
@@ -106,7 +106,7 @@ export const nouveauReleaseWithoutEviction: Scenario = {
 export const nouveauFiniVsFault: Scenario = {
   name: 'nouveau-fini-vs-fault',
   description: 'nouveau_dmem_fini() racing a CPU fault on a VRAM page (mainline: WARN_ON(callocated), chunk->bo NULL dereference)',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1822-1835 (nouveau_dmem_fini with eviction); mainline finding',
+  seedRef: '"nouveau/dmem: Evict device private memory during release" (Alistair Popple, v2 7/8, 2022-09-28); drivers/gpu/drm/nouveau/nouveau_dmem.c:nouveau_dmem_fini() (mainline finding)',
   bugSwitch: '(none)',
   expect: 'WARN nouveau_dmem_fini: WARN_ON(chunk->callocated); BUG NULL pointer dereference of chunk->bo',
   maxSteps: 48,
@@ -141,7 +141,7 @@ export const nouveauFiniVsFault: Scenario = {
 export const nouveauFaultCopyOne: Scenario = {
   name: 'nouveau-fault-copy-one',
   description: 'migrate_to_ram with a failed destination allocation (SIGBUS before the refactor), racing a GPU read',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1509-1630 (nouveau_dmem_fault_copy_one refactor)',
+  seedRef: '"nouveau/dmem: Refactor nouveau_dmem_fault_copy_one()" (Alistair Popple, v2 6/8, 2022-09-28); drivers/gpu/drm/nouveau/nouveau_dmem.c:nouveau_dmem_migrate_to_ram()',
   bugSwitch: 'nouveau_dmem_fault_copy_one',
   expect: 'DATA: the CPU read got SIGBUS',
   maxSteps: 48,
@@ -182,7 +182,7 @@ export const nouveauFaultCopyOne: Scenario = {
 export const nouveauGpuCpuMunmap: Scenario = {
   name: 'nouveau-gpu-cpu-munmap',
   description: 'GPU write faults vs CPU fault on a VRAM page vs munmap, with the copy engine and fault handler as threads',
-  seedRef: 'nouveau_svm.c nouveau_range_fault / nouveau_svmm_invalidate_range_start; seed F3 lines 1509-1630',
+  seedRef: 'drivers/gpu/drm/nouveau/nouveau_svm.c:nouveau_range_fault() / nouveau_svmm_invalidate_range_start(); "nouveau/dmem: Refactor nouveau_dmem_fault_copy_one()" (Alistair Popple, v2 6/8, 2022-09-28); drivers/gpu/drm/nouveau/nouveau_dmem.c:nouveau_dmem_migrate_to_ram()',
   bugSwitch: '(none)',
   expect: 'no violation (mainline race exploration)',
   maxSteps: 64,
@@ -475,7 +475,7 @@ function exclusiveOrMappedPfn(mm: Parameters<typeof translate>[0], addr: number)
   const pt = pteTableOf(mm.pgd, addr);
   if (pt === null) return -1;
   const i = pteIndex(addr);
-  return (pt.f[i] & TYPE_MASK) === T_DEVICE_EXCLUSIVE ? pt.v[i] : -1;
+  return pteType(pt.f[i]) === T_DEVICE_EXCLUSIVE ? pt.v[i] : -1;
 }
 
 /** The device folio a device-private PMD entry at addr names (head pfn), or -1. */
@@ -483,7 +483,7 @@ function devicePrivatePmdPfn(mm: Parameters<typeof translate>[0], addr: number):
   const pmd = pmdTableOf(mm.pgd, addr, false);
   if (pmd === null) return -1;
   const i = pmdIndex(addr);
-  return isDevicePrivateType(pmd.f[i] & TYPE_MASK) ? pmd.v[i] : -1;
+  return isDevicePrivateType(pteType(pmd.f[i])) ? pmd.v[i] : -1;
 }
 
 const HPAGE_NR = 512;

@@ -3,8 +3,8 @@
  * A bulk pgmap reference (pgmap_bulk_ref): memunmap_pages() finishing while
  * device pages are still in use.
  *
- * Before "mm/memremap.c: Take a pgmap reference on page allocation" (seed
- * F3:1639-1661) the pgmap reference was no longer tied to allocated pages:
+ * Before "mm/memremap.c: Take a pgmap reference on page allocation" (0dc45ca1ce18;
+ * mm/memremap.c:zone_device_page_init()) the pgmap reference was no longer tied to allocated pages:
  * "memunmap_pages() can complete even though pages are still mapped by the
  * kernel which can lead to kernel crashes, particularly if a driver frees
  * the pagemap."
@@ -27,7 +27,7 @@ import { faultVsRemoval } from './lib.js';
 export const pgmapBulkRef: Scenario = {
   name: 'pgmap-bulk-ref',
   description: 'device removal while a CPU fault holds a device page: memunmap_pages must wait for it',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1639-1661; seed inventory section 3, bug 3',
+  seedRef: '0dc45ca1ce18 "mm/memremap.c: take a pgmap reference on page allocation"; mm/memremap.c:zone_device_page_init(), memunmap_pages()',
   bugSwitch: 'pgmap_bulk_ref',
   expect: 'INVARIANT: memunmap_pages finished with device pages in use',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {

@@ -3,9 +3,9 @@
  * Driver release without migrate_device_range() eviction
  * (release_without_eviction): the teardown hang.
  *
- * Before "nouveau/dmem: Evict device private memory during release" (seed
- * F3:1748-1752; v1 at 2951-2955 describes the crash variant, 505-510 the
- * looping) a driver unbinding with device-private pages still mapped by
+ * Before "nouveau/dmem: Evict device private memory during release" (and "mm/migrate_device.c: add
+ * migrate_device_range()", the series "Fix several device private page
+ * reference counting issues", 2022) a driver unbinding with device-private pages still mapped by
  * processes went straight to memunmap_pages(), which "will wait in an
  * uninterruptible state until all device pages have been freed which may
  * never happen".
@@ -26,7 +26,7 @@ import { ADDR, anonMapping, cpuAccess, devicePrivatePfn, populate, shadowCompare
 export const releaseWithoutEviction: Scenario = {
   name: 'release-without-eviction',
   description: 'device removal with device-private pages still mapped by a process (teardown hang without eviction)',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 1748-1752, 2951-2955, 505-510; seed inventory section 3, bug 4',
+  seedRef: '"nouveau/dmem: evict device private memory during release" and "mm/migrate_device.c: add migrate_device_range()" (2022); mm/memremap.c:memunmap_pages()',
   bugSwitch: 'release_without_eviction',
   expect: 'HANG in memunmap_pages',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {

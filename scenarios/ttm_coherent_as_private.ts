@@ -3,8 +3,10 @@
  * try_to_migrate_one() treating device-coherent pages as device-private
  * (ttm_coherent_as_private).
  *
- * In the device-coherent series before review (seed F3:4934-4949, 9211-9227;
- * the fix at 8502-8523) try_to_migrate() accepted coherent folios but
+ * In the device-coherent series before review (review of "mm: add
+ * device coherent checker to remove migration pte" and "mm: add zone device
+ * coherent type memory support", 2022; mm/rmap.c:try_to_migrate_one())
+ * try_to_migrate() accepted coherent folios but
  * try_to_migrate_one() still took its folio_is_zone_device() branch, written
  * for device-private pages: it decodes the present PTE as a device-private
  * swap entry (write permission lost) and, since device-private pages cannot
@@ -35,7 +37,7 @@ const DMA = 0x77;
 export const ttmCoherentAsPrivate: Scenario = {
   name: 'ttm-coherent-as-private',
   description: 'eviction of device-coherent memory (try_to_migrate) while a page is pinned for DMA',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 9211-9227, 4934-4949, 8502-8523; seed inventory section 3, bug 10',
+  seedRef: 'review of "mm: add device coherent checker to remove migration pte" and "mm: add zone device coherent type memory support" (2022); mm/rmap.c:try_to_migrate_one()',
   bugSwitch: 'ttm_coherent_as_private',
   expect: 'BUG in try_to_migrate_one',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {

@@ -5,7 +5,7 @@
  *
  * Versions 4 and 5 of "mm: add device coherent vma selection for memory
  * migration" dropped the SELECT_SYSTEM test in front of the zero-pfn case of
- * migrate_vma_collect_pmd(); review (seed F3:7760-7816, 7594-7600): "this
+ * migrate_vma_collect_pmd(); review: "this
  * can also select the zero pfn when MIGRATE_VMA_SELECT_DEVICE_COHERENT is
  * specified. As far as I know that can never point to device memory so
  * migration of a zero pfn should be also be skipped in that case. We should
@@ -43,7 +43,7 @@ import { ADDR, anonMapping, cpuAccess, mappedPfn, populate, shadowCompare, small
 export const zeroPfnSelectSystem: Scenario = {
   name: 'zero-pfn-select-system',
   description: 'driver reclaim of device-coherent pages with SELECT_DEVICE_COHERENT over a range holding the zero page',
-  seedRef: 'seed F3 (003_2df76121baecf9ea.txt) lines 7760-7816, 7594-7600; seed inventory section 3, bug 11',
+  seedRef: 'review of "mm: add device coherent vma selection for memory migration" v4/v5 (2022); mm/migrate_device.c:migrate_vma_collect_pmd()',
   bugSwitch: 'zero_pfn_without_select_system',
   expect: 'WARN: migrate_vma_setup selected a page the caller excluded',
   setup(cfg: Partial<KernelConfig>): ScenarioRun {

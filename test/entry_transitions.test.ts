@@ -53,6 +53,7 @@ import type { MmStruct, VmFault } from '../src/kernel/mm/mm_types.js';
 import type { K } from '../src/kernel/sched/sched.js';
 import { System, pagemapEntry, PM_PRESENT, PM_SWAP, PM_SOFT_DIRTY, PM_UFFD_WP, PM_PFRAME_MASK } from '../src/user/system.js';
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
+import { MIGRATE_PFN_COMPOUND, mpfnPfn, mpfnSet } from '../src/kernel/mm/migrate_pfn.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const BITS = _PAGE_SWP_EXCLUSIVE | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY | _PAGE_UFFD_WP | _PAGE_SPECIAL | _PAGE_PROTNONE;
@@ -160,7 +161,7 @@ test('migration -> device-private write / read carrying soft-dirty and uffd-wp (
   expectEntry(e.mm, e.vma.start + PAGE, T_MIGRATION_READ_EXCLUSIVE, _PAGE_UFFD_WP | _PAGE_ACCESSED | _PAGE_DIRTY);
   const d = [0, 1].map((i) => {
     const dp = e.dev.allocDevicePage('private');
-    e.k.contents.deviceCopy(dp, Math.floor(m.src![i] / 64), 1); /* the device's copy engine */
+    e.k.contents.deviceCopy(dp, mpfnPfn(m.src![i]), 1); /* the device's copy engine */
     m.dst![i] = migratePfn(dp);
     return dp;
   });
@@ -355,7 +356,7 @@ test('THP: PMD present -> PMD migration entry (SELECT_COMPOUND) -> PMD device-pr
   assert.equal(e.k.pages.entireMapcount[head], 0);
   const d = e.dev.allocDevicePage('private', 9);
   e.k.contents.deviceCopy(d, head, HPAGE_PMD_NR);
-  m.dst![0] = migratePfn(d) + 0x10 /* MIGRATE_PFN_COMPOUND */;
+  m.dst![0] = mpfnSet(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
   expectEntry(e.mm, e.vma.start, T_DEVICE_PRIVATE_WRITE, 0, { level: 'pmd', pfn: d });

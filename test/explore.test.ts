@@ -39,7 +39,7 @@ test('every historical switch has a scenario, and every scenario an expectation'
   for (const sw of HISTORICAL_SWITCH_NAMES) assert.ok(covered.has(sw), `a scenario for ${sw}`);
   for (const s of SCENARIOS) {
     assert.ok(EXPECT[s.name], `expectation for ${s.name}`);
-    assert.match(s.seedRef, /F3 .*lines \d+/, `${s.name} names its seed lines`);
+    assert.match(s.seedRef, /\b(mm|drivers\/gpu\/drm\/nouveau)\/\w+\.c:\w+\(\)/, `${s.name} names the kernel function of its bug (file:function)`);
     assert.equal(findScenario(s.name), s);
   }
   // CVE-2022-3523 races with device removal and with migration.

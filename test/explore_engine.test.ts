@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ChoiceStrategy, Machine, explore, formatTrace, runOnce, type Scenario } from '../src/explore/engine.js';
 import { Snapshot } from '../src/explore/snapshot.js';
-import { benchExplorer, measureSchedulesPerSecond } from '../src/explore/measure.js';
+import { benchExplorer, measureSchedulesPerSecond } from '../src/bench/explorer.js';
 import { Mutex } from '../src/kernel/sched/locks.js';
 import { defineLockClass } from '../src/kernel/sched/lockdep.js';
 import { folioPut } from '../src/kernel/mm/folio.js';

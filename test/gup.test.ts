@@ -255,7 +255,7 @@ test('pin_user_pages_fast(FOLL_LONGTERM) falls back to the slow path for coheren
   balanced(e.k);
 });
 
-test('historical gup_fast_longterm_coherent: GUP-fast long-term pins coherent pages (seed F3:5372-5388)', () => {
+test('historical gup_fast_longterm_coherent: GUP-fast long-term pins coherent pages (mm/gup.c:try_grab_folio_fast)', () => {
   const e = mkEnv(2, { cfg: { historical: { gup_fast_longterm_coherent: true } as never } });
   for (let i = 0; i < 2; i++) storePage(e.mm, e.vma.start + i * PAGE, i + 3);
   assert.equal(locked(e, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'coherent')), 2);

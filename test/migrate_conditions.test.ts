@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * Skip / abort / error conditions of migrate_vma_setup / _pages / _finalize
- * and migrate_device_* (seed inventory section 2; spec sections 3-8; current
- * mm/migrate_device.c) that migrate_setup / migrate_pages /
+ * and migrate_device_* (current mm/migrate_device.c) that migrate_setup / migrate_pages /
  * migrate_device_range.test.ts do not already cover, driven through the
  * minimal driver (src/drivers/testdrv) or by hand as a driver would.
  * Each test names the kernel condition it checks.
@@ -36,10 +35,11 @@ import { doUserAddrFault, SIGBUS } from '../src/kernel/arch/fault.js';
 import type { MmStruct } from '../src/kernel/mm/mm_types.js';
 import type { K } from '../src/kernel/sched/sched.js';
 import { __GFP_NOWARN } from '../src/kernel/mm/page_alloc.js';
+import { mpfnFlags, mpfnSet } from '../src/kernel/mm/migrate_pfn.js';
 
 const S = MIGRATE_VMA_SELECT_SYSTEM;
 const isBug = (rule: RegExp) => (err: unknown) => err instanceof KernelBug && err.kind === 'BUG' && rule.test(err.rule);
-const flagsOf = (v: number): number => v % 64;
+const flagsOf = mpfnFlags;
 
 function mv(e: Env, flags: number, start = e.vma.start, end = e.vma.end): MigrateVma {
   const n = Math.max(1, (end - start) / PAGE);
@@ -557,7 +557,7 @@ test('insert: a COMPOUND dst for a hole at an index that cannot hold a PMD (-EIN
   const m = mv(e, S);
   setupLocked(e.k, m);
   const big = e.dev.allocDevicePage('private', 9);
-  m.dst![1] = migratePfn(big) + MIGRATE_PFN_COMPOUND;
+  m.dst![1] = mpfnSet(migratePfn(big), MIGRATE_PFN_COMPOUND);
   const small = e.dev.allocDevicePage('private');
   m.dst![2] = migratePfn(small);
   run(e.k, migrateVmaPages(m));
@@ -582,7 +582,7 @@ test('misuse: a dst pfn with no struct page, a COMPOUND dst that is not PMD-size
   const h = mkEnv(512, { hugepage: true });
   const m2 = mv(h, S | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(h.k, m2);
-  m2.dst![0] = migratePfn(h.dev.allocDevicePage('private')) + MIGRATE_PFN_COMPOUND;
+  m2.dst![0] = mpfnSet(migratePfn(h.dev.allocDevicePage('private')), MIGRATE_PFN_COMPOUND);
   assert.throws(() => run(h.k, migrateVmaPages(m2)), isBug(/COMPOUND dst is not a PMD-sized folio/));
 
   const h2 = mkEnv(512, { hugepage: true });

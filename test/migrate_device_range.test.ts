@@ -21,6 +21,7 @@ import { Vma } from '../src/kernel/mm/mm_types.js';
 import { folioGet, folioPut, folioTrylock, folioUnlock } from '../src/kernel/mm/folio.js';
 import { isDeviceCoherentPage, isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import { EBUSY } from '../src/kernel/errno.js';
+import { MIGRATE_PFN_VALID, mpfnPfn } from '../src/kernel/mm/migrate_pfn.js';
 
 test('migrate_device_range: free pages and locked pages give 0, allocated mapped pages are collected', () => {
   const e = mkEnv(2);
@@ -214,7 +215,7 @@ test('migrate_vma with SELECT_SYSTEM onto system pages (system -> system)', () =
   for (let i = 0; i < 2; i++) {
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
-    if (m.src![i] % 2) e.k.contents.deviceCopy(s, Math.floor(m.src![i] / 64), 1);
+    if (mpfnHas(m.src![i], MIGRATE_PFN_VALID)) e.k.contents.deviceCopy(s, mpfnPfn(m.src![i]), 1);
     else e.k.contents.zero(s);
     m.dst![i] = migratePfn(s);
   }

@@ -26,6 +26,7 @@ import { folioAddFileRmapPte } from '../src/kernel/mm/rmap.js';
 import {
   MMU_NOTIFY_CLEAR, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalSetSeq,
 } from '../src/kernel/mm/mmu_notifier.js';
+import { MIGRATE_PFN_VALID, mpfnPfn, mpfnSet as mpfnSetFlag } from '../src/kernel/mm/migrate_pfn.js';
 
 function mk(e: Env, flags = MIGRATE_VMA_SELECT_SYSTEM, start = e.vma.start, end = e.vma.end): MigrateVma {
   const n = (end - start) / PAGE;
@@ -39,8 +40,8 @@ function fillPrivate(e: Env, m: MigrateVma): void {
   for (let i = 0; i < m.npages; i++) {
     if (!mpfnHas(m.src![i], MIGRATE_PFN_MIGRATE)) continue;
     const d = e.dev.allocDevicePage('private');
-    const s = Math.floor(m.src![i] / 64);
-    if (m.src![i] % 2) e.k.contents.deviceCopy(d, s, 1); /* the device's copy engine */
+    const s = mpfnPfn(m.src![i]);
+    if (mpfnHas(m.src![i], MIGRATE_PFN_VALID)) e.k.contents.deviceCopy(d, s, 1); /* the device's copy engine */
     m.dst![i] = migratePfn(d);
   }
 }
@@ -350,7 +351,7 @@ test('pages: a small source with a COMPOUND dst is refused', () => {
   setupLocked(e.k, m);
   assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE) && !mpfnHas(m.src![0], MIGRATE_PFN_COMPOUND));
   const d = e.dev.allocDevicePage('private', 9);
-  m.dst![0] = migratePfn(d) + MIGRATE_PFN_COMPOUND;
+  m.dst![0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
@@ -370,7 +371,7 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
   pteTableAlloc(e.mm.pgd, pm, Math.floor(e.vma.start / HPAGE) % 512, e.vma.start);
   const d = e.dev.allocDevicePage('private', 9);
-  m.dst![0] = migratePfn(d) + MIGRATE_PFN_COMPOUND;
+  m.dst![0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));
   assert.equal(m.src![0], MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaFinalize(m));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * migrate_vma_setup(): every argument check and every collect decision
- * (spec sections 3, 3.3, 3.4; seed F1 migrate_vma_collect_pmd / setup).
+ * (mm/migrate_device.c: migrate_vma_setup(), migrate_vma_collect_pmd()).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +23,7 @@ import { KernelBug } from '../src/kernel/printk.js';
 import {
   MMU_NOTIFY_MIGRATE, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalSetSeq, type MmuNotifierRange,
 } from '../src/kernel/mm/mmu_notifier.js';
+import { mpfnHas, mpfnSet } from '../src/kernel/mm/migrate_pfn.js';
 
 function mv(e: Env, flags: number, start = e.vma.start, end = e.vma.end, extra: Partial<MigrateVma> = {}): MigrateVma {
   const n = Math.max(1, Math.ceil((end - start) / PAGE));
@@ -49,7 +50,7 @@ test('migrate_pfn encoding: kernel values, full-width arithmetic', () => {
   assert.equal(MIGRATE_VMA_SELECT_DEVICE_COHERENT, 4);
   assert.equal(MIGRATE_VMA_SELECT_COMPOUND, 8);
   const big = 2 ** 40 + 5;
-  const v = migratePfn(big) + MIGRATE_PFN_MIGRATE;
+  const v = mpfnSet(migratePfn(big), MIGRATE_PFN_MIGRATE);
   assert.equal(migratePfnToPage(v), big);
   assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE), -1, 'MIGRATE without VALID is a hole');
   assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND), -1);
@@ -160,7 +161,7 @@ test('selection by SELECT flags and pgmap owner', () => {
   for (const [flags, owner, want] of cases) {
     const m = mv(e, flags, e.vma.start, e.vma.end, { pgmapOwner: owner });
     assert.equal(setup(e, m), 0);
-    for (let i = 0; i < 3; i++) assert.equal((m.src![i] % 64 & MIGRATE_PFN_MIGRATE) !== 0, want[i], `flags ${flags} page ${i}`);
+    for (let i = 0; i < 3; i++) assert.equal(mpfnHas(m.src![i], MIGRATE_PFN_MIGRATE), want[i], `flags ${flags} page ${i}`);
     finalize(e, m);
   }
   for (let i = 0; i < 3; i++) assert.equal(e.k.pages.flags[e.k.pages.folioPfn(pte(e.mm, e.vma.start + i * PAGE)[0])] & PG_locked, 0);
@@ -182,8 +183,8 @@ test('migration entry kinds: WRITE, READ_EXCLUSIVE, READ; bits carried', () => {
   e.k.pages.flags[pte(e.mm, e.vma.start + 2 * PAGE)[0]] &= ~PG_anon_exclusive;
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m), 0);
-  assert.ok(m.src![0] % 64 & MIGRATE_PFN_WRITE);
-  assert.ok(!(m.src![1] % 64 & MIGRATE_PFN_WRITE));
+  assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_WRITE));
+  assert.ok(!mpfnHas(m.src![1], MIGRATE_PFN_WRITE));
   const [, f0] = pte(e.mm, e.vma.start);
   const [, f1] = pte(e.mm, e.vma.start + PAGE);
   const [, f2] = pte(e.mm, e.vma.start + 2 * PAGE);

@@ -82,7 +82,7 @@ function target(value: number | null, op: '>=' | '<=', limit: number): Target {
 }
 
 async function explorerRate(quick: boolean): Promise<number> {
-  const { measureSchedulesPerSecond } = await import('../explore/measure.js');
+  const { measureSchedulesPerSecond } = await import('./explorer.js');
   return round(measureSchedulesPerSecond('cve-2022-3523', quick ? 1000 : 10000), 0);
 }
 

@@ -55,7 +55,7 @@ import type { K, Sched, Strategy, Task, TraceStep } from '../kernel/sched/sched.
 import { checkInvariants } from '../kernel/mm/debug_vm.js';
 import { detachTracer } from '../kernel/trace.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex,
+  T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pteType,
 } from '../kernel/mm/pgtable.js';
 import { FLAG_NAMES, PG_buddy, PG_shadow_free } from '../kernel/mm/page.js';
 import { Snapshot } from './snapshot.js';
@@ -85,7 +85,7 @@ export interface ScenarioRun {
 export interface Scenario {
   name: string;
   description: string;
-  /** Seed reference of the historical bug (seed file and lines, seed inventory section 3). */
+  /** Upstream reference of the historical bug: the fixing commit or review thread (subject, id where known) and kernel file:function. */
   seedRef: string;
   /** The historical switch that reintroduces the bug. */
   bugSwitch: string;
@@ -271,11 +271,11 @@ export function freedWhileMapped(k: Kernel): Violation | null {
     for (let n = 0; n < vmas.length; n++) {
       const vma = vmas[n];
       for (let addr = vma.start; addr < vma.end;) {
-        const next = Math.min(vma.end, addr - (addr % PMD_SPAN) + PMD_SPAN);
+        const next = pmdAddrEnd(addr, vma.end);
         const pmd = pmdTableOf(mm.pgd, addr, false);
         if (pmd !== null) {
           const i = pmdIndex(addr);
-          const t = pmd.f[i] & TYPE_MASK;
+          const t = pteType(pmd.f[i]);
           if (t === T_TABLE) {
             const pt = pmd.pte[i]!;
             if (pt.used !== 0) {
@@ -285,7 +285,7 @@ export function freedWhileMapped(k: Kernel): Violation | null {
               for (let j = pteIndex(addr); j <= last; j++) {
                 const ff = f[j];
                 if (ff === 0) continue;
-                const tt = ff & TYPE_MASK;
+                const tt = pteType(ff);
                 const pfn = v[j];
                 if (tt === T_PRESENT) {
                   if (ff & _PAGE_SPECIAL || pfn === zero || (pfn >= ramEnd && p.pgmap[pfn] === 0)) continue;

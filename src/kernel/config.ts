@@ -27,43 +27,45 @@ export interface HistoricalSwitches {
    * device-private entry without taking a page reference under the PTL, and
    * migration does not know the fault page (no migrate_vma.fault_page).
    * Fixed by 16ce101db85d "mm/memory.c: fix race when faulting a device
-   * private page" ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8), 570-606).
+   * private page" (mm/memory.c:do_swap_page()).
    */
   fault_no_page_ref: boolean;
   /**
    * Free device pages have refcount 1 (before 27674ef6c73f "mm: remove the
    * extra ZONE_DEVICE struct page refcount"); get_page_unless_zero() cannot
-   * tell free from used ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8), 3255-3263).
+   * tell free from used (fixed by "mm: free device private pages have zero
+   * refcount"; mm/memremap.c:free_zone_device_folio()).
    */
   devpage_free_refcount_one: boolean;
   /**
    * memremap_pages() holds one bulk pgmap reference instead of one per
    * allocated page, so memunmap_pages() can finish while pages are in use
    * (before 0dc45ca1ce18 "mm/memremap.c: take a pgmap reference on page
-   * allocation", "nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
+   * allocation"; mm/memremap.c:zone_device_page_init()).
    */
   pgmap_bulk_ref: boolean;
   /**
    * Drivers release device memory without migrate_device_range() eviction:
-   * memunmap_pages() with pages still mapped hangs ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
-   * Consulted by testdrv's release() and nouveau_dmem_fini()
-   * (src/drivers/nouveau/dmem.ts, the patch itself: "nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
+   * memunmap_pages() with pages still mapped hangs (before "nouveau/dmem:
+   * evict device private memory during release"; mm/memremap.c:memunmap_pages()).
    */
   release_without_eviction: boolean;
   /**
    * try_to_migrate_one() treats every ZONE_DEVICE page as device-private, so
-   * device-coherent pages get device-private entries ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8),
-   * 8502-8523).
+   * device-coherent pages get device-private entries (review of "mm: add
+   * device coherent checker to remove migration pte", 2022; mm/rmap.c:try_to_migrate_one()).
    */
   ttm_coherent_as_private: boolean;
   /**
    * migrate_vma_collect selects the zero pfn even without
-   * MIGRATE_VMA_SELECT_SYSTEM ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8), 7594-7600).
+   * MIGRATE_VMA_SELECT_SYSTEM (review of "mm: add device coherent vma
+   * selection for memory migration", 2022; mm/migrate_device.c:migrate_vma_collect_pmd()).
    */
   zero_pfn_without_select_system: boolean;
   /**
    * GUP-fast pins device-coherent pages with FOLL_LONGTERM instead of falling
-   * back to the slow path that migrates them ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
+   * back to the slow path that migrates them (review of "mm: add zone device
+   * coherent type memory support" v6; mm/gup.c:try_grab_folio_fast()).
    */
   gup_fast_longterm_coherent: boolean;
   /**

@@ -90,6 +90,12 @@ export class Kernel {
   readonly tmpfs = new Map<string, AddressSpace>();
   /** Loaded modules by name (src/kernel/module.ts loadModule). */
   readonly modules = new Map<string, unknown>();
+  /**
+   * A driver's static data, by driver name (what a kernel module keeps in
+   * file-scope variables): one per machine, reachable from the Kernel so the
+   * explorer's snapshot restores it. Drivers wrap it in a typed accessor.
+   */
+  readonly driverData = new Map<string, unknown>();
   /** The swap device, created at its first use (mm/swap.ts swapDevice()). */
   swap: SwapDevice | null = null;
   /** The attached tracer, or null (src/kernel/trace.ts attachTracer()); instrumented sites test it with one branch. */

@@ -88,6 +88,20 @@ export class Printk {
     this.printk('info', text);
   }
 
+  /** The messages printk_once() already printed on this machine (the kernel's per-callsite static flag). */
+  private readonly printedOnce = new Set<string>();
+
+  /**
+   * printk_once() / pr_*_once(): log `text` the first time this machine
+   * prints it. The flag is per machine (the kernel's is per boot), so two
+   * machines in one process each print it once.
+   */
+  infoOnce(text: string): void {
+    if (this.printedOnce.has(text)) return;
+    this.printedOnce.add(text);
+    this.printk('info', text);
+  }
+
   /** WARN(): log "WARNING: <rule>" with state and continue. Returns true (the condition). */
   warn(rule: string, state = ''): true {
     this.warnings.push({ rule, state });

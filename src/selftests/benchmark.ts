@@ -15,7 +15,7 @@ import {
 import {
   type HmmBuffer, type HmmEnv, type HmmSelf, type HmmVariant, TWOMEG, hmm_buffer_free, hmm_migrate_dev_to_sys,
   hmm_migrate_sys_to_dev,
-} from './hmm_tests.js';
+} from './hmm_common.js';
 
 const INT_MAX = 0x7fffffff;
 

@@ -12,8 +12,7 @@
  */
 import type { Kernel } from '../kernel/kernel.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, isDevicePrivateType, isMigrationType,
-  pmdIndex, pmdTableOf, pteIndex,
+  T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pteType,
 } from '../kernel/mm/pgtable.js';
 import { MEMORY_DEVICE_COHERENT } from '../kernel/mm/memremap.js';
 import type { Tracer } from '../kernel/trace.js';
@@ -45,7 +44,6 @@ export interface SpaceLayout {
 }
 
 const PAGE = 4096;
-const PMD_SPAN = 512 * PAGE;
 
 function presentCode(k: Kernel, pfn: number): number {
   if (pfn === k.zeroPfn || pfn === k.hugeZeroPfn) return PS_ZERO;
@@ -89,16 +87,16 @@ export function pageCodes(k: Kernel, layout: SpaceLayout): Uint8Array {
   let o = 0;
   for (const vma of layout.vmas) {
     for (let addr = vma.start; addr < vma.end;) {
-      const next = Math.min(vma.end, addr - (addr % PMD_SPAN) + PMD_SPAN);
+      const next = pmdAddrEnd(addr, vma.end);
       const n = (next - addr) / PAGE;
       const pmd = pmdTableOf(mm.pgd, addr, false);
       if (pmd !== null) {
         const i = pmdIndex(addr);
-        const t = pmd.f[i] & TYPE_MASK;
+        const t = pteType(pmd.f[i]);
         if (t === T_TABLE) {
           const pt = pmd.pte[i]!;
           const first = pteIndex(addr);
-          for (let j = 0; j < n; j++) out[o + j] = entryCode(k, pt.f[first + j] & TYPE_MASK, pt.v[first + j]);
+          for (let j = 0; j < n; j++) out[o + j] = entryCode(k, pteType(pt.f[first + j]), pt.v[first + j]);
         } else if (t !== T_NONE) {
           let c = entryCode(k, t, pmd.v[i]);
           if (c === PS_PRESENT) c = PS_THP;

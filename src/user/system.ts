@@ -16,114 +16,16 @@ import type { KernelConfig } from '../kernel/config.js';
 import { File, type FileOperations } from '../kernel/fs/chardev.js';
 import { EINVAL, EIO } from '../kernel/errno.js';
 import { hugetlbReportMeminfo } from '../kernel/mm/hugetlb.js';
-import {
-  TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE,
-  T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_HWPOISON, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP,
-  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex,
-} from '../kernel/mm/pgtable.js';
+import { _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, _PAGE_SPECIAL } from '../kernel/mm/pgtable.js';
 import { PAGE_SIZE, PG_anon } from '../kernel/mm/page.js';
-import { type MmStruct, VM_SOFTDIRTY, VM_READ, VM_WRITE, VM_EXEC, VM_MAYSHARE, VM_GROWSDOWN } from '../kernel/mm/mm_types.js';
+import { type MmStruct } from '../kernel/mm/mm_types.js';
 import { Process } from './process.js';
+import { pagemapRead, procMaps } from '../kernel/fs/proc_task_mmu.js';
 
-/* /proc/pid/pagemap bits (fs/proc/task_mmu.c) */
-export const PM_PFRAME_MASK = (1n << 55n) - 1n;
-export const PM_SOFT_DIRTY = 1n << 55n;
-export const PM_MMAP_EXCLUSIVE = 1n << 56n;
-export const PM_UFFD_WP = 1n << 57n;
-export const PM_FILE = 1n << 61n;
-export const PM_SWAP = 1n << 62n;
-export const PM_PRESENT = 1n << 63n;
-
-/* swap types of non-swap entries (include/linux/swap.h, MAX_SWAPFILES_SHIFT 5). */
-const MAX_SWAPFILES = 24;
-const SWP_TYPE: Record<number, number> = {
-  [T_SWAP]: 0,
-  [T_HWPOISON]: MAX_SWAPFILES,
-  [T_MIGRATION_READ]: MAX_SWAPFILES + 1,
-  [T_MIGRATION_READ_EXCLUSIVE]: MAX_SWAPFILES + 2,
-  [T_MIGRATION_WRITE]: MAX_SWAPFILES + 3,
-  [T_DEVICE_PRIVATE_WRITE]: MAX_SWAPFILES + 4,
-  [T_DEVICE_PRIVATE_READ]: MAX_SWAPFILES + 5,
-  [T_DEVICE_EXCLUSIVE]: MAX_SWAPFILES + 6,
-};
-
-/**
- * The pagemap entry (u64) of one page of mm at vaddr, as pagemap_pmd_range /
- * pte_to_pagemap_entry compute it (the simulated reader is privileged: PFNs
- * are shown).
- */
-export function pagemapEntry(mm: MmStruct, vaddr: number): bigint {
-  const k = mm.kernel;
-  const p = k.pages;
-  const vma = mm.vmaLookup(vaddr);
-  if (vma === null) return 0n;
-  let flags = 0n;
-  let frame = 0n;
-  const pmd = pmdTableOf(mm.pgd, vaddr, false);
-  let v = 0;
-  let f = 0;
-  let sub = 0;
-  let pmdLevel = false;
-  if (pmd !== null) {
-    const i = pmdIndex(vaddr);
-    const t = pmd.f[i] & TYPE_MASK;
-    if (t === T_TABLE) {
-      const pt = pmd.pte[i]!;
-      const j = pteIndex(vaddr);
-      v = pt.v[j];
-      f = pt.f[j];
-    } else if (t !== T_NONE) {
-      v = pmd.v[i];
-      f = pmd.f[i];
-      sub = pteIndex(vaddr);
-      pmdLevel = true;
-    }
-  }
-  const t = f & TYPE_MASK;
-  if (t === T_PRESENT) {
-    const pfn = v + sub;
-    frame = BigInt(pfn);
-    flags |= PM_PRESENT;
-    if (f & _PAGE_SOFT_DIRTY) flags |= PM_SOFT_DIRTY;
-    if (f & _PAGE_UFFD_WP) flags |= PM_UFFD_WP;
-    const normal = !(f & _PAGE_SPECIAL) && v !== k.zeroPfn && v !== k.hugeZeroPfn;
-    if (normal) {
-      if (!(p.flags[p.folioPfn(pfn)] & PG_anon)) flags |= PM_FILE;
-      if (p.pageMapcount(pfn) === 1) flags |= PM_MMAP_EXCLUSIVE;
-    }
-  } else if (t !== T_NONE) {
-    const type = SWP_TYPE[t] ?? 0;
-    const off = t === T_SWAP ? v : v + sub;
-    frame = BigInt(type) | (BigInt(off) << 5n);
-    flags |= PM_SWAP;
-    if (f & _PAGE_SOFT_DIRTY) flags |= PM_SOFT_DIRTY;
-    if (f & _PAGE_UFFD_WP) flags |= PM_UFFD_WP;
-    if (t !== T_SWAP && t !== T_HWPOISON) {
-      const pfn = v + sub;
-      if (!(p.flags[p.folioPfn(pfn)] & PG_anon)) flags |= PM_FILE;
-      const migration = t === T_MIGRATION_READ || t === T_MIGRATION_READ_EXCLUSIVE || t === T_MIGRATION_WRITE;
-      if (!migration && p.pageMapcount(pfn) === 1) flags |= PM_MMAP_EXCLUSIVE;
-    }
-  }
-  void pmdLevel;
-  if (vma.flags & VM_SOFTDIRTY) flags |= PM_SOFT_DIRTY;
-  return flags | (frame & PM_PFRAME_MASK);
-}
-
-/** /proc/pid/maps text. */
-export function procMaps(mm: MmStruct): string {
-  const hex = (n: number): string => n.toString(16).padStart(8, '0');
-  return mm.vmas.map((v) => {
-    const perms = (v.flags & VM_READ ? 'r' : '-') + (v.flags & VM_WRITE ? 'w' : '-') + (v.flags & VM_EXEC ? 'x' : '-') + (v.flags & VM_MAYSHARE ? 's' : 'p');
-    // show_map_vma(): [heap] for the VMA around [start_brk, brk]; [stack] for the stack (the model marks it VM_GROWSDOWN).
-    const name = v.file
-      ? (v.file.kind === 'hugetlbfs' ? '/anon_hugepage (deleted)' : '/dev/zero (deleted)')
-      : v.start <= mm.brk && v.end >= mm.startBrk ? '[heap]' : v.flags & VM_GROWSDOWN ? '[stack]' : '';
-    // show_map_vma() prints the file offset; an anonymous VMA shows 0 (its vm_pgoff is the linear index).
-    const off = v.file ? v.pgoff * PAGE_SIZE : 0;
-    return `${hex(v.start)}-${hex(v.end)} ${perms} ${hex(off)} 00:00 0${name ? ' ' + name : ''}`;
-  }).join('\n') + (mm.vmas.length ? '\n' : '');
-}
+/* /proc/pid/pagemap and /proc/pid/maps are generated by the kernel (fs/proc/task_mmu.c); re-exported for existing importers. */
+export {
+  PM_PFRAME_MASK, PM_SOFT_DIRTY, PM_MMAP_EXCLUSIVE, PM_UFFD_WP, PM_FILE, PM_SWAP, PM_PRESENT, pagemapEntry, procMaps,
+} from '../kernel/fs/proc_task_mmu.js';
 
 /** A text pseudo file: contents generated at each read from offset 0. */
 function textFops(gen: (reader: Process) => string): FileOperations {
@@ -139,18 +41,14 @@ function textFops(gen: (reader: Process) => string): FileOperations {
   };
 }
 
-/** /proc/pid/pagemap: 8 bytes per virtual page; offset and count must be multiples of 8. */
+/** /proc/pid/pagemap: the kernel's pagemap_read() on the target's mm (-EIO once it has exited). */
 function pagemapFops(target: () => Process | null): FileOperations {
   return {
     owner: 'procfs',
     read(_file: File, dst: Uint8Array, off: number): number {
-      if (off % 8 !== 0 || dst.length % 8 !== 0) return -EINVAL;
       const proc = target();
-      if (proc === null || proc.mm === null) return -EIO;
-      const dv = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
-      const n = dst.length / 8;
-      for (let i = 0; i < n; i++) dv.setBigUint64(i * 8, pagemapEntry(proc.mm, (off / 8 + i) * PAGE_SIZE), true);
-      return dst.length;
+      if (proc === null || proc.mm === null) return off % 8 !== 0 || dst.length % 8 !== 0 ? -EINVAL : -EIO;
+      return pagemapRead(proc.mm, dst, off);
     },
   };
 }

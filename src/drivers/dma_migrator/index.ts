@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * A DMA-engine migrator for the page-migration copy offload (seed 004's
- * `struct migrator`; the RFC's reference driver is dcbm,
+ * A DMA-engine migrator for the page-migration copy offload (the
+ * `struct migrator` of "[RFC PATCH 4/5] mm: add support for DMA folio
+ * Migration", src/kernel/mm/migrate_offload.ts; the RFC's reference driver is dcbm,
  * drivers/migrate_offload/dcbm in RFC v4-v6): N DMA memcpy channels, a
  * batch's folios dealt round-robin over the channels, one descriptor per
  * folio (dmaengine_prep_dma_memcpy per mapped segment), submitted by the

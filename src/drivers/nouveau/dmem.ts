@@ -28,7 +28,7 @@
  *    nouveau_dmem_fault_copy_one()" ("nouveau/dmem: Refactor nouveau_dmem_fault_copy_one()" (Alistair Popple, series "Fix several device private page reference counting issues" v2 6/8, 2022-09-28)).
  *  - release_without_eviction: nouveau_dmem_fini() without
  *    nouveau_dmem_evict_chunk(), before "nouveau/dmem: Evict device private
- *    memory during release" ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
+ *    memory during release" ("nouveau/dmem: Evict device private memory during release" (Alistair Popple, series "Fix several device private page reference counting issues" v2 7/8, 2022-09-28)).
  *
  * Large folios (mainline since "drm/nouveau: add THP migration support",
  * after the seeds): a whole chunk can be one 2 MiB device folio
@@ -69,7 +69,7 @@ import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
   migrateDeviceFinalize, migrateDevicePages, migrateDeviceRange, migratePfn, migratePfnToPage, migrateVmaFinalize,
-  migrateVmaPages, migrateVmaSetup, mpfnHas,
+  migrateVmaPages, migrateVmaSetup, mpfnHas, mpfnSet,
 } from '../../kernel/mm/migrate_device.js';
 import { NOUVEAU_APER_HOST, NOUVEAU_APER_VRAM, NouveauChannel, NouveauFence } from './chan.js';
 import type { NouveauSvmm } from './svm.js';
@@ -359,7 +359,7 @@ export class NouveauDmem {
       const compound = mpfnHas(src[0], MIGRATE_PFN_COMPOUND);
       const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 'nouveau_dmem_migrate_to_ram', compound ? HPAGE_PMD_ORDER : 0);
       if (dpage < 0) break done;
-      dst[0] = migratePfn(dpage) + (compound ? MIGRATE_PFN_COMPOUND : 0);
+      dst[0] = (compound ? mpfnSet(migratePfn(dpage), MIGRATE_PFN_COMPOUND) : migratePfn(dpage));
       const svmm = this.zoneDeviceData(spage);
       if (svmm !== null) {
         svmm.checkAlive('nouveau_dmem_migrate_to_ram', spage);
@@ -462,7 +462,7 @@ export class NouveauDmem {
     for (let j = 0; j < nr; j++) this.setZoneDeviceData(dpage + j, svmm);
     const w = NVIF_VMM_PFNMAP_V0_V | NVIF_VMM_PFNMAP_V0_VRAM | (mpfnHas(src, MIGRATE_PFN_WRITE) ? NVIF_VMM_PFNMAP_V0_W : 0);
     for (let j = 0; j < nr; j++) pfns[i + j] = w;
-    return migratePfn(dpage) + (compound ? MIGRATE_PFN_COMPOUND : 0);
+    return (compound ? mpfnSet(migratePfn(dpage), MIGRATE_PFN_COMPOUND) : migratePfn(dpage));
   }
 
   /**
@@ -521,7 +521,7 @@ export class NouveauDmem {
   }
 
   /**
-   * nouveau_dmem_evict_chunk(chunk) (the seed's patch, "nouveau/dmem: Evict device private memory during release" (same series, v2 7/8), with
+   * nouveau_dmem_evict_chunk(chunk) (the seed's patch, "nouveau/dmem: Evict device private memory during release" (Alistair Popple, series "Fix several device private page reference counting issues" v2 7/8, 2022-09-28), with
    * migrate_device_range()): every allocated page of the chunk is
    * unmapped from every process, given a system page (GFP_HIGHUSER |
    * __GFP_NOFAIL: "the GPU is going away"), copied back through the copy
@@ -543,7 +543,7 @@ export class NouveauDmem {
       const compound = mpfnHas(src[i], MIGRATE_PFN_COMPOUND);
       const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL, 'nouveau_dmem_evict_chunk', compound ? HPAGE_PMD_ORDER : 0);
       if (dpage < 0) throw new KernelBug('BUG', 'nouveau_dmem_evict_chunk: __GFP_NOFAIL allocation failed (the model has no reclaim to wait for)');
-      dst[i] = migratePfn(dpage) + (compound ? MIGRATE_PFN_COMPOUND : 0);
+      dst[i] = (compound ? mpfnSet(migratePfn(dpage), MIGRATE_PFN_COMPOUND) : migratePfn(dpage));
       /* The kernel ignores a failed copy here (the GPU is going away). */
       this.copyOne(migratePfnToPage(src[i]), dpage, compound ? HPAGE_PMD_NR : 1);
       moved += compound ? HPAGE_PMD_NR : 1;
@@ -579,7 +579,7 @@ export class NouveauDmem {
         /* nouveau_bo_unpin(chunk->bo); nouveau_bo_ref(NULL, &chunk->bo) */
         chunk.bo = false;
         this.boUsed[chunk.boOffset / DMEM_CHUNK_NPAGES] = 0;
-        // The WARN came with the eviction patch ("nouveau/dmem: Evict device private memory during release" (same series, v2 7/8)).
+        // The WARN came with the eviction patch ("nouveau/dmem: Evict device private memory during release" (Alistair Popple, series "Fix several device private page reference counting issues" v2 7/8, 2022-09-28)).
         if (chunk.callocated !== 0 && !k.config.historical.release_without_eviction) k.printk.warn(`nouveau_dmem_fini: WARN_ON(chunk->callocated) (${chunk.callocated} pages)`);
         yield* memunmapPages(k, chunk.pagemap);
         for (const list of [this.freePages, this.freeFolios]) {

@@ -79,20 +79,21 @@ export class NouveauCli {
   constructor(readonly drm: NouveauDrm) {}
 }
 
-const loaded = new WeakMap<Kernel, NouveauDrm>();
+/** The k.driverData key of the probed device (state lives on the machine). */
+const NOUVEAU_DATA = 'nouveau';
 
 /** The probed nouveau device of a machine, or null. */
 export function nouveauDevice(k: Kernel): NouveauDrm | null {
-  return loaded.get(k) ?? null;
+  return (k.driverData.get(NOUVEAU_DATA) as NouveauDrm | undefined) ?? null;
 }
 
 /** nouveau_drm_probe(): create the device and its node. 0 or -EEXIST. */
 export function nouveauInit(k: Kernel, opts: NouveauDmemOptions = {}): number {
-  if (loaded.has(k)) return -EEXIST;
+  if (k.driverData.has(NOUVEAU_DATA)) return -EEXIST;
   const drm = new NouveauDrm(k, opts);
   const r = registerChrdev(k, NOUVEAU_SIM_PATH, nouveauFops);
   if (r) return r;
-  loaded.set(k, drm);
+  k.driverData.set(NOUVEAU_DATA, drm);
   k.printk.info('nouveau-sim: DMEM: registered device memory (chunks on demand)');
   return 0;
 }
@@ -106,12 +107,12 @@ export function nouveauInit(k: Kernel, opts: NouveauDmemOptions = {}): number {
  * for the eviction's copies.
  */
 export function* nouveauRemove(k: Kernel): K<void> {
-  const drm = loaded.get(k);
+  const drm = nouveauDevice(k);
   if (!drm) return;
   unregisterChrdev(k, NOUVEAU_SIM_PATH);
   drm.removed = true;
   yield* drm.dmem.fini();
-  loaded.delete(k);
+  k.driverData.delete(NOUVEAU_DATA);
 }
 
 function cliOf(file: File): NouveauCli {
@@ -122,7 +123,7 @@ function cliOf(file: File): NouveauCli {
 
 /** nouveau_drm_open(): a client for the file. -ENODEV after removal. */
 function* nouveauOpen(file: File): K<number> {
-  const drm = loaded.get(file.kernel);
+  const drm = nouveauDevice(file.kernel);
   if (!drm || drm.removed) return -19; /* -ENODEV */
   const cli = new NouveauCli(drm);
   drm.clients.add(cli);

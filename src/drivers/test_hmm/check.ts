@@ -37,8 +37,7 @@ import { KernelBug } from '../../kernel/printk.js';
 import { isDevicePrivatePage, pagePgmap } from '../../kernel/mm/memremap.js';
 import { PAGE_SIZE } from '../../kernel/mm/page.js';
 import {
-  TYPE_MASK, TYPE_NAMES, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_NONE, T_PRESENT, T_TABLE,
-  _PAGE_RW, isMigrationType, pmdIndex, pmdTableOf,
+  TYPE_NAMES, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_NONE, T_PRESENT, T_TABLE, _PAGE_RW, isMigrationType, pmdIndex, pmdTableOf, pteType,
 } from '../../kernel/mm/pgtable.js';
 import { DPT_XA_TAG_ATOMIC, DPT_XA_TAG_WRITE, DmirrorChunk, type TestHmm } from './device.js';
 import type { Dmirror } from './mirror.js';
@@ -66,7 +65,7 @@ export function dmirrorCheckMirror(dmirror: Dmirror, op: string): void {
     const base = block * 512 * PAGE_SIZE;
     const pmd = pmdTableOf(mm.pgd, base, false);
     const i = pmdIndex(base);
-    const pmdType = pmd === null ? T_NONE : pmd.f[i] & TYPE_MASK;
+    const pmdType = pmd === null ? T_NONE : pteType(pmd.f[i]);
     const pte = pmdType === T_TABLE ? pmd!.pte[i] : null;
     for (let j = 0; j < 512; j++) {
       if (leaf[j] === 0) continue;
@@ -90,7 +89,7 @@ export function dmirrorCheckMirror(dmirror: Dmirror, op: string): void {
 
 /** Why entry (page, tag) cannot stand beside the CPU entry (v, f), or null if it can. */
 function mismatch(k: Kernel, dmirror: Dmirror, page: number, tag: number, v: number, f: number): string | null {
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   if (isMigrationType(t)) return null; /* not at rest: another invariant's business */
   let mapsPage: boolean;
   let writable: boolean;
@@ -132,7 +131,7 @@ function backingOf(k: Kernel, d: number): number {
 }
 
 function stale(k: Kernel, dmirror: Dmirror, op: string, addr: number, page: number, tag: number, v: number, f: number, why: string, skipped: boolean): never {
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   const tagName = tag === DPT_XA_TAG_WRITE ? 'WRITE' : tag === DPT_XA_TAG_ATOMIC ? 'ATOMIC' : 'read-only';
   const state = [
     `dmirror #${dmirror.id} (${dmirror.mdevice}) of mm #${dmirror.notifier.mm.id} at 0x${addr.toString(16)}: entry pfn 0x${page.toString(16)} ${tagName}; ${why}`,

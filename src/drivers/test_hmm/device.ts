@@ -29,6 +29,7 @@ import { KernelBug } from '../../kernel/printk.js';
 import { pageBug } from '../../kernel/mm/debug.js';
 import { EINVAL, ENOMEM } from '../../kernel/errno.js';
 import type { K } from '../../kernel/sched/sched.js';
+import type { VmFault } from '../../kernel/mm/mm_types.js';
 import { Mutex, Spinlock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
@@ -41,11 +42,10 @@ import { GFP_HIGHUSER_MOVABLE, __GFP_NOFAIL } from '../../kernel/mm/page_alloc.j
 import { folioLock, folioLockFast, folioPut } from '../../kernel/mm/folio.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, migrateDeviceFinalize, migrateDevicePages,
-  migrateDeviceRange, migratePfn, migratePfnToPage, mpfnHas,
+  migrateDeviceRange, migratePfn, migratePfnToPage, mpfnHas, mpfnSet,
 } from '../../kernel/mm/migrate_device.js';
 import { HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE } from './uapi.js';
 import type { Dmirror } from './mirror.js';
-import { dmirrorDevmemFault } from './migrate.js';
 
 export const DMIRROR_NDEVICES = 4;
 /** DMIRROR_RANGE_FAULT_TIMEOUT (ms), unused by the kernel source too (it uses HMM_RANGE_DEFAULT_TIMEOUT). */
@@ -147,6 +147,14 @@ function popFree(mdevice: DmirrorDevice, large: boolean): number {
   return pfn;
 }
 
+/** The k.driverData key of test_hmm's static data (the TestHmm of a machine). */
+export const TEST_HMM_DATA = 'test_hmm';
+
+/** The loaded test_hmm module of a machine (its static data), or null. */
+export function testHmmModule(k: Kernel): TestHmm | null {
+  return (k.driverData.get(TEST_HMM_DATA) as TestHmm | undefined) ?? null;
+}
+
 /** The loaded module: devices, the mirror registry (ids stored in zone_device_data), SPM ranges. */
 export class TestHmm {
   readonly devices: DmirrorDevice[] = [];
@@ -157,11 +165,21 @@ export class TestHmm {
   spmAddrDev1 = 0;
   /** Private-memory regions given back by release_mem_region(), reused by request_free_mem_region(). */
   readonly releasedRegions: PhysRange[] = [];
+  /**
+   * One freed bounce buffer kept for reuse by dmirror_bounce_init() (the
+   * model's vmalloc cache: vmalloc memory is not zeroed), or null.
+   */
+  bounceCache: Uint8Array | null = null;
+  /**
+   * dmirror_devmem_ops. migrate_to_ram (dmirror_devmem_fault, migrate.ts) is
+   * passed in by module init (index.ts), so this file does not import the
+   * migration code that imports it.
+   */
   readonly ops: DevPagemapOps;
-  constructor(readonly k: Kernel) {
+  constructor(readonly k: Kernel, migrateToRam: (mod: TestHmm, vmf: VmFault) => K<number>) {
     this.ops = {
       folioFree: (head: number) => dmirrorDevmemFree(this, head),
-      migrateToRam: (vmf) => dmirrorDevmemFault(this, vmf),
+      migrateToRam: (vmf) => migrateToRam(this, vmf),
       folioSplit: (head: number, tail: number) => dmirrorDevmemFolioSplit(this, head, tail),
     };
   }
@@ -455,8 +473,8 @@ export function* dmirrorDeviceEvictChunk(chunk: DmirrorChunk): K<void> {
     }
     if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
     let d = migratePfn(dpage);
-    if (mpfnHas(src[i], MIGRATE_PFN_WRITE)) d += MIGRATE_PFN_WRITE;
-    if (order) d += MIGRATE_PFN_COMPOUND;
+    if (mpfnHas(src[i], MIGRATE_PFN_WRITE)) d = mpfnSet(d, MIGRATE_PFN_WRITE);
+    if (order) d = mpfnSet(d, MIGRATE_PFN_COMPOUND);
     dst[i] = d;
     k.contents.copyRange(dpage, spage, 1 << order); /* folio_copy() */
   }
@@ -503,7 +521,8 @@ function dmirrorRemoveFreePages(devmem: DmirrorChunk): void {
  * for every page reference: a HANG if pages remain), release the region
  * (PRIVATE). Then reset the chunk array and free lists; the next
  * allocation creates a new chunk. With the historical switch
- * release_without_eviction the eviction step is skipped (seed F3:1748).
+ * release_without_eviction the eviction step is skipped (as before "nouveau/dmem: evict device
+ * private memory during release"; mm/memremap.c:memunmap_pages()).
  */
 export function* dmirrorDeviceRemoveChunks(mdevice: DmirrorDevice): K<void> {
   const k = mdevice.mod.k;

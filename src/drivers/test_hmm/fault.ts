@@ -17,7 +17,7 @@ import {
 } from '../../kernel/mm/hmm.js';
 import { mmuIntervalReadBegin, mmuIntervalReadRetry } from '../../kernel/mm/mmu_notifier.js';
 import { copyFromUser, copyToUser } from '../../kernel/uaccess.js';
-import { DPT_XA_TAG_WRITE, backingPage, dmirrorPageToDevice } from './device.js';
+import { DPT_XA_TAG_WRITE, backingPage, dmirrorPageToDevice, testHmmModule } from './device.js';
 import { isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { pageBug } from '../../kernel/mm/debug.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryPage, ptEntryTag } from './mirror.js';
@@ -62,23 +62,21 @@ export function dmirrorBounceInit(k: Kernel, addr: number, size: number): Dmirro
   // vmalloc memory is not zeroed: a buffer freed by dmirror_bounce_fini()
   // is handed out again (the model's vmalloc cache; a fresh 256 MiB typed
   // array per ioctl would cost the host more than the copy itself).
-  const cached = bounceCache.get(k);
+  const mod = testHmmModule(k);
+  const cached = mod !== null ? mod.bounceCache : null;
   let buf: Uint8Array;
-  if (cached !== undefined && cached.length >= size) {
-    bounceCache.delete(k);
+  if (cached !== null && cached.length >= size) {
+    mod!.bounceCache = null;
     buf = cached.subarray(0, size);
   } else buf = new Uint8Array(size);
   return { buf, size, addr, cpages: 0 };
 }
 
-/** One freed bounce buffer per machine, kept for reuse. */
-const bounceCache = new WeakMap<Kernel, Uint8Array>();
-
 /** dmirror_bounce_fini(): vfree(bounce->ptr). */
 export function dmirrorBounceFini(k: Kernel, bounce: DmirrorBounce): void {
   const whole = new Uint8Array(bounce.buf.buffer);
-  const cached = bounceCache.get(k);
-  if (cached === undefined || cached.length < whole.length) bounceCache.set(k, whole);
+  const mod = testHmmModule(k);
+  if (mod !== null && (mod.bounceCache === null || mod.bounceCache.length < whole.length)) mod.bounceCache = whole; /* TestHmm.bounceCache */
 }
 
 /**

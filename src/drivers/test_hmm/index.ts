@@ -24,10 +24,11 @@ import { requestFreeMemRegion } from '../../kernel/mm/memremap.js';
 import { mmuIntervalNotifierInsert, mmuIntervalNotifierRemove } from '../../kernel/mm/mmu_notifier.js';
 import { vmInsertPage } from '../../kernel/mm/vm_insert_page.js';
 import {
-  DEVMEM_CHUNK_SIZE, DMIRROR_NDEVICES, DmirrorDevice, TestHmm, dmirrorAllocateChunk, dmirrorDeviceEvictChunk,
+  DEVMEM_CHUNK_SIZE, DMIRROR_NDEVICES, DmirrorDevice, TEST_HMM_DATA, TestHmm, testHmmModule, dmirrorAllocateChunk, dmirrorDeviceEvictChunk,
   dmirrorDeviceRemoveChunks,
 } from './device.js';
 import { Dmirror } from './mirror.js';
+import { dmirrorDevmemFault } from './migrate.js';
 import { dmirrorCheckCoherence } from './check.js';
 import { dmirrorFopsUnlockedIoctl } from './ioctl.js';
 import { HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE } from './uapi.js';
@@ -37,16 +38,11 @@ export * from './uapi.js';
 export { TestHmm, DmirrorDevice, DmirrorChunk } from './device.js';
 export { Dmirror } from './mirror.js';
 
-const loaded = new WeakMap<Kernel, TestHmm>();
-
-/** The loaded test_hmm module of a machine, or null. */
-export function testHmmModule(k: Kernel): TestHmm | null {
-  return loaded.get(k) ?? null;
-}
+export { testHmmModule } from './device.js';
 
 /** container_of(inode->i_cdev, struct dmirror_device, cdevice): the device of an open file. */
 function deviceOfFile(file: File): DmirrorDevice {
-  const mod = loaded.get(file.kernel);
+  const mod = testHmmModule(file.kernel);
   const d = mod?.devices.find((x) => x.path === file.path);
   if (d === undefined) throw new KernelBug('BUG', `test_hmm: ${file.path} is not a dmirror device`);
   return d;
@@ -148,8 +144,8 @@ function dmirrorDeviceRemove(k: Kernel, mdevice: DmirrorDevice): void {
  * -errno (-EEXIST if already loaded), undoing what was done.
  */
 export function testHmmInit(k: Kernel): number {
-  if (loaded.has(k)) return -17; /* -EEXIST: module already loaded */
-  const mod = new TestHmm(k);
+  if (testHmmModule(k) !== null) return -17; /* -EEXIST: module already loaded */
+  const mod = new TestHmm(k, dmirrorDevmemFault);
   if (k.config.spm) {
     /* The "special purpose memory" the module parameters point at: reserved above RAM. */
     mod.spmAddrDev0 = requestFreeMemRegion(k, DEVMEM_CHUNK_SIZE).start;
@@ -157,14 +153,14 @@ export function testHmmInit(k: Kernel): number {
   }
   const types = [HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE];
   if (mod.spmAddrDev0 && mod.spmAddrDev1) types.push(HMM_DMIRROR_MEMORY_DEVICE_COHERENT, HMM_DMIRROR_MEMORY_DEVICE_COHERENT);
-  loaded.set(k, mod);
+  k.driverData.set(TEST_HMM_DATA, mod);
   for (let id = 0; id < types.length && id < DMIRROR_NDEVICES; id++) {
     const mdevice = new DmirrorDevice(mod, id, types[id]);
     const ret = dmirrorDeviceInit(k, mdevice);
     if (ret) {
       for (const d of mod.devices) dmirrorDeviceRemove(k, d);
       runSync(k.sched, dmirrorDeviceRemoveChunks(mdevice));
-      loaded.delete(k);
+      k.driverData.delete(TEST_HMM_DATA);
       return ret;
     }
     mod.devices.push(mdevice);
@@ -177,11 +173,11 @@ export function testHmmInit(k: Kernel): number {
 
 /** hmm_dmirror_exit() / module_exit: remove every device and its chunks. */
 export function testHmmExit(k: Kernel): void {
-  const mod = loaded.get(k);
+  const mod = testHmmModule(k);
   if (!mod) return;
   k.unregisterChecker(TEST_HMM_CHECKER);
   for (const d of mod.devices) dmirrorDeviceRemove(k, d);
-  loaded.delete(k);
+  k.driverData.delete(TEST_HMM_DATA);
 }
 
 /** The name test_hmm's checked-mode invariant is registered under (k.checkers). */

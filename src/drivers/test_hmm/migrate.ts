@@ -24,6 +24,7 @@ import {
   MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
   migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, mpfnHas,
 } from '../../kernel/mm/migrate_device.js';
+import { mpfnClear, mpfnSet } from '../../kernel/mm/migrate_pfn.js';
 import { copyToUser } from '../../kernel/uaccess.js';
 import {
   DPT_XA_TAG_WRITE, type TestHmm, backingPage, dmirrorDevmemAllocPage, dmirrorDevmemAllocPageNoWait, ALLOC_MUST_SLEEP,
@@ -35,16 +36,6 @@ import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
 
 /** PTRS_PER_PTE: the batch of MIGRATE_TO_DEV / MIGRATE_TO_SYS. */
 const PTRS_PER_PTE = 512;
-
-/** v & ~f on a full-width mpfn value. */
-function mpfnClear(v: number, f: number): number {
-  return v - ((v % 64) & f);
-}
-
-/** v | f on a full-width mpfn value. */
-function mpfnSet(v: number, f: number): number {
-  return mpfnHas(v, f) ? v : v + f;
-}
 
 /** dmirror_select_device(): the MIGRATE_VMA_SELECT_* bit for the device's memory type. */
 export function dmirrorSelectDevice(dmirror: Dmirror): number {
@@ -116,7 +107,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
         addr += PAGE_SIZE;
         continue;
       }
-      const spfn = Math.floor(sv / 64);
+      const spfn = spage; /* read only when spage >= 0 */
       const nr = spage < 0 ? HPAGE_PMD_NR : p.folioNr(spage);
       for (let j = 0; j < nr && addr < args.end; j++) {
         let dp = dmirrorDevmemAllocPageNoWait(dmirror, false);
@@ -134,7 +125,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
         }
         const rp = backingPage(k, dp);
         p.zdd[rp] = dmirror.id;
-        dst[i] = migratePfn(dp) + write;
+        dst[i] = write ? mpfnSet(migratePfn(dp), write) : migratePfn(dp);
         if (spage >= 0) k.contents.copy(rp, spfn + j);
         else k.contents.zero(rp);
         if (k.clock !== null && spage >= 0) chargeDeviceCopy(k, 1, 'dmirror copy to device');
@@ -146,9 +137,9 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
     const rpage = backingPage(k, dpage);
     /* The backing page holds the pointer to the mirror (for the CPU fault path). */
     p.zdd[rpage] = dmirror.id;
-    dst[i] = migratePfn(dpage) + write;
+    dst[i] = write ? mpfnSet(migratePfn(dpage), write) : migratePfn(dpage);
     if (isLarge) {
-      dst[i] += MIGRATE_PFN_COMPOUND;
+      dst[i] = mpfnSet(dst[i], MIGRATE_PFN_COMPOUND);
       if (p.order[dpage] !== 0) {
         const nr = p.folioNr(dpage);
         if (spage >= 0) k.contents.copyRange(rpage, spage, nr);

@@ -58,7 +58,7 @@ import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma, migrateDeviceFinalize,
   migrateDevicePages, migrateDeviceRange, migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaPages,
-  migrateVmaSetup, mpfnHas,
+  migrateVmaSetup, mpfnHas, mpfnSet,
 } from '../../kernel/mm/migrate_device.js';
 
 /* VM_FAULT_* values used by ->migrate_to_ram (mm_types.h). */
@@ -225,7 +225,7 @@ export class TestDev {
         if (d >= 0) {
           if (spfn >= 0) this.k.contents.deviceCopy(d, spfn, HPAGE_PMD_NR);
           else this.k.contents.deviceZero(d, HPAGE_PMD_NR);
-          dst[i] = migratePfn(d) + MIGRATE_PFN_COMPOUND;
+          dst[i] = mpfnSet(migratePfn(d), MIGRATE_PFN_COMPOUND);
           n++;
           i += HPAGE_PMD_NR - 1; /* the entries after a COMPOUND one are zero */
           continue;
@@ -439,7 +439,7 @@ export class TestDev {
    * Driver removal: evict both pagemaps, then memunmap_pages(). With the
    * historical switch release_without_eviction the eviction is skipped, as
    * drivers did before "nouveau/dmem: Evict device private memory during
-   * release" (seed F3:1748-1752): memunmap_pages() then waits forever for
+   * release" (mm/memremap.c:memunmap_pages()): memunmap_pages() then waits forever for
    * pages still mapped by processes.
    */
   *release(): K<void> {

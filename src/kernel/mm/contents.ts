@@ -59,6 +59,8 @@ const MAX_BYTES = 2 ** 32;
  * ones in this thread: a selftest run builds a machine per case, and fresh
  * segments would make the host fault in and zero their memory each time.
  * At most POOL_MAX segments are kept; a new machine takes one of its own segment size.
+ * module-state-ok: host memory of discarded machines, not simulated state
+ * (a page's bytes are valid only once the `has` bitmap says it was stored).
  */
 const segmentPool: Uint8Array[] = [];
 const POOL_MAX = 2;

@@ -53,6 +53,11 @@ class Scratch {
     this.pmd = new Int32Array(n);
   }
 }
+/*
+ * module-state-ok: scratch of checked mode, one per machine, zeroed after
+ * every check (it carries nothing between calls); kept off the Kernel so the
+ * explorer's snapshot does not copy pfn-sized arrays at every restore.
+ */
 const scratchOf = new WeakMap<Kernel, Scratch>();
 
 /** Run every invariant; throws KernelBug('INVARIANT') on the first violation. */

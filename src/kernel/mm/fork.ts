@@ -37,11 +37,11 @@ import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ,
   T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED,
-  _PAGE_SPECIAL, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
+  _PAGE_SPECIAL, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pudAddrEnd,
 } from './pgtable.js';
 import { setPte, setPteFlags, setPmdLeaf, setPmdFlags, mkPresent } from './pte_ops.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
-import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
+import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { folioGet, folioPut, folioMaybeDmaPinned } from './folio.js';
 import { folioAddNewAnonRmap, folioDupFileRmapPte, folioTryDupAnonRmapPte } from './rmap.js';
 import {
@@ -330,7 +330,7 @@ export function* copyPageRange(dst: Vma, src: Vma): K<number> {
     while (addr < src.end) {
       const spmd = pmdTableOf(smm.pgd, addr, false);
       if (spmd === null) {
-        addr = Math.min(src.end, addr - (addr % PUD_SIZE) + PUD_SIZE);
+        addr = pudAddrEnd(addr, src.end);
         continue;
       }
       const ps = addr - (addr % PMD_SIZE);

@@ -48,7 +48,7 @@ import {
 } from './mm_types.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW,
-  _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex,
+  _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd,
 } from './pgtable.js';
 import {
   GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_hugetlb,
@@ -59,8 +59,9 @@ import { MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_FS_DAX } from './memremap.js';
 import {
   FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_REMOTE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_TRIED, FAULT_FLAG_UNSHARE,
   FAULT_FLAG_WRITE, VM_FAULT_COMPLETED, VM_FAULT_ERROR, VM_FAULT_HWPOISON, VM_FAULT_HWPOISON_LARGE, VM_FAULT_OOM,
-  VM_FAULT_RETRY, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, handleMmFault, vmNormalPage,
-} from './memory.js';
+  VM_FAULT_RETRY, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV,
+} from './fault_types.js';
+import { handleMmFault, vmNormalPage } from './memory.js';
 import { splitHugePmdNotify } from './huge_memory.js';
 import { migrateDeviceCoherentFolio } from './migrate_device.js';
 import { mmapAssertLocked } from './mmap_lock.js';
@@ -204,7 +205,8 @@ export function tryGrabFolio(k: Kernel, head: number, refs: number, flags: numbe
  * fails on a zero refcount). Returns the folio head or -1. FOLL_LONGTERM on
  * a folio that is not longterm pinnable fails (fall back to the slow path)
  * unless config.historical.gup_fast_longterm_coherent, where a
- * device-coherent folio is pinned (the bug of seed F3:5372-5388: GUP-fast
+ * device-coherent folio is pinned (raised in the review of "mm: add zone device coherent type memory support" v6;
+ * mainline: mm/gup.c:try_grab_folio_fast() refuses !folio_is_longterm_pinnable() with FOLL_LONGTERM; GUP-fast
  * bypassed check_and_migrate_movable_pages).
  */
 function tryGrabFolioFast(k: Kernel, page: number, refs: number, flags: number): number {
@@ -360,15 +362,22 @@ function vmFaultToErrno(r: number, flags: number): number {
   return 0;
 }
 
-/* follow_page_mask()'s ctx->page_mask for the last follow (no allocation per call). */
-let followPageMask = 0;
+/**
+ * struct follow_page_context: what a follow reports beyond the page.
+ * `pageMask` is ctx->page_mask: 0 for a PTE-mapped page, HPAGE_PMD_NR - 1
+ * for a PMD leaf (the caller then advances to the end of the huge page).
+ * One per __get_user_pages() call, so concurrent callers never share it.
+ */
+interface FollowPageContext {
+  pageMask: number;
+}
 
 /**
  * follow_page_pte() with the PTL held by the caller: the page, 0 (NULL: the
  * caller must fault), or -EMLINK (unshare fault), -EEXIST (no struct page),
  * -EFAULT (FOLL_DUMP), -ENOMEM (grab failed).
  */
-function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti: number, flags: number): number {
+function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti: number, flags: number, ctx: FollowPageContext): number {
   lockdepAssertHeld(k.sched, pt.ptl, 'follow_page_pte');
   const v = pt.v[ti];
   const f = pt.f[ti];
@@ -390,12 +399,12 @@ function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti
   const r = tryGrabFolio(k, head, 1, flags);
   if (r) return r;
   if ((flags & FOLL_TOUCH) && (flags & FOLL_WRITE) && !(f & _PAGE_DIRTY) && page !== k.zeroPfn) p.flags[head] |= PG_dirty;
-  followPageMask = 0;
+  ctx.pageMask = 0;
   return page;
 }
 
 /** follow_huge_pmd() with the pmd lock held: as followPagePteLocked for a PMD leaf. */
-function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, pi: number, flags: number): number {
+function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, pi: number, flags: number, ctx: FollowPageContext): number {
   lockdepAssertHeld(k.sched, pmdT.lock, 'follow_huge_pmd');
   const v = pmdT.v[pi];
   const f = pmdT.f[pi];
@@ -410,7 +419,7 @@ function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, 
   const r = tryGrabFolio(k, v, 1, flags);
   if (r) return r;
   if ((flags & FOLL_TOUCH) && (flags & FOLL_WRITE) && v !== k.hugeZeroPfn) p.flags[v] |= PG_dirty;
-  followPageMask = HPAGE_PMD_NR - 1;
+  ctx.pageMask = HPAGE_PMD_NR - 1;
   return v + (addr % PMD_SIZE) / PAGE_SIZE;
 }
 
@@ -465,6 +474,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
   let i = 0;
   let ret = 0;
   let spins = 0;
+  const ctx: FollowPageContext = { pageMask: 0 };
   outer: while (nr > 0) {
     if (vma === null || start >= vma.end) {
       vma = mm.vmaLookup(start); /* gup_vma_lookup(): no stack expansion */
@@ -490,7 +500,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
             pt.ptl.unlock(s);
             continue; /* pte_offset_map_lock() raced with a table change */
           }
-          page = followPagePteLocked(k, vma, start, pt, pteIndex(start), flags);
+          page = followPagePteLocked(k, vma, start, pt, pteIndex(start), flags, ctx);
           pt.ptl.unlock(s);
         } else if (t === T_PRESENT) {
           if ((flags & FOLL_SPLIT_PMD) && !(vma.flags & VM_HUGETLB)) {
@@ -502,7 +512,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
             pmdT.lock.unlock(s);
             continue;
           }
-          page = followHugePmdLocked(k, vma, start, pmdT, pi, flags);
+          page = followHugePmdLocked(k, vma, start, pmdT, pi, flags, ctx);
           pmdT.lock.unlock(s);
         }
         /* none, migration, device-private, device-exclusive...: NULL -> fault */
@@ -520,13 +530,13 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
         ret = -EEXIST;
         break;
       }
-      followPageMask = 0; /* no page: skip it */
+      ctx.pageMask = 0; /* no page: skip it */
     } else if (page < 0) {
       ret = page;
       break;
     }
     spins = 0;
-    let increm = 1 + (~Math.floor(start / PAGE_SIZE) & followPageMask);
+    let increm = 1 + (~Math.floor(start / PAGE_SIZE) & ctx.pageMask);
     if (increm > nr) increm = nr;
     if (pages !== null && page > 0) {
       if (increm > 1) {
@@ -766,7 +776,7 @@ function gupFast(mm: MmStruct, start: number, end: number, flags: number, pages:
     const pi = pmdIndex(addr);
     const pf = pmdT.f[pi];
     const pt = pf & TYPE_MASK;
-    const next = Math.min(end, addr - (addr % PMD_SIZE) + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     if (pt === T_TABLE) {
       const tbl = pmdT.pte[pi]!;
       for (; addr < next; addr += PAGE_SIZE) {

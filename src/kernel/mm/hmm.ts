@@ -45,9 +45,9 @@ import type { K } from '../sched/sched.js';
 import { type MmStruct, type Vma, VM_HUGETLB, VM_IO, VM_PFNMAP, VM_READ, VM_WRITE } from './mm_types.js';
 import {
   type PmdTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_NONE, T_PRESENT, T_SWAP, T_TABLE,
-  _PAGE_PROTNONE, _PAGE_RW, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf, pteIndex,
+  _PAGE_PROTNONE, _PAGE_RW, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pudAddrEnd,
 } from './pgtable.js';
-import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PUD_SIZE } from './page.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE } from './page.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
 import { type MmuIntervalNotifier, mmuIntervalCheckRetry } from './mmu_notifier.js';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, VM_FAULT_ERROR, handleMmFault, vmNormalPage } from './memory.js';
@@ -300,7 +300,8 @@ function handlePmd(w: HmmVmaWalk, addr: number, end: number, pmdPfn: number, f: 
  * device-private THP entries are reported with the PMD order; others fault
  * (device-private: migrate back) or report ERROR (note: ERROR at PMD level,
  * 0 at PTE level, as the kernel). The fill starts at the entry's pfn without
- * the intra-PMD offset, exactly as mainline does (spec open question 4).
+ * the intra-PMD offset, exactly as mainline does
+ * (mm/hmm.c:hmm_vma_handle_absent_pmd(): pfn = swp_offset_pfn(entry)).
  */
 function handleAbsentPmd(w: HmmVmaWalk, addr: number, end: number, v: number, t: number): number {
   const k = w.k;
@@ -444,8 +445,8 @@ function walkRange(w: HmmVmaWalk, start: number, end: number): number {
     if (r === 0) {
       while (addr < vend) {
         // Next PMD boundary; when the whole PUD is empty, a hole up to the PUD boundary.
-        let next = Math.min(vend, addr - (addr % PMD_SIZE) + PMD_SIZE);
-        if (pmdTableOf(mm.pgd, addr, false) === null) next = Math.min(vend, addr - (addr % PUD_SIZE) + PUD_SIZE);
+        let next = pmdAddrEnd(addr, vend);
+        if (pmdTableOf(mm.pgd, addr, false) === null) next = pudAddrEnd(addr, vend);
         const s = walkPmdStep(w, vma, addr, next);
         if (s !== 0) return s;
         addr = next;

@@ -29,7 +29,7 @@ import {
 } from './page.js';
 import type { K } from '../sched/sched.js';
 import { spinLock } from '../sched/locks.js';
-import { VM_FAULT_FALLBACK, VM_FAULT_OOM, VM_FAULT_RETRY } from './memory.js';
+import { VM_FAULT_FALLBACK, VM_FAULT_OOM, VM_FAULT_RETRY } from './fault_types.js';
 import { pagePgmap } from './memremap.js';
 import {
   mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit, MMU_NOTIFY_CLEAR,

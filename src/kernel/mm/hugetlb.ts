@@ -23,26 +23,27 @@
 import type { Kernel } from '../kernel.js';
 import type { K } from '../sched/sched.js';
 import { EINVAL, ENOMEM } from '../errno.js';
-import { type AddressSpace, type MmStruct, type Vma, VM_MAYSHARE, VM_WRITE, VM_HUGETLB, VM_DONTEXPAND } from './mm_types.js';
+import { type AddressSpace, type Vma, VM_MAYSHARE, VM_WRITE, VM_HUGETLB, VM_DONTEXPAND } from './mm_types.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
 import { TYPE_MASK, T_NONE, T_PRESENT, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, pmdIndex, pmdTableOf } from './pgtable.js';
 import { setPmdLeaf, setPmdFlags } from './pte_ops.js';
 import { pmdAllocFails } from './pgtable.js';
 import { folioGet, folioPut } from './folio.js';
 import { folioAddNewAnonRmap, folioAddFileRmapPmd, folioRemoveRmapPmd } from './rmap.js';
-import { FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './memory.js';
+import { FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './fault_types.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { File, type FileOperations, O_RDWR } from '../fs/chardev.js';
-import { mappingGet, mappingPut } from './shmem.js';
+import { mappingGet, mappingPut } from '../fs/inode.js';
 import { mmapAssertLocked } from './mmap_lock.js';
 
 /** huge_page_size(default_hstate) */
 export const HPAGE_SIZE = HPAGE_PMD_SIZE;
 
-/** Reserved, not yet faulted huge-page indexes of each hugetlbfs inode (resv_map). */
-const resvMaps = new WeakMap<AddressSpace, Set<number>>();
-/** The mm whose private mapping owns the reservations (HPAGE_RESV_OWNER); a forked child does not. */
-const resvOwner = new WeakMap<AddressSpace, MmStruct>();
+/*
+ * Reserved, not yet faulted huge-page indexes of a hugetlbfs inode (resv_map)
+ * are `as.hugetlbResv`; the mm whose private mapping owns them
+ * (HPAGE_RESV_OWNER; a forked child does not) is `as.hugetlbResvOwner`.
+ */
 
 function freeUnreserved(k: Kernel): number {
   return k.hugetlb.nrFree() - k.hugetlb.resv;
@@ -64,7 +65,8 @@ export function hugetlbFileSetup(k: Kernel, size: number, noreserve = false): Fi
   as.size = size;
   const resv = new Set<number>();
   if (!noreserve) for (let i = 0; i < n; i++) resv.add(i);
-  resvMaps.set(as, resv);
+  as.hugetlbResv = resv;
+  as.evictInode = hugetlbEvict;
   k.hugetlb.resv += resv.size;
   const f = new File(k, hugetlbFileOperations, 'anon_hugepage (deleted)', O_RDWR);
   f.mapping = as;
@@ -78,7 +80,7 @@ export const hugetlbFileOperations: FileOperations = {
   mmap(file: File, vma: Vma): number {
     if (vma.pgoff % HPAGE_PMD_NR !== 0 || vma.start % HPAGE_SIZE !== 0 || vma.end % HPAGE_SIZE !== 0) return -EINVAL;
     vma.file = file.mapping;
-    if (file.mapping && !resvOwner.has(file.mapping)) resvOwner.set(file.mapping, vma.mm);
+    if (file.mapping && file.mapping.hugetlbResvOwner === null) file.mapping.hugetlbResvOwner = vma.mm;
     vma.flags |= VM_HUGETLB | VM_DONTEXPAND;
     vma.ops = null;
     return 0;
@@ -89,19 +91,19 @@ export const hugetlbFileOperations: FileOperations = {
 };
 
 function unreserve(k: Kernel, as: AddressSpace, idx: number): void {
-  const r = resvMaps.get(as);
+  const r = as.hugetlbResv;
   if (r && r.delete(idx)) k.hugetlb.resv--;
 }
 
 /** Consume the reservation of idx if there is one; else need an unreserved free page. */
 function allocHugetlbFolio(k: Kernel, as: AddressSpace | null, idx: number): number {
-  const r = as ? resvMaps.get(as) : undefined;
-  const reserved = r !== undefined && r.has(idx);
+  const r = as ? as.hugetlbResv : null;
+  const reserved = r !== null && r.has(idx);
   if (!reserved && freeUnreserved(k) <= 0) return -1;
   // alloc_hugetlb_folio() failing (injected) keeps the reservation.
   const pfn = k.hugetlb.alloc(k);
   if (pfn >= 0 && reserved) {
-    r.delete(idx);
+    r!.delete(idx);
     k.hugetlb.resv--;
   }
   return pfn;
@@ -114,7 +116,7 @@ function allocHugetlbFolio(k: Kernel, as: AddressSpace | null, idx: number): num
 export function hugetlbVmaClose(vma: Vma): void {
   const as = vma.file;
   if (as === null || as.kind !== 'hugetlbfs' || (vma.flags & VM_MAYSHARE)) return;
-  if (resvOwner.get(as) !== vma.mm) return;
+  if (as.hugetlbResvOwner !== vma.mm) return;
   const k = vma.mm.kernel;
   const first = vma.pgoff / HPAGE_PMD_NR;
   const last = first + (vma.end - vma.start) / HPAGE_SIZE;
@@ -123,7 +125,7 @@ export function hugetlbVmaClose(vma: Vma): void {
 
 /** hugetlbfs_evict_inode(): drop the cache and the remaining reservations. */
 export function hugetlbEvict(k: Kernel, as: AddressSpace): void {
-  const r = resvMaps.get(as);
+  const r = as.hugetlbResv;
   if (r) {
     k.hugetlb.resv -= r.size;
     r.clear();

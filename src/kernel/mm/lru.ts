@@ -9,7 +9,8 @@
  * migration refcount check fail: exactly why migrate_device_unmap() drains.
  *
  * ZONE_DEVICE folios are never added (VM_BUG_ON): page->pgmap aliases the
- * LRU list head in the kernel (seed F3:5315-5317).
+ * LRU list head in the kernel (include/linux/mm_types.h struct page:
+ * pgmap and zone_device_data overlay lru).
  *
  * Lock: lruvec lock, implicit (nothing here yields).
  */

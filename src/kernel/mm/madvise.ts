@@ -27,11 +27,13 @@ import {
 } from './mm_types.js';
 import {
   TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SOFT_DIRTY,
-  _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
+  _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf, pmdAddrEnd, pudAddrEnd,
 } from './pgtable.js';
 import { clearPmd, clearPte, setPmdFlags, setPmdLeaf, setPte, setPteFlags } from './pte_ops.js';
 import { _PAGE_SWP_EXCLUSIVE, swapDevice } from './swap.js';
-import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from './page.js';
+import {
+  HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked,
+} from './page.js';
 import { folioRemoveRmapPte, folioAddNewAnonRmap, anonVmaPrepare } from './rmap.js';
 import { folioGet, folioPut, folioMaybeDmaPinned, folioTrylock, folioUnlock } from './folio.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
@@ -113,7 +115,7 @@ function* madviseFree(vma: Vma, start: number, end: number): K<void> {
   while (addr < end) {
     const pmd = pmdTableOf(mm.pgd, addr, false);
     if (pmd === null) {
-      addr = Math.min(end, addr - (addr % PUD_SIZE) + PUD_SIZE);
+      addr = pudAddrEnd(addr, end);
       continue;
     }
     const ps = addr - (addr % PMD_SIZE);
@@ -387,7 +389,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
     const pt = pteTableOf(mm.pgd, addr);
     if (pt === null) {
-      addr = Math.min(end, addr - (addr % PMD_SIZE) + PMD_SIZE) - PAGE_SIZE;
+      addr = pmdAddrEnd(addr, end) - PAGE_SIZE;
       continue;
     }
     const j = pteIndex(addr);

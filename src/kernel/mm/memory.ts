@@ -18,63 +18,39 @@ import {
   type PteTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED,
   _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, _PAGE_PROTNONE, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isDevicePrivateType,
   isMigrationType, pmdIndex, pmdTableOf,
-  pteIndex, pteTableAlloc,
+  pteIndex, pteTableAlloc, pteTableOf,
 } from './pgtable.js';
 import { setPte, setPteFlags, mkPresent, carryBits } from './pte_ops.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
 import { anonVmaPrepareFails } from './rmap.js';
-import { type Vma, type VmFault, VM_SHARED, VM_WRITE, VM_HUGETLB } from './mm_types.js';
+import { type Vma, type VmFault, VM_ACCESS_FLAGS, VM_SHARED, VM_SOFTDIRTY, VM_WRITE, VM_HUGETLB } from './mm_types.js';
 import { __GFP_ZERO } from './page_alloc.js';
 import {
-  folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon, kasanCheck,
+  folioGet, folioLock, folioPut, folioTryGet, folioTrylock, folioUnlock, folioTestAnon, folioTestLocked, kasanCheck,
 } from './folio.js';
+import { EBUSY } from '../errno.js';
 import {
   folioAddNewAnonRmap, folioAddFileRmapPte, folioRemoveRmapPte, pageAnonExclusive, anonVmaPrepare,
 } from './rmap.js';
-import { PAGE_SIZE, PG_anon_exclusive, PG_dirty, PG_locked, PG_lru } from './page.js';
+import { PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_locked, PG_lru } from './page.js';
 import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
 import { type K, waitUntil } from '../sched/sched.js';
-import { spinLock } from '../sched/locks.js';
+import { lockdepAssertHeld, spinLock } from '../sched/locks.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, doHugePmdDevicePrivate, thpVmaAllowable, hugePmdSetAccessed } from './huge_memory.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
-import { removeDeviceExclusiveEntry } from './device_exclusive.js';
 import { shmemGetFolio } from './shmem.js';
 import { hugetlbFault } from './hugetlb.js';
 import { pagePgmap } from './memremap.js';
-import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
-import { mmapAssertLocked } from './mmap_lock.js';
+import { MMU_NOTIFY_CLEAR, MMU_NOTIFY_EXCLUSIVE, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
+import { mmapAssertLocked, mmapAssertWriteLocked } from './mmap_lock.js';
 
-/* enum fault_flag */
-export const FAULT_FLAG_WRITE = 1 << 0;
-export const FAULT_FLAG_MKWRITE = 1 << 1;
-export const FAULT_FLAG_ALLOW_RETRY = 1 << 2;
-export const FAULT_FLAG_RETRY_NOWAIT = 1 << 3;
-export const FAULT_FLAG_KILLABLE = 1 << 4;
-export const FAULT_FLAG_TRIED = 1 << 5;
-export const FAULT_FLAG_USER = 1 << 6;
-export const FAULT_FLAG_REMOTE = 1 << 7;
-export const FAULT_FLAG_INSTRUCTION = 1 << 8;
-export const FAULT_FLAG_INTERRUPTIBLE = 1 << 9;
-export const FAULT_FLAG_UNSHARE = 1 << 10;
-export const FAULT_FLAG_ORIG_PTE_VALID = 1 << 11;
-export const FAULT_FLAG_VMA_LOCK = 1 << 12;
-
-/* vm_fault_t bits */
-export const VM_FAULT_OOM = 0x000001;
-export const VM_FAULT_SIGBUS = 0x000002;
-export const VM_FAULT_MAJOR = 0x000004;
-export const VM_FAULT_HWPOISON = 0x000010;
-export const VM_FAULT_HWPOISON_LARGE = 0x000020;
-export const VM_FAULT_SIGSEGV = 0x000040;
-export const VM_FAULT_NOPAGE = 0x000100;
-export const VM_FAULT_LOCKED = 0x000200;
-export const VM_FAULT_RETRY = 0x000400;
-export const VM_FAULT_FALLBACK = 0x000800;
-export const VM_FAULT_DONE_COW = 0x001000;
-export const VM_FAULT_NEEDDSYNC = 0x002000;
-export const VM_FAULT_COMPLETED = 0x004000;
-export const VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE | VM_FAULT_FALLBACK;
-
+/* The fault flags and VM_FAULT_* codes live in fault_types.ts (a header); re-exported for existing importers. */
+export {
+  FAULT_FLAG_WRITE, FAULT_FLAG_MKWRITE, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_USER, FAULT_FLAG_REMOTE, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_INTERRUPTIBLE, FAULT_FLAG_UNSHARE, FAULT_FLAG_ORIG_PTE_VALID, FAULT_FLAG_VMA_LOCK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_HWPOISON, VM_FAULT_HWPOISON_LARGE, VM_FAULT_SIGSEGV, VM_FAULT_NOPAGE, VM_FAULT_LOCKED, VM_FAULT_RETRY, VM_FAULT_FALLBACK, VM_FAULT_DONE_COW, VM_FAULT_NEEDDSYNC, VM_FAULT_COMPLETED, VM_FAULT_ERROR,
+} from './fault_types.js';
+import {
+  FAULT_FLAG_WRITE, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_UNSHARE, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_HWPOISON, VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_FALLBACK, VM_FAULT_ERROR,
+} from './fault_types.js';
 
 /**
  * vm_normal_page(): the struct page behind a present PTE, or -1 for special
@@ -497,4 +473,111 @@ function* doSwapPage(vma: Vma, pt: PteTable, i: number, addr: number, real: numb
   if (t === T_HWPOISON) return VM_FAULT_HWPOISON;
   if (t === T_SWAP) return yield* doSwapIn(vma, pt, i, addr, flags);
   throw new KernelBug('BUG', `do_swap_page: unknown entry type ${t}`, `${vma} address 0x${addr.toString(16)}`);
+}
+
+/* Device-exclusive entries on the fault path (mm/memory.c; make_device_exclusive() is in device_exclusive.ts). */
+
+/**
+ * can_change_pte_writable(vma, addr, pte) for the restore: may a restored
+ * PTE be writable right away (no write fault needed)?
+ */
+function canChangePteWritable(k: Kernel, vma: Vma, addr: number, pfn: number, f: number): boolean {
+  if (k.warnOnPage(!(vma.flags & VM_WRITE), pfn, 'can_change_pte_writable: !VM_WRITE')) return false;
+  if (f & _PAGE_PROTNONE) return false;
+  if (!(vma.flags & VM_SOFTDIRTY) && !(f & _PAGE_SOFT_DIRTY)) return false; /* soft-dirty tracking wants the write fault */
+  if (f & _PAGE_UFFD_WP) return false;
+  if (!(vma.flags & VM_SHARED)) {
+    const page = vmNormalPage(k, vma, addr, pfn, T_PRESENT);
+    const p = k.pages;
+    return page >= 0 && (p.flags[p.folioPfn(page)] & PG_anon) !== 0 && (p.flags[page] & PG_anon_exclusive) !== 0;
+  }
+  return (f & _PAGE_DIRTY) !== 0;
+}
+
+/**
+ * restore_exclusive_pte(vma, folio, page, address, ptep, orig_pte): turn the
+ * DEVICE_EXCLUSIVE entry at pt[i] back into a present PTE for `pfn`: old
+ * (not young), soft-dirty and uffd-wp carried from the entry, PROT_NONE if
+ * the VMA is inaccessible, writable (and dirty if the folio is) only when
+ * VM_WRITE and can_change_pte_writable(). No rmap or refcount change (the
+ * mapcount was kept). Caller holds the folio lock (WARN otherwise) and the
+ * PTL, and has fired the MMU notifier. Used by the CPU fault path and by
+ * fork.
+ */
+export function restoreExclusivePte(vma: Vma, pfn: number, addr: number, pt: PteTable, i: number, origF: number): void {
+  lockdepAssertHeld(vma.mm.kernel.sched, pt.ptl, 'restore_exclusive_pte');
+  const k = vma.mm.kernel;
+  k.warnOnPage(!folioTestLocked(k, pfn), pfn, 'restore_exclusive_pte: folio not locked');
+  let f = T_PRESENT;
+  if (!(vma.flags & VM_ACCESS_FLAGS)) f |= _PAGE_PROTNONE; /* vm_page_prot == PAGE_NONE */
+  if (origF & _PAGE_SOFT_DIRTY) f |= _PAGE_SOFT_DIRTY;
+  if (origF & _PAGE_UFFD_WP) f |= _PAGE_UFFD_WP;
+  if ((vma.flags & VM_WRITE) && canChangePteWritable(k, vma, addr, pfn, f)) {
+    if (k.pages.flags[k.pages.folioPfn(pfn)] & PG_dirty) f |= _PAGE_DIRTY;
+    f |= _PAGE_RW;
+  }
+  setPte(pt, i, pfn, f, 'restore_exclusive_pte');
+}
+
+/**
+ * try_restore_exclusive_pte(vma, addr, ptep, orig_pte) (fork): trylock the
+ * folio and restore the PTE in place. Returns 0, or -EBUSY when the folio is
+ * locked (a driver holds it from make_device_exclusive): fork then fails.
+ * Caller holds the PTL of pt and mmap_lock for write.
+ */
+export function tryRestoreExclusivePte(vma: Vma, addr: number, pt: PteTable, i: number): number {
+  lockdepAssertHeld(vma.mm.kernel.sched, pt.ptl, 'try_restore_exclusive_pte');
+  mmapAssertWriteLocked(vma.mm, 'try_restore_exclusive_pte');
+  const k = vma.mm.kernel;
+  const pfn = pt.v[i];
+  const f = pt.f[i];
+  if ((f & TYPE_MASK) !== T_DEVICE_EXCLUSIVE) throw new KernelBug('BUG', 'try_restore_exclusive_pte: not a device-exclusive entry', `${vma} addr 0x${addr.toString(16)}`);
+  if (!folioTrylock(k, pfn)) return -EBUSY;
+  restoreExclusivePte(vma, pfn, addr, pt, i, f);
+  folioUnlock(k, pfn);
+  return 0;
+}
+
+/**
+ * remove_device_exclusive_entry(vmf): the CPU faulted on a DEVICE_EXCLUSIVE
+ * entry (do_swap_page). vmf.page / vmf.origV is its pfn, vmf.origF the
+ * entry. Takes a folio reference (0 if the folio is already free: the fault
+ * is retried), locks the folio (folio_lock_or_retry: with
+ * FAULT_FLAG_ALLOW_RETRY|RETRY_NOWAIT a busy folio gives VM_FAULT_RETRY;
+ * otherwise it sleeps, which is how a driver still holding the lock from
+ * make_device_exclusive keeps the CPU off until it is done), fires
+ * MMU_NOTIFY_EXCLUSIVE with owner NULL, restores the PTE if it is
+ * unchanged, unlocks and drops the reference. Returns 0 (the access is
+ * retried) or VM_FAULT_RETRY. Caller holds mmap_lock for read, no PTL.
+ */
+export function* removeDeviceExclusiveEntry(vmf: VmFault): K<number> {
+  mmapAssertLocked(vmf.vma.mm, 'remove_device_exclusive_entry');
+  const vma = vmf.vma;
+  const mm = vma.mm;
+  const k = mm.kernel;
+  const s = k.sched;
+  const pfn = vmf.page >= 0 ? vmf.page : vmf.origV;
+  const head = k.pages.folioPfn(pfn);
+  if (!folioTryGet(k, head)) return 0;
+  if (!folioTrylock(k, head)) {
+    if ((vmf.flags & FAULT_FLAG_ALLOW_RETRY) && (vmf.flags & FAULT_FLAG_RETRY_NOWAIT)) {
+      folioPut(k, head);
+      return VM_FAULT_RETRY;
+    }
+    yield* folioLock(k, head);
+  }
+  const addr = vmf.address - (vmf.address % PAGE_SIZE);
+  const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_EXCLUSIVE, addr, addr + PAGE_SIZE, null);
+  yield* mmuNotifierInvalidateRangeStart(range);
+  const pt = pteTableOf(mm.pgd, addr);
+  if (pt !== null) {
+    yield* spinLock(k.sched, pt.ptl);
+    const i = pteIndex(addr);
+    if (pt.v[i] === vmf.origV && pt.f[i] === vmf.origF) restoreExclusivePte(vma, pfn, addr, pt, i, vmf.origF);
+    pt.ptl.unlock(s);
+  }
+  folioUnlock(k, head);
+  folioPut(k, head);
+  mmuNotifierInvalidateRangeEnd(range);
+  return 0;
 }

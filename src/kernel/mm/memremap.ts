@@ -4,7 +4,9 @@
  * zone_device_page_init() / zone_device_folio_init(), free_zone_device_folio()
  * (mm/memremap.c, include/linux/memremap.h).
  *
- * Reference rules (mainline, after the 2022 fixes, seed F3:1639-1740):
+ * Reference rules (mainline, after the 2022 fixes: 0dc45ca1ce18
+ * "mm/memremap.c: take a pgmap reference on page allocation" and "mm: free
+ * device private pages have zero refcount"):
  *  - a free device page has refcount 0 (memmap init sets 0);
  *  - zone_device_folio_init() takes one pgmap reference per page
  *    (percpu_ref_tryget_many; WARN if the pgmap is dying), sets the folio's

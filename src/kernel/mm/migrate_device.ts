@@ -74,18 +74,15 @@ import {
 import { setPmdMigrationEntry, tryToMigrate } from './rmap_migrate.js';
 import { mmapAssertLocked } from './mmap_lock.js';
 
-/* include/linux/migrate.h */
-/** The entry names a page (migrate_pfn() sets it; a hole has MIGRATE without VALID). */
-export const MIGRATE_PFN_VALID = 1 << 0;
-/** The entry migrates: set by collect, cleared by any step that gives the page up. */
-export const MIGRATE_PFN_MIGRATE = 1 << 1;
-/** The source was mapped writable: the destination is mapped writable too. */
-export const MIGRATE_PFN_WRITE = 1 << 3;
-/** The entry is a PMD-sized folio (head entry; the next 511 entries are 0). */
-export const MIGRATE_PFN_COMPOUND = 1 << 4;
-/** The pfn lives above these flag bits. */
-export const MIGRATE_PFN_SHIFT = 6;
-const MIGRATE_PFN_FLAGS = 1 << MIGRATE_PFN_SHIFT; /* 64: flags live in v % 64 */
+/* The MIGRATE_PFN_* encoding lives in migrate_pfn.ts (include/linux/migrate.h); re-exported for existing importers. */
+export {
+  MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT,
+  migratePfn, migratePfnToPage, mpfnFlags, mpfnHas, mpfnSet, mpfnClear, mpfnOrder, mpfnPfn, mpfnMake,
+} from './migrate_pfn.js';
+import {
+  MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT,
+  migratePfn, migratePfnToPage, mpfnFlags, mpfnHas, mpfnSet, mpfnClear, mpfnPfn, mpfnMake,
+} from './migrate_pfn.js';
 
 /* enum migrate_vma_direction */
 /** Collect system (RAM) pages, holes and the zero page. */
@@ -96,49 +93,6 @@ export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
 export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
 /** Collect PMD-sized folios (and 2 MiB holes) as one COMPOUND entry instead of splitting them. */
 export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
-
-/** migrate_pfn(pfn): a valid entry for pfn (pfn * 64 + MIGRATE_PFN_VALID). */
-export function migratePfn(pfn: number): number {
-  return pfn * MIGRATE_PFN_FLAGS + MIGRATE_PFN_VALID;
-}
-
-/*
- * Entries below 2^31 (pfns below 2^25: 128 GiB of physical address space)
- * take the int32 path; larger ones fall back to float arithmetic. Both give
- * the same answers; the int path avoids a floating-point modulo per entry.
- */
-const INT_LIMIT = 2147483648;
-
-/** The MIGRATE_PFN_* bits of entry v (v % 64). */
-function mpfnFlags(v: number): number {
-  return v < INT_LIMIT ? v & (MIGRATE_PFN_FLAGS - 1) : v % MIGRATE_PFN_FLAGS;
-}
-
-/** migrate_pfn_to_page(v): the pfn of a VALID entry, else -1. Only VALID is looked at. */
-export function migratePfnToPage(v: number): number {
-  return v < INT_LIMIT ? ((v & MIGRATE_PFN_VALID) !== 0 ? v >>> MIGRATE_PFN_SHIFT : -1) : migratePfnToPageWide(v);
-}
-
-/** migratePfnToPage() of an entry of 2^31 or more (float arithmetic; kept out of line). */
-function migratePfnToPageWide(v: number): number {
-  if ((v % MIGRATE_PFN_FLAGS) % 2 !== 1) return -1;
-  return Math.floor(v / MIGRATE_PFN_FLAGS);
-}
-
-/** Does entry v have flag bit f (a MIGRATE_PFN_* below 64)? */
-export function mpfnHas(v: number, f: number): boolean {
-  return (mpfnFlags(v) & f) !== 0;
-}
-
-/** v | f, on the full-width value. */
-function mpfnSet(v: number, f: number): number {
-  return v + (f & ~mpfnFlags(v));
-}
-
-/** v & ~f, on the full-width value (f may combine several flags). */
-function mpfnClear(v: number, f: number): number {
-  return v - (mpfnFlags(v) & f);
-}
 
 /** Model-only state of a struct migrate_vma, to catch driver misuse. */
 const enum MvState {
@@ -348,7 +302,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
 
 /**
  * migrate_vma_collect_pmd(): one PMD span [start, end). PMD leaves go to
- * collectHugePmd(); then, under the PTL, each PTE is examined (spec 3.4).
+ * collectHugePmd(); then, under the PTL, each PTE is examined (mm/migrate_device.c:migrate_vma_collect_pmd()).
  */
 function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: number): K<void> {
   const { k, mv } = w;
@@ -410,7 +364,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
         if (pfn === k.zeroPfn && ((mv.flags & MIGRATE_VMA_SELECT_SYSTEM) || hist.zero_pfn_without_select_system)) {
           // zero_pfn_without_select_system: before the fix in the device
           // coherent series, the zero pfn was selected even when only
-          // SELECT_DEVICE_COHERENT was asked for (seed F3:7760-7816).
+          // SELECT_DEVICE_COHERENT was asked for (review of "mm: add device coherent vma selection for memory migration", v4/v5, 2022; mm/migrate_device.c:migrate_vma_collect_pmd()).
           emit(w, MIGRATE_PFN_MIGRATE);
           mv.cpages++;
           continue;
@@ -715,8 +669,6 @@ function dstPageBug(k: Kernel, dpfn: number, i: number): never {
   throw new KernelBug('BUG', 'migrate_vma_pages: dst page check failed', k.dumpPage(dpfn, `dst[${i}]`));
 }
 
-let warnedUnsupportedZoneDevice = false;
-
 /**
  * migrate_vma_insert_page(): populate the hole at addr with the dst page
  * (do_anonymous_page with a device page): anonymous VMAs only; a huge zero
@@ -760,10 +712,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       ef = write ? T_DEVICE_PRIVATE_WRITE : T_DEVICE_PRIVATE_READ;
     } else {
       if (p.pgmap[folio] !== 0 && !isDeviceCoherentPage(k, folio)) {
-        if (!warnedUnsupportedZoneDevice) {
-          warnedUnsupportedZoneDevice = true;
-          k.printk.info('Unsupported ZONE_DEVICE page type.');
-        }
+        k.printk.infoOnce('Unsupported ZONE_DEVICE page type.'); /* pr_warn_once() */
         break abort;
       }
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
@@ -854,8 +803,8 @@ function migrateVmaSplitUnmappedFolio(k: Kernel, mv: MigrateVma, idx: number, ad
   if (ret !== 0) return ret;
   src[idx] = mpfnClear(src[idx], MIGRATE_PFN_COMPOUND);
   const flags = mpfnFlags(src[idx]);
-  const pfn = Math.floor(src[idx] / MIGRATE_PFN_FLAGS);
-  for (let j = 1; j < HPAGE_PMD_NR; j++) src[idx + j] = (pfn + j) * MIGRATE_PFN_FLAGS + flags;
+  const pfn = mpfnPfn(src[idx]);
+  for (let j = 1; j < HPAGE_PMD_NR; j++) src[idx + j] = mpfnMake(pfn + j, flags);
   k.vmstat.thp_migration_split++;
   return 0;
 }

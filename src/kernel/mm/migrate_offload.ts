@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * The page-migration copy offload of the DMA folio-migration RFC
- * (seed 004, "[RFC PATCH 4/5] mm: add support for DMA folio Migration",
+ * ("[RFC PATCH 4/5] mm: add support for DMA folio Migration",
  * Mike Day / Shivank Garg, June 2024; mm/migrate_dma.c,
  * include/linux/migrate_dma.h): a `struct migrator` whose migrate_dma()
  * replaces folios_copy() in the batch move of migrate_pages(), and whose
@@ -20,18 +20,18 @@
  * its own migrate_dma) can never finish: a HANG, as srcu_barrier() inside
  * the read section would be in the kernel.
  *
- * Where seed 004 and the model differ, deliberately:
- *  - seed 004's migrate_folios_batch_move() calls the static call without
+ * Where that first RFC and the model differ, deliberately:
+ *  - the first RFC's migrate_folios_batch_move() calls the static call without
  *    srcu_read_lock(), so its srcu_barrier() waits for nothing (a module
  *    could be unloaded under a running migrate_dma): see docs/COST_MODEL.md.
- *  - seed 004 turns can_migrate_dma() == false into rc = -EAGAIN for the
+ *  - the first RFC turns can_migrate_dma() == false into rc = -EAGAIN for the
  *    folio, which retries it with the same answer until the retry limit and
  *    then fails its migration. RFC v6 instead marks each folio the migrator
  *    copied (FOLIO_CONTENT_COPIED) and copies the others on the CPU. The
  *    model does v6's fallback: a folio the migrator does not take is copied
  *    by folio_copy() in the move step, and migrates.
  *  - RFC v6 names the hook offload_copy / the driver dcbm and adds a reason
- *    mask and should_batch(); the model keeps seed 004's names.
+ *    mask and should_batch(); the model keeps the first RFC's names.
  */
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';

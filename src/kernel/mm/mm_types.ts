@@ -103,6 +103,14 @@ export class AddressSpace {
   readonly iMmap = new VmaSet();
   /** i_size in bytes. */
   size = 0;
+  /** inode->i_count: open files and VMAs (ihold/iput in fs/inode.ts). */
+  iCount = 0;
+  /** sb->s_op->evict_inode, called by the last iput() (shmem / hugetlbfs set it at creation). */
+  evictInode: ((k: Kernel, as: AddressSpace) => void) | null = null;
+  /** hugetlbfs: the inode's resv_map (indices with a reserved huge page), else null. */
+  hugetlbResv: Set<number> | null = null;
+  /** hugetlbfs: the mm that owns the reservations of a private mapping (HPAGE_RESV_OWNER), else null. */
+  hugetlbResvOwner: MmStruct | null = null;
   constructor(readonly id: number, readonly kind: 'shmem' | 'hugetlbfs' | 'device') {}
 }
 
@@ -143,6 +151,11 @@ export interface VmOps {
  */
 export class Vma {
   anonVma: AnonVma | null = null;
+  /**
+   * vma->anon_vma_chain: the anon_vmas this VMA is linked to besides its own
+   * (anonVmaLink / anonVmaClone in mmap.ts), or null before the first link.
+   */
+  anonVmaChain: Set<AnonVma> | null = null;
   file: AddressSpace | null = null;
   ops: VmOps | null = null;
   /** vm_private_data */

@@ -80,12 +80,12 @@ function pageAlign(n: number): number {
 /* anon_vma chains                                                     */
 /* ------------------------------------------------------------------ */
 
-const chains = new WeakMap<Vma, Set<AnonVma>>();
+/* A VMA's links are vma.anonVmaChain (vma->anon_vma_chain), so the explorer's snapshot restores them. */
 
 /** Every anon_vma the VMA is linked to (its anon_vma_chain). */
 export function anonVmaChainOf(vma: Vma): AnonVma[] {
   const out: AnonVma[] = [];
-  const c = chains.get(vma);
+  const c = vma.anonVmaChain;
   if (c) for (const av of c) out.push(av);
   if (vma.anonVma !== null && !(c && c.has(vma.anonVma))) out.push(vma.anonVma);
   return out;
@@ -93,10 +93,10 @@ export function anonVmaChainOf(vma: Vma): AnonVma[] {
 
 /** anon_vma_chain_link(): link vma into av (rmap walks of av visit it). */
 export function anonVmaLink(vma: Vma, av: AnonVma): void {
-  let c = chains.get(vma);
-  if (!c) {
+  let c = vma.anonVmaChain;
+  if (c === null) {
     c = new Set();
-    chains.set(vma, c);
+    vma.anonVmaChain = c;
   }
   c.add(av);
   av.vmas.add(vma);
@@ -111,7 +111,7 @@ export function anonVmaClone(dst: Vma, src: Vma): void {
 /** unlink_anon_vmas(): the VMA leaves every anon_vma; vma.anonVma becomes null. */
 export function unlinkAnonVmas(vma: Vma): void {
   for (const av of anonVmaChainOf(vma)) av.vmas.delete(vma);
-  chains.delete(vma);
+  vma.anonVmaChain = null;
   vma.anonVma = null;
 }
 

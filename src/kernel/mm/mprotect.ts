@@ -27,9 +27,9 @@ import {
 import {
   type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
   T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, _PAGE_RW, _PAGE_PROTNONE, _PAGE_SOFT_DIRTY,
-  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex,
+  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd,
 } from './pgtable.js';
-import { PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
+import { PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { setPteFlags, setPmdFlags } from './pte_ops.js';
 import { MMU_NOTIFY_PROTECTION_VMA, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { splitHugePmdNotify } from './huge_memory.js';
@@ -126,7 +126,7 @@ export function* changeProtection(vma: Vma, start: number, end: number, tryWrita
   while (addr < end) {
     const pmd = pmdTableOf(mm.pgd, addr, false);
     if (pmd === null) {
-      addr = Math.min(end, addr - (addr % PUD_SIZE) + PUD_SIZE);
+      addr = pudAddrEnd(addr, end);
       continue;
     }
     const pmdStart = addr - (addr % PMD_SIZE);

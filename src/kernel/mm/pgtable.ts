@@ -31,6 +31,7 @@
  * allocation never yields).
  */
 import { Spinlock } from '../sched/locks.js';
+import { PMD_SIZE, PUD_SIZE } from './page.js';
 import { LOCK_CLASSES } from '../sched/lockdep.js';
 
 export const PTRS_PER_TABLE = 512;
@@ -67,6 +68,15 @@ export const TYPE_NAMES: Record<number, string> = {
 };
 
 /** is_migration_entry() */
+/**
+ * The entry type (T_*) of a PTE or PMD flags word: the one place outside the
+ * mm core that knows types live in `f & TYPE_MASK` (pte_present(),
+ * is_swap_pte(), is_migration_entry()... decode the same bits in the kernel).
+ */
+export function pteType(f: number): number {
+  return f & TYPE_MASK;
+}
+
 export function isMigrationType(t: number): boolean {
   return t === T_MIGRATION_READ || t === T_MIGRATION_READ_EXCLUSIVE || t === T_MIGRATION_WRITE;
 }
@@ -159,6 +169,22 @@ const VPN_PER_PGD = 512 * 512 * 512;
  * and wraps modulo 2^32, a multiple of 512, so the bits are right for every
  * non-negative address, without a floating-point modulo.
  */
+/**
+ * pmd_addr_end(addr, end) (include/linux/pgtable.h): the end of the PMD
+ * span holding addr, or end if that comes first. Walkers step with it
+ * instead of writing the boundary arithmetic themselves.
+ */
+export function pmdAddrEnd(addr: number, end: number): number {
+  const boundary = addr - (addr % PMD_SIZE) + PMD_SIZE;
+  return boundary < end ? boundary : end;
+}
+
+/** pud_addr_end(addr, end): as pmdAddrEnd for the PUD span (1 GiB). */
+export function pudAddrEnd(addr: number, end: number): number {
+  const boundary = addr - (addr % PUD_SIZE) + PUD_SIZE;
+  return boundary < end ? boundary : end;
+}
+
 export function pteIndex(addr: number): number {
   return (addr / 4096) & (PTRS_PER_TABLE - 1);
 }

@@ -8,7 +8,8 @@
  * mapped elsewhere also require the folio lock in the kernel (the model
  * checks it where the kernel has VM_BUG_ON).
  *
- * PG_anon_exclusive rules (seed F1:3-221): new anon folios start exclusive;
+ * PG_anon_exclusive rules (6c287605fd "mm: remember exclusively mapped
+ * anonymous pages with PG_anon_exclusive"; include/linux/rmap.h): new anon folios start exclusive;
  * a writable PTE implies exclusive; dup (fork) and share (migration to a
  * readable entry) clear it, and fail with -EBUSY if the folio may be pinned.
  */

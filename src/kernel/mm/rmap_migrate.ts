@@ -133,8 +133,8 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
     }
     let type: number;
     if (k.config.historical.ttm_coherent_as_private && isDeviceCoherentPage(k, sub)) {
-      // The device-coherent series before review (seed F3:4934-4949,
-      // 8502-8523, 9211-9227): try_to_migrate() let coherent folios through
+      // The device-coherent series before review (review of "mm: add device
+      // coherent checker to remove migration pte", 2022; mm/rmap.c:try_to_migrate_one()): try_to_migrate() let coherent folios through
       // but try_to_migrate_one() still took its folio_is_zone_device()
       // branch, written for device-private pages, which cannot be pinned:
       //   if (anon_exclusive) BUG_ON(page_try_share_anon_rmap(subpage));

@@ -25,41 +25,18 @@ import { __GFP_ZERO } from './page_alloc.js';
 import { folioPut } from './folio.js';
 import { unmapMappingRange } from './zap.js';
 import { File, type FileOperations } from '../fs/chardev.js';
-import { hugetlbEvict } from './hugetlb.js';
+import { mappingGet, mappingPut } from '../fs/inode.js';
 
 /** MAX_LFS_FILESIZE on 64-bit (bytes); the model caps at 2^52. */
 export const MAX_LFS_FILESIZE = 2 ** 52;
 
-const inodeRefs = new WeakMap<AddressSpace, number>();
+/* ihold()/iput() on the inode live in fs/inode.ts; re-exported for existing importers. */
+export { mappingGet, mappingPut, mappingRefs } from '../fs/inode.js';
 
-/** ihold(): one more reference on the inode (an open file or a VMA). */
-export function mappingGet(as: AddressSpace): void {
-  inodeRefs.set(as, (inodeRefs.get(as) ?? 0) + 1);
-}
-
-/**
- * iput(): drop an inode reference; the last one evicts the inode
- * (shmem_evict_inode / hugetlbfs_evict_inode): every cached folio loses the
- * cache reference (they are unmapped by then) and hugetlb reservations are
- * returned.
- */
-export function mappingPut(k: Kernel, as: AddressSpace): void {
-  const n = (inodeRefs.get(as) ?? 0) - 1;
-  inodeRefs.set(as, n);
-  if (n > 0) return;
-  if (as.kind === 'hugetlbfs') {
-    hugetlbEvict(k, as);
-    return;
-  }
-  if (as.kind === 'shmem') {
-    for (const [idx, pfn] of [...as.pages]) dropCachePage(k, as, idx, pfn);
-    if (k.mappings[as.id] === as) k.mappings[as.id] = null;
-  }
-}
-
-/** Inode reference count, for tests. */
-export function mappingRefs(as: AddressSpace): number {
-  return inodeRefs.get(as) ?? 0;
+/** shmem_evict_inode(): every cached folio loses the cache reference (they are unmapped by then). */
+function shmemEvictInode(k: Kernel, as: AddressSpace): void {
+  for (const [idx, pfn] of [...as.pages]) dropCachePage(k, as, idx, pfn);
+  if (k.mappings[as.id] === as) k.mappings[as.id] = null;
 }
 
 /**
@@ -97,6 +74,7 @@ function dropCachePage(k: Kernel, as: AddressSpace, idx: number, pfn: number): v
 /** shmem_file_setup() / O_TMPFILE on tmpfs: a new empty inode and its File. */
 export function shmemFileSetup(k: Kernel, path: string, size: number, flags: number): File {
   const as = k.newAddressSpace('shmem');
+  as.evictInode = shmemEvictInode;
   as.size = size;
   const f = new File(k, shmemFileOperations, path, flags);
   f.mapping = as;
@@ -111,6 +89,7 @@ export function shmemFileSetup(k: Kernel, path: string, size: number, flags: num
  */
 export function shmemZeroSetup(k: Kernel, vma: Vma): number {
   const as = k.newAddressSpace('shmem');
+  as.evictInode = shmemEvictInode;
   as.size = vma.end - vma.start;
   vma.file = as;
   vma.ops = null;

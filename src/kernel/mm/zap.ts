@@ -30,10 +30,10 @@ import { type AddressSpace, type MmStruct, type Vma, VM_PFNMAP, VM_HUGETLB } fro
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
   T_MIGRATION_WRITE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_TABLE,
-  _PAGE_SPECIAL, _PAGE_DIRTY, pmdIndex, pmdTableOf, pteIndex,
+  _PAGE_SPECIAL, _PAGE_DIRTY, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd,
 } from './pgtable.js';
 import { clearPte, clearPmd } from './pte_ops.js';
-import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PUD_SIZE, PG_anon, PG_dirty, PG_hugetlb, PG_swapbacked } from './page.js';
+import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_dirty, PG_hugetlb, PG_swapbacked } from './page.js';
 import { folioRemoveRmapPte, folioRemoveRmapPmd } from './rmap.js';
 import { folioPut } from './folio.js';
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
@@ -215,7 +215,7 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
   while (addr < end) {
     const pmd = pmdTableOf(pgd, addr, false);
     if (pmd === null) {
-      addr = Math.min(end, addr - (addr % PUD_SIZE) + PUD_SIZE);
+      addr = pudAddrEnd(addr, end);
       continue;
     }
     const pmdStart = addr - (addr % PMD_SIZE);

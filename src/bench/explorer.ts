@@ -5,7 +5,7 @@
  * (mainline) configuration, where nothing is found and every schedule runs.
  * A warm-up run of as many schedules first lets the JIT compile the hot paths.
  */
-import { explore, type StrategyName } from './engine.js';
+import { explore, type StrategyName } from '../explore/engine.js';
 import { findScenario } from '../../scenarios/index.js';
 
 export interface ExplorerBench {
