@@ -16,14 +16,15 @@ import { MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
 import { MREMAP_MAYMOVE, MREMAP_FIXED } from '../src/kernel/mm/mremap.js';
 import { ENOMEM } from '../src/kernel/errno.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS, handleMmFault } from '../src/kernel/mm/memory.js';
-import { runMmapRead } from './migrate_helpers.js';
 import { runSync } from '../src/kernel/sched/sched.js';
-import { pteTableOf, pteIndex, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_WRITE } from '../src/kernel/mm/pgtable.js';
+import { pteTableOf, pteIndex, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_WRITE } from '../src/kernel/mm/pgtable.js';
 import { leakBaseline, checkNoLeaks } from '../src/kernel/mm/debug_vm.js';
 import { testHmmInit, encodeCmd, decodeCmd, HMM_DMIRROR_CMD_SIZE } from '../src/drivers/test_hmm/index.js';
-import { HMM_DMIRROR_READ, HMM_DMIRROR_MIGRATE_TO_DEV } from '../src/drivers/test_hmm/uapi.js';
+import { HMM_DMIRROR_READ, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS } from '../src/drivers/test_hmm/uapi.js';
 import { O_RDWR } from '../src/kernel/fs/chardev.js';
 import { runFailSiteSweep, sampleOccurrences, type FailScenario } from '../src/fuzz/fail_sites.js';
+import { KernelBug } from '../src/kernel/printk.js';
+import { runMmapRead } from './migrate_helpers.js';
 import { hmmTestScenarios } from '../src/fuzz/fail_scenarios.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -93,7 +94,7 @@ test('buddy rules live on the machine table: k.buddy.fail is k.failInject.rules;
   assert.equal(k.buddy.stat.failInjected, 1);
 });
 
-test('__pte_alloc / __pmd_alloc / __pud_alloc failing in a CPU fault: VM_FAULT_OOM (SIGKILL in the model), nothing mapped', () => {
+test('__pte_alloc / __pmd_alloc / __pud_alloc failing in a CPU fault: VM_FAULT_OOM, nothing mapped; the user access retries the fault (pagefault_out_of_memory)', () => {
   for (const site of ['__pte_alloc', '__pmd_alloc', '__pud_alloc']) {
     const e = setup();
     const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -102,9 +103,22 @@ test('__pte_alloc / __pmd_alloc / __pud_alloc failing in a CPU fault: VM_FAULT_O
     assert.equal(runMmapRead(vma.mm, handleMmFault(vma, a, 1)), VM_FAULT_OOM, site);
     assert.equal(pteTableOf(e.p.mm!.pgd, a), null, `${site}: no PTE table, nothing mapped`);
     fail(e.k, site);
-    assert.throws(() => e.p.writeBytes(a, new Uint8Array([1])), (x: unknown) => x instanceof ProcessSignal && x.signo === 9, `${site}: the OOM path kills`);
+    e.p.writeBytes(a, new Uint8Array([1]));
+    assert.equal(e.p.readBytes(a, 1)[0], 1, `${site}: the retried fault maps the page`);
+    assert.match(e.k.printk.text(), /Huh VM_FAULT_OOM leaked out to the #PF handler/);
     finish(e, site, 2);
   }
+});
+
+test('a persistent allocation failure in a CPU fault: the #PF is retried forever (HANG report), no signal', () => {
+  const e = setup();
+  const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  e.k.failInject.set('__pte_alloc', { skip: 0, times: Infinity });
+  assert.throws(() => e.p.writeBytes(a, new Uint8Array([1])), (x: unknown) => x instanceof KernelBug && x.kind === 'HANG' && /page fault retried forever \(VM_FAULT_OOM each time/.test(x.rule));
+  assert.ok(e.p.alive, 'not killed: pagefault_out_of_memory() does not invoke the OOM killer');
+  e.k.failInject.rules.clear();
+  e.p.writeBytes(a, new Uint8Array([2]));
+  assert.equal(e.p.readBytes(a, 1)[0], 2);
 });
 
 test('anon_vma_prepare failing: the anonymous write fault is VM_FAULT_OOM and the VMA keeps no anon_vma', () => {
@@ -306,4 +320,44 @@ test('a JS exception in a scenario is a failure; the hmm-tests scenario list is 
   assert.equal(f[0].kind, 'exception');
   assert.match(f[0].detail, /TypeError: model defect/);
   assert.equal(hmmTestScenarios().length, 76);
+});
+
+test('dmirror_devmem_fault_alloc_and_copy failing in the CPU fault (mainline): no migrate_vma_finalize, the migration entry stays, the next access hangs', () => {
+  const e = setup();
+  const fd = e.p.open('/dev/hmm_dmirror0', O_RDWR);
+  const a = e.p.mmap(0, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  e.p.fill(a, PG, 0x5a);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1), [0, 1]);
+  fail(e.k, 'dmirror_devmem_fault_alloc_and_copy');
+  assert.throws(() => e.p.readBytes(a, 1), (x: unknown) => x instanceof KernelBug && x.kind === 'HANG' && /migration_entry_wait/.test(x.rule));
+  const pt = pteTableOf(e.p.mm!.pgd, a)!;
+  assert.equal(pt.f[pteIndex(a)] & TYPE_MASK, T_MIGRATION_WRITE, 'a migration entry nobody removes');
+});
+
+test('dmirror_devmem_fault_alloc_and_copy failing in the CPU fault (dmirror_devmem_fix): migrate_vma_pages + finalize restore the page on the device, the retried fault migrates it', () => {
+  const e = setup({ fixes: { dmirror_devmem_fix: true } });
+  const fd = e.p.open('/dev/hmm_dmirror0', O_RDWR);
+  const a = e.p.mmap(0, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  e.p.fill(a, PG, 0x5a);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1), [0, 1]);
+  fail(e.k, 'dmirror_devmem_fault_alloc_and_copy');
+  assert.equal(e.p.readBytes(a, 1)[0], 0x5a);
+  assert.equal(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)] & TYPE_MASK, T_PRESENT);
+  e.p.close(fd);
+  finish(e, 'dmirror_devmem_fault_alloc_and_copy');
+});
+
+test('dmirror_devmem_fault_alloc_and_copy failing mid-batch in HMM_DMIRROR_MIGRATE_TO_SYS: the error is ignored (mainline), the copied pages migrate, the rest stay on the device, no migration entry is left', () => {
+  const e = setup();
+  const fd = e.p.open('/dev/hmm_dmirror0', O_RDWR);
+  const a = e.p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  for (let i = 0; i < 4; i++) e.p.fill(a + i * PG, PG, 0x10 + i);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 4), [0, 4]);
+  fail(e.k, 'dmirror_devmem_fault_alloc_and_copy', 2);
+  assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_SYS, a, 4), [0, 2]);
+  const pt = pteTableOf(e.p.mm!.pgd, a)!;
+  assert.deepEqual([0, 1, 2, 3].map((i) => pt.f[pteIndex(a) + i] & TYPE_MASK), [T_PRESENT, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_DEVICE_PRIVATE_WRITE]);
+  for (let i = 0; i < 4; i++) assert.equal(e.p.readBytes(a + i * PG, 1)[0], 0x10 + i, `page ${i}`);
+  e.p.close(fd);
+  finish(e, 'dmirror_devmem_fault_alloc_and_copy');
 });

@@ -35,6 +35,7 @@ import { MMU_NOTIFY_MIGRATE, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmu
 import { doUserAddrFault, SIGBUS } from '../src/kernel/arch/fault.js';
 import type { MmStruct } from '../src/kernel/mm/mm_types.js';
 import type { K } from '../src/kernel/sched/sched.js';
+import { __GFP_NOWARN } from '../src/kernel/mm/page_alloc.js';
 
 const S = MIGRATE_VMA_SELECT_SYSTEM;
 const isBug = (rule: RegExp) => (err: unknown) => err instanceof KernelBug && err.kind === 'BUG' && rule.test(err.rule);
@@ -603,14 +604,16 @@ void (null as unknown as MmStruct);
 /* ------------------------------------------------------------------ */
 /* the device-private CPU fault: what reaches the process              */
 
-test('device-private fault: migrate_to_ram returning VM_FAULT_OOM (no system page) is SIGKILL for the process; the entry and data stay', () => {
+test('device-private fault: migrate_to_ram returning VM_FAULT_OOM (an injected allocation failure) is retried, not a signal (pagefault_out_of_memory since v5.16); the entry and data stay', () => {
   const e = mkEnv(1);
   storePage(e.mm, e.vma.start, 6);
   const want = loadPage(e.mm, e.vma.start);
   runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   const d = pte(e.mm, e.vma.start)[0];
   e.k.buddy.fail.set('testdrv', { skip: 0, times: 1 });
-  assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, false)), { ok: false, signal: 9, code: 0, addr: e.vma.start });
+  assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, false)), { ok: true, oom: true });
+  assert.match(e.k.printk.text(), /Huh VM_FAULT_OOM leaked out to the #PF handler\. Retrying PF/);
+  assert.equal(e.k.printk.warnings.length, 0, 'a pr_warn, not a WARN');
   assert.equal(e.dev.stat.toRamFailed, 1);
   assert.deepEqual(pte(e.mm, e.vma.start), [d, T_DEVICE_PRIVATE_WRITE]);
   assert.equal(e.k.pages.flags[d] & PG_locked, 0);
@@ -666,10 +669,24 @@ test('device-private fault on a page locked by someone else: the fault is retrie
   e.k.checkpoint('retry');
 });
 
-test('anonymous fault with no memory: VM_FAULT_OOM is SIGKILL', () => {
+test('anonymous fault with an injected allocation failure: VM_FAULT_OOM, the fault is retried and the next one maps the page', () => {
   const e = mkEnv(1);
   e.k.buddy.fail.set('anon_fault', { skip: 0, times: 1 });
-  assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, true)), { ok: false, signal: 9, code: 0, addr: e.vma.start });
+  assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, true)), { ok: true, oom: true });
   assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_NONE);
+  assert.doesNotMatch(e.k.printk.text(), /Out of memory/, 'no OOM kill for an injected failure');
   assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, true)), { ok: true });
+  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+});
+
+test('anonymous fault with no free memory at all: the allocator\'s OOM killer (the model picks the faulting task) - SIGKILL', () => {
+  const e = mkEnv(1);
+  const held: number[] = [];
+  for (let pfn = e.k.buddy.alloc(9, 0, 'test'); pfn >= 0; pfn = e.k.buddy.alloc(9, 0, 'test')) held.push(pfn);
+  for (let pfn = e.k.buddy.alloc(0, __GFP_NOWARN, 'test'); pfn >= 0; pfn = e.k.buddy.alloc(0, __GFP_NOWARN, 'test')) held.push(pfn);
+  e.k.current = { pid: 42, mm: e.mm, comm: 'hog' };
+  assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, true)), { ok: false, signal: 9, code: 0, addr: e.vma.start });
+  assert.match(e.k.printk.text(), /Out of memory \(oom_kill_allocating_task\): Killed process 42 \(hog\)/);
+  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_NONE);
+  assert.ok(held.length > 0);
 });

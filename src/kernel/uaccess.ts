@@ -26,7 +26,7 @@ export function* userPagePfn(mm: MmStruct, addr: number, write: boolean): K<numb
   for (let t = 0; t < MAX_TRIES; t++) {
     const pfn = translate(mm, addr, write);
     if (pfn >= 0) return pfn;
-    const r = yield* doUserAddrFault(mm, addr, write);
+    const r = yield* doUserAddrFault(mm, addr, write, false);
     if (!r.ok) return -1;
   }
   return -1;

@@ -63,6 +63,28 @@ export const SIGWINCH = 28;
 const IGNORED_BY_DEFAULT = new Set([SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGSTOP, 20, 21, 22]);
 
 /** The process was killed by a signal during a CPU access or a self-kill. */
+/**
+ * How often one user access re-executes after a fault before the model calls
+ * it a livelock. The CPU restarts the instruction after every handled fault;
+ * a fault that keeps "succeeding" without mapping the page (a migration
+ * entry nobody removes, VM_FAULT_OOM retried by pagefault_out_of_memory())
+ * would spin forever in a real kernel.
+ */
+const FAULT_RETRIES = 16;
+
+/**
+ * The HANG a user access that never completes reports. `oom`: how many of
+ * the faults returned VM_FAULT_OOM and were retried (mm/oom_kill.c
+ * pagefault_out_of_memory() since v5.16: "Huh VM_FAULT_OOM leaked out to
+ * the #PF handler. Retrying PF"); all of them means a persistent allocation
+ * failure, which a real kernel retries forever (the task stays killable).
+ */
+function faultsForever(addr: number, oom: number): KernelBug {
+  const where = `user access at 0x${addr.toString(16)}`;
+  if (oom === FAULT_RETRIES) return new KernelBug('HANG', `${where}: page fault retried forever (VM_FAULT_OOM each time: "Huh VM_FAULT_OOM leaked out to the #PF handler. Retrying PF")`);
+  return new KernelBug('HANG', `${where} faults forever${oom ? ` (${oom} of ${FAULT_RETRIES} faults VM_FAULT_OOM)` : ''}`);
+}
+
 export class ProcessSignal extends Error {
   constructor(
     readonly pid: number,
@@ -618,15 +640,17 @@ export class Process {
     let pfn = translate(mm, addr, write);
     if (pfn >= 0) return pfn;
     const k = this.kernel;
-    for (let t = 0; t < 16; t++) {
+    let oom = 0;
+    for (let t = 0; t < FAULT_RETRIES; t++) {
       k.current = { pid: this.pid, mm, comm: this.name };
       const r = runSync(k.sched, doUserAddrFault(mm, addr, write));
       this.faultedInAccess = true;
       if (!r.ok) this.fatal(r.signal, addr, r.code);
+      if (r.oom) oom++;
       pfn = translate(mm, addr, write);
       if (pfn >= 0) return pfn;
     }
-    throw new KernelBug('HANG', `user access at 0x${addr.toString(16)} faults forever`);
+    throw faultsForever(addr, oom);
   }
 
   /** The same as cpuPage, as a generator (for threads). */
@@ -636,15 +660,17 @@ export class Process {
     let pfn = translate(mm, addr, write);
     if (pfn >= 0) return pfn;
     const k = this.kernel;
-    for (let t = 0; t < 16; t++) {
+    let oom = 0;
+    for (let t = 0; t < FAULT_RETRIES; t++) {
       k.current = { pid: this.pid, mm, comm: this.name };
       const r = yield* doUserAddrFault(mm, addr, write);
       this.cp('fault');
       if (!r.ok) this.fatal(r.signal, addr, r.code);
+      if (r.oom) oom++;
       pfn = translate(mm, addr, write);
       if (pfn >= 0) return pfn;
     }
-    throw new KernelBug('HANG', `user access at 0x${addr.toString(16)} faults forever`);
+    throw faultsForever(addr, oom);
   }
 
   /**

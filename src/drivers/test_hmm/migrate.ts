@@ -28,7 +28,7 @@ import { copyToUser } from '../../kernel/uaccess.js';
 import {
   DPT_XA_TAG_WRITE, type TestHmm, backingPage, dmirrorDevmemAllocPage, dmirrorDevmemAllocPageNoWait, ALLOC_MUST_SLEEP,
 } from './device.js';
-import { type Dmirror, mmgetNotZero, mmput, ptEntry } from './mirror.js';
+import { type Dmirror, dmirrorDoUpdate, mmgetNotZero, mmput, ptEntry } from './mirror.js';
 import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import { HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, type HmmDmirrorCmd } from './uapi.js';
 import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
@@ -121,7 +121,17 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
       for (let j = 0; j < nr && addr < args.end; j++) {
         let dp = dmirrorDevmemAllocPageNoWait(dmirror, false);
         if (dp === ALLOC_MUST_SLEEP) dp = yield* dmirrorDevmemAllocPage(dmirror, false);
-        if (dp < 0) throw new KernelBug('BUG', 'dmirror_migrate_alloc_and_copy: small-page fallback allocation failed: NULL pointer dereference in BACKING_PAGE(dpage)');
+        /*
+         * Mainline has no NULL check here: BACKING_PAGE(NULL) reads the
+         * flags of a NULL struct page (is_device_private_page()): "BUG:
+         * kernel NULL pointer dereference" in dmirror_migrate_alloc_and_copy,
+         * the task is killed with the migration half done (docs/FINDINGS.md).
+         */
+        if (dp < 0) {
+          const state = 'RIP: dmirror_migrate_alloc_and_copy: rpage = BACKING_PAGE(dpage) with dpage == NULL (dmirror_devmem_alloc_page(dmirror, false) failed in the small-page fallback)';
+          k.printk.printk('err', `BUG: kernel NULL pointer dereference, address: 0000000000000000\n${state}`);
+          throw new KernelBug('OOPS', 'BUG: kernel NULL pointer dereference', state);
+        }
         const rp = backingPage(k, dp);
         p.zdd[rp] = dmirror.id;
         dst[i] = migratePfn(dp) + write;
@@ -162,7 +172,8 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
  * store every migrated page in the device page table - the backing page
  * for PRIVATE, the device page for COHERENT - tagged WRITE if dst has
  * MIGRATE_PFN_WRITE; a COMPOUND dst maps all its pages. Takes
- * dmirror->mutex. Returns 0.
+ * dmirror->mutex. Returns 0, or xa_store()'s -ENOMEM at the first store
+ * that fails (the rest of the range is left as it was).
  */
 export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror): K<number> {
   const k = dmirror.k;
@@ -186,7 +197,13 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
     for (let j = 0; j < nr; j++) {
       if (k.failInject.armed && dmirror.pt.get(pfn + j) === undefined && k.shouldFail('xa_store')) {
         // xa_is_err(entry): unlock and return xa_err() (the caller ignores it,
-        // as dmirror_migrate_to_device does: the page migrated but is not mirrored).
+        // as dmirror_migrate_to_device does: the page migrated but is not
+        // mirrored). Entries of the rest of the range that an earlier
+        // HMM_DMIRROR_READ stored still point at the migrated system pages,
+        // and this mirror skipped the MMU_NOTIFY_MIGRATE invalidation
+        // (docs/FINDINGS.md). config.fixes.dmirror_devmem_fix erases them
+        // (xa_erase allocates nothing): the next device access refaults.
+        if (k.config.fixes.dmirror_devmem_fix) dmirrorDoUpdate(dmirror, (pfn + j) * PAGE_SIZE, args.end - PAGE_SIZE);
         dmirror.mutex.unlock(s);
         return -ENOMEM;
       }
@@ -377,19 +394,21 @@ export function dmirrorSuccessfulMigratedPages(args: MigrateVma): number {
  * dmirror_migrate_to_system(dmirror, cmd) (HMM_DMIRROR_MIGRATE_TO_SYS):
  * batches as MIGRATE_TO_DEV with SELECT_DEVICE_PRIVATE or
  * SELECT_DEVICE_COHERENT (by device type) | SELECT_COMPOUND, owner = the
- * device: setup, fault_alloc_and_copy (on failure finalize and -ENOMEM),
- * migrate_vma_pages, cpages += VALID|MIGRATE entries, finalize. Nothing is
- * copied to cmd.ptr. Errors: -EINVAL (mm gone, VMA), setup's, -ENOMEM.
+ * device: setup, fault_alloc_and_copy, migrate_vma_pages, cpages +=
+ * VALID|MIGRATE entries, finalize. As mainline, the return value of
+ * dmirror_devmem_fault_alloc_and_copy() is ignored: after a failed
+ * allocation the entries it filled migrate, those without a dst lose
+ * MIGRATE_PFN_MIGRATE in migrate_vma_pages() and stay on the device
+ * (migrate_vma_finalize() restores their source mapping), and the batch
+ * loop goes on. Nothing is copied to cmd.ptr. Errors: -EINVAL (mm gone,
+ * VMA), setup's.
  */
 export function* dmirrorMigrateToSystem(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<number> {
   const r = cmdRange(cmd);
   if (r === null) return -EINVAL;
   cmd.cpages = 0n;
   return yield* dmirrorMigrateBatches(dmirror, r.start, r.end, dmirrorSelectDevice(dmirror) | MIGRATE_VMA_SELECT_COMPOUND, function* (args) {
-    if (yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror)) {
-      yield* migrateVmaFinalize(args);
-      return -ENOMEM;
-    }
+    yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
     yield* migrateVmaPages(args);
     cmd.cpages += BigInt(dmirrorSuccessfulMigratedPages(args));
     yield* migrateVmaFinalize(args);
@@ -405,9 +424,20 @@ export function* dmirrorMigrateToSystem(dmirror: Dmirror, cmd: HmmDmirrorCmd): K
  * the folio may be partly split), aligned down; flags select this device
  * type (+ COMPOUND for order > 0); fault_page = vmf.page (locked and
  * referenced by the fault handler). migrate_vma_setup failure ->
- * VM_FAULT_SIGBUS; then fault_alloc_and_copy (VM_FAULT_OOM: finalize and
- * return it), migrate_vma_pages, migrate_vma_finalize. Caller (do_swap_page
- * / do_huge_pmd_device_private) holds mmap_lock for read.
+ * VM_FAULT_SIGBUS; then fault_alloc_and_copy, migrate_vma_pages,
+ * migrate_vma_finalize. Caller (do_swap_page / do_huge_pmd_device_private)
+ * holds mmap_lock for read.
+ *
+ * When fault_alloc_and_copy fails (VM_FAULT_OOM), mainline (since the
+ * device-THP rework: `if (ret) goto err;` frees src/dst and returns) calls
+ * neither migrate_vma_pages() nor migrate_vma_finalize(): the range keeps
+ * the migration entries migrate_vma_setup() installed, the collect
+ * references leak, and every later access waits on a migration entry that
+ * nobody removes (docs/FINDINGS.md). The model does the same. With
+ * config.fixes.dmirror_devmem_fix the failure path runs migrate_vma_pages()
+ * and migrate_vma_finalize() as dmirror_migrate_to_system() does: what was
+ * copied migrates, the rest is restored on the device, and VM_FAULT_OOM
+ * goes back to the fault handler (the #PF is retried).
  */
 export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
   const k = mod.k;
@@ -431,7 +461,10 @@ export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
     if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
     const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
     if (ret) {
-      yield* migrateVmaFinalize(args);
+      if (k.config.fixes.dmirror_devmem_fix) {
+        yield* migrateVmaPages(args);
+        yield* migrateVmaFinalize(args);
+      }
       return ret;
     }
     yield* migrateVmaPages(args);

@@ -187,13 +187,39 @@ export function removeMigrationPtes(k: Kernel, src: number, dst: number, locked 
 }
 
 /**
+ * page_vma_mapped_walk(PVMW_MIGRATION) matches a PMD migration entry by
+ * range (check_pmd(): the entry's 512 pfns overlap the walked folio), not by
+ * folio size: a small `src` that was one page of a THP whose other mappings
+ * still hold a PMD migration entry (folio_split_unmapped() splits the folio
+ * and split_huge_pmd_address() only the migrating VMA's PMD) is found at PMD
+ * level, and remove_migration_pte() takes its PMD branch:
+ * VM_BUG_ON_FOLIO(!folio_test_pmd_mappable(folio)) on the order-0 dst
+ * (mm/migrate.c remove_migration_pte; without CONFIG_DEBUG_VM,
+ * remove_migration_pmd() would map the order-0 dst with a PMD). The model
+ * reports the BUG (docs/FINDINGS.md).
+ */
+function checkPmdMigrationOverSmall(k: Kernel, vma: Vma, addr: number, src: number, dst: number): void {
+  const pmd = pmdTableOf(vma.mm.pgd, addr, false);
+  if (pmd === null) return;
+  const i = pmdIndex(addr);
+  if (!isMigrationType(pmd.f[i] & TYPE_MASK)) return;
+  const head = pmd.v[i];
+  if (src < head || src >= head + HPAGE_PMD_NR) return;
+  pageBug(k, 'BUG', 'remove_migration_pte: PMD migration entry over an order-0 folio', dst,
+    `VM_BUG_ON_FOLIO(folio_test_hugetlb(folio) || !folio_test_pmd_mappable(folio)): the PMD migration entry of pfn 0x${head.toString(16)} at 0x${(addr - (addr % (HPAGE_PMD_NR * 4096))).toString(16)} in mm #${vma.mm.id} covers src pfn 0x${src.toString(16)}, a folio split by folio_split_unmapped() while this mapping stayed a PMD`);
+}
+
+/**
  * page_vma_mapped_walk() for a small folio: the one PTE at addr that may
  * hold its migration entry (a table walk without allocation), restored if
  * it does. Returns the entries restored (0 or 1).
  */
 function removeMigrationPteSmall(k: Kernel, vma: Vma, addr: number, src: number, dst: number): number {
   const pt = pteTableOf(vma.mm.pgd, addr);
-  if (pt === null) return 0;
+  if (pt === null) {
+    checkPmdMigrationOverSmall(k, vma, addr, src, dst);
+    return 0;
+  }
   const i = pteIndex(addr);
   if (!isMigrationType(pt.f[i] & TYPE_MASK) || pt.v[i] !== src) return 0;
   removeMigrationPte(k, vma, addr, pt, i, src, dst);
@@ -352,13 +378,26 @@ function pteTableAllocFor(mm: MmStruct, pmd: PmdTable, i: number, addr: number):
  * PG_anon_exclusive, mapping and index stay per page. For a device-private
  * folio the driver's ->folio_split(head, tail) is called per new folio (or
  * the pgmap and mapping are copied, zone_device_private_split_cb()).
- * Returns 0, or -EBUSY if the folio is still mapped or under writeback.
+ *
+ * can_split_folio(folio, 1, &extra_pins) first: the folio must hold exactly
+ * the caller's reference plus its swap-cache pins (mapcount is 0). In
+ * mainline migrate_vma_split_unmapped_folio() takes a reference
+ * (folio_get) that split_huge_pmd_address(freeze=true) drops again
+ * (put_page of the frozen PMD), so what remains must be the collect /
+ * isolation reference alone. A CPU fault's migrate_to_ram() has one more,
+ * do_swap_page's / do_huge_pmd_device_private()'s get_page() on the fault
+ * folio: there the split always fails with -EAGAIN (the model does not take
+ * and drop the transient reference; it checks the count it would leave).
+ * Returns 0, -EBUSY if the folio is still mapped or under writeback, or
+ * -EAGAIN (can_split_folio()).
  */
 export function folioSplitUnmapped(k: Kernel, head: number): number {
   const p = k.pages;
   const nr = p.folioNr(head);
   if (nr === 1) return 0;
   if (p.folioMapped(head) || (p.flags[head] & PG_writeback)) return -EBUSY;
+  const extraPins = (p.flags[head] & PG_anon) && (p.flags[head] & PG_swapcache) ? nr : 0;
+  if (p.refcount[head] !== 1 + extraPins) return -EAGAIN;
   if (!(p.flags[head] & PG_locked)) pageBug(k, 'BUG', 'folio_split_unmapped: folio not locked', head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
   const keep = p.flags[head] & (PG_anon | PG_swapbacked | PG_uptodate | PG_dirty);
   const pg = p.pgmap[head] !== 0 ? k.pgmaps[p.pgmap[head]] : null;

@@ -67,7 +67,7 @@ export class BuddyAllocator {
    */
   readonly fail: Map<string, FailRule>;
   /** Counters (vmstat-like). */
-  readonly stat = { alloc0: 0, alloc9: 0, free0: 0, free9: 0, failInjected: 0, failNoMem: 0 };
+  readonly stat = { alloc0: 0, alloc9: 0, free0: 0, free9: 0, failInjected: 0, failNoMem: 0, failNoMemOrder0: 0 };
 
   constructor(
     private readonly pages: PageArrays,
@@ -244,6 +244,10 @@ export class BuddyAllocator {
 
   private noMem(order: number, gfp: number): number {
     this.stat.failNoMem++;
+    // An order-0 request is "too small to fail" for the kernel's allocator:
+    // it would run the OOM killer (__alloc_pages_may_oom) rather than fail.
+    // The #PF path reads this count (arch/fault.ts pagefault_out_of_memory).
+    if (order === 0) this.stat.failNoMemOrder0++;
     if (gfp & __GFP_NOFAIL) throw new KernelBug('HANG', `__GFP_NOFAIL allocation of order ${order} with no free memory: the kernel would loop in the allocator forever`);
     if (!(gfp & __GFP_NOWARN) && order === 0) this.printk.warn('page allocation failure: order:0, mode: GFP_KERNEL (out of memory)');
     return NIL;
