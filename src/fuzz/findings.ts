@@ -60,6 +60,20 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     doc: 'docs/FINDINGS.md#dmirror-a-device-write-to-its-own-read-only-device-private-page-warns-and-fails',
     summary: 'HMM_DMIRROR_WRITE over the device\'s own read-only device-private entries (COW-shared after fork): hmm_range_fault reports them without faulting, dmirror_do_fault WARNs and the ioctl fails with -EFAULT',
   },
+  {
+    id: 'migrate-coherent-thp-selected-as-system',
+    kinds: ['WARN'],
+    rule: /^page already in device spage pfn: 0x[0-9a-f]+$/,
+    doc: 'docs/FINDINGS.md#migrate-coherent-thp-selected-as-system',
+    summary: 'mm/migrate_device.c migrate_vma_collect_huge_pmd() collects a PMD-mapped device-coherent THP under MIGRATE_VMA_SELECT_SYSTEM alone (the PTE path skips such pages without SELECT_DEVICE_COHERENT and the same pgmap owner): a second HMM_DMIRROR_MIGRATE_TO_DEV of a coherent dmirror\'s THP WARNs in dmirror_migrate_alloc_and_copy() and migrates nothing',
+  },
+  {
+    id: 'migrate-split-fork-shared-thp',
+    kinds: ['BUG'],
+    rule: /^remove_migration_pte: PMD migration entry over an order-0 folio$/,
+    doc: 'docs/FINDINGS.md#migrate-split-fork-shared-thp',
+    summary: 'a THP PMD-mapped in two mms (fork) that migrate_vma_pages() must split (order-9 destination allocation failed): migrate_vma_split_unmapped_folio() splits only the migrating VMA\'s PMD, remove_migration_ptes() of an order-0 page meets the other mm\'s PMD migration entry: VM_BUG_ON_FOLIO in remove_migration_pte (without DEBUG_VM a 2 MiB PMD over an order-0 folio)',
+  },
 ];
 
 /** The known finding a KernelBug or WARNING matches, or null. */

@@ -222,6 +222,12 @@ function* migrateVmaSplitFolio(k: Kernel, folio: number, faultPage: number): K<n
  * device-private PMD entry, PMD migration entry) or a none PMD. Returns 0
  * (span handled), -EAGAIN (the PMD changed: retry) or -ENOENT (now a PTE
  * table: walk the PTEs).
+ *
+ * As mainline, a present PMD is selected by MIGRATE_VMA_SELECT_SYSTEM alone,
+ * even when it maps a device-coherent folio: unlike the PTE path there is no
+ * SELECT_DEVICE_COHERENT / pgmap owner check here (docs/FINDINGS.md
+ * #migrate-coherent-thp-selected-as-system; dmirror WARNs "page already in
+ * device").
  */
 function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: number): K<number> {
   const { k, mv } = w;
