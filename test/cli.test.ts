@@ -196,3 +196,18 @@ test('selftest --driver loads the user driver into every case machine; a driver 
   assert.equal(noinit.status, 2);
   assert.match(noinit.err, /expected a module exporting init\(k\)/);
 });
+
+test('run --trace writes the program\'s run as Trace Event JSON (schema-valid, its process thread and kernel spans)', async () => {
+  const { Ajv } = await import('ajv');
+  const { TRACE_EVENT_SCHEMA } = await import('./trace_event_schema.js');
+  const out = join(TMP, 'run-trace.json');
+  const r = hmmsim('run', '--trace', out, 'examples/port-malloc.mjs');
+  assert.equal(r.status, 0, r.err);
+  const trace = JSON.parse(readFileSync(out, 'utf8')) as Array<{ ph: string; name: string; tid: number; args?: { name?: string } }>;
+  const validate = new Ajv({ allErrors: true }).compile(TRACE_EVENT_SCHEMA);
+  assert.ok(validate(trace), JSON.stringify(validate.errors?.slice(0, 3)));
+  const threads = trace.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => e.args?.name ?? '');
+  assert.ok(threads.some((n) => /port-malloc/.test(n)), `a thread for the program's process: ${threads.join(', ')}`);
+  const spans = new Set(trace.filter((e) => e.ph === 'B').map((e) => e.name));
+  for (const fn of ['handle_mm_fault', 'migrate_vma_setup', 'migrate_vma_pages', 'migrate_vma_finalize']) assert.ok(spans.has(fn), `a ${fn} span`);
+});

@@ -16,6 +16,7 @@ import { MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
 import { MREMAP_MAYMOVE, MREMAP_FIXED } from '../src/kernel/mm/mremap.js';
 import { ENOMEM } from '../src/kernel/errno.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS, handleMmFault } from '../src/kernel/mm/memory.js';
+import { runMmapRead } from './migrate_helpers.js';
 import { runSync } from '../src/kernel/sched/sched.js';
 import { pteTableOf, pteIndex, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_WRITE } from '../src/kernel/mm/pgtable.js';
 import { leakBaseline, checkNoLeaks } from '../src/kernel/mm/debug_vm.js';

@@ -4,7 +4,7 @@
  * machine (test_hmm and gup_test loaded, plus --driver modules) and print
  * what it prints.
  *
- *   hmmsim run ./my-program.js [args...] [--config name=value ...] [--driver ./drv.js ...] [--json]
+ *   hmmsim run ./my-program.js [args...] [--config name=value ...] [--driver ./drv.js ...] [--json] [--trace FILE]
  *
  * The program module's default export (or `main` export) is main({ sys,
  * proc, libc, argv, kernel }) returning its exit status (src/user/program.ts).
@@ -13,9 +13,13 @@
  * main, a bad --config, a driver that does not load); 1 with the report
  * when the model raised a kernel BUG (KernelBug) during the run. With
  * --json, the program's output is captured and one JSON object is printed.
+ * With --trace, the run (also one that ends in a kernel BUG) is written as
+ * Chrome Trace Event JSON (src/trace/chrome.ts), one tick per event.
  */
 import { Option, type Command } from 'commander';
 import { KernelBug } from '../kernel/printk.js';
+import { EventClock, Tracer, attachTracer } from '../kernel/trace.js';
+import { writeTrace } from '../trace/chrome.js';
 import { ConfigError, contentModeError, hostBoundsError, parseConfig } from './config_check.js';
 import { UserModuleError, loadDriverFile, loadProgramFile } from './user_modules.js';
 
@@ -23,6 +27,7 @@ interface RunOpts {
   config?: string[];
   driver?: string[];
   json?: boolean;
+  trace?: string;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -42,6 +47,7 @@ export function registerRun(program: Command, write: (s: string) => void, setCod
     .addOption(new Option('--config <name=value>', 'kernel configuration setting (repeatable, or comma-separated)').argParser(collect))
     .option('--driver <file>', 'a driver module (exports init(k), exit(k)) loaded after test_hmm; repeatable', collect)
     .option('--json', 'capture the program\'s output and print one JSON object (exit status, signal, stdout, stderr)')
+    .option('--trace <file>', 'write the run as Chrome Trace Event JSON (Perfetto; docs/REPORT.md)')
     .addHelpText('after', `
 The program module:
   export default function main({ sys, proc, libc, argv }) {
@@ -81,9 +87,17 @@ Examples:
         }
         : (fd: number, text: string) => (fd === 2 ? process.stderr.write(text) : write(text));
       let res;
+      let tracer: Tracer | null = null;
+      const onMachine = o.trace === undefined ? undefined : (sys: { kernel: Parameters<typeof attachTracer>[0] }) => {
+        tracer = attachTracer(sys.kernel, new Tracer(new EventClock()));
+      };
+      const flushTrace = (): void => {
+        if (o.trace !== undefined && tracer !== null) writeTrace(o.trace, tracer, { label: `hmmsim run ${file}` });
+      };
       try {
-        res = await runProgram(main, { config: cfg, modules, argv: [file, ...args], stdio, name: file.replace(/^.*\//, '').replace(/\.(m|c)?js$/, '') });
+        res = await runProgram(main, { config: cfg, modules, argv: [file, ...args], stdio, onMachine, name: file.replace(/^.*\//, '').replace(/\.(m|c)?js$/, '') });
       } catch (e) {
+        flushTrace();
         if (e instanceof ModuleLoadError) return usage(`--driver: ${e.message}`);
         if (e instanceof KernelBug) {
           const report = `kernel ${e.kind}: ${e.rule}${e.state ? '\n' + e.state : ''}`;
@@ -97,6 +111,7 @@ Examples:
         setCode(1);
         return;
       }
+      flushTrace();
       const warnings = res.sys.kernel.printk.warnings.map((w) => w.rule);
       if (o.json) {
         write(JSON.stringify({ program: file, argv: [file, ...args], exitCode: res.exitCode, signal: res.signal, kernelWarnings: warnings, ...captured }, null, 2) + '\n');

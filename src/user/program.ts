@@ -99,6 +99,8 @@ export interface RunProgramOptions extends BootOptions {
   stdio?: (fd: number, text: string) => void;
   /** The process name (comm); default 'a.out'. */
   name?: string;
+  /** Called with the booted machine before the program's process starts (e.g. to attach a tracer). */
+  onMachine?: (sys: System) => void;
 }
 
 export interface ProgramResult {
@@ -114,6 +116,7 @@ export interface ProgramResult {
 /** Run main() as a process on a booted machine; returns how it ended. */
 export async function runProgram(main: ProgramMain, opts: RunProgramOptions = {}): Promise<ProgramResult> {
   const sys = bootMachine(opts);
+  if (opts.onMachine) opts.onMachine(sys);
   const stdio = opts.stdio ?? ((fd: number, text: string) => (fd === 2 ? process.stderr : process.stdout).write(text));
   const proc = sys.spawn(opts.name ?? 'a.out', { stdio });
   const libc = new Libc(proc);
