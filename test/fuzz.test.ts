@@ -182,3 +182,26 @@ test('fuzz: a machine rolled back by the pool gives the same results as a new on
   }
   assert.ok(pool.reuses >= 6, `reuses ${pool.reuses}`);
 });
+
+test('fuzz --replay --trace writes the sequence\'s run as schema-valid Trace Event JSON with its migration spans', async () => {
+  const { Ajv } = await import('ajv');
+  const { TRACE_EVENT_SCHEMA } = await import('./trace_event_schema.js');
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const bin = path.resolve(here, '../../bin/hmmsim.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hmmsim-fuzz-trace-'));
+  const seq = path.join(dir, 'seq.json');
+  const R = { r: 'A' as const, a: 0, n: 1, s: true };
+  const ops: Op[] = [{ o: 'open', p: 0, d: 0 }, { o: 'mmap', p: 0, kind: 'anon', prot: 3, ...R }, { o: 'write', p: 0, r: 'A', a: 0, s: true, off: 0, len: 64, v: 3 }, { o: 'dm', p: 0, f: 0, c: 'MIGRATE_TO_DEV', v: 1, ...R }];
+  fs.writeFileSync(seq, JSON.stringify(ops));
+  const out = path.join(dir, 'trace.json');
+  const r = spawnSync(process.execPath, [bin, 'fuzz', '--replay', seq, '--devices', 'private', '--trace', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const trace = JSON.parse(fs.readFileSync(out, 'utf8')) as Array<{ ph: string; name: string }>;
+  const validate = new Ajv({ allErrors: true }).compile(TRACE_EVENT_SCHEMA);
+  assert.ok(validate(trace), JSON.stringify(validate.errors?.slice(0, 3)));
+  const spans = new Set(trace.filter((e) => e.ph === 'B').map((e) => e.name));
+  for (const fn of ['migrate_vma_setup', 'migrate_vma_pages', 'migrate_vma_finalize']) assert.ok(spans.has(fn), `a ${fn} span`);
+  const bad = spawnSync(process.execPath, [bin, 'fuzz', '--trace', out], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--trace needs --replay/);
+});

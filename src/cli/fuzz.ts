@@ -10,6 +10,8 @@
  */
 import fs from 'node:fs';
 import { type Command, Option } from 'commander';
+import { EventClock, Tracer, attachTracer } from '../kernel/trace.js';
+import { writeTrace } from '../trace/chrome.js';
 import {
   type CampaignResult, type DeviceKind, OP_NAMES, type OpName, type RunConfig, type ThpChoice, type Op, KNOWN_FINDINGS,
   DEFAULT_LENGTH, checkRunConfig, emptyResult, replay, reproducerText, runCampaign,
@@ -28,6 +30,7 @@ export interface FuzzCliOptions {
   exclude?: string;
   shard: string;
   replay?: string;
+  trace?: string;
   json?: boolean;
   shrinkSeconds: string;
   keepGoing?: boolean;
@@ -113,6 +116,7 @@ export async function runFuzz(o: FuzzCliOptions, write: (s: string) => void, val
     return typeof r === 'number' ? r : 0;
   }
   const p = parseFuzzOptions(o, validateConfig);
+  if (o.trace !== undefined && o.replay === undefined) throw new FuzzUsageError('--trace needs --replay FILE (a trace is of one sequence: replay a reproducer)');
   if (o.replay !== undefined) {
     let ops: Op[];
     try {
@@ -123,7 +127,9 @@ export async function runFuzz(o: FuzzCliOptions, write: (s: string) => void, val
     } catch (e) {
       throw new FuzzUsageError(`--replay ${o.replay}: ${(e as Error).message}`);
     }
-    const r = replay(p.rc, ops);
+    let tracer: Tracer | null = null;
+    const r = replay(p.rc, ops, o.trace === undefined ? {} : { onMachine: (sys: { kernel: Parameters<typeof attachTracer>[0] }) => { tracer = attachTracer(sys.kernel, new Tracer(new EventClock())); } });
+    if (o.trace !== undefined && tracer !== null) writeTrace(o.trace, tracer, { label: `hmmsim fuzz --replay ${o.replay}` });
     const acc = emptyResult({ ...p, rc: p.rc });
     acc.runs = { first: 0, end: 1 };
     acc.ops = r.ops;
@@ -174,6 +180,7 @@ export function registerFuzz(program: Command, write: (s: string) => void, setCo
     .option('--exclude <ops>', `operation kinds not generated (${OP_NAMES.join(',')})`)
     .option('--shard <i/n>', 'run only shard i of n (contiguous run ranges; for batch arrays)', '0/1')
     .option('--replay <file>', 'run the operations of a JSON file (an array, or {ops}) instead of generating')
+    .option('--trace <file>', 'with --replay: write the sequence\'s run as Chrome Trace Event JSON (Perfetto; docs/REPORT.md)')
     .option('--shrink-seconds <n>', 'time limit of shrinking one failure', '60')
     .option('--keep-going', 'do not stop at the first violation')
     .option('--fail-sites', 'fault injection over the fuzz (src/cli/fail_sites.ts failSitesAction)')

@@ -21,7 +21,7 @@
  */
 import fc from 'fast-check';
 import { type Op, type OpName, opArbitrary } from './ops.js';
-import { MachinePool, type RunConfig, type SeqResult, type ViolationClass, runSequence } from './exec.js';
+import { MachinePool, type RunConfig, type SeqOptions, type SeqResult, type ViolationClass, runSequence } from './exec.js';
 
 /**
  * Operations per sequence by default: short sequences find more per
@@ -132,8 +132,8 @@ export function reproducerText(rc: RunConfig, ops: readonly Op[], title: string,
 }
 
 /** Run one sequence (the replay API reproducers use): the same operations, machine and checks as a campaign. */
-export function replay(rc: RunConfig, ops: readonly Op[]): SeqResult {
-  return runSequence(ops, rc);
+export function replay(rc: RunConfig, ops: readonly Op[], o: Pick<SeqOptions, 'onMachine'> = {}): SeqResult {
+  return runSequence(ops, rc, o);
 }
 
 /**

@@ -902,6 +902,8 @@ export interface SeqOptions {
   sweep?: boolean;
   /** Called after each operation (progress). */
   onOp?: () => void;
+  /** Called with the sequence's machine before the first operation (e.g. to attach a tracer). */
+  onMachine?: (sys: System) => void;
 }
 
 /** Run one sequence on a fresh machine and classify what happens. */
@@ -910,6 +912,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
   let m: FuzzMachine;
   try {
     m = o.pool ? o.pool.take() : new FuzzMachine(rc);
+    o.onMachine?.(m.sys);
   } catch (e) {
     res.violation = { cls: 'js', message: `machine setup: ${(e as Error).stack ?? e}`, opIndex: -1, op: null };
     return res;
