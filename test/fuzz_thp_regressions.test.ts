@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * The two sequences the `hmmsim fuzz --thp always --seed 1000000` campaign
+ * The two sequences the THP-always fuzz campaign (base 1000000)
  * (246,540 operations) reported as violations, replayed exactly as shrunk.
  * Both are kernel behaviour, now known findings (src/fuzz/findings.ts):
  *
