@@ -46,6 +46,20 @@ export const MPOL_MF_MOVE_ALL = 1 << 2;
 export const NR_MAX_BATCHED_MIGRATION = HPAGE_PMD_NR;
 
 /** page_to_nid() / folio_nid() of a RAM pfn; -1 for anything else (ZONE_DEVICE pages have their pgmap's node, not modelled). */
+/**
+ * migrate_folio_undo_src() + migrate_folio_undo_dst() (mm/migrate.c): a
+ * folio that cannot migrate gets its mappings back (removeMigrationPtes
+ * of src onto itself), both folios are unlocked, the destination is freed
+ * and the source goes back to its LRU. Caller holds both folio locks.
+ */
+function migrateFolioUndo(k: Kernel, src: number, dst: number): void {
+  removeMigrationPtes(k, src, src, false);
+  folioUnlock(k, src);
+  folioUnlock(k, dst);
+  folioPut(k, dst);
+  putbackFolio(k, src);
+}
+
 export function pageToNid(k: Kernel, pfn: number): number {
   return k.buddy.isRam(pfn) ? k.buddy.nid(pfn) : -1;
 }
@@ -139,11 +153,7 @@ function migratePagesBatch(k: Kernel, batch: number[], nid: number, res: Migrate
     if (p.folioMapped(src)) runSync(k.sched, tryToMigrate(k, src, TTU_BATCH_FLUSH));
     if (p.folioMapped(src)) {
       // Could not unmap every mapping: restore the entries installed and fail.
-      removeMigrationPtes(k, src, src, false);
-      folioUnlock(k, src);
-      folioUnlock(k, dst);
-      folioPut(k, dst);
-      putbackFolio(k, src);
+      migrateFolioUndo(k, src, dst);
       res.failed.push(src);
       continue;
     }
@@ -162,11 +172,7 @@ function migratePagesBatch(k: Kernel, batch: number[], nid: number, res: Migrate
     if (clock !== null) clock.charge('migrate_folio_move', folioCost(clock, nr) / 2);
     if (folioMigrateMapping(k, dst, src, 0) === -EAGAIN) {
       // An unexpected reference (a GUP pin, ...): the kernel retries, then fails.
-      removeMigrationPtes(k, src, src, false);
-      folioUnlock(k, src);
-      folioUnlock(k, dst);
-      folioPut(k, dst);
-      putbackFolio(k, src);
+      migrateFolioUndo(k, src, dst);
       res.failed.push(src);
       continue;
     }
