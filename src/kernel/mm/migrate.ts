@@ -379,8 +379,10 @@ function pteTableAllocFor(mm: MmStruct, pmd: PmdTable, i: number, addr: number):
  * folio the driver's ->folio_split(head, tail) is called per new folio (or
  * the pgmap and mapping are copied, zone_device_private_split_cb()).
  *
- * can_split_folio(folio, 1, &extra_pins) first: the folio must hold exactly
- * the caller's reference plus its swap-cache pins (mapcount is 0). In
+ * can_split_folio(folio, 1, &extra_pins) first (mainline now writes it as
+ * folio_expected_ref_count(folio) != folio_ref_count(folio) - 1, the same
+ * count): the folio must hold exactly the caller's reference plus its
+ * swap-cache pins (mapcount is 0: migration entries hold none). In
  * mainline migrate_vma_split_unmapped_folio() takes a reference
  * (folio_get) that split_huge_pmd_address(freeze=true) drops again
  * (put_page of the frozen PMD), so what remains must be the collect /
