@@ -10,6 +10,11 @@
  * livelock (`hmmsim fail-sites --filter dmirror/thp_migrate --site
  * dmirror_devmem_fault_alloc_and_copy --occurrence 1`) and a partial
  * MIGRATE_TO_DEV of a fork-shared THP migrate nothing.
+ *
+ * The last test is the mainline finding this does not change
+ * (docs/FINDINGS.md#migrate-split-fork-shared-thp): migrate_vma_pages()'s
+ * own split (migrate_vma_split_unmapped_folio()) splits only the migrating
+ * VMA's PMD migration entry, and remove_migration_pte() BUGs on the child's.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,11 +31,12 @@ import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
 import { EAGAIN } from '../src/kernel/errno.js';
 import { HPAGE_PMD_NR } from '../src/kernel/mm/page.js';
 import {
-  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_PRESENT, T_TABLE, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
+  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE, T_PRESENT, T_TABLE, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
 } from '../src/kernel/mm/pgtable.js';
 import { MMU_NOTIFY_CLEAR, MmuIntervalNotifier, mmuIntervalNotifierInsert } from '../src/kernel/mm/mmu_notifier.js';
 import { testHmmInit, encodeCmd, HMM_DMIRROR_CMD_SIZE } from '../src/drivers/test_hmm/index.js';
-import { HMM_DMIRROR_MIGRATE_TO_DEV } from '../src/drivers/test_hmm/uapi.js';
+import { HMM_DMIRROR_FLAGS, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MIGRATE_TO_DEV } from '../src/drivers/test_hmm/uapi.js';
+import { KernelBug } from '../src/kernel/printk.js';
 import { runFailSiteSweep } from '../src/fuzz/fail_sites.js';
 import type { MmStruct } from '../src/kernel/mm/mm_types.js';
 
@@ -159,7 +165,7 @@ test('split_folio of a fork-shared THP with an extra reference (a GUP reference)
 /** The dmirror command block and an ioctl helper for process p on fd. */
 function dmirrorCmd(p: Process, fd: number, buf: number) {
   const c = p.malloc(HMM_DMIRROR_CMD_SIZE);
-  return (req: number, addr: number, n: number): number => {
+  return (req: number, addr: number, n: number | bigint): number => {
     p.writeBytes(c, encodeCmd({ addr: BigInt(addr), ptr: BigInt(buf), npages: BigInt(n), cpages: 0n, faults: 0n }));
     return p.ioctl(fd, req, c);
   };
@@ -221,4 +227,29 @@ test('fail-sites replay dmirror/thp_migrate, dmirror_devmem_fault_alloc_and_copy
   assert.equal(r.totals.notReached, 0);
   assert.deepEqual(r.baselineFailures, []);
   assert.deepEqual(r.sites.flatMap((s) => s.failures.map((f) => `${f.kind}: ${f.detail.split('\n')[0]}`)), []);
+});
+
+test('finding migrate-split-fork-shared-thp on a device-private dmirror: MIGRATE_TO_DEV of a fork-shared THP with FAIL_ALLOC splits the folio (folio_split_unmapped succeeds) and remove_migration_pte BUGs on the child\'s PMD migration entry', () => {
+  const { sys, p, a } = thpProcess({ testHmm: true });
+  const k = sys.kernel;
+  const c = forkAlive(p);
+  const head = pmdEntry(p.mm!, a).v;
+  const fd = p.open('/dev/hmm_dmirror0', O_RDWR);
+  const buf = p.malloc(TWO);
+  const cmd = dmirrorCmd(p, fd, buf);
+  assert.equal(cmd(HMM_DMIRROR_FLAGS, a, HMM_DMIRROR_FLAG_FAIL_ALLOC), 0);
+  const split0 = k.vmstat.thp_migration_split;
+  assert.throws(() => cmd(HMM_DMIRROR_MIGRATE_TO_DEV, a, 512), (e: unknown) => e instanceof KernelBug && e.kind === 'BUG'
+    && e.rule === 'remove_migration_pte: PMD migration entry over an order-0 folio'
+    && e.state.includes('VM_BUG_ON_FOLIO(folio_test_hugetlb(folio) || !folio_test_pmd_mappable(folio))')
+    && e.state.includes(`in mm #${c.mm!.id} covers src pfn 0x${head.toString(16)}`));
+  // What the kernel has at that point: the folio was split (no -EAGAIN:
+  // migration entries hold no reference, the isolation reference is the
+  // only one), the parent's PMD migration entry was split into PTE entries
+  // (split_huge_pmd_address() of migrate->vma), the child's was not.
+  assert.equal(k.vmstat.thp_migration_split - split0, 1);
+  assert.equal(k.pages.order[head], 0);
+  assert.equal(pmdEntry(p.mm!, a).t, T_TABLE);
+  assert.ok([T_MIGRATION_READ, T_MIGRATION_WRITE].includes(pmdEntry(c.mm!, a).t), 'the child keeps a PMD migration entry');
+  assert.equal(pmdEntry(c.mm!, a).v, head);
 });
