@@ -19,8 +19,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { System } from '../src/user/system.js';
-import type { Process } from '../src/user/process.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
+import { type Process, ProcessSignal } from '../src/user/process.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
 import { MADV_HUGEPAGE } from '../src/kernel/mm/madvise.js';
 import { O_RDWR } from '../src/kernel/fs/chardev.js';
 import { runSync } from '../src/kernel/sched/sched.js';
@@ -31,13 +31,14 @@ import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
 import { EAGAIN } from '../src/kernel/errno.js';
 import { HPAGE_PMD_NR } from '../src/kernel/mm/page.js';
 import {
-  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE, T_PRESENT, T_TABLE, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
+  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE, T_PRESENT, T_TABLE, _PAGE_PROTNONE, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
 } from '../src/kernel/mm/pgtable.js';
 import { MMU_NOTIFY_CLEAR, MmuIntervalNotifier, mmuIntervalNotifierInsert } from '../src/kernel/mm/mmu_notifier.js';
 import { testHmmInit, encodeCmd, HMM_DMIRROR_CMD_SIZE } from '../src/drivers/test_hmm/index.js';
 import { HMM_DMIRROR_FLAGS, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MIGRATE_TO_DEV } from '../src/drivers/test_hmm/uapi.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { runFailSiteSweep } from '../src/fuzz/fail_sites.js';
+import { SIGSEGV } from '../src/kernel/arch/fault.js';
 import type { MmStruct } from '../src/kernel/mm/mm_types.js';
 
 const TWO = 2 << 20;
@@ -252,4 +253,53 @@ test('finding migrate-split-fork-shared-thp on a device-private dmirror: MIGRATE
   assert.equal(pmdEntry(p.mm!, a).t, T_TABLE);
   assert.ok([T_MIGRATION_READ, T_MIGRATION_WRITE].includes(pmdEntry(c.mm!, a).t), 'the child keeps a PMD migration entry');
   assert.equal(pmdEntry(c.mm!, a).v, head);
+});
+
+/*
+ * remove_migration_pte() / remove_migration_pmd() build the restored entry
+ * from the VMA's vm_page_prot (mk_pte(new, READ_ONCE(vma->vm_page_prot)),
+ * folio_mk_pmd(folio, READ_ONCE(vma->vm_page_prot))): a fork child that made
+ * its copy PROT_NONE while it was a device-private entry gets a PROT_NONE
+ * mapping back when the parent's fault migrates the page to system memory.
+ * Found by `hmmsim fuzz --thp always --seed 6000000 --ops 100000` (run
+ * 1702): the model restored an accessible PMD and the child's read succeeded.
+ */
+test('fork-shared device-private THP, child mprotect(PROT_NONE), parent faults it back: the child\'s restored PMD is PROT_NONE and its read is SIGSEGV', () => {
+  const { sys, p, a, want } = thpProcess({ testHmm: true });
+  const k = sys.kernel;
+  const c = forkAlive(p);
+  const fd = p.open('/dev/hmm_dmirror0', O_RDWR);
+  const cmd = dmirrorCmd(p, fd, p.malloc(TWO));
+  assert.equal(cmd(HMM_DMIRROR_MIGRATE_TO_DEV, a, 512), 0);
+  assert.equal(pmdEntry(c.mm!, a).t, T_DEVICE_PRIVATE_READ, 'try_to_migrate() moved the child\'s PMD too');
+  assert.equal(c.mprotect(a, TWO, PROT_NONE), 0);
+  assert.deepEqual(p.readBytes(a, TWO), want);
+  const pmd = pmdTableOf(c.mm!.pgd, a, false)!;
+  assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_PRESENT);
+  assert.ok(pmd.f[pmdIndex(a)] & _PAGE_PROTNONE, 'remove_migration_pmd() used the child VMA\'s PAGE_NONE');
+  assert.throws(() => c.load8(a), (e: unknown) => e instanceof ProcessSignal && e.signo === SIGSEGV);
+  checkInvariants(k, 'end');
+});
+
+test('fork-shared device-private pages, child mprotect(PROT_NONE), parent faults them back: the child\'s restored PTEs are PROT_NONE and its read is SIGSEGV', () => {
+  const sys = new System({ checked: true, ramBytes: 256 << 20, nrHugepages: 0, thp: 'never' });
+  assert.equal(testHmmInit(sys.kernel), 0);
+  const p = sys.spawn('parent');
+  const a = p.mmap(0, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  const want = pattern(4 * PG, 9);
+  p.writeBytes(a, want);
+  const fd = p.open('/dev/hmm_dmirror0', O_RDWR);
+  const cmd = dmirrorCmd(p, fd, p.malloc(4 * PG));
+  assert.equal(cmd(HMM_DMIRROR_MIGRATE_TO_DEV, a, 4), 0);
+  const c = forkAlive(p);
+  assert.equal(c.mprotect(a, 4 * PG, PROT_NONE), 0);
+  assert.deepEqual(p.readBytes(a, 4 * PG), want);
+  const pt = pteTableOf(c.mm!.pgd, a)!;
+  for (let j = 0; j < 4; j++) {
+    const f = pt.f[pteIndex(a) + j];
+    assert.equal(f & TYPE_MASK, T_PRESENT, `page ${j} restored`);
+    assert.ok(f & _PAGE_PROTNONE, `page ${j}: remove_migration_pte() used the child VMA's PAGE_NONE`);
+  }
+  assert.throws(() => c.load8(a + PG), (e: unknown) => e instanceof ProcessSignal && e.signo === SIGSEGV);
+  checkInvariants(sys.kernel, 'end');
 });
