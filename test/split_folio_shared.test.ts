@@ -261,8 +261,9 @@ test('finding migrate-split-fork-shared-thp on a device-private dmirror: MIGRATE
  * folio_mk_pmd(folio, READ_ONCE(vma->vm_page_prot))): a fork child that made
  * its copy PROT_NONE while it was a device-private entry gets a PROT_NONE
  * mapping back when the parent's fault migrates the page to system memory.
- * Found by `hmmsim fuzz --thp always --seed 6000000 --ops 100000` (run
- * 1702): the model restored an accessible PMD and the child's read succeeded.
+ * Found by the THP-always fuzz campaign with base 6000000 (100,000
+ * operations, run 1702): the model restored an accessible PMD and the
+ * child's read succeeded.
  */
 test('fork-shared device-private THP, child mprotect(PROT_NONE), parent faults it back: the child\'s restored PMD is PROT_NONE and its read is SIGSEGV', () => {
   const { sys, p, a, want } = thpProcess({ testHmm: true });
