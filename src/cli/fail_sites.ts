@@ -114,13 +114,15 @@ export function formatFailPlan(r: FailSweepResult): string {
 export function formatFailSweep(r: FailSweepResult): string {
   const lines: string[] = [];
   const w = Math.max(4, ...r.sites.map((s) => s.site.length));
-  lines.push(`${'site'.padEnd(w)}  occurrences  tested  case-failed  failures`);
+  lines.push(`${'site'.padEnd(w)}  occurrences  tested  case-failed  findings  failures`);
   for (const s of r.sites) {
-    lines.push(`${s.site.padEnd(w)}  ${String(s.occurrences).padStart(11)}  ${String(s.tested).padStart(6)}  ${String(s.scenarioFailed).padStart(11)}  ${String(s.failures.length).padStart(8)}`);
+    const fd = Object.values(s.findings).reduce((a, b) => a + b, 0);
+    lines.push(`${s.site.padEnd(w)}  ${String(s.occurrences).padStart(11)}  ${String(s.tested).padStart(6)}  ${String(s.scenarioFailed).padStart(11)}  ${String(fd).padStart(8)}  ${String(s.failures.length).padStart(8)}`);
   }
   const t = r.totals;
   lines.push('');
-  lines.push(`scenarios ${t.scenarios}, sites ${t.sites}, occurrences ${t.occurrences}, contexts ${r.plan.contexts}, runs ${t.runs}, not reached ${t.notReached}, failures ${t.failures}${r.shard.count > 1 ? ` (shard ${r.shard.index}/${r.shard.count})` : ''}`);
+  lines.push(`scenarios ${t.scenarios}, sites ${t.sites}, occurrences ${t.occurrences}, contexts ${r.plan.contexts}, runs ${t.runs}, not reached ${t.notReached}, explained by findings ${t.explained}, failures ${t.failures}${r.shard.count > 1 ? ` (shard ${r.shard.index}/${r.shard.count})` : ''}`);
+  for (const [id, n] of Object.entries(t.findings)) lines.push(`finding ${id}: ${n} run(s) (docs/FINDINGS.md; src/fuzz/findings.ts)`);
   const all = [...r.baselineFailures, ...r.sites.flatMap((s) => s.failures)];
   for (const f of all) {
     const what = f.occurrence === 0 ? 'uninjected run' : `${f.site} #${f.occurrence}`;

@@ -42,6 +42,8 @@ import type { Kernel } from '../kernel/kernel.js';
 import { defaultConfig, type KernelConfig } from '../kernel/config.js';
 import { checkInvariants, checkNoLeaks, leakBaseline, type LeakBaseline } from '../kernel/mm/debug_vm.js';
 import { globToRegExp } from '../selftests/harness.js';
+import type { BugKind } from '../kernel/printk.js';
+import { matchFinding } from './findings.js';
 import {
   hmmTestScenarios, dmirrorScenarios, describeException, type FailScenario, type ScenarioContext, type ScenarioOutcome,
 } from './fail_scenarios.js';
@@ -67,6 +69,8 @@ export interface FailSiteResult {
   tested: number;
   /** Injected runs in which the scenario's own verdict was a failure (allowed). */
   scenarioFailed: number;
+  /** Injected runs explained by a known finding (src/fuzz/findings.ts), per finding id. */
+  findings: Record<string, number>;
   failures: FailRunFailure[];
 }
 
@@ -78,6 +82,10 @@ export interface FailSweepTotals {
   failures: number;
   /** Injected runs whose occurrence was never reached (the run diverged before it): not failures. */
   notReached: number;
+  /** Injected runs explained by a known finding: not failures. */
+  explained: number;
+  /** The same per finding id. */
+  findings: Record<string, number>;
 }
 
 /** One scenario's counting run and its plan. */
@@ -292,6 +300,30 @@ function problemsOf(rec: RunRecord, known: Set<string> | null): Array<{ kind: Fa
   return out;
 }
 
+/**
+ * The known finding (src/fuzz/findings.ts) a run hit, given the site it
+ * failed: its escaped KernelBug, or a new WARNING. The kernel crashed or
+ * WARNed there as mainline does; what the run reports after that (leaked
+ * references of the killed task, bytes it never got to copy) is that
+ * crash's consequence and is not counted as a failure.
+ */
+function findingOf(rec: RunRecord, failSite: string, known: Set<string>): string | null {
+  const ex = rec.outcome.exception;
+  if (ex !== undefined && ex.kind === 'kernel-bug') {
+    const m = /^(\w+): (.*)$/.exec(firstLine(ex.message));
+    if (m !== null) {
+      const f = matchFinding(m[1] as BugKind, m[2], { failSite });
+      if (f !== null) return f.id;
+    }
+  }
+  for (const w of new Set(rec.outcome.warnings)) {
+    if (known.has(`warning:${firstLine(w)}`)) continue;
+    const f = matchFinding('WARN', w, { failSite });
+    if (f !== null) return f.id;
+  }
+  return null;
+}
+
 function signatures(ps: Array<{ kind: FailureKind; detail: string }>): Set<string> {
   return new Set(ps.map((p) => `${p.kind}:${firstLine(p.detail)}`));
 }
@@ -322,7 +354,7 @@ export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: 
   const site = (name: string): FailSiteResult => {
     let r = bySite.get(name);
     if (r === undefined) {
-      r = { site: name, occurrences: 0, tested: 0, scenarioFailed: 0, failures: [] };
+      r = { site: name, occurrences: 0, tested: 0, scenarioFailed: 0, findings: {}, failures: [] };
       bySite.set(name, r);
     }
     return r;
@@ -400,12 +432,20 @@ export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: 
       if (rec.injected === 0 && rec.leaks !== null) notReached++;
       else r.tested++;
       if (rec.outcome.status === 'fail') r.scenarioFailed++;
+      const finding = findingOf(rec, name, known);
+      if (finding !== null) {
+        r.findings[finding] = (r.findings[finding] ?? 0) + 1;
+        progress?.({ phase: 'inject', scenario: sc.name, done, planned });
+        continue;
+      }
       for (const p of problemsOf(rec, known)) r.failures.push({ scenario: sc.name, site: name, occurrence: i, kind: p.kind, detail: p.detail });
       progress?.({ phase: 'inject', scenario: sc.name, done, planned });
     }
   }
   const sites = [...bySite.values()].sort((a, b) => a.site.localeCompare(b.site));
   const failures = sites.reduce((n, s) => n + s.failures.length, 0) + baselineFailures.length;
+  const findings: Record<string, number> = {};
+  for (const s of sites) for (const [id, n] of Object.entries(s.findings)) findings[id] = (findings[id] ?? 0) + n;
   return {
     dryRun: options.dryRun === true,
     shard,
@@ -419,6 +459,8 @@ export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: 
       runs,
       failures,
       notReached,
+      explained: Object.values(findings).reduce((a, b) => a + b, 0),
+      findings,
     },
     plan: {
       planned: plannedAll,
