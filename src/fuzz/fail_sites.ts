@@ -97,6 +97,8 @@ export interface FailScenarioRow {
   occurrences: Record<string, number>;
   /** contextAbove: distinct call contexts of each site above the threshold. */
   contexts: Record<string, number>;
+  /** contextAbove: the occurrences failed for those sites (the first of each context), ascending. */
+  contextOccurrences: Record<string, number[]>;
   /** Injected runs planned for this scenario (all shards). */
   planned: number;
   /** Of those, the runs of this shard. */
@@ -382,7 +384,7 @@ export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: 
     // A WARN of the uninjected run is the scenario's own (some hmm-tests provoke one): only new ones count.
     if (shard.index === 0) for (const p of baseProblems) if (p.kind !== 'warning') baselineFailures.push({ scenario: sc.name, site: '(none)', occurrence: 0, kind: p.kind, detail: p.detail });
     const known = signatures(baseProblems);
-    const row: FailScenarioRow = { name: sc.name, status: base.outcome.status, occurrences: Object.fromEntries(base.counts), contexts: {}, planned: 0, shardRuns: 0, baseMs: Math.round(baseMs) };
+    const row: FailScenarioRow = { name: sc.name, status: base.outcome.status, occurrences: Object.fromEntries(base.counts), contexts: {}, contextOccurrences: {}, planned: 0, shardRuns: 0, baseMs: Math.round(baseMs) };
     scenarioRows.push(row);
     // contextAbove: a second counting run records the contexts of the sites above the threshold.
     let ctxFirsts: Map<string, Map<string, number>> | null = null;
@@ -410,6 +412,7 @@ export function runFailSiteSweep(options: FailSweepOptions = {}, progress?: (p: 
         row.contexts[name] = firsts.size;
         contexts += firsts.size;
         list = [...firsts.values()].sort((a, b) => a - b);
+        row.contextOccurrences[name] = list;
       } else if (options.everyOccurrence || above !== undefined) list = Array.from({ length: n }, (_, i) => i + 1);
       else list = sampleOccurrences(n, max);
       row.planned += list.length;
