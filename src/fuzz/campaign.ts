@@ -21,7 +21,7 @@
  */
 import fc from 'fast-check';
 import { type Op, type OpName, opArbitrary } from './ops.js';
-import { MachinePool, type RunConfig, type SeqOptions, type SeqResult, type ViolationClass, runSequence } from './exec.js';
+import { MachinePool, type RunConfig, type SeqOptions, type SeqResult, type ViolationClass, driversOf, runSequence } from './exec.js';
 
 /**
  * Operations per sequence by default: short sequences find more per
@@ -100,14 +100,14 @@ export function shardRange(runs: number, index: number, count: number): { first:
 
 /** The arbitrary of one sequence. */
 export function sequenceArbitrary(rc: RunConfig, length: number, exclude: ReadonlySet<OpName>): fc.Arbitrary<Op[]> {
-  const op = opArbitrary({ exclude, thpMixed: rc.thp === 'mixed', devices: rc.devices.length });
+  const op = opArbitrary({ exclude, thpMixed: rc.thp === 'mixed', devices: rc.devices.length, drivers: driversOf(rc) });
   return fc.array(op, { minLength: length, maxLength: length });
 }
 
 function cliArgs(rc: RunConfig, length: number, exclude: ReadonlySet<OpName>): string {
   const a: string[] = [];
   for (const s of rc.settings) a.push(`--config ${s}`);
-  a.push(`--devices ${rc.devices.join(',')}`, `--thp ${rc.thp}`, `--length ${length}`);
+  a.push(`--drivers ${driversOf(rc).join(',')}`, `--devices ${rc.devices.join(',')}`, `--thp ${rc.thp}`, `--length ${length}`);
   if (exclude.size) a.push(`--exclude ${[...exclude].join(',')}`);
   return a.join(' ');
 }
@@ -122,7 +122,7 @@ export function reproducerText(rc: RunConfig, ops: readonly Op[], title: string,
     `import { replay } from '../src/fuzz/index.js';`,
     ``,
     `test(${JSON.stringify(`fuzz reproducer: ${title}`)}, () => {`,
-    `  const r = replay(${JSON.stringify({ settings: rc.settings, devices: rc.devices, thp: rc.thp })}, [`,
+    `  const r = replay(${JSON.stringify({ settings: rc.settings, devices: rc.devices, thp: rc.thp, ...(rc.drivers ? { drivers: rc.drivers } : {}) })}, [`,
     ...ops.map((o) => `    ${JSON.stringify(o)},`),
     `  ]);`,
     `  assert.equal(r.violation, null, r.violation?.message);`,

@@ -11,11 +11,17 @@
  */
 import type { BugKind } from '../kernel/printk.js';
 
+export type FindingKind = BugKind | 'WARN' | 'ERRNO';
+
 export interface KnownFinding {
   /** Stable identifier (counted in the fuzz report). */
   id: string;
-  /** The KernelBug kinds it may come as; 'WARN' for a printk WARNING. */
-  kinds: ReadonlyArray<BugKind | 'WARN'>;
+  /**
+   * The KernelBug kinds it may come as; 'WARN' for a printk WARNING;
+   * 'ERRNO' for a call that fails where the shadow expects success and the
+   * model says why (exec.ts reports it; the sequence goes on).
+   */
+  kinds: ReadonlyArray<FindingKind>;
   /** Matched against the KernelBug / WARNING rule text. */
   rule: RegExp;
   /** docs/FINDINGS.md#anchor */
@@ -74,10 +80,45 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     doc: 'docs/FINDINGS.md#migrate-split-fork-shared-thp',
     summary: 'a THP PMD-mapped in two mms (fork) that migrate_vma_pages() must split (order-9 destination allocation failed): migrate_vma_split_unmapped_folio() splits only the migrating VMA\'s PMD, remove_migration_ptes() of an order-0 page meets the other mm\'s PMD migration entry: VM_BUG_ON_FOLIO in remove_migration_pte (without DEBUG_VM a 2 MiB PMD over an order-0 folio)',
   },
+  {
+    id: 'nouveau-close-frees-svmm',
+    kinds: ['KASAN'],
+    rule: /^use-after-free of struct nouveau_svmm \(page->zone_device_data\) in nouveau_dmem_(migrate_to_ram|fault_copy_one)$/,
+    doc: 'docs/FINDINGS.md#nouveau-closing-the-drm-file-frees-the-svmm-that-device-pages-still-name',
+    summary: 'closing the DRM file frees the nouveau_svmm (nouveau_svmm_fini -> mmu_notifier_put) while VRAM pages migrated for it still name it in zone_device_data; the next CPU fault of such a page (nouveau_dmem_migrate_to_ram) locks and invalidates the freed svmm',
+  },
+  {
+    id: 'nouveau-bind-inherited-file',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale GPU mapping: nouveau_pfns_map\(\) programmed it for a page of another mm/,
+    doc: 'docs/FINDINGS.md#nouveau-svm_bind-through-a-file-inherited-over-fork-maps-the-childs-pages-into-the-parents-gpu-address-space',
+    summary: 'nouveau_svmm_bind() migrates current->mm\'s pages but nouveau_dmem_migrate_chunk() -> nouveau_pfns_map() programs them into the file\'s SVMM, which mirrors the mm that called SVM_INIT: a fork child binding through the inherited file maps its pages at those addresses in the parent\'s GPU address space',
+  },
+  {
+    id: 'nouveau-second-svmm-skips-migrate',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale GPU mapping: the SVMM skipped its device's MMU_NOTIFY_MIGRATE invalidation/,
+    doc: 'docs/FINDINGS.md#nouveau-a-second-svmm-of-an-mm-keeps-gpu-entries-to-pages-another-svmm-migrated',
+    summary: 'nouveau_svmm_invalidate_range_start() skips every MMU_NOTIFY_MIGRATE whose owner is its device, so a second SVMM of the same mm (another DRM file) keeps its GPU entries to the system pages an SVM_BIND through the first one migrates and frees',
+  },
+  {
+    id: 'nouveau-gpu-write-readonly-vram-livelock',
+    kinds: ['HANG'],
+    rule: /^nouveau: GPU fault at 0x[0-9a-f]+ replayed 1000 times \(livelock\): the entry is this device's read-only VRAM page/,
+    doc: 'docs/FINDINGS.md#nouveau-a-gpu-write-to-its-own-read-only-vram-page-faults-forever',
+    summary: 'a GPU write to a page in VRAM made read-only by fork: hmm_range_fault() reports the device\'s own device-private entry without faulting it for write, nouveau_range_fault() succeeds, nouveau_svm_fault() replays, the GPU faults again, forever',
+  },
+  {
+    id: 'nouveau-gpu-atomic-retry-livelock',
+    kinds: ['ERRNO'],
+    rule: /^nouveau_atomic_range_fault: -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT$/,
+    doc: 'docs/FINDINGS.md#nouveau-a-gpu-atomic-on-a-page-that-needs-cow-retries-until-the-timeout',
+    summary: 'nouveau_atomic_range_fault(): when the first make_device_exclusive() had to break COW (zero page, fork-shared page) or split a THP, the sequence moved; every later round restores the device-exclusive entry it left (MMU_NOTIFY_CLEAR, not skipped) and moves it again, until HMM_RANGE_DEFAULT_TIMEOUT: -EBUSY, the GPU fault is cancelled',
+  },
 ];
 
 /** The known finding a KernelBug or WARNING matches, or null. */
-export function matchFinding(kind: BugKind | 'WARN', rule: string): KnownFinding | null {
+export function matchFinding(kind: FindingKind, rule: string): KnownFinding | null {
   for (const f of KNOWN_FINDINGS) if (f.kinds.includes(kind) && f.rule.test(rule)) return f;
   return null;
 }
