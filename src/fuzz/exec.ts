@@ -39,7 +39,7 @@ import {
 import { runSync } from '../kernel/sched/sched.js';
 import { matchFinding, type KnownFinding } from './findings.js';
 import {
-  ARENA, BUF_CMD, BUF_DATA, HPAGE_PAGES, MAX_OP_PAGES, MAX_PROCS, PAGE, REGIONS, type DmCmd, type DriverName, type Op, type Region,
+  ARENA, BUF_CMD, BUF_DATA, HPAGE_PAGES, MAX_OP_PAGES, MAX_PROCS, PAGE, REGIONS, type DmCmd, type DriverName, type Op, type OpName, type Region,
 } from './ops.js';
 import { Obj, ShadowMm, type Cands, type SVma, ZERO, describeCands, isHuge, isShared, matchCands, uniq, writeCands } from './shadow.js';
 
@@ -88,6 +88,10 @@ export interface SeqResult {
   /** A known finding that ended the sequence (or was hit as a WARNING). */
   findings: Array<{ id: string; rule: string; opIndex: number }>;
   bytesLost: number;
+  /** Operations executed, by kind. */
+  kinds: Partial<Record<OpName, number>>;
+  /** Calls that reached the nouveau driver (open, ioctl, close, device removal; final GPU reads included). */
+  nouveauCalls: number;
 }
 
 /** The KernelConfig of a fuzz machine: small RAM, swap, a hugetlb pool, checked mode, then the settings. */
@@ -173,6 +177,8 @@ export class FuzzMachine {
   private pin: PinState | null = null;
   private files = new Set<SFile>();
   bytesLost = 0;
+  /** Calls that reached the nouveau driver. */
+  nvCalls = 0;
   private warningsSeen = 0;
   /** Known 'ERRNO' findings of the last operation (reported by checkWarnings; the sequence goes on). */
   private errnoFindings: Array<{ f: KnownFinding; rule: string }> = [];
@@ -837,6 +843,7 @@ export class FuzzMachine {
   /** open /dev/dri/nouveau-sim (and SVM_INIT when init). */
   private nvOpen(sp: SProc, init: boolean): void {
     if (!this.nouveau) return;
+    this.nvCalls++;
     const fd = sp.proc.open(NOUVEAU_SIM_PATH, O_RDWR);
     if (fd < 0) throw new Violation('errno', `open(${NOUVEAU_SIM_PATH}) returned ${fd}`);
     const file: NvFile = { gen: this.nvGen, mirror: null };
@@ -851,6 +858,7 @@ export class FuzzMachine {
    */
   private nvInit(sp: SProc, fd: number, file: NvFile): void {
     sp.proc.writeBytes(BUF_CMD, encodeU64s([0n, 0n]));
+    this.nvCalls++;
     const ret = sp.proc.ioctl(fd, DRM_IOCTL_NOUVEAU_SVM_INIT, BUF_CMD);
     const what = `SVM_INIT by pid ${sp.proc.pid}`;
     if (file.gen !== this.nvGen) return this.expectRet(what, ret, [-ENODEV]);
@@ -865,6 +873,7 @@ export class FuzzMachine {
     const i = f % sp.nvfds.length;
     const { fd } = sp.nvfds[i];
     sp.nvfds.splice(i, 1);
+    this.nvCalls++;
     this.expectRet(`close(${fd}) of a nouveau file`, sp.proc.close(fd), [0]);
   }
 
@@ -872,6 +881,7 @@ export class FuzzMachine {
   private nvKill(): void {
     if (!this.nouveau) return;
     const k = this.sys.kernel;
+    this.nvCalls++;
     runSync(k.sched, nouveauRemove(k));
     k.checkpoint('nouveau device removal');
     this.nvGen++;
@@ -881,8 +891,18 @@ export class FuzzMachine {
   }
 
   private nv(sp: SProc, op: Extract<Op, { o: 'nv' }>): void {
-    if (sp.nvfds.length === 0) return;
+    if (!this.nouveau) return;
+    // A process without a nouveau file opens one and SVM_INITs first (as a
+    // GPU program starts): the GPU operations then mostly have an SVMM.
+    if (sp.nvfds.length === 0) this.nvOpen(sp, true);
     const { fd, file } = sp.nvfds[op.f % sp.nvfds.length];
+    // A snapped range of a process with nothing mapped in the arena: the
+    // program first maps its buffer (anonymous, read-write, over the
+    // op's range), so that GPU operations mostly meet memory.
+    const target = op.c === 'BIND' || file.mirror === null ? sp : file.mirror;
+    if (op.s && op.c !== 'INIT' && target.alive && target.mm.vmas.length === 0 && op.r !== 'H') {
+      this.mmap(target, { o: 'mmap', p: op.p, kind: 'anon', prot: 3, r: op.r, a: op.a, n: op.n, s: false });
+    }
     if (op.c === 'INIT') return this.nvInit(sp, fd, file);
     const stale = file.gen !== this.nvGen;
     if (op.c === 'BIND') return this.nvBind(sp, fd, file, op, stale);
@@ -891,6 +911,11 @@ export class FuzzMachine {
     const [g0, g1] = FuzzMachine.rangeOf(mm, op);
     const n = g1 - g0;
     const access = op.c === 'READ' ? 0 : op.c === 'WRITE' ? 1 : 2;
+    // Not generated: a GPU write through the SVMM of an exited process. Its
+    // entries outlive exit_mmap() (the known finding
+    // nouveau-exit-keeps-gpu-entries) and may name pages reused since: the
+    // write would land in another process's memory, as on a real machine.
+    if (!stale && m !== null && !m.alive && access !== 0) return;
     let data: Uint8Array | null = null;
     if (access !== 0) {
       data = new Uint8Array(n * PAGE);
@@ -900,6 +925,7 @@ export class FuzzMachine {
     sp.proc.writeBytes(BUF_CMD, encodeU64s([BigInt(gAddr(g0)), BigInt(BUF_DATA), BigInt(n), BigInt(access), 0n]));
     const drm = nouveauDevice(this.sys.kernel);
     const atomicTimeouts = drm?.svm.stat.atomicTimeouts ?? 0;
+    this.nvCalls++;
     const ret = sp.proc.ioctl(fd, NOUVEAU_SIM_GPU_ACCESS, BUF_CMD);
     // The known finding nouveau-gpu-atomic-retry-livelock: the atomic fault timed out.
     const atomicLivelock = (drm?.svm.stat.atomicTimeouts ?? 0) > atomicTimeouts;
@@ -914,9 +940,17 @@ export class FuzzMachine {
     if (stale) return this.expectRet(what, ret, [-ENODEV]);
     if (m === null) return this.expectRet(`${what} without an SVMM`, ret, [-EINVAL]);
     if (!m.alive) {
-      // nouveau_svm_fault(): mmget_not_zero() fails, the fault is cancelled.
-      // (No GPU entry survives the exit: exit_mmap()'s unmap invalidated them.)
-      return this.expectRet(`${what} after the SVMM's process exited`, ret, [-EFAULT]);
+      // A page without a GPU entry faults: nouveau_svm_fault()'s
+      // mmget_not_zero() fails, the fault is cancelled (-EFAULT). But the
+      // entries the SVMM had at the exit are still there (no ->release):
+      // a read of only such pages succeeds with whatever those pages hold now.
+      this.expectRet(`${what} after the SVMM's process exited`, ret, [-EFAULT, 0]);
+      if (ret === 0) {
+        const rule = 'GPU read through the SVMM of an exited mm succeeded (entries kept past exit_mmap)';
+        const f = matchFinding('ERRNO', rule);
+        if (f !== null) this.errnoFindings.push({ f, rule });
+      }
+      return;
     }
     const need = access === 0 ? 1 : 3;
     const ok = mm.covered(g0, g1, need) && !mm.anyBeyond(g0, g1);
@@ -968,6 +1002,7 @@ export class FuzzMachine {
       default: invalid = false;
     }
     sp.proc.writeBytes(BUF_CMD, encodeU64s([header, start, end, BigInt(g1 - g0), stride, 77n, reserved, 0n]));
+    this.nvCalls++;
     const ret = sp.proc.ioctl(fd, DRM_IOCTL_NOUVEAU_SVM_BIND, BUF_CMD);
     this.forgetAtomic(null);
     const what = `SVM_BIND${op.b ? ` (${op.b})` : ''} via nouveau fd ${fd} by pid ${sp.proc.pid} of pages ${g0}..${g1 - 1}`;
@@ -997,6 +1032,7 @@ export class FuzzMachine {
           const n = end - v.start;
           sp.proc.writeBytes(BUF_CMD, encodeU64s([BigInt(gAddr(v.start)), BigInt(BUF_DATA), BigInt(n), 0n, 0n]));
           const what = `final GPU READ via nouveau fd ${fd} (SVMM of pid ${file.mirror.proc.pid}) by pid ${sp.proc.pid} of pages ${v.start}..${end - 1}`;
+          this.nvCalls++;
           this.expectRet(what, sp.proc.ioctl(fd, NOUVEAU_SIM_GPU_ACCESS, BUF_CMD), [0]);
           this.comparePages(what, mm, v.start, sp.proc.readBytes(BUF_DATA, n * PAGE));
         }
@@ -1126,7 +1162,7 @@ export interface SeqOptions {
 
 /** Run one sequence on a fresh machine and classify what happens. */
 export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {}): SeqResult {
-  const res: SeqResult = { ops: 0, violation: null, findings: [], bytesLost: 0 };
+  const res: SeqResult = { ops: 0, violation: null, findings: [], bytesLost: 0, kinds: {}, nouveauCalls: 0 };
   let m: FuzzMachine;
   try {
     m = o.pool ? o.pool.take() : new FuzzMachine(rc);
@@ -1149,6 +1185,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
   try {
     for (; i < ops.length; i++) {
       res.ops++;
+      res.kinds[ops[i].o] = (res.kinds[ops[i].o] ?? 0) + 1;
       m.apply(ops[i]);
       for (const w of m.checkWarnings()) res.findings.push({ id: w.f.id, rule: w.rule, opIndex: i });
       o.onOp?.();
@@ -1161,6 +1198,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
     fail(e, i < ops.length ? ops[i] : null);
   }
   res.bytesLost = m.bytesLost;
+  res.nouveauCalls = m.nvCalls;
   if (!o.pool) m.sys.kernel.contents.release(); /* storage segments to the contents pool for the next machine */
   if (o.pool) {
     let reusable = res.violation === null && res.findings.length === 0;

@@ -109,6 +109,13 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     summary: 'a GPU write to a page in VRAM made read-only by fork: hmm_range_fault() reports the device\'s own device-private entry without faulting it for write, nouveau_range_fault() succeeds, nouveau_svm_fault() replays, the GPU faults again, forever',
   },
   {
+    id: 'nouveau-exit-keeps-gpu-entries',
+    kinds: ['KASAN', 'ERRNO'],
+    rule: /^(nouveau: GPU access through an entry of an exited mm to a freed page|GPU read through the SVMM of an exited mm succeeded)/,
+    doc: 'docs/FINDINGS.md#nouveau-the-gpu-keeps-its-entries-to-an-exited-processs-pages',
+    summary: 'nouveau_mn_ops has no ->release: exit_mmap() -> mn_hlist_release() unhooks the SVMM\'s notifier without invalidating, and the unmap that frees the pages reaches it no more; the GPU keeps its entries to the freed pages until the DRM file is closed (a process that inherited the file still reads through them)',
+  },
+  {
     id: 'nouveau-gpu-atomic-retry-livelock',
     kinds: ['ERRNO'],
     rule: /^nouveau_atomic_range_fault: -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT$/,

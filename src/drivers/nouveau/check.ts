@@ -52,9 +52,16 @@ export function nouveauCheckCoherence(dmem: NouveauDmem, svmms: Iterable<Nouveau
 
 /** One SVMM's GPU page table against the CPU page table of its mm. */
 export function nouveauCheckSvmm(dmem: NouveauDmem, svmm: NouveauSvmm, op: string): void {
-  if (!svmm.vmmAlive || svmm.freed || svmm.mm.mmUsers <= 0) return;
+  if (!svmm.vmmAlive || svmm.freed) return;
+  // An mm that has exited maps nothing, but exit_mmap() did not invalidate
+  // the SVMM (nouveau's notifier has no ->release: the known finding
+  // nouveau-exit-keeps-gpu-entries, reported where the GPU uses such an
+  // entry). Of such an SVMM only the entries SVM_BIND programmed for another
+  // mm after the exit are checked.
+  const gone = svmm.mm.mmUsers <= 0;
   for (const [addr, pte] of svmm.pt) {
-    const pmd = pmdTableOf(svmm.mm.pgd, addr, false);
+    if (gone && !svmm.foreignBind?.has(addr)) continue;
+    const pmd = gone ? null : pmdTableOf(svmm.mm.pgd, addr, false);
     const i = pmdIndex(addr);
     const pmdType = pmd === null ? T_NONE : pteType(pmd.f[i]);
     let v = 0;

@@ -475,7 +475,7 @@ export class NouveauSvm {
         if (svmm.freed) throw new KernelBug('BUG', 'nouveau: GPU access through a freed svmm');
         const pte = svmm.pt.get(a);
         if (pte !== undefined && (!write || pte.write) && (access !== GPU_ACCESS_ATOMIC || pte.atomic === true)) {
-          this.touch(pte, write, data, i * PAGE_SIZE, fill);
+          this.touch(pte, write, data, i * PAGE_SIZE, fill, svmm.mm.mmUsers <= 0);
           break;
         }
         if (tries >= 1000) {
@@ -497,9 +497,10 @@ export class NouveauSvm {
   }
 
   /** The memory access of one page through a GPU PTE. */
-  private touch(pte: GpuPte, write: boolean, data: Uint8Array | null, off: number, fill: number): void {
+  private touch(pte: GpuPte, write: boolean, data: Uint8Array | null, off: number, fill: number, mmGone: boolean): void {
     const k = this.k;
     if (pte.aper === NOUVEAU_APER_HOST && k.pages.refcount[k.pages.folioPfn(pte.addr)] === 0) {
+      if (mmGone) pageBug(k, 'KASAN', 'nouveau: GPU access through an entry of an exited mm to a freed page (the SVMM\'s mmu_notifier has no ->release)', pte.addr, 'exit_mmap -> mn_hlist_release');
       pageBug(k, 'KASAN', 'nouveau: GPU access through a stale GPU PTE to a freed page (missed invalidation)', pte.addr, 'secondary MMU coherence');
     }
     const store = pte.aper === NOUVEAU_APER_HOST ? k.contents : this.dmem.vram;
