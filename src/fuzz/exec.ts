@@ -963,6 +963,17 @@ export class FuzzMachine {
       allowed = anon ? [0] : mm.any(g0, g1, (v) => isShared(v.kind) || isHuge(v.kind)) ? [-EFAULT] : [0, -EFAULT];
       if (atomicLivelock) allowed = [-EFAULT];
     }
+    // The known finding nouveau-bind-prot-none: SVM_BIND migrated pages of a
+    // PROT_NONE mapping to VRAM and mapped them readable in the GPU; a GPU
+    // read of them (and of readable pages around them) succeeds.
+    if (access === 0 && ret === 0 && !ok && mm.covered(g0, g1, 0) && !mm.anyBeyond(g0, g1)) {
+      const rule = 'GPU read of a PROT_NONE page succeeded (SVM_BIND mapped it in VRAM)';
+      const f = matchFinding('ERRNO', rule);
+      if (f !== null) {
+        this.errnoFindings.push({ f, rule });
+        allowed.push(0);
+      }
+    }
     this.expectRet(what, ret, allowed);
     if (access === 0) {
       if (ret === 0) this.comparePages(`GPU ${what}`, mm, g0, sp.proc.readBytes(BUF_DATA, n * PAGE));

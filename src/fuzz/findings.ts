@@ -116,6 +116,13 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     summary: 'nouveau_mn_ops has no ->release: exit_mmap() -> mn_hlist_release() unhooks the SVMM\'s notifier without invalidating, and the unmap that frees the pages reaches it no more; the GPU keeps its entries to the freed pages until the DRM file is closed (a process that inherited the file still reads through them)',
   },
   {
+    id: 'nouveau-bind-prot-none',
+    kinds: ['ERRNO'],
+    rule: /^GPU read of a PROT_NONE page succeeded \(SVM_BIND mapped it in VRAM\)$/,
+    doc: 'docs/FINDINGS.md#nouveau-svm_bind-of-a-prot_none-range-lets-the-gpu-read-it',
+    summary: 'nouveau_svmm_bind() migrates every VMA piece of the range whatever its protection (migrate_vma_setup() does not check VM_READ) and nouveau_pfns_map() maps the VRAM copies readable: the GPU reads memory the process made PROT_NONE, which a GPU fault (hmm_range_fault(): -EFAULT) would refuse',
+  },
+  {
     id: 'nouveau-gpu-atomic-retry-livelock',
     kinds: ['ERRNO'],
     rule: /^nouveau_atomic_range_fault: -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT$/,
