@@ -123,6 +123,13 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     summary: 'nouveau_svmm_bind() migrates every VMA piece of the range whatever its protection (migrate_vma_setup() does not check VM_READ) and nouveau_pfns_map() maps the VRAM copies readable: the GPU reads memory the process made PROT_NONE, which a GPU fault (hmm_range_fault(): -EFAULT) would refuse',
   },
   {
+    id: 'hmm-absent-pmd-first-pfn',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale GPU mapping: hmm_vma_handle_absent_pmd\(\) reported the device-private PMD's first pfn/,
+    doc: 'docs/FINDINGS.md#mmhmmc-hmm_vma_handle_absent_pmd-reports-the-pmds-first-pfn-for-a-range-starting-inside-it',
+    summary: 'mm/hmm.c hmm_vma_handle_absent_pmd() fills hmm_pfns from swp_offset_pfn(entry) without the offset of the range start inside the PMD: a GPU fault on page j of a 2 MiB device-private THP (nouveau: one page per fault) is told the THP\'s first page, and the GPU maps the wrong VRAM page (reads and writes land in page 0)',
+  },
+  {
     id: 'nouveau-gpu-atomic-retry-livelock',
     kinds: ['ERRNO'],
     rule: /^nouveau_atomic_range_fault: -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT$/,

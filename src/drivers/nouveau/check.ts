@@ -42,6 +42,13 @@ import type { GpuPte, NouveauSvmm } from './svm.js';
 export const STALE_GPU_MAPPING = 'stale GPU mapping';
 /** The rule when the SVMM skipped its device's MMU_NOTIFY_MIGRATE (a migration through another SVMM of the mm). */
 export const STALE_GPU_AFTER_SKIPPED_MIGRATE = 'stale GPU mapping: the SVMM skipped its device\'s MMU_NOTIFY_MIGRATE invalidation (nouveau_svmm_invalidate_range_start) for a migration made through another SVMM';
+/**
+ * The rule when the CPU maps a device-private PMD there and the GPU entry
+ * names the PMD's first page: mm/hmm.c hmm_vma_handle_absent_pmd() fills
+ * hmm_pfns from swp_offset_pfn(entry) without the offset of range->start
+ * inside the PMD (docs/FINDINGS.md, hmm-absent-pmd-first-pfn).
+ */
+export const STALE_GPU_ABSENT_PMD = 'stale GPU mapping: hmm_vma_handle_absent_pmd() reported the device-private PMD\'s first pfn for an address inside it';
 /** The rule when the entry was programmed for another mm's page (SVM_BIND through an inherited file). */
 export const STALE_GPU_FOREIGN_BIND = 'stale GPU mapping: nouveau_pfns_map() programmed it for a page of another mm (SVM_BIND through a file inherited over fork)';
 
@@ -66,6 +73,7 @@ export function nouveauCheckSvmm(dmem: NouveauDmem, svmm: NouveauSvmm, op: strin
     const pmdType = pmd === null ? T_NONE : pteType(pmd.f[i]);
     let v = 0;
     let f = 0;
+    let pmdHead = -1;
     if (pmdType === T_TABLE) {
       const t = pmd!.pte[i];
       if (t) {
@@ -75,10 +83,14 @@ export function nouveauCheckSvmm(dmem: NouveauDmem, svmm: NouveauSvmm, op: strin
     } else if (pmd !== null && pmdType !== T_NONE) {
       v = pmd.v[i] + pteIndex(addr); /* the subpage of a PMD leaf */
       f = pmd.f[i];
+      pmdHead = pmd.v[i];
     }
     const why = mismatch(dmem, pte, v, f);
     if (why === null) continue;
-    const rule = svmm.foreignBind?.has(addr) ? STALE_GPU_FOREIGN_BIND : svmm.skippedMigrate?.has(addr) ? STALE_GPU_AFTER_SKIPPED_MIGRATE : STALE_GPU_MAPPING;
+    const t0 = pteType(f);
+    const absentPmdSkew = pmdHead >= 0 && (t0 === T_DEVICE_PRIVATE_READ || t0 === T_DEVICE_PRIVATE_WRITE) && pte.aper !== NOUVEAU_APER_HOST &&
+      pteIndex(addr) !== 0 && vramAddr(dmem, pmdHead) === pte.addr;
+    const rule = svmm.foreignBind?.has(addr) ? STALE_GPU_FOREIGN_BIND : svmm.skippedMigrate?.has(addr) ? STALE_GPU_AFTER_SKIPPED_MIGRATE : absentPmdSkew ? STALE_GPU_ABSENT_PMD : STALE_GPU_MAPPING;
     const t = pteType(f);
     const state = [
       `svmm of mm #${svmm.mm.id} at 0x${addr.toString(16)}: GPU entry ${pte.aper === NOUVEAU_APER_HOST ? 'HOST pfn' : 'VRAM page'} 0x${pte.addr.toString(16)}${pte.write ? ' W' : ''}${pte.atomic ? ' A' : ''}; ${why}`,

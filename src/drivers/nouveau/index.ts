@@ -38,7 +38,7 @@ export * from './uapi.js';
 export { NouveauDmem, NouveauDmemChunk, DMEM_CHUNK_NPAGES, DMEM_CHUNK_SIZE } from './dmem.js';
 export { NouveauSvm, NouveauSvmm, svmFaultThread, GPU_ACCESS_READ, GPU_ACCESS_WRITE, GPU_ACCESS_ATOMIC } from './svm.js';
 export { NouveauChannel, NouveauFence, copyEngineThread, othersDone } from './chan.js';
-export { STALE_GPU_AFTER_SKIPPED_MIGRATE, STALE_GPU_FOREIGN_BIND, STALE_GPU_MAPPING, nouveauCheckCoherence, nouveauCheckSvmm } from './check.js';
+export { STALE_GPU_ABSENT_PMD, STALE_GPU_AFTER_SKIPPED_MIGRATE, STALE_GPU_FOREIGN_BIND, STALE_GPU_MAPPING, nouveauCheckCoherence, nouveauCheckSvmm } from './check.js';
 
 /** Maximum pages of one NOUVEAU_SIM_GPU_ACCESS. */
 export const NOUVEAU_SIM_MAX_ACCESS_PAGES = 4096;

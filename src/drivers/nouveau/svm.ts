@@ -315,7 +315,15 @@ export class NouveauSvm {
         }
         break;
       }
-      /* nouveau_hmm_convert_pfn() + the PFNMAP method, under svmm->mutex */
+      /*
+       * nouveau_hmm_convert_pfn() + the PFNMAP method, under svmm->mutex.
+       * Deliberate difference: a pfn reported with a map order (a
+       * device-private PMD) is mapped for this one page, not as the whole
+       * compound range nouveau_hmm_convert_pfn() programs (page -= offset,
+       * addr aligned down); with mm/hmm.c's hmm_vma_handle_absent_pmd()
+       * reporting the PMD's first pfn for any start inside it, both map the
+       * wrong VRAM page (docs/FINDINGS.md, hmm-absent-pmd-first-pfn).
+       */
       if (svmm.vmmAlive) {
         for (let i = 0; i < range.hmmPfns.length; i++) {
           const w = range.hmmPfns[i];
