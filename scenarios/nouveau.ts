@@ -246,7 +246,7 @@ export const nouveauGpuFork: Scenario = {
   description: 'GPU write faults vs fork (COW of device-private and anon pages) vs CPU fault, with the GPU threads',
   seedRef: 'nouveau_svm.c nouveau_svmm_invalidate_range_start; mm/memory.c copy_page_range COW invalidation',
   bugSwitch: '(none)',
-  expect: 'no violation (mainline race exploration)',
+  expect: 'HANG: a GPU write to VRAM made read-only by fork livelocks (mainline nouveau_svm_fault() replays; finding nouveau-gpu-write-readonly-vram-livelock)',
   maxSteps: 64,
   setup(cfg: Partial<KernelConfig>): ScenarioRun {
     const m = gpuMachine(cfg, 2, 1);
@@ -271,9 +271,9 @@ export const nouveauGpuFork: Scenario = {
         ...m.gpu,
       ],
       check: () => {
-        // -EFAULT: the write fault on page 0 was cancelled because fork made
-        // its VRAM entry read-only (hmm_range_fault reports, does not fault,
-        // the caller's own device-private pages); nothing was written then.
+        // -EFAULT: a write fault was cancelled. (When fork made the VRAM
+        // entry read-only first, mainline replays forever instead: the
+        // explorer reports that HANG, docs/FINDINGS.md.)
         if (st.gpu < 0 && st.gpu !== -14) return `the GPU write failed with ${st.gpu}`;
         if (st.cpu < 0) return `the CPU read got signal ${-st.cpu}`;
         if (st.fork !== 0) return `fork returned ${st.fork}`;

@@ -13,7 +13,7 @@ import { type Command, Option } from 'commander';
 import { EventClock, Tracer, attachTracer } from '../kernel/trace.js';
 import { writeTrace } from '../trace/chrome.js';
 import {
-  type CampaignResult, type DeviceKind, OP_NAMES, type OpName, type RunConfig, type ThpChoice, type Op, KNOWN_FINDINGS,
+  type CampaignResult, type DeviceKind, type DriverName, DRIVER_NAMES, OP_NAMES, type OpName, type RunConfig, type ThpChoice, type Op, KNOWN_FINDINGS,
   DEFAULT_LENGTH, checkRunConfig, emptyResult, replay, reproducerText, runCampaign,
 } from '../fuzz/index.js';
 
@@ -26,6 +26,7 @@ export interface FuzzCliOptions {
   length: string;
   config?: string[];
   devices: string;
+  drivers: string;
   thp: string;
   exclude?: string;
   shard: string;
@@ -64,6 +65,9 @@ export function parseFuzzOptions(o: FuzzCliOptions, validateConfig: (settings: s
   let runs: number;
   if (o.runs !== undefined) runs = int('runs', o.runs, 1);
   else runs = Math.max(1, Math.ceil(int('ops', o.ops ?? '20000', 1) / length));
+  const drivers = (o.drivers ?? DRIVER_NAMES.join(',')).split(',').filter(Boolean);
+  if (drivers.length === 0) throw new FuzzUsageError(`--drivers: empty (choose from ${DRIVER_NAMES.join(', ')})`);
+  for (const d of drivers) if (!(DRIVER_NAMES as readonly string[]).includes(d)) throw new FuzzUsageError(`--drivers: '${d}' is not a driver the fuzz drives (${DRIVER_NAMES.join(', ')})`);
   const devices = o.devices.split(',').filter(Boolean);
   for (const d of devices) if (d !== 'private' && d !== 'coherent') throw new FuzzUsageError(`--devices: '${d}' is not private or coherent`);
   if (!['always', 'madvise', 'never', 'mixed'].includes(o.thp)) throw new FuzzUsageError(`--thp: '${o.thp}' is not always|madvise|never|mixed`);
@@ -74,7 +78,7 @@ export function parseFuzzOptions(o: FuzzCliOptions, validateConfig: (settings: s
   }
   const settings = (o.config ?? []).flatMap((s) => s.split(',').filter(Boolean));
   validateConfig(settings);
-  const rc: RunConfig = { settings, devices: [...new Set(devices)] as DeviceKind[], thp: o.thp as ThpChoice };
+  const rc: RunConfig = { settings, devices: [...new Set(devices)] as DeviceKind[], thp: o.thp as ThpChoice, drivers: [...new Set(drivers)] as DriverName[] };
   const err = checkRunConfig(rc);
   if (err !== null) throw new FuzzUsageError(err);
   return { rc, seed, runs, length, exclude, shard: parseShard(o.shard), shrinkSeconds: int('shrink-seconds', o.shrinkSeconds, 1) };
@@ -87,6 +91,7 @@ function textReport(r: CampaignResult): string {
   out.push(`  violations ${r.violations} (${Object.entries(r.byClass).filter(([, n]) => n).map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}), bytes lost ${r.bytesLost}, JS exceptions ${r.jsExceptions}`);
   const f = Object.entries(r.findings);
   out.push(`  known findings: ${f.length ? f.map(([id, n]) => `${id} x${n}`).join(', ') : 'none'}`);
+  out.push(`  operations by driver: dmirror ${r.opsByDriver.dmirror}, nouveau ${r.opsByDriver.nouveau}, other ${r.opsByDriver.other}; calls that reached nouveau ${r.nouveauCalls}`);
   for (const v of r.violationReports) {
     out.push('', `VIOLATION (${v.cls}) in run ${v.run} (seed ${v.seed}), shrunk from ${v.originalLength} to ${v.ops.length} operations (${v.shrinkReplays} replays):`);
     out.push(...v.message.split('\n').map((l) => `  ${l}`));
@@ -135,6 +140,7 @@ export async function runFuzz(o: FuzzCliOptions, write: (s: string) => void, val
     acc.ops = r.ops;
     acc.sequences = 1;
     acc.bytesLost = r.bytesLost;
+    acc.nouveauCalls = r.nouveauCalls;
     for (const f of r.findings) acc.findings[f.id] = (acc.findings[f.id] ?? 0) + 1;
     if (r.violation) {
       acc.violations = 1;
@@ -175,6 +181,7 @@ export function registerFuzz(program: Command, write: (s: string) => void, setCo
     .option('--runs <n>', 'number of sequences of the whole campaign (overrides --ops)')
     .option('--length <n>', 'operations per sequence', String(DEFAULT_LENGTH))
     .addOption(new Option('--config <name=value...>', 'kernel configuration settings over the fuzz machine defaults (e.g. fault_no_page_ref=on swapMiB=0)'))
+    .option('--drivers <names>', `drivers whose operations are generated: ${DRIVER_NAMES.join(', ')} (nouveau: /dev/dri/nouveau-sim, SVM_INIT/SVM_BIND/GPU read, write, atomic, device removal)`, DRIVER_NAMES.join(','))
     .option('--devices <kinds>', 'dmirror devices to use: private (dmirror0/1), coherent (dmirror2/3)', 'private,coherent')
     .option('--thp <mode>', 'transparent hugepages: always, madvise, never, or mixed (operations switch it)', 'madvise')
     .option('--exclude <ops>', `operation kinds not generated (${OP_NAMES.join(',')})`)

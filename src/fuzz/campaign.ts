@@ -20,8 +20,8 @@
  * dropping chunks gets to a handful in a few seconds (docs/FUZZ.md).
  */
 import fc from 'fast-check';
-import { type Op, type OpName, opArbitrary } from './ops.js';
-import { MachinePool, type RunConfig, type SeqOptions, type SeqResult, type ViolationClass, runSequence } from './exec.js';
+import { DRIVER_OPS, type DriverName, type Op, type OpName, opArbitrary } from './ops.js';
+import { MachinePool, type RunConfig, type SeqOptions, type SeqResult, type ViolationClass, driversOf, runSequence } from './exec.js';
 
 /**
  * Operations per sequence by default: short sequences find more per
@@ -79,6 +79,10 @@ export interface CampaignResult {
   bytesLost: number;
   jsExceptions: number;
   findings: Record<string, number>;
+  /** Operations executed, by driver (the operation kinds of ops.ts DRIVER_OPS; `other`: the rest). */
+  opsByDriver: Record<DriverName | 'other', number>;
+  /** Calls that reached the nouveau driver (open, ioctl, close, device removal, final GPU reads). */
+  nouveauCalls: number;
   /** Sequences ended by a known finding. */
   sequencesEndedByFinding: number;
   violationReports: ViolationReport[];
@@ -100,14 +104,14 @@ export function shardRange(runs: number, index: number, count: number): { first:
 
 /** The arbitrary of one sequence. */
 export function sequenceArbitrary(rc: RunConfig, length: number, exclude: ReadonlySet<OpName>): fc.Arbitrary<Op[]> {
-  const op = opArbitrary({ exclude, thpMixed: rc.thp === 'mixed', devices: rc.devices.length });
+  const op = opArbitrary({ exclude, thpMixed: rc.thp === 'mixed', devices: rc.devices.length, drivers: driversOf(rc) });
   return fc.array(op, { minLength: length, maxLength: length });
 }
 
 function cliArgs(rc: RunConfig, length: number, exclude: ReadonlySet<OpName>): string {
   const a: string[] = [];
   for (const s of rc.settings) a.push(`--config ${s}`);
-  a.push(`--devices ${rc.devices.join(',')}`, `--thp ${rc.thp}`, `--length ${length}`);
+  a.push(`--drivers ${driversOf(rc).join(',')}`, `--devices ${rc.devices.join(',')}`, `--thp ${rc.thp}`, `--length ${length}`);
   if (exclude.size) a.push(`--exclude ${[...exclude].join(',')}`);
   return a.join(' ');
 }
@@ -122,7 +126,7 @@ export function reproducerText(rc: RunConfig, ops: readonly Op[], title: string,
     `import { replay } from '../src/fuzz/index.js';`,
     ``,
     `test(${JSON.stringify(`fuzz reproducer: ${title}`)}, () => {`,
-    `  const r = replay(${JSON.stringify({ settings: rc.settings, devices: rc.devices, thp: rc.thp })}, [`,
+    `  const r = replay(${JSON.stringify({ settings: rc.settings, devices: rc.devices, thp: rc.thp, ...(rc.drivers ? { drivers: rc.drivers } : {}) })}, [`,
     ...ops.map((o) => `    ${JSON.stringify(o)},`),
     `  ]);`,
     `  assert.equal(r.violation, null, r.violation?.message);`,
@@ -205,6 +209,11 @@ export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult, poo
   acc.ops += res.ops;
   acc.sequences++;
   acc.bytesLost += res.bytesLost;
+  acc.nouveauCalls += res.nouveauCalls;
+  for (const [kind, n] of Object.entries(res.kinds)) {
+    const d = (Object.keys(DRIVER_OPS) as DriverName[]).find((x) => DRIVER_OPS[x].includes(kind as OpName)) ?? 'other';
+    acc.opsByDriver[d] += n;
+  }
   for (const f of res.findings) acc.findings[f.id] = (acc.findings[f.id] ?? 0) + 1;
   if (res.findings.length && res.violation === null && res.ops < ops.length) acc.sequencesEndedByFinding++;
   if (res.violation === null) return;
@@ -226,7 +235,7 @@ export function emptyResult(o: CampaignOptions): CampaignResult {
   return {
     seed: o.seed, runs: shardRange(o.runs, o.shard.index, o.shard.count), shard: o.shard,
     ops: 0, sequences: 0, violations: 0, byClass: { shadow: 0, errno: 0, signal: 0, kernel: 0, js: 0 },
-    bytesLost: 0, jsExceptions: 0, findings: {}, sequencesEndedByFinding: 0, violationReports: [], seconds: 0, searchMs: 0, searchCpuMs: 0, opsPerSecond: 0, opsPerCpuSecond: 0,
+    bytesLost: 0, jsExceptions: 0, findings: {}, opsByDriver: { dmirror: 0, nouveau: 0, other: 0 }, nouveauCalls: 0, sequencesEndedByFinding: 0, violationReports: [], seconds: 0, searchMs: 0, searchCpuMs: 0, opsPerSecond: 0, opsPerCpuSecond: 0,
   };
 }
 

@@ -15,7 +15,7 @@ import { System } from '../user/system.js';
 import { type Process, ProcessSignal, SIGBUS, SIGSEGV } from '../user/process.js';
 import { KernelBug, KernelOops } from '../kernel/printk.js';
 import { applyConfigSetting, defaultConfig, type KernelConfig } from '../kernel/config.js';
-import { EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM, EPERM } from '../kernel/errno.js';
+import { EAGAIN, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM } from '../kernel/errno.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED } from '../kernel/mm/mmap.js';
 import { MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT } from '../kernel/mm/madvise.js';
 import { MREMAP_FIXED, MREMAP_MAYMOVE } from '../kernel/mm/mremap.js';
@@ -32,9 +32,14 @@ import {
   GUP_TEST_PATH, PIN_LONGTERM_BENCHMARK, PIN_LONGTERM_TEST_READ, PIN_LONGTERM_TEST_START, PIN_LONGTERM_TEST_STOP,
   PIN_LONGTERM_TEST_FLAG_USE_FAST, PIN_LONGTERM_TEST_FLAG_USE_WRITE, SIZEOF_PIN_LONGTERM_TEST, encodeGupTest, gupTestInit,
 } from '../drivers/gup_test.js';
+import {
+  DRM_IOCTL_NOUVEAU_SVM_BIND, DRM_IOCTL_NOUVEAU_SVM_INIT, NOUVEAU_SIM_GPU_ACCESS, NOUVEAU_SIM_PATH, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM,
+  encodeU64s, nouveauDevice, nouveauInit, nouveauRemove, svmBindHeader,
+} from '../drivers/nouveau/index.js';
+import { runSync } from '../kernel/sched/sched.js';
 import { matchFinding, type KnownFinding } from './findings.js';
 import {
-  ARENA, BUF_CMD, BUF_DATA, HPAGE_PAGES, MAX_OP_PAGES, MAX_PROCS, PAGE, REGIONS, type DmCmd, type Op, type Region,
+  ARENA, BUF_CMD, BUF_DATA, HPAGE_PAGES, MAX_OP_PAGES, MAX_PROCS, PAGE, REGIONS, type DmCmd, type DriverName, type Op, type OpName, type Region,
 } from './ops.js';
 import { Obj, ShadowMm, type Cands, type SVma, ZERO, describeCands, isHuge, isShared, matchCands, uniq, writeCands } from './shadow.js';
 
@@ -47,9 +52,24 @@ export interface RunConfig {
   settings: readonly string[];
   devices: readonly DeviceKind[];
   thp: ThpChoice;
+  /**
+   * The drivers whose operations are generated (`--drivers`). Absent:
+   * dmirror only (what every reproducer written before the nouveau
+   * operations means). The machine always has test_hmm; nouveau is probed
+   * when it is listed.
+   */
+  drivers?: readonly DriverName[];
 }
 
 export const DEFAULT_RUN_CONFIG: RunConfig = { settings: [], devices: ['private', 'coherent'], thp: 'madvise' };
+
+/** The drivers of rc (dmirror only when rc.drivers is absent). */
+export function driversOf(rc: RunConfig): readonly DriverName[] {
+  return rc.drivers ?? ['dmirror'];
+}
+
+/** VRAM of the fuzz machine's GPU: 2 MiB chunks (8 MiB: less than a big bind, so VRAM runs out too). */
+export const FUZZ_VRAM_CHUNKS = 4;
 
 export type ViolationClass = 'shadow' | 'errno' | 'signal' | 'kernel' | 'js';
 
@@ -68,6 +88,10 @@ export interface SeqResult {
   /** A known finding that ended the sequence (or was hit as a WARNING). */
   findings: Array<{ id: string; rule: string; opIndex: number }>;
   bytesLost: number;
+  /** Operations executed, by kind. */
+  kinds: Partial<Record<OpName, number>>;
+  /** Calls that reached the nouveau driver (open, ioctl, close, device removal; final GPU reads included). */
+  nouveauCalls: number;
 }
 
 /** The KernelConfig of a fuzz machine: small RAM, swap, a hugetlb pool, checked mode, then the settings. */
@@ -105,9 +129,18 @@ interface Lineage {
   gupFd: number;
 }
 
+/** An open nouveau file (shared by the processes that inherited it). */
+interface NvFile {
+  /** The device generation it was opened on (an nvkill makes its ioctls -ENODEV). */
+  gen: number;
+  /** The process whose mm the SVMM mirrors (current->mm at SVM_INIT), or null before SVM_INIT. */
+  mirror: SProc | null;
+}
+
 class SProc {
   alive = true;
   fds: Array<{ fd: number; file: SFile }> = [];
+  nvfds: Array<{ fd: number; file: NvFile }> = [];
   constructor(readonly proc: Process, public mm: ShadowMm, readonly lin: Lineage) {}
 }
 
@@ -138,10 +171,17 @@ export class FuzzMachine {
   readonly sys: System;
   readonly procs: SProc[] = [];
   readonly devices: string[];
+  readonly nouveau: boolean;
+  /** Device generation of the nouveau GPU (nvkill: removal and a new probe). */
+  private nvGen = 0;
   private pin: PinState | null = null;
   private files = new Set<SFile>();
   bytesLost = 0;
+  /** Calls that reached the nouveau driver. */
+  nvCalls = 0;
   private warningsSeen = 0;
+  /** Known 'ERRNO' findings of the last operation (reported by checkWarnings; the sequence goes on). */
+  private errnoFindings: Array<{ f: KnownFinding; rule: string }> = [];
   /** Findings hit as WARNINGs (a known WARN does not end the sequence). */
   readonly warnFindings: Array<{ f: KnownFinding; rule: string }> = [];
 
@@ -150,8 +190,9 @@ export class FuzzMachine {
    * System rolled back to its state right after setup.
    */
   constructor(readonly rc: RunConfig, template?: { sys: System; root: Process; lin: Lineage }) {
-    this.devices = rc.devices.flatMap((d) => DEVICE_PATHS[d]);
-    if (this.devices.length === 0) throw new Error('fuzz: no device enabled');
+    this.devices = driversOf(rc).includes('dmirror') ? rc.devices.flatMap((d) => DEVICE_PATHS[d]) : [];
+    this.nouveau = driversOf(rc).includes('nouveau');
+    if (this.devices.length === 0 && !this.nouveau) throw new Error('fuzz: no device enabled');
     if (template) {
       this.sys = template.sys;
       // The memfd is made per sequence (shmem state is not rolled back reliably).
@@ -162,6 +203,7 @@ export class FuzzMachine {
     const k = this.sys.kernel;
     if (testHmmInit(k) !== 0) throw new Error('fuzz: test_hmm did not load');
     if (gupTestInit(k) !== 0) throw new Error('fuzz: gup_test did not load');
+    if (this.nouveau && nouveauInit(k, { vramChunks: FUZZ_VRAM_CHUNKS }) !== 0) throw new Error('fuzz: nouveau did not probe');
     this.spawnRoot();
   }
 
@@ -271,6 +313,7 @@ export class FuzzMachine {
   private dead(sp: SProc): void {
     sp.alive = false;
     sp.fds = [];
+    sp.nvfds = [];
     if (this.pin && this.pin.owner === sp) this.pin.linked.fill(false);
     // The lineage's gup_test file had its last reference dropped:
     // gup_test_release() stops the long-term pin test.
@@ -314,6 +357,8 @@ export class FuzzMachine {
         return;
       case 'fork':
         return this.fork(op.p);
+      case 'nvkill':
+        return this.nvKill();
     }
     const sp = this.procAt(op.p);
     if (sp === null) return;
@@ -337,6 +382,9 @@ export class FuzzMachine {
       case 'pinread': return this.pinRead(sp);
       case 'unpin': return this.pinStop(sp);
       case 'gup': return this.gup(sp, op);
+      case 'nvopen': return this.nvOpen(sp, op.i);
+      case 'nvclose': return this.nvClose(sp, op.f);
+      case 'nv': return this.nv(sp, op);
     }
   }
 
@@ -572,6 +620,7 @@ export class FuzzMachine {
     if (child === undefined) throw new Violation('js', `fork: no process ${pid}`);
     const c = new SProc(child, sp.mm.clone(), sp.lin);
     c.fds = sp.fds.map((x) => ({ ...x }));
+    c.nvfds = sp.nvfds.map((x) => ({ ...x }));
     this.procs.push(c);
   }
 
@@ -582,6 +631,7 @@ export class FuzzMachine {
   }
 
   private open(sp: SProc, d: number): void {
+    if (this.devices.length === 0) return;
     const path = this.devices[d % this.devices.length];
     const fd = sp.proc.open(path, O_RDWR);
     if (fd < 0) throw new Violation('errno', `open(${path}) returned ${fd}`);
@@ -788,10 +838,224 @@ export class FuzzMachine {
     this.expectRet(`PIN_LONGTERM_BENCHMARK pages ${g0}..${g1 - 1}`, ret, [0]);
   }
 
+  /* ---------------- nouveau ---------------- */
+
+  /** open /dev/dri/nouveau-sim (and SVM_INIT when init). */
+  private nvOpen(sp: SProc, init: boolean): void {
+    if (!this.nouveau) return;
+    this.nvCalls++;
+    const fd = sp.proc.open(NOUVEAU_SIM_PATH, O_RDWR);
+    if (fd < 0) throw new Violation('errno', `open(${NOUVEAU_SIM_PATH}) returned ${fd}`);
+    const file: NvFile = { gen: this.nvGen, mirror: null };
+    sp.nvfds.push({ fd, file });
+    if (init) this.nvInit(sp, fd, file);
+  }
+
+  /**
+   * DRM_IOCTL_NOUVEAU_SVM_INIT (no unmanaged window): -ENODEV after the
+   * device went away, -EBUSY when the file has an SVMM, else 0 and the SVMM
+   * mirrors the caller's mm.
+   */
+  private nvInit(sp: SProc, fd: number, file: NvFile): void {
+    sp.proc.writeBytes(BUF_CMD, encodeU64s([0n, 0n]));
+    this.nvCalls++;
+    const ret = sp.proc.ioctl(fd, DRM_IOCTL_NOUVEAU_SVM_INIT, BUF_CMD);
+    const what = `SVM_INIT by pid ${sp.proc.pid}`;
+    if (file.gen !== this.nvGen) return this.expectRet(what, ret, [-ENODEV]);
+    if (file.mirror !== null) return this.expectRet(`${what} (the file has an SVMM)`, ret, [-EBUSY]);
+    this.expectRet(what, ret, [0]);
+    file.mirror = sp;
+  }
+
+  /** close one nouveau fd of sp (the last reference frees the SVMM: nouveau_svmm_fini()). */
+  private nvClose(sp: SProc, f: number): void {
+    if (sp.nvfds.length === 0) return;
+    const i = f % sp.nvfds.length;
+    const { fd } = sp.nvfds[i];
+    sp.nvfds.splice(i, 1);
+    this.nvCalls++;
+    this.expectRet(`close(${fd}) of a nouveau file`, sp.proc.close(fd), [0]);
+  }
+
+  /** Device removal (nouveau_dmem_fini(): every VRAM page evicted to system memory) and a new probe. */
+  private nvKill(): void {
+    if (!this.nouveau) return;
+    const k = this.sys.kernel;
+    this.nvCalls++;
+    runSync(k.sched, nouveauRemove(k));
+    k.checkpoint('nouveau device removal');
+    this.nvGen++;
+    this.forgetAtomic(null);
+    const r = nouveauInit(k, { vramChunks: FUZZ_VRAM_CHUNKS });
+    if (r !== 0) throw new Violation('errno', `nouveau probe after removal returned ${r}`);
+  }
+
+  private nv(sp: SProc, op: Extract<Op, { o: 'nv' }>): void {
+    if (!this.nouveau) return;
+    // A process without a nouveau file opens one and SVM_INITs first (as a
+    // GPU program starts): the GPU operations then mostly have an SVMM.
+    if (sp.nvfds.length === 0) this.nvOpen(sp, true);
+    const { fd, file } = sp.nvfds[op.f % sp.nvfds.length];
+    // A snapped range of a process with nothing mapped in the arena: the
+    // program first maps its buffer (anonymous, read-write, over the
+    // op's range), so that GPU operations mostly meet memory.
+    const target = op.c === 'BIND' || file.mirror === null ? sp : file.mirror;
+    if (op.s && op.c !== 'INIT' && target.alive && target.mm.vmas.length === 0 && op.r !== 'H') {
+      this.mmap(target, { o: 'mmap', p: op.p, kind: 'anon', prot: 3, r: op.r, a: op.a, n: op.n, s: false });
+    }
+    if (op.c === 'INIT') return this.nvInit(sp, fd, file);
+    const stale = file.gen !== this.nvGen;
+    if (op.c === 'BIND') return this.nvBind(sp, fd, file, op, stale);
+    const m = file.mirror;
+    const mm = m?.mm ?? sp.mm;
+    const [g0, g1] = FuzzMachine.rangeOf(mm, op);
+    const n = g1 - g0;
+    const access = op.c === 'READ' ? 0 : op.c === 'WRITE' ? 1 : 2;
+    // Not generated: a GPU write through the SVMM of an exited process. Its
+    // entries outlive exit_mmap() (the known finding
+    // nouveau-exit-keeps-gpu-entries) and may name pages reused since: the
+    // write would land in another process's memory, as on a real machine.
+    if (!stale && m !== null && !m.alive && access !== 0) return;
+    let data: Uint8Array | null = null;
+    if (access !== 0) {
+      data = new Uint8Array(n * PAGE);
+      for (let i = 0; i < n; i++) data.fill(patternByte(op.v, g0 + i), i * PAGE, (i + 1) * PAGE);
+      sp.proc.writeBytes(BUF_DATA, data);
+    }
+    sp.proc.writeBytes(BUF_CMD, encodeU64s([BigInt(gAddr(g0)), BigInt(BUF_DATA), BigInt(n), BigInt(access), 0n]));
+    const drm = nouveauDevice(this.sys.kernel);
+    const atomicTimeouts = drm?.svm.stat.atomicTimeouts ?? 0;
+    this.nvCalls++;
+    const ret = sp.proc.ioctl(fd, NOUVEAU_SIM_GPU_ACCESS, BUF_CMD);
+    // The known finding nouveau-gpu-atomic-retry-livelock: the atomic fault timed out.
+    const atomicLivelock = (drm?.svm.stat.atomicTimeouts ?? 0) > atomicTimeouts;
+    if (atomicLivelock) {
+      const rule = 'nouveau_atomic_range_fault: -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT';
+      const f = matchFinding('ERRNO', rule);
+      if (f !== null) this.errnoFindings.push({ f, rule });
+    }
+    // GPU faults may restore or take device-exclusive entries, and migrate pages back.
+    this.forgetAtomic(null);
+    const what = `GPU ${op.c} via nouveau fd ${fd} (SVMM of pid ${m?.proc.pid ?? '-'}) by pid ${sp.proc.pid} of pages ${g0}..${g1 - 1}`;
+    if (stale) return this.expectRet(what, ret, [-ENODEV]);
+    if (m === null) return this.expectRet(`${what} without an SVMM`, ret, [-EINVAL]);
+    if (!m.alive) {
+      // A page without a GPU entry faults: nouveau_svm_fault()'s
+      // mmget_not_zero() fails, the fault is cancelled (-EFAULT). But the
+      // entries the SVMM had at the exit are still there (no ->release):
+      // a read of only such pages succeeds with whatever those pages hold now.
+      this.expectRet(`${what} after the SVMM's process exited`, ret, [-EFAULT, 0]);
+      if (ret === 0) {
+        const rule = 'GPU read through the SVMM of an exited mm succeeded (entries kept past exit_mmap)';
+        const f = matchFinding('ERRNO', rule);
+        if (f !== null) this.errnoFindings.push({ f, rule });
+      }
+      return;
+    }
+    const need = access === 0 ? 1 : 3;
+    const ok = mm.covered(g0, g1, need) && !mm.anyBeyond(g0, g1);
+    let allowed: number[];
+    if (!ok) allowed = [-EFAULT];
+    else if (access !== 2) allowed = [0];
+    else {
+      // make_device_exclusive(): anonymous (or COW-broken private file) small pages only; hugetlb and shared memory fail.
+      const anon = mm.covered(g0, g1, 3, (v) => v.kind === 'anon' && !v.hp) && g1 <= REGIONS.A[0] + REGIONS.A[1];
+      allowed = anon ? [0] : mm.any(g0, g1, (v) => isShared(v.kind) || isHuge(v.kind)) ? [-EFAULT] : [0, -EFAULT];
+      if (atomicLivelock) allowed = [-EFAULT];
+    }
+    // The known finding nouveau-bind-prot-none: SVM_BIND migrated pages of a
+    // PROT_NONE mapping to VRAM and mapped them readable in the GPU; a GPU
+    // read of them (and of readable pages around them) succeeds.
+    if (access === 0 && ret === 0 && !ok && mm.covered(g0, g1, 0) && !mm.anyBeyond(g0, g1)) {
+      const rule = 'GPU read of a PROT_NONE page succeeded (SVM_BIND mapped it in VRAM)';
+      const f = matchFinding('ERRNO', rule);
+      if (f !== null) {
+        this.errnoFindings.push({ f, rule });
+        allowed.push(0);
+      }
+    }
+    this.expectRet(what, ret, allowed);
+    if (access === 0) {
+      if (ret === 0) this.comparePages(`GPU ${what}`, mm, g0, sp.proc.readBytes(BUF_DATA, n * PAGE));
+      return;
+    }
+    for (let i = 0; i < n; i++) {
+      const g = g0 + i;
+      const v = mm.vmaAt(g);
+      if (v === null || (v.prot & 3) !== 3 || mm.beyond(v, g)) continue;
+      const page: Cands = [data!.slice(i * PAGE, (i + 1) * PAGE)];
+      mm.setPage(v, g, ret === 0 ? page : uniq([...mm.pageIn(v, g), ...page]));
+    }
+  }
+
+  /**
+   * DRM_IOCTL_NOUVEAU_SVM_BIND of a range of the caller's mm (mainline
+   * migrates current->mm's pages whatever mm the SVMM mirrors), with its
+   * arguments made invalid one way when op.b says so. Contents never change.
+   */
+  private nvBind(sp: SProc, fd: number, file: NvFile, op: Extract<Op, { o: 'nv' }>, stale: boolean): void {
+    const [g0, g1] = FuzzMachine.rangeOf(sp.mm, op);
+    let header = svmBindHeader();
+    let start = BigInt(gAddr(g0));
+    let end = BigInt(gAddr(g1));
+    let stride = 0n;
+    let reserved = 0n;
+    let invalid = true;
+    switch (op.b) {
+      case 'reserved': reserved = 1n; break;
+      case 'hibits': header |= 1n << 50n; break;
+      case 'empty': end = start; break;
+      case 'cmd': header = svmBindHeader(1); break;
+      case 'target': header = svmBindHeader(0, 0, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM - 1); break;
+      case 'stride': stride = 1n; break;
+      case 'prio': header = svmBindHeader(0, 7); invalid = false; break;
+      case 'unaligned': start += 123n; end -= BigInt(PAGE) - 5n; invalid = false; break;
+      default: invalid = false;
+    }
+    sp.proc.writeBytes(BUF_CMD, encodeU64s([header, start, end, BigInt(g1 - g0), stride, 77n, reserved, 0n]));
+    this.nvCalls++;
+    const ret = sp.proc.ioctl(fd, DRM_IOCTL_NOUVEAU_SVM_BIND, BUF_CMD);
+    this.forgetAtomic(null);
+    const what = `SVM_BIND${op.b ? ` (${op.b})` : ''} via nouveau fd ${fd} by pid ${sp.proc.pid} of pages ${g0}..${g1 - 1}`;
+    if (stale) return this.expectRet(what, ret, [-ENODEV]);
+    if (invalid || file.mirror === null) return this.expectRet(what, ret, [-EINVAL]);
+    this.expectRet(what, ret, [0]);
+  }
+
+  /**
+   * The nouveau half of the final sweep: through every open nouveau file of
+   * the current device whose SVMM's process lives, a GPU read of every
+   * readable mapping of that process, compared with the shadow.
+   */
+  private gpuSweep(): void {
+    const seen = new Set<NvFile>();
+    for (const sp of this.live()) {
+      for (const { fd, file } of sp.nvfds) {
+        if (seen.has(file) || file.gen !== this.nvGen || file.mirror === null || !file.mirror.alive) continue;
+        seen.add(file);
+        const mm = file.mirror.mm;
+        for (const v of [...mm.vmas]) {
+          if (!(v.prot & 1)) continue;
+          let end = v.end;
+          if (v.obj !== null) end = Math.max(v.start, Math.min(v.end, v.start + (v.obj.size - v.pgoff)));
+          end = Math.min(end, v.start + MAX_OP_PAGES);
+          if (end <= v.start) continue;
+          const n = end - v.start;
+          sp.proc.writeBytes(BUF_CMD, encodeU64s([BigInt(gAddr(v.start)), BigInt(BUF_DATA), BigInt(n), 0n, 0n]));
+          const what = `final GPU READ via nouveau fd ${fd} (SVMM of pid ${file.mirror.proc.pid}) by pid ${sp.proc.pid} of pages ${v.start}..${end - 1}`;
+          this.nvCalls++;
+          this.expectRet(what, sp.proc.ioctl(fd, NOUVEAU_SIM_GPU_ACCESS, BUF_CMD), [0]);
+          this.comparePages(what, mm, v.start, sp.proc.readBytes(BUF_DATA, n * PAGE));
+        }
+      }
+    }
+  }
+
   /** New kernel WARNINGs since the last call: known ones are returned, others are a violation. */
   checkWarnings(): Array<{ f: KnownFinding; rule: string }> {
     const w = this.sys.kernel.printk.warnings;
-    const out: Array<{ f: KnownFinding; rule: string }> = [];
+    const out: Array<{ f: KnownFinding; rule: string }> = this.errnoFindings;
+    this.errnoFindings = [];
     for (; this.warningsSeen < w.length; this.warningsSeen++) {
       const { rule, state } = w[this.warningsSeen];
       const f = matchFinding('WARN', rule);
@@ -833,6 +1097,7 @@ export class FuzzMachine {
   /** The final sweep: every readable arena page of every live process read and compared. */
   sweep(): void {
     this.deviceSweep();
+    this.gpuSweep();
     for (const sp of this.live()) {
       for (const v of [...sp.mm.vmas]) {
         if (!(v.prot & 1)) continue;
@@ -908,7 +1173,7 @@ export interface SeqOptions {
 
 /** Run one sequence on a fresh machine and classify what happens. */
 export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {}): SeqResult {
-  const res: SeqResult = { ops: 0, violation: null, findings: [], bytesLost: 0 };
+  const res: SeqResult = { ops: 0, violation: null, findings: [], bytesLost: 0, kinds: {}, nouveauCalls: 0 };
   let m: FuzzMachine;
   try {
     m = o.pool ? o.pool.take() : new FuzzMachine(rc);
@@ -931,6 +1196,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
   try {
     for (; i < ops.length; i++) {
       res.ops++;
+      res.kinds[ops[i].o] = (res.kinds[ops[i].o] ?? 0) + 1;
       m.apply(ops[i]);
       for (const w of m.checkWarnings()) res.findings.push({ id: w.f.id, rule: w.rule, opIndex: i });
       o.onOp?.();
@@ -943,6 +1209,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
     fail(e, i < ops.length ? ops[i] : null);
   }
   res.bytesLost = m.bytesLost;
+  res.nouveauCalls = m.nvCalls;
   if (!o.pool) m.sys.kernel.contents.release(); /* storage segments to the contents pool for the next machine */
   if (o.pool) {
     let reusable = res.violation === null && res.findings.length === 0;

@@ -11,11 +11,17 @@
  */
 import type { BugKind } from '../kernel/printk.js';
 
+export type FindingKind = BugKind | 'WARN' | 'ERRNO';
+
 export interface KnownFinding {
   /** Stable identifier (counted in the fuzz report). */
   id: string;
-  /** The KernelBug kinds it may come as; 'WARN' for a printk WARNING. */
-  kinds: ReadonlyArray<BugKind | 'WARN'>;
+  /**
+   * The KernelBug kinds it may come as; 'WARN' for a printk WARNING;
+   * 'ERRNO' for a call that fails where the shadow expects success and the
+   * model says why (exec.ts reports it; the sequence goes on).
+   */
+  kinds: ReadonlyArray<FindingKind>;
   /** Matched against the KernelBug / WARNING rule text. */
   rule: RegExp;
   /** docs/FINDINGS.md#anchor */
@@ -105,6 +111,62 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     scope: 'failSites',
     sites: ['xa_store'],
   },
+  {
+    id: 'nouveau-close-frees-svmm',
+    kinds: ['KASAN'],
+    rule: /^use-after-free of struct nouveau_svmm \(page->zone_device_data\) in nouveau_dmem_(migrate_to_ram|fault_copy_one)$/,
+    doc: 'docs/FINDINGS.md#nouveau-closing-the-drm-file-frees-the-svmm-that-device-pages-still-name',
+    summary: 'closing the DRM file frees the nouveau_svmm (nouveau_svmm_fini -> mmu_notifier_put) while VRAM pages migrated for it still name it in zone_device_data; the next CPU fault of such a page (nouveau_dmem_migrate_to_ram) locks and invalidates the freed svmm',
+  },
+  {
+    id: 'nouveau-bind-inherited-file',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale GPU mapping: nouveau_pfns_map\(\) programmed it for a page of another mm/,
+    doc: 'docs/FINDINGS.md#nouveau-svm_bind-through-a-file-inherited-over-fork-maps-the-childs-pages-into-the-parents-gpu-address-space',
+    summary: 'nouveau_svmm_bind() migrates current->mm\'s pages but nouveau_dmem_migrate_chunk() -> nouveau_pfns_map() programs them into the file\'s SVMM, which mirrors the mm that called SVM_INIT: a fork child binding through the inherited file maps its pages at those addresses in the parent\'s GPU address space',
+  },
+  {
+    id: 'nouveau-second-svmm-skips-migrate',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale GPU mapping: the SVMM skipped its device's MMU_NOTIFY_MIGRATE invalidation/,
+    doc: 'docs/FINDINGS.md#nouveau-a-second-svmm-of-an-mm-keeps-gpu-entries-to-pages-another-svmm-migrated',
+    summary: 'nouveau_svmm_invalidate_range_start() skips every MMU_NOTIFY_MIGRATE whose owner is its device, so a second SVMM of the same mm (another DRM file) keeps its GPU entries to the system pages an SVM_BIND through the first one migrates and frees',
+  },
+  {
+    id: 'nouveau-gpu-write-readonly-vram-livelock',
+    kinds: ['HANG'],
+    rule: /^nouveau: GPU fault at 0x[0-9a-f]+ replayed 1000 times \(livelock\): the entry is this device's read-only VRAM page/,
+    doc: 'docs/FINDINGS.md#nouveau-a-gpu-write-to-its-own-read-only-vram-page-faults-forever',
+    summary: 'a GPU write to a page in VRAM made read-only by fork: hmm_range_fault() reports the device\'s own device-private entry without faulting it for write, nouveau_range_fault() succeeds, nouveau_svm_fault() replays, the GPU faults again, forever',
+  },
+  {
+    id: 'nouveau-exit-keeps-gpu-entries',
+    kinds: ['KASAN', 'ERRNO'],
+    rule: /^(nouveau: GPU access through an entry of an exited mm to a freed page|GPU read through the SVMM of an exited mm succeeded)/,
+    doc: 'docs/FINDINGS.md#nouveau-the-gpu-keeps-its-entries-to-an-exited-processs-pages',
+    summary: 'nouveau_mn_ops has no ->release: exit_mmap() -> mn_hlist_release() unhooks the SVMM\'s notifier without invalidating, and the unmap that frees the pages reaches it no more; the GPU keeps its entries to the freed pages until the DRM file is closed (a process that inherited the file still reads through them)',
+  },
+  {
+    id: 'nouveau-bind-prot-none',
+    kinds: ['ERRNO'],
+    rule: /^GPU read of a PROT_NONE page succeeded \(SVM_BIND mapped it in VRAM\)$/,
+    doc: 'docs/FINDINGS.md#nouveau-svm_bind-of-a-prot_none-range-lets-the-gpu-read-it',
+    summary: 'nouveau_svmm_bind() migrates every VMA piece of the range whatever its protection (migrate_vma_setup() does not check VM_READ) and nouveau_pfns_map() maps the VRAM copies readable: the GPU reads memory the process made PROT_NONE, which a GPU fault (hmm_range_fault(): -EFAULT) would refuse',
+  },
+  {
+    id: 'hmm-absent-pmd-first-pfn',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale GPU mapping: hmm_vma_handle_absent_pmd\(\) reported the device-private PMD's first pfn/,
+    doc: 'docs/FINDINGS.md#mmhmmc-hmm_vma_handle_absent_pmd-reports-the-pmds-first-pfn-for-a-range-starting-inside-it',
+    summary: 'mm/hmm.c hmm_vma_handle_absent_pmd() fills hmm_pfns from swp_offset_pfn(entry) without the offset of the range start inside the PMD: a GPU fault on page j of a 2 MiB device-private THP (nouveau: one page per fault) is told the THP\'s first page, and the GPU maps the wrong VRAM page (reads and writes land in page 0)',
+  },
+  {
+    id: 'nouveau-gpu-atomic-retry-livelock',
+    kinds: ['ERRNO'],
+    rule: /^nouveau_atomic_range_fault: -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT$/,
+    doc: 'docs/FINDINGS.md#nouveau-a-gpu-atomic-on-a-page-that-needs-cow-retries-until-the-timeout',
+    summary: 'nouveau_atomic_range_fault(): when the first make_device_exclusive() had to break COW (zero page, fork-shared page) or split a THP, the sequence moved; every later round restores the device-exclusive entry it left (MMU_NOTIFY_CLEAR, not skipped) and moves it again, until HMM_RANGE_DEFAULT_TIMEOUT: -EBUSY, the GPU fault is cancelled',
+  },
 ];
 
 /**
@@ -112,7 +174,7 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
  * to the allocation-failure sweep match only with `ctx.failSite` among their
  * sites.
  */
-export function matchFinding(kind: BugKind | 'WARN', rule: string, ctx: FindingContext = {}): KnownFinding | null {
+export function matchFinding(kind: FindingKind, rule: string, ctx: FindingContext = {}): KnownFinding | null {
   for (const f of KNOWN_FINDINGS) {
     if (f.scope === 'failSites' && (ctx.failSite === undefined || (f.sites !== undefined && !f.sites.includes(ctx.failSite)))) continue;
     if (f.kinds.includes(kind) && f.rule.test(rule)) return f;

@@ -13,7 +13,7 @@ export * from './ops.js';
 export { Obj, ShadowMm } from './shadow.js';
 export {
   DEFAULT_RUN_CONFIG, FuzzMachine, MachinePool, type DeviceKind, type RunConfig, type SeqResult, type ThpChoice, type ViolationClass,
-  Violation, checkRunConfig, fuzzKernelConfig, patternByte, runSequence,
+  FUZZ_VRAM_CHUNKS, Violation, checkRunConfig, driversOf, fuzzKernelConfig, patternByte, runSequence,
 } from './exec.js';
 export { KNOWN_FINDINGS, type KnownFinding, matchFinding } from './findings.js';
 export {

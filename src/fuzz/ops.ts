@@ -36,6 +36,22 @@ export const MAX_PROCS = 4;
 export type MapKind = 'anon' | 'shanon' | 'file' | 'fileP' | 'huge' | 'hugeS';
 export type Advice = 'DONTNEED' | 'FREE' | 'PAGEOUT' | 'HUGEPAGE' | 'COLLAPSE';
 export type DmCmd = 'READ' | 'WRITE' | 'MIGRATE_TO_DEV' | 'MIGRATE_TO_SYS' | 'EXCLUSIVE' | 'CHECK_EXCLUSIVE' | 'SNAPSHOT' | 'RELEASE' | 'FLAGS';
+/**
+ * Operations on a nouveau file (src/drivers/nouveau/uapi.ts):
+ * DRM_IOCTL_NOUVEAU_SVM_INIT, DRM_IOCTL_NOUVEAU_SVM_BIND (migrate the range
+ * to VRAM), NOUVEAU_SIM_GPU_ACCESS read / write / atomic of the range.
+ */
+export type NvCmd = 'INIT' | 'BIND' | 'READ' | 'WRITE' | 'ATOMIC';
+/**
+ * An SVM_BIND argument made invalid (or unusual) in one way: reserved0/1
+ * set, a header bit above the valid ones, va_start >= va_end, another
+ * command, another target, a stride, a priority (not checked by mainline),
+ * unaligned va_start/va_end (mainline rounds them to pages).
+ */
+export type NvBindArg = 'reserved' | 'hibits' | 'empty' | 'cmd' | 'target' | 'stride' | 'prio' | 'unaligned';
+/** The drivers a fuzz campaign drives (`--drivers`). */
+export type DriverName = 'dmirror' | 'nouveau';
+export const DRIVER_NAMES: readonly DriverName[] = ['dmirror', 'nouveau'];
 /** 0 PROT_NONE, 1 PROT_READ, 3 PROT_READ|PROT_WRITE */
 export type Prot = 0 | 1 | 3;
 
@@ -75,10 +91,20 @@ export type Op =
   /** gup_test PIN_LONGTERM_BENCHMARK: pin_user_pages(FOLL_LONGTERM) then unpin. */
   | ({ o: 'gup'; p: number; w: boolean } & Rng)
   /** echo m > /sys/kernel/mm/transparent_hugepage/enabled (only with --thp mixed). */
-  | { o: 'thp'; m: 'always' | 'madvise' | 'never' };
+  | { o: 'thp'; m: 'always' | 'madvise' | 'never' }
+  /** open /dev/dri/nouveau-sim; with i, DRM_IOCTL_NOUVEAU_SVM_INIT right after (the SVMM mirrors this process). */
+  | { o: 'nvopen'; p: number; i: boolean }
+  /** close one of the process's nouveau fds (the last reference: nouveau_svmm_fini()). */
+  | { o: 'nvclose'; p: number; f: number }
+  /** An ioctl on one of the process's nouveau fds over a range of the SVMM's mm (v: write pattern; b: an SVM_BIND argument variant). */
+  | ({ o: 'nv'; p: number; f: number; c: NvCmd; v: number; b?: NvBindArg } & Rng)
+  /** Device removal (nouveau_dmem_fini(): eviction of every chunk) and a new probe (hot-unplug and replug). */
+  | { o: 'nvkill' };
 
 export type OpName = Op['o'];
-export const OP_NAMES: readonly OpName[] = ['mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'write', 'read', 'fork', 'exit', 'open', 'close', 'dm', 'pin', 'pinread', 'unpin', 'gup', 'thp'];
+export const OP_NAMES: readonly OpName[] = ['mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'write', 'read', 'fork', 'exit', 'open', 'close', 'dm', 'pin', 'pinread', 'unpin', 'gup', 'thp', 'nvopen', 'nvclose', 'nv', 'nvkill'];
+/** The operation kinds of each driver (not generated when the driver is not in `--drivers`). */
+export const DRIVER_OPS: Record<DriverName, readonly OpName[]> = { dmirror: ['open', 'close', 'dm'], nouveau: ['nvopen', 'nvclose', 'nv', 'nvkill'] };
 
 export interface GenOptions {
   /** Operation kinds not generated. */
@@ -87,6 +113,8 @@ export interface GenOptions {
   thpMixed: boolean;
   /** Number of enabled devices (ops index them modulo). */
   devices: number;
+  /** The drivers driven (default dmirror only: the operations of the others are not generated). */
+  drivers?: readonly DriverName[];
 }
 
 const region = fc.constantFrom<Region>('A', 'A', 'A', 'A', 'T', 'H');
@@ -113,7 +141,8 @@ const snap = fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, 
 export function opArbitrary(g: GenOptions): fc.Arbitrary<Op> {
   const rng = { r: region, a: first, n: npages, s: snap };
   const all: Array<{ weight: number; arbitrary: fc.Arbitrary<Op> }> = [
-    { weight: 8, arbitrary: fc.record({ o: fc.constant('mmap' as const), p: proc, kind: fc.constantFrom<MapKind>('anon', 'anon', 'anon', 'shanon', 'file', 'fileP', 'huge', 'hugeS'), prot, ...rng }) },
+    /* The order is TABLE_ORDER's. With nouveau, mappings are made twice as often (a GPU program's ranges are mapped). */
+    { weight: g.drivers?.includes('nouveau') ? 16 : 8, arbitrary: fc.record({ o: fc.constant('mmap' as const), p: proc, kind: fc.constantFrom<MapKind>('anon', 'anon', 'anon', 'shanon', 'file', 'fileP', 'huge', 'hugeS'), prot, ...rng }) },
     { weight: 2, arbitrary: fc.record({ o: fc.constant('munmap' as const), p: proc, ...rng }) },
     { weight: 2, arbitrary: fc.record({ o: fc.constant('mprotect' as const), p: proc, prot, ...rng }) },
     { weight: 4, arbitrary: fc.record({ o: fc.constant('madvise' as const), p: proc, adv: fc.constantFrom<Advice>('DONTNEED', 'FREE', 'PAGEOUT', 'HUGEPAGE', 'COLLAPSE'), ...rng }) },
@@ -137,14 +166,43 @@ export function opArbitrary(g: GenOptions): fc.Arbitrary<Op> {
     { weight: 1, arbitrary: fc.record({ o: fc.constant('unpin' as const), p: proc }) },
     { weight: 1, arbitrary: fc.record({ o: fc.constant('gup' as const), p: proc, w: fc.boolean(), ...rng }) },
   ];
-  if (g.thpMixed) all.push({ weight: 1, arbitrary: fc.record({ o: fc.constant('thp' as const), m: fc.constantFrom('always' as const, 'madvise' as const, 'never' as const) }) });
-  const kept = all.filter((_x, i) => !g.exclude.has(TABLE_ORDER[i]));
+  all.push({ weight: 1, arbitrary: fc.record({ o: fc.constant('thp' as const), m: fc.constantFrom('always' as const, 'madvise' as const, 'never' as const) }) });
+  all.push(
+    { weight: 4, arbitrary: fc.record({ o: fc.constant('nvopen' as const), p: proc, i: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }) }) },
+    { weight: 1, arbitrary: fc.record({ o: fc.constant('nvclose' as const), p: proc, f: fc.integer({ min: 0, max: 3 }) }) },
+    {
+      weight: 28,
+      arbitrary: fc.oneof(
+        {
+          weight: 12,
+          arbitrary: fc.record({
+            o: fc.constant('nv' as const), p: proc, f: fc.integer({ min: 0, max: 3 }),
+            c: fc.constantFrom<NvCmd>('INIT', 'BIND', 'BIND', 'BIND', 'READ', 'READ', 'READ', 'WRITE', 'WRITE', 'WRITE', 'ATOMIC', 'ATOMIC'),
+            v: fc.integer({ min: 1, max: 255 }), ...rng,
+          }),
+        },
+        {
+          weight: 1,
+          arbitrary: fc.record({
+            o: fc.constant('nv' as const), p: proc, f: fc.integer({ min: 0, max: 3 }), c: fc.constant('BIND' as const),
+            v: fc.integer({ min: 1, max: 255 }), b: fc.constantFrom<NvBindArg>('reserved', 'hibits', 'empty', 'cmd', 'target', 'stride', 'prio', 'unaligned'), ...rng,
+          }),
+        },
+      ),
+    },
+    { weight: 1, arbitrary: fc.record({ o: fc.constant('nvkill' as const) }) },
+  );
+  const drivers = new Set(g.drivers ?? ['dmirror']);
+  const off = new Set<OpName>(g.exclude);
+  if (!g.thpMixed) off.add('thp');
+  for (const d of DRIVER_NAMES) if (!drivers.has(d)) for (const o of DRIVER_OPS[d]) off.add(o);
+  const kept = all.filter((_x, i) => !off.has(TABLE_ORDER[i]));
   if (kept.length === 0) throw new Error('fuzz: every operation kind is excluded');
   return fc.oneof(...kept);
 }
 
 /** The op name of each entry of the table above, by position. */
-const TABLE_ORDER: readonly OpName[] = ['mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'write', 'read', 'fork', 'exit', 'open', 'close', 'dm', 'pin', 'pinread', 'unpin', 'gup', 'thp'];
+const TABLE_ORDER: readonly OpName[] = OP_NAMES;
 
 /** One line per op, for reports. */
 export function formatOp(op: Op): string {

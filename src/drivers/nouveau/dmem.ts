@@ -93,6 +93,8 @@ function entryNr(v: number): number {
 
 /* VM_FAULT_* (mm_types.h) */
 const VM_FAULT_SIGBUS = 0x000002;
+/** VM_FAULT_OOM (include/linux/mm_types.h) */
+const VM_FAULT_OOM = 0x000001;
 
 /** NVIF_VMM_PFNMAP_V0_* bits of the GPU PTE words nouveau_dmem_migrate_copy_one() produces (if000c.h). */
 export const NVIF_VMM_PFNMAP_V0_V = 0x1;
@@ -320,11 +322,13 @@ export class NouveauDmem {
    * do_swap_page() with mmap_lock held for read and vmf.page locked and
    * referenced. Migrates the one faulting page back to system memory:
    * migrate_vma_setup(SELECT_DEVICE_PRIVATE, fault_page); a destination
-   * page (none: return 0 and let the CPU fault again); under svmm->mutex
+   * page (none: VM_FAULT_OOM, as mainline since "drm/nouveau: add THP
+   * migration support"; the user fault path then retries, see
+   * docs/FINDINGS.md "Not a finding: VM_FAULT_OOM"); under svmm->mutex
    * nouveau_svmm_invalidate() the GPU's mapping and queue the copy; fence;
    * migrate_vma_pages(); wait for the fence; migrate_vma_finalize().
-   * Returns 0 or VM_FAULT_SIGBUS (setup failed, or the copy could not be
-   * queued).
+   * Returns 0, VM_FAULT_OOM, or VM_FAULT_SIGBUS (setup failed, or the
+   * copy could not be queued).
    *
    * With the copy failing the kernel still calls migrate_vma_finalize()
    * with dst set and the entry MIGRATE but without migrate_vma_pages():
@@ -358,7 +362,11 @@ export class NouveauDmem {
       if (spage < 0 || !mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) break done;
       const compound = mpfnHas(src[0], MIGRATE_PFN_COMPOUND);
       const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 'nouveau_dmem_migrate_to_ram', compound ? HPAGE_PMD_ORDER : 0);
-      if (dpage < 0) break done;
+      // Mainline (since "drm/nouveau: add THP migration support"): VM_FAULT_OOM, not a silent retry.
+      if (dpage < 0) {
+        ret = VM_FAULT_OOM;
+        break done;
+      }
       dst[0] = (compound ? mpfnSet(migratePfn(dpage), MIGRATE_PFN_COMPOUND) : migratePfn(dpage));
       const svmm = this.zoneDeviceData(spage);
       if (svmm !== null) {
@@ -487,7 +495,7 @@ export class NouveauDmem {
       else moved += nr;
       i += nr;
     }
-    if (svmm !== null) yield* svmm.pfnsMap(args.start, pfns, dst, args.npages);
+    if (svmm !== null) yield* svmm.pfnsMap(args.vma!.mm, args.start, pfns, dst, args.npages);
     yield* migrateVmaFinalize(args);
     return moved;
   }

@@ -28,16 +28,17 @@ import { NouveauSvm, type NouveauSvmm, GPU_ACCESS_ATOMIC, svmFaultThread } from 
 import {
   DRM_IOCTL_NOUVEAU_SVM_BIND, DRM_IOCTL_NOUVEAU_SVM_INIT, DRM_NOUVEAU_SVM_BIND_SIZE, DRM_NOUVEAU_SVM_INIT_SIZE,
   NOUVEAU_SIM_CHAN_KILL, NOUVEAU_SIM_GPU_ACCESS, NOUVEAU_SIM_GPU_ACCESS_SIZE, NOUVEAU_SIM_PATH, NOUVEAU_SIM_STAT,
-  NOUVEAU_SIM_STAT_SIZE, NOUVEAU_SVM_BIND_COMMAND_MASK, NOUVEAU_SVM_BIND_COMMAND__MIGRATE, NOUVEAU_SVM_BIND_PRIORITY_MASK,
-  NOUVEAU_SVM_BIND_PRIORITY_SHIFT, NOUVEAU_SVM_BIND_TARGET_MASK, NOUVEAU_SVM_BIND_TARGET_SHIFT,
+  NOUVEAU_SIM_STAT_SIZE, NOUVEAU_SVM_BIND_COMMAND_MASK, NOUVEAU_SVM_BIND_COMMAND__MIGRATE, NOUVEAU_SVM_BIND_TARGET_MASK, NOUVEAU_SVM_BIND_TARGET_SHIFT,
   NOUVEAU_SVM_BIND_TARGET__GPU_VRAM, NOUVEAU_SVM_BIND_VALID_BITS, decodeU64s, encodeU64s,
 } from './uapi.js';
 import { copyEngineThread } from './chan.js';
+import { nouveauCheckCoherence } from './check.js';
 
 export * from './uapi.js';
 export { NouveauDmem, NouveauDmemChunk, DMEM_CHUNK_NPAGES, DMEM_CHUNK_SIZE } from './dmem.js';
 export { NouveauSvm, NouveauSvmm, svmFaultThread, GPU_ACCESS_READ, GPU_ACCESS_WRITE, GPU_ACCESS_ATOMIC } from './svm.js';
 export { NouveauChannel, NouveauFence, copyEngineThread, othersDone } from './chan.js';
+export { STALE_GPU_ABSENT_PMD, STALE_GPU_AFTER_SKIPPED_MIGRATE, STALE_GPU_FOREIGN_BIND, STALE_GPU_MAPPING, nouveauCheckCoherence, nouveauCheckSvmm } from './check.js';
 
 /** Maximum pages of one NOUVEAU_SIM_GPU_ACCESS. */
 export const NOUVEAU_SIM_MAX_ACCESS_PAGES = 4096;
@@ -55,6 +56,11 @@ export class NouveauDrm {
     this.dev = { name: 'nouveau-sim' };
     this.dmem = new NouveauDmem(k, this.dev, opts);
     this.svm = new NouveauSvm(k, this.dmem);
+  }
+
+  /** The SVMMs of the open clients. */
+  *svmms(): IterableIterator<NouveauSvmm> {
+    for (const c of this.clients) if (c.svmm !== null) yield c.svmm;
   }
 
   /** Copy-engine and fault-handler threads for a scheduled run (spawn them with the run's threads). */
@@ -81,6 +87,8 @@ export class NouveauCli {
 
 /** The k.driverData key of the probed device (state lives on the machine). */
 const NOUVEAU_DATA = 'nouveau';
+/** The name of the checked-mode checker (k.registerChecker). */
+const NOUVEAU_CHECKER = 'nouveau-svm';
 
 /** The probed nouveau device of a machine, or null. */
 export function nouveauDevice(k: Kernel): NouveauDrm | null {
@@ -94,6 +102,8 @@ export function nouveauInit(k: Kernel, opts: NouveauDmemOptions = {}): number {
   const r = registerChrdev(k, NOUVEAU_SIM_PATH, nouveauFops);
   if (r) return r;
   k.driverData.set(NOUVEAU_DATA, drm);
+  // Checked mode: every SVMM's GPU page table against its mm (check.ts).
+  k.registerChecker(NOUVEAU_CHECKER, (_k, op) => nouveauCheckCoherence(drm.dmem, drm.svmms(), op));
   k.printk.info('nouveau-sim: DMEM: registered device memory (chunks on demand)');
   return 0;
 }
@@ -112,6 +122,7 @@ export function* nouveauRemove(k: Kernel): K<void> {
   unregisterChrdev(k, NOUVEAU_SIM_PATH);
   drm.removed = true;
   yield* drm.dmem.fini();
+  k.unregisterChecker(NOUVEAU_CHECKER);
   k.driverData.delete(NOUVEAU_DATA);
 }
 
@@ -159,30 +170,45 @@ function* svmInit(cli: NouveauCli, arg: number): K<number> {
 }
 
 /**
- * nouveau_svmm_bind(dev, data, file_priv): decode and check the header
- * (command MIGRATE, priority 0, target GPU_VRAM, stride 0, no bit above
- * the valid ones: -EINVAL otherwise); under mmap_lock for read, for each
- * VMA piece of [va_start, va_end) nouveau_dmem_migrate_vma(). result = 0.
- * -EINVAL without an SVMM or mm.
+ * nouveau_svmm_bind(dev, data, file_priv): va_start is rounded down and
+ * va_end up to pages; -EINVAL for reserved0/1 set, a bit above the valid
+ * ones, va_start >= va_end, a command other than MIGRATE, a target other
+ * than GPU_VRAM, a stride (the priority is decoded by nothing: mainline
+ * dropped its check, any value is accepted); then current's mm
+ * (get_task_mm(): -EINVAL without one), mmap_lock for read, -EINVAL without
+ * an SVMM; for each VMA piece of [va_start, va_end)
+ * nouveau_dmem_migrate_vma() with the client's SVMM (errors ignored:
+ * "best effort"). result = 0.
+ *
+ * As in the kernel, the pages migrated are current->mm's while the GPU
+ * entries nouveau_pfns_map() programs are the SVMM's: a process that
+ * inherited the file (fork) binds its own pages into the parent's GPU
+ * address space (docs/FINDINGS.md, nouveau-bind-inherited-file).
  */
 function* svmBind(cli: NouveauCli, arg: number): K<number> {
   const k = cli.drm.k;
   const s = k.sched;
-  const mm = k.current.mm;
-  if (mm === null) return -EINVAL;
+  const cmm = k.current.mm;
+  if (cmm === null) return -EINVAL;
   const buf = new Uint8Array(DRM_NOUVEAU_SVM_BIND_SIZE);
-  if (yield* copyFromUser(mm, buf, arg, buf.length)) return -EFAULT;
+  if (yield* copyFromUser(cmm, buf, arg, buf.length)) return -EFAULT;
   const f = decodeU64s(buf);
   const header = f[0];
+  const pageMask = ~BigInt(PAGE_SIZE - 1);
+  const vaStartB = f[1] & pageMask;
+  const vaEndB = BigInt.asUintN(64, (f[2] + BigInt(PAGE_SIZE - 1)) & pageMask);
+  if (f[6] !== 0n || f[7] !== 0n) return -EINVAL; /* reserved0, reserved1 */
   if (header >> BigInt(NOUVEAU_SVM_BIND_VALID_BITS)) return -EINVAL;
+  if (vaStartB >= vaEndB) return -EINVAL;
   const cmd = Number(header & BigInt(NOUVEAU_SVM_BIND_COMMAND_MASK));
-  const priority = Number((header >> BigInt(NOUVEAU_SVM_BIND_PRIORITY_SHIFT)) & BigInt(NOUVEAU_SVM_BIND_PRIORITY_MASK));
+  if (cmd !== NOUVEAU_SVM_BIND_COMMAND__MIGRATE) return -EINVAL;
   const target = Number((header >> BigInt(NOUVEAU_SVM_BIND_TARGET_SHIFT)) & BigInt(NOUVEAU_SVM_BIND_TARGET_MASK));
-  if (cmd !== NOUVEAU_SVM_BIND_COMMAND__MIGRATE || priority !== 0 || target !== NOUVEAU_SVM_BIND_TARGET__GPU_VRAM) return -EINVAL;
+  if (target !== NOUVEAU_SVM_BIND_TARGET__GPU_VRAM) return -EINVAL;
   if (f[4] !== 0n) return -EINVAL; /* stride */
-  const vaStart = Number(f[1]);
-  const vaEnd = Number(f[2]);
-  if (vaStart % PAGE_SIZE || vaEnd % PAGE_SIZE) return -EINVAL; /* model: the kernel migrates whole pages and would round */
+  const mm = cmm; /* get_task_mm(current) */
+  if (mm.mmUsers === 0) return -EINVAL;
+  const vaStart = Number(vaStartB);
+  const vaEnd = Number(vaEndB);
   if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
   try {
     if (cli.svmm === null) return -EINVAL;

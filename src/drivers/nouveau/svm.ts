@@ -83,6 +83,16 @@ export class NouveauSvmm {
   readonly unmanagedLimit: number;
   readonly notifier: MmuNotifierOps;
   readonly stat = { invalidations: 0, skippedOwnMigrate: 0, faults: 0, retries: 0 };
+  /**
+   * Checked mode only (model bookkeeping for check.ts, no kernel
+   * counterpart): GPU entries this SVMM kept when it skipped an
+   * MMU_NOTIFY_MIGRATE of its device, and entries nouveau_pfns_map()
+   * programmed for pages of another mm (SVM_BIND through an inherited
+   * file), by page address. An entry left stale by one of those is a
+   * known finding, not a missing invalidation.
+   */
+  skippedMigrate: Set<number> | null = null;
+  foreignBind: Set<number> | null = null;
 
   constructor(readonly svm: NouveauSvm, readonly mm: MmStruct, unmanagedAddr: number, unmanagedSize: number) {
     this.unmanagedStart = unmanagedAddr;
@@ -105,10 +115,19 @@ export class NouveauSvmm {
     if (k.config.checked) this.mutex.assertHeld(k.sched);
     if (!this.vmmAlive || limit <= start) return;
     this.stat.invalidations++;
+    const marks = [this.skippedMigrate, this.foreignBind];
     if ((limit - start) / PAGE_SIZE < this.pt.size) {
-      for (let a = start; a < limit; a += PAGE_SIZE) this.pt.delete(a);
+      for (let a = start; a < limit; a += PAGE_SIZE) {
+        this.pt.delete(a);
+        for (const m of marks) m?.delete(a);
+      }
     } else {
-      for (const a of [...this.pt.keys()]) if (a >= start && a < limit) this.pt.delete(a);
+      for (const a of [...this.pt.keys()]) {
+        if (a >= start && a < limit) {
+          this.pt.delete(a);
+          for (const m of marks) m?.delete(a);
+        }
+      }
     }
   }
 
@@ -129,6 +148,10 @@ export class NouveauSvmm {
       if (!this.vmmAlive) return 0;
       if (update.event === MMU_NOTIFY_MIGRATE && update.owner === this.svm.dmem.owner) {
         this.stat.skippedOwnMigrate++;
+        if (this.svm.k.config.checked) {
+          const kept = this.skippedMigrate ?? (this.skippedMigrate = new Set<number>());
+          for (const a of this.pt.keys()) if (a >= start && a < limit) kept.add(a);
+        }
         return 0;
       }
       if (limit > this.unmanagedStart && start < this.unmanagedLimit) {
@@ -146,9 +169,11 @@ export class NouveauSvmm {
    * nouveau_pfns_map(svmm, mm, addr, pfns, npages): after a migration to
    * VRAM, point the GPU's entries at the new pages (under svmm->mutex).
    * pfns[i] are NVIF PFNMAP words from nouveau_dmem_migrate_copy_one();
-   * dst[i] the migrate pfns of the destination pages.
+   * dst[i] the migrate pfns of the destination pages. `mm` (the migrated
+   * VMA's) is not used by the kernel either: the entries go into this
+   * SVMM's address space whatever mm the pages belong to.
    */
-  *pfnsMap(addr: number, pfns: Float64Array, dst: Float64Array, npages: number): K<void> {
+  *pfnsMap(mm: MmStruct, addr: number, pfns: Float64Array, dst: Float64Array, npages: number): K<void> {
     const s = this.svm.k.sched;
     yield* spinLock(s, this.mutex);
     if (this.vmmAlive) {
@@ -162,7 +187,13 @@ export class NouveauSvmm {
         }
         const w = pfns[i];
         if (!(w & NVIF_VMM_PFNMAP_V0_V) || head < 0) continue;
-        this.pt.set(addr + i * PAGE_SIZE, { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
+        const a = addr + i * PAGE_SIZE;
+        this.pt.set(a, { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
+        this.skippedMigrate?.delete(a);
+        if (this.svm.k.config.checked) {
+          if (mm !== this.mm) (this.foreignBind ?? (this.foreignBind = new Set<number>())).add(a);
+          else this.foreignBind?.delete(a);
+        }
       }
     }
     this.mutex.unlock(s);
@@ -185,7 +216,12 @@ export class NouveauSvm {
   readonly buffer: GpuFault[] = [];
   /** A fault-handler thread runs in the current scheduled run. */
   threadRunning = false;
-  readonly stat = { faults: 0, replayed: 0, cancelled: 0 };
+  /**
+   * timeouts: nouveau_range_fault() that hit HMM_RANGE_DEFAULT_TIMEOUT
+   * (-EBUSY); atomicTimeouts: nouveau_atomic_range_fault() that did
+   * (docs/FINDINGS.md, nouveau-gpu-atomic-retry-livelock).
+   */
+  readonly stat = { faults: 0, replayed: 0, cancelled: 0, timeouts: 0, atomicTimeouts: 0 };
 
   constructor(readonly k: Kernel, readonly dmem: NouveauDmem) {}
 
@@ -259,7 +295,10 @@ export class NouveauSvm {
     let ret = -EBUSY;
     try {
       for (let round = 0; ; round++) {
-        if (round >= RANGE_FAULT_ROUNDS) return -EBUSY;
+        if (round >= RANGE_FAULT_ROUNDS) {
+          this.stat.timeouts++;
+          return -EBUSY;
+        }
         range.notifierSeq = yield* mmuIntervalReadBegin(mni);
         if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
         ret = yield* hmmRangeFault(range);
@@ -276,11 +315,21 @@ export class NouveauSvm {
         }
         break;
       }
-      /* nouveau_hmm_convert_pfn() + the PFNMAP method, under svmm->mutex */
+      /*
+       * nouveau_hmm_convert_pfn() + the PFNMAP method, under svmm->mutex.
+       * Deliberate difference: a pfn reported with a map order (a
+       * device-private PMD) is mapped for this one page, not as the whole
+       * compound range nouveau_hmm_convert_pfn() programs (page -= offset,
+       * addr aligned down); with mm/hmm.c's hmm_vma_handle_absent_pmd()
+       * reporting the PMD's first pfn for any start inside it, both map the
+       * wrong VRAM page (docs/FINDINGS.md, hmm-absent-pmd-first-pfn).
+       */
       if (svmm.vmmAlive) {
         for (let i = 0; i < range.hmmPfns.length; i++) {
           const w = range.hmmPfns[i];
           const a = start + i * PAGE_SIZE;
+          svmm.skippedMigrate?.delete(a);
+          svmm.foreignBind?.delete(a);
           if (!hmmPfnTest(w, HMM_PFN_VALID)) {
             svmm.pt.delete(a);
             continue;
@@ -305,6 +354,15 @@ export class NouveauSvm {
    * (an error: -EINVAL), take svmm->mutex, read_retry (changed: drop the
    * mutex and the folio, again); map the page V | W | A | HOST under the
    * mutex, then unlock and put the folio. 0, -EBUSY or -EINVAL.
+   *
+   * As in the kernel, a round that retries leaves the page
+   * device-exclusive, and the next round's make_device_exclusive() GUPs it
+   * for write, which restores it (remove_device_exclusive_entry():
+   * MMU_NOTIFY_CLEAR, owner NULL, not the event this notifier skips) and
+   * moves the sequence again: once the first round retries (the GUP broke
+   * COW of the zero page or a fork-shared page, or split a THP), every
+   * round does, until the timeout (-EBUSY: the fault is cancelled).
+   * docs/FINDINGS.md, nouveau-gpu-atomic-retry-livelock.
    */
   *atomicRangeFault(svmm: NouveauSvmm, start: number): K<number> {
     const k = this.k;
@@ -317,7 +375,10 @@ export class NouveauSvm {
     if (r0) return r0;
     try {
       for (let round = 0; ; round++) {
-        if (round >= RANGE_FAULT_ROUNDS) return -EBUSY;
+        if (round >= RANGE_FAULT_ROUNDS) {
+          this.stat.atomicTimeouts++;
+          return -EBUSY;
+        }
         const seq = yield* mmuIntervalReadBegin(mni);
         if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
         const r = yield* makeDeviceExclusive(mm, start, this.dmem.owner);
@@ -332,7 +393,11 @@ export class NouveauSvm {
           svmm.stat.retries++;
           continue;
         }
-        if (svmm.vmmAlive) svmm.pt.set(start, { aper: NOUVEAU_APER_HOST, addr: page, write: true, atomic: true });
+        if (svmm.vmmAlive) {
+          svmm.pt.set(start, { aper: NOUVEAU_APER_HOST, addr: page, write: true, atomic: true });
+          svmm.skippedMigrate?.delete(start);
+          svmm.foreignBind?.delete(start);
+        }
         svmm.mutex.unlock(s);
         folioUnlock(k, page);
         folioPut(k, page);
@@ -345,12 +410,19 @@ export class NouveauSvm {
 
   /**
    * nouveau_svm_fault(): drain the fault buffer. Per fault: a dead svmm
-   * cancels it; the access type picks the hmm flags (read: REQ_FAULT;
-   * write and atomic: REQ_FAULT | REQ_WRITE); one page outside the
-   * unmanaged window is faulted with nouveau_range_fault(); success
-   * replays the fault; an error, or a page not valid (or not writable for a
-   * write) afterwards, cancels it (the GPU channel then sees an MMU fault
-   * error).
+   * (no SVM channel) cancels it; the access type picks the hmm flags
+   * (read: REQ_FAULT; write: REQ_FAULT | REQ_WRITE; atomic:
+   * nouveau_atomic_range_fault()); an mm that is gone (mmget_not_zero()
+   * fails: the process exited) cancels it; otherwise one page is faulted
+   * with nouveau_range_fault() and the mm put again. An error cancels the
+   * fault (the GPU channel then sees an MMU fault error); success replays
+   * it, whatever the page's entry ended up as: mainline does not check
+   * the result's V/W/A bits for the faulting entry itself (only to skip
+   * the window's later duplicates), so a GPU write to a page
+   * hmm_range_fault() reports read-only without faulting (this device's
+   * own device-private page made read-only by fork) is replayed, faults
+   * again, and so on forever (docs/FINDINGS.md,
+   * nouveau-gpu-write-readonly-vram-livelock).
    */
   *fault(): K<void> {
     while (this.buffer.length > 0) {
@@ -365,16 +437,23 @@ export class NouveauSvm {
         this.stat.cancelled++;
         continue;
       }
-      // hmm_pfn flags live above bit 31: combined by addition, never with `|` (which truncates to 32 bits).
-      const hmmFlags = f.access === GPU_ACCESS_READ ? HMM_PFN_REQ_FAULT : HMM_PFN_REQ_FAULT + HMM_PFN_REQ_WRITE;
-      const ret = f.access === GPU_ACCESS_ATOMIC ? yield* this.atomicRangeFault(svmm, start) : yield* this.rangeFault(svmm, start, start + PAGE_SIZE, hmmFlags);
+      /* mmget_not_zero(svmm->notifier.mm) */
+      if (svmm.mm.mmUsers === 0) {
+        f.cancelled = f.done = true;
+        this.stat.cancelled++;
+        continue;
+      }
+      svmm.mm.mmUsers++;
+      let ret: number;
+      try {
+        // hmm_pfn flags live above bit 31: combined by addition, never with `|` (which truncates to 32 bits).
+        const hmmFlags = f.access === GPU_ACCESS_READ ? HMM_PFN_REQ_FAULT : HMM_PFN_REQ_FAULT + HMM_PFN_REQ_WRITE;
+        ret = f.access === GPU_ACCESS_ATOMIC ? yield* this.atomicRangeFault(svmm, start) : yield* this.rangeFault(svmm, start, start + PAGE_SIZE, hmmFlags);
+      } finally {
+        svmm.mm.mmUsers--; /* mmput(): never the last reference here (the process holds one) */
+      }
       f.done = true;
-      // Cancel a fault whose page did not end up valid, or writable for a
-      // write: hmm_range_fault() reports (does not fault) a device-private
-      // page of this device even when write was requested, so a write to a
-      // VRAM page made read-only (fork) is cancelled, not retried forever.
-      const pte = svmm.pt.get(start);
-      if (ret || pte === undefined || (f.access !== GPU_ACCESS_READ && !pte.write) || (f.access === GPU_ACCESS_ATOMIC && !pte.atomic)) {
+      if (ret) {
         f.cancelled = true;
         this.stat.cancelled++;
       } else this.stat.replayed++;
@@ -404,10 +483,15 @@ export class NouveauSvm {
         if (svmm.freed) throw new KernelBug('BUG', 'nouveau: GPU access through a freed svmm');
         const pte = svmm.pt.get(a);
         if (pte !== undefined && (!write || pte.write) && (access !== GPU_ACCESS_ATOMIC || pte.atomic === true)) {
-          this.touch(pte, write, data, i * PAGE_SIZE, fill);
+          this.touch(pte, write, data, i * PAGE_SIZE, fill, svmm.mm.mmUsers <= 0);
           break;
         }
-        if (tries >= 1000) throw new KernelBug('HANG', `nouveau: GPU fault at 0x${a.toString(16)} replayed 1000 times (livelock)`);
+        if (tries >= 1000) {
+          const why = pte !== undefined && write && !pte.write && pte.aper === NOUVEAU_APER_VRAM
+            ? ': the entry is this device\'s read-only VRAM page, which hmm_range_fault() reports without faulting it for write'
+            : '';
+          throw new KernelBug('HANG', `nouveau: GPU fault at 0x${a.toString(16)} replayed 1000 times (livelock)${why}`);
+        }
         const f: GpuFault = { svmm, addr: a, access, done: false, cancelled: false };
         this.buffer.push(f);
         faults++;
@@ -421,9 +505,10 @@ export class NouveauSvm {
   }
 
   /** The memory access of one page through a GPU PTE. */
-  private touch(pte: GpuPte, write: boolean, data: Uint8Array | null, off: number, fill: number): void {
+  private touch(pte: GpuPte, write: boolean, data: Uint8Array | null, off: number, fill: number, mmGone: boolean): void {
     const k = this.k;
     if (pte.aper === NOUVEAU_APER_HOST && k.pages.refcount[k.pages.folioPfn(pte.addr)] === 0) {
+      if (mmGone) pageBug(k, 'KASAN', 'nouveau: GPU access through an entry of an exited mm to a freed page (the SVMM\'s mmu_notifier has no ->release)', pte.addr, 'exit_mmap -> mn_hlist_release');
       pageBug(k, 'KASAN', 'nouveau: GPU access through a stale GPU PTE to a freed page (missed invalidation)', pte.addr, 'secondary MMU coherence');
     }
     const store = pte.aper === NOUVEAU_APER_HOST ? k.contents : this.dmem.vram;

@@ -216,7 +216,9 @@ export function* mmuNotifierInvalidateRangeStart(range: MmuNotifierRange): K<num
     const ok = yield* sub.ops.invalidate(sub, range, cur);
     if (!ok) ret = -11; /* -EAGAIN */
   }
-  for (const n of [...s.notifiers]) {
+  // exit_mmap()'s MMU_NOTIFY_RELEASE range is mn_itree_release(): interval
+  // notifiers only; whole-mm notifiers get ->release (mmuNotifierRelease).
+  if (range.event !== MMU_NOTIFY_RELEASE) for (const n of [...s.notifiers]) {
     if (n.invalidateRangeStart) {
       const r = yield* n.invalidateRangeStart(range);
       if (r !== 0) ret = r;
@@ -255,11 +257,22 @@ export function mmuNotifierInvalidateRangeEnd(range: MmuNotifierRange): void {
   if (--s.activeInvalidateRanges === 0) s.invalidateSeq++;
 }
 
-/** mmu_notifier_release(): the address space is going away (exit_mmap). */
+/**
+ * mmu_notifier_release() -> mn_hlist_release(): the address space is going
+ * away (exit_mmap). Each whole-mm notifier's ->release runs ("the only way
+ * for the driver to flush all existing sptes ... before all the pages in
+ * the mm are freed"), then every one is unhooked (hlist_del_init_rcu): the
+ * unmap that follows reaches none of them, so a notifier without
+ * ->release keeps whatever it maps (nouveau's SVMM: docs/FINDINGS.md,
+ * nouveau-exit-keeps-gpu-entries). A later mmu_notifier_unregister() /
+ * mmu_notifier_put() finds it unhooked. (The interval notifiers were
+ * invalidated by exit_mmap()'s MMU_NOTIFY_RELEASE range: mn_itree_release().)
+ */
 export function mmuNotifierRelease(mm: MmStruct): void {
   const s = mm.notifierSubs as MmuNotifierSubscriptions | null;
   if (s === null) return;
   for (const n of [...s.notifiers]) n.release?.(mm);
+  s.notifiers.length = 0;
 }
 
 /*
