@@ -15,8 +15,9 @@ import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY } from '../errno.js';
 import {
-  type PmdTable, PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW,
-  _PAGE_SPECIAL, _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
+  type PmdTable, PteTable, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL,
+  _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, pmdNone,
+  pmdIsTable, pteType,
 } from './pgtable.js';
 import { setPte, setPmdLeaf, setPmdFlags, pmdPopulate, mkPresent, carryBits } from './pte_ops.js';
 import { type Vma, type VmFault, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_HUGETLB } from './mm_types.js';
@@ -69,7 +70,7 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
   anonVmaPrepare(k, vma);
   if (!write && k.config.thpUseZeroPage) {
     yield* spinLock(k.sched, pmd.lock);
-    if ((pmd.f[i] & TYPE_MASK) === T_NONE) {
+    if (pmdNone(pmd.f[i])) {
       setPmdLeaf(pmd, i, k.hugeZeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED, 'do_huge_pmd_anonymous_page');
       k.vmstat.thp_zero_page_alloc++;
     }
@@ -82,10 +83,10 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
     return VM_FAULT_FALLBACK;
   }
   yield* spinLock(k.sched, pmd.lock);
-  if ((pmd.f[i] & TYPE_MASK) !== T_NONE) {
+  if (!pmdNone(pmd.f[i])) {
     pmd.lock.unlock(k.sched);
     folioPut(k, folio);
-    return (pmd.f[i] & TYPE_MASK) === T_TABLE ? VM_FAULT_FALLBACK : 0;
+    return pmdIsTable(pmd.f[i]) ? VM_FAULT_FALLBACK : 0;
   }
   folioAddNewAnonRmap(k, folio, vma, haddr, true);
   k.lru.add(folio);
@@ -174,7 +175,7 @@ export function* splitHugePmdNotify(vma: Vma, pmd: PmdTable, i: number, addr: nu
   const range = mmuNotifierRangeInit(vma.mm, MMU_NOTIFY_CLEAR, haddr, haddr + HPAGE_PMD_SIZE);
   yield* mmuNotifierInvalidateRangeStart(range);
   yield* spinLock(k.sched, pmd.lock);
-  const t = pmd.f[i] & TYPE_MASK;
+  const t = pteType(pmd.f[i]);
   if (t !== T_NONE && t !== T_TABLE) splitHugePmd(vma, pmd, i, addr);
   pmd.lock.unlock(k.sched);
   mmuNotifierInvalidateRangeEnd(range);
@@ -194,7 +195,7 @@ export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): 
   const k = vma.mm.kernel;
   const p = k.pages;
   const f = pmd.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   const v = pmd.v[i];
   if (t === T_NONE || t === T_TABLE) return;
   if (vma.flags & VM_HUGETLB) throw new KernelBug('BUG', 'split_huge_pmd on a hugetlb VMA', `${vma}`);

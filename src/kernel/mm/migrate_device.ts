@@ -38,9 +38,9 @@ import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY, EINVAL, ENOENT } from '../errno.js';
 import {
-  type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ,
+  type PmdTable, type PteTable, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ,
   T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, T_NONE, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL,
-  isDevicePrivateType, pmdIndex, pudIndex, pgdIndex, pteIndex, pteTableAlloc, pmdTableOf,
+  isDevicePrivateType, pmdIndex, pudIndex, pgdIndex, pteIndex, pteTableAlloc, pmdTableOf, pmdNone, pmdIsTable, pteType,
 } from './pgtable.js';
 import { clearPte, setPmdLeaf, setPte } from './pte_ops.js';
 import {
@@ -235,7 +235,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   const vma = mv.vma!;
   if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
   const f = pmd.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   let write = 0;
   let folio: number;
   if (t === T_NONE) {
@@ -295,14 +295,14 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   // splits the PMD (TTU_SPLIT_HUGE_PMD), then the folio is split.
   let ret = -EAGAIN;
   if (canSplitFolio(k, folio)) {
-    const tt = pmd.f[i] & TYPE_MASK;
+    const tt = pteType(pmd.f[i]);
     if (tt !== T_TABLE && tt !== T_NONE && pmd.v[i] === folio) yield* splitHugePmdNotify(vma, pmd, i, start);
     ret = splitFolio(k, folio);
   }
   if (w.faultFolio !== folio) folioUnlock(k, folio);
   folioPut(k, folio);
   if (ret !== 0) return collectSkip(w, start, end);
-  if ((pmd.f[i] & TYPE_MASK) === T_NONE) return collectHole(w, start, end);
+  if (pmdNone(pmd.f[i])) return collectHole(w, start, end);
   return -ENOENT;
 }
 
@@ -319,19 +319,19 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
   const hist = k.config.historical;
   let addr = start;
   again: for (;;) {
-    if ((pmd.f[i] & TYPE_MASK) !== T_TABLE) {
+    if (!pmdIsTable(pmd.f[i])) {
       const ret = yield* collectHugePmd(w, pmd, i, start, end);
       if (ret === -EAGAIN) continue again;
       if (ret === 0) return;
     }
-    const pt: PteTable | null = (pmd.f[i] & TYPE_MASK) === T_TABLE ? pmd.pte[i] : null;
+    const pt: PteTable | null = pmdIsTable(pmd.f[i]) ? pmd.pte[i] : null;
     if (pt === null) continue again;
     if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
     for (; addr < end; addr += PAGE_SIZE) {
       const j = pteIndex(addr);
       const f = pt.f[j];
       const v = pt.v[j];
-      const t = f & TYPE_MASK;
+      const t = pteType(f);
       let mpfn = 0;
       let page = -1;
       if (t === T_NONE) {
@@ -470,7 +470,7 @@ function* migrateVmaCollect(w: Walk): K<void> {
     }
     const next = Math.min(spanEnd(addr, HPAGE_PMD_SIZE), end);
     const i = pmdIndex(addr);
-    if ((pmd.f[i] & TYPE_MASK) === T_NONE) collectHole(w, addr, next);
+    if (pmdNone(pmd.f[i])) collectHole(w, addr, next);
     else yield* collectPmd(w, pmd, i, addr, next);
     addr = next;
   }
@@ -701,7 +701,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       if ((yield* migrateVmaInsertHugePmdPage(k, mv, addr, folio, idx, pmd, i)) !== 0) break abort;
       return;
     }
-    const t = pmd.f[i] & TYPE_MASK;
+    const t = pteType(pmd.f[i]);
     if (t === T_PRESENT) {
       if (pmd.v[i] !== k.hugeZeroPfn) break abort;
       yield* splitHugePmdNotify(vma, pmd, i, addr);
@@ -725,7 +725,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
     }
     if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
     const j = pteIndex(addr);
-    const ot = pt.f[j] & TYPE_MASK;
+    const ot = pteType(pt.f[j]);
     if (ot === T_PRESENT) {
       if (pt.v[j] !== k.zeroPfn) {
         pt.ptl.unlock(s);
@@ -777,7 +777,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
     if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
-    const t = pmd.f[i] & TYPE_MASK;
+    const t = pteType(pmd.f[i]);
     if (!(t === T_PRESENT && pmd.v[i] === k.hugeZeroPfn) && t !== T_NONE) {
       pmd.lock.unlock(s);
       break abort;

@@ -21,7 +21,7 @@ import {
   VM_MAYSHARE, VM_GROWSDOWN, VM_LOCKED, VM_NORESERVE, VM_HUGETLB, VM_DONTEXPAND, VM_ACCOUNT, VM_SOFTDIRTY,
 } from './mm_types.js';
 import { PAGE_SIZE, PMD_SIZE } from './page.js';
-import { TYPE_MASK, T_NONE, T_TABLE, pmdIndex, pmdTableOf } from './pgtable.js';
+import { T_NONE, T_TABLE, pmdIndex, pmdTableOf, pteType } from './pgtable.js';
 import { MMU_NOTIFY_UNMAP, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { unmapPageRange, ZAP_UNMAP } from './zap.js';
 import { splitHugePmdNotify } from './huge_memory.js';
@@ -180,7 +180,7 @@ export function* splitVma(vma: Vma, addr: number): K<Vma | number> {
     const pmd = pmdTableOf(vma.mm.pgd, addr, false);
     if (pmd !== null) {
       const i = pmdIndex(addr);
-      const t = pmd.f[i] & TYPE_MASK;
+      const t = pteType(pmd.f[i]);
       if (t !== T_NONE && t !== T_TABLE) yield* splitHugePmdNotify(vma, pmd, i, addr);
     }
   }
