@@ -13,8 +13,8 @@ import {
   migrateVmaSetup, mpfnHas,
 } from '../src/kernel/mm/migrate_device.js';
 import {
-  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_PRESENT, _PAGE_RW, pmdTableOf,
-  pteTableAlloc,
+  T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_PRESENT, _PAGE_RW, pmdTableOf, pteTableAlloc,
+  pteType,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { PG_anon_exclusive, PG_locked, PG_lru, PG_shadow_free } from '../src/kernel/mm/page.js';
@@ -73,7 +73,7 @@ test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, p
   assert.equal(m.cpages, 1);
   const [v0, f0] = pte(e.mm, e.vma.start);
   assert.equal(v0, v);
-  assert.equal(f0 & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f0), T_PRESENT);
   assert.ok(f0 & _PAGE_RW);
   assert.ok(e.k.pages.flags[v] & PG_anon_exclusive);
   assert.equal(e.k.pages.flags[v] & PG_locked, 0);
@@ -84,7 +84,7 @@ test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, p
   folioPut(e.k, v);
   e.k.lru.drain();
   assert.equal(e.k.pages.refcount[v], 1);
-  assert.equal(pte(e.mm, e.vma.start + PAGE)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start + PAGE)[1]), T_DEVICE_PRIVATE_WRITE);
 });
 
 test('unmap: a page that cannot be isolated from the LRU is restored', () => {
@@ -97,7 +97,7 @@ test('unmap: a page that cannot be isolated from the LRU is restored', () => {
   assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![0], 0);
   assert.equal(m.cpages, 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(e.k.pages.flags[v] & PG_locked, 0);
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
@@ -144,14 +144,14 @@ test('unmap: a page mapped in another mm goes through try_to_migrate (MMU_NOTIFY
   const m = mk(e);
   assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.cpages, 2);
-  assert.equal(pte(mm2, e.vma.start)[1] & TYPE_MASK, T_MIGRATION_READ, 'the other mm got a migration entry');
+  assert.equal(pteType(pte(mm2, e.vma.start)[1]), T_MIGRATION_READ, 'the other mm got a migration entry');
   assert.deepEqual(events, [MMU_NOTIFY_CLEAR, MMU_NOTIFY_CLEAR]);
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   const [d, f] = pte(mm2, e.vma.start);
-  assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_READ);
+  assert.equal(pteType(f), T_DEVICE_PRIVATE_READ);
   assert.equal(pte(e.mm, e.vma.start)[0], d);
   assert.equal(e.k.pages.mapcount[d], 2);
   assert.equal(e.k.pages.refcount[d], 2);
@@ -169,7 +169,7 @@ test('pages: an entry without a dst loses MIGRATE and finalize restores the sour
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
 });
 
 test('misuse: dst page not locked, dst page free, dst zero page are BUGs', () => {
@@ -288,7 +288,7 @@ test('pages: a dst of another ZONE_DEVICE type (generic) is refused', () => {
   // finalize unlocks and puts the dst (a generic page re-arms its count at 1).
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
 });
 
 test('pages: folio_migrate_mapping refuses a page that gained a reference after setup', () => {
@@ -338,7 +338,7 @@ test('insert: a zero-page hole is replaced; src becomes exactly MIGRATE; rss cou
   e.k.checkpoint('finalize');
   const [d, f] = pte(e.mm, e.vma.start);
   assert.ok(isDevicePrivatePage(e.k, d));
-  assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(f), T_DEVICE_PRIVATE_WRITE);
   assert.equal(e.mm.rss.anon, rss + 1);
   assert.equal(e.k.pages.refcount[d], 1);
   assert.equal(e.k.pages.flags[d] & PG_locked, 0);
@@ -356,7 +356,7 @@ test('pages: a small source with a COMPOUND dst is refused', () => {
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(e.dev.allocated('private'), 0);
 });
 
@@ -377,7 +377,7 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(e.dev.allocated('private'), 0);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, 15);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), 15);
 });
 
 test('cpages counts entries still MIGRATE after unmap (holes included)', () => {
