@@ -6,7 +6,7 @@
  */
 import {
   type PmdTable, type PteTable, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY,
-  _PAGE_UFFD_WP, pteNone, pmdNone, pmdIsTable, ptePresent,
+  _PAGE_UFFD_WP, pteNone, pmdNone, pmdIsTable,
 } from './pgtable.js';
 
 const PAGE_SIZE = 4096;
@@ -99,11 +99,6 @@ function pmdOldFlags(pmd: PmdTable, i: number): number {
   if (!pmdIsTable(f)) return f;
   const pt = pmd.pte[i];
   return pt !== null && pt.used > 0 ? f : T_NONE;
-}
-
-/** pte_present() (PROT_NONE entries are present too, as on x86). */
-export function isPresent(f: number): boolean {
-  return ptePresent(f);
 }
 
 /** pte_write() */
