@@ -13,7 +13,7 @@ import {
   migrateDeviceRange, migratePfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, mpfnHas,
 } from '../src/kernel/mm/migrate_device.js';
 import {
-  T_DEVICE_PRIVATE_WRITE, T_PRESENT, _PAGE_RW, pmdTableOf, pteTableAlloc, pteType,
+  T_DEVICE_PRIVATE_WRITE, T_PRESENT, _PAGE_RW, pmdTableOf, pteTableAlloc, pteType, pmdIndex,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { PG_anon_exclusive, PG_locked } from '../src/kernel/mm/page.js';
@@ -175,7 +175,7 @@ function mapInSecondMm(e: Env) {
   const v = s.pt.v[s.i];
   e.k.pages.flags[v] &= ~PG_anon_exclusive;
   const pm = pmdTableOf(mm2.pgd, a, true)!;
-  const pt2 = pteTableAlloc(mm2.pgd, pm, Math.floor(a / HPAGE) % 512, a)!;
+  const pt2 = pteTableAlloc(mm2.pgd, pm, pmdIndex(a), a)!;
   setPte(pt2, Math.floor(a / PAGE) % 512, v, T_PRESENT | _PAGE_RW, 'test: inject entry');
   e.k.pages.mapcount[v]++;
   e.k.pages.refcount[v]++;

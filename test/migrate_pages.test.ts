@@ -14,7 +14,7 @@ import {
 } from '../src/kernel/mm/migrate_device.js';
 import {
   T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_PRESENT, _PAGE_RW, pmdTableOf, pteTableAlloc,
-  pteType,
+  pteType, pmdIndex,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { PG_anon_exclusive, PG_locked, PG_lru, PG_shadow_free } from '../src/kernel/mm/page.js';
@@ -118,7 +118,7 @@ function shareWithChild(e: Env, n: number) {
     s.pt.f[s.i] &= ~_PAGE_RW;
     e.k.pages.flags[v] &= ~PG_anon_exclusive;
     const pm = pmdTableOf(mm2.pgd, a, true)!;
-    const pt2 = pteTableAlloc(mm2.pgd, pm, Math.floor(a / HPAGE) % 512, a)!;
+    const pt2 = pteTableAlloc(mm2.pgd, pm, pmdIndex(a), a)!;
     setPte(pt2, Math.floor(a / PAGE) % 512, v, s.pt.f[s.i], 'test: inject entry');
     e.k.pages.mapcount[v]++;
     e.k.pages.refcount[v]++;
@@ -238,7 +238,7 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   as.pages.set(0, pg);
   k.pages.refcount[pg]++; // page-cache reference + the mapping's
   const pm = pmdTableOf(e.mm.pgd, fv.start, true)!;
-  const pt = pteTableAlloc(e.mm.pgd, pm, Math.floor(fv.start / HPAGE) % 512, fv.start)!;
+  const pt = pteTableAlloc(e.mm.pgd, pm, pmdIndex(fv.start), fv.start)!;
   setPte(pt, 0, pg, T_PRESENT | _PAGE_RW, 'test: inject entry');
   folioAddFileRmapPte(k, pg);
   k.lru.add(pg);
@@ -369,7 +369,7 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
   // A racing fault installs a PTE table before migrate_vma_pages().
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
-  pteTableAlloc(e.mm.pgd, pm, Math.floor(e.vma.start / HPAGE) % 512, e.vma.start);
+  pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start);
   const d = e.dev.allocDevicePage('private', 9);
   m.dst![0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));

@@ -38,7 +38,7 @@ import {
   type PmdTable, type PteTable, T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ, T_DEVICE_PRIVATE_READ,
   T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_SPECIAL, _PAGE_SOFT_DIRTY,
   _PAGE_UFFD_WP, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pudAddrEnd, ptePresent, pteNone,
-  pteType, pteMkType,
+  pteType, pteMkType, pmdAddrEnd,
 } from './pgtable.js';
 import { setPte, setPteFlags, setPmdLeaf, setPmdFlags, mkPresent } from './pte_ops.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
@@ -334,8 +334,7 @@ export function* copyPageRange(dst: Vma, src: Vma): K<number> {
         addr = pudAddrEnd(addr, src.end);
         continue;
       }
-      const ps = addr - (addr % PMD_SIZE);
-      const next = Math.min(src.end, ps + PMD_SIZE);
+      const next = pmdAddrEnd(addr, src.end);
       const i = pmdIndex(addr);
       let t = pteType(spmd.f[i]);
       if (t !== T_NONE && t !== T_TABLE) {

@@ -420,7 +420,7 @@ function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, 
   if (r) return r;
   if ((flags & FOLL_TOUCH) && (flags & FOLL_WRITE) && v !== k.hugeZeroPfn) p.flags[v] |= PG_dirty;
   ctx.pageMask = HPAGE_PMD_NR - 1;
-  return v + (addr % PMD_SIZE) / PAGE_SIZE;
+  return v + pteIndex(addr);
 }
 
 /**
@@ -801,7 +801,7 @@ function gupFast(mm: MmStruct, start: number, end: number, flags: number, pages:
       if (write && !(pf & _PAGE_RW)) break;
       if (pf & _PAGE_SPECIAL) break;
       const head = pmdT.v[pi];
-      const first = head + (addr % PMD_SIZE) / PAGE_SIZE;
+      const first = head + pteIndex(addr);
       const refs = (next - addr) / PAGE_SIZE;
       const got = tryGrabFolioFast(k, head, refs, flags);
       if (got < 0) break;

@@ -291,7 +291,7 @@ function handlePmd(w: HmmVmaWalk, addr: number, end: number, pmdPfn: number, f: 
   const required = rangeNeedFault(w, addr, end, cpuHi);
   if (required) return needFault(w, addr, end, required);
   const pfns = w.range.hmmPfns;
-  let pfn = pmdPfn + ((addr % PMD_SIZE) / PAGE_SIZE);
+  let pfn = pmdPfn + pteIndex(addr);
   for (let i = (addr - w.range.start) / PAGE_SIZE; addr < end; addr += PAGE_SIZE, i++, pfn++) setOut(pfns, i, pfn, cpuHi);
   return 0;
 }
@@ -385,7 +385,7 @@ function walkHugetlbEntry(w: HmmVmaWalk, start: number, end: number, v: number, 
   const required = pteNeedFault(w, req, cpuHi);
   if (required) return needFault(w, start, end, required);
   const pfns = w.range.hmmPfns;
-  let pfn = v + ((start % PMD_SIZE) / PAGE_SIZE);
+  let pfn = v + pteIndex(start);
   for (let i = (start - w.range.start) / PAGE_SIZE; start < end; start += PAGE_SIZE, i++, pfn++) setOut(pfns, i, pfn, cpuHi);
   return 0;
 }

@@ -17,7 +17,7 @@ import { EAGAIN, EBUSY } from '../errno.js';
 import {
   type PmdTable, PteTable, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL,
   _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, pmdNone,
-  pmdIsTable, pteType,
+  pmdIsTable, pteType, pmdAlignDown,
 } from './pgtable.js';
 import { setPte, setPmdLeaf, setPmdFlags, pmdPopulate, mkPresent, carryBits } from './pte_ops.js';
 import { type Vma, type VmFault, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_HUGETLB } from './mm_types.js';
@@ -46,7 +46,7 @@ export function thpVmaAllowable(vma: Vma, addr: number): boolean {
   if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB))) return false;
   const mode = vma.mm.kernel.config.thp;
   if (mode === 'never' || (mode === 'madvise' && !(vma.flags & VM_HUGEPAGE))) return false;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   return haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end;
 }
 
@@ -64,7 +64,7 @@ export function hugePmdSetAccessed(pmd: PmdTable, i: number, write: boolean): vo
 export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr: number, flags: number): K<number> {
   const mm = vma.mm;
   const k = mm.kernel;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const write = (flags & 1) !== 0; /* FAULT_FLAG_WRITE */
   if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
@@ -144,7 +144,7 @@ export function* doHugePmdWpPage(vma: Vma, pmd: PmdTable, i: number, addr: numbe
 export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr: number, real: number, flags: number): K<number> {
   const k = vma.mm.kernel;
   const s = k.sched;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const v = pmd.v[i];
   const f = pmd.f[i];
   yield* spinLock(k.sched, pmd.lock);
@@ -171,7 +171,7 @@ export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr
 /** split_huge_pmd() with its MMU_NOTIFY_CLEAR range, taking the pmd lock. */
 export function* splitHugePmdNotify(vma: Vma, pmd: PmdTable, i: number, addr: number): K<void> {
   const k = vma.mm.kernel;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const range = mmuNotifierRangeInit(vma.mm, MMU_NOTIFY_CLEAR, haddr, haddr + HPAGE_PMD_SIZE);
   yield* mmuNotifierInvalidateRangeStart(range);
   yield* spinLock(k.sched, pmd.lock);
@@ -199,7 +199,7 @@ export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): 
   const v = pmd.v[i];
   if (t === T_NONE || t === T_TABLE) return;
   if (vma.flags & VM_HUGETLB) throw new KernelBug('BUG', 'split_huge_pmd on a hugetlb VMA', `${vma}`);
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const pt = new PteTable(`ptl@${haddr.toString(16)}`, vma.mm.pgd, haddr);
   k.vmstat.thp_split_pmd++;
   if (t === T_PRESENT && (v === k.hugeZeroPfn || (f & _PAGE_SPECIAL))) {

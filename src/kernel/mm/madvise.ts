@@ -27,7 +27,7 @@ import {
 } from './mm_types.js';
 import {
   T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SOFT_DIRTY, _PAGE_SPECIAL,
-  _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf, pmdAddrEnd, pudAddrEnd, ptePresent, pmdTransHuge, pteType,
+  _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf, pmdAddrEnd, pudAddrEnd, ptePresent, pmdTransHuge, pteType, pmdAlignUp, pmdAlignDown,
 } from './pgtable.js';
 import { clearPmd, clearPte, setPmdFlags, setPmdLeaf, setPte, setPteFlags } from './pte_ops.js';
 import { _PAGE_SWP_EXCLUSIVE, swapDevice } from './swap.js';
@@ -118,12 +118,11 @@ function* madviseFree(vma: Vma, start: number, end: number): K<void> {
       addr = pudAddrEnd(addr, end);
       continue;
     }
-    const ps = addr - (addr % PMD_SIZE);
-    const next = Math.min(end, ps + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
     let t = pteType(pmd.f[i]);
     if (t === T_PRESENT && pmd.v[i] !== k.hugeZeroPfn) {
-      if (addr === ps && next === ps + PMD_SIZE) {
+      if (next - addr === PMD_SIZE) {
         yield* spinLock(s, pmd.lock);
         const head = pmd.v[i];
         if (p.entireMapcount[head] === 1 && (p.flags[head] & PG_anon)) {
@@ -261,8 +260,8 @@ export function* collapseHugePage(vma: Vma, haddr: number): K<number> {
 function* madviseCollapse(vma: Vma, start: number, end: number): K<number> {
   const k = vma.mm.kernel;
   if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB | VM_SHARED | VM_PFNMAP | VM_IO))) return -EINVAL;
-  const hstart = Math.ceil(start / PMD_SIZE) * PMD_SIZE;
-  const hend = Math.floor(end / PMD_SIZE) * PMD_SIZE;
+  const hstart = pmdAlignUp(start);
+  const hend = pmdAlignDown(end);
   if (hstart >= hend || hstart < vma.start || hend > vma.end) return -EINVAL;
   k.lru.drain();
   let thps = 0;
@@ -358,7 +357,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
   // then the folio: what madvise_cold_or_pageout_pte_range() does for a
   // partial range and reclaim does for a whole one without THP_SWAP); its
   // pages are then reclaimed one by one below. A shared or pinned THP stays.
-  for (let a = start - (start % PMD_SIZE); a < end; a += PMD_SIZE) {
+  for (let a = pmdAlignDown(start); a < end; a += PMD_SIZE) {
     const pmd = pmdTableOf(mm.pgd, a, false);
     if (pmd === null) continue;
     const i = pmdIndex(a);

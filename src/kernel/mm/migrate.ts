@@ -30,7 +30,7 @@ import { EAGAIN, EBUSY } from '../errno.js';
 import {
   type PmdTable, type PteTable, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE,
   T_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType, pmdIndex,
-  pmdTableOf, pteIndex, pteTableAlloc, pteTableOf, ptePresent, pteType, isMigrationEntry, isPmdMigrationEntry,
+  pmdTableOf, pteIndex, pteTableAlloc, pteTableOf, ptePresent, pteType, isMigrationEntry, isPmdMigrationEntry, pmdAligned, pmdAlignDown,
 } from './pgtable.js';
 import { clearPmd, setPte, setPmdLeaf } from './pte_ops.js';
 import {
@@ -123,7 +123,7 @@ function removeMigrationPmd(k: Kernel, vma: Vma, haddr: number, pmd: PmdTable, i
 function removeMigrationPtesVma(k: Kernel, vma: Vma, addr: number, src: number, dst: number, nr: number): number {
   const mm = vma.mm;
   // PMD-level migration entry for the whole folio (page_vma_mapped_walk, PVMW_MIGRATION).
-  if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
+  if (nr === HPAGE_PMD_NR && pmdAligned(addr)) {
     const pmd = pmdTableOf(mm.pgd, addr, false);
     if (pmd !== null) {
       const i = pmdIndex(addr);
@@ -206,7 +206,7 @@ function checkPmdMigrationOverSmall(k: Kernel, vma: Vma, addr: number, src: numb
   const head = pmd.v[i];
   if (src < head || src >= head + HPAGE_PMD_NR) return;
   pageBug(k, 'BUG', 'remove_migration_pte: PMD migration entry over an order-0 folio', dst,
-    `VM_BUG_ON_FOLIO(folio_test_hugetlb(folio) || !folio_test_pmd_mappable(folio)): the PMD migration entry of pfn 0x${head.toString(16)} at 0x${(addr - (addr % (HPAGE_PMD_NR * 4096))).toString(16)} in mm #${vma.mm.id} covers src pfn 0x${src.toString(16)}, a folio split by folio_split_unmapped() while this mapping stayed a PMD`);
+    `VM_BUG_ON_FOLIO(folio_test_hugetlb(folio) || !folio_test_pmd_mappable(folio)): the PMD migration entry of pfn 0x${head.toString(16)} at 0x${pmdAlignDown(addr).toString(16)} in mm #${vma.mm.id} covers src pfn 0x${src.toString(16)}, a folio split by folio_split_unmapped() while this mapping stayed a PMD`);
 }
 
 /**

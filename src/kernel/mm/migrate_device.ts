@@ -40,7 +40,7 @@ import { EAGAIN, EBUSY, EINVAL, ENOENT } from '../errno.js';
 import {
   type PmdTable, type PteTable, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ,
   T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, T_NONE, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL,
-  isDevicePrivateType, pmdIndex, pudIndex, pgdIndex, pteIndex, pteTableAlloc, pmdTableOf, pmdNone, pmdIsTable, pteType,
+  isDevicePrivateType, pmdIndex, pudIndex, pgdIndex, pteIndex, pteTableAlloc, pmdTableOf, pmdNone, pmdIsTable, pteType, pmdAligned, pgdAddrEnd, pudAddrEnd, pmdAddrEnd,
 } from './pgtable.js';
 import { clearPte, setPmdLeaf, setPte } from './pte_ops.js';
 import {
@@ -169,7 +169,7 @@ function collectSkip(w: Walk, start: number, end: number): number {
 function collectHole(w: Walk, start: number, end: number): number {
   const mv = w.mv;
   if (!mv.vma!.isAnon()) return collectSkip(w, start, end);
-  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && start % HPAGE_PMD_SIZE === 0 && end % HPAGE_PMD_SIZE === 0) {
+  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && pmdAligned(start) && pmdAligned(end)) {
     emit(w, MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
     mv.cpages++;
     return collectSkip(w, start + PAGE_SIZE, end);
@@ -274,7 +274,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
     folioPut(k, folio);
     return collectSkip(w, start, end);
   }
-  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && start % HPAGE_PMD_SIZE === 0 && end % HPAGE_PMD_SIZE === 0) {
+  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && pmdAligned(start) && pmdAligned(end)) {
     emit(w, migratePfn(folio) + write + MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
     mv.cpages++;
     if (setPmdMigrationEntry(k, pmd, i, folio) === 0) {
@@ -431,11 +431,6 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
   }
 }
 
-/** End of the page-table span of the given size containing addr. */
-function spanEnd(addr: number, size: number): number {
-  return (Math.floor(addr / size) + 1) * size;
-}
-
 /**
  * migrate_vma_collect(): one MMU_NOTIFY_MIGRATE invalidation (owner =
  * pgmap_owner, so the owning driver can skip its own device-private
@@ -449,26 +444,24 @@ function* migrateVmaCollect(w: Walk): K<void> {
   const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_MIGRATE, mv.start, mv.end, mv.pgmapOwner);
   yield* mmuNotifierInvalidateRangeStart(range);
   const pgd = mm.pgd;
-  const PUD_SPAN = HPAGE_PMD_SIZE * 512;
-  const PGD_SPAN = PUD_SPAN * 512;
   let addr = mv.start;
   const end = mv.end;
   while (addr < end) {
     const pud = pgd.pud[pgdIndex(addr)];
     if (pud === null) {
-      const next = Math.min(spanEnd(addr, PGD_SPAN), end);
+      const next = pgdAddrEnd(addr, end);
       collectHole(w, addr, next);
       addr = next;
       continue;
     }
     const pmd = pud.pmd[pudIndex(addr)];
     if (pmd === null) {
-      const next = Math.min(spanEnd(addr, PUD_SPAN), end);
+      const next = pudAddrEnd(addr, end);
       collectHole(w, addr, next);
       addr = next;
       continue;
     }
-    const next = Math.min(spanEnd(addr, HPAGE_PMD_SIZE), end);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
     if (pmdNone(pmd.f[i])) collectHole(w, addr, next);
     else yield* collectPmd(w, pmd, i, addr, next);
@@ -762,7 +755,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
   const mm = vma.mm;
   const p = k.pages;
   const s = k.sched;
-  if (addr % HPAGE_PMD_SIZE !== 0 || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) return -EINVAL;
+  if (!pmdAligned(addr) || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) return -EINVAL;
   anonVmaPrepare(k, vma);
   if (p.order[folio] !== HPAGE_PMD_ORDER) {
     pageBug(k, 'BUG', 'migrate_vma_pages: MIGRATE_PFN_COMPOUND dst is not a PMD-sized folio', folio, `dst[${idx}] has order ${p.order[folio]}`);

@@ -226,7 +226,7 @@ function folioWalk(k: Kernel, mm: MmStruct, addr: number): number {
   if (pmd === null) return -1;
   const i = pmdIndex(addr);
   const t = pteType(pmd.f[i]);
-  if (t === T_PRESENT) return pmd.v[i] + ((addr >>> 12) & (HPAGE_PMD_NR - 1));
+  if (t === T_PRESENT) return pmd.v[i] + pteIndex(addr);
   if (t !== T_TABLE) return -1;
   const pt = pteTableOf(mm.pgd, addr);
   if (pt === null) return -1;

@@ -27,7 +27,7 @@ import {
 import {
   type PteTable, T_NONE, T_PRESENT, T_TABLE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
   T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, _PAGE_RW, _PAGE_PROTNONE, _PAGE_SOFT_DIRTY,
-  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd, pteNone, ptePresent, pteType, pteMkType,
+  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd, pteNone, ptePresent, pteType, pteMkType, pmdAddrEnd,
 } from './pgtable.js';
 import { PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { setPteFlags, setPmdFlags } from './pte_ops.js';
@@ -129,8 +129,7 @@ export function* changeProtection(vma: Vma, start: number, end: number, tryWrita
       addr = pudAddrEnd(addr, end);
       continue;
     }
-    const pmdStart = addr - (addr % PMD_SIZE);
-    const next = Math.min(end, pmdStart + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
     let t = pteType(pmd.f[i]);
     if (t !== T_NONE && range === null) {
@@ -138,7 +137,7 @@ export function* changeProtection(vma: Vma, start: number, end: number, tryWrita
       yield* mmuNotifierInvalidateRangeStart(range);
     }
     if (t !== T_NONE && t !== T_TABLE) {
-      if ((addr === pmdStart && next === pmdStart + PMD_SIZE) || (vma.flags & VM_HUGETLB)) {
+      if (next - addr === PMD_SIZE || (vma.flags & VM_HUGETLB)) {
         yield* spinLock(s, pmd.lock);
         // change_huge_pmd() / hugetlb_change_protection()
         const f = pmd.f[i];

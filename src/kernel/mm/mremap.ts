@@ -22,7 +22,7 @@ import { EINVAL, EFAULT, ENOMEM } from '../errno.js';
 import { type MmStruct, Vma, VM_SHARED, VM_MAYSHARE, VM_DONTEXPAND, VM_PFNMAP, VM_HUGETLB, VM_LOCKED } from './mm_types.js';
 import {
   type PmdTable, T_NONE, T_PRESENT, T_TABLE, _PAGE_SOFT_DIRTY, isMigrationType, pmdIndex, pmdTableOf, pteIndex,
-  pteTableAlloc, pmdNone, pmdIsTable, pteNone, pteType,
+  pteTableAlloc, pmdNone, pmdIsTable, pteNone, pteType, pmdSpanEnd,
 } from './pgtable.js';
 import { clearPte, setPte, clearPmd, setPmdLeaf } from './pte_ops.js';
 import { PAGE_SIZE, PMD_SIZE } from './page.js';
@@ -65,7 +65,7 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
     while (done < len) {
       const oa = oldAddr + done;
       const na = newAddr + done;
-      const extent = Math.min(len - done, PMD_SIZE - (oa % PMD_SIZE), PMD_SIZE - (na % PMD_SIZE));
+      const extent = Math.min(len - done, pmdSpanEnd(oa) - oa, pmdSpanEnd(na) - na); /* get_extent(NORMAL_PMD) */
       const opmd = pmdTableOf(pgd, oa, false);
       if (opmd === null) {
         done += extent;

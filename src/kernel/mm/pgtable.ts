@@ -316,6 +316,14 @@ export function pudAddrEnd(addr: number, end: number): number {
   return boundary < end ? boundary : end;
 }
 
+const PGDIR_SIZE = PUD_SIZE * PTRS_PER_TABLE;
+
+/** pgd_addr_end(addr, end): as pmdAddrEnd for the PGD span (512 GiB; no P4D level). */
+export function pgdAddrEnd(addr: number, end: number): number {
+  const boundary = addr - (addr % PGDIR_SIZE) + PGDIR_SIZE;
+  return boundary < end ? boundary : end;
+}
+
 /*
  * The index helpers divide by a power of two (exact for addresses below
  * 2^53) and keep the low 9 bits with `& 511`: ToInt32 truncates toward zero

@@ -24,7 +24,7 @@ import { pageBug } from './debug.js';
 import {
   type PmdTable, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
   T_MIGRATION_WRITE, T_PRESENT, _PAGE_DIRTY, _PAGE_RW, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
-  pmdTransHuge, ptePresent, pteType,
+  pmdTransHuge, ptePresent, pteType, pmdAligned,
 } from './pgtable.js';
 import { clearPte, setPmdLeaf, setPte } from './pte_ops.js';
 import { HPAGE_PMD_NR, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
@@ -89,7 +89,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
   let ret = true;
   const anon = (p.flags[head] & PG_anon) !== 0;
   // PMD-level mapping of a PMD-sized folio.
-  if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
+  if (nr === HPAGE_PMD_NR && pmdAligned(addr)) {
     const pmd = pmdTableOf(mm.pgd, addr, false);
     if (pmd !== null) {
       const i = pmdIndex(addr);
@@ -223,7 +223,7 @@ export function* tryToUnmap(k: Kernel, head: number, flags: number): K<void> {
     const end = Math.min(addr + nr * 4096, vma.end);
     const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_CLEAR, Math.max(addr, vma.start), end, null);
     yield* mmuNotifierInvalidateRangeStart(range);
-    if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
+    if (nr === HPAGE_PMD_NR && pmdAligned(addr)) {
       const pmd = pmdTableOf(mm.pgd, addr, false);
       const i = pmdIndex(addr);
       if (pmd !== null && pmdTransHuge(pmd.f[i]) && pmd.v[i] === head) {

@@ -30,7 +30,7 @@ import { type AddressSpace, type MmStruct, type Vma, VM_PFNMAP, VM_HUGETLB } fro
 import {
   type PmdTable, type PteTable, T_NONE, T_PRESENT, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
   T_MIGRATION_WRITE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_TABLE,
-  _PAGE_SPECIAL, _PAGE_DIRTY, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd, pmdIsTable, pteType,
+  _PAGE_SPECIAL, _PAGE_DIRTY, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd, pmdIsTable, pteType, pmdAddrEnd, pmdAlignDown, pmdSpanEnd,
 } from './pgtable.js';
 import { clearPte, clearPmd } from './pte_ops.js';
 import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_dirty, PG_hugetlb, PG_swapbacked } from './page.js';
@@ -218,12 +218,11 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
       addr = pudAddrEnd(addr, end);
       continue;
     }
-    const pmdStart = addr - (addr % PMD_SIZE);
-    const next = Math.min(end, pmdStart + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
     let t = pteType(pmd.f[i]);
     if (t !== T_NONE && t !== T_TABLE) {
-      if ((addr === pmdStart && next === pmdStart + PMD_SIZE) || (vma.flags & VM_HUGETLB)) {
+      if (next - addr === PMD_SIZE || (vma.flags & VM_HUGETLB)) {
         yield* zapHugePmd(vma, pmd, i, addr, d);
         addr = next;
         continue;
@@ -237,7 +236,7 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
     if (t === T_TABLE) {
       const pt = pmd.pte[i]!;
       yield* zapPteRange(vma, pt, addr, next, d);
-      if (d.freeTables && pt.used === 0 && pmd.pte[i] === pt && !rangeHasVma(mm, pmdStart, pmdStart + PMD_SIZE)) {
+      if (d.freeTables && pt.used === 0 && pmd.pte[i] === pt && !rangeHasVma(mm, pmdAlignDown(addr), pmdSpanEnd(addr))) {
         freePteTable(mm, pmd, i);
       }
     }
