@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, run, storePage, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
-  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
   migrateDeviceCoherentFolio, migrateDeviceFinalize, migrateDevicePages, migrateDevicePfns, migrateDeviceRange,
   migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, mpfnHas,
@@ -106,7 +106,7 @@ test('collect: the huge zero PMD is a hole (COMPOUND with SELECT_COMPOUND, else 
   assert.equal(pmd(e.mm, e.vma.start)[0], e.k.hugeZeroPfn);
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   assert.equal(m.cpages, 1);
   assert.ok(m.src!.subarray(1).every((x) => x === 0));
   run(e.k, migrateVmaFinalize(m));
@@ -152,7 +152,7 @@ test('collect: SELECT_COMPOUND on a range that does not cover the whole 2 MiB sp
   assert.equal(m.npages, 511);
   assert.equal(m.cpages, 511);
   for (let i = 0; i < 511; i++) {
-    assert.equal(flagsOf(m.src![i]), MIGRATE_PFN_VALID + MIGRATE_PFN_MIGRATE + 8 /* WRITE */, `entry ${i}`);
+    assert.equal(flagsOf(m.src![i]), MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE, `entry ${i}`);
     assert.equal(migratePfnToPage(m.src![i]), head + 1 + i);
   }
   assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
@@ -226,8 +226,8 @@ test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and e
   assert.equal(m.cpages, HPAGE_PMD_NR);
   assert.equal(e.k.pages.order[head], 0);
   for (let i = 0; i < HPAGE_PMD_NR; i++) assert.equal(migratePfnToPage(m.src![i]), head + i);
-  assert.ok(!mpfnHas(m.src![10], 8), 'the read-only PTE gives no MIGRATE_PFN_WRITE');
-  assert.ok(mpfnHas(m.src![11], 8));
+  assert.ok(!mpfnHas(m.src![10], MIGRATE_PFN_WRITE), 'the read-only PTE gives no MIGRATE_PFN_WRITE');
+  assert.ok(mpfnHas(m.src![11], MIGRATE_PFN_WRITE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
 
@@ -399,7 +399,7 @@ test('migrate_device_range: an unmapped device page held by its driver passes mi
   folioUnlock(e.k, d);
   const src = new Float64Array(2);
   run(e.k, migrateDeviceRange(e.k, src, d, 2));
-  assert.equal(flagsOf(src[0]), MIGRATE_PFN_VALID + MIGRATE_PFN_MIGRATE, 'not mapped: no try_to_migrate; check passes (ZONE_DEVICE extra)');
+  assert.equal(flagsOf(src[0]), MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE, 'not mapped: no try_to_migrate; check passes (ZONE_DEVICE extra)');
   assert.equal(src[1], 0, 'the next page is free: get_page_unless_zero fails');
   assert.equal(e.k.pages.refcount[d], 2, "the driver's reference + migrate_device_pfn_lock's");
   const s = e.k.buddy.alloc(0, 0);
@@ -491,7 +491,7 @@ test('pages: a COMPOUND hole with 512 small dst pages is inserted page by page (
   const e = mkEnv(512, { hugepage: true });
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   for (let i = 0; i < HPAGE_PMD_NR; i++) m.dst![i] = migratePfn(e.dev.allocDevicePage('private'));
   run(e.k, migrateVmaPages(m));
   assert.ok(m.src!.every((x) => x === MIGRATE_PFN_MIGRATE));

@@ -366,7 +366,7 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   // mapping elsewhere in the span makes the PMD a table: the hole is then not compound.
   const m = mk(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   // A racing fault installs a PTE table before migrate_vma_pages().
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
   pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start);

@@ -53,7 +53,7 @@ test('migrate_pfn encoding: kernel values, full-width arithmetic', () => {
   const v = mpfnSet(migratePfn(big), MIGRATE_PFN_MIGRATE);
   assert.equal(migratePfnToPage(v), big);
   assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE), -1, 'MIGRATE without VALID is a hole');
-  assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND), -1);
+  assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND), -1);
 });
 
 test('setup argument checks: each returns -EINVAL', () => {
@@ -118,7 +118,7 @@ test('compound hole: one MIGRATE|COMPOUND entry then 511 zeros; unaligned range 
   const e = mkEnv(1024, { hugepage: true, start: 0x40000000 });
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND, e.vma.start, e.vma.start + HPAGE);
   assert.equal(setup(e, m), 0);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   for (let i = 1; i < 512; i++) assert.equal(m.src![i], 0);
   assert.equal(m.cpages, 1);
   finalize(e, m);

@@ -18,9 +18,10 @@
  * migrate_device_finalize(); plus migrate_device_coherent_folio() for GUP.
  *
  * src/dst entries are numbers `pfn * 64 + flags` (the kernel's
- * `pfn << MIGRATE_PFN_SHIFT | flags`) kept in Float64Arrays; flags are
- * tested and changed with arithmetic on `v % 64`, never with 32-bit bit
- * operations on the whole value.
+ * `pfn << MIGRATE_PFN_SHIFT | flags`) kept in Float64Arrays; they are built,
+ * tested and changed only through migrate_pfn.ts (migratePfn, mpfnMake,
+ * mpfnHas, mpfnSet, mpfnClear), never with arithmetic or 32-bit bit
+ * operations on the whole value here.
  *
  * Reference ledger of a migrating source page (see the spec, section 2):
  * collect takes a reference (folio_get), installs a migration entry and
@@ -170,7 +171,7 @@ function collectHole(w: Walk, start: number, end: number): number {
   const mv = w.mv;
   if (!mv.vma!.isAnon()) return collectSkip(w, start, end);
   if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && pmdAligned(start) && pmdAligned(end)) {
-    emit(w, MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+    emit(w, MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
     mv.cpages++;
     return collectSkip(w, start + PAGE_SIZE, end);
   }
@@ -275,7 +276,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
     return collectSkip(w, start, end);
   }
   if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && pmdAligned(start) && pmdAligned(end)) {
-    emit(w, migratePfn(folio) + write + MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+    emit(w, mpfnMake(folio, MIGRATE_PFN_VALID | write | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND));
     mv.cpages++;
     if (setPmdMigrationEntry(k, pmd, i, folio) === 0) {
       collectSkip(w, start + PAGE_SIZE, end);
@@ -364,7 +365,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
           }
           continue again;
         }
-        mpfn = migratePfn(page) + MIGRATE_PFN_MIGRATE + (t === T_DEVICE_PRIVATE_WRITE ? MIGRATE_PFN_WRITE : 0);
+        mpfn = mpfnMake(page, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (t === T_DEVICE_PRIVATE_WRITE ? MIGRATE_PFN_WRITE : 0));
       } else {
         const pfn = v;
         if (pfn === k.zeroPfn && ((mv.flags & MIGRATE_VMA_SELECT_SYSTEM) || hist.zero_pfn_without_select_system)) {
@@ -394,7 +395,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
           }
           continue again;
         }
-        mpfn = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (f & _PAGE_RW ? MIGRATE_PFN_WRITE : 0);
+        mpfn = mpfnMake(pfn, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (f & _PAGE_RW ? MIGRATE_PFN_WRITE : 0));
       }
       if (page < 0 || p.mapping[page] === 0) {
         emit(w, 0);
@@ -1111,7 +1112,7 @@ function migrateDevicePfnLock(k: Kernel, pfn: number): number {
     folioPut(k, pfn);
     return 0;
   }
-  return migratePfn(pfn) + MIGRATE_PFN_MIGRATE;
+  return mpfnMake(pfn, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE);
 }
 
 /**
@@ -1197,7 +1198,7 @@ export function* migrateDeviceCoherentFolio(k: Kernel, head: number): K<number> 
   yield* folioLock(k, head);
   const src = new Float64Array(1);
   const dst = new Float64Array(1);
-  src[0] = migratePfn(head) + MIGRATE_PFN_MIGRATE;
+  src[0] = mpfnMake(head, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE);
   yield* migrateDeviceUnmap(k, src, 1, -1);
   if (!mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) return -EBUSY;
   const d = k.buddy.alloc(0, __GFP_NOWARN, 'migrate_device_coherent_folio');
