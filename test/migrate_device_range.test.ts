@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PAGE, HPAGE, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, cpu, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
+import { PAGE, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, cpu, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MigrateVma, migrateDeviceCoherentFolio, migrateDeviceFinalize, migrateDevicePages, migrateDevicePfns,

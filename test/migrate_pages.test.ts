@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PAGE, HPAGE, cpu, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, type Env, setupLocked } from './migrate_helpers.js';
+import { PAGE, cpu, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, type Env, setupLocked } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
   MIGRATE_VMA_SELECT_COMPOUND, MigrateVma, migrateDevicePages, migratePfn, migrateVmaFinalize, migrateVmaPages,

@@ -41,7 +41,7 @@ import {
   DevPagemap, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, memremapPages, memunmapPages, requestFreeMemRegion,
   zoneDeviceFolioInit,
 } from '../../kernel/mm/memremap.js';
-import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE } from '../../kernel/mm/page.js';
+import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { pmdAlignDown } from '../../kernel/mm/pgtable.js';
 import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
 import { folioAssertLocked, folioTrylock } from '../../kernel/mm/folio.js';

@@ -42,7 +42,7 @@ import {
 } from './pgtable.js';
 import { setPte, setPteFlags, setPmdLeaf, setPmdFlags, mkPresent } from './pte_ops.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
-import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
+import { HPAGE_PMD_NR, PAGE_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { folioGet, folioPut, folioMaybeDmaPinned } from './folio.js';
 import { folioAddNewAnonRmap, folioDupFileRmapPte, folioTryDupAnonRmapPte } from './rmap.js';
 import {

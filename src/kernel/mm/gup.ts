@@ -51,7 +51,7 @@ import {
   _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, ptePresent, pmdTransHuge, pteType,
 } from './pgtable.js';
 import {
-  GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_hugetlb,
+  GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_hugetlb,
   PG_lru,
 } from './page.js';
 import { folioGet, folioPut, folioPutRefs, kasanCheck } from './folio.js';

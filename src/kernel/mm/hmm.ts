@@ -48,7 +48,7 @@ import {
   _PAGE_RW, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pudAddrEnd, ptePresent,
   pteType,
 } from './pgtable.js';
-import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE } from './page.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE } from './page.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
 import { type MmuIntervalNotifier, mmuIntervalCheckRetry } from './mmu_notifier.js';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, VM_FAULT_ERROR, handleMmFault, vmNormalPage } from './memory.js';
