@@ -14,7 +14,7 @@ import {
   mmuIntervalReadRetry, mmuIntervalSetSeq,
 } from '../src/kernel/mm/mmu_notifier.js';
 import { EBUSY, EFAULT, ENOMEM, EOPNOTSUPP } from '../src/kernel/errno.js';
-import { TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY } from '../src/kernel/mm/pgtable.js';
+import { T_DEVICE_EXCLUSIVE, T_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pteType } from '../src/kernel/mm/pgtable.js';
 import { VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_SHARED, VM_MAYSHARE, VM_SOFTDIRTY, VM_WRITE } from '../src/kernel/mm/mm_types.js';
 import { PG_locked } from '../src/kernel/mm/page.js';
 import { MMU_NOTIFY_PROTECTION_PAGE, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from '../src/kernel/mm/mmu_notifier.js';
@@ -76,7 +76,7 @@ test('make_device_exclusive: EXCLUSIVE notifier with the owner, folio returned l
   assert.equal(e.k.pages.refcount[pfn], ref0 + 1, 'returned with a GUP reference');
   assert.equal(e.k.pages.mapcount[pfn], 1, 'the entry still counts as a mapping');
   const [v, f] = pte(e.mm, e.vma.start);
-  assert.equal(f & TYPE_MASK, T_DEVICE_EXCLUSIVE);
+  assert.equal(pteType(f), T_DEVICE_EXCLUSIVE);
   assert.equal(v, pfn);
   assert.deepEqual(m.events, [{ event: MMU_NOTIFY_EXCLUSIVE, owner: self }]);
   assert.equal(mmuIntervalReadRetry(m.sub, seq), false, 'the driver filtered its own event');
@@ -101,7 +101,7 @@ test('CPU access faults, notifies EXCLUSIVE with owner NULL and restores the PTE
   assert.equal(mmuIntervalReadRetry(m.sub, seq), true, 'the device mapping was invalidated');
   const [v, f] = pte(e.mm, e.vma.start);
   assert.equal(v, pfn);
-  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f), T_PRESENT);
   assert.ok(f & _PAGE_RW, 'exclusive anon page in a writable VMA: restored writable');
   assert.equal(e.k.pages.mapcount[pfn], 1);
   assert.equal(e.k.pages.flags[pfn] & PG_locked, 0);
@@ -114,7 +114,7 @@ test('restore keeps soft-dirty; with soft-dirty tracking armed and a clean entry
   const pfn = exclusive(e, e.vma.start, null);
   cpu(e.mm, e.vma.start, false);
   const f = pte(e.mm, e.vma.start)[1];
-  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f), T_PRESENT);
   assert.equal(f & _PAGE_RW, 0, 'a write fault is needed to record soft-dirty');
   // The write fault reuses the exclusive page in place.
   assert.equal(cpu(e.mm, e.vma.start, true), pfn);
@@ -135,7 +135,7 @@ test('an unpopulated page is faulted in for write; the zero page is COW-broken f
   const e = mkEnv(2);
   const pfn = exclusive(e, e.vma.start, null);
   assert.ok(e.k.buddy.isRam(pfn));
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_EXCLUSIVE);
   cpu(e.mm, e.vma.start + PAGE, false);
   assert.equal(pte(e.mm, e.vma.start + PAGE)[0], e.k.zeroPfn);
   const pfn2 = exclusive(e, e.vma.start + PAGE, null);
@@ -174,7 +174,7 @@ test('the driver holding the folio lock keeps the CPU off (the fault sleeps; NOW
   const [v, f] = pte(e.mm, e.vma.start);
   const vmf = { vma: e.vma, address: e.vma.start, realAddress: e.vma.start, flags: FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT, page: v, origV: v, origF: f, pmdLevel: false };
   assert.equal(locked(e, removeDeviceExclusiveEntry(vmf)), VM_FAULT_RETRY);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_EXCLUSIVE);
   folioUnlock(e.k, r.page);
   folioPut(e.k, r.page);
   assert.equal(cpu(e.mm, e.vma.start, true), r.page);
@@ -187,7 +187,7 @@ test('fork restores the entry in the parent (try_restore_exclusive_pte); a locke
   const pfn = exclusive(e, e.vma.start, null);
   const child = e.k.newMm();
   assert.equal(run(e.k, dupMmap(e.mm, child)), 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(pte(child, e.vma.start)[0], pfn, 'the child shares the page (COW)');
   assert.equal(e.k.pages.mapcount[pfn], 2);
   checkInvariants(e.k, 'fork');
@@ -199,7 +199,7 @@ test('fork restores the entry in the parent (try_restore_exclusive_pte); a locke
   e2.k.sched.lockdep?.folioDisown(r.page); /* held by the driver's context, not fork's (lockdep) */
   const child2 = e2.k.newMm();
   assert.equal(run(e2.k, dupMmap(e2.mm, child2)), -ENOMEM);
-  assert.equal(pte(e2.mm, e2.vma.start)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
+  assert.equal(pteType(pte(e2.mm, e2.vma.start)[1]), T_DEVICE_EXCLUSIVE);
   folioUnlock(e2.k, r.page);
   folioPut(e2.k, r.page);
 });
@@ -226,7 +226,7 @@ test('try_restore_exclusive_pte directly: -EBUSY while locked, 0 and restored af
   pt.ptl.unlock(s);
   mmuNotifierInvalidateRangeEnd(range);
   e.mm.mmapLock.writeUnlock(s);
-  assert.equal(pt.f[i] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pt.f[i]), T_PRESENT);
   assert.ok(pt.f[i] & _PAGE_RW);
 });
 
@@ -240,7 +240,7 @@ test('mprotect leaves the entry alone; the restore then follows the new VMA prot
   assert.deepEqual(pte(e.mm, e.vma.start), before, 'device-exclusive entries are not changed by mprotect');
   assert.equal(cpu(e.mm, e.vma.start, false), pfn);
   const f = pte(e.mm, e.vma.start)[1];
-  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f), T_PRESENT);
   assert.equal(f & _PAGE_RW, 0, 'restored read-only: VM_WRITE is gone');
 });
 
@@ -252,7 +252,7 @@ test('munmap of a device-exclusive entry drops the mapping and its reference', a
   e.k.lru.drain();
   const ref = e.k.pages.refcount[pfn];
   locked(e, zapPageRange(e.vma, e.vma.start, e.vma.end));
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, 0);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), 0);
   assert.equal(e.k.pages.mapcount[pfn], 0);
   assert.equal(e.k.pages.refcount[pfn], ref - 1, 'the mapping reference was dropped');
   checkInvariants(e.k, 'zap');
@@ -265,8 +265,8 @@ test('a PMD-mapped THP is split to PTEs (FOLL_SPLIT_PMD) and one PTE becomes exc
   assert.equal(e.k.pages.order[head], 9);
   const pfn = exclusive(e, e.vma.start + 5 * PAGE, null);
   assert.equal(pfn, head + 5);
-  assert.equal(pte(e.mm, e.vma.start + 5 * PAGE)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
-  assert.equal(pte(e.mm, e.vma.start + 6 * PAGE)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start + 5 * PAGE)[1]), T_DEVICE_EXCLUSIVE);
+  assert.equal(pteType(pte(e.mm, e.vma.start + 6 * PAGE)[1]), T_PRESENT);
   assert.equal(e.k.pages.mapcount[pfn], 1);
   assert.equal(cpu(e.mm, e.vma.start + 5 * PAGE, true), pfn);
   checkInvariants(e.k, 'thp exclusive');

@@ -31,7 +31,7 @@ import { KernelBug, KernelOops } from '../src/kernel/printk.js';
 import { System } from '../src/user/system.js';
 import type { Process } from '../src/user/process.js';
 import { isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
-import { TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_PRESENT } from '../src/kernel/mm/pgtable.js';
+import { T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_PRESENT, pteType } from '../src/kernel/mm/pgtable.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
 import { MREMAP_FIXED, MREMAP_MAYMOVE } from '../src/kernel/mm/mremap.js';
 import {
@@ -102,7 +102,7 @@ function populated(p: Process, n: number): number {
 /** The device-private page the CPU page table of proc maps at addr (the entry must be one). */
 function devicePrivateAt(proc: Process, addr: number): number {
   const [v, f] = pte(proc.mm!, addr);
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   assert.ok(t === T_DEVICE_PRIVATE_READ || t === T_DEVICE_PRIVATE_WRITE, `a device-private entry at 0x${addr.toString(16)} (type ${t})`);
   return v;
 }
@@ -139,7 +139,7 @@ function rc2Setup(e: Env): number {
   const a = e.p.mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   const r = dm(e, e.p, e.fd0, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1);
   assert.deepEqual([r.ret, r.cpages], [0, 1n], 'the untouched page (a hole) migrates');
-  assert.equal(pte(e.p.mm!, a)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'migrate_vma_insert_page: writable device-private entry (VM_WRITE)');
+  assert.equal(pteType(pte(e.p.mm!, a)[1]), T_DEVICE_PRIVATE_WRITE, 'migrate_vma_insert_page: writable device-private entry (VM_WRITE)');
   return a;
 }
 
@@ -174,7 +174,7 @@ test('RC2 (fix): the hole is mapped writable in the mirror, the WRITE needs no f
   assert.deepEqual([r.ret, r.faults], [0, 0n]);
   assert.ok(e.p.readBytes(e.buf, PAGE).every((x) => x === 87), 'the device reads 87');
   assert.ok(e.p.readBytes(a, PAGE).every((x) => x === 87), 'the CPU reads 87 (migrated back from the backing page)');
-  assert.equal(pte(e.p.mm!, a)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.p.mm!, a)[1]), T_PRESENT);
 });
 
 test('RC2 (fix): a device write after the mirror lost the entry (mremap) goes through BACKING_PAGE', () => {
@@ -183,7 +183,7 @@ test('RC2 (fix): a device write after the mirror lost the entry (mremap) goes th
   const hole = e.p.mmap(0, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS);
   const b = e.p.mremap(a, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, hole + PAGE);
   assert.equal(b, hole + PAGE);
-  assert.equal(pte(e.p.mm!, b)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'mremap moved the writable device-private entry');
+  assert.equal(pteType(pte(e.p.mm!, b)[1]), T_DEVICE_PRIVATE_WRITE, 'mremap moved the writable device-private entry');
   e.p.fill(e.buf, PAGE, 91);
   e.p.writeBytes(e.cmd, encodeCmd({ addr: BigInt(b), ptr: BigInt(e.buf), npages: 1n, cpages: 0n, faults: 0n }));
   assert.equal(e.p.ioctl(e.fd0, HMM_DMIRROR_WRITE, e.cmd), 0);
@@ -198,7 +198,7 @@ test('device WRITE to the device\'s own read-only device-private page (after for
     const a = populated(e.p, 1);
     assert.equal(dm(e, e.p, e.fd0, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1).ret, 0);
     assert.ok(e.p.fork(() => {}) > 0);
-    assert.equal(pte(e.p.mm!, a)[1] & TYPE_MASK, T_DEVICE_PRIVATE_READ, 'fork made the parent\'s entry read-only (COW)');
+    assert.equal(pteType(pte(e.p.mm!, a)[1]), T_DEVICE_PRIVATE_READ, 'fork made the parent\'s entry read-only (COW)');
     const r = dm(e, e.p, e.fd0, HMM_DMIRROR_WRITE, a, 1);
     assert.equal(r.ret, -14 /* -EFAULT */);
     assert.deepEqual(e.sys.kernel.printk.warnings.map((w) => w.rule), ['dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE)']);

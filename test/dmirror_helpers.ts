@@ -14,6 +14,7 @@ import { KernelBug } from '../src/kernel/printk.js';
 import { MmStruct, Vma, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, VM_HUGEPAGE } from '../src/kernel/mm/mm_types.js';
 import { doMmap, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
 import { enableCheckedMode } from '../src/kernel/mm/debug_vm.js';
+import { pmdAlignUp } from '../src/kernel/mm/pgtable.js';
 import { translate, doUserAddrFault } from '../src/kernel/arch/fault.js';
 import { File, O_RDWR, chrdevOpen, fput } from '../src/kernel/fs/chardev.js';
 import { HMM_DMIRROR_CMD_SIZE, decodeCmd, encodeCmd, testHmmInit } from '../src/drivers/test_hmm/index.js';
@@ -159,8 +160,7 @@ export function mmapSharedAnon(p: Proc, npages: number): number {
 
 /** A 2 MiB-aligned THP-eligible anon VMA of `npmd` PMDs, populated by CPU writes of pattern(…, base). */
 export function thpBuffer(p: Proc, npmd: number, base: number): { addr: number; data: Uint8Array } {
-  const HP = 512 * PAGE;
-  va.next = Math.ceil(va.next / HP) * HP;
+  va.next = pmdAlignUp(va.next);
   const addr = mkVma(p, npmd * 512, RW | VM_HUGEPAGE);
   const data = pattern(npmd * 512, base);
   uwrite(p, addr, data);

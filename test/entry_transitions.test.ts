@@ -25,10 +25,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, ptOf, run, storePage, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
-  TYPE_MASK, TYPE_NAMES, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_HWPOISON, T_MIGRATION_READ,
-  T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY,
-  _PAGE_PROTNONE, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_UFFD_WP, describeEntry, pmdIndex, pmdTableOf,
-  pteIndex, pteTableAlloc,
+  TYPE_NAMES, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_HWPOISON, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
+  T_MIGRATION_WRITE, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW,
+  _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_UFFD_WP, describeEntry, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
+  pteType, pmdAligned, pmdAlignUp,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { HPAGE_PMD_NR, PG_anon_exclusive, PG_buddy, PG_locked } from '../src/kernel/mm/page.js';
@@ -62,7 +62,7 @@ const BITS = _PAGE_SWP_EXCLUSIVE | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PA
 function expectEntry(mm: MmStruct, addr: number, kind: number, bits: number, opts: { pfn?: number; level?: 'pte' | 'pmd'; msg?: string } = {}): number {
   const [v, f] = opts.level === 'pmd' ? pmd(mm, addr) : pte(mm, addr);
   const what = `${opts.msg ?? ''} at 0x${addr.toString(16)}: got ${describeEntry(v, f)}`;
-  assert.equal(f & TYPE_MASK, kind, `${what}, want ${TYPE_NAMES[kind]}`);
+  assert.equal(pteType(f), kind, `${what}, want ${TYPE_NAMES[kind]}`);
   assert.equal(f & BITS, bits, `${what}, want bits ${describeEntry(0, kind | bits)}`);
   if (opts.pfn !== undefined) assert.equal(v, opts.pfn, `${what}: pfn`);
   return v;
@@ -90,7 +90,7 @@ test('none -> present on an anonymous write fault: write|dirty|young, exclusive,
   run(e.k, doUserAddrFault(e.mm, e.vma.start + PAGE, false));
   const z = pte(e.mm, e.vma.start + PAGE);
   assert.equal(z[0], e.k.zeroPfn);
-  assert.equal(z[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(z[1]), T_PRESENT);
   assert.equal(z[1] & (_PAGE_SPECIAL | _PAGE_RW | _PAGE_DIRTY), _PAGE_SPECIAL, 'zero pfn: special, read-only, clean');
   assert.equal(e.k.pages.mapcount[e.k.zeroPfn], 0, 'the zero page is never counted');
   e.k.checkpoint('faults');
@@ -391,7 +391,7 @@ test('THP: a PMD migration entry is restored to a PMD when the migration fails; 
     m2.dst![i] = migratePfn(dp);
   }
   run(e.k, migrateVmaPages(m2));
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE, 'migrate_vma_split_unmapped_folio split the PMD entry');
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE, 'migrate_vma_split_unmapped_folio split the PMD entry');
   for (const i of [0, 1, 255, 511]) expectEntry(e.mm, e.vma.start + i * PAGE, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY, { pfn: head + i });
   run(e.k, migrateVmaFinalize(m2));
   for (const i of [0, 1, 255, 511]) expectEntry(e.mm, e.vma.start + i * PAGE, T_DEVICE_PRIVATE_WRITE, 0);
@@ -406,7 +406,7 @@ test('THP: a device-private PMD partly unmapped is split into 511 device-private
   assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
   const d = expectEntry(e.mm, e.vma.start, T_DEVICE_PRIVATE_WRITE, 0, { level: 'pmd' });
   assert.equal(run(e.k, vmMunmap(e.mm, e.vma.start + 5 * PAGE, PAGE)), 0);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
   expectEntry(e.mm, e.vma.start + 4 * PAGE, T_DEVICE_PRIVATE_WRITE, 0, { pfn: d + 4 });
   expectEntry(e.mm, e.vma.start + 5 * PAGE, T_NONE, 0);
   expectEntry(e.mm, e.vma.start + 6 * PAGE, T_DEVICE_PRIVATE_WRITE, 0, { pfn: d + 6 });
@@ -557,7 +557,7 @@ test('mremap: a PMD migration entry moves as one entry and becomes soft-dirty (m
   const old = e.vma.start;
   const dst = 0x80000000;
   assert.equal(run(e.k, doMremap(e.mm, old, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst)), dst);
-  assert.equal(pmd(e.mm, old)[1] & TYPE_MASK, T_NONE, 'old address');
+  assert.equal(pteType(pmd(e.mm, old)[1]), T_NONE, 'old address');
   expectEntry(e.mm, dst, T_MIGRATION_WRITE, _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_SOFT_DIRTY, { level: 'pmd', pfn: head, msg: 'moved PMD migration entry' });
   // No destination: the migration fails and remove_migration_pmd() restores
   // the THP where the entry now is, keeping soft-dirty.
@@ -571,7 +571,7 @@ test('mremap: a hugetlb PMD moves without gaining soft-dirty (move_huge_pte); a 
   const s = new System({ ramBytes: 64 << 20, nrHugepages: 2, checked: true });
   const p = s.spawn('mremap-huge');
   const a = p.mmap(0, HPAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
-  assert.ok(a > 0 && a % HPAGE === 0);
+  assert.ok(a > 0 && pmdAligned(a));
   p.store32(a, 5);
   expectEntry(p.mm!, a, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd' });
   const dst = 0x7f0000000000;
@@ -579,7 +579,7 @@ test('mremap: a hugetlb PMD moves without gaining soft-dirty (move_huge_pte); a 
   expectEntry(p.mm!, dst, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd', msg: 'hugetlb: no soft-dirty' });
   assert.equal(p.load32(dst), 5);
   const t = p.mmap(0, 2 * HPAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS);
-  const ta = Math.ceil(t / HPAGE) * HPAGE;
+  const ta = pmdAlignUp(t);
   assert.equal(p.madvise(ta, HPAGE, MADV_HUGEPAGE), 0);
   p.store32(ta, 6);
   expectEntry(p.mm!, ta, T_PRESENT, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, { level: 'pmd' });

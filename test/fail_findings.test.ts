@@ -35,7 +35,7 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel
 import { MADV_HUGEPAGE } from '../src/kernel/mm/madvise.js';
 import { O_RDWR } from '../src/kernel/fs/chardev.js';
 import { handleMmFault } from '../src/kernel/mm/memory.js';
-import { TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, pmdIndex, pmdTableOf, pteIndex, pteTableOf } from '../src/kernel/mm/pgtable.js';
+import { T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, pmdIndex, pmdTableOf, pteIndex, pteTableOf, pteType } from '../src/kernel/mm/pgtable.js';
 import { runMmapRead } from './migrate_helpers.js';
 
 /** The xa_store sequence: 66 pages written, device READ of pages 64-65, MIGRATE_TO_DEV of 0-65 with the first new-index store failing. */
@@ -118,7 +118,7 @@ function sharedDeviceThp(): { sys: System; p: Process; a: number; cmd: (req: num
   };
   assert.equal(cmd(HMM_DMIRROR_MIGRATE_TO_DEV, 512), 0);
   const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
-  assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'a device-private PMD');
+  assert.equal(pteType(pmd.f[pmdIndex(a)]), T_DEVICE_PRIVATE_WRITE, 'a device-private PMD');
   return { sys, p, a, cmd };
 }
 
@@ -135,9 +135,9 @@ test('fork-shared device-private THP, the child\'s CPU fault gets no order-9 pag
     // PMD is now a PTE table of device-private entries; the parent's is
     // restored as a device-private PMD (no migration entry anywhere).
     const pt = pteTableOf(ch.mm!.pgd, a)!;
-    assert.ok([T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE].includes(pt.f[pteIndex(a)] & TYPE_MASK));
+    assert.ok([T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE].includes(pteType(pt.f[pteIndex(a)])));
     const ppmd = pmdTableOf(p.mm!.pgd, a, false)!;
-    assert.ok([T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE].includes(ppmd.f[pmdIndex(a)] & TYPE_MASK), 'the parent\'s PMD is not left a migration entry');
+    assert.ok([T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE].includes(pteType(ppmd.f[pmdIndex(a)])), 'the parent\'s PMD is not left a migration entry');
     seen = true;
     ch.exit(0);
   });

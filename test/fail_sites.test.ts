@@ -18,7 +18,7 @@ import { ENOMEM } from '../src/kernel/errno.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS, handleMmFault } from '../src/kernel/mm/memory.js';
 import { runMmapRead } from './migrate_helpers.js';
 import { runSync } from '../src/kernel/sched/sched.js';
-import { pteTableOf, pteIndex, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_WRITE } from '../src/kernel/mm/pgtable.js';
+import { pteTableOf, pteIndex, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_WRITE, pteType } from '../src/kernel/mm/pgtable.js';
 import { leakBaseline, checkNoLeaks } from '../src/kernel/mm/debug_vm.js';
 import { testHmmInit, encodeCmd, decodeCmd, HMM_DMIRROR_CMD_SIZE } from '../src/drivers/test_hmm/index.js';
 import { HMM_DMIRROR_READ, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS } from '../src/drivers/test_hmm/uapi.js';
@@ -173,7 +173,7 @@ test('folio_alloc_swap failing: MADV_PAGEOUT keeps the page mapped and uses no s
   fail(e.k, 'folio_alloc_swap');
   assert.equal(e.p.madvise(a, PG, MADV_PAGEOUT), 0);
   const pt = pteTableOf(e.p.mm!.pgd, a)!;
-  assert.equal(pt.f[pteIndex(a)] & TYPE_MASK, T_PRESENT, 'still mapped');
+  assert.equal(pteType(pt.f[pteIndex(a)]), T_PRESENT, 'still mapped');
   assert.equal(e.k.swap?.used ?? 0, 0);
   assert.equal(e.p.readBytes(a, 1)[0], 0x11);
   finish(e, 'folio_alloc_swap');
@@ -231,7 +231,7 @@ test('dmirror_devmem_alloc_page failing: migrate_to_device migrates nothing, the
     const [r] = dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1);
     assert.ok(r === -ENOMEM || r === -2 /* -ENOENT: the page did not migrate, the mirror has no entry */, `${site}: ${r}`);
     const pt = pteTableOf(e.p.mm!.pgd, a)!;
-    assert.equal(pt.f[pteIndex(a)] & TYPE_MASK, T_PRESENT, 'still in system RAM');
+    assert.equal(pteType(pt.f[pteIndex(a)]), T_PRESENT, 'still in system RAM');
     assert.equal(e.p.readBytes(a, 1)[0], 0x24);
     finish(e, site);
   }
@@ -247,7 +247,7 @@ test('dmirror_devmem_fault (kcalloc of src/dst) failing: the CPU fault is VM_FAU
   fail(e.k, 'dmirror_devmem_fault');
   assert.equal(runMmapRead(vma.mm, handleMmFault(vma, a, 0)), VM_FAULT_OOM);
   const pt = pteTableOf(e.p.mm!.pgd, a)!;
-  assert.equal(pt.f[pteIndex(a)] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'still on the device');
+  assert.equal(pteType(pt.f[pteIndex(a)]), T_DEVICE_PRIVATE_WRITE, 'still on the device');
   assert.equal(e.p.readBytes(a, 1)[0], 0x77, 'the next fault migrates it back');
   finish(e, 'dmirror_devmem_fault');
 });
@@ -331,9 +331,9 @@ test('dmirror_devmem_fault_alloc_and_copy failing in the CPU fault (linux-mm lib
   const vma = e.p.mm!.vmaLookup(a)!;
   fail(e.k, 'dmirror_devmem_fault_alloc_and_copy');
   assert.equal(runMmapRead(vma.mm, handleMmFault(vma, a, 0)), VM_FAULT_OOM);
-  assert.equal(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'finalize put the device-private entry back (no migration entry left)');
+  assert.equal(pteType(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)]), T_DEVICE_PRIVATE_WRITE, 'finalize put the device-private entry back (no migration entry left)');
   assert.equal(e.p.readBytes(a, 1)[0], 0x5a, 'the retried fault migrates the page');
-  assert.equal(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)]), T_PRESENT);
   e.p.close(fd);
   finish(e, 'dmirror_devmem_fault_alloc_and_copy');
 });
@@ -346,7 +346,7 @@ test('dmirror_devmem_fault_alloc_and_copy failing in the CPU fault (dmirror_devm
   assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, a, 1), [0, 1]);
   fail(e.k, 'dmirror_devmem_fault_alloc_and_copy');
   assert.equal(e.p.readBytes(a, 1)[0], 0x5a);
-  assert.equal(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pteTableOf(e.p.mm!.pgd, a)!.f[pteIndex(a)]), T_PRESENT);
   e.p.close(fd);
   finish(e, 'dmirror_devmem_fault_alloc_and_copy');
 });
@@ -360,7 +360,7 @@ test('dmirror_devmem_fault_alloc_and_copy failing mid-batch in HMM_DMIRROR_MIGRA
   fail(e.k, 'dmirror_devmem_fault_alloc_and_copy', 2);
   assert.deepEqual(dmirrorCmd(e.p, fd, HMM_DMIRROR_MIGRATE_TO_SYS, a, 4), [0, 2]);
   const pt = pteTableOf(e.p.mm!.pgd, a)!;
-  assert.deepEqual([0, 1, 2, 3].map((i) => pt.f[pteIndex(a) + i] & TYPE_MASK), [T_PRESENT, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_DEVICE_PRIVATE_WRITE]);
+  assert.deepEqual([0, 1, 2, 3].map((i) => pteType(pt.f[pteIndex(a) + i])), [T_PRESENT, T_PRESENT, T_DEVICE_PRIVATE_WRITE, T_DEVICE_PRIVATE_WRITE]);
   for (let i = 0; i < 4; i++) assert.equal(e.p.readBytes(a + i * PG, 1)[0], 0x10 + i, `page ${i}`);
   e.p.close(fd);
   finish(e, 'dmirror_devmem_fault_alloc_and_copy');

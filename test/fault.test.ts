@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { Kernel } from '../src/kernel/kernel.js';
 import { Vma, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYWRITE, VM_HUGEPAGE, type MmStruct, type VmFault } from '../src/kernel/mm/mm_types.js';
 import {
-  TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_HWPOISON, _PAGE_RW, _PAGE_SPECIAL,
-  pmdIndex, pmdTableOf, pteIndex, pteTableOf, pteTableAlloc,
+  T_PRESENT, T_TABLE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_HWPOISON, _PAGE_RW, _PAGE_SPECIAL, pmdIndex,
+  pmdTableOf, pteIndex, pteTableOf, pteTableAlloc, pteType,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { runSync, type K } from '../src/kernel/sched/sched.js';
@@ -55,7 +55,7 @@ test('read fault maps the zero page; write fault replaces it with an exclusive a
   anonVma(mm, BASE, 16 * 4096);
   assert.deepEqual(fault(mm, BASE + 5, false), { ok: true });
   let e = pte(mm, BASE);
-  assert.equal(e.f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(e.f), T_PRESENT);
   assert.equal(e.v, k.zeroPfn);
   assert.ok(e.f & _PAGE_SPECIAL);
   assert.equal(e.f & _PAGE_RW, 0);
@@ -91,11 +91,11 @@ test('THP: read maps the huge zero page, write splits it and COWs one page, a fr
   fault(mm, BASE + 4096 * 3, false);
   const pmd = pmdTableOf(mm.pgd, BASE, false)!;
   const pi = pmdIndex(BASE);
-  assert.equal(pmd.f[pi] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pmd.f[pi]), T_PRESENT);
   assert.equal(pmd.v[pi], k.hugeZeroPfn);
   assert.equal(translate(mm, BASE + 4096 * 3, false), k.hugeZeroPfn + 3);
   fault(mm, BASE + 4096 * 3, true);
-  assert.equal(pmd.f[pi] & TYPE_MASK, T_TABLE, 'the huge zero PMD was split');
+  assert.equal(pteType(pmd.f[pi]), T_TABLE, 'the huge zero PMD was split');
   assert.equal(pte(mm, BASE).v, k.zeroPfn);
   assert.notEqual(pte(mm, BASE + 4096 * 3).v, k.zeroPfn);
   assert.equal(k.vmstat.thp_split_pmd, 1);
@@ -103,7 +103,7 @@ test('THP: read maps the huge zero page, write splits it and COWs one page, a fr
   const b = BASE + HPAGE_PMD_SIZE;
   fault(mm, b + 100, true);
   const pj = pmdIndex(b);
-  assert.equal(pmd.f[pj] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pmd.f[pj]), T_PRESENT);
   const head = pmd.v[pj];
   assert.equal(k.pages.order[head], 9);
   assert.equal(k.pages.entireMapcount[head], 1);

@@ -6,7 +6,7 @@ import { type Process, WIFEXITED, WEXITSTATUS } from '../src/user/process.js';
 import { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS } from '../src/kernel/mm/mmap.js';
 import { MADV_DONTFORK, MADV_WIPEONFORK } from '../src/kernel/mm/madvise.js';
 import { PG_anon_exclusive, GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR } from '../src/kernel/mm/page.js';
-import { pmdTableOf, pmdIndex, pteIndex, TYPE_MASK, T_PRESENT, _PAGE_RW, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE } from '../src/kernel/mm/pgtable.js';
+import { pmdTableOf, pmdIndex, pteIndex, T_PRESENT, _PAGE_RW, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE, pteType } from '../src/kernel/mm/pgtable.js';
 import { runSync } from '../src/kernel/sched/sched.js';
 import { pinUserPagesFast, unpinUserPage, FOLL_WRITE, FOLL_LONGTERM } from '../src/kernel/mm/gup.js';
 import { MmuIntervalNotifier, mmuIntervalNotifierInsert, MMU_NOTIFY_PROTECTION_PAGE, MMU_NOTIFY_RELEASE } from '../src/kernel/mm/mmu_notifier.js';
@@ -186,11 +186,11 @@ test('fork: device-private and migration entries become readable in parent and c
   k.checkHook = null;
   const cmm = k.newMm();
   assert.equal(runSync(k.sched, dupMmap(p.mm!, cmm)), 0);
-  assert.equal(pt.f[j] & TYPE_MASK, T_DEVICE_PRIVATE_READ);
-  assert.equal(pt.f[j + 1] & TYPE_MASK, T_MIGRATION_READ);
+  assert.equal(pteType(pt.f[j]), T_DEVICE_PRIVATE_READ);
+  assert.equal(pteType(pt.f[j + 1]), T_MIGRATION_READ);
   const cpt = pmdTableOf(cmm.pgd, a, false)!.pte[pmdIndex(a)]!;
-  assert.equal(cpt.f[j] & TYPE_MASK, T_DEVICE_PRIVATE_READ);
-  assert.equal(cpt.f[j + 1] & TYPE_MASK, T_MIGRATION_READ);
+  assert.equal(pteType(cpt.f[j]), T_DEVICE_PRIVATE_READ);
+  assert.equal(pteType(cpt.f[j + 1]), T_MIGRATION_READ);
   assert.equal(k.pages.mapcount[pt.v[j]], 2);
   assert.equal(cmm.rss.anon, 2);
   // Undo the fake entries before teardown.
@@ -233,7 +233,7 @@ test('fork: a device-exclusive entry is restored in the parent first; a locked f
   k.checkHook = null; /* checked mode would flag the driver-held folio lock at rest */
   k.pages.flags[pfn] |= PG_locked; /* a driver still holds the folio lock */
   assert.equal(p.fork(() => undefined), -12, 'ENOMEM');
-  assert.equal(pt.f[j] & TYPE_MASK, T_DEVICE_EXCLUSIVE, 'entry untouched');
+  assert.equal(pteType(pt.f[j]), T_DEVICE_EXCLUSIVE, 'entry untouched');
   k.pages.flags[pfn] &= ~PG_locked;
   k.checkHook = hook;
   const pid = p.fork((c) => {
@@ -242,7 +242,7 @@ test('fork: a device-exclusive entry is restored in the parent first; a locked f
     c.exit(0);
   });
   assert.ok(pid > 0);
-  assert.equal(pt.f[j] & TYPE_MASK, T_PRESENT, 'restored in the parent');
+  assert.equal(pteType(pt.f[j]), T_PRESENT, 'restored in the parent');
   assert.equal(pt.f[j] & _PAGE_RW, 0, 'and write-protected for COW');
   p.waitpid(pid);
   assert.equal(k.pages.mapcount[pfn], 1);

@@ -16,7 +16,7 @@ import { EFAULT, EINVAL } from '../src/kernel/errno.js';
 import {
   MMF_HAS_PINNED, VM_IO, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from '../src/kernel/mm/mm_types.js';
-import { TYPE_MASK, T_DEVICE_PRIVATE_WRITE, T_PRESENT, _PAGE_RW } from '../src/kernel/mm/pgtable.js';
+import { T_DEVICE_PRIVATE_WRITE, T_PRESENT, _PAGE_RW, pteType } from '../src/kernel/mm/pgtable.js';
 import { PG_anon_exclusive } from '../src/kernel/mm/page.js';
 import { isDeviceCoherentPage, isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import { folioMaybeDmaPinned } from '../src/kernel/mm/folio.js';
@@ -203,7 +203,7 @@ test('device-private pages are faulted back to system RAM by GUP', () => {
   const before = pte(e.mm, e.vma.start + PAGE)[0];
   const sum = e.k.contents.checksum(before);
   assert.equal(locked(e, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
-  assert.equal(pte(e.mm, e.vma.start + PAGE)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start + PAGE)[1]), T_DEVICE_PRIVATE_WRITE);
   const pages = new Float64Array(4);
   assert.equal(locked(e, pinUserPages(e.mm, e.vma.start, 4, FOLL_WRITE, pages)), 4);
   for (let i = 0; i < 4; i++) {
@@ -232,7 +232,7 @@ test('FOLL_LONGTERM on device-coherent pages migrates them to system memory firs
   assert.equal(locked(e, pinUserPages(e.mm, e.vma.start, 4, FOLL_WRITE | FOLL_LONGTERM, pages)), 4);
   for (let i = 0; i < 4; i++) {
     const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
-    assert.equal(f & TYPE_MASK, T_PRESENT);
+    assert.equal(pteType(f), T_PRESENT);
     assert.equal(pages[i], v);
     assert.ok(!isDeviceCoherentPage(e.k, v) && e.k.buddy.isRam(v), `page ${i} in system RAM`);
     assert.equal(e.k.contents.checksum(v), sums[i]);

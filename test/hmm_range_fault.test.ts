@@ -19,7 +19,7 @@ import {
 } from '../src/kernel/mm/mmu_notifier.js';
 import { EBUSY, EFAULT, EINVAL, EPERM } from '../src/kernel/errno.js';
 import { VM_HUGEPAGE, VM_IO, VM_MAYREAD, VM_MAYWRITE, VM_PFNMAP, VM_READ, VM_WRITE, Vma } from '../src/kernel/mm/mm_types.js';
-import { TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_PRESENT } from '../src/kernel/mm/pgtable.js';
+import { T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_PRESENT, pteType, pmdAligned } from '../src/kernel/mm/pgtable.js';
 import { isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
 import { makeDeviceExclusive } from '../src/kernel/mm/device_exclusive.js';
 import { folioPut, folioUnlock } from '../src/kernel/mm/folio.js';
@@ -100,7 +100,7 @@ test('REQ_FAULT|REQ_WRITE faults an empty anon range in: VALID|WRITE, order 0, t
     assert.ok(hmmPfnTest(w, HMM_PFN_VALID) && hmmPfnTest(w, HMM_PFN_WRITE), `page ${i}`);
     assert.equal(hmmPfnToMapOrder(w), 0);
     const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
-    assert.equal(f & TYPE_MASK, T_PRESENT);
+    assert.equal(pteType(f), T_PRESENT);
     assert.equal(hmmPfnToPfn(w), v);
   }
   assert.deepEqual(e.k.printk.warnings, []);
@@ -117,7 +117,7 @@ test('no fault requested: none -> 0, zero page -> VALID read-only, written page 
   assert.equal(range.hmmPfns[1], hmmPfnMake(e.k.zeroPfn, HMM_PFN_VALID));
   assert.ok(hmmPfnTest(range.hmmPfns[2], HMM_PFN_WRITE));
   assert.equal(range.hmmPfns[3], 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, 0, 'nothing was faulted');
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), 0, 'nothing was faulted');
 });
 
 test('REQ_FAULT (read) maps the zero page; REQ_WRITE without REQ_FAULT does nothing', () => {
@@ -196,7 +196,7 @@ test('-EPERM for a write fault on a read-only VMA (before any fault is done)', (
   const e = mkEnv(2, { flags: VM_READ | VM_MAYREAD });
   const m = mirror(e, e.vma.start, e.vma.end);
   assert.equal(hrf(e, new HmmRange(m.sub, e.vma.start, e.vma.end, REQ_RW, 0, null)), -EPERM);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, 0);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), 0);
   // Read faults are fine.
   const r = new HmmRange(m.sub, e.vma.start, e.vma.end, HMM_PFN_REQ_FAULT, 0, null);
   assert.equal(hrfLoop(e, r), 0);
@@ -227,7 +227,7 @@ test('device-private pages: own owner reported without faulting, other owners fa
   for (let i = 0; i < 4; i++) cpu(e.mm, e.vma.start + i * PAGE, true);
   assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 4);
   const dpfn = pte(e.mm, e.vma.start)[0];
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE);
 
   // Owner matches: VALID|WRITE with the device pfn, even with REQ_WRITE; no migration.
   const own = new HmmRange(m.sub, e.vma.start, e.vma.end, REQ_RW, 0, e.dev.owner);
@@ -285,7 +285,7 @@ test('device-exclusive entries: 0 without a fault request; faulted (restored) wi
   assert.ok('page' in r);
   folioUnlock(e.k, r.page);
   folioPut(e.k, r.page);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_EXCLUSIVE);
 
   const snap = new HmmRange(m.sub, e.vma.start, e.vma.start + PAGE, 0, 0, self);
   assert.equal(hrf(e, snap), 0);
@@ -295,7 +295,7 @@ test('device-exclusive entries: 0 without a fault request; faulted (restored) wi
   m.events.length = 0;
   assert.equal(hrf(e, range), -EBUSY, 'the restore invalidated our own interval');
   assert.deepEqual(m.events, [{ event: MMU_NOTIFY_EXCLUSIVE, owner: null }]);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(hrf(e, range), 0);
   assert.equal(hmmPfnToPfn(range.hmmPfns[0]), r.page);
   checkInvariants(e.k, 'hmm exclusive');
@@ -320,7 +320,7 @@ test('hugetlb: faulted through the hugetlb path, reported with the huge page ord
   const sys = new System({ ramBytes: 128 << 20, nrHugepages: 2 });
   const p = sys.spawn('hugetlb');
   const addr = p.mmap(0, HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
-  assert.ok(addr > 0 && addr % HPAGE === 0);
+  assert.ok(addr > 0 && pmdAligned(addr));
   const mm = p.mm!;
   const k = sys.kernel;
   const e = { k, mm } as unknown as Env;

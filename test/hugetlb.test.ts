@@ -8,7 +8,7 @@ import { MREMAP_MAYMOVE } from '../src/kernel/mm/mremap.js';
 import { MADV_DONTNEED, MADV_FREE } from '../src/kernel/mm/madvise.js';
 import { EINVAL, ENOMEM } from '../src/kernel/errno.js';
 import { PG_hugetlb, PG_anon_exclusive } from '../src/kernel/mm/page.js';
-import { pmdTableOf, pmdIndex, TYPE_MASK, T_PRESENT, _PAGE_RW } from '../src/kernel/mm/pgtable.js';
+import { pmdTableOf, pmdIndex, T_PRESENT, _PAGE_RW, pteType } from '../src/kernel/mm/pgtable.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const MB2 = 2 << 20;
@@ -40,7 +40,7 @@ test('MAP_HUGETLB: reservation, fault, meminfo, munmap returns the page', () => 
   p.store32(a + MB2 + 8, 42);
   assert.equal(freeHuge(p), 3);
   const l = leaf(p, a + MB2);
-  assert.equal(l.f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(l.f), T_PRESENT);
   assert.ok(k.pages.flags[l.v] & PG_hugetlb);
   assert.equal(k.pages.entireMapcount[l.v], 1);
   assert.equal(p.load32(a + MB2 + 8), 42);

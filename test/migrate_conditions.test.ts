@@ -10,14 +10,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, run, storePage, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
-  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
   migrateDeviceCoherentFolio, migrateDeviceFinalize, migrateDevicePages, migrateDevicePfns, migrateDeviceRange,
   migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, mpfnHas,
 } from '../src/kernel/mm/migrate_device.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_NONE, T_PRESENT, T_TABLE, _PAGE_RW, _PAGE_SPECIAL,
-  pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
+  T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_NONE, T_PRESENT, T_TABLE, _PAGE_RW, _PAGE_SPECIAL, pmdIndex,
+  pmdTableOf, pteIndex, pteTableAlloc, pteType,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { HPAGE_PMD_NR, PG_anon_exclusive, PG_buddy, PG_locked } from '../src/kernel/mm/page.js';
@@ -106,7 +106,7 @@ test('collect: the huge zero PMD is a hole (COMPOUND with SELECT_COMPOUND, else 
   assert.equal(pmd(e.mm, e.vma.start)[0], e.k.hugeZeroPfn);
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   assert.equal(m.cpages, 1);
   assert.ok(m.src!.subarray(1).every((x) => x === 0));
   run(e.k, migrateVmaFinalize(m));
@@ -116,7 +116,7 @@ test('collect: the huge zero PMD is a hole (COMPOUND with SELECT_COMPOUND, else 
   assert.equal(m2.cpages, HPAGE_PMD_NR);
   run(e.k, migrateVmaFinalize(m2));
   const [v, f] = pmd(e.mm, e.vma.start);
-  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f), T_PRESENT);
   assert.equal(v, e.k.hugeZeroPfn, 'still the huge zero PMD');
   assert.equal(e.k.vmstat.thp_split_pmd, 0);
 });
@@ -133,7 +133,7 @@ test('collect: a THP whose folio lock is held elsewhere (trylock fails) is skipp
   assert.equal(setupLocked(e.k, m), 0);
   assert.ok(m.src!.every((x) => x === 0));
   assert.equal(m.cpages, 0);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(e.k.pages.refcount[head], ref, 'the collect reference was dropped');
   assert.ok(e.k.pages.flags[head] & PG_locked, 'still held by the other locker');
   run(e.k, migrateVmaFinalize(m));
@@ -152,12 +152,12 @@ test('collect: SELECT_COMPOUND on a range that does not cover the whole 2 MiB sp
   assert.equal(m.npages, 511);
   assert.equal(m.cpages, 511);
   for (let i = 0; i < 511; i++) {
-    assert.equal(flagsOf(m.src![i]), MIGRATE_PFN_VALID + MIGRATE_PFN_MIGRATE + 8 /* WRITE */, `entry ${i}`);
+    assert.equal(flagsOf(m.src![i]), MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE, `entry ${i}`);
     assert.equal(migratePfnToPage(m.src![i]), head + 1 + i);
   }
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
   assert.equal(e.k.pages.order[head], 0, 'split_folio()');
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT, 'the page outside the range stays mapped');
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT, 'the page outside the range stays mapped');
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(loadPage(e.mm, e.vma.start + 128 * PAGE), want);
@@ -196,7 +196,7 @@ test('collect: a pinned THP stays PMD-mapped after the failed split (kernel orde
   setupLocked(e.k, m);
   run(e.k, migrateVmaFinalize(m));
   try {
-    assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+    assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_PRESENT);
   } finally {
     unpinUserPage(e.k, pinned);
   }
@@ -209,7 +209,7 @@ test('collect: a pinned THP stays PMD-mapped after the failed split (kernel orde
 function splitPmd(e: Env): void {
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, false)!;
   run(e.k, splitHugePmdNotify(e.vma, pm, pmdIndex(e.vma.start), e.vma.start));
-  assert.equal(pm.f[pmdIndex(e.vma.start)] & TYPE_MASK, T_TABLE);
+  assert.equal(pteType(pm.f[pmdIndex(e.vma.start)]), T_TABLE);
 }
 
 test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and each page collected; a pinned one makes the rest of the span 0', () => {
@@ -226,8 +226,8 @@ test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and e
   assert.equal(m.cpages, HPAGE_PMD_NR);
   assert.equal(e.k.pages.order[head], 0);
   for (let i = 0; i < HPAGE_PMD_NR; i++) assert.equal(migratePfnToPage(m.src![i]), head + i);
-  assert.ok(!mpfnHas(m.src![10], 8), 'the read-only PTE gives no MIGRATE_PFN_WRITE');
-  assert.ok(mpfnHas(m.src![11], 8));
+  assert.ok(!mpfnHas(m.src![10], MIGRATE_PFN_WRITE), 'the read-only PTE gives no MIGRATE_PFN_WRITE');
+  assert.ok(mpfnHas(m.src![11], MIGRATE_PFN_WRITE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
 
@@ -241,7 +241,7 @@ test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and e
   assert.ok(m2.src!.every((x) => x === 0), 'split failed: migrate_vma_collect_skip(addr, end)');
   assert.equal(m2.cpages, 0);
   assert.equal(p.k.pages.order[h2], 9);
-  assert.equal(pte(p.mm, p.vma.start + 3 * PAGE)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(p.mm, p.vma.start + 3 * PAGE)[1]), T_PRESENT);
   run(p.k, migrateVmaFinalize(m2));
   unpinUserPage(p.k, pinned);
   p.k.checkpoint('unpin');
@@ -266,7 +266,7 @@ test('collect: a PTE-mapped large device-private folio is split at the CPU fault
     for (const i of [1, 6, 8, 511]) {
       if (i === faultAt) continue;
       const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
-      assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+      assert.equal(pteType(f), T_DEVICE_PRIVATE_WRITE);
       assert.equal(v, d + i);
       assert.equal(e.k.pages.refcount[v], 1);
     }
@@ -287,7 +287,7 @@ test('collect: a device-exclusive entry is not collected (not a device-private e
   const m = mv(e, S | MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT);
   assert.equal(setupLocked(e.k, m), 0);
   assert.deepEqual([...m.src!], [0, 0, MIGRATE_PFN_MIGRATE]);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_EXCLUSIVE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_EXCLUSIVE);
   assert.equal(pte(e.mm, e.vma.start + PAGE)[0], special);
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
@@ -313,7 +313,7 @@ test('unmap: a device page with ONE extra reference passes migrate_vma_check_pag
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'the exact check in folio_migrate_mapping fails');
   run(e.k, migrateVmaFinalize(m));
   e.k.lru.drain();
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'restored');
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE, 'restored');
   assert.ok(e.k.pages.flags[s] & PG_buddy, 'unused dst freed');
   folioPut(e.k, d);
   e.k.checkpoint('finalize');
@@ -330,7 +330,7 @@ test('unmap: a device page with TWO extra references fails the check and is rest
   assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![0], 0);
   assert.equal(m.cpages, 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE);
   assert.equal(e.k.pages.flags[d] & PG_locked, 0);
   assert.equal(e.k.pages.refcount[d], 3);
   run(e.k, migrateVmaFinalize(m));
@@ -365,7 +365,7 @@ test('unmap: when the fault page cannot migrate, the restore pass leaves it lock
   assert.deepEqual(seen, [0, 0, true, 4, true]);
   assert.equal(e.k.pages.flags[d] & PG_locked, 0, 'do_swap_page unlocked it');
   assert.equal(e.k.pages.refcount[d], 3);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE);
   folioPut(e.k, d);
   folioPut(e.k, d);
   e.k.checkpoint('fault');
@@ -383,7 +383,7 @@ test('migrate_device_range: a pinned device-coherent page stays mapped (try_to_m
   assert.equal(src[0], 0);
   const [v, f] = pte(e.mm, e.vma.start);
   assert.equal(v, c);
-  assert.equal(f & TYPE_MASK, T_PRESENT, 'never replaced by a migration entry');
+  assert.equal(pteType(f), T_PRESENT, 'never replaced by a migration entry');
   assert.ok(f & _PAGE_RW);
   assert.ok(e.k.pages.flags[c] & PG_anon_exclusive);
   assert.equal(e.k.pages.flags[c] & PG_locked, 0);
@@ -399,7 +399,7 @@ test('migrate_device_range: an unmapped device page held by its driver passes mi
   folioUnlock(e.k, d);
   const src = new Float64Array(2);
   run(e.k, migrateDeviceRange(e.k, src, d, 2));
-  assert.equal(flagsOf(src[0]), MIGRATE_PFN_VALID + MIGRATE_PFN_MIGRATE, 'not mapped: no try_to_migrate; check passes (ZONE_DEVICE extra)');
+  assert.equal(flagsOf(src[0]), MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE, 'not mapped: no try_to_migrate; check passes (ZONE_DEVICE extra)');
   assert.equal(src[1], 0, 'the next page is free: get_page_unless_zero fails');
   assert.equal(e.k.pages.refcount[d], 2, "the driver's reference + migrate_device_pfn_lock's");
   const s = e.k.buddy.alloc(0, 0);
@@ -432,7 +432,7 @@ test('migrate_device_coherent_folio: no system page available -> -EBUSY, the coh
   assert.equal(run(e.k, migrateDeviceCoherentFolio(e.k, c)), -EBUSY);
   const [v, f] = pte(e.mm, e.vma.start);
   assert.equal(v, c);
-  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f), T_PRESENT);
   assert.ok(f & _PAGE_RW);
   assert.equal(e.k.pages.refcount[c], 1, 'only the mapping');
   assert.equal(e.k.pages.flags[c] & PG_locked, 0);
@@ -491,13 +491,13 @@ test('pages: a COMPOUND hole with 512 small dst pages is inserted page by page (
   const e = mkEnv(512, { hugepage: true });
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   for (let i = 0; i < HPAGE_PMD_NR; i++) m.dst![i] = migratePfn(e.dev.allocDevicePage('private'));
   run(e.k, migrateVmaPages(m));
   assert.ok(m.src!.every((x) => x === MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
-  for (const i of [0, 300, 511]) assert.equal(pte(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
+  for (const i of [0, 300, 511]) assert.equal(pteType(pte(e.mm, e.vma.start + i * PAGE)[1]), T_DEVICE_PRIVATE_WRITE);
   assert.equal(e.mm.rss.anon, HPAGE_PMD_NR);
   e.k.checkpoint('finalize');
 });
@@ -512,7 +512,7 @@ test('insert: a huge-zero-PMD hole is split first (the other 511 stay zero-page 
   run(e.k, migrateVmaPages(m));
   assert.equal(m.src![3], MIGRATE_PFN_MIGRATE);
   run(e.k, migrateVmaFinalize(m));
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
   assert.deepEqual(pte(e.mm, e.vma.start + 3 * PAGE), [d, T_DEVICE_PRIVATE_WRITE]);
   assert.equal(pte(e.mm, e.vma.start + 4 * PAGE)[0], e.k.zeroPfn);
   e.k.checkpoint('insert');
@@ -547,7 +547,7 @@ test('insert: a dst of an unsupported ZONE_DEVICE type (generic) aborts the inse
   run(e.k, migrateVmaPages(m));
   assert.equal(m.src![0], 0);
   run(e.k, migrateVmaFinalize(m));
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_NONE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_NONE);
   assert.equal(e.k.pages.flags[g] & PG_locked, 0, 'finalize unlocked the unused dst');
   e.k.checkpoint('finalize');
 });
@@ -563,7 +563,7 @@ test('insert: a COMPOUND dst for a hole at an index that cannot hold a PMD (-EIN
   run(e.k, migrateVmaPages(m));
   assert.deepEqual([...m.src!], [0, 0, MIGRATE_PFN_MIGRATE, 0]);
   run(e.k, migrateVmaFinalize(m));
-  assert.equal(pte(e.mm, e.vma.start + PAGE)[1] & TYPE_MASK, T_NONE);
+  assert.equal(pteType(pte(e.mm, e.vma.start + PAGE)[1]), T_NONE);
   assert.deepEqual(pte(e.mm, e.vma.start + 2 * PAGE), [small, T_DEVICE_PRIVATE_WRITE]);
   assert.equal(e.dev.allocated('private'), 1, 'the large dst was freed by finalize');
   e.k.checkpoint('finalize');
@@ -664,7 +664,7 @@ test('device-private fault on a page locked by someone else: the fault is retrie
   assert.deepEqual(faultResult, { ok: true });
   assert.equal(e.dev.stat.migrateToRam, 1, 'migrate_to_ram ran once, after the unlock');
   const [v, f] = pte(e.mm, e.vma.start);
-  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f), T_PRESENT);
   assert.equal(e.k.contents.checksum(v), want);
   e.k.checkpoint('retry');
 });
@@ -673,10 +673,10 @@ test('anonymous fault with an injected allocation failure: VM_FAULT_OOM, the fau
   const e = mkEnv(1);
   e.k.buddy.fail.set('anon_fault', { skip: 0, times: 1 });
   assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, true)), { ok: true, oom: true });
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_NONE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_NONE);
   assert.doesNotMatch(e.k.printk.text(), /Out of memory/, 'no OOM kill for an injected failure');
   assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, true)), { ok: true });
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
 });
 
 test('anonymous fault with no free memory at all: the allocator\'s OOM killer (the model picks the faulting task) - SIGKILL', () => {
@@ -687,6 +687,6 @@ test('anonymous fault with no free memory at all: the allocator\'s OOM killer (t
   e.k.current = { pid: 42, mm: e.mm, comm: 'hog' };
   assert.deepEqual(run(e.k, doUserAddrFault(e.mm, e.vma.start, true)), { ok: false, signal: 9, code: 0, addr: e.vma.start });
   assert.match(e.k.printk.text(), /Out of memory \(oom_kill_allocating_task\): Killed process 42 \(hog\)/);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_NONE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_NONE);
   assert.ok(held.length > 0);
 });

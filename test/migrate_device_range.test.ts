@@ -6,14 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PAGE, HPAGE, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, cpu, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
+import { PAGE, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, cpu, type Env, setupLocked, runMmapRead } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MigrateVma, migrateDeviceCoherentFolio, migrateDeviceFinalize, migrateDevicePages, migrateDevicePfns,
   migrateDeviceRange, migratePfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, mpfnHas,
 } from '../src/kernel/mm/migrate_device.js';
 import {
-  TYPE_MASK, T_DEVICE_PRIVATE_WRITE, T_PRESENT, _PAGE_RW, pmdTableOf, pteTableAlloc,
+  T_DEVICE_PRIVATE_WRITE, T_PRESENT, _PAGE_RW, pmdTableOf, pteTableAlloc, pteType, pmdIndex,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { PG_anon_exclusive, PG_locked } from '../src/kernel/mm/page.js';
@@ -50,7 +50,7 @@ test('migrate_device_range: free pages and locked pages give 0, allocated mapped
   assert.ok(mpfnHas(src[0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateDeviceFinalize(e.k, src, dst, 8));
   assert.equal(pte(e.mm, e.vma.start)[0], s);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.ok(pte(e.mm, e.vma.start)[1] & _PAGE_RW);
   folioUnlock(e.k, d1);
   assert.equal(e.dev.allocated('private'), 1);
@@ -81,7 +81,7 @@ test('migrate_device_range: a large device folio is one COMPOUND entry; starting
   assert.ok(!mpfnHas(src2[0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateDeviceFinalize(e.k, src2, dst, 512));
   e.k.checkpoint('finalize');
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'restored');
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE, 'restored');
 });
 
 test('migrate_device_pfns takes raw pfns', () => {
@@ -160,7 +160,7 @@ test('PMD device-private fault at a tail address migrates the whole THP back', (
   assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true)), 1);
   assert.equal(loadPage(e.mm, e.vma.start + 300 * PAGE), want);
   assert.equal(e.dev.allocated('private'), 0);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_PRESENT);
 });
 
 /** Map the page at e.vma.start writable into a second mm sharing the anon_vma. */
@@ -175,7 +175,7 @@ function mapInSecondMm(e: Env) {
   const v = s.pt.v[s.i];
   e.k.pages.flags[v] &= ~PG_anon_exclusive;
   const pm = pmdTableOf(mm2.pgd, a, true)!;
-  const pt2 = pteTableAlloc(mm2.pgd, pm, Math.floor(a / HPAGE) % 512, a)!;
+  const pt2 = pteTableAlloc(mm2.pgd, pm, pmdIndex(a), a)!;
   setPte(pt2, Math.floor(a / PAGE) % 512, v, T_PRESENT | _PAGE_RW, 'test: inject entry');
   e.k.pages.mapcount[v]++;
   e.k.pages.refcount[v]++;
@@ -224,6 +224,6 @@ test('migrate_vma with SELECT_SYSTEM onto system pages (system -> system)', () =
   e.k.checkpoint('finalize');
   assert.notEqual(pte(e.mm, e.vma.start)[0], old);
   assert.equal(loadPage(e.mm, e.vma.start), want);
-  assert.equal(pte(e.mm, e.vma.start + PAGE)[1] & TYPE_MASK, T_PRESENT, 'hole populated with a system page');
+  assert.equal(pteType(pte(e.mm, e.vma.start + PAGE)[1]), T_PRESENT, 'hole populated with a system page');
   assert.deepEqual(e.k.printk.warnings, []);
 });

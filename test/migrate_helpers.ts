@@ -11,7 +11,7 @@ import { MmStruct, Vma, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, VM_HUGEPAGE 
 import { translate, doUserAddrFault } from '../src/kernel/arch/fault.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import {
-  TYPE_MASK, T_TABLE, pmdIndex, pmdTableOf, pteIndex, type PteTable, type PmdTable,
+  pmdIndex, pmdTableOf, pteIndex, type PteTable, type PmdTable, pmdIsTable,
 } from '../src/kernel/mm/pgtable.js';
 import { TestDev } from '../src/drivers/testdrv/testdrv.js';
 import { MigrateVma, migrateVmaSetup } from '../src/kernel/mm/migrate_device.js';
@@ -83,7 +83,7 @@ export function ptOf(mm: MmStruct, addr: number): { pt: PteTable; i: number } | 
   const pmd = pmdTableOf(mm.pgd, addr, false);
   if (pmd === null) return null;
   const pi = pmdIndex(addr);
-  if ((pmd.f[pi] & TYPE_MASK) !== T_TABLE) return null;
+  if (!pmdIsTable(pmd.f[pi])) return null;
   return { pt: pmd.pte[pi]!, i: pteIndex(addr) };
 }
 

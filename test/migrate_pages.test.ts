@@ -6,15 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PAGE, HPAGE, cpu, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, type Env, setupLocked } from './migrate_helpers.js';
+import { PAGE, cpu, mkEnv, pte, pmd, ptOf, run, storePage, loadPage, type Env, setupLocked } from './migrate_helpers.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
   MIGRATE_VMA_SELECT_COMPOUND, MigrateVma, migrateDevicePages, migratePfn, migrateVmaFinalize, migrateVmaPages,
   migrateVmaSetup, mpfnHas,
 } from '../src/kernel/mm/migrate_device.js';
 import {
-  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_PRESENT, _PAGE_RW, pmdTableOf,
-  pteTableAlloc,
+  T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_PRESENT, _PAGE_RW, pmdTableOf, pteTableAlloc,
+  pteType, pmdIndex,
 } from '../src/kernel/mm/pgtable.js';
 import { setPte } from '../src/kernel/mm/pte_ops.js';
 import { PG_anon_exclusive, PG_locked, PG_lru, PG_shadow_free } from '../src/kernel/mm/page.js';
@@ -73,7 +73,7 @@ test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, p
   assert.equal(m.cpages, 1);
   const [v0, f0] = pte(e.mm, e.vma.start);
   assert.equal(v0, v);
-  assert.equal(f0 & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f0), T_PRESENT);
   assert.ok(f0 & _PAGE_RW);
   assert.ok(e.k.pages.flags[v] & PG_anon_exclusive);
   assert.equal(e.k.pages.flags[v] & PG_locked, 0);
@@ -84,7 +84,7 @@ test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, p
   folioPut(e.k, v);
   e.k.lru.drain();
   assert.equal(e.k.pages.refcount[v], 1);
-  assert.equal(pte(e.mm, e.vma.start + PAGE)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start + PAGE)[1]), T_DEVICE_PRIVATE_WRITE);
 });
 
 test('unmap: a page that cannot be isolated from the LRU is restored', () => {
@@ -97,7 +97,7 @@ test('unmap: a page that cannot be isolated from the LRU is restored', () => {
   assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.src![0], 0);
   assert.equal(m.cpages, 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(e.k.pages.flags[v] & PG_locked, 0);
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
@@ -118,7 +118,7 @@ function shareWithChild(e: Env, n: number) {
     s.pt.f[s.i] &= ~_PAGE_RW;
     e.k.pages.flags[v] &= ~PG_anon_exclusive;
     const pm = pmdTableOf(mm2.pgd, a, true)!;
-    const pt2 = pteTableAlloc(mm2.pgd, pm, Math.floor(a / HPAGE) % 512, a)!;
+    const pt2 = pteTableAlloc(mm2.pgd, pm, pmdIndex(a), a)!;
     setPte(pt2, Math.floor(a / PAGE) % 512, v, s.pt.f[s.i], 'test: inject entry');
     e.k.pages.mapcount[v]++;
     e.k.pages.refcount[v]++;
@@ -144,14 +144,14 @@ test('unmap: a page mapped in another mm goes through try_to_migrate (MMU_NOTIFY
   const m = mk(e);
   assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.cpages, 2);
-  assert.equal(pte(mm2, e.vma.start)[1] & TYPE_MASK, T_MIGRATION_READ, 'the other mm got a migration entry');
+  assert.equal(pteType(pte(mm2, e.vma.start)[1]), T_MIGRATION_READ, 'the other mm got a migration entry');
   assert.deepEqual(events, [MMU_NOTIFY_CLEAR, MMU_NOTIFY_CLEAR]);
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   const [d, f] = pte(mm2, e.vma.start);
-  assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_READ);
+  assert.equal(pteType(f), T_DEVICE_PRIVATE_READ);
   assert.equal(pte(e.mm, e.vma.start)[0], d);
   assert.equal(e.k.pages.mapcount[d], 2);
   assert.equal(e.k.pages.refcount[d], 2);
@@ -169,7 +169,7 @@ test('pages: an entry without a dst loses MIGRATE and finalize restores the sour
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
 });
 
 test('misuse: dst page not locked, dst page free, dst zero page are BUGs', () => {
@@ -238,7 +238,7 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   as.pages.set(0, pg);
   k.pages.refcount[pg]++; // page-cache reference + the mapping's
   const pm = pmdTableOf(e.mm.pgd, fv.start, true)!;
-  const pt = pteTableAlloc(e.mm.pgd, pm, Math.floor(fv.start / HPAGE) % 512, fv.start)!;
+  const pt = pteTableAlloc(e.mm.pgd, pm, pmdIndex(fv.start), fv.start)!;
   setPte(pt, 0, pg, T_PRESENT | _PAGE_RW, 'test: inject entry');
   folioAddFileRmapPte(k, pg);
   k.lru.add(pg);
@@ -288,7 +288,7 @@ test('pages: a dst of another ZONE_DEVICE type (generic) is refused', () => {
   // finalize unlocks and puts the dst (a generic page re-arms its count at 1).
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
 });
 
 test('pages: folio_migrate_mapping refuses a page that gained a reference after setup', () => {
@@ -338,7 +338,7 @@ test('insert: a zero-page hole is replaced; src becomes exactly MIGRATE; rss cou
   e.k.checkpoint('finalize');
   const [d, f] = pte(e.mm, e.vma.start);
   assert.ok(isDevicePrivatePage(e.k, d));
-  assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(f), T_DEVICE_PRIVATE_WRITE);
   assert.equal(e.mm.rss.anon, rss + 1);
   assert.equal(e.k.pages.refcount[d], 1);
   assert.equal(e.k.pages.flags[d] & PG_locked, 0);
@@ -356,7 +356,7 @@ test('pages: a small source with a COMPOUND dst is refused', () => {
   assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(e.dev.allocated('private'), 0);
 });
 
@@ -366,10 +366,10 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   // mapping elsewhere in the span makes the PMD a table: the hole is then not compound.
   const m = mk(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   // A racing fault installs a PTE table before migrate_vma_pages().
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
-  pteTableAlloc(e.mm.pgd, pm, Math.floor(e.vma.start / HPAGE) % 512, e.vma.start);
+  pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start);
   const d = e.dev.allocDevicePage('private', 9);
   m.dst![0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));
@@ -377,7 +377,7 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(e.dev.allocated('private'), 0);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, 15);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), 15);
 });
 
 test('cpages counts entries still MIGRATE after unmap (holes included)', () => {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HPAGE, PAGE, cpu, loadPage, mkEnv, pmd, pte, run, storePage, runMmapRead } from './migrate_helpers.js';
 import {
-  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_PRESENT, T_TABLE,
+  T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_PRESENT, T_TABLE, pteNone, pteType,
 } from '../src/kernel/mm/pgtable.js';
 import { PG_locked } from '../src/kernel/mm/page.js';
 import { isDeviceCoherentPage, isDevicePrivatePage } from '../src/kernel/mm/memremap.js';
@@ -42,7 +42,7 @@ function clean(e: Env): void {
   const p = e.k.pages;
   for (let i = 0; i < (e.vma.end - e.vma.start) / PAGE; i++) {
     const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
-    if ((f & TYPE_MASK) === 0) continue;
+    if (pteNone(f)) continue;
     assert.equal(p.flags[p.folioPfn(v)] & PG_locked, 0, `page ${i} left locked`);
   }
   assert.deepEqual(e.k.printk.warnings, []);
@@ -59,7 +59,7 @@ test('system -> device-private -> system (4 KiB pages, holes and a zero page)', 
   assert.equal(n, 16);
   for (let i = 0; i < 16; i++) {
     const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
-    assert.equal(f & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, `page ${i} device-private writable`);
+    assert.equal(pteType(f), T_DEVICE_PRIVATE_WRITE, `page ${i} device-private writable`);
     assert.ok(isDevicePrivatePage(e.k, v));
     assert.equal(e.k.pages.refcount[v], 1);
     assert.equal(e.k.pages.mapcount[v], 1);
@@ -69,7 +69,7 @@ test('system -> device-private -> system (4 KiB pages, holes and a zero page)', 
   check(e, want, zeroSum);
   assert.equal(e.dev.stat.migrateToRam, 16);
   assert.equal(e.dev.allocated('private'), 0, 'device pages freed after migrating back');
-  for (let i = 0; i < 16; i++) assert.equal(pte(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK, T_PRESENT);
+  for (let i = 0; i < 16; i++) assert.equal(pteType(pte(e.mm, e.vma.start + i * PAGE)[1]), T_PRESENT);
   clean(e);
 });
 
@@ -81,7 +81,7 @@ test('system -> device-coherent -> system', () => {
   assert.equal(n, 8);
   for (let i = 0; i < 8; i++) {
     const [v, f] = pte(e.mm, e.vma.start + i * PAGE);
-    assert.equal(f & TYPE_MASK, T_PRESENT);
+    assert.equal(pteType(f), T_PRESENT);
     assert.ok(isDeviceCoherentPage(e.k, v));
   }
   // Coherent memory is CPU addressable: reads need no migration.
@@ -115,31 +115,31 @@ test('THP (PMD-mapped, SELECT_COMPOUND) -> device-private THP -> system via a PM
   const e = mkEnv(1024, { hugepage: true, start: 0x40000000 });
   const want = fill(e, 512);
   const [hv, hf] = pmd(e.mm, e.vma.start);
-  assert.equal(hf & TYPE_MASK, T_PRESENT, 'THP mapped by a PMD');
+  assert.equal(pteType(hf), T_PRESENT, 'THP mapped by a PMD');
   assert.equal(e.k.pages.order[hv], 9);
   const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.start + HPAGE, 'private', true));
   e.k.checkpoint('migrate');
   assert.equal(n, 1, 'one compound entry');
   const [dv, df] = pmd(e.mm, e.vma.start);
-  assert.equal(df & TYPE_MASK, T_DEVICE_PRIVATE_WRITE, 'device-private PMD entry');
+  assert.equal(pteType(df), T_DEVICE_PRIVATE_WRITE, 'device-private PMD entry');
   assert.equal(e.k.pages.order[dv], 9);
   assert.equal(e.dev.allocated('private'), 512);
   check(e, want, 0);
   assert.equal(e.dev.allocated('private'), 0);
   const [, bf] = pmd(e.mm, e.vma.start);
-  assert.equal(bf & TYPE_MASK, T_PRESENT, 'back as a THP');
+  assert.equal(pteType(bf), T_PRESENT, 'back as a THP');
   clean(e);
 });
 
 test('THP without SELECT_COMPOUND is split and migrated as 4 KiB pages', () => {
   const e = mkEnv(512, { hugepage: true });
   const want = fill(e, 512);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_PRESENT);
   const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', false));
   e.k.checkpoint('migrate');
   assert.equal(n, 512);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
-  for (let i = 0; i < 512; i += 97) assert.equal(pte(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
+  for (let i = 0; i < 512; i += 97) assert.equal(pteType(pte(e.mm, e.vma.start + i * PAGE)[1]), T_DEVICE_PRIVATE_WRITE);
   check(e, want, 0);
   assert.equal(e.dev.allocated('private'), 0);
   clean(e);
@@ -150,7 +150,7 @@ test('compound hole (empty 2 MiB) -> device-private THP; data reads back as zero
   const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private', true));
   e.k.checkpoint('migrate');
   assert.equal(n, 1);
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE);
   assert.equal(e.mm.rss.anon, 512);
   const z = e.k.contents.checksum(e.k.zeroPfn);
   for (let i = 0; i < 512; i += 101) assert.equal(loadPage(e.mm, e.vma.start + i * PAGE), z);
@@ -166,7 +166,7 @@ test('device-private THP back to system with small pages (source split at migrat
   e.k.buddy.fail.set('testdrv', { skip: 0, times: Infinity, order: 9 });
   assert.equal(runMmapRead(e.mm, e.dev.migrateToSystem(e.vma, e.vma.start, e.vma.end, true)), 512);
   e.k.checkpoint('migrate');
-  assert.equal(pmd(e.mm, e.vma.start)[1] & TYPE_MASK, T_TABLE);
+  assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
   check(e, want, 0);
   assert.equal(e.dev.allocated('private'), 0);
   clean(e);
@@ -177,7 +177,7 @@ test('device-private entries are read-only for a read-only VMA after hole insert
   const n = runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private'));
   e.k.checkpoint('migrate');
   assert.equal(n, 2);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_READ);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_READ);
 });
 
 test('eviction with migrate_device_range() brings every device page back; memunmap_pages then completes', () => {
@@ -190,7 +190,7 @@ test('eviction with migrate_device_range() brings every device page back; memunm
   run(e.k, e.dev.release());
   assert.equal(e.dev.allocated('private'), 0);
   assert.ok(e.dev.priv.pgmap.dead);
-  for (let i = 0; i < 600; i += 37) assert.equal(pte(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK || pmd(e.mm, e.vma.start + i * PAGE)[1] & TYPE_MASK, T_PRESENT);
+  for (let i = 0; i < 600; i += 37) assert.equal(pteType(pte(e.mm, e.vma.start + i * PAGE)[1]) || pteType(pmd(e.mm, e.vma.start + i * PAGE)[1]), T_PRESENT);
   check(e, want, 0);
   clean(e);
 });

@@ -13,8 +13,8 @@ import {
 } from '../src/kernel/mm/migrate_device.js';
 import { EINVAL } from '../src/kernel/errno.js';
 import {
-  TYPE_MASK, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, T_PRESENT, T_DEVICE_PRIVATE_WRITE,
-  _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP,
+  T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, T_PRESENT, T_DEVICE_PRIVATE_WRITE, _PAGE_ACCESSED,
+  _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, pteType,
 } from '../src/kernel/mm/pgtable.js';
 import { PG_anon_exclusive, PG_locked, GUP_PIN_COUNTING_BIAS } from '../src/kernel/mm/page.js';
 import { VM_HUGETLB, VM_IO, VM_PFNMAP, Vma } from '../src/kernel/mm/mm_types.js';
@@ -53,7 +53,7 @@ test('migrate_pfn encoding: kernel values, full-width arithmetic', () => {
   const v = mpfnSet(migratePfn(big), MIGRATE_PFN_MIGRATE);
   assert.equal(migratePfnToPage(v), big);
   assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE), -1, 'MIGRATE without VALID is a hole');
-  assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND), -1);
+  assert.equal(migratePfnToPage(MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND), -1);
 });
 
 test('setup argument checks: each returns -EINVAL', () => {
@@ -118,7 +118,7 @@ test('compound hole: one MIGRATE|COMPOUND entry then 511 zeros; unaligned range 
   const e = mkEnv(1024, { hugepage: true, start: 0x40000000 });
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND, e.vma.start, e.vma.start + HPAGE);
   assert.equal(setup(e, m), 0);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   for (let i = 1; i < 512; i++) assert.equal(m.src![i], 0);
   assert.equal(m.cpages, 1);
   finalize(e, m);
@@ -188,14 +188,14 @@ test('migration entry kinds: WRITE, READ_EXCLUSIVE, READ; bits carried', () => {
   const [, f0] = pte(e.mm, e.vma.start);
   const [, f1] = pte(e.mm, e.vma.start + PAGE);
   const [, f2] = pte(e.mm, e.vma.start + 2 * PAGE);
-  assert.equal(f0 & TYPE_MASK, T_MIGRATION_WRITE);
+  assert.equal(pteType(f0), T_MIGRATION_WRITE);
   assert.ok(f0 & _PAGE_SOFT_DIRTY && f0 & _PAGE_UFFD_WP && f0 & _PAGE_DIRTY && f0 & _PAGE_ACCESSED);
-  assert.equal(f1 & TYPE_MASK, T_MIGRATION_READ_EXCLUSIVE);
-  assert.equal(f2 & TYPE_MASK, T_MIGRATION_READ);
+  assert.equal(pteType(f1), T_MIGRATION_READ_EXCLUSIVE);
+  assert.equal(pteType(f2), T_MIGRATION_READ);
   // No dst: finalize restores the original mappings exactly.
   finalize(e, m);
   const [v0, g0] = pte(e.mm, e.vma.start);
-  assert.equal(g0 & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(g0), T_PRESENT);
   assert.ok(g0 & _PAGE_RW && g0 & _PAGE_SOFT_DIRTY && !(g0 & _PAGE_UFFD_WP), 'writable entry restores write, not uffd-wp');
   assert.ok(e.k.pages.flags[v0] & PG_anon_exclusive);
   const [v1, g1] = pte(e.mm, e.vma.start + PAGE);
@@ -221,7 +221,7 @@ test('collect: a locked page is skipped (trylock fails), PTE untouched', () => {
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m), 0);
   assert.equal(m.src![0], 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(m.cpages, 1);
   run(e.k, migrateVmaFinalize(m));
   folioUnlock(e.k, v);
@@ -239,7 +239,7 @@ test('collect: an anon-exclusive page that may be pinned is skipped (folio_try_s
   assert.equal(m.src![0], 0);
   assert.equal(m.cpages, 0);
   const [, f] = pte(e.mm, e.vma.start);
-  assert.equal(f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(f), T_PRESENT);
   assert.ok(f & _PAGE_RW);
   assert.ok(e.k.pages.flags[v] & PG_anon_exclusive);
   e.k.pages.refcount[v] -= GUP_PIN_COUNTING_BIAS;
@@ -251,7 +251,7 @@ test('collect: other swap-type entries (migration entry of another migration) ar
   storePage(e.mm, e.vma.start, 1);
   const m1 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m1), 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_MIGRATION_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_MIGRATION_WRITE);
   // m1 stands for a migration in another context: its folio lock is not this thread's (lockdep).
   e.k.sched.lockdep?.folioDisown(pte(e.mm, e.vma.start)[0]);
   const m2 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
@@ -260,7 +260,7 @@ test('collect: other swap-type entries (migration entry of another migration) ar
   assert.equal(m2.cpages, 0);
   finalize(e, m2);
   finalize(e, m1);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
 });
 
 test('collect: one MMU_NOTIFY_MIGRATE invalidation carrying pgmap_owner', () => {
@@ -292,6 +292,6 @@ test('collect: a device-private page of another owner stays; migrate_to_ram owne
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, e.vma.start, e.vma.end, { pgmapOwner: 'someone else' });
   assert.equal(setup(e, m), 0);
   assert.equal(m.src![0], 0);
-  assert.equal(pte(e.mm, e.vma.start)[1] & TYPE_MASK, T_DEVICE_PRIVATE_WRITE);
+  assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE);
   finalize(e, m);
 });

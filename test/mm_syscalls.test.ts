@@ -14,7 +14,7 @@ import {
 import { EINVAL, ENOMEM, EEXIST, EFAULT, EPERM, EBADF, EACCES } from '../src/kernel/errno.js';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, VM_READ, VM_WRITE } from '../src/kernel/mm/mm_types.js';
 import { HPAGE_PMD_NR, PG_anon_exclusive, PG_swapbacked, PG_dirty } from '../src/kernel/mm/page.js';
-import { pmdTableOf, pmdIndex, TYPE_MASK, T_PRESENT, T_TABLE } from '../src/kernel/mm/pgtable.js';
+import { pmdTableOf, pmdIndex, T_PRESENT, T_TABLE, pteType } from '../src/kernel/mm/pgtable.js';
 import { MmuIntervalNotifier, mmuIntervalNotifierInsert, MMU_NOTIFY_UNMAP, MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_VMA } from '../src/kernel/mm/mmu_notifier.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -240,12 +240,12 @@ test('mremap moves a THP PMD as is', () => {
   const a = p.mmap(0, MB2, RW, PA);
   p.store32(a, 5);
   const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
-  assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_PRESENT, 'THP mapped by a PMD');
+  assert.equal(pteType(pmd.f[pmdIndex(a)]), T_PRESENT, 'THP mapped by a PMD');
   const head = pmd.v[pmdIndex(a)];
   const dst = 0x640000000;
   assert.equal(p.mremap(a, MB2, MB2, MREMAP_MAYMOVE | MREMAP_FIXED, dst), dst);
   const npmd = pmdTableOf(p.mm!.pgd, dst, false)!;
-  assert.equal(npmd.f[pmdIndex(dst)] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(npmd.f[pmdIndex(dst)]), T_PRESENT);
   assert.equal(npmd.v[pmdIndex(dst)], head);
   assert.equal(k.pages.entireMapcount[head], 1);
   assert.equal(p.load32(dst), 5);
@@ -261,7 +261,7 @@ test('munmap of part of a THP splits the PMD', () => {
   assert.equal(k.pages.entireMapcount[head], 1);
   assert.equal(p.munmap(a + PG, PG), 0);
   const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
-  assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_TABLE);
+  assert.equal(pteType(pmd.f[pmdIndex(a)]), T_TABLE);
   assert.equal(k.pages.entireMapcount[head], 0);
   assert.equal(k.pages.mapcount[head], 1);
   assert.equal(k.pages.mapcount[head + 1], 0);
@@ -323,7 +323,7 @@ test('MADV_COLLAPSE turns 512 PTE-mapped pages into a PMD-mapped THP', () => {
   assert.equal(p.madvise(a, MB2, MADV_COLLAPSE), 0);
   const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
   const i = pmdIndex(a);
-  assert.equal(pmd.f[i] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pmd.f[i]), T_PRESENT);
   const head = pmd.v[i];
   assert.equal(k.pages.order[head], 9);
   assert.equal(k.pages.entireMapcount[head], 1);

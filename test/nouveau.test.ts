@@ -26,7 +26,7 @@ import { ADDR, anonMapping, cpuAccess, populate, smallMachine, withMmapRead } fr
 import { NOUVEAU_CASE_NAMES, runNouveauSuite } from '../src/selftests/nouveau_tests.js';
 import { thpBuffer } from './dmirror_helpers.js';
 import { HPAGE_PMD_ORDER } from '../src/kernel/mm/page.js';
-import { pmdTableOf, pmdIndex, TYPE_MASK, isDevicePrivateType } from '../src/kernel/mm/pgtable.js';
+import { pmdTableOf, pmdIndex, isPmdDevicePrivateEntry } from '../src/kernel/mm/pgtable.js';
 
 /** n pages of pattern data at a fresh RW anon VMA. */
 function buffer(g: Gpu, n: number, base: number): { addr: number; data: Uint8Array } {
@@ -345,7 +345,7 @@ function pmdDevicePfn(g: Gpu, addr: number): number {
   const pmd = pmdTableOf(g.p.mm.pgd, addr, false);
   if (pmd === null) return -1;
   const i = pmdIndex(addr);
-  return isDevicePrivateType(pmd.f[i] & TYPE_MASK) ? pmd.v[i] : -1;
+  return isPmdDevicePrivateEntry(pmd.f[i]) ? pmd.v[i] : -1;
 }
 
 test('a PMD-mapped THP migrates to one 2 MiB device folio and comes back whole on a CPU fault', () => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { System, pagemapEntry } from '../src/user/system.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
 import { MADV_HUGEPAGE } from '../src/kernel/mm/madvise.js';
+import { pmdAlignUp } from '../src/kernel/mm/pgtable.js';
 import { MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, pageToNid, sysMigratePages, sysMovePages } from '../src/kernel/mm/migrate_numa.js';
 import { EACCES, EFAULT, EINVAL, ENODEV, ENOENT, EPERM } from '../src/kernel/errno.js';
 import type { Process } from '../src/user/process.js';
@@ -95,7 +96,7 @@ test('numa: a THP moves as one folio (PMD migration entry), contents intact', ()
   const { sys, p } = machine({ thp: 'always' });
   const k = sys.kernel;
   const raw = p.mmap(0, 2 * PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-  const a = Math.ceil(raw / PMD) * PMD;
+  const a = pmdAlignUp(raw);
   p.madvise(a, PMD, MADV_HUGEPAGE);
   for (let i = 0; i < 512; i += 37) p.fill(a + i * PAGE, PAGE, i & 0xff);
   const before = p.readBytes(a, PMD);

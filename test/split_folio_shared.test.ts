@@ -31,7 +31,7 @@ import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
 import { EAGAIN } from '../src/kernel/errno.js';
 import { HPAGE_PMD_NR } from '../src/kernel/mm/page.js';
 import {
-  TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE, T_PRESENT, T_TABLE, _PAGE_PROTNONE, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
+  pteType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE, T_PRESENT, T_TABLE, _PAGE_PROTNONE, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
 } from '../src/kernel/mm/pgtable.js';
 import { MMU_NOTIFY_CLEAR, MmuIntervalNotifier, mmuIntervalNotifierInsert } from '../src/kernel/mm/mmu_notifier.js';
 import { testHmmInit, encodeCmd, HMM_DMIRROR_CMD_SIZE } from '../src/drivers/test_hmm/index.js';
@@ -66,7 +66,7 @@ function thpProcess(opts: { testHmm?: boolean } = {}): { sys: System; p: Process
 
 function pmdEntry(mm: MmStruct, a: number): { t: number; v: number } {
   const pmd = pmdTableOf(mm.pgd, a, false)!;
-  return { t: pmd.f[pmdIndex(a)] & TYPE_MASK, v: pmd.v[pmdIndex(a)] };
+  return { t: pteType(pmd.f[pmdIndex(a)]), v: pmd.v[pmdIndex(a)] };
 }
 
 /** Fork a child that stays alive (its body returns without exit()). */
@@ -119,7 +119,7 @@ test('split_folio of a THP PMD-mapped by parent and fork child splits both PMDs 
     for (let j = 0; j < HPAGE_PMD_NR; j += 73) {
       const pt = pteTableOf(mm.pgd, a + j * PG)!;
       assert.equal(pt.v[pteIndex(a + j * PG)], head + j);
-      assert.equal(pt.f[pteIndex(a + j * PG)] & TYPE_MASK, T_PRESENT);
+      assert.equal(pteType(pt.f[pteIndex(a + j * PG)]), T_PRESENT);
     }
   }
   for (let j = 0; j < HPAGE_PMD_NR; j += 73) {
@@ -187,8 +187,8 @@ test('HMM_DMIRROR_MIGRATE_TO_DEV of 16 pages inside a fork-shared THP: the colle
   // The shared pages moved for both mms (try_to_migrate() reaches the child).
   for (const mm of [p.mm!, c.mm!]) {
     const pt = pteTableOf(mm.pgd, a + off)!;
-    for (let j = 0; j < 16; j++) assert.ok([T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE].includes(pt.f[pteIndex(a + off) + j] & TYPE_MASK));
-    assert.equal(pt.f[pteIndex(a + off) + 16] & TYPE_MASK, T_PRESENT);
+    for (let j = 0; j < 16; j++) assert.ok([T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE].includes(pteType(pt.f[pteIndex(a + off) + j])));
+    assert.equal(pteType(pt.f[pteIndex(a + off) + 16]), T_PRESENT);
   }
   assert.deepEqual(p.readBytes(buf, 16 * PG), want.subarray(off, off + 16 * PG), 'the device copy');
   checkInvariants(k, 'after migrate');
@@ -276,7 +276,7 @@ test('fork-shared device-private THP, child mprotect(PROT_NONE), parent faults i
   assert.equal(c.mprotect(a, TWO, PROT_NONE), 0);
   assert.deepEqual(p.readBytes(a, TWO), want);
   const pmd = pmdTableOf(c.mm!.pgd, a, false)!;
-  assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(pmd.f[pmdIndex(a)]), T_PRESENT);
   assert.ok(pmd.f[pmdIndex(a)] & _PAGE_PROTNONE, 'remove_migration_pmd() used the child VMA\'s PAGE_NONE');
   assert.throws(() => c.load8(a), (e: unknown) => e instanceof ProcessSignal && e.signo === SIGSEGV);
   checkInvariants(k, 'end');
@@ -298,7 +298,7 @@ test('fork-shared device-private pages, child mprotect(PROT_NONE), parent faults
   const pt = pteTableOf(c.mm!.pgd, a)!;
   for (let j = 0; j < 4; j++) {
     const f = pt.f[pteIndex(a) + j];
-    assert.equal(f & TYPE_MASK, T_PRESENT, `page ${j} restored`);
+    assert.equal(pteType(f), T_PRESENT, `page ${j} restored`);
     assert.ok(f & _PAGE_PROTNONE, `page ${j}: remove_migration_pte() used the child VMA's PAGE_NONE`);
   }
   assert.throws(() => c.load8(a + PG), (e: unknown) => e instanceof ProcessSignal && e.signo === SIGSEGV);

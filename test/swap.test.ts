@@ -12,7 +12,7 @@ import type { Process } from '../src/user/process.js';
 import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
 import { MADV_HUGEPAGE, MADV_PAGEOUT } from '../src/kernel/mm/madvise.js';
 import { EINVAL } from '../src/kernel/errno.js';
-import { TYPE_MASK, T_PRESENT, T_SWAP, _PAGE_RW, _PAGE_SWP_EXCLUSIVE } from '../src/kernel/mm/pgtable.js';
+import { T_PRESENT, T_SWAP, _PAGE_RW, _PAGE_SWP_EXCLUSIVE, pteType } from '../src/kernel/mm/pgtable.js';
 import { pmdIndex, pmdTableOf, pteIndex, pteTableOf } from '../src/kernel/mm/pgtable.js';
 import { PG_anon_exclusive } from '../src/kernel/mm/page.js';
 import { KernelBug } from '../src/kernel/printk.js';
@@ -56,7 +56,7 @@ test('MADV_PAGEOUT: exclusive anon pages become exclusive swap entries and are f
   assert.equal(k.buddy.nrFree, free0 + 4, 'the four pages were freed');
   for (let i = 0; i < 4; i++) {
     const e = entry(p, a + i * PG);
-    assert.equal(e.f & TYPE_MASK, T_SWAP, `page ${i} swapped out`);
+    assert.equal(pteType(e.f), T_SWAP, `page ${i} swapped out`);
     assert.ok(e.f & _PAGE_SWP_EXCLUSIVE, 'pte_swp_exclusive');
     const pm = p.pagemap(a + i * PG);
     assert.equal(pm & (PM_SWAP | PM_PRESENT), PM_SWAP);
@@ -67,7 +67,7 @@ test('MADV_PAGEOUT: exclusive anon pages become exclusive swap entries and are f
   // Read fault: swap-in maps read-only but exclusive; the write reuses it.
   assert.equal(p.load8(a + 5), 10);
   const e0 = entry(p, a);
-  assert.equal(e0.f & TYPE_MASK, T_PRESENT);
+  assert.equal(pteType(e0.f), T_PRESENT);
   assert.equal(e0.f & _PAGE_RW, 0, 'read fault: read-only');
   assert.ok(k.pages.flags[e0.v] & PG_anon_exclusive);
   p.store8(a + 5, 99);
@@ -92,7 +92,7 @@ test('fork after MADV_PAGEOUT: both mms share the slot (swap_duplicate), neither
   let childSaw = -1;
   const pid = p.fork((c) => {
     const ce = entry(c, a);
-    assert.equal(ce.f & TYPE_MASK, T_SWAP);
+    assert.equal(pteType(ce.f), T_SWAP);
     assert.equal(ce.f & _PAGE_SWP_EXCLUSIVE, 0);
     assert.equal(k.swap!.swapCount(slot), 2);
     childSaw = c.load8(a);
@@ -126,13 +126,13 @@ test('MADV_PAGEOUT leaves alone: a page shared with a child, a pinned page, a TH
   const pid = p.fork((c) => {
     inChild = true;
     assert.equal(c.madvise(a + 2 * PG, PG, MADV_PAGEOUT), 0);
-    assert.equal(entry(c, a + 2 * PG).f & TYPE_MASK, T_PRESENT, 'mapped by both mms: folio_likely_mapped_shared');
+    assert.equal(pteType(entry(c, a + 2 * PG).f), T_PRESENT, 'mapped by both mms: folio_likely_mapped_shared');
     c.exit(0);
   });
   p.waitpid(pid);
   assert.ok(inChild);
   assert.equal(p.madvise(a, 4 * PG, MADV_PAGEOUT), 0);
-  assert.equal(entry(p, a + PG).f & TYPE_MASK, T_PRESENT, 'pinned page kept');
+  assert.equal(pteType(entry(p, a + PG).f), T_PRESENT, 'pinned page kept');
   unpinUserPage(k, pages[0]);
   expectPages(p, a + PG, 1, 2);
   const h = p.mmap(0, 2 << 20, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
@@ -142,7 +142,7 @@ test('MADV_PAGEOUT leaves alone: a page shared with a child, a pinned page, a TH
   const b = q.mmap(0, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
   q.store8(b, 3);
   assert.equal(q.madvise(b, PG, MADV_PAGEOUT), 0);
-  assert.equal(entry(q, b).f & TYPE_MASK, T_PRESENT, 'no swap device: nothing to reclaim anonymous memory to');
+  assert.equal(pteType(entry(q, b).f), T_PRESENT, 'no swap device: nothing to reclaim anonymous memory to');
 });
 
 test('hmm_range_fault with HMM_PFN_REQ_FAULT swaps pages in (and MADV_PAGEOUT notifies the mirror first)', () => {
@@ -157,7 +157,7 @@ test('hmm_range_fault with HMM_PFN_REQ_FAULT swaps pages in (and MADV_PAGEOUT no
   assert.equal(runSync(k.sched, dev.snapshot(p.mm!, a, a + 8 * PG, out, HMM_PFN_REQ_FAULT)), 0);
   for (let i = 0; i < 8; i++) {
     assert.ok(hmmPfnTest(out[i], HMM_PFN_VALID), `entry ${i}`);
-    assert.equal(entry(p, a + i * PG).f & TYPE_MASK, T_PRESENT);
+    assert.equal(pteType(entry(p, a + i * PG).f), T_PRESENT);
   }
   assert.equal(k.swap!.used, 0);
   expectPages(p, a, 8, 70);
@@ -184,11 +184,11 @@ test('MADV_PAGEOUT of a THP mapped only here: the PMD and the folio are split an
   assert.equal(p.madvise(a, 2 << 20, MADV_HUGEPAGE), 0);
   for (let i = 0; i < 512; i++) p.store32(a + i * PG, 1000 + i);
   const pmd = pmdTableOf(p.mm!.pgd, a, false)!;
-  assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_PRESENT, 'a PMD-mapped THP');
+  assert.equal(pteType(pmd.f[pmdIndex(a)]), T_PRESENT, 'a PMD-mapped THP');
   const splits = k.vmstat.thp_split_page;
   assert.equal(p.madvise(a, 2 << 20, MADV_PAGEOUT), 0);
   assert.equal(k.vmstat.thp_split_page, splits + 1);
-  for (let i = 0; i < 512; i++) assert.equal(entry(p, a + i * PG).f & TYPE_MASK, T_SWAP, `page ${i}`);
+  for (let i = 0; i < 512; i++) assert.equal(pteType(entry(p, a + i * PG).f), T_SWAP, `page ${i}`);
   assert.equal(k.swap!.used, 512);
   for (let i = 0; i < 512; i++) assert.equal(p.load32(a + i * PG), 1000 + i);
   assert.equal(k.swap!.used, 0);
@@ -203,7 +203,7 @@ test('MADV_PAGEOUT leaves a THP shared with a child PMD-mapped', () => {
   const pid = p.fork((c) => {
     assert.equal(c.madvise(a, 2 << 20, MADV_PAGEOUT), 0);
     const pmd = pmdTableOf(c.mm!.pgd, a, false)!;
-    assert.equal(pmd.f[pmdIndex(a)] & TYPE_MASK, T_PRESENT, 'still one PMD');
+    assert.equal(pteType(pmd.f[pmdIndex(a)]), T_PRESENT, 'still one PMD');
     c.exit(0);
   });
   assert.equal(p.waitpid(pid).status, 0);

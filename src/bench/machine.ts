@@ -15,6 +15,7 @@ import type { ContentMode } from '../kernel/config.js';
 import { MADV_HUGEPAGE, MADV_NOHUGEPAGE } from '../kernel/mm/madvise.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE } from '../kernel/mm/page.js';
+import { pmdAlignUp } from '../kernel/mm/pgtable.js';
 import { runSync, type K } from '../kernel/sched/sched.js';
 import { TestDev } from '../drivers/testdrv/testdrv.js';
 import type { Process } from '../user/process.js';
@@ -59,7 +60,7 @@ export class BenchMachine {
     const p = this.proc;
     const raw = p.mmap(0, this.bytes + HPAGE_PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (raw < 0) throw new Error(`bench: mmap failed (${raw})`);
-    this.start = Math.ceil(raw / HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE;
+    this.start = pmdAlignUp(raw);
     this.end = this.start + this.bytes;
     if (p.madvise(this.start, this.bytes, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) !== 0) throw new Error('bench: madvise failed');
     this.populate(opts.fullPages ?? true);

@@ -56,6 +56,7 @@ import { checkInvariants } from '../kernel/mm/debug_vm.js';
 import { detachTracer } from '../kernel/trace.js';
 import {
   T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pteType,
+  pmdAlignDown,
 } from '../kernel/mm/pgtable.js';
 import { FLAG_NAMES, PG_buddy, PG_shadow_free } from '../kernel/mm/page.js';
 import { Snapshot } from './snapshot.js';
@@ -291,7 +292,7 @@ export function freedWhileMapped(k: Kernel): Violation | null {
                   if (ff & _PAGE_SPECIAL || pfn === zero || (pfn >= ramEnd && p.pgmap[pfn] === 0)) continue;
                 } else if (!isDevicePrivateType(tt) && tt !== T_DEVICE_EXCLUSIVE) continue;
                 if (pageIsFree(k, pfn)) {
-                  return { detector: 'INVARIANT', rule: `page freed while mapped: pfn 0x${pfn.toString(16)} is free but mm #${mm.id} still maps it at 0x${(addr - (addr % PMD_SPAN) + j * 4096).toString(16)}`, state: k.dumpPage(pfn, 'page freed while mapped') };
+                  return { detector: 'INVARIANT', rule: `page freed while mapped: pfn 0x${pfn.toString(16)} is free but mm #${mm.id} still maps it at 0x${(pmdAlignDown(addr) + j * 4096).toString(16)}`, state: k.dumpPage(pfn, 'page freed while mapped') };
                 }
               }
             }
@@ -309,7 +310,6 @@ export function freedWhileMapped(k: Kernel): Violation | null {
   return null;
 }
 
-const PMD_SPAN = 512 * 4096;
 
 /** Per-step: memunmap_pages() must not have finished while pages of the pgmap are allocated. */
 function pgmapLifetime(k: Kernel): Violation | null {

@@ -23,7 +23,7 @@ import {
 import { gupTestInit } from '../drivers/gup_test.js';
 import { System } from '../user/system.js';
 import { ProcessSignal } from '../user/process.js';
-import { Libc } from '../selftests/libc.js';
+import { Libc, ALIGN } from '../selftests/libc.js';
 import { buildHmmSuite, hmm_buffer_new, hmm_dmirror_cmd } from '../selftests/hmm_tests.js';
 import type { CaseResult, CaseStatus } from '../selftests/harness.js';
 import { KernelBug } from '../kernel/printk.js';
@@ -236,7 +236,7 @@ function anon(lc: Libc, len: number, extra = 0): number {
 function anonAligned(lc: Libc, len: number): number {
   const a = anon(lc, len + TWOMEG);
   if (a === 0) return 0;
-  const start = Math.ceil(a / TWOMEG) * TWOMEG;
+  const start = ALIGN(a, TWOMEG);
   if (start > a) lc.munmap(a, start - a);
   if (a + len + TWOMEG > start + len) lc.munmap(start + len, a + len + TWOMEG - (start + len));
   return start;

@@ -14,7 +14,7 @@
  *                       migrates the whole folio)
  */
 import { System } from '../user/system.js';
-import { Libc, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, O_RDWR } from '../selftests/libc.js';
+import { Libc, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, O_RDWR, ALIGN } from '../selftests/libc.js';
 import { type HmmBuffer, hmm_dmirror_cmd, hmm_migrate_sys_to_dev, TWOMEG } from '../selftests/hmm_tests.js';
 import { HMM_DMIRROR_READ } from '../drivers/test_hmm/uapi.js';
 import { testHmmInit } from '../drivers/test_hmm/index.js';
@@ -50,7 +50,7 @@ export function runDeviceFault(profile: HwProfile): FaultRow[] {
   const rows: FaultRow[] = [];
   const buf = (size: number, thp: boolean): HmmBuffer => {
     const raw = lc.mmap(0, size + TWOMEG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    const ptr = Math.ceil(raw / TWOMEG) * TWOMEG;
+    const ptr = ALIGN(raw, TWOMEG);
     if (thp) lc.madvise(ptr, size, MADV_HUGEPAGE);
     p.fill(ptr, size, 0x11);
     const mirror = lc.malloc(size);

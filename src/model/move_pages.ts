@@ -27,6 +27,7 @@ import { MPOL_MF_MOVE, sysMovePages, pageToNid } from '../kernel/mm/migrate_numa
 import { startOffloading, stopOffloading } from '../kernel/mm/migrate_offload.js';
 import { createDmaMigrator } from '../drivers/dma_migrator/index.js';
 import { HPAGE_PMD_NR } from '../kernel/mm/page.js';
+import { pmdAligned, pmdAlignUp } from '../kernel/mm/pgtable.js';
 
 export const FOLIO_KIB = [4, 16, 64, 256, 1024, 2048];
 const PMD = 2 * 1024 * 1024;
@@ -51,13 +52,13 @@ export interface MovePagesPoint {
  */
 export function runMovePages(profile: HwProfile, folioKiB: number, channelsList: number[], bytes: number, checked = false, onDone?: (pt: MovePagesPoint) => void): MovePagesPoint[] {
   if (!FOLIO_KIB.includes(folioKiB)) throw new RangeError(`folio size ${folioKiB} KiB is not one of ${FOLIO_KIB.join(', ')}`);
-  if (bytes % PMD !== 0 || bytes <= 0) throw new RangeError('bytes must be a positive multiple of 2 MiB');
+  if (!pmdAligned(bytes) || bytes <= 0) throw new RangeError('bytes must be a positive multiple of 2 MiB');
   const nodeMiB = Math.ceil(bytes / (1 << 20) / 2) * 2 + 128;
   const sys = new System({ ramBytes: 2 * nodeMiB * (1 << 20), numaNodes: 2, contentMode: 'fingerprint', thp: folioKiB === 2048 ? 'always' : 'never', swapMiB: 0, nrHugepages: 0, checked });
   const k = sys.kernel;
   const proc = sys.spawn('move_pages');
   const raw = proc.mmap(0, bytes + PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-  const base = Math.ceil(raw / PMD) * PMD;
+  const base = pmdAlignUp(raw);
   if (folioKiB === 2048) proc.madvise(base, bytes, MADV_HUGEPAGE);
   // A distinct byte per folio so a mixed-up copy shows.
   const step = folioKiB * 1024;

@@ -24,7 +24,7 @@ import {
   MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MigrateVma,
   migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, mpfnHas,
 } from '../../kernel/mm/migrate_device.js';
-import { mpfnClear, mpfnSet } from '../../kernel/mm/migrate_pfn.js';
+import { mpfnClear, mpfnSet, mpfnFlags } from '../../kernel/mm/migrate_pfn.js';
 import { copyToUser } from '../../kernel/uaccess.js';
 import {
   DPT_XA_TAG_WRITE, type TestHmm, backingPage, dmirrorDevmemAllocPage, dmirrorDevmemAllocPageNoWait, ALLOC_MUST_SLEEP,
@@ -333,7 +333,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
     if (dpage < 0 && !order) return VM_FAULT_OOM;
     if (dpage >= 0) {
       if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
-      dst[i] += migratePfn(dpage); /* dst holds only COMPOUND|WRITE here: |= is + */
+      dst[i] = mpfnSet(migratePfn(dpage), mpfnFlags(dst[i])); /* dst[i] |= migrate_pfn(dpage) */
     }
     const nr = 1 << order;
     for (let j = 0; j < nr; j++) {

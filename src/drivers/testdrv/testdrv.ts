@@ -41,7 +41,8 @@ import {
   DevPagemap, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, memremapPages, memunmapPages, requestFreeMemRegion,
   zoneDeviceFolioInit,
 } from '../../kernel/mm/memremap.js';
-import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE } from '../../kernel/mm/page.js';
+import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../../kernel/mm/page.js';
+import { pmdAlignDown } from '../../kernel/mm/pgtable.js';
 import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
 import { folioAssertLocked, folioTrylock } from '../../kernel/mm/folio.js';
 import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
@@ -265,7 +266,7 @@ export class TestDev {
     this.stat.migrateToRam++;
     const k = this.k;
     const pmd = vmf.pmdLevel;
-    const start = pmd ? vmf.address - (vmf.address % HPAGE_PMD_SIZE) : vmf.address - (vmf.address % PAGE_SIZE);
+    const start = pmd ? pmdAlignDown(vmf.address) : vmf.address - (vmf.address % PAGE_SIZE);
     const npages = pmd ? HPAGE_PMD_NR : 1;
     const mv = new MigrateVma({
       vma: vmf.vma, start, end: start + npages * PAGE_SIZE,

@@ -20,7 +20,8 @@
 import type { MmStruct } from '../mm/mm_types.js';
 import { VM_READ, VM_WRITE, VM_EXEC } from '../mm/mm_types.js';
 import {
-  TYPE_MASK, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, pmdIndex, pmdTableOf, pteIndex,
+  T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, pmdIndex, pmdTableOf, pteIndex,
+  ptePresent, pteType,
 } from '../mm/pgtable.js';
 import {
   FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_USER, FAULT_FLAG_WRITE, FAULT_FLAG_TRIED, VM_FAULT_HWPOISON,
@@ -62,12 +63,12 @@ export function translate(mm: MmStruct, addr: number, write: boolean): number {
   if (pmd === null) return -1;
   const pi = pmdIndex(addr);
   const pf = pmd.f[pi];
-  const pt = pf & TYPE_MASK;
+  const pt = pteType(pf);
   if (pt === T_TABLE) {
     const table = pmd.pte[pi]!;
     const i = pteIndex(addr);
     const f = table.f[i];
-    if ((f & TYPE_MASK) !== T_PRESENT || (f & _PAGE_PROTNONE)) return -1;
+    if (!ptePresent(f) || (f & _PAGE_PROTNONE)) return -1;
     if (write) {
       if (!(f & _PAGE_RW)) return -1;
       table.f[i] = f | _PAGE_ACCESSED | _PAGE_DIRTY;

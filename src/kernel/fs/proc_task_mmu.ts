@@ -7,9 +7,9 @@
  */
 import { EINVAL } from '../errno.js';
 import {
-  TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE,
+  T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE,
   T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_HWPOISON, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP,
-  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex,
+  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pteType,
 } from '../mm/pgtable.js';
 import { PAGE_SIZE, PG_anon } from '../mm/page.js';
 import { type MmStruct, VM_SOFTDIRTY, VM_READ, VM_WRITE, VM_EXEC, VM_MAYSHARE, VM_GROWSDOWN } from '../mm/mm_types.js';
@@ -57,7 +57,7 @@ export function pagemapEntry(mm: MmStruct, vaddr: number): bigint {
   let sub = 0;
   if (pmd !== null) {
     const i = pmdIndex(vaddr);
-    const t = pmd.f[i] & TYPE_MASK;
+    const t = pteType(pmd.f[i]);
     if (t === T_TABLE) {
       const pt = pmd.pte[i]!;
       const j = pteIndex(vaddr);
@@ -69,7 +69,7 @@ export function pagemapEntry(mm: MmStruct, vaddr: number): bigint {
       sub = pteIndex(vaddr);
     }
   }
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   if (t === T_PRESENT) {
     const pfn = v + sub;
     frame = BigInt(pfn);

@@ -29,7 +29,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, PTRS_PER_TABLE,
+  T_DEVICE_EXCLUSIVE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, PTRS_PER_TABLE, pteType,
 } from './pgtable.js';
 import { Lockdep } from '../sched/lockdep.js';
 import { PG_buddy, PG_locked, PG_lru, PG_lru_pending, PG_shadow_free, GUP_PIN_COUNTING_BIAS } from './page.js';
@@ -106,13 +106,13 @@ function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32
       for (const pmd of pud.pmd) {
         if (pmd === null) continue;
         for (let i = 0; i < PTRS_PER_TABLE; i++) {
-          const t = pmd.f[i] & TYPE_MASK;
+          const t = pteType(pmd.f[i]);
           if (t === T_TABLE) {
             const pt = pmd.pte[i]!;
             if (pt.used === 0) continue;
             for (let j = 0; j < PTRS_PER_TABLE; j++) {
               const f = pt.f[j];
-              const tt = f & TYPE_MASK;
+              const tt = pteType(f);
               let pfn: number;
               if (tt === T_PRESENT) {
                 pfn = pt.v[j];

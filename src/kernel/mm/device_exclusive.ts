@@ -37,7 +37,8 @@ import type { K } from '../sched/sched.js';
 import { spinLock } from '../sched/locks.js';
 import type { MmStruct } from './mm_types.js';
 import {
-  TYPE_MASK, T_DEVICE_EXCLUSIVE, T_PRESENT, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, pteIndex, pteTableOf,
+  T_DEVICE_EXCLUSIVE, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, pteIndex, pteTableOf,
+  ptePresent,
 } from './pgtable.js';
 import { setPte } from './pte_ops.js';
 import { PAGE_SIZE, PG_anon, PG_dirty, PG_hugetlb } from './page.js';
@@ -95,7 +96,7 @@ export function* makeDeviceExclusive(mm: MmStruct, addr: number, owner: unknown)
       yield* spinLock(k.sched, pt.ptl);
       const i = pteIndex(addr);
       const f = pt.f[i];
-      if ((f & TYPE_MASK) === T_PRESENT && pt.v[i] === page && (f & _PAGE_RW)) {
+      if (ptePresent(f) && pt.v[i] === page && (f & _PAGE_RW)) {
         /* ptep_clear_flush(), then the device-exclusive swap PTE */
         if (f & _PAGE_DIRTY) p.flags[head] |= PG_dirty;
         setPte(pt, i, page, T_DEVICE_EXCLUSIVE | (f & _PAGE_SOFT_DIRTY), 'make_device_exclusive');

@@ -35,13 +35,14 @@ import {
 } from './mm_types.js';
 import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
 import {
-  type PmdTable, type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ,
-  T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED,
-  _PAGE_SPECIAL, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pudAddrEnd,
+  type PmdTable, type PteTable, T_NONE, T_PRESENT, T_TABLE, T_SWAP, T_MIGRATION_READ, T_DEVICE_PRIVATE_READ,
+  T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_SPECIAL, _PAGE_SOFT_DIRTY,
+  _PAGE_UFFD_WP, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pudAddrEnd, ptePresent, pteNone,
+  pteType, pteMkType, pmdAddrEnd,
 } from './pgtable.js';
 import { setPte, setPteFlags, setPmdLeaf, setPmdFlags, mkPresent } from './pte_ops.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
-import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
+import { HPAGE_PMD_NR, PAGE_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { folioGet, folioPut, folioMaybeDmaPinned } from './folio.js';
 import { folioAddNewAnonRmap, folioDupFileRmapPte, folioTryDupAnonRmapPte } from './rmap.js';
 import {
@@ -146,7 +147,7 @@ function* copyPteRange(dst: Vma, src: Vma, spt: PteTable, addr: number, end: num
   const j1 = j0 + (end - addr) / PAGE_SIZE;
   for (let j = j0; j < j1; j++) {
     let f = spt.f[j];
-    let t = f & TYPE_MASK;
+    let t = pteType(f);
     if (t === T_NONE) continue;
     const a = addr + (j - j0) * PAGE_SIZE;
     const v = spt.v[j];
@@ -157,7 +158,7 @@ function* copyPteRange(dst: Vma, src: Vma, spt: PteTable, addr: number, end: num
         break;
       }
       f = spt.f[j];
-      t = f & TYPE_MASK;
+      t = pteType(f);
     }
     if (t === T_PRESENT) {
       ret = copyPresentPte(dst, src, spt, dpt, j, a, cow);
@@ -172,14 +173,14 @@ function* copyPteRange(dst: Vma, src: Vma, spt: PteTable, addr: number, end: num
       p.flags[v] &= ~PG_anon_exclusive;
       p.mapcount[v]++;
       if (t === T_DEVICE_PRIVATE_WRITE && cow) {
-        f = (f & ~(TYPE_MASK | _PAGE_SOFT_DIRTY)) | T_DEVICE_PRIVATE_READ;
+        f = pteMkType(f & ~_PAGE_SOFT_DIRTY, T_DEVICE_PRIVATE_READ);
         setPteFlags(spt, j, f, 'copy_nonpresent_pte');
       }
       setPte(dpt, j, v, f & ~_PAGE_UFFD_WP, 'copy_nonpresent_pte');
     } else if (isMigrationType(t)) {
       addMmCounter(dmm, k, head, 1);
       if (t !== T_MIGRATION_READ && cow) {
-        f = (f & ~TYPE_MASK) | T_MIGRATION_READ;
+        f = pteMkType(f, T_MIGRATION_READ);
         setPteFlags(spt, j, f, 'copy_nonpresent_pte');
       }
       setPte(dpt, j, v, f & ~_PAGE_UFFD_WP, 'copy_nonpresent_pte');
@@ -217,7 +218,7 @@ function* copyHugePmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: numbe
     spmd.lock.unlock(s);
   };
   let f = spmd.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   const v = spmd.v[i];
   const head = p.folioPfn(v);
   if (t === T_PRESENT) {
@@ -240,13 +241,13 @@ function* copyHugePmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: numbe
   } else if (isMigrationType(t)) {
     addMmCounter(dmm, k, head, HPAGE_PMD_NR);
     if (t !== T_MIGRATION_READ) {
-      f = (f & ~TYPE_MASK) | T_MIGRATION_READ;
+      f = pteMkType(f, T_MIGRATION_READ);
       setPmdFlags(spmd, i, f, 'copy_huge_pmd');
     }
     setPmdLeaf(dpmd, i, v, f & ~_PAGE_UFFD_WP, 'copy_huge_pmd');
   } else if (t === T_DEVICE_PRIVATE_READ || t === T_DEVICE_PRIVATE_WRITE) {
     if (t === T_DEVICE_PRIVATE_WRITE) {
-      f = (f & ~TYPE_MASK) | T_DEVICE_PRIVATE_READ;
+      f = pteMkType(f, T_DEVICE_PRIVATE_READ);
       setPmdFlags(spmd, i, f, 'copy_huge_non_present_pmd');
     }
     k.warnOnPage(p.order[head] === 0, head, 'copy_huge_non_present_pmd: device-private PMD of a small folio');
@@ -276,7 +277,7 @@ function* copyHugetlbPmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: nu
   const f = spmd.f[i];
   const head = spmd.v[i];
   let ret = 0;
-  if ((f & TYPE_MASK) === T_PRESENT) {
+  if (ptePresent(f)) {
     if ((p.flags[head] & PG_anon) && cow && (p.flags[head] & PG_anon_exclusive) && needsCowForDma(src, head)) {
       const np = k.hugetlb.nrFree() - k.hugetlb.resv > 0 ? k.hugetlb.alloc(k) : -1;
       if (np < 0) ret = -ENOMEM;
@@ -296,7 +297,7 @@ function* copyHugetlbPmd(dst: Vma, src: Vma, spmd: PmdTable, i: number, addr: nu
       }
       setPmdLeaf(dpmd, i, head, cf & ~_PAGE_UFFD_WP, 'copy_hugetlb_page_range');
     }
-  } else if ((f & TYPE_MASK) !== T_NONE) {
+  } else if (!pteNone(f)) {
     setPmdLeaf(dpmd, i, head, f, 'copy_hugetlb_page_range');
   }
   spmd.lock.unlock(s);
@@ -333,10 +334,9 @@ export function* copyPageRange(dst: Vma, src: Vma): K<number> {
         addr = pudAddrEnd(addr, src.end);
         continue;
       }
-      const ps = addr - (addr % PMD_SIZE);
-      const next = Math.min(src.end, ps + PMD_SIZE);
+      const next = pmdAddrEnd(addr, src.end);
       const i = pmdIndex(addr);
-      let t = spmd.f[i] & TYPE_MASK;
+      let t = pteType(spmd.f[i]);
       if (t !== T_NONE && t !== T_TABLE) {
         if (hugetlb) {
           ret = yield* copyHugetlbPmd(dst, src, spmd, i, addr, cow);
@@ -353,7 +353,7 @@ export function* copyPageRange(dst: Vma, src: Vma): K<number> {
           ret = -ENOMEM;
           break;
         }
-        t = spmd.f[i] & TYPE_MASK;
+        t = pteType(spmd.f[i]);
         if (r === 0) {
           addr = next;
           continue;

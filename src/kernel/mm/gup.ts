@@ -47,11 +47,11 @@ import {
   VM_SHARED, VM_SOFTDIRTY, VM_WRITE,
 } from './mm_types.js';
 import {
-  type PmdTable, type PteTable, TYPE_MASK, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW,
-  _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd,
+  type PmdTable, type PteTable, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, _PAGE_SOFT_DIRTY,
+  _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, ptePresent, pmdTransHuge, pteType,
 } from './pgtable.js';
 import {
-  GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_hugetlb,
+  GUP_PIN_COUNTING_BIAS, HPAGE_PMD_NR, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_hugetlb,
   PG_lru,
 } from './page.js';
 import { folioGet, folioPut, folioPutRefs, kasanCheck } from './folio.js';
@@ -381,7 +381,7 @@ function followPagePteLocked(k: Kernel, vma: Vma, addr: number, pt: PteTable, ti
   lockdepAssertHeld(k.sched, pt.ptl, 'follow_page_pte');
   const v = pt.v[ti];
   const f = pt.f[ti];
-  if ((f & TYPE_MASK) !== T_PRESENT) return 0;
+  if (!ptePresent(f)) return 0;
   if ((f & _PAGE_PROTNONE) && !gupCanFollowProtnone(vma, flags)) return 0;
   let page = vmNormalPage(k, vma, addr, v, f);
   if ((flags & FOLL_WRITE) && !canFollowWrite(k, vma, f, page, flags)) return 0;
@@ -420,7 +420,7 @@ function followHugePmdLocked(k: Kernel, vma: Vma, addr: number, pmdT: PmdTable, 
   if (r) return r;
   if ((flags & FOLL_TOUCH) && (flags & FOLL_WRITE) && v !== k.hugeZeroPfn) p.flags[v] |= PG_dirty;
   ctx.pageMask = HPAGE_PMD_NR - 1;
-  return v + (addr % PMD_SIZE) / PAGE_SIZE;
+  return v + pteIndex(addr);
 }
 
 /**
@@ -492,7 +492,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
       const pmdT = pmdTableOf(mm.pgd, start, false);
       if (pmdT !== null) {
         const pi = pmdIndex(start);
-        const t = pmdT.f[pi] & TYPE_MASK;
+        const t = pteType(pmdT.f[pi]);
         if (t === T_TABLE) {
           const pt = pmdT.pte[pi]!;
           if (!pt.ptl.tryFast(s)) yield* pt.ptl.lock(s);
@@ -508,7 +508,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
             continue;
           }
           if (!pmdT.lock.tryFast(s)) yield* pmdT.lock.lock(s);
-          if ((pmdT.f[pi] & TYPE_MASK) !== T_PRESENT) {
+          if (!pmdTransHuge(pmdT.f[pi])) {
             pmdT.lock.unlock(s);
             continue;
           }
@@ -775,14 +775,14 @@ function gupFast(mm: MmStruct, start: number, end: number, flags: number, pages:
     if (pmdT === null) break;
     const pi = pmdIndex(addr);
     const pf = pmdT.f[pi];
-    const pt = pf & TYPE_MASK;
+    const pt = pteType(pf);
     const next = pmdAddrEnd(addr, end);
     if (pt === T_TABLE) {
       const tbl = pmdT.pte[pi]!;
       for (; addr < next; addr += PAGE_SIZE) {
         const ti = pteIndex(addr);
         const f = tbl.f[ti];
-        if ((f & TYPE_MASK) !== T_PRESENT) break walk; /* !pte_access_permitted: not present */
+        if (!ptePresent(f)) break walk; /* !pte_access_permitted: not present */
         if (f & _PAGE_PROTNONE) break walk;
         if (write && !(f & _PAGE_RW)) break walk;
         if (f & _PAGE_SPECIAL) break walk;
@@ -801,7 +801,7 @@ function gupFast(mm: MmStruct, start: number, end: number, flags: number, pages:
       if (write && !(pf & _PAGE_RW)) break;
       if (pf & _PAGE_SPECIAL) break;
       const head = pmdT.v[pi];
-      const first = head + (addr % PMD_SIZE) / PAGE_SIZE;
+      const first = head + pteIndex(addr);
       const refs = (next - addr) / PAGE_SIZE;
       const got = tryGrabFolioFast(k, head, refs, flags);
       if (got < 0) break;

@@ -44,10 +44,11 @@ import { EBUSY, EFAULT, EINVAL, EPERM } from '../errno.js';
 import type { K } from '../sched/sched.js';
 import { type MmStruct, type Vma, VM_HUGETLB, VM_IO, VM_PFNMAP, VM_READ, VM_WRITE } from './mm_types.js';
 import {
-  type PmdTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_NONE, T_PRESENT, T_SWAP, T_TABLE,
-  _PAGE_PROTNONE, _PAGE_RW, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pudAddrEnd,
+  type PmdTable, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_PROTNONE,
+  _PAGE_RW, isDevicePrivateType, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pudAddrEnd, ptePresent,
+  pteType,
 } from './pgtable.js';
-import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE } from './page.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE } from './page.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
 import { type MmuIntervalNotifier, mmuIntervalCheckRetry } from './mmu_notifier.js';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, VM_FAULT_ERROR, handleMmFault, vmNormalPage } from './memory.js';
@@ -280,7 +281,7 @@ function walkTest(w: HmmVmaWalk, vma: Vma, start: number, end: number): number {
 
 /** pte_to_hmm_pfn_flags() on present entry bits. */
 function cpuFlagsOf(f: number): number {
-  if ((f & TYPE_MASK) !== T_PRESENT || (f & _PAGE_PROTNONE)) return 0;
+  if (!ptePresent(f) || (f & _PAGE_PROTNONE)) return 0;
   return f & _PAGE_RW ? HI_VALID | HI_WRITE : HI_VALID;
 }
 
@@ -290,7 +291,7 @@ function handlePmd(w: HmmVmaWalk, addr: number, end: number, pmdPfn: number, f: 
   const required = rangeNeedFault(w, addr, end, cpuHi);
   if (required) return needFault(w, addr, end, required);
   const pfns = w.range.hmmPfns;
-  let pfn = pmdPfn + ((addr % PMD_SIZE) / PAGE_SIZE);
+  let pfn = pmdPfn + pteIndex(addr);
   for (let i = (addr - w.range.start) / PAGE_SIZE; addr < end; addr += PAGE_SIZE, i++, pfn++) setOut(pfns, i, pfn, cpuHi);
   return 0;
 }
@@ -333,7 +334,7 @@ function walkPtes(w: HmmVmaWalk, vma: Vma, pmdT: PmdTable, pi: number, addr: num
     const ti = pteIndex(addr);
     const v = pt.v[ti];
     const f = pt.f[ti];
-    const t = f & TYPE_MASK;
+    const t = pteType(f);
     const req = pfns[i];
     if (t === T_NONE) {
       const required = pteNeedFault(w, req, 0);
@@ -384,7 +385,7 @@ function walkHugetlbEntry(w: HmmVmaWalk, start: number, end: number, v: number, 
   const required = pteNeedFault(w, req, cpuHi);
   if (required) return needFault(w, start, end, required);
   const pfns = w.range.hmmPfns;
-  let pfn = v + ((start % PMD_SIZE) / PAGE_SIZE);
+  let pfn = v + pteIndex(start);
   for (let i = (start - w.range.start) / PAGE_SIZE; start < end; start += PAGE_SIZE, i++, pfn++) setOut(pfns, i, pfn, cpuHi);
   return 0;
 }
@@ -398,7 +399,7 @@ function walkPmdStep(w: HmmVmaWalk, vma: Vma, addr: number, end: number): number
   if (pmdT === null) return walkHole(w, addr, end);
   const pi = pmdIndex(addr);
   const f = pmdT.f[pi];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   if (vma.flags & VM_HUGETLB) {
     // walk_hugetlb_range: an existing slot goes to hugetlb_entry (even none).
     return walkHugetlbEntry(w, addr, end, pmdT.v[pi], t === T_TABLE ? 0 : f);

@@ -15,9 +15,9 @@ import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
 import { EAGAIN } from '../errno.js';
 import {
-  type PmdTable, PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW,
-  _PAGE_SPECIAL, _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
-  pmdIndex, pmdTableOf,
+  type PmdTable, PteTable, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL,
+  _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, pmdNone,
+  pmdIsTable, pteType, pmdAlignDown, pmdAligned, pmdIndex, pmdTableOf,
 } from './pgtable.js';
 import { setPte, setPmdLeaf, setPmdFlags, pmdPopulate, mkPresent, carryBits } from './pte_ops.js';
 import { type Vma, type VmFault, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_HUGETLB } from './mm_types.js';
@@ -46,7 +46,7 @@ export function thpVmaAllowable(vma: Vma, addr: number): boolean {
   if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB))) return false;
   const mode = vma.mm.kernel.config.thp;
   if (mode === 'never' || (mode === 'madvise' && !(vma.flags & VM_HUGEPAGE))) return false;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   return haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end;
 }
 
@@ -64,13 +64,13 @@ export function hugePmdSetAccessed(pmd: PmdTable, i: number, write: boolean): vo
 export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr: number, flags: number): K<number> {
   const mm = vma.mm;
   const k = mm.kernel;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const write = (flags & 1) !== 0; /* FAULT_FLAG_WRITE */
   if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
   if (!write && k.config.thpUseZeroPage) {
     yield* spinLock(k.sched, pmd.lock);
-    if ((pmd.f[i] & TYPE_MASK) === T_NONE) {
+    if (pmdNone(pmd.f[i])) {
       setPmdLeaf(pmd, i, k.hugeZeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED, 'do_huge_pmd_anonymous_page');
       k.vmstat.thp_zero_page_alloc++;
     }
@@ -83,10 +83,10 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
     return VM_FAULT_FALLBACK;
   }
   yield* spinLock(k.sched, pmd.lock);
-  if ((pmd.f[i] & TYPE_MASK) !== T_NONE) {
+  if (!pmdNone(pmd.f[i])) {
     pmd.lock.unlock(k.sched);
     folioPut(k, folio);
-    return (pmd.f[i] & TYPE_MASK) === T_TABLE ? VM_FAULT_FALLBACK : 0;
+    return pmdIsTable(pmd.f[i]) ? VM_FAULT_FALLBACK : 0;
   }
   folioAddNewAnonRmap(k, folio, vma, haddr, true);
   k.lru.add(folio);
@@ -144,7 +144,7 @@ export function* doHugePmdWpPage(vma: Vma, pmd: PmdTable, i: number, addr: numbe
 export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr: number, real: number, flags: number): K<number> {
   const k = vma.mm.kernel;
   const s = k.sched;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const v = pmd.v[i];
   const f = pmd.f[i];
   yield* spinLock(k.sched, pmd.lock);
@@ -171,11 +171,11 @@ export function* doHugePmdDevicePrivate(vma: Vma, pmd: PmdTable, i: number, addr
 /** split_huge_pmd() with its MMU_NOTIFY_CLEAR range, taking the pmd lock. */
 export function* splitHugePmdNotify(vma: Vma, pmd: PmdTable, i: number, addr: number): K<void> {
   const k = vma.mm.kernel;
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const range = mmuNotifierRangeInit(vma.mm, MMU_NOTIFY_CLEAR, haddr, haddr + HPAGE_PMD_SIZE);
   yield* mmuNotifierInvalidateRangeStart(range);
   yield* spinLock(k.sched, pmd.lock);
-  const t = pmd.f[i] & TYPE_MASK;
+  const t = pteType(pmd.f[i]);
   if (t !== T_NONE && t !== T_TABLE) splitHugePmd(vma, pmd, i, addr);
   pmd.lock.unlock(k.sched);
   mmuNotifierInvalidateRangeEnd(range);
@@ -195,11 +195,11 @@ export function splitHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number): 
   const k = vma.mm.kernel;
   const p = k.pages;
   const f = pmd.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   const v = pmd.v[i];
   if (t === T_NONE || t === T_TABLE) return;
   if (vma.flags & VM_HUGETLB) throw new KernelBug('BUG', 'split_huge_pmd on a hugetlb VMA', `${vma}`);
-  const haddr = addr - (addr % HPAGE_PMD_SIZE);
+  const haddr = pmdAlignDown(addr);
   const pt = new PteTable(`ptl@${haddr.toString(16)}`, vma.mm.pgd, haddr);
   k.vmstat.thp_split_pmd++;
   if (t === T_PRESENT && (v === k.hugeZeroPfn || (f & _PAGE_SPECIAL))) {
@@ -274,7 +274,7 @@ function* splitFolioPmdMappings(k: Kernel, head: number): K<void> {
   });
   for (const [vma, addr] of targets) {
     if (p.entireMapcount[head] === 0) break;
-    if (addr % HPAGE_PMD_SIZE !== 0 || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) continue;
+    if (!pmdAligned(addr) || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) continue;
     const pmd = pmdTableOf(vma.mm.pgd, addr, false);
     if (pmd === null) continue;
     const i = pmdIndex(addr);
@@ -290,7 +290,7 @@ function* splitFolioPmdMappings(k: Kernel, head: number): K<void> {
 
 /** Is pmd[i] a present THP PMD or a device-private PMD entry of folio `head`? */
 function pmdMapsFolio(pmd: PmdTable, i: number, head: number): boolean {
-  const t = pmd.f[i] & TYPE_MASK;
+  const t = pteType(pmd.f[i]);
   return pmd.v[i] === head && (t === T_PRESENT || isDevicePrivateType(t));
 }
 

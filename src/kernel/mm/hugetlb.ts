@@ -25,7 +25,7 @@ import type { K } from '../sched/sched.js';
 import { EINVAL, ENOMEM } from '../errno.js';
 import { type AddressSpace, type Vma, VM_MAYSHARE, VM_WRITE, VM_HUGETLB, VM_DONTEXPAND } from './mm_types.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
-import { TYPE_MASK, T_NONE, T_PRESENT, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, pmdIndex, pmdTableOf } from './pgtable.js';
+import { T_NONE, T_PRESENT, _PAGE_RW, _PAGE_DIRTY, _PAGE_ACCESSED, pmdIndex, pmdTableOf, pteType } from './pgtable.js';
 import { setPmdLeaf, setPmdFlags } from './pte_ops.js';
 import { pmdAllocFails } from './pgtable.js';
 import { folioGet, folioPut } from './folio.js';
@@ -166,7 +166,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   const pmd = pmdTableOf(mm.pgd, haddr, true)!;
   const i = pmdIndex(haddr);
   if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
-  const t = pmd.f[i] & TYPE_MASK;
+  const t = pteType(pmd.f[i]);
   if (t === T_NONE) {
     if (as !== null && idx * HPAGE_SIZE >= as.size) {
       pmd.lock.unlock(s);

@@ -26,8 +26,8 @@ import {
   VM_WIPEONFORK, VM_DONTDUMP, VM_SHARED, VM_IO, VM_WRITE,
 } from './mm_types.js';
 import {
-  TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SOFT_DIRTY,
-  _PAGE_SPECIAL, _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf, pmdAddrEnd, pudAddrEnd,
+  T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_ACCESSED, _PAGE_SOFT_DIRTY, _PAGE_SPECIAL,
+  _PAGE_UFFD_WP, pmdIndex, pmdTableOf, pteIndex, pteTableOf, pmdAddrEnd, pudAddrEnd, ptePresent, pmdTransHuge, pteType, pmdAlignUp, pmdAlignDown,
 } from './pgtable.js';
 import { clearPmd, clearPte, setPmdFlags, setPmdLeaf, setPte, setPteFlags } from './pte_ops.js';
 import { _PAGE_SWP_EXCLUSIVE, swapDevice } from './swap.js';
@@ -118,12 +118,11 @@ function* madviseFree(vma: Vma, start: number, end: number): K<void> {
       addr = pudAddrEnd(addr, end);
       continue;
     }
-    const ps = addr - (addr % PMD_SIZE);
-    const next = Math.min(end, ps + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
-    let t = pmd.f[i] & TYPE_MASK;
+    let t = pteType(pmd.f[i]);
     if (t === T_PRESENT && pmd.v[i] !== k.hugeZeroPfn) {
-      if (addr === ps && next === ps + PMD_SIZE) {
+      if (next - addr === PMD_SIZE) {
         yield* spinLock(s, pmd.lock);
         const head = pmd.v[i];
         if (p.entireMapcount[head] === 1 && (p.flags[head] & PG_anon)) {
@@ -138,7 +137,7 @@ function* madviseFree(vma: Vma, start: number, end: number): K<void> {
       // unmap_folio(), whose try_to_migrate() splits the PMD inside a range
       // covering the whole folio); this range covers only [start, end).
       yield* splitHugePmdNotify(vma, pmd, i, addr);
-      t = pmd.f[i] & TYPE_MASK;
+      t = pteType(pmd.f[i]);
     }
     if (t === T_TABLE) {
       const pt = pmd.pte[i]!;
@@ -147,7 +146,7 @@ function* madviseFree(vma: Vma, start: number, end: number): K<void> {
       const j1 = j0 + (next - addr) / PAGE_SIZE;
       for (let j = j0; j < j1; j++) {
         const f = pt.f[j];
-        if ((f & TYPE_MASK) !== T_PRESENT || (f & _PAGE_SPECIAL)) continue;
+        if (!ptePresent(f) || (f & _PAGE_SPECIAL)) continue;
         const pfn = pt.v[j];
         if (pfn === k.zeroPfn) continue;
         const head = p.folioPfn(pfn);
@@ -189,7 +188,7 @@ export function* collapseHugePage(vma: Vma, haddr: number): K<number> {
   const pmd = pmdTableOf(mm.pgd, haddr, false);
   if (pmd === null) return SCAN_FAIL;
   const i = pmdIndex(haddr);
-  const t = pmd.f[i] & TYPE_MASK;
+  const t = pteType(pmd.f[i]);
   if (t === T_PRESENT && pmd.v[i] !== k.hugeZeroPfn) return SCAN_SUCCEED; /* SCAN_PMD_MAPPED */
   if (t !== T_TABLE) return SCAN_FAIL; /* SCAN_PMD_NULL / non-present PMD */
   const pt = pmd.pte[i]!;
@@ -197,7 +196,7 @@ export function* collapseHugePage(vma: Vma, haddr: number): K<number> {
   let present = 0;
   for (let j = 0; j < HPAGE_PMD_NR; j++) {
     const f = pt.f[j];
-    const tt = f & TYPE_MASK;
+    const tt = pteType(f);
     if (tt === T_NONE) continue;
     if (tt !== T_PRESENT) return SCAN_FAIL; /* SCAN_PTE_NON_PRESENT */
     if (f & _PAGE_UFFD_WP) return SCAN_FAIL; /* SCAN_PTE_UFFD_WP */
@@ -223,7 +222,7 @@ export function* collapseHugePage(vma: Vma, haddr: number): K<number> {
   let added = 0;
   for (let j = 0; j < HPAGE_PMD_NR; j++) {
     const f = pt.f[j];
-    const tt = f & TYPE_MASK;
+    const tt = pteType(f);
     if (tt === T_NONE || pt.v[j] === k.zeroPfn) {
       k.contents.zero(np + j);
       added++;
@@ -261,8 +260,8 @@ export function* collapseHugePage(vma: Vma, haddr: number): K<number> {
 function* madviseCollapse(vma: Vma, start: number, end: number): K<number> {
   const k = vma.mm.kernel;
   if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB | VM_SHARED | VM_PFNMAP | VM_IO))) return -EINVAL;
-  const hstart = Math.ceil(start / PMD_SIZE) * PMD_SIZE;
-  const hend = Math.floor(end / PMD_SIZE) * PMD_SIZE;
+  const hstart = pmdAlignUp(start);
+  const hend = pmdAlignDown(end);
   if (hstart >= hend || hstart < vma.start || hend > vma.end) return -EINVAL;
   k.lru.drain();
   let thps = 0;
@@ -358,11 +357,11 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
   // then the folio: what madvise_cold_or_pageout_pte_range() does for a
   // partial range and reclaim does for a whole one without THP_SWAP); its
   // pages are then reclaimed one by one below. A shared or pinned THP stays.
-  for (let a = start - (start % PMD_SIZE); a < end; a += PMD_SIZE) {
+  for (let a = pmdAlignDown(start); a < end; a += PMD_SIZE) {
     const pmd = pmdTableOf(mm.pgd, a, false);
     if (pmd === null) continue;
     const i = pmdIndex(a);
-    if ((pmd.f[i] & TYPE_MASK) !== T_PRESENT || pmd.v[i] === k.hugeZeroPfn) continue;
+    if (!pmdTransHuge(pmd.f[i]) || pmd.v[i] === k.hugeZeroPfn) continue;
     const head = pmd.v[i];
     if (!(p.flags[head] & PG_anon) || p.folioMapcount(head) !== 1) continue; /* folio_maybe_mapped_shared() */
     folioGet(k, head);
@@ -390,7 +389,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
     const f = pt.f[j];
     const pfn = pt.v[j];
     let ok = false;
-    if ((f & TYPE_MASK) === T_PRESENT && !(f & _PAGE_SPECIAL) && pfn !== k.zeroPfn && p.pgmap[pfn] === 0) {
+    if (ptePresent(f) && !(f & _PAGE_SPECIAL) && pfn !== k.zeroPfn && p.pgmap[pfn] === 0) {
       const head = p.folioPfn(pfn);
       if ((p.flags[head] & PG_anon) && p.order[head] === 0 && p.mapcount[pfn] === 1) {
         setPteFlags(pt, j, f & ~_PAGE_ACCESSED, 'madvise_cold_or_pageout_pte_range'); /* ptep_clear_flush_young_notify() */
@@ -408,7 +407,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
     }
     const pt = pteTableOf(mm.pgd, addr);
     const j = pteIndex(addr);
-    const mapped = pt !== null && (pt.f[j] & TYPE_MASK) === T_PRESENT && pt.v[j] === pfn;
+    const mapped = pt !== null && ptePresent(pt.f[j]) && pt.v[j] === pfn;
     // Only the mapping and the isolation may hold it (no GUP pin, no other
     // reference): __remove_mapping()'s refcount freeze, checked up front.
     const slot = mapped && p.refcount[pfn] === 2 && !folioMaybeDmaPinned(k, pfn) ? swap.allocSlot() : -1;
@@ -421,7 +420,7 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
     yield* mmuNotifierInvalidateRangeStart(range);
     yield* spinLock(s, pt!.ptl);
     const f = pt!.f[j];
-    if ((f & TYPE_MASK) !== T_PRESENT || pt!.v[j] !== pfn || p.refcount[pfn] !== 2) {
+    if (!ptePresent(f) || pt!.v[j] !== pfn || p.refcount[pfn] !== 2) {
       // Changed while the locks were dropped: keep the page.
       pt!.ptl.unlock(s);
       mmuNotifierInvalidateRangeEnd(range);

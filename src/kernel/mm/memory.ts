@@ -15,10 +15,9 @@
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import {
-  type PteTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED,
-  _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, _PAGE_PROTNONE, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isDevicePrivateType,
-  isMigrationType, pmdIndex, pmdTableOf,
-  pteIndex, pteTableAlloc, pteTableOf,
+  type PteTable, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_NONE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY,
+  _PAGE_RW, _PAGE_SPECIAL, _PAGE_PROTNONE, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isDevicePrivateType, isMigrationType,
+  pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pteTableOf, ptePresent, pteNone, isDeviceExclusiveEntry, pteType,
 } from './pgtable.js';
 import { setPte, setPteFlags, mkPresent, carryBits } from './pte_ops.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
@@ -57,7 +56,7 @@ import {
  * mappings (the zero pfn, VM_PFNMAP pfns, _PAGE_SPECIAL entries).
  */
 export function vmNormalPage(k: Kernel, _vma: Vma, _addr: number, v: number, f: number): number {
-  if ((f & TYPE_MASK) !== T_PRESENT) return -1;
+  if (!ptePresent(f)) return -1;
   if (f & _PAGE_SPECIAL) return -1;
   if (v === k.zeroPfn) return -1;
   return v;
@@ -86,7 +85,7 @@ export function* handleMmFault(vma: Vma, address: number, flags: number): K<numb
   if (pmdAllocFails(k, mm.pgd, addr)) return VM_FAULT_OOM; /* pud_alloc / pmd_alloc */
   const pmd = pmdTableOf(mm.pgd, addr, true)!;
   const pi = pmdIndex(addr);
-  const pt = pmd.f[pi] & TYPE_MASK;
+  const pt = pteType(pmd.f[pi]);
   if (pt === T_NONE) {
     if (thpVmaAllowable(vma, addr)) {
       const r = yield* doHugePmdAnonymousPage(vma, pmd, pi, addr, flags);
@@ -118,7 +117,7 @@ export function* handleMmFault(vma: Vma, address: number, flags: number): K<numb
 
 function* handlePteFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number, flags: number): K<number> {
   const f = pt.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   if (t === T_NONE) {
     if (vma.isAnon()) return yield* doAnonymousPage(vma, pt, i, addr, flags);
     return yield* doFault(vma, pt, i, addr, real, flags);
@@ -148,7 +147,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   const s = k.sched;
   if (!(flags & FAULT_FLAG_WRITE)) {
     yield* spinLock(k.sched, pt.ptl);
-    if ((pt.f[i] & TYPE_MASK) === T_NONE) setPte(pt, i, k.zeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED, 'do_anonymous_page');
+    if (pteNone(pt.f[i])) setPte(pt, i, k.zeroPfn, T_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED, 'do_anonymous_page');
     pt.ptl.unlock(s);
     return 0;
   }
@@ -157,7 +156,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   const pfn = k.buddy.alloc(0, __GFP_ZERO, 'anon_fault');
   if (pfn < 0) return VM_FAULT_OOM;
   yield* spinLock(k.sched, pt.ptl);
-  if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
+  if (!pteNone(pt.f[i])) {
     pt.ptl.unlock(s);
     folioPut(k, pfn);
     return 0;
@@ -215,7 +214,7 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
     k.contents.copy(np, page);
     folioPut(k, page);
     yield* spinLock(k.sched, pt.ptl);
-    if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
+    if (!pteNone(pt.f[i])) {
       pt.ptl.unlock(s);
       folioPut(k, np);
       return 0;
@@ -228,7 +227,7 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
     return 0;
   }
   yield* spinLock(k.sched, pt.ptl);
-  if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
+  if (!pteNone(pt.f[i])) {
     pt.ptl.unlock(s);
     folioPut(k, page);
     return 0;
@@ -428,7 +427,7 @@ function* doSwapPage(vma: Vma, pt: PteTable, i: number, addr: number, real: numb
   const s = k.sched;
   const v = pt.v[i];
   const f = pt.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   if (isMigrationType(t)) {
     yield* migrationEntryWait(mm, pt, i);
     return 0;
@@ -531,7 +530,7 @@ export function tryRestoreExclusivePte(vma: Vma, addr: number, pt: PteTable, i: 
   const k = vma.mm.kernel;
   const pfn = pt.v[i];
   const f = pt.f[i];
-  if ((f & TYPE_MASK) !== T_DEVICE_EXCLUSIVE) throw new KernelBug('BUG', 'try_restore_exclusive_pte: not a device-exclusive entry', `${vma} addr 0x${addr.toString(16)}`);
+  if (!isDeviceExclusiveEntry(f)) throw new KernelBug('BUG', 'try_restore_exclusive_pte: not a device-exclusive entry', `${vma} addr 0x${addr.toString(16)}`);
   if (!folioTrylock(k, pfn)) return -EBUSY;
   restoreExclusivePte(vma, pfn, addr, pt, i, f);
   folioUnlock(k, pfn);

@@ -28,9 +28,9 @@ import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY } from '../errno.js';
 import {
-  type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE,
-  T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType,
-  pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pteTableOf,
+  type PmdTable, type PteTable, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE,
+  T_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType, pmdIndex,
+  pmdTableOf, pteIndex, pteTableAlloc, pteTableOf, ptePresent, pteType, _PAGE_PROTNONE, isMigrationEntry, isPmdMigrationEntry, pmdAligned, pmdAlignDown, T_TABLE,
 } from './pgtable.js';
 import { clearPmd, setPte, setPmdLeaf } from './pte_ops.js';
 import {
@@ -60,7 +60,7 @@ export const TTU_USE_SHARED_ZEROPAGE = 0x100;
  * non-present entry).
  */
 export function migrationEntryBits(oldF: number): number {
-  const present = (oldF & TYPE_MASK) === T_PRESENT;
+  const present = ptePresent(oldF);
   return (oldF & (_PAGE_SOFT_DIRTY | _PAGE_UFFD_WP)) | (present ? oldF & (_PAGE_ACCESSED | _PAGE_DIRTY) : 0);
 }
 
@@ -78,7 +78,7 @@ export function migrationEntryBits(oldF: number): number {
 function removeMigrationPte(k: Kernel, vma: Vma, addr: number, pt: PteTable, i: number, src: number, dst: number): void {
   const p = k.pages;
   const old = pt.f[i];
-  const t = old & TYPE_MASK;
+  const t = pteType(old);
   const idx = pt.v[i] - src;
   const npfn = dst + idx;
   folioGet(k, dst);
@@ -110,7 +110,7 @@ function removeMigrationPte(k: Kernel, vma: Vma, addr: number, pt: PteTable, i: 
 function removeMigrationPmd(k: Kernel, vma: Vma, haddr: number, pmd: PmdTable, i: number, dst: number): void {
   const p = k.pages;
   const old = pmd.f[i];
-  const t = old & TYPE_MASK;
+  const t = pteType(old);
   folioGet(k, dst);
   const write = t === T_MIGRATION_WRITE;
   let f = T_PRESENT;
@@ -130,11 +130,11 @@ function removeMigrationPmd(k: Kernel, vma: Vma, haddr: number, pmd: PmdTable, i
 function removeMigrationPtesVma(k: Kernel, vma: Vma, addr: number, src: number, dst: number, nr: number): number {
   const mm = vma.mm;
   // PMD-level migration entry for the whole folio (page_vma_mapped_walk, PVMW_MIGRATION).
-  if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
+  if (nr === HPAGE_PMD_NR && pmdAligned(addr)) {
     const pmd = pmdTableOf(mm.pgd, addr, false);
     if (pmd !== null) {
       const i = pmdIndex(addr);
-      if (isMigrationType(pmd.f[i] & TYPE_MASK) && pmd.v[i] === src) {
+      if (isPmdMigrationEntry(pmd.f[i]) && pmd.v[i] === src) {
         removeMigrationPmd(k, vma, addr, pmd, i, dst);
         return 1;
       }
@@ -147,7 +147,7 @@ function removeMigrationPtesVma(k: Kernel, vma: Vma, addr: number, src: number, 
     const pt = pteTableOf(mm.pgd, a);
     if (pt === null) continue;
     const i = pteIndex(a);
-    const t = pt.f[i] & TYPE_MASK;
+    const t = pteType(pt.f[i]);
     if (!isMigrationType(t)) continue;
     const v = pt.v[i];
     if (v < src || v >= src + nr) continue;
@@ -209,11 +209,11 @@ function checkPmdMigrationOverSmall(k: Kernel, vma: Vma, addr: number, src: numb
   const pmd = pmdTableOf(vma.mm.pgd, addr, false);
   if (pmd === null) return;
   const i = pmdIndex(addr);
-  if (!isMigrationType(pmd.f[i] & TYPE_MASK)) return;
+  if (!isPmdMigrationEntry(pmd.f[i])) return;
   const head = pmd.v[i];
   if (src < head || src >= head + HPAGE_PMD_NR) return;
   pageBug(k, 'BUG', 'remove_migration_pte: PMD migration entry over an order-0 folio', dst,
-    `VM_BUG_ON_FOLIO(folio_test_hugetlb(folio) || !folio_test_pmd_mappable(folio)): the PMD migration entry of pfn 0x${head.toString(16)} at 0x${(addr - (addr % (HPAGE_PMD_NR * 4096))).toString(16)} in mm #${vma.mm.id} covers src pfn 0x${src.toString(16)}, a folio split by folio_split_unmapped() while this mapping stayed a PMD`);
+    `VM_BUG_ON_FOLIO(folio_test_hugetlb(folio) || !folio_test_pmd_mappable(folio)): the PMD migration entry of pfn 0x${head.toString(16)} at 0x${pmdAlignDown(addr).toString(16)} in mm #${vma.mm.id} covers src pfn 0x${src.toString(16)}, a folio split by folio_split_unmapped() while this mapping stayed a PMD`);
 }
 
 /**
@@ -228,7 +228,7 @@ function removeMigrationPteSmall(k: Kernel, vma: Vma, addr: number, src: number,
     return 0;
   }
   const i = pteIndex(addr);
-  if (!isMigrationType(pt.f[i] & TYPE_MASK) || pt.v[i] !== src) return 0;
+  if (!isMigrationEntry(pt.f[i]) || pt.v[i] !== src) return 0;
   removeMigrationPte(k, vma, addr, pt, i, src, dst);
   return 1;
 }
@@ -244,20 +244,20 @@ function removeMigrationPteSmall(k: Kernel, vma: Vma, addr: number, src: number,
 export function* migrationEntryWait(mm: MmStruct, pt: PteTable, i: number): K<void> {
   mmapAssertLocked(mm, 'migration_entry_wait');
   const v = pt.v[i];
-  const t = pt.f[i] & TYPE_MASK;
+  const t = pteType(pt.f[i]);
   if (!isMigrationType(t)) return;
   const s = mm.kernel.sched;
   if (s.exploring) yield s.point('migration_entry_wait', v);
-  yield* waitUntil(s, `migration_entry_wait(pfn ${v})`, () => !isMigrationType(pt.f[i] & TYPE_MASK) || pt.v[i] !== v, v);
+  yield* waitUntil(s, `migration_entry_wait(pfn ${v})`, () => !isMigrationEntry(pt.f[i]) || pt.v[i] !== v, v);
 }
 
 /** pmd_migration_entry_wait(): the PMD-level migration entry variant. */
 export function* pmdMigrationEntryWait(mm: MmStruct, pmd: PmdTable, i: number): K<void> {
   const v = pmd.v[i];
-  if (!isMigrationType(pmd.f[i] & TYPE_MASK)) return;
+  if (!isPmdMigrationEntry(pmd.f[i])) return;
   const s = mm.kernel.sched;
   if (s.exploring) yield s.point('pmd_migration_entry_wait', v);
-  yield* waitUntil(s, `pmd_migration_entry_wait(pfn ${v})`, () => !isMigrationType(pmd.f[i] & TYPE_MASK) || pmd.v[i] !== v, v);
+  yield* waitUntil(s, `pmd_migration_entry_wait(pfn ${v})`, () => !isPmdMigrationEntry(pmd.f[i]) || pmd.v[i] !== v, v);
 }
 
 /**
@@ -360,7 +360,7 @@ export function splitPmdMigrationEntry(k: Kernel, vma: Vma, haddr: number): bool
   if (pmd === null) return false;
   const i = pmdIndex(haddr);
   const f = pmd.f[i];
-  if (!isMigrationType(f & TYPE_MASK)) return false;
+  if (!isMigrationEntry(f)) return false;
   const head = pmd.v[i];
   // pmd_populate() with the deposited table: the PMD becomes a table pointer.
   clearPmd(pmd, i, '__split_huge_pmd_locked');

@@ -18,9 +18,10 @@
  * migrate_device_finalize(); plus migrate_device_coherent_folio() for GUP.
  *
  * src/dst entries are numbers `pfn * 64 + flags` (the kernel's
- * `pfn << MIGRATE_PFN_SHIFT | flags`) kept in Float64Arrays; flags are
- * tested and changed with arithmetic on `v % 64`, never with 32-bit bit
- * operations on the whole value.
+ * `pfn << MIGRATE_PFN_SHIFT | flags`) kept in Float64Arrays; they are built,
+ * tested and changed only through migrate_pfn.ts (migratePfn, mpfnMake,
+ * mpfnHas, mpfnSet, mpfnClear), never with arithmetic or 32-bit bit
+ * operations on the whole value here.
  *
  * Reference ledger of a migrating source page (see the spec, section 2):
  * collect takes a reference (folio_get), installs a migration entry and
@@ -38,9 +39,9 @@ import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY, EINVAL, ENOENT } from '../errno.js';
 import {
-  type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ,
+  type PmdTable, type PteTable, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ,
   T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, T_NONE, T_PRESENT, T_TABLE, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL,
-  isDevicePrivateType, pmdIndex, pudIndex, pgdIndex, pteIndex, pteTableAlloc, pmdTableOf,
+  isDevicePrivateType, pmdIndex, pudIndex, pgdIndex, pteIndex, pteTableAlloc, pmdTableOf, pmdNone, pmdIsTable, pteType, pmdAligned, pgdAddrEnd, pudAddrEnd, pmdAddrEnd,
 } from './pgtable.js';
 import { clearPte, setPmdLeaf, setPte } from './pte_ops.js';
 import {
@@ -169,8 +170,8 @@ function collectSkip(w: Walk, start: number, end: number): number {
 function collectHole(w: Walk, start: number, end: number): number {
   const mv = w.mv;
   if (!mv.vma!.isAnon()) return collectSkip(w, start, end);
-  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && start % HPAGE_PMD_SIZE === 0 && end % HPAGE_PMD_SIZE === 0) {
-    emit(w, MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && pmdAligned(start) && pmdAligned(end)) {
+    emit(w, MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
     mv.cpages++;
     return collectSkip(w, start + PAGE_SIZE, end);
   }
@@ -234,7 +235,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   const s = k.sched;
   if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
   const f = pmd.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   let write = 0;
   let folio: number;
   if (t === T_NONE) {
@@ -273,8 +274,8 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
     folioPut(k, folio);
     return collectSkip(w, start, end);
   }
-  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && start % HPAGE_PMD_SIZE === 0 && end % HPAGE_PMD_SIZE === 0) {
-    emit(w, migratePfn(folio) + write + MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
+  if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && pmdAligned(start) && pmdAligned(end)) {
+    emit(w, mpfnMake(folio, MIGRATE_PFN_VALID | write | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND));
     mv.cpages++;
     if (setPmdMigrationEntry(k, pmd, i, folio) === 0) {
       collectSkip(w, start + PAGE_SIZE, end);
@@ -297,7 +298,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   if (w.faultFolio !== folio) folioUnlock(k, folio);
   folioPut(k, folio);
   if (ret !== 0) return collectSkip(w, start, end);
-  if ((pmd.f[i] & TYPE_MASK) === T_NONE) return collectHole(w, start, end);
+  if (pmdNone(pmd.f[i])) return collectHole(w, start, end);
   return -ENOENT;
 }
 
@@ -314,19 +315,19 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
   const hist = k.config.historical;
   let addr = start;
   again: for (;;) {
-    if ((pmd.f[i] & TYPE_MASK) !== T_TABLE) {
+    if (!pmdIsTable(pmd.f[i])) {
       const ret = yield* collectHugePmd(w, pmd, i, start, end);
       if (ret === -EAGAIN) continue again;
       if (ret === 0) return;
     }
-    const pt: PteTable | null = (pmd.f[i] & TYPE_MASK) === T_TABLE ? pmd.pte[i] : null;
+    const pt: PteTable | null = pmdIsTable(pmd.f[i]) ? pmd.pte[i] : null;
     if (pt === null) continue again;
     if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
     for (; addr < end; addr += PAGE_SIZE) {
       const j = pteIndex(addr);
       const f = pt.f[j];
       const v = pt.v[j];
-      const t = f & TYPE_MASK;
+      const t = pteType(f);
       let mpfn = 0;
       let page = -1;
       if (t === T_NONE) {
@@ -359,7 +360,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
           }
           continue again;
         }
-        mpfn = migratePfn(page) + MIGRATE_PFN_MIGRATE + (t === T_DEVICE_PRIVATE_WRITE ? MIGRATE_PFN_WRITE : 0);
+        mpfn = mpfnMake(page, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (t === T_DEVICE_PRIVATE_WRITE ? MIGRATE_PFN_WRITE : 0));
       } else {
         const pfn = v;
         if (pfn === k.zeroPfn && ((mv.flags & MIGRATE_VMA_SELECT_SYSTEM) || hist.zero_pfn_without_select_system)) {
@@ -389,7 +390,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
           }
           continue again;
         }
-        mpfn = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (f & _PAGE_RW ? MIGRATE_PFN_WRITE : 0);
+        mpfn = mpfnMake(pfn, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (f & _PAGE_RW ? MIGRATE_PFN_WRITE : 0));
       }
       if (page < 0 || p.mapping[page] === 0) {
         emit(w, 0);
@@ -426,11 +427,6 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
   }
 }
 
-/** End of the page-table span of the given size containing addr. */
-function spanEnd(addr: number, size: number): number {
-  return (Math.floor(addr / size) + 1) * size;
-}
-
 /**
  * migrate_vma_collect(): one MMU_NOTIFY_MIGRATE invalidation (owner =
  * pgmap_owner, so the owning driver can skip its own device-private
@@ -444,28 +440,26 @@ function* migrateVmaCollect(w: Walk): K<void> {
   const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_MIGRATE, mv.start, mv.end, mv.pgmapOwner);
   yield* mmuNotifierInvalidateRangeStart(range);
   const pgd = mm.pgd;
-  const PUD_SPAN = HPAGE_PMD_SIZE * 512;
-  const PGD_SPAN = PUD_SPAN * 512;
   let addr = mv.start;
   const end = mv.end;
   while (addr < end) {
     const pud = pgd.pud[pgdIndex(addr)];
     if (pud === null) {
-      const next = Math.min(spanEnd(addr, PGD_SPAN), end);
+      const next = pgdAddrEnd(addr, end);
       collectHole(w, addr, next);
       addr = next;
       continue;
     }
     const pmd = pud.pmd[pudIndex(addr)];
     if (pmd === null) {
-      const next = Math.min(spanEnd(addr, PUD_SPAN), end);
+      const next = pudAddrEnd(addr, end);
       collectHole(w, addr, next);
       addr = next;
       continue;
     }
-    const next = Math.min(spanEnd(addr, HPAGE_PMD_SIZE), end);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
-    if ((pmd.f[i] & TYPE_MASK) === T_NONE) collectHole(w, addr, next);
+    if (pmdNone(pmd.f[i])) collectHole(w, addr, next);
     else yield* collectPmd(w, pmd, i, addr, next);
     addr = next;
   }
@@ -696,7 +690,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       if ((yield* migrateVmaInsertHugePmdPage(k, mv, addr, folio, idx, pmd, i)) !== 0) break abort;
       return;
     }
-    const t = pmd.f[i] & TYPE_MASK;
+    const t = pteType(pmd.f[i]);
     if (t === T_PRESENT) {
       if (pmd.v[i] !== k.hugeZeroPfn) break abort;
       yield* splitHugePmdNotify(vma, pmd, i, addr);
@@ -720,7 +714,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
     }
     if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
     const j = pteIndex(addr);
-    const ot = pt.f[j] & TYPE_MASK;
+    const ot = pteType(pt.f[j]);
     if (ot === T_PRESENT) {
       if (pt.v[j] !== k.zeroPfn) {
         pt.ptl.unlock(s);
@@ -757,7 +751,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
   const mm = vma.mm;
   const p = k.pages;
   const s = k.sched;
-  if (addr % HPAGE_PMD_SIZE !== 0 || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) return -EINVAL;
+  if (!pmdAligned(addr) || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) return -EINVAL;
   anonVmaPrepare(k, vma);
   if (p.order[folio] !== HPAGE_PMD_ORDER) {
     pageBug(k, 'BUG', 'migrate_vma_pages: MIGRATE_PFN_COMPOUND dst is not a PMD-sized folio', folio, `dst[${idx}] has order ${p.order[folio]}`);
@@ -772,7 +766,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
     if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
-    const t = pmd.f[i] & TYPE_MASK;
+    const t = pteType(pmd.f[i]);
     if (!(t === T_PRESENT && pmd.v[i] === k.hugeZeroPfn) && t !== T_NONE) {
       pmd.lock.unlock(s);
       break abort;
@@ -1113,7 +1107,7 @@ function migrateDevicePfnLock(k: Kernel, pfn: number): number {
     folioPut(k, pfn);
     return 0;
   }
-  return migratePfn(pfn) + MIGRATE_PFN_MIGRATE;
+  return mpfnMake(pfn, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE);
 }
 
 /**
@@ -1199,7 +1193,7 @@ export function* migrateDeviceCoherentFolio(k: Kernel, head: number): K<number> 
   yield* folioLock(k, head);
   const src = new Float64Array(1);
   const dst = new Float64Array(1);
-  src[0] = migratePfn(head) + MIGRATE_PFN_MIGRATE;
+  src[0] = mpfnMake(head, MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE);
   yield* migrateDeviceUnmap(k, src, 1, -1);
   if (!mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) return -EBUSY;
   const d = k.buddy.alloc(0, __GFP_NOWARN, 'migrate_device_coherent_folio');

@@ -34,7 +34,7 @@ import { folioPut, folioTrylock, folioUnlock, folioGet } from './folio.js';
 import { folioMigrateFlags, folioMigrateMapping, folioCopy, removeMigrationPtes, TTU_BATCH_FLUSH } from './migrate.js';
 import { tryToMigrate } from './rmap_migrate.js';
 import { runSync } from '../sched/sched.js';
-import { T_PRESENT, T_TABLE, TYPE_MASK, _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pteTableOf } from './pgtable.js';
+import { T_PRESENT, T_TABLE, _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pteTableOf, ptePresent, pteType } from './pgtable.js';
 import { VM_HUGETLB, VM_IO, VM_PFNMAP, type MmStruct } from './mm_types.js';
 import { migratorCopyBatch } from './migrate_offload.js';
 
@@ -225,13 +225,13 @@ function folioWalk(k: Kernel, mm: MmStruct, addr: number): number {
   const pmd = pmdTableOf(mm.pgd, addr, false);
   if (pmd === null) return -1;
   const i = pmdIndex(addr);
-  const t = pmd.f[i] & TYPE_MASK;
-  if (t === T_PRESENT) return pmd.v[i] + ((addr >>> 12) & (HPAGE_PMD_NR - 1));
+  const t = pteType(pmd.f[i]);
+  if (t === T_PRESENT) return pmd.v[i] + pteIndex(addr);
   if (t !== T_TABLE) return -1;
   const pt = pteTableOf(mm.pgd, addr);
   if (pt === null) return -1;
   const j = pteIndex(addr);
-  if ((pt.f[j] & TYPE_MASK) !== T_PRESENT) return -1;
+  if (!ptePresent(pt.f[j])) return -1;
   if ((pt.f[j] & _PAGE_SPECIAL) && pt.v[j] !== k.zeroPfn) return -1; /* vm_normal_page() == NULL */
   return pt.v[j];
 }

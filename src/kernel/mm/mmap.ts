@@ -21,7 +21,7 @@ import {
   VM_MAYSHARE, VM_GROWSDOWN, VM_LOCKED, VM_NORESERVE, VM_HUGETLB, VM_DONTEXPAND, VM_ACCOUNT, VM_SOFTDIRTY,
 } from './mm_types.js';
 import { PAGE_SIZE, PMD_SIZE } from './page.js';
-import { TYPE_MASK, T_NONE, T_TABLE, pmdIndex, pmdTableOf } from './pgtable.js';
+import { T_NONE, T_TABLE, pmdIndex, pmdTableOf, pteType, pmdAligned, pmdAlignUp } from './pgtable.js';
 import { MMU_NOTIFY_UNMAP, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { unmapPageRange, ZAP_UNMAP } from './zap.js';
 import { splitHugePmdNotify } from './huge_memory.js';
@@ -176,11 +176,11 @@ export function* splitVma(vma: Vma, addr: number): K<Vma | number> {
   if (addr <= vma.start || addr >= vma.end) return vma;
   if ((vma.flags & VM_HUGETLB) && addr % HPAGE_SIZE !== 0) return -EINVAL;
   if (vma.mm.kernel.shouldFail('vm_area_dup')) return -ENOMEM; /* new = vm_area_dup(vma) */
-  if (addr % PMD_SIZE !== 0 && !(vma.flags & VM_HUGETLB)) {
+  if (!pmdAligned(addr) && !(vma.flags & VM_HUGETLB)) {
     const pmd = pmdTableOf(vma.mm.pgd, addr, false);
     if (pmd !== null) {
       const i = pmdIndex(addr);
-      const t = pmd.f[i] & TYPE_MASK;
+      const t = pteType(pmd.f[i]);
       if (t !== T_NONE && t !== T_TABLE) yield* splitHugePmdNotify(vma, pmd, i, addr);
     }
   }
@@ -270,12 +270,12 @@ export function getUnmappedArea(mm: MmStruct, hugetlb: boolean, addr: number, le
       const low = Math.max(PAGE_SIZE, mm.mmapMin);
       if (hugetlb) {
         res = unmappedAreaTopdown(mm, len, low, mm.mmapBase, HPAGE_SIZE);
-      } else if (!addr && anonPrivate && len % PMD_SIZE === 0) {
+      } else if (!addr && anonPrivate && pmdAligned(len)) {
         // thp_get_unmapped_area_vmflags(): search len + PMD_SIZE, then align.
         const r = unmappedAreaTopdown(mm, len + PMD_SIZE, low, mm.mmapBase);
         if (r < 0) res = unmappedAreaTopdown(mm, len, low, mm.mmapBase);
         else {
-          const offSub = (PMD_SIZE - (r % PMD_SIZE)) % PMD_SIZE;
+          const offSub = pmdAlignUp(r) - r; /* (off - ret) & (size - 1), off = 0 */
           res = offSub === 0 ? r + PMD_SIZE : r + offSub;
         }
       } else {

@@ -24,8 +24,8 @@ import type { MmStruct } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
 import { KernelBug } from '../printk.js';
 import {
-  describeEntry, TYPE_MASK, T_PRESENT, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_TABLE,
-  _PAGE_RW, _PAGE_PROTNONE,
+  describeEntry, T_PRESENT, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_TABLE, _PAGE_RW,
+  _PAGE_PROTNONE, pteType,
 } from './pgtable.js';
 import { type Lockdep, MMU_NOTIFIER_MAP } from '../sched/lockdep.js';
 import { ENOMEM } from '../errno.js';
@@ -302,8 +302,8 @@ export function mmuNotifierRelease(mm: MmStruct): void {
  */
 
 function needsInvalidation(ov: number, of: number, v: number, f: number): boolean {
-  const ot = of & TYPE_MASK;
-  const nt = f & TYPE_MASK;
+  const ot = pteType(of);
+  const nt = pteType(f);
   switch (ot) {
     case T_PRESENT:
       if (nt !== T_PRESENT || v !== ov) return true;

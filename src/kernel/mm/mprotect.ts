@@ -25,9 +25,9 @@ import {
   VM_ACCOUNT, VM_NORESERVE,
 } from './mm_types.js';
 import {
-  type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
+  type PteTable, T_NONE, T_PRESENT, T_TABLE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
   T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE, T_MIGRATION_WRITE, _PAGE_RW, _PAGE_PROTNONE, _PAGE_SOFT_DIRTY,
-  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd,
+  _PAGE_SPECIAL, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd, pteNone, ptePresent, pteType, pteMkType, pmdAddrEnd,
 } from './pgtable.js';
 import { PAGE_SIZE, PMD_SIZE, PG_anon, PG_anon_exclusive } from './page.js';
 import { setPteFlags, setPmdFlags } from './pte_ops.js';
@@ -63,7 +63,7 @@ function canChangeWritable(c: ChangeCtx, f: number, pfn: number): boolean {
 
 /** The new flags of one entry (PTE or PMD leaf); returns f unchanged when nothing changes. */
 function changeEntry(c: ChangeCtx, v: number, f: number): number {
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   switch (t) {
     case T_PRESENT: {
       let nf = f & ~(_PAGE_RW | _PAGE_PROTNONE);
@@ -75,11 +75,11 @@ function changeEntry(c: ChangeCtx, v: number, f: number): number {
       return nf;
     }
     case T_DEVICE_PRIVATE_WRITE:
-      return (f & ~(TYPE_MASK | _PAGE_SOFT_DIRTY)) | T_DEVICE_PRIVATE_READ;
+      return pteMkType(f & ~_PAGE_SOFT_DIRTY, T_DEVICE_PRIVATE_READ);
     case T_MIGRATION_WRITE: {
       const p = c.k.pages;
       const anon = (p.flags[p.folioPfn(v)] & PG_anon) !== 0;
-      return (f & ~TYPE_MASK) | (anon ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ);
+      return pteMkType(f, anon ? T_MIGRATION_READ_EXCLUSIVE : T_MIGRATION_READ);
     }
     default:
       return f;
@@ -93,7 +93,7 @@ function* changePteRange(c: ChangeCtx, pt: PteTable, start: number, end: number)
   const j1 = j0 + (end - start) / PAGE_SIZE;
   for (let j = j0; j < j1; j++) {
     const f = pt.f[j];
-    if ((f & TYPE_MASK) === T_NONE) continue;
+    if (pteNone(f)) continue;
     const nf = changeEntry(c, pt.v[j], f);
     if (nf !== f) {
       setPteFlags(pt, j, nf, 'change_pte_range');
@@ -129,21 +129,20 @@ export function* changeProtection(vma: Vma, start: number, end: number, tryWrita
       addr = pudAddrEnd(addr, end);
       continue;
     }
-    const pmdStart = addr - (addr % PMD_SIZE);
-    const next = Math.min(end, pmdStart + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
-    let t = pmd.f[i] & TYPE_MASK;
+    let t = pteType(pmd.f[i]);
     if (t !== T_NONE && range === null) {
       range = mmuNotifierRangeInit(mm, MMU_NOTIFY_PROTECTION_VMA, addr, end);
       yield* mmuNotifierInvalidateRangeStart(range);
     }
     if (t !== T_NONE && t !== T_TABLE) {
-      if ((addr === pmdStart && next === pmdStart + PMD_SIZE) || (vma.flags & VM_HUGETLB)) {
+      if (next - addr === PMD_SIZE || (vma.flags & VM_HUGETLB)) {
         yield* spinLock(s, pmd.lock);
         // change_huge_pmd() / hugetlb_change_protection()
         const f = pmd.f[i];
         let nf = changeEntry(c, pmd.v[i], f);
-        if ((vma.flags & VM_HUGETLB) && (f & TYPE_MASK) === T_PRESENT && !c.protnone && c.write && (vma.flags & VM_SHARED)) nf |= _PAGE_RW;
+        if ((vma.flags & VM_HUGETLB) && ptePresent(f) && !c.protnone && c.write && (vma.flags & VM_SHARED)) nf |= _PAGE_RW;
         if (nf !== f) {
           setPmdFlags(pmd, i, nf, vma.flags & VM_HUGETLB ? 'hugetlb_change_protection' : 'change_huge_pmd');
           c.pages += 512;
@@ -155,7 +154,7 @@ export function* changeProtection(vma: Vma, start: number, end: number, tryWrita
       // __split_huge_pmd(), with its own MMU_NOTIFY_CLEAR range over the
       // whole PMD (this range may cover only part of it).
       yield* splitHugePmdNotify(vma, pmd, i, addr);
-      t = pmd.f[i] & TYPE_MASK;
+      t = pteType(pmd.f[i]);
     }
     if (t === T_TABLE) yield* changePteRange(c, pmd.pte[i]!, addr, next);
     addr = next;

@@ -21,7 +21,8 @@ import type { K } from '../sched/sched.js';
 import { EINVAL, EFAULT, ENOMEM } from '../errno.js';
 import { type MmStruct, Vma, VM_SHARED, VM_MAYSHARE, VM_DONTEXPAND, VM_PFNMAP, VM_HUGETLB, VM_LOCKED } from './mm_types.js';
 import {
-  type PmdTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_SOFT_DIRTY, isMigrationType, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc,
+  type PmdTable, T_NONE, T_PRESENT, T_TABLE, _PAGE_SOFT_DIRTY, isMigrationType, pmdIndex, pmdTableOf, pteIndex,
+  pteTableAlloc, pmdNone, pmdIsTable, pteNone, pteType, pmdSpanEnd,
 } from './pgtable.js';
 import { clearPte, setPte, clearPmd, setPmdLeaf } from './pte_ops.js';
 import { PAGE_SIZE, PMD_SIZE } from './page.js';
@@ -64,14 +65,14 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
     while (done < len) {
       const oa = oldAddr + done;
       const na = newAddr + done;
-      const extent = Math.min(len - done, PMD_SIZE - (oa % PMD_SIZE), PMD_SIZE - (na % PMD_SIZE));
+      const extent = Math.min(len - done, pmdSpanEnd(oa) - oa, pmdSpanEnd(na) - na); /* get_extent(NORMAL_PMD) */
       const opmd = pmdTableOf(pgd, oa, false);
       if (opmd === null) {
         done += extent;
         continue;
       }
       const oi = pmdIndex(oa);
-      let t = opmd.f[oi] & TYPE_MASK;
+      let t = pteType(opmd.f[oi]);
       if (t === T_NONE) {
         done += extent;
         continue;
@@ -79,17 +80,17 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
       if (t !== T_TABLE) {
         const npmd = pmdTableOf(pgd, na, true)!;
         const ni = pmdIndex(na);
-        if (extent === PMD_SIZE && ((npmd.f[ni] & TYPE_MASK) === T_NONE || emptyTable(npmd, ni))) {
+        if (extent === PMD_SIZE && (pmdNone(npmd.f[ni]) || emptyTable(npmd, ni))) {
           // move_huge_pmd()
           yield* spinLock(s, opmd.lock);
           if (npmd !== opmd) yield* spinLockNested(s, npmd.lock, SINGLE_DEPTH_NESTING);
-          if ((npmd.f[ni] & TYPE_MASK) === T_TABLE) freePteTable(mm, npmd, ni);
+          if (pmdIsTable(npmd.f[ni])) freePteTable(mm, npmd, ni);
           const v = opmd.v[oi];
           const f = opmd.f[oi];
           clearPmd(opmd, oi, 'move_huge_pmd');
           // move_soft_dirty_pmd(): a present PMD or a PMD migration entry
           // becomes soft-dirty; hugetlb moves (move_huge_pte) keep the bits.
-          const tt = f & TYPE_MASK;
+          const tt = pteType(f);
           const sd = !(vma.flags & VM_HUGETLB) && (tt === T_PRESENT || isMigrationType(tt));
           setPmdLeaf(npmd, ni, v, sd ? f | _PAGE_SOFT_DIRTY : f, 'move_huge_pmd');
           if (npmd !== opmd) npmd.lock.unlock(s);
@@ -101,7 +102,7 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
         // split_huge_pmd(): __split_huge_pmd() has its own MMU_NOTIFY_CLEAR
         // range over the whole PMD (the UNMAP range covers only the move).
         yield* splitHugePmdNotify(vma, opmd, oi, oa);
-        t = opmd.f[oi] & TYPE_MASK;
+        t = pteType(opmd.f[oi]);
         if (t !== T_TABLE) {
           done += extent;
           continue;
@@ -120,7 +121,7 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
       const n = extent / PAGE_SIZE;
       for (let j = 0; j < n; j++) {
         const f = opt.f[oj0 + j];
-        if ((f & TYPE_MASK) === T_NONE) continue;
+        if (pteNone(f)) continue;
         const v = opt.v[oj0 + j];
         clearPte(opt, oj0 + j, 'move_ptes');
         setPte(npt, nj0 + j, v, f | _PAGE_SOFT_DIRTY, 'move_ptes');
@@ -136,7 +137,7 @@ export function* movePageTables(vma: Vma, oldAddr: number, newVma: Vma, newAddr:
 }
 
 function emptyTable(pmd: PmdTable, i: number): boolean {
-  return (pmd.f[i] & TYPE_MASK) === T_TABLE && pmd.pte[i]!.used === 0;
+  return pmdIsTable(pmd.f[i]) && pmd.pte[i]!.used === 0;
 }
 
 /**

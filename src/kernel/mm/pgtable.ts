@@ -67,33 +67,139 @@ export const TYPE_NAMES: Record<number, string> = {
   [T_DEVICE_EXCLUSIVE]: 'device-exclusive', [T_HWPOISON]: 'hwpoison', [T_TABLE]: 'table',
 };
 
-/** is_migration_entry() */
 /**
- * The entry type (T_*) of a PTE or PMD flags word: the one place outside the
- * mm core that knows types live in `f & TYPE_MASK` (pte_present(),
- * is_swap_pte(), is_migration_entry()... decode the same bits in the kernel).
+ * The entry type (T_*) of a PTE or PMD flags word. This module is the one
+ * owner of the encoding: everything else decodes entries with pteType() or
+ * the predicates below (pte_none(), pte_present(), is_migration_entry()...
+ * decode the same bits in the kernel) and builds them with pteMkType().
+ * All are one-line functions V8 inlines into the walkers.
  */
 export function pteType(f: number): number {
   return f & TYPE_MASK;
 }
 
+/** Flags word f with its entry type replaced by t (the other bits kept): the encoding half of mk_pte() / swp_entry_to_pte(). */
+export function pteMkType(f: number, t: number): number {
+  return (f & ~TYPE_MASK) | t;
+}
+
+/* Predicates on a type (T_*) already decoded with pteType(). */
+
+/** is_migration_entry() on a decoded type. */
 export function isMigrationType(t: number): boolean {
   return t === T_MIGRATION_READ || t === T_MIGRATION_READ_EXCLUSIVE || t === T_MIGRATION_WRITE;
 }
 
-/** is_device_private_entry() */
+/** is_device_private_entry() on a decoded type. */
 export function isDevicePrivateType(t: number): boolean {
   return t === T_DEVICE_PRIVATE_READ || t === T_DEVICE_PRIVATE_WRITE;
 }
 
-/** is_pfn_swap_entry(): a non-present entry that names a pfn. */
+/** is_pfn_swap_entry() on a decoded type: a non-present entry that names a pfn. */
 export function isPfnSwapType(t: number): boolean {
   return t >= T_MIGRATION_READ && t <= T_HWPOISON;
 }
 
+/* Predicates on a PTE flags word (include/linux/pgtable.h, swapops.h). */
+
+/** pte_none() */
+export function pteNone(f: number): boolean {
+  return (f & TYPE_MASK) === T_NONE;
+}
+
+/** pte_present() (a PROT_NONE entry is present too: _PAGE_PROTNONE is a bit on a present entry). */
+export function ptePresent(f: number): boolean {
+  return (f & TYPE_MASK) === T_PRESENT;
+}
+
+/** is_swap_pte(): neither none nor present (a swap, migration, device or hwpoison entry). */
+export function isSwapPte(f: number): boolean {
+  const t = f & TYPE_MASK;
+  return t !== T_NONE && t !== T_PRESENT;
+}
+
+/** A real swap entry, naming a swap slot (!non_swap_entry() of pte_to_swp_entry()). */
+export function isSwapSlotEntry(f: number): boolean {
+  return (f & TYPE_MASK) === T_SWAP;
+}
+
+/** is_migration_entry() */
+export function isMigrationEntry(f: number): boolean {
+  return isMigrationType(f & TYPE_MASK);
+}
+
+/** is_writable_migration_entry() */
+export function isWritableMigrationEntry(f: number): boolean {
+  return (f & TYPE_MASK) === T_MIGRATION_WRITE;
+}
+
+/** is_device_private_entry() */
+export function isDevicePrivateEntry(f: number): boolean {
+  return isDevicePrivateType(f & TYPE_MASK);
+}
+
+/** is_writable_device_private_entry() */
+export function isWritableDevicePrivateEntry(f: number): boolean {
+  return (f & TYPE_MASK) === T_DEVICE_PRIVATE_WRITE;
+}
+
+/** is_device_exclusive_entry() */
+export function isDeviceExclusiveEntry(f: number): boolean {
+  return (f & TYPE_MASK) === T_DEVICE_EXCLUSIVE;
+}
+
+/** is_hwpoison_entry() */
+export function isHwpoisonEntry(f: number): boolean {
+  return (f & TYPE_MASK) === T_HWPOISON;
+}
+
+/** is_pfn_swap_entry(): a non-present entry that names a pfn (migration, device private/exclusive, hwpoison). */
+export function isPfnSwapEntry(f: number): boolean {
+  return isPfnSwapType(f & TYPE_MASK);
+}
+
+/* Predicates on a PMD flags word. */
+
+/** pmd_none() */
+export function pmdNone(f: number): boolean {
+  return (f & TYPE_MASK) === T_NONE;
+}
+
+/** pmd_trans_huge(): the PMD maps a huge page (a present leaf). */
+export function pmdTransHuge(f: number): boolean {
+  return (f & TYPE_MASK) === T_PRESENT;
+}
+
+/** The PMD points to a PTE table (pmd_present() && !pmd_leaf()). */
+export function pmdIsTable(f: number): boolean {
+  return (f & TYPE_MASK) === T_TABLE;
+}
+
+/** pmd_present(): a PTE table or a huge page (not a migration or device entry). */
+export function pmdPresent(f: number): boolean {
+  const t = f & TYPE_MASK;
+  return t === T_PRESENT || t === T_TABLE;
+}
+
+/** is_swap_pmd(): neither none nor present (a PMD migration or device-private entry). */
+export function isSwapPmd(f: number): boolean {
+  const t = f & TYPE_MASK;
+  return t !== T_NONE && t !== T_PRESENT && t !== T_TABLE;
+}
+
+/** is_pmd_migration_entry() */
+export function isPmdMigrationEntry(f: number): boolean {
+  return isMigrationType(f & TYPE_MASK);
+}
+
+/** is_pmd_device_private_entry() */
+export function isPmdDevicePrivateEntry(f: number): boolean {
+  return isDevicePrivateType(f & TYPE_MASK);
+}
+
 /** Describe an entry: "present pfn 1234 write dirty". */
 export function describeEntry(v: number, f: number): string {
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   const bits: string[] = [];
   if (f & _PAGE_RW) bits.push('write');
   if (f & _PAGE_DIRTY) bits.push('dirty');
@@ -164,11 +270,31 @@ const VPN_PER_PUD = 512 * 512;
 const VPN_PER_PGD = 512 * 512 * 512;
 
 /*
- * The index helpers divide by a power of two (exact for addresses below
- * 2^53) and keep the low 9 bits with `& 511`: ToInt32 truncates toward zero
- * and wraps modulo 2^32, a multiple of 512, so the bits are right for every
- * non-negative address, without a floating-point modulo.
+ * PMD / PUD span arithmetic (ALIGN_DOWN(addr, PMD_SIZE), IS_ALIGNED(),
+ * pmd_addr_end()): the one place that writes it. Addresses are non-negative
+ * numbers below 2^53, so `%` is exact.
  */
+/** ALIGN_DOWN(addr, PMD_SIZE) (addr & PMD_MASK): the start of the PMD span holding addr. */
+export function pmdAlignDown(addr: number): number {
+  return addr - (addr % PMD_SIZE);
+}
+
+/** ALIGN(addr, PMD_SIZE): addr rounded up to a PMD boundary (addr itself when aligned). */
+export function pmdAlignUp(addr: number): number {
+  const r = addr % PMD_SIZE;
+  return r === 0 ? addr : addr - r + PMD_SIZE;
+}
+
+/** IS_ALIGNED(x, PMD_SIZE): x (an address or a length) is a multiple of PMD_SIZE. */
+export function pmdAligned(x: number): boolean {
+  return x % PMD_SIZE === 0;
+}
+
+/** The end of the PMD span holding addr (ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE; pmd_addr_end() without the clamp). */
+export function pmdSpanEnd(addr: number): number {
+  return addr - (addr % PMD_SIZE) + PMD_SIZE;
+}
+
 /**
  * pmd_addr_end(addr, end) (include/linux/pgtable.h): the end of the PMD
  * span holding addr, or end if that comes first. Walkers step with it
@@ -179,12 +305,32 @@ export function pmdAddrEnd(addr: number, end: number): number {
   return boundary < end ? boundary : end;
 }
 
+/** ALIGN_DOWN(addr, PUD_SIZE): the start of the PUD span (1 GiB) holding addr. */
+export function pudAlignDown(addr: number): number {
+  return addr - (addr % PUD_SIZE);
+}
+
 /** pud_addr_end(addr, end): as pmdAddrEnd for the PUD span (1 GiB). */
 export function pudAddrEnd(addr: number, end: number): number {
   const boundary = addr - (addr % PUD_SIZE) + PUD_SIZE;
   return boundary < end ? boundary : end;
 }
 
+const PGDIR_SIZE = PUD_SIZE * PTRS_PER_TABLE;
+
+/** pgd_addr_end(addr, end): as pmdAddrEnd for the PGD span (512 GiB; no P4D level). */
+export function pgdAddrEnd(addr: number, end: number): number {
+  const boundary = addr - (addr % PGDIR_SIZE) + PGDIR_SIZE;
+  return boundary < end ? boundary : end;
+}
+
+/*
+ * The index helpers divide by a power of two (exact for addresses below
+ * 2^53) and keep the low 9 bits with `& 511`: ToInt32 truncates toward zero
+ * and wraps modulo 2^32, a multiple of 512, so the bits are right for every
+ * non-negative address, without a floating-point modulo.
+ */
+/** pte_index(): the PTE slot of addr in its table (also the page index of addr in its PMD span). */
 export function pteIndex(addr: number): number {
   return (addr / 4096) & (PTRS_PER_TABLE - 1);
 }
@@ -216,7 +362,7 @@ export function pmdTableOf(pgd: Pgd, addr: number, alloc: boolean): PmdTable | n
   let pmd = pud.pmd[ui];
   if (pmd === null) {
     if (!alloc) return null;
-    const base = addr - (addr % (4096 * VPN_PER_PUD));
+    const base = pudAlignDown(addr);
     pmd = new PmdTable(`pmd_lock@${base.toString(16)}`, pgd, base);
     pud.pmd[ui] = pmd;
     pud.used++;
@@ -230,10 +376,10 @@ export function pmdTableOf(pgd: Pgd, addr: number, alloc: boolean): PmdTable | n
  * none. Returns null when the PMD is a leaf (huge, migration or device entry).
  */
 export function pteTableAlloc(pgd: Pgd, pmd: PmdTable, i: number, addr: number): PteTable | null {
-  const t = pmd.f[i] & TYPE_MASK;
+  const t = pteType(pmd.f[i]);
   if (t === T_TABLE) return pmd.pte[i];
   if (t !== T_NONE) return null;
-  const base = addr - (addr % (4096 * VPN_PER_PMD));
+  const base = pmdAlignDown(addr);
   const pt = new PteTable(`ptl@${base.toString(16)}`, pgd, base);
   pmd.pte[i] = pt;
   pmd.f[i] = T_TABLE;
@@ -248,13 +394,13 @@ export function pteTableOf(pgd: Pgd, addr: number): PteTable | null {
   const pmd = pmdTableOf(pgd, addr, false);
   if (pmd === null) return null;
   const i = pmdIndex(addr);
-  return (pmd.f[i] & TYPE_MASK) === T_TABLE ? pmd.pte[i] : null;
+  return pmdIsTable(pmd.f[i]) ? pmd.pte[i] : null;
 }
 
 /** Visit every PMD table that intersects [start, end), in address order. */
 export function forEachPmdTable(pgd: Pgd, start: number, end: number, fn: (pmd: PmdTable, tableStart: number) => void): void {
   const span = 4096 * VPN_PER_PUD;
-  for (let a = start - (start % span); a < end; a += span) {
+  for (let a = pudAlignDown(start); a < end; a += span) {
     const pmd = pmdTableOf(pgd, a, false);
     if (pmd !== null) fn(pmd, a);
   }
@@ -286,5 +432,5 @@ export function pmdAllocFails(k: PgtableFailSource, pgd: Pgd, addr: number): boo
  * pteTableAlloc().
  */
 export function pteAllocFails(k: PgtableFailSource, pmd: PmdTable, i: number): boolean {
-  return (pmd.f[i] & TYPE_MASK) === T_NONE && k.shouldFail('__pte_alloc');
+  return pmdNone(pmd.f[i]) && k.shouldFail('__pte_alloc');
 }

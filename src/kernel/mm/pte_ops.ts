@@ -5,8 +5,8 @@
  * holds the table's lock (PteTable.ptl or PmdTable.lock).
  */
 import {
-  type PmdTable, type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW,
-  _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP,
+  type PmdTable, type PteTable, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY,
+  _PAGE_UFFD_WP, pteNone, pmdNone, pmdIsTable,
 } from './pgtable.js';
 
 const PAGE_SIZE = 4096;
@@ -26,8 +26,8 @@ const PMD_SIZE = 512 * PAGE_SIZE;
 export function setPte(pt: PteTable, i: number, v: number, f: number, fn: string): void {
   const check = pt.pgd.check;
   if (check !== null) check(pt.base + i * PAGE_SIZE, PAGE_SIZE, pt.v[i], pt.f[i], v, f, fn);
-  const wasNone = (pt.f[i] & TYPE_MASK) === T_NONE;
-  const isNone = (f & TYPE_MASK) === T_NONE;
+  const wasNone = pteNone(pt.f[i]);
+  const isNone = pteNone(f);
   if (wasNone && !isNone) pt.used++;
   else if (!wasNone && isNone) pt.used--;
   pt.v[i] = v;
@@ -43,7 +43,7 @@ export function setPteFlags(pt: PteTable, i: number, f: number, fn: string): voi
 export function clearPte(pt: PteTable, i: number, fn: string): void {
   const check = pt.pgd.check;
   if (check !== null) check(pt.base + i * PAGE_SIZE, PAGE_SIZE, pt.v[i], pt.f[i], 0, 0, fn);
-  if ((pt.f[i] & TYPE_MASK) !== T_NONE) pt.used--;
+  if (!pteNone(pt.f[i])) pt.used--;
   pt.v[i] = 0;
   pt.f[i] = 0;
 }
@@ -52,8 +52,8 @@ export function clearPte(pt: PteTable, i: number, fn: string): void {
 export function setPmdLeaf(pmd: PmdTable, i: number, v: number, f: number, fn: string): void {
   const check = pmd.pgd.check;
   if (check !== null) check(pmd.base + i * PMD_SIZE, PMD_SIZE, pmd.v[i], pmdOldFlags(pmd, i), v, f, fn);
-  const wasNone = (pmd.f[i] & TYPE_MASK) === T_NONE;
-  const isNone = (f & TYPE_MASK) === T_NONE;
+  const wasNone = pmdNone(pmd.f[i]);
+  const isNone = pmdNone(f);
   if (wasNone && !isNone) pmd.used++;
   else if (!wasNone && isNone) pmd.used--;
   pmd.v[i] = v;
@@ -70,7 +70,7 @@ export function setPmdFlags(pmd: PmdTable, i: number, f: number, fn: string): vo
 export function clearPmd(pmd: PmdTable, i: number, fn: string): void {
   const check = pmd.pgd.check;
   if (check !== null) check(pmd.base + i * PMD_SIZE, PMD_SIZE, pmd.v[i], pmdOldFlags(pmd, i), 0, 0, fn);
-  if ((pmd.f[i] & TYPE_MASK) !== T_NONE) pmd.used--;
+  if (!pmdNone(pmd.f[i])) pmd.used--;
   pmd.v[i] = 0;
   pmd.f[i] = 0;
   pmd.pte[i] = null;
@@ -83,7 +83,7 @@ export function clearPmd(pmd: PmdTable, i: number, fn: string): void {
 export function pmdPopulate(pmd: PmdTable, i: number, pt: PteTable, fn: string): void {
   const check = pmd.pgd.check;
   if (check !== null) check(pmd.base + i * PMD_SIZE, PMD_SIZE, pmd.v[i], pmd.f[i], 0, T_TABLE, fn);
-  if ((pmd.f[i] & TYPE_MASK) === T_NONE) pmd.used++;
+  if (pmdNone(pmd.f[i])) pmd.used++;
   pmd.pte[i] = pt;
   pmd.v[i] = 0;
   pmd.f[i] = T_TABLE;
@@ -96,14 +96,9 @@ export function pmdPopulate(pmd: PmdTable, i: number, pt: PteTable, fn: string):
  */
 function pmdOldFlags(pmd: PmdTable, i: number): number {
   const f = pmd.f[i];
-  if ((f & TYPE_MASK) !== T_TABLE) return f;
+  if (!pmdIsTable(f)) return f;
   const pt = pmd.pte[i];
   return pt !== null && pt.used > 0 ? f : T_NONE;
-}
-
-/** pte_present() (PROT_NONE entries are present too, as on x86). */
-export function isPresent(f: number): boolean {
-  return (f & TYPE_MASK) === T_PRESENT;
 }
 
 /** pte_write() */

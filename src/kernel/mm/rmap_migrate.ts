@@ -22,8 +22,9 @@ import type { Kernel } from '../kernel.js';
 import { EBUSY } from '../errno.js';
 import { pageBug } from './debug.js';
 import {
-  type PmdTable, TYPE_MASK, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
+  type PmdTable, T_DEVICE_EXCLUSIVE, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
   T_MIGRATION_WRITE, T_PRESENT, _PAGE_DIRTY, _PAGE_RW, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pteTableOf,
+  pmdTransHuge, ptePresent, pteType, pmdAligned,
 } from './pgtable.js';
 import { clearPte, setPmdLeaf, setPte } from './pte_ops.js';
 import { HPAGE_PMD_NR, PG_anon, PG_anon_exclusive, PG_dirty } from './page.js';
@@ -54,7 +55,7 @@ export function setPmdMigrationEntry(k: Kernel, pmd: PmdTable, i: number, head: 
   lockdepAssertHeld(k.sched, pmd.lock, 'set_pmd_migration_entry');
   const p = k.pages;
   const old = pmd.f[i];
-  const t = old & TYPE_MASK;
+  const t = pteType(old);
   const present = t === T_PRESENT;
   const writable = present ? (old & _PAGE_RW) !== 0 : t === T_DEVICE_PRIVATE_WRITE;
   const anonExclusive = (p.flags[head] & PG_anon) !== 0 && (p.flags[head] & PG_anon_exclusive) !== 0;
@@ -88,7 +89,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
   let ret = true;
   const anon = (p.flags[head] & PG_anon) !== 0;
   // PMD-level mapping of a PMD-sized folio.
-  if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
+  if (nr === HPAGE_PMD_NR && pmdAligned(addr)) {
     const pmd = pmdTableOf(mm.pgd, addr, false);
     if (pmd !== null) {
       const i = pmdIndex(addr);
@@ -96,7 +97,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
       // (pvmw.ptl = pmd_lock()): set_pmd_migration_entry() and
       // split_huge_pmd_locked() run under it.
       if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
-      const t = pmd.f[i] & TYPE_MASK;
+      const t = pteType(pmd.f[i]);
       if ((t === T_PRESENT || isDevicePrivateType(t)) && pmd.v[i] === head) {
         if (setPmdMigrationEntry(k, pmd, i, head) !== 0) ret = false;
         // TTU_SPLIT_HUGE_PMD: split_huge_pmd_locked(freeze=true) gives the
@@ -116,7 +117,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
     if (pt === null) continue;
     const i = pteIndex(a);
     const old = pt.f[i];
-    const t = old & TYPE_MASK;
+    const t = pteType(old);
     const sub = head + j;
     if (pt.v[i] !== sub) continue;
     const present = t === T_PRESENT;
@@ -222,10 +223,10 @@ export function* tryToUnmap(k: Kernel, head: number, flags: number): K<void> {
     const end = Math.min(addr + nr * 4096, vma.end);
     const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_CLEAR, Math.max(addr, vma.start), end, null);
     yield* mmuNotifierInvalidateRangeStart(range);
-    if (nr === HPAGE_PMD_NR && addr % (HPAGE_PMD_NR * 4096) === 0) {
+    if (nr === HPAGE_PMD_NR && pmdAligned(addr)) {
       const pmd = pmdTableOf(mm.pgd, addr, false);
       const i = pmdIndex(addr);
-      if (pmd !== null && (pmd.f[i] & TYPE_MASK) === T_PRESENT && pmd.v[i] === head) {
+      if (pmd !== null && pmdTransHuge(pmd.f[i]) && pmd.v[i] === head) {
         if (pmd.f[i] & _PAGE_DIRTY) p.flags[head] |= PG_dirty;
         setPmdLeaf(pmd, i, 0, 0, 'try_to_unmap_one');
         folioRemoveRmapPmd(k, head);
@@ -239,7 +240,7 @@ export function* tryToUnmap(k: Kernel, head: number, flags: number): K<void> {
       const pt = pteTableOf(mm.pgd, a);
       if (pt === null) continue;
       const i = pteIndex(a);
-      if ((pt.f[i] & TYPE_MASK) !== T_PRESENT || pt.v[i] !== head + j) continue;
+      if (!ptePresent(pt.f[i]) || pt.v[i] !== head + j) continue;
       if (pt.f[i] & _PAGE_DIRTY) p.flags[head] |= PG_dirty;
       clearPte(pt, i, 'try_to_unmap_one');
       folioRemoveRmapPte(k, head + j);

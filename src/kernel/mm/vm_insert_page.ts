@@ -7,7 +7,7 @@
 import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../errno.js';
 import { KernelBug } from '../printk.js';
 import { VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, type Vma } from './mm_types.js';
-import { TYPE_MASK, T_NONE, pmdIndex, pmdTableOf, pteIndex, pteTableAlloc } from './pgtable.js';
+import { pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pteNone } from './pgtable.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
 import { mkPresent, setPte } from './pte_ops.js';
 import { folioGet, folioTestAnon } from './folio.js';
@@ -40,7 +40,7 @@ export function vmInsertPage(vma: Vma, addr: number, pfn: number): number {
   if (pt === null) return -ENOMEM;
   const i = pteIndex(addr);
   if (!pt.ptl.trylock(k.sched)) throw new KernelBug('LOCKDEP', `vm_insert_page: ${pt.ptl.name} contended under mmap_lock for write`);
-  if ((pt.f[i] & TYPE_MASK) !== T_NONE) {
+  if (!pteNone(pt.f[i])) {
     pt.ptl.unlock(k.sched);
     return -EBUSY;
   }

@@ -28,9 +28,9 @@ import type { Kernel } from '../kernel.js';
 import type { K } from '../sched/sched.js';
 import { type AddressSpace, type MmStruct, type Vma, VM_PFNMAP, VM_HUGETLB } from './mm_types.js';
 import {
-  type PmdTable, type PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
+  type PmdTable, type PteTable, T_NONE, T_PRESENT, T_SWAP, T_MIGRATION_READ, T_MIGRATION_READ_EXCLUSIVE,
   T_MIGRATION_WRITE, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_DEVICE_EXCLUSIVE, T_HWPOISON, T_TABLE,
-  _PAGE_SPECIAL, _PAGE_DIRTY, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd,
+  _PAGE_SPECIAL, _PAGE_DIRTY, pmdIndex, pmdTableOf, pteIndex, pudAddrEnd, pmdIsTable, pteType, pmdAddrEnd, pmdAlignDown, pmdSpanEnd,
 } from './pgtable.js';
 import { clearPte, clearPmd } from './pte_ops.js';
 import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, PG_anon, PG_dirty, PG_hugetlb, PG_swapbacked } from './page.js';
@@ -87,7 +87,7 @@ function* zapPteRange(vma: Vma, pt: PteTable, start: number, end: number, d: Zap
   const j1 = j0 + (end - start) / PAGE_SIZE;
   for (let j = j0; j < j1; j++) {
     const f = pt.f[j];
-    const t = f & TYPE_MASK;
+    const t = pteType(f);
     if (t === T_NONE) continue;
     const v = pt.v[j];
     switch (t) {
@@ -153,7 +153,7 @@ function* zapHugePmd(vma: Vma, pmd: PmdTable, i: number, addr: number, d: ZapDet
   const p = k.pages;
   yield* spinLock(s, pmd.lock);
   const f = pmd.f[i];
-  const t = f & TYPE_MASK;
+  const t = pteType(f);
   const v = pmd.v[i];
   const head = t === T_NONE || t === T_SWAP ? -1 : p.folioPfn(v);
   if (head >= 0 && !d.evenCows && (p.flags[head] & PG_anon) && !vma.isAnon()) {
@@ -218,12 +218,11 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
       addr = pudAddrEnd(addr, end);
       continue;
     }
-    const pmdStart = addr - (addr % PMD_SIZE);
-    const next = Math.min(end, pmdStart + PMD_SIZE);
+    const next = pmdAddrEnd(addr, end);
     const i = pmdIndex(addr);
-    let t = pmd.f[i] & TYPE_MASK;
+    let t = pteType(pmd.f[i]);
     if (t !== T_NONE && t !== T_TABLE) {
-      if ((addr === pmdStart && next === pmdStart + PMD_SIZE) || (vma.flags & VM_HUGETLB)) {
+      if (next - addr === PMD_SIZE || (vma.flags & VM_HUGETLB)) {
         yield* zapHugePmd(vma, pmd, i, addr, d);
         addr = next;
         continue;
@@ -232,12 +231,12 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
       // MMU_NOTIFY_CLEAR range over the whole PMD (the caller's covers only
       // [start, end)).
       yield* splitHugePmdNotify(vma, pmd, i, addr);
-      t = pmd.f[i] & TYPE_MASK;
+      t = pteType(pmd.f[i]);
     }
     if (t === T_TABLE) {
       const pt = pmd.pte[i]!;
       yield* zapPteRange(vma, pt, addr, next, d);
-      if (d.freeTables && pt.used === 0 && pmd.pte[i] === pt && !rangeHasVma(mm, pmdStart, pmdStart + PMD_SIZE)) {
+      if (d.freeTables && pt.used === 0 && pmd.pte[i] === pt && !rangeHasVma(mm, pmdAlignDown(addr), pmdSpanEnd(addr))) {
         freePteTable(mm, pmd, i);
       }
     }
@@ -247,7 +246,7 @@ export function* unmapPageRange(vma: Vma, start: number, end: number, d: ZapDeta
 
 /** free_pte_range(): drop an empty PTE table from its PMD slot. */
 export function freePteTable(mm: MmStruct, pmd: PmdTable, i: number): void {
-  if ((pmd.f[i] & TYPE_MASK) !== T_TABLE) return;
+  if (!pmdIsTable(pmd.f[i])) return;
   clearPmd(pmd, i, 'free_pte_range');
   mm.pgd.nrTables--;
 }
