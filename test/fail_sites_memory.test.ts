@@ -36,8 +36,10 @@ test('fail-sites: machines released in one synchronous loop are collected (exter
   assert.equal(r.status, 0, r.stderr);
   const mem = JSON.parse(r.stdout) as number[];
   assert.equal(mem.length, 10);
-  // After the first runs (the segment pool fills), each further machine
-  // must cost nothing that survives gc(): allow 8 MiB of noise over 7 runs.
-  const growth = mem[9] - mem[2];
-  assert.ok(growth < 8 << 20, `external memory grew by ${(growth / 2 ** 20).toFixed(1)} MiB over 7 released machines: ${mem.map((b) => (b / 2 ** 20).toFixed(0)).join(', ')} MiB`);
+  // A kept machine costs about 80 MiB here (the WeakRef version grew by
+  // 582 MiB over runs 3..10, linearly); the collected ones swing by about
+  // 45 MiB (the segment pool, the heap's own growth). Compare the highest
+  // of the last three runs with the highest of the first three.
+  const growth = Math.max(...mem.slice(7)) - Math.max(...mem.slice(0, 3));
+  assert.ok(growth < 64 << 20, `external memory grew by ${(growth / 2 ** 20).toFixed(1)} MiB over 7 released machines: ${mem.map((b) => (b / 2 ** 20).toFixed(0)).join(', ')} MiB`);
 });
