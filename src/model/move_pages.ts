@@ -124,8 +124,23 @@ export function predictMovePages(profile: HwProfile, folioKiB: number, channels:
   ns += nFolios * (P === HPAGE_PMD_NR ? kc.migrateFolioNs + kc.migratePmdNs : kc.migrateFolioNs + P * kc.migratePteNs);
   if (channels === 0) return ns + (bytes / 4096) * (4096 / cpuCopyGBps(profile, 4096));
   const d = profile.dma!;
-  const batchBytes = fpb * folioKiB * 1024;
+  const folioBytes = folioKiB * 1024;
+  const batchBytes = fpb * folioBytes;
   const iommuPages = P === HPAGE_PMD_NR ? fpb : fpb * P;
-  const perBatch = d.batchNs + fpb * d.descriptorNs + iommuPages * d.iommuPageNs + Math.max((Math.ceil(fpb / channels) * folioKiB * 1024) / d.channelGBps, batchBytes / d.aggregateGBps);
+  // Segments: folios concatenated up to maxSegmentBytes; a folio at least
+  // that long is one segment (every batch here has equal folios).
+  const perSeg = folioBytes >= d.maxSegmentBytes ? 1 : Math.floor(d.maxSegmentBytes / folioBytes);
+  const nSeg = Math.ceil(fpb / perSeg);
+  let chan = 0;
+  for (let c = 0; c < Math.min(channels, nSeg); c++) {
+    let segs = 0;
+    let b = 0;
+    for (let s = c; s < nSeg; s += channels) {
+      segs++;
+      b += Math.min(perSeg, fpb - s * perSeg) * folioBytes;
+    }
+    chan = Math.max(chan, segs * d.segmentNs + b / d.channelGBps);
+  }
+  const perBatch = d.batchNs + nSeg * d.descriptorNs + iommuPages * d.iommuPageNs + Math.max(chan, batchBytes / d.aggregateGBps);
   return ns + nBatches * perBatch;
 }
