@@ -177,6 +177,20 @@ Examples:
             write('\npublished (RFC v6, calibration data):\n');
             write(`${'CPU'.padEnd(12)}${RFC_V6_ZEN3.cpu.map((v) => v.toFixed(2).padStart(8)).join('')}\n`);
             for (const [ch, row] of Object.entries(RFC_V6_ZEN3.dma)) write(`${`DMA ${ch}ch`.padEnd(12)}${row.map((v) => v.toFixed(2).padStart(8)).join('')}\n`);
+            const rows: Array<[number, number[]]> = [[0, RFC_V6_ZEN3.cpu], ...Object.entries(RFC_V6_ZEN3.dma).map(([c, r]) => [Number(c), r] as [number, number[]])];
+            const errRows = rows.filter(([c]) => chans.includes(c) && folios.every((f) => FOLIO_KIB.includes(f)));
+            if (errRows.length) {
+              write('\nmodel vs published (%):\n');
+              for (const [c, row] of errRows) {
+                const cells = folios.map((f) => {
+                  const m = points.find((p) => p.folioKiB === f && p.channels === c)!.GBps;
+                  const pub = row[FOLIO_KIB.indexOf(f)];
+                  return (((m - pub) / pub) * 100).toFixed(1).padStart(8);
+                });
+                write(`${(c === 0 ? 'CPU' : `DMA ${c}ch`).padEnd(12)}${cells.join('')}\n`);
+              }
+              write('(10% per point is out of reach for this structure: hmmsim model calibrate, docs/COST_MODEL.md)\n');
+            }
           }
         }
       } catch (e) {
