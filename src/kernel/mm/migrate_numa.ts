@@ -212,7 +212,7 @@ function folioCost(clock: NonNullable<Kernel['clock']>, nr: number): number {
 }
 
 /** vma_migratable(): not VM_IO / VM_PFNMAP (hugetlb: not migrated by this model). */
-function vmaMigratable(flags: number): boolean {
+export function vmaMigratable(flags: number): boolean {
   return (flags & (VM_IO | VM_PFNMAP | VM_HUGETLB)) === 0;
 }
 
@@ -221,7 +221,7 @@ function vmaMigratable(flags: number): boolean {
  * needs: the page a present PTE or PMD maps (the zero pages included), or
  * -1 for none / a non-present entry.
  */
-function folioWalk(k: Kernel, mm: MmStruct, addr: number): number {
+export function folioWalk(k: Kernel, mm: MmStruct, addr: number): number {
   const pmd = pmdTableOf(mm.pgd, addr, false);
   if (pmd === null) return -1;
   const i = pmdIndex(addr);
