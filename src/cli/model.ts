@@ -10,7 +10,9 @@
  */
 import type { Command } from 'commander';
 import { loadProfile, listProfiles } from '../model/profiles.js';
-import { FOLIO_KIB, runMovePages, predictMovePages, type MovePagesPoint } from '../model/move_pages.js';
+import { FOLIO_KIB, runMovePages, predictMovePages, type MovePagesPoint, type ConfigHook } from '../model/move_pages.js';
+import { Tracer, attachTracer, detachTracer } from '../kernel/trace.js';
+import { writeTraces, type TracePart } from '../trace/chrome.js';
 import { calibrate, residuals, fittedParams, boundFromConvexity, modelGBps, RFC_V6_ZEN3 } from '../model/calibrate.js';
 import { type HwProfile, withValue } from '../kernel/cost/profile.js';
 
@@ -22,6 +24,33 @@ interface ModelOpts {
   channels: string;
   folios?: string;
   predict?: boolean;
+  trace?: string;
+}
+
+/** Default --size with --trace (a 1 GiB run's trace would be hundreds of MB). */
+const TRACE_DEFAULT_MIB = 8;
+/**
+ * Events kept per traced run (Tracer.limit): the rest is dropped and the
+ * trace says so. dmirror's benchmark migrates several GiB in total; its
+ * full trace would not fit in memory.
+ */
+const TRACE_EVENT_LIMIT = 100_000;
+
+/**
+ * --trace: a hook that attaches a tracer in the configuration's simulated
+ * time and logs its engine jobs; each configuration becomes one process of
+ * the trace (src/trace/chrome.ts).
+ */
+function traceHook(parts: TracePart[], prefix: string): ConfigHook {
+  return (k, clock, label) => {
+    clock.jobs = [];
+    const tr = attachTracer(k, new Tracer(clock));
+    tr.limit = TRACE_EVENT_LIMIT;
+    return () => {
+      detachTracer(k);
+      parts.push({ tracer: tr, label: prefix + label, engines: clock.jobs ?? [], enginesDropped: clock.jobsDropped });
+    };
+  };
 }
 
 function fmtKiB(f: number): string {
@@ -45,6 +74,7 @@ export function registerModel(program: Command, write: (s: string) => void, setC
     .option('--folios <list>', `move-pages: folio sizes in KiB (${FOLIO_KIB.join(',')})`)
     .option('--sweep <param=a,b,c>', 'repeat for each value of a profile parameter (e.g. dma.channelGBps=8,16)')
     .option('--predict', 'move-pages: closed-form prediction only (no simulation run)')
+    .option('--trace <file>', 'move-pages, device-fault, dmirror-benchmark: write the runs as Chrome Trace Event JSON in simulated time (one process per configuration; CPU thread, DMA channel and copy engine tracks); move-pages defaults to --size 8 with it')
     .option('--json', 'print JSON')
     .addHelpText('after', `
 The move-pages experiment runs the model with contentMode=fingerprint (data
@@ -58,9 +88,19 @@ Examples:
   hmmsim model move-pages --predict --sweep dma.channelGBps=8,13,20
   hmmsim model dmirror-benchmark --profile pcie5-gpu
   hmmsim model device-fault --profile pcie5-gpu --sweep link.GBps=31.5,63
-  hmmsim model calibrate --profile zen3-2s`)
-    .action(async (experiment: string, o: ModelOpts) => {
+  hmmsim model calibrate --profile zen3-2s
+  hmmsim model move-pages --folios 4,2048 --channels 0,4 --trace mp.json`)
+    .action(async (experiment: string, o: ModelOpts, cmd: Command) => {
       try {
+        const parts: TracePart[] = [];
+        if (o.trace !== undefined && !['move-pages', 'device-fault', 'dmirror-benchmark'].includes(experiment)) throw new Error(`--trace: experiment '${experiment}' runs no simulation (move-pages, device-fault, dmirror-benchmark do)`);
+        if (o.trace !== undefined && o.predict) throw new Error('--trace needs a simulation: drop --predict');
+        if (o.trace !== undefined && cmd.getOptionValueSource('size') === 'default') o.size = String(TRACE_DEFAULT_MIB);
+        const finishTrace = (): void => {
+          if (o.trace === undefined) return;
+          writeTraces(o.trace, parts);
+          process.stderr.write(`trace: ${parts.length} simulated run${parts.length === 1 ? '' : 's'} written to ${o.trace}\n`);
+        };
         if (experiment === 'profiles') {
           const names = listProfiles();
           write(o.json ? JSON.stringify(names) + '\n' : names.map((n) => `${n}: ${loadProfile(n).description}`).join('\n') + '\n');
@@ -110,7 +150,7 @@ Examples:
         if (experiment === 'device-fault') {
           const { runDeviceFault } = await import('../model/device_fault.js');
           for (const v of variants) {
-            const rows = runDeviceFault(v.p);
+            const rows = runDeviceFault(v.p, o.trace === undefined ? undefined : traceHook(parts, v.label ? `${v.label}: ` : ''));
             if (o.json) {
               write(JSON.stringify({ experiment, profile: base.name, variant: v.label, rows }, null, 2) + '\n');
               continue;
@@ -121,10 +161,12 @@ Examples:
               for (const [ph, ns] of Object.entries(r.phases)) write(`    ${ph.padEnd(40)} ${(ns / 1000).toFixed(2).padStart(10)}\n`);
             }
           }
+          finishTrace();
           return;
         }
         if (experiment === 'dmirror-benchmark') {
-          await dmirrorBenchmark(base, o.json === true, write);
+          await dmirrorBenchmark(base, o.json === true, write, o.trace === undefined ? null : parts);
+          finishTrace();
           return;
         }
         if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, dmirror-benchmark, device-fault, calibrate, profiles)`);
@@ -154,12 +196,13 @@ Examples:
               }
             } else {
               if (!o.json && bar === null) process.stderr.write(`${v.label ? v.label + ' ' : ''}folio ${fmtKiB(f)}: simulating ${mib} MiB x ${chans.length} configurations...\n`);
-              points.push(...runMovePages(v.p, f, chans, bytes, false, () => bar?.increment()));
+              points.push(...runMovePages(v.p, f, chans, bytes, false, () => bar?.increment(), o.trace === undefined ? undefined : traceHook(parts, v.label ? `${v.label}: ` : '')));
             }
           }
           all.push({ variant: v.label, points });
         }
         bar?.stop();
+        finishTrace();
         if (o.json) {
           write(JSON.stringify({ experiment, profile: base.name, bytes, contentMode: 'fingerprint', results: all }, null, 2) + '\n');
           return;
@@ -204,18 +247,29 @@ Examples:
  * hmm-tests' benchmark_thp_migration (src/selftests/benchmark.ts) on
  * machines with a simulated clock: the kernel's table, in simulated ms.
  */
-async function dmirrorBenchmark(profile: HwProfile, json: boolean, write: (s: string) => void): Promise<void> {
+async function dmirrorBenchmark(profile: HwProfile, json: boolean, write: (s: string) => void, parts: TracePart[] | null): Promise<void> {
   const { buildHmmSuite } = await import('../selftests/hmm_tests.js');
   const { SimClock } = await import('../kernel/cost/clock.js');
   const clocks: Array<InstanceType<typeof SimClock>> = [];
+  const traced: Array<{ k: Parameters<typeof detachTracer>[0]; tr: Tracer; clock: InstanceType<typeof SimClock> }> = [];
   const suite = buildHmmSuite({
     onMachine: (k) => {
       k.clock = new SimClock(profile);
       clocks.push(k.clock);
+      if (parts !== null) {
+        k.clock.jobs = [];
+        const tr = attachTracer(k, new Tracer(k.clock));
+        tr.limit = TRACE_EVENT_LIMIT;
+        traced.push({ k, tr, clock: k.clock });
+      }
     },
   });
   const lines: string[] = [];
   const r = suite.run({ select: (c: { test: string }) => c.test === 'benchmark_thp_migration', out: (l: string) => lines.push(l) });
+  traced.forEach((t, i) => {
+    detachTracer(t.k);
+    parts!.push({ tracer: t.tr, label: `benchmark_thp_migration machine ${i + 1} (${profile.name})`, engines: t.clock.jobs ?? [], enginesDropped: t.clock.jobsDropped });
+  });
   if (json) {
     const acct: Record<string, number> = {};
     for (const c of clocks) for (const [k, v] of c.acct) acct[k] = (acct[k] ?? 0) + v;

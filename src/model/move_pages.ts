@@ -27,6 +27,7 @@ import { MPOL_MF_MOVE, sysMovePages, pageToNid } from '../kernel/mm/migrate_numa
 import { startOffloading, stopOffloading } from '../kernel/mm/migrate_offload.js';
 import { createDmaMigrator } from '../drivers/dma_migrator/index.js';
 import { HPAGE_PMD_NR } from '../kernel/mm/page.js';
+import type { Kernel } from '../kernel/kernel.js';
 
 export const FOLIO_KIB = [4, 16, 64, 256, 1024, 2048];
 const PMD = 2 * 1024 * 1024;
@@ -49,7 +50,14 @@ export interface MovePagesPoint {
  * configuration). contentMode=fingerprint (data still moves; every copy is
  * checked by the fingerprints in checked mode and by the caller's check).
  */
-export function runMovePages(profile: HwProfile, folioKiB: number, channelsList: number[], bytes: number, checked = false, onDone?: (pt: MovePagesPoint) => void): MovePagesPoint[] {
+/**
+ * A hook around one simulated configuration (tracing): called with the
+ * machine and the configuration's fresh clock before the run, it returns
+ * the function called after it.
+ */
+export type ConfigHook = (k: Kernel, clock: SimClock, label: string) => () => void;
+
+export function runMovePages(profile: HwProfile, folioKiB: number, channelsList: number[], bytes: number, checked = false, onDone?: (pt: MovePagesPoint) => void, onConfig?: ConfigHook): MovePagesPoint[] {
   if (!FOLIO_KIB.includes(folioKiB)) throw new RangeError(`folio size ${folioKiB} KiB is not one of ${FOLIO_KIB.join(', ')}`);
   if (bytes % PMD !== 0 || bytes <= 0) throw new RangeError('bytes must be a positive multiple of 2 MiB');
   const nodeMiB = Math.ceil(bytes / (1 << 20) / 2) * 2 + 128;
@@ -78,7 +86,13 @@ export function runMovePages(profile: HwProfile, folioKiB: number, channelsList:
     clock.accountFolioPages = folioKiB === 4 || folioKiB === 2048 ? 0 : folioKiB / 4;
     k.clock = clock;
     if (ch > 0) startOffloading(k, createDmaMigrator(k, { channels: ch }));
-    const r = sysMovePages(k, proc.mm!, pages, new Int32Array(nAddr).fill(1), status, MPOL_MF_MOVE);
+    const done = onConfig?.(k, clock, `move_pages ${folioKiB >= 1024 ? `${folioKiB / 1024}M` : `${folioKiB}K`} folios, ${ch === 0 ? 'CPU copy' : `DMA ${ch}ch`}`);
+    let r: number;
+    try {
+      r = sysMovePages(k, proc.mm!, pages, new Int32Array(nAddr).fill(1), status, MPOL_MF_MOVE);
+    } finally {
+      done?.();
+    }
     if (ch > 0) stopOffloading(k);
     k.clock = null;
     let failed = r > 0 ? r : 0;

@@ -111,7 +111,7 @@ export function createDmaMigrator(k: Kernel, opt: DmaMigratorOptions): DmaMigrat
         const start = clock.now();
         let end = start;
         for (let c = 0; c < channels && c < nSeg; c++) {
-          const e = clock.engineRun(`dma${c}`, chanSegs[c] * d.segmentNs + chanBytes[c] / d.channelGBps, start);
+          const e = clock.engineRun(`dma${c}`, chanSegs[c] * d.segmentNs + chanBytes[c] / d.channelGBps, start, clock.jobs === null ? 'job' : `memcpy: ${chanSegs[c]} segment${chanSegs[c] > 1 ? 's' : ''}, ${chanBytes[c] >> 10} KiB`);
           if (e > end) end = e;
         }
         end = Math.max(end, start + (pages * 4096) / d.aggregateGBps);
