@@ -108,6 +108,12 @@ test('mbind: MPOL_MF_MOVE migrates the misplaced pages of the range (data intact
   assert.equal(st2.queued, 0, 'every page is on a node of {0,1}: none misplaced');
   assert.equal(processMbind(p, a, 16 * PAGE, MPOL_BIND, [0], MPOL_MF_MOVE, true, st2), 0);
   assert.equal(st2.migrated, 16);
+  // MPOL_PREFERRED keeps first_node() as its policy, but the pages are checked against the caller's mask.
+  assert.equal(processMbind(p, a, 16 * PAGE, MPOL_PREFERRED, [1, 0], MPOL_MF_MOVE, true, st2), 0);
+  assert.equal(st2.queued, 0, 'on node 0, which is in the mask {0,1}');
+  assert.equal(processMbind(p, a, 16 * PAGE, MPOL_PREFERRED, [1], MPOL_MF_MOVE, true, st2), 0);
+  assert.equal(st2.migrated, 16);
+  assert.equal(pageToNid(k, pfnOf(p, a)), 1);
   for (let i = 0; i < 16; i++) assert.equal(p.load8(a + i * PAGE + 100), (i * 11 + 3) & 0xff);
 });
 

@@ -129,9 +129,10 @@ export interface MbindStats {
 }
 
 /**
- * queue_pages_range(mm, start, end, nmask, flags | MPOL_MF_INVERT, pagelist)
- * for a new policy: every present, normal folio mapped in [start, end)
- * that is not on a node of the policy is "misplaced". With MPOL_MF_MOVE /
+ * queue_pages_range(mm, start, end, nmask, flags | MPOL_MF_INVERT, pagelist):
+ * every present, normal folio mapped in [start, end) that is not on a node
+ * of nmask (the mbind() caller's mask) is "misplaced"; an empty mask
+ * (MPOL_DEFAULT, MPOL_LOCAL) is the local node here (see doMbind). With MPOL_MF_MOVE /
  * MOVE_ALL it is isolated onto `queued` (migrate_folio_add: a folio mapped
  * by more than one process only with MOVE_ALL, otherwise it stays and is
  * not counted); a misplaced folio that cannot be isolated or sits in a VMA
@@ -141,7 +142,7 @@ export interface MbindStats {
  * Returns the failed count, or -EFAULT when [start, end) has a hole
  * (no MPOL_MF_DISCONTIG_OK for mbind).
  */
-function queuePagesRange(k: Kernel, mm: MmStruct, start: number, end: number, pol: Mempolicy | null, flags: number, queued: Array<{ folio: number; addr: number; vma: NonNullable<ReturnType<MmStruct['vmaLookup']>> }>): number {
+function queuePagesRange(k: Kernel, mm: MmStruct, start: number, end: number, nmask: readonly number[], flags: number, queued: Array<{ folio: number; addr: number; vma: NonNullable<ReturnType<MmStruct['vmaLookup']>> }>): number {
   // The hole check first, as the walk would meet it.
   let a = start;
   while (a < end) {
@@ -149,7 +150,7 @@ function queuePagesRange(k: Kernel, mm: MmStruct, start: number, end: number, po
     if (v === null) return -EFAULT;
     a = v.end;
   }
-  const nodes = pol === null || pol.mode === MPOL_LOCAL ? [LOCAL_NODE] : pol.nodes;
+  const nodes = nmask.length === 0 ? [LOCAL_NODE] : nmask;
   const move = (flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)) !== 0;
   const p = k.pages;
   const seen = new Set<number>();
@@ -204,10 +205,10 @@ function queuePagesRange(k: Kernel, mm: MmStruct, start: number, end: number, po
  * -EIO (MPOL_MF_STRICT, above), or the -errno of a VMA split. len 0: 0.
  * Takes mmap_lock for write (held across the migration, as do_mbind).
  *
- * Deliberate differences: with MPOL_DEFAULT and a MOVE flag the kernel
- * queues every page (the empty mask inverted) and migrates them to the
- * local node, node-0 pages included; the model moves only the pages not on
- * the local node (same placement, fewer copies). A page queued for a node
+ * Deliberate differences: with MPOL_DEFAULT or MPOL_LOCAL and a MOVE flag
+ * the kernel queues every page (the empty mask inverted) and migrates them
+ * to the local node, node-0 pages included; the model moves only the pages
+ * not on the local node (same placement, fewer copies). A page queued for a node
  * that has no free page fails (migrate_pages() with __GFP_THISNODE) where
  * MPOL_BIND over several nodes could fall back to another node of the set.
  */
@@ -229,7 +230,10 @@ export function* doMbind(k: Kernel, mm: MmStruct, start: number, len: number, mo
   if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
   try {
     const queued: Array<{ folio: number; addr: number; vma: NonNullable<ReturnType<MmStruct['vmaLookup']>> }> = [];
-    let nrFailed = queuePagesRange(k, mm, start, end, pol, flags, queued);
+    // The mask the pages are checked against is the caller's (and-ed with
+    // N_MEMORY), not the policy's: MPOL_PREFERRED keeps only its first node.
+    const nmask = [...new Set(nodemask)].filter((n) => n < k.buddy.nrNodes);
+    let nrFailed = queuePagesRange(k, mm, start, end, nmask, flags, queued);
     let err = 0;
     if (nrFailed < 0) {
       err = nrFailed;
