@@ -20,6 +20,7 @@ import { HMM_DMIRROR_READ } from '../drivers/test_hmm/uapi.js';
 import { testHmmInit } from '../drivers/test_hmm/index.js';
 import { SimClock } from '../kernel/cost/clock.js';
 import type { HwProfile } from '../kernel/cost/profile.js';
+import type { ConfigHook } from './move_pages.js';
 
 export interface FaultRow {
   scenario: string;
@@ -28,18 +29,20 @@ export interface FaultRow {
   phases: Record<string, number>;
 }
 
-function measure(k: System['kernel'], profile: HwProfile, scenario: string, pages: number, body: () => void): FaultRow {
+function measure(k: System['kernel'], profile: HwProfile, scenario: string, pages: number, body: () => void, onConfig?: ConfigHook): FaultRow {
   const clock = new SimClock(profile);
   k.clock = clock;
+  const done = onConfig?.(k, clock, `${scenario} (${pages} page${pages > 1 ? 's' : ''})`);
   try {
     body();
   } finally {
+    done?.();
     k.clock = null;
   }
   return { scenario, pages, ns: clock.now(), phases: clock.snapshot().acct };
 }
 
-export function runDeviceFault(profile: HwProfile): FaultRow[] {
+export function runDeviceFault(profile: HwProfile, onConfig?: ConfigHook): FaultRow[] {
   const sys = new System({ ramBytes: 256 << 20, thp: 'madvise', swapMiB: 0, checked: false });
   const k = sys.kernel;
   testHmmInit(k);
@@ -62,7 +65,7 @@ export function runDeviceFault(profile: HwProfile): FaultRow[] {
     rows.push(measure(k, profile, 'device read fault', n, () => {
       const r = hmm_dmirror_cmd(lc, fd, HMM_DMIRROR_READ, b, n);
       if (r !== 0) throw new Error(`HMM_DMIRROR_READ: ${r}`);
-    }));
+    }, onConfig));
   }
   for (const thp of [false, true]) {
     const size = TWOMEG;
@@ -71,7 +74,7 @@ export function runDeviceFault(profile: HwProfile): FaultRow[] {
     if (r !== 0) throw new Error(`HMM_DMIRROR_MIGRATE_TO_DEV: ${r}`);
     rows.push(measure(k, profile, thp ? 'CPU fault on device THP' : 'CPU fault on device 4K page', thp ? 512 : 1, () => {
       p.store8(b.ptr, 0x22);
-    }));
+    }, onConfig));
     if (p.load8(b.ptr + 4096) !== 0x11 || p.load8(b.ptr) !== 0x22) throw new Error('device-fault: data lost in the round trip');
   }
   k.release();

@@ -28,6 +28,7 @@ import { startOffloading, stopOffloading } from '../kernel/mm/migrate_offload.js
 import { createDmaMigrator } from '../drivers/dma_migrator/index.js';
 import { HPAGE_PMD_NR } from '../kernel/mm/page.js';
 import { pmdAligned, pmdAlignUp } from '../kernel/mm/pgtable.js';
+import type { Kernel } from '../kernel/kernel.js';
 
 export const FOLIO_KIB = [4, 16, 64, 256, 1024, 2048];
 const PMD = 2 * 1024 * 1024;
@@ -50,7 +51,14 @@ export interface MovePagesPoint {
  * configuration). contentMode=fingerprint (data still moves; every copy is
  * checked by the fingerprints in checked mode and by the caller's check).
  */
-export function runMovePages(profile: HwProfile, folioKiB: number, channelsList: number[], bytes: number, checked = false, onDone?: (pt: MovePagesPoint) => void): MovePagesPoint[] {
+/**
+ * A hook around one simulated configuration (tracing): called with the
+ * machine and the configuration's fresh clock before the run, it returns
+ * the function called after it.
+ */
+export type ConfigHook = (k: Kernel, clock: SimClock, label: string) => () => void;
+
+export function runMovePages(profile: HwProfile, folioKiB: number, channelsList: number[], bytes: number, checked = false, onDone?: (pt: MovePagesPoint) => void, onConfig?: ConfigHook): MovePagesPoint[] {
   if (!FOLIO_KIB.includes(folioKiB)) throw new RangeError(`folio size ${folioKiB} KiB is not one of ${FOLIO_KIB.join(', ')}`);
   if (!pmdAligned(bytes) || bytes <= 0) throw new RangeError('bytes must be a positive multiple of 2 MiB');
   const nodeMiB = Math.ceil(bytes / (1 << 20) / 2) * 2 + 128;
@@ -79,7 +87,13 @@ export function runMovePages(profile: HwProfile, folioKiB: number, channelsList:
     clock.accountFolioPages = folioKiB === 4 || folioKiB === 2048 ? 0 : folioKiB / 4;
     k.clock = clock;
     if (ch > 0) startOffloading(k, createDmaMigrator(k, { channels: ch }));
-    const r = sysMovePages(k, proc.mm!, pages, new Int32Array(nAddr).fill(1), status, MPOL_MF_MOVE);
+    const done = onConfig?.(k, clock, `move_pages ${folioKiB >= 1024 ? `${folioKiB / 1024}M` : `${folioKiB}K`} folios, ${ch === 0 ? 'CPU copy' : `DMA ${ch}ch`}`);
+    let r: number;
+    try {
+      r = sysMovePages(k, proc.mm!, pages, new Int32Array(nAddr).fill(1), status, MPOL_MF_MOVE);
+    } finally {
+      done?.();
+    }
     if (ch > 0) stopOffloading(k);
     k.clock = null;
     let failed = r > 0 ? r : 0;
@@ -125,8 +139,23 @@ export function predictMovePages(profile: HwProfile, folioKiB: number, channels:
   ns += nFolios * (P === HPAGE_PMD_NR ? kc.migrateFolioNs + kc.migratePmdNs : kc.migrateFolioNs + P * kc.migratePteNs);
   if (channels === 0) return ns + (bytes / 4096) * (4096 / cpuCopyGBps(profile, 4096));
   const d = profile.dma!;
-  const batchBytes = fpb * folioKiB * 1024;
+  const folioBytes = folioKiB * 1024;
+  const batchBytes = fpb * folioBytes;
   const iommuPages = P === HPAGE_PMD_NR ? fpb : fpb * P;
-  const perBatch = d.batchNs + fpb * d.descriptorNs + iommuPages * d.iommuPageNs + Math.max((Math.ceil(fpb / channels) * folioKiB * 1024) / d.channelGBps, batchBytes / d.aggregateGBps);
+  // Segments: folios concatenated up to maxSegmentBytes; a folio at least
+  // that long is one segment (every batch here has equal folios).
+  const perSeg = folioBytes >= d.maxSegmentBytes ? 1 : Math.floor(d.maxSegmentBytes / folioBytes);
+  const nSeg = Math.ceil(fpb / perSeg);
+  let chan = 0;
+  for (let c = 0; c < Math.min(channels, nSeg); c++) {
+    let segs = 0;
+    let b = 0;
+    for (let s = c; s < nSeg; s += channels) {
+      segs++;
+      b += Math.min(perSeg, fpb - s * perSeg) * folioBytes;
+    }
+    chan = Math.max(chan, segs * d.segmentNs + b / d.channelGBps);
+  }
+  const perBatch = d.batchNs + nSeg * d.descriptorNs + iommuPages * d.iommuPageNs + Math.max(chan, batchBytes / d.aggregateGBps);
   return ns + nBatches * perBatch;
 }

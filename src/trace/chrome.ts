@@ -14,7 +14,10 @@
  *         address / pfn the function was called with;
  *   i     (thread-scoped instants) scheduler hook points, lock
  *         acquire/release, WARN and BUG (args.detail: the dump);
- *   C     counters "pages by state" and "free device pages".
+ *   C     counters "pages by state" and "free device pages";
+ *   X     with simulated time (a SimClock and its `jobs`): one track per
+ *         device engine (DMA channel N, copy engine N), each job a complete
+ *         event at its simulated start with its simulated duration.
  * Time: `ts` is in microseconds. With the explorer's StepClock one step is
  * 1000 us (1 ms in the viewer: step N starts at N ms) and the events of one
  * step are 1 us apart in the order they happened; with an EventClock one
@@ -61,10 +64,28 @@ export interface WriteTraceOptions {
   label?: string;
 }
 
+/** A job a device engine ran (SimClock.jobs), in the tracer's ticks. */
+export interface EngineJob {
+  engine: string;
+  start: number;
+  end: number;
+  what: string;
+}
+
+/** Thread ids of engine tracks: ENGINE_TID_BASE + the engine's rank in name order. */
+export const ENGINE_TID_BASE = 2000;
+
 /** One machine's tracer, shown as one process of the trace. */
 export interface TracePart {
   tracer: KTracer;
   label: string;
+  /**
+   * Engine jobs (DMA channels "dmaN", copy engines "ceN") drawn as one
+   * track each, complete events ('X') at their simulated start and length.
+   */
+  engines?: readonly EngineJob[];
+  /** Engine jobs not logged (SimClock.jobsLimit): the trace says how many. */
+  enginesDropped?: number;
 }
 
 /** The trace as Chrome Trace Event JSON text (a JSON array of events). */
@@ -79,7 +100,10 @@ export function traceJson(tr: KTracer, opts: WriteTraceOptions = {}): string {
 export function tracesJson(parts: readonly TracePart[]): string {
   const out = new CteTracerCtor({ noStream: true });
   const emit = (ph: string, f: CteFields): void => out.mkEventFunc(ph)(f);
-  parts.forEach((p, i) => emitPart(emit, p.tracer, p.label, TRACE_PID + i));
+  parts.forEach((p, i) => {
+    emitPart(emit, p.tracer, p.label, TRACE_PID + i);
+    if (p.engines !== undefined) emitEngines(emit, p.tracer, p.engines, p.enginesDropped ?? 0, TRACE_PID + i);
+  });
   out.flush();
   let text = '';
   for (let c = out.read(); c !== null; c = out.read()) text += c;
@@ -139,6 +163,35 @@ function emitPart(emit: (ph: string, f: CteFields) => void, tr: KTracer, label: 
     while (st.length > 0) emit('E', { name: st.pop(), cat: ['kernel'], ts: lastTs, pid, tid, args: { unfinished: true } });
   }
   if (tr.dropped > 0) emit('i', { name: `trace limit reached: ${tr.dropped} events dropped`, cat: ['trace'], ts: lastTs, pid, tid: 0, s: 'p', args: {} });
+}
+
+/** The name of an engine's track: "DMA channel 3" for dma3, "copy engine 0" for ce0. */
+function engineTrackName(engine: string): string {
+  const m = /^(dma|ce)(\d+)$/.exec(engine);
+  if (m === null) return engine;
+  return `${m[1] === 'dma' ? 'DMA channel' : 'copy engine'} ${m[2]}`;
+}
+
+/** Engine tracks: thread metadata, then each engine's jobs in start order as 'X' events. */
+function emitEngines(emit: (ph: string, f: CteFields) => void, tr: KTracer, jobs: readonly EngineJob[], enginesDropped: number, pid: number): void {
+  const perTick = tr.clock.unit === 'step' ? 1000 : tr.clock.unit === 'ns' ? 0.001 : 1;
+  const names = [...new Set(jobs.map((j) => j.engine))].sort((a, b) => {
+    const ka = /^(\D*)(\d*)$/.exec(a)!;
+    const kb = /^(\D*)(\d*)$/.exec(b)!;
+    return ka[1] !== kb[1] ? (ka[1] < kb[1] ? 1 : -1) : Number(ka[2] || 0) - Number(kb[2] || 0); /* dma before ce, by number */
+  });
+  names.forEach((n, i) => {
+    emit('M', { name: 'thread_name', ts: 0, pid, tid: ENGINE_TID_BASE + i, args: { name: engineTrackName(n) } });
+    emit('M', { name: 'thread_sort_index', ts: 0, pid, tid: ENGINE_TID_BASE + i, args: { sort_index: ENGINE_TID_BASE + i } });
+  });
+  names.forEach((n, i) => {
+    const own = jobs.filter((j) => j.engine === n).sort((a, b) => a.start - b.start);
+    for (const j of own) emit('X', { name: j.what, cat: ['engine'], ts: j.start * perTick, dur: (j.end - j.start) * perTick, pid, tid: ENGINE_TID_BASE + i, args: { engine: n } });
+  });
+  if (enginesDropped > 0) {
+    const last = jobs.reduce((m, j) => Math.max(m, j.end), 0) * perTick;
+    emit('i', { name: `engine job limit reached: ${enginesDropped} jobs not drawn`, cat: ['trace'], ts: last, pid, tid: 0, s: 'p', args: {} });
+  }
 }
 
 /** Write the trace to `file` (Chrome Trace Event JSON). */

@@ -23,6 +23,7 @@ import { KernelBug } from '../kernel/printk.js';
 import { EBADF, ECHILD, EEXIST, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM, ENXIO } from '../kernel/errno.js';
 import { translate, doUserAddrFault, SIGSEGV, SIGBUS, SIGKILL } from '../kernel/arch/fault.js';
 import { PAGE_SIZE } from '../kernel/mm/page.js';
+import { processMbind } from './mempolicy.js';
 import {
   File, FMODE_READ, FMODE_WRITE, O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TMPFILE, O_TRUNC, chrdevOpen, fput, getFile,
 } from '../kernel/fs/chardev.js';
@@ -521,6 +522,8 @@ export class Process {
   madvise(addr: number, len: number, advice: number): number {
     return this.run(this.sys.madvise(addr, len, advice));
   }
+  /** mbind(2): src/user/mempolicy.ts, mm/mempolicy.ts doMbind(). */
+  mbind(addr: number, len: number, mode: number, nodemask: readonly number[], flags = 0): number { return processMbind(this, addr, len, mode, nodemask, flags); }
   open(path: string, flags: number, mode = 0): number {
     return this.run(this.sys.open(path, flags, mode));
   }

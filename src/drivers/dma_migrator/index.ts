@@ -4,17 +4,29 @@
  * `struct migrator` of "[RFC PATCH 4/5] mm: add support for DMA folio
  * Migration", src/kernel/mm/migrate_offload.ts; the RFC's reference driver is dcbm,
  * drivers/migrate_offload/dcbm in RFC v4-v6): N DMA memcpy channels, a
- * batch's folios dealt round-robin over the channels, one descriptor per
- * folio (dmaengine_prep_dma_memcpy per mapped segment), submitted by the
- * CPU, then the CPU waits for all channels to complete.
+ * batch's segments dealt round-robin over the channels, one descriptor per
+ * mapped segment (dmaengine_prep_dma_memcpy), submitted by the CPU, then
+ * the CPU waits for all channels to complete.
  *
  * Data moves for real (k.contents.copyRange per folio). Time, with a
- * profile: on the CPU, the per-batch setup and completion wait
- * (dma.batchNs), the serial descriptor preparation (dma.descriptorNs each)
- * and the IOMMU mapping (dma.iommuPageNs per 4 KiB page of a folio smaller
- * than a PMD; one mapping for a 2 MiB folio); on channel c, its folios'
- * bytes at dma.channelGBps; all channels together at most
- * dma.aggregateGBps.
+ * profile, per batch (one migrate_dma() call = one migrate_pages_batch()
+ * batch of at most NR_MAX_BATCHED_MIGRATION pages):
+ *  - segments: the folios are mapped for DMA (dma_map_sgtable) and the IOMMU
+ *    DMA layer's __finalise_sg() (drivers/iommu/dma-iommu.c) concatenates
+ *    consecutive entries into one segment while it stays within
+ *    dma_get_max_seg_size() (dma.maxSegmentBytes, 64 KiB by default); a
+ *    folio at least that long stays one segment of its own. So 4 KiB
+ *    folios give 64 KiB segments, a 256 KiB folio one 256 KiB segment;
+ *  - on the CPU: dma.batchNs (channel selection, submission, completion
+ *    wakeup), dma.descriptorNs per segment (prep + tx_submit, serial),
+ *    dma.iommuPageNs per 4 KiB IOMMU page mapped (one per PMD folio);
+ *  - on the channels: whole segments dealt round-robin, each costing
+ *    dma.segmentNs (descriptor round trip) + its bytes at dma.channelGBps;
+ *    all channels together at most dma.aggregateGBps. The CPU waits for
+ *    the last channel.
+ * A 2 MiB folio is one segment and so runs on one channel: more channels
+ * do not speed up a batch of one THP (the model's prediction; see
+ * docs/COST_MODEL.md).
  *
  * can_migrate_dma(): no for ZONE_DEVICE folios and, if configured, folios
  * smaller than `minFolioPages` (those are copied by the CPU).
@@ -45,6 +57,7 @@ export function createDmaMigrator(k: Kernel, opt: DmaMigratorOptions): DmaMigrat
   const minPages = opt.minFolioPages ?? 0;
   const stat = { foliosMigrated: 0, foliosRefused: 0, batches: 0 };
   const chanBytes = new Float64Array(channels);
+  const chanSegs = new Int32Array(channels);
   return {
     name: `dma_migrator(${channels}ch)`,
     channels,
@@ -72,19 +85,33 @@ export function createDmaMigrator(k: Kernel, opt: DmaMigratorOptions): DmaMigrat
       const clock = kk.clock;
       if (clock !== null) {
         const d = clock.profile.dma!;
-        // Descriptors: one per folio; in experiment accounting (an mTHP size
-        // the allocator lacks) one per accountFolioPages order-0 folios.
+        // Folio sizes as charged: in experiment accounting (an mTHP size the
+        // allocator lacks) each run of accountFolioPages order-0 folios is
+        // one folio of that size.
         const acc = clock.accountFolioPages;
-        const descPages = acc > 1 && pages === srcs.length ? acc : 0;
-        const nDesc = descPages > 0 ? Math.ceil(pages / descPages) : srcs.length;
+        const emulated = acc > 1 && pages === srcs.length;
         chanBytes.fill(0);
-        if (descPages > 0) for (let j = 0; j < nDesc; j++) chanBytes[j % channels] += Math.min(descPages, pages - j * descPages) * 4096;
-        else for (let j = 0; j < srcs.length; j++) chanBytes[j % channels] += p.folioNr(srcs[j]) * 4096;
-        clock.charge('dma_migrate: setup', d.batchNs + nDesc * d.descriptorNs + iommuPages * d.iommuPageNs);
+        chanSegs.fill(0);
+        // __finalise_sg(): concatenate while the segment stays <= maxSegmentBytes.
+        const maxSeg = d.maxSegmentBytes;
+        let nSeg = 0;
+        let cur = 0;
+        const nf = emulated ? Math.ceil(pages / acc) : srcs.length;
+        for (let j = 0; j < nf; j++) {
+          const bytes = (emulated ? Math.min(acc, pages - j * acc) : p.folioNr(srcs[j])) * 4096;
+          if (cur === 0 || bytes > maxSeg - cur) {
+            nSeg++;
+            cur = 0;
+            chanSegs[(nSeg - 1) % channels]++;
+          }
+          cur += bytes;
+          chanBytes[(nSeg - 1) % channels] += bytes;
+        }
+        clock.charge('dma_migrate: setup', d.batchNs + nSeg * d.descriptorNs + iommuPages * d.iommuPageNs);
         const start = clock.now();
         let end = start;
-        for (let c = 0; c < channels && c < nDesc; c++) {
-          const e = clock.engineRun(`dma${c}`, chanBytes[c] / d.channelGBps, start);
+        for (let c = 0; c < channels && c < nSeg; c++) {
+          const e = clock.engineRun(`dma${c}`, chanSegs[c] * d.segmentNs + chanBytes[c] / d.channelGBps, start, clock.jobs === null ? 'job' : `memcpy: ${chanSegs[c]} segment${chanSegs[c] > 1 ? 's' : ''}, ${chanBytes[c] >> 10} KiB`);
           if (e > end) end = e;
         }
         end = Math.max(end, start + (pages * 4096) / d.aggregateGBps);

@@ -56,7 +56,7 @@ export function chargeDeviceCopy(k: Kernel, pages: number, phase: string): void 
     // Submitted and queued: the CPU waits once, for the fence, before
     // migrate_vma_finalize() (chargeCopyFenceWait).
     clock.charge(`${phase}: submit`, prof.device.copySetupNs);
-    clock.engineRun('ce0', prof.link.latencyNs + (pages * 4096) / prof.link.GBps);
+    clock.engineRun('ce0', prof.link.latencyNs + (pages * 4096) / prof.link.GBps, clock.now(), clock.jobs === null ? 'job' : `${phase}: ${pages} page${pages > 1 ? 's' : ''} over ${prof.link.name}`);
   } else {
     clock.charge(`${phase}: cpu copy`, pages * clock.cpuCopyPageNs);
   }

@@ -36,6 +36,14 @@ export class SimClock implements TraceClock {
   /** Busy ns per engine. */
   readonly engineBusy = new Map<string, number>();
   /**
+   * When not null (a tool that draws engine tracks sets it to []), every
+   * engine job is logged here: engine, start, end (ns) and what it was.
+   */
+  jobs: Array<{ engine: string; start: number; end: number; what: string }> | null = null;
+  /** At most this many jobs are logged; the others are counted in jobsDropped. */
+  jobsLimit = 100_000;
+  jobsDropped = 0;
+  /**
    * Experiment accounting only: when > 1, an order-0 folio migrated by
    * migrate_pages_batch() is charged as 1/accountFolioPages of a folio of
    * that many pages (an mTHP size the model's allocator does not have).
@@ -64,10 +72,15 @@ export class SimClock implements TraceClock {
   /**
    * Run a job of `ns` on `engine`, submitted now by the current CPU: it
    * starts when both are ready. Returns its end time; the CPU does not wait.
+   * `what` names the job in the engine's trace track (`jobs`).
    */
-  engineRun(engine: string, ns: number, notBefore = this.now()): number {
+  engineRun(engine: string, ns: number, notBefore = this.now(), what = 'job'): number {
     const start = Math.max(this.engineNs.get(engine) ?? 0, notBefore);
     const end = start + ns;
+    if (this.jobs !== null) {
+      if (this.jobs.length < this.jobsLimit) this.jobs.push({ engine, start, end, what });
+      else this.jobsDropped++;
+    }
     this.engineNs.set(engine, end);
     this.engineBusy.set(engine, (this.engineBusy.get(engine) ?? 0) + ns);
     return end;

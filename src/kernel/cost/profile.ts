@@ -66,12 +66,26 @@ export interface DmaProfile {
    */
   batchNs: number;
   /**
-   * Per descriptor, on the submitting CPU (serial): dmaengine_prep_dma_memcpy()
+   * Per DMA segment, on the submitting CPU (serial): dmaengine_prep_dma_memcpy()
    * and tx_submit for one mapped segment.
    */
   descriptorNs: number;
-  /** Per 4 KiB page mapped for DMA with 4 KiB IOMMU granularity (dma_map_sgtable of non-PMD folios), on the CPU. */
+  /** Per 4 KiB page mapped for DMA with 4 KiB IOMMU granularity (dma_map_sgtable of non-PMD folios), on the CPU; a PMD folio is one 2 MiB IOMMU mapping. */
   iommuPageNs: number;
+  /**
+   * Per DMA segment, on the channel that runs it: the descriptor's fetch,
+   * start and completion round trip, serial per channel, before and after
+   * its bytes move at channelGBps.
+   */
+  segmentNs: number;
+  /**
+   * dma_get_max_seg_size() of the engine's device (include/linux/dma-mapping.h:
+   * 64 KiB when the driver sets no dma_parms): the IOMMU DMA layer's
+   * __finalise_sg() (drivers/iommu/dma-iommu.c) concatenates mapped folios
+   * into one segment while the segment stays within this length; a folio
+   * at least this long is one segment of its own.
+   */
+  maxSegmentBytes: number;
   /** Per-channel copy bandwidth. */
   channelGBps: number;
   /** All channels together cannot exceed this (the engine's / fabric's limit). */
@@ -111,7 +125,7 @@ export interface HwProfile {
 /** Fields that must be finite non-negative numbers, by section. */
 const NUMERIC: Record<string, string[]> = {
   kernel: ['migrateBatchNs', 'migrateFolioNs', 'migratePteNs', 'migratePmdNs', 'faultEntryExitNs'],
-  dma: ['channels', 'batchNs', 'descriptorNs', 'iommuPageNs', 'channelGBps', 'aggregateGBps'],
+  dma: ['channels', 'batchNs', 'descriptorNs', 'iommuPageNs', 'segmentNs', 'maxSegmentBytes', 'channelGBps', 'aggregateGBps'],
   link: ['GBps', 'latencyNs'],
   device: ['copyEngines', 'copySetupNs', 'faultNs'],
 };
@@ -151,6 +165,7 @@ export function validateProfile(x: unknown): string[] {
   const dma = o.dma as DmaProfile | undefined;
   if (dma && (!Number.isInteger(dma.channels) || dma.channels < 1)) errs.push('dma.channels: not a positive integer');
   if (dma && !(dma.channelGBps > 0 && dma.aggregateGBps > 0)) errs.push('dma: bandwidths must be positive');
+  if (dma && !(Number.isInteger(dma.maxSegmentBytes) && dma.maxSegmentBytes >= 4096)) errs.push('dma.maxSegmentBytes: not an integer >= 4096');
   if (typeof o.sources !== 'object' || o.sources === null) errs.push('sources: missing');
   else {
     // Every numeric value names its source.

@@ -10,6 +10,7 @@
  * write, dirty, young, soft-dirty and uffd-wp bits and PG_anon_exclusive
  * carried to every PTE.
  */
+import { vmaAllocFolio } from './mpol_alloc.js';
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
@@ -77,7 +78,7 @@ export function* doHugePmdAnonymousPage(vma: Vma, pmd: PmdTable, i: number, addr
     pmd.lock.unlock(k.sched);
     return 0;
   }
-  const folio = k.buddy.alloc(HPAGE_PMD_ORDER, __GFP_ZERO, 'thp');
+  const folio = vmaAllocFolio(k, vma, haddr, HPAGE_PMD_ORDER, __GFP_ZERO, 'thp');
   if (folio < 0) {
     k.vmstat.thp_fault_fallback++;
     return VM_FAULT_FALLBACK;

@@ -12,6 +12,7 @@
  * under the PTL before they are changed (pte_same), so a racing thread under
  * the scheduler sees the kernel's outcomes.
  */
+import { vmaAllocFolio } from './mpol_alloc.js';
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import {
@@ -153,7 +154,7 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   }
   if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
-  const pfn = k.buddy.alloc(0, __GFP_ZERO, 'anon_fault');
+  const pfn = vmaAllocFolio(k, vma, addr, 0, __GFP_ZERO, 'anon_fault');
   if (pfn < 0) return VM_FAULT_OOM;
   yield* spinLock(k.sched, pt.ptl);
   if (!pteNone(pt.f[i])) {
@@ -206,7 +207,7 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
       return VM_FAULT_OOM;
     }
     anonVmaPrepare(k, vma);
-    const np = k.buddy.alloc(0, 0, 'cow_fault');
+    const np = vmaAllocFolio(k, vma, addr, 0, 0, 'cow_fault');
     if (np < 0) {
       folioPut(k, page);
       return VM_FAULT_OOM;
@@ -320,7 +321,7 @@ function* wpPageCopy(vma: Vma, pt: PteTable, i: number, addr: number, v: number,
   const s = k.sched;
   if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
-  const np = k.buddy.alloc(0, old < 0 ? __GFP_ZERO : 0, 'wp_page_copy');
+  const np = vmaAllocFolio(k, vma, addr, 0, old < 0 ? __GFP_ZERO : 0, 'wp_page_copy');
   if (np < 0) return VM_FAULT_OOM;
   if (old >= 0) k.contents.copy(np, old);
   // As mm/memory.c:wp_page_copy(): the PTE of this one page changes to the
@@ -382,7 +383,7 @@ function* doSwapIn(vma: Vma, pt: PteTable, i: number, addr: number, flags: numbe
     return VM_FAULT_SIGBUS;
   }
   anonVmaPrepare(k, vma);
-  const pfn = k.buddy.alloc(0, 0, 'swapin');
+  const pfn = vmaAllocFolio(k, vma, addr, 0, 0, 'swapin');
   if (pfn < 0) return VM_FAULT_OOM;
   swap.readPage(slot, pfn);
   yield* spinLock(s, pt.ptl);

@@ -117,6 +117,20 @@ function putbackFolio(k: Kernel, f: number): void {
  * Returns 0 or -ENOMEM (no destination on the node).
  */
 function migratePagesBatch(k: Kernel, batch: number[], nid: number, res: MigrateResult): number {
+  const tr = k.tracer;
+  if (tr === null) return migratePagesBatchInner(k, batch, nid, res);
+  tr.begin('migrate_pages_batch', batch.length);
+  try {
+    return migratePagesBatchInner(k, batch, nid, res);
+  } catch (e) {
+    tr.raised(e);
+    throw e;
+  } finally {
+    tr.end('migrate_pages_batch');
+  }
+}
+
+function migratePagesBatchInner(k: Kernel, batch: number[], nid: number, res: MigrateResult): number {
   const p = k.pages;
   const clock = k.clock;
   if (clock !== null) clock.charge('migrate_pages_batch', clock.profile.kernel.migrateBatchNs);
@@ -124,74 +138,103 @@ function migratePagesBatch(k: Kernel, batch: number[], nid: number, res: Migrate
   const dsts: number[] = [];
   let rc = 0;
   // 1. migrate_folio_unmap() per folio.
-  for (let bi = 0; bi < batch.length; bi++) {
-    const src = batch[bi];
-    if (rc === -ENOMEM) {
-      putbackFolio(k, src);
-      res.failed.push(src);
-      continue;
+  const tr = k.tracer;
+  tr?.begin('migrate_folio_unmap', batch.length);
+  try {
+    for (let bi = 0; bi < batch.length; bi++) {
+      const src = batch[bi];
+      if (rc === -ENOMEM) {
+        putbackFolio(k, src);
+        res.failed.push(src);
+        continue;
+      }
+      const nr = p.folioNr(src);
+      const order = nr === 1 ? 0 : 9;
+      const dst = k.buddy.alloc(order, GFP_HIGHUSER_MOVABLE | __GFP_THISNODE, 'migrate', nid);
+      if (dst < 0) {
+        rc = -ENOMEM;
+        putbackFolio(k, src);
+        res.failed.push(src);
+        continue;
+      }
+      if (!folioTrylock(k, src)) {
+        // MIGRATE_SYNC would sleep on the lock; in run-to-completion a held
+        // folio lock is someone else's long-term business: fail the folio.
+        k.buddy.free(dst, order);
+        putbackFolio(k, src);
+        res.failed.push(src);
+        continue;
+      }
+      folioTrylock(k, dst);
+      if (clock !== null) clock.charge('migrate_folio_unmap', folioCost(clock, nr) / 2);
+      if (p.folioMapped(src)) runSync(k.sched, tryToMigrate(k, src, TTU_BATCH_FLUSH));
+      if (p.folioMapped(src)) {
+        // Could not unmap every mapping: restore the entries installed and fail.
+        migrateFolioUndo(k, src, dst);
+        res.failed.push(src);
+        continue;
+      }
+      srcs.push(src);
+      dsts.push(dst);
     }
-    const nr = p.folioNr(src);
-    const order = nr === 1 ? 0 : 9;
-    const dst = k.buddy.alloc(order, GFP_HIGHUSER_MOVABLE | __GFP_THISNODE, 'migrate', nid);
-    if (dst < 0) {
-      rc = -ENOMEM;
-      putbackFolio(k, src);
-      res.failed.push(src);
-      continue;
-    }
-    if (!folioTrylock(k, src)) {
-      // MIGRATE_SYNC would sleep on the lock; in run-to-completion a held
-      // folio lock is someone else's long-term business: fail the folio.
-      k.buddy.free(dst, order);
-      putbackFolio(k, src);
-      res.failed.push(src);
-      continue;
-    }
-    folioTrylock(k, dst);
-    if (clock !== null) clock.charge('migrate_folio_unmap', folioCost(clock, nr) / 2);
-    if (p.folioMapped(src)) runSync(k.sched, tryToMigrate(k, src, TTU_BATCH_FLUSH));
-    if (p.folioMapped(src)) {
-      // Could not unmap every mapping: restore the entries installed and fail.
-      migrateFolioUndo(k, src, dst);
-      res.failed.push(src);
-      continue;
-    }
-    srcs.push(src);
-    dsts.push(dst);
+  } finally {
+    tr?.end('migrate_folio_unmap');
   }
   if (srcs.length === 0) return rc;
   // 2. try_to_unmap_flush(): one TLB flush for the batch (in migrateBatchNs).
   // 3. The batch copy: folios_mc_copy() or the offload migrator.
-  const copied = migratorCopyBatch(k, dsts, srcs);
+  const copied = k.tracer === null ? migratorCopyBatch(k, dsts, srcs) : tracedCopyBatch(k, dsts, srcs);
   // 4. migrate_folio_move() per folio.
-  for (let bi = 0; bi < srcs.length; bi++) {
-    const src = srcs[bi];
-    const dst = dsts[bi];
-    const nr = p.folioNr(src);
-    if (clock !== null) clock.charge('migrate_folio_move', folioCost(clock, nr) / 2);
-    if (folioMigrateMapping(k, dst, src, 0) === -EAGAIN) {
-      // An unexpected reference (a GUP pin, ...): the kernel retries, then fails.
-      migrateFolioUndo(k, src, dst);
-      res.failed.push(src);
-      continue;
+  tr?.begin('migrate_folio_move', srcs.length);
+  try {
+    for (let bi = 0; bi < srcs.length; bi++) {
+      const src = srcs[bi];
+      const dst = dsts[bi];
+      const nr = p.folioNr(src);
+      if (clock !== null) clock.charge('migrate_folio_move', folioCost(clock, nr) / 2);
+      if (folioMigrateMapping(k, dst, src, 0) === -EAGAIN) {
+        // An unexpected reference (a GUP pin, ...): the kernel retries, then fails.
+        migrateFolioUndo(k, src, dst);
+        res.failed.push(src);
+        continue;
+      }
+      folioMigrateFlags(k, dst, src);
+      if (copied === null || !copied[bi]) {
+        folioCopy(k, dst, src);
+        if (clock !== null) clock.charge('folio_copy', nr * clock.cpuCopyPageNs);
+      }
+      k.lru.add(dst);
+      removeMigrationPtes(k, src, dst, false);
+      folioUnlock(k, src);
+      folioUnlock(k, dst);
+      folioPut(k, dst); /* the allocation reference; the mappings and the LRU batch hold theirs */
+      folioPut(k, src); /* the isolation reference: the source is freed */
+      res.succeeded++;
+      k.vmstat.pgmigrate_success += nr;
+      if (nr === HPAGE_PMD_NR) k.vmstat.thp_migration_success++;
     }
-    folioMigrateFlags(k, dst, src);
-    if (copied === null || !copied[bi]) {
-      folioCopy(k, dst, src);
-      if (clock !== null) clock.charge('folio_copy', nr * clock.cpuCopyPageNs);
-    }
-    k.lru.add(dst);
-    removeMigrationPtes(k, src, dst, false);
-    folioUnlock(k, src);
-    folioUnlock(k, dst);
-    folioPut(k, dst); /* the allocation reference; the mappings and the LRU batch hold theirs */
-    folioPut(k, src); /* the isolation reference: the source is freed */
-    res.succeeded++;
-    k.vmstat.pgmigrate_success += nr;
-    if (nr === HPAGE_PMD_NR) k.vmstat.thp_migration_success++;
+  } finally {
+    tr?.end('migrate_folio_move');
   }
   return rc;
+}
+
+/**
+ * The batch copy with a trace span 'migrate_dma' when a migrator is active.
+ * (Trace spans of the batch: migrate_pages_batch around all of it,
+ * migrate_folio_unmap / migrate_folio_move around the loops over its
+ * folios; the CPU copy is inside migrate_folio_move.)
+ */
+function tracedCopyBatch(k: Kernel, dsts: number[], srcs: number[]): boolean[] | null {
+  const tr = k.tracer!;
+  const st = k.migrateOffload as { active: { name: string } | null } | null;
+  if (st === null || st.active === null) return migratorCopyBatch(k, dsts, srcs); /* folios_copy: per folio in migrate_folio_move */
+  tr.begin('migrate_dma', srcs.length);
+  try {
+    return migratorCopyBatch(k, dsts, srcs);
+  } finally {
+    tr.end('migrate_dma');
+  }
 }
 
 /**
@@ -212,7 +255,7 @@ function folioCost(clock: NonNullable<Kernel['clock']>, nr: number): number {
 }
 
 /** vma_migratable(): not VM_IO / VM_PFNMAP (hugetlb: not migrated by this model). */
-function vmaMigratable(flags: number): boolean {
+export function vmaMigratable(flags: number): boolean {
   return (flags & (VM_IO | VM_PFNMAP | VM_HUGETLB)) === 0;
 }
 
@@ -221,7 +264,7 @@ function vmaMigratable(flags: number): boolean {
  * needs: the page a present PTE or PMD maps (the zero pages included), or
  * -1 for none / a non-present entry.
  */
-function folioWalk(k: Kernel, mm: MmStruct, addr: number): number {
+export function folioWalk(k: Kernel, mm: MmStruct, addr: number): number {
   const pmd = pmdTableOf(mm.pgd, addr, false);
   if (pmd === null) return -1;
   const i = pmdIndex(addr);
@@ -356,7 +399,14 @@ export function sysMovePages(k: Kernel, mm: MmStruct, pages: ArrayLike<number>, 
   if (flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)) return -EINVAL;
   if ((flags & MPOL_MF_MOVE_ALL) && !capSysNice) return -EPERM;
   if (status.length < pages.length || (nodes !== null && nodes.length < pages.length)) return -EFAULT;
-  const r = nodes === null ? doPagesStat(k, mm, pages, status) : doPagesMove(k, mm, pages, nodes, status, flags);
+  const tr = k.tracer;
+  tr?.begin('kernel_move_pages', pages.length);
+  let r: number;
+  try {
+    r = nodes === null ? doPagesStat(k, mm, pages, status) : doPagesMove(k, mm, pages, nodes, status, flags);
+  } finally {
+    tr?.end('kernel_move_pages');
+  }
   if (k.checkHook !== null && r === 0) checkStatusTruth(k, mm, pages, status);
   k.checkpoint('move_pages');
   return r;

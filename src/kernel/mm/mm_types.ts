@@ -144,6 +144,19 @@ export interface VmOps {
 }
 
 /**
+ * struct mempolicy (include/linux/mempolicy.h) as far as the model places
+ * pages with it: the mode (MPOL_PREFERRED / MPOL_BIND / MPOL_INTERLEAVE /
+ * MPOL_LOCAL, mm/mempolicy.ts), the mode flags and the node set in
+ * ascending order. Immutable once made, so VMAs share it where the kernel
+ * would mpol_dup() a copy (vma_dup_policy).
+ */
+export interface Mempolicy {
+  readonly mode: number;
+  readonly flags: number;
+  readonly nodes: readonly number[];
+}
+
+/**
  * struct vm_area_struct. [start, end) page aligned; pgoff is the page offset
  * in the file, or for anon VMAs the linear page index (start >> PAGE_SHIFT at
  * creation, preserved by mremap so rmap can compute addresses).
@@ -160,6 +173,8 @@ export class Vma {
   ops: VmOps | null = null;
   /** vm_private_data */
   privateData: unknown = null;
+  /** vma->vm_policy (mbind(2)); null: MPOL_DEFAULT, the task's policy applies. */
+  policy: Mempolicy | null = null;
   constructor(
     public mm: MmStruct,
     public start: number,

@@ -121,13 +121,15 @@ export function unlinkAnonVmas(vma: Vma): void {
 
 /**
  * vm_area_dup(): a copy of vma's fields for `mm` (not inserted, no anon_vma
- * links, no i_mmap link, no file reference): the caller links it.
+ * links, no i_mmap link, no file reference): the caller links it. The
+ * memory policy is shared (vma_dup_policy; policies are immutable here).
  */
 export function vmaDup(vma: Vma, mm: MmStruct): Vma {
   const n = new Vma(mm, vma.start, vma.end, vma.flags, vma.pgoff);
   n.file = vma.file;
   n.ops = vma.ops;
   n.privateData = vma.privateData;
+  n.policy = vma.policy; /* vma_dup_policy() */
   return n;
 }
 

@@ -58,9 +58,15 @@ export class BuddyAllocator {
    * to use in order and whether other nodes are forbidden (MPOL_BIND).
    * null: the local node with fallback.
    */
-  policy: (() => { nodes: number[]; bind: boolean } | null) | null = null;
+  policy: (() => { nodes: readonly number[]; bind: boolean } | null) | null = null;
   /** Task memory policies by pid (mm/mempolicy.ts); empty until set_mempolicy(). */
-  readonly taskPolicies = new Map<number, { mode: number; nodes: number[] }>();
+  readonly taskPolicies = new Map<number, { mode: number; nodes: number[]; ilPrev: number }>();
+  /**
+   * The policy of the allocation in progress, set by vma_alloc_folio()
+   * (mm/mpol_alloc.ts) around one alloc() call for a VMA with a policy
+   * (alloc_pages_mpol): it overrides the task policy hook. null otherwise.
+   */
+  allocPolicy: { nodes: readonly number[]; bind: boolean } | null = null;
   /**
    * Failure injection rules by site name ('alloc_pages', 'thp', 'dmirror', ...):
    * the machine's fault-injection table (k.failInject.rules), shared by every site.
@@ -163,7 +169,7 @@ export class BuddyAllocator {
    * with one (the zonelist fallback), unless __GFP_THISNODE. -1: none.
    */
   private pickNode(order: number, gfp: number, nid: number): number {
-    const pol = nid < 0 && this.policy !== null ? this.policy() : null;
+    const pol = nid >= 0 ? null : this.allocPolicy !== null ? this.allocPolicy : this.policy !== null ? this.policy() : null;
     if (pol !== null) {
       for (const n of pol.nodes) if (this.heads9[n] !== NIL || (order === 0 && this.heads0[n] !== NIL)) return n;
       if (pol.bind) return -1;
