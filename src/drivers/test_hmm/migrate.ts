@@ -64,11 +64,11 @@ function takeFailAlloc(dmirror: Dmirror): boolean {
  * migrate_vma_pages. May sleep (chunk allocation).
  */
 export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror): K<void> {
-  mmapAssertLocked(args.vma!.mm, 'dmirror_migrate_alloc_and_copy');
+  mmapAssertLocked(args.vma.mm, 'dmirror_migrate_alloc_and_copy');
   const k = dmirror.k;
   const p = k.pages;
-  const src = args.src!;
-  const dst = args.dst!;
+  const src = args.src;
+  const dst = args.dst;
   let i = 0;
   for (let addr = args.start; addr < args.end;) {
     const sv = src[i];
@@ -88,7 +88,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
      * page read-only and a device write refaults (docs/FINDINGS.md). The
      * fix restores 6.1's condition.
      */
-    if (spage < 0 && k.config.fixes.dmirror_devmem_fix && (args.vma!.flags & VM_WRITE)) write = MIGRATE_PFN_WRITE;
+    if (spage < 0 && k.config.fixes.dmirror_devmem_fix && (args.vma.flags & VM_WRITE)) write = MIGRATE_PFN_WRITE;
     if (spage >= 0 && p.pgmap[spage] !== 0) {
       k.printk.warn(`page already in device spage pfn: 0x${spage.toString(16)}`, k.dumpPage(spage, 'dmirror_migrate_alloc_and_copy'));
       i++;
@@ -170,8 +170,8 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
   const k = dmirror.k;
   const p = k.pages;
   const s = k.sched;
-  const src = args.src!;
-  const dst = args.dst!;
+  const src = args.src;
+  const dst = args.dst;
   const startPfn = Math.floor(args.start / PAGE_SIZE);
   const endPfn = Math.floor(args.end / PAGE_SIZE);
   if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
@@ -299,8 +299,8 @@ function* dmirrorMigrateBatchLoop(dmirror: Dmirror, start: number, end: number, 
 export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirror): K<number> {
   const k = dmirror.k;
   const p = k.pages;
-  const src = args.src!;
-  const dst = args.dst!;
+  const src = args.src;
+  const dst = args.dst;
   const n = Math.floor((args.end - args.start) / PAGE_SIZE);
   let order = 0;
   let i = 0;
@@ -375,7 +375,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
 
 /** dmirror_successful_migrated_pages(): src entries with VALID and MIGRATE. */
 export function dmirrorSuccessfulMigratedPages(args: MigrateVma): number {
-  const src = args.src!;
+  const src = args.src;
   let cpages = 0;
   for (let i = 0; i < args.npages; i++) if (mpfnHas(src[i], MIGRATE_PFN_VALID) && mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) cpages++;
   return cpages;

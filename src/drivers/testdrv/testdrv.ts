@@ -275,7 +275,7 @@ export class TestDev {
     });
     if ((yield* migrateVmaSetup(mv)) !== 0) return VM_FAULT_SIGBUS;
     let ret = 0;
-    if (mv.cpages > 0 && this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocSystem(o, false)) < 0) ret = VM_FAULT_OOM;
+    if (mv.cpages > 0 && this.fillDst(mv.src, mv.dst, mv.npages, (o) => this.allocSystem(o, false)) < 0) ret = VM_FAULT_OOM;
     yield* migrateVmaPages(mv);
     yield* migrateVmaFinalize(mv);
     if (ret !== 0) this.stat.toRamFailed++;
@@ -307,10 +307,10 @@ export class TestDev {
       const mv = new MigrateVma({ vma, start, end, src: a.src, dst: a.dst, flags, pgmapOwner: this.owner });
       const r = yield* migrateVmaSetup(mv);
       if (r !== 0) return r;
-      if (skipHoles) dropHoles(mv.src!, mv.npages);
-      if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, alloc);
+      if (skipHoles) dropHoles(mv.src, mv.npages);
+      if (mv.cpages > 0) this.fillDst(mv.src, mv.dst, mv.npages, alloc);
       yield* migrateVmaPages(mv);
-      const n = countMigrating(mv.src!, mv.npages);
+      const n = countMigrating(mv.src, mv.npages);
       yield* migrateVmaFinalize(mv);
       return n;
     } finally {

@@ -94,38 +94,73 @@ export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
 /** Collect PMD-sized folios (and 2 MiB holes) as one COMPOUND entry instead of splitting them. */
 export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
 
-/** Model-only state of a struct migrate_vma, to catch driver misuse. */
-const enum MvState {
-  NEW = 0,
-  SETUP = 1,
-  PAGES = 2,
-  FINALIZED = 3,
+/**
+ * Model-only state of a struct migrate_vma, to catch driver misuse: NEW
+ * until migrate_vma_setup() succeeds, then SETUP, PAGES after
+ * migrate_vma_pages(), FINALIZED after migrate_vma_finalize(). The kernel
+ * keeps no such state; it trusts the driver to call the three steps in
+ * order.
+ */
+export const MigrateVmaState = {
+  NEW: 0,
+  SETUP: 1,
+  PAGES: 2,
+  FINALIZED: 3,
+} as const;
+/** One of the {@link MigrateVmaState} values. */
+export type MigrateVmaState = typeof MigrateVmaState[keyof typeof MigrateVmaState];
+
+/**
+ * What a driver fills in of a struct migrate_vma before
+ * migrate_vma_setup(): vma, start, end (page aligned inside the vma), src
+ * and dst (each at least (end - start) / PAGE_SIZE entries) and flags
+ * (MIGRATE_VMA_SELECT_*) are required; pgmapOwner (needed to select device
+ * pages) defaults to null, faultPage (vmf.page from a migrate_to_ram()
+ * callback, locked and referenced by the fault handler) to -1.
+ *
+ * The kernel checks `!args->vma`, `!args->src || !args->dst` at run time
+ * and returns -EINVAL; so does the model for JavaScript callers that pass
+ * null despite the types.
+ */
+export interface MigrateVmaArgs {
+  vma: Vma;
+  start: number;
+  end: number;
+  src: Float64Array;
+  dst: Float64Array;
+  flags: number;
+  pgmapOwner?: unknown;
+  faultPage?: number;
 }
 
 /**
- * struct migrate_vma. The driver fills vma, start, end, src, dst (each at
- * least (end - start) / PAGE_SIZE entries), flags (MIGRATE_VMA_SELECT_*),
- * pgmapOwner and, from a migrate_to_ram() callback, faultPage (vmf.page,
- * locked and referenced by the fault handler; -1 otherwise). Setup writes
- * npages, cpages, src and dst; the driver must not modify src after setup
- * nor dst after migrate_vma_pages().
+ * struct migrate_vma. The driver fills the {@link MigrateVmaArgs} fields
+ * (through the constructor). Setup writes npages, cpages, src and dst; the
+ * driver must not modify src after setup nor dst after migrate_vma_pages().
  */
 export class MigrateVma {
-  vma: Vma | null = null;
-  start = 0;
-  end = 0;
-  src: Float64Array | null = null;
-  dst: Float64Array | null = null;
+  vma: Vma;
+  start: number;
+  end: number;
+  src: Float64Array;
+  dst: Float64Array;
   npages = 0;
   cpages = 0;
-  flags = 0;
-  pgmapOwner: unknown = null;
-  faultPage = -1;
+  flags: number;
+  pgmapOwner: unknown;
+  faultPage: number;
   /** Model-only: where in the three-step protocol this descriptor is. */
-  state: number = MvState.NEW;
+  state: MigrateVmaState = MigrateVmaState.NEW;
 
-  constructor(init: Partial<Pick<MigrateVma, 'vma' | 'start' | 'end' | 'src' | 'dst' | 'flags' | 'pgmapOwner' | 'faultPage'>> = {}) {
-    Object.assign(this, init);
+  constructor(args: MigrateVmaArgs) {
+    this.vma = args.vma;
+    this.start = args.start;
+    this.end = args.end;
+    this.src = args.src;
+    this.dst = args.dst;
+    this.flags = args.flags;
+    this.pgmapOwner = args.pgmapOwner ?? null;
+    this.faultPage = args.faultPage ?? -1;
   }
 }
 
@@ -168,7 +203,7 @@ function collectSkip(w: Walk, start: number, end: number): number {
  */
 function collectHole(w: Walk, start: number, end: number): number {
   const mv = w.mv;
-  if (!mv.vma!.isAnon()) return collectSkip(w, start, end);
+  if (!mv.vma.isAnon()) return collectSkip(w, start, end);
   if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && start % HPAGE_PMD_SIZE === 0 && end % HPAGE_PMD_SIZE === 0) {
     emit(w, MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND);
     mv.cpages++;
@@ -232,7 +267,7 @@ function* migrateVmaSplitFolio(k: Kernel, folio: number, faultPage: number): K<n
 function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: number): K<number> {
   const { k, mv } = w;
   const s = k.sched;
-  const vma = mv.vma!;
+  const vma = mv.vma;
   if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
   const f = pmd.f[i];
   const t = f & TYPE_MASK;
@@ -314,7 +349,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
   const { k, mv } = w;
   const s = k.sched;
   const p = k.pages;
-  const vma = mv.vma!;
+  const vma = mv.vma;
   const anonVma = vma.isAnon();
   const hist = k.config.historical;
   let addr = start;
@@ -444,7 +479,7 @@ function spanEnd(addr: number, size: number): number {
  */
 function* migrateVmaCollect(w: Walk): K<void> {
   const mv = w.mv;
-  const vma = mv.vma!;
+  const vma = mv.vma;
   const mm = vma.mm;
   const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_MIGRATE, mv.start, mv.end, mv.pgmapOwner);
   yield* mmuNotifierInvalidateRangeStart(range);
@@ -613,7 +648,7 @@ const VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP;
 export function* migrateVmaSetup(args: MigrateVma): K<number> {
   const tr = args.vma !== null ? args.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_setup')) return yield* tr.span('migrate_vma_setup', args.start, migrateVmaSetup(args));
   const vma = args.vma;
-  args.state = MvState.NEW;
+  args.state = MigrateVmaState.NEW;
   const nrPages = Math.floor((args.end - args.start) / PAGE_SIZE);
   args.start -= args.start % PAGE_SIZE;
   args.end -= args.end % PAGE_SIZE;
@@ -639,7 +674,7 @@ export function* migrateVmaSetup(args: MigrateVma): K<number> {
   yield* migrateVmaCollect(w);
   if (args.cpages) args.cpages = yield* migrateDeviceUnmap(k, args.src, args.npages, faultPage);
   if (k.clock !== null) chargeMigrateVmaSetup(k.clock, args.src, args.npages, mpfnHas, { migrate: MIGRATE_PFN_MIGRATE, compound: MIGRATE_PFN_COMPOUND }, HPAGE_PMD_NR);
-  args.state = MvState.SETUP;
+  args.state = MigrateVmaState.SETUP;
   return 0;
 }
 
@@ -684,9 +719,9 @@ function dstPageBug(k: Kernel, dpfn: number, i: number): never {
  * young). On success src = MIGRATE exactly; on failure MIGRATE is cleared.
  */
 function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: number): K<void> {
-  const src = mv.src!;
-  const dst = mv.dst!;
-  const vma = mv.vma!;
+  const src = mv.src;
+  const dst = mv.dst;
+  const vma = mv.vma;
   const mm = vma.mm;
   const s = k.sched;
   const p = k.pages;
@@ -757,8 +792,8 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
  * as MIGRATE|COMPOUND.
  */
 function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, folio: number, idx: number, pmd: PmdTable, i: number): K<number> {
-  const src = mv.src!;
-  const vma = mv.vma!;
+  const src = mv.src;
+  const vma = mv.vma;
   const mm = vma.mm;
   const p = k.pages;
   const s = k.sched;
@@ -803,8 +838,8 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
  * entries. Returns 0 or -errno.
  */
 function migrateVmaSplitUnmappedFolio(k: Kernel, mv: MigrateVma, idx: number, addr: number, folio: number): number {
-  const src = mv.src!;
-  splitPmdMigrationEntry(k, mv.vma!, addr);
+  const src = mv.src;
+  splitPmdMigrationEntry(k, mv.vma, addr);
   const ret = folioSplitUnmapped(k, folio);
   if (ret !== 0) return ret;
   src[idx] = mpfnClear(src[idx], MIGRATE_PFN_COMPOUND);
@@ -849,7 +884,7 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
         if (mv === null) throw new KernelBug('BUG', 'migrate_device_pages: a hole (no source page) needs a vma: VM_BUG_ON(!migrate)', `src[${i}] = ${src[i]}`);
         const addr = mv.start + i * PAGE_SIZE;
         if (range === null) {
-          range = mmuNotifierRangeInit(mv.vma!.mm, MMU_NOTIFY_MIGRATE, addr, mv.end, mv.pgmapOwner);
+          range = mmuNotifierRangeInit(mv.vma.mm, MMU_NOTIFY_MIGRATE, addr, mv.end, mv.pgmapOwner);
           yield* mmuNotifierInvalidateRangeStart(range);
         }
         if (mpfnHas(src[i], MIGRATE_PFN_COMPOUND) && !mpfnHas(dst[i], MIGRATE_PFN_COMPOUND)) {
@@ -937,14 +972,14 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
  */
 export function* migrateVmaPages(mv: MigrateVma): K<void> {
   const tr = mv.vma !== null ? mv.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_pages')) return yield* tr.span('migrate_vma_pages', mv.start, migrateVmaPages(mv));
-  if (mv.state !== MvState.SETUP) {
-    const rule = mv.state === MvState.NEW ? 'migrate_vma_pages() without a successful migrate_vma_setup()'
-      : mv.state === MvState.PAGES ? 'migrate_vma_pages() called twice' : 'migrate_vma_pages() after migrate_vma_finalize()';
+  if (mv.state !== MigrateVmaState.SETUP) {
+    const rule = mv.state === MigrateVmaState.NEW ? 'migrate_vma_pages() without a successful migrate_vma_setup()'
+      : mv.state === MigrateVmaState.PAGES ? 'migrate_vma_pages() called twice' : 'migrate_vma_pages() after migrate_vma_finalize()';
     throw new KernelBug('BUG', rule, `migrate_vma state ${mv.state}`);
   }
-  const k = mv.vma!.mm.kernel;
-  mv.state = MvState.PAGES;
-  yield* migrateDevicePagesInner(k, mv.src!, mv.dst!, mv.npages, mv);
+  const k = mv.vma.mm.kernel;
+  mv.state = MigrateVmaState.PAGES;
+  yield* migrateDevicePagesInner(k, mv.src, mv.dst, mv.npages, mv);
 }
 
 /**
@@ -1069,15 +1104,15 @@ function* finalizeAll(k: Kernel, src: Float64Array, dst: Float64Array, npages: n
  */
 export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
   const tr = mv.vma !== null ? mv.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_finalize')) return yield* tr.span('migrate_vma_finalize', mv.start, migrateVmaFinalize(mv));
-  if (mv.state !== MvState.SETUP && mv.state !== MvState.PAGES) {
-    const rule = mv.state === MvState.FINALIZED ? 'migrate_vma_finalize() called twice' : 'migrate_vma_finalize() without a successful migrate_vma_setup()';
+  if (mv.state !== MigrateVmaState.SETUP && mv.state !== MigrateVmaState.PAGES) {
+    const rule = mv.state === MigrateVmaState.FINALIZED ? 'migrate_vma_finalize() called twice' : 'migrate_vma_finalize() without a successful migrate_vma_setup()';
     throw new KernelBug('BUG', rule, `migrate_vma state ${mv.state}`);
   }
-  const k = mv.vma!.mm.kernel;
+  const k = mv.vma.mm.kernel;
   if (k.clock !== null) chargeCopyFenceWait(k.clock);
-  mv.state = MvState.FINALIZED;
+  mv.state = MigrateVmaState.FINALIZED;
   const fp = k.config.historical.fault_no_page_ref ? -1 : mv.faultPage;
-  yield* finalizeAll(k, mv.src!, mv.dst!, mv.npages, fp);
+  yield* finalizeAll(k, mv.src, mv.dst, mv.npages, fp);
 }
 
 /**
