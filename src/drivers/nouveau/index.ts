@@ -33,6 +33,7 @@ import {
   NOUVEAU_SVM_BIND_TARGET__GPU_VRAM, NOUVEAU_SVM_BIND_VALID_BITS, decodeU64s, encodeU64s,
 } from './uapi.js';
 import { copyEngineThread } from './chan.js';
+import { mmapReadLock } from '../../kernel/mm/mmap_lock.js';
 
 export * from './uapi.js';
 export { NouveauDmem, NouveauDmemChunk, DMEM_CHUNK_NPAGES, DMEM_CHUNK_SIZE } from './dmem.js';
@@ -183,7 +184,7 @@ function* svmBind(cli: NouveauCli, arg: number): K<number> {
   const vaStart = Number(f[1]);
   const vaEnd = Number(f[2]);
   if (vaStart % PAGE_SIZE || vaEnd % PAGE_SIZE) return -EINVAL; /* model: the kernel migrates whole pages and would round */
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  yield* mmapReadLock(mm);
   try {
     if (cli.svmm === null) return -EINVAL;
     for (let addr = vaStart; addr < vaEnd;) {

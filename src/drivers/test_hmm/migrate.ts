@@ -15,7 +15,7 @@ import { KernelBug } from '../../kernel/printk.js';
 import { EFAULT, EINVAL, ENOMEM } from '../../kernel/errno.js';
 import { HPAGE_PMD_NR, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE } from '../../kernel/mm/page_alloc.js';
-import { folioLock, folioLockFast, folioPut, folioUnlock } from '../../kernel/mm/folio.js';
+import { folioLockQuick, folioPut, folioUnlock } from '../../kernel/mm/folio.js';
 import { isDeviceCoherentPage, isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { VM_READ, VM_WRITE, type VmFault } from '../../kernel/mm/mm_types.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS } from '../../kernel/mm/memory.js';
@@ -32,7 +32,8 @@ import {
 import { type Dmirror, dmirrorDoUpdate, mmgetNotZero, mmput, ptEntry } from './mirror.js';
 import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import { HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, type HmmDmirrorCmd } from './uapi.js';
-import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
+import { mmapAssertLocked, mmapReadLock } from '../../kernel/mm/mmap_lock.js';
+import { mutexLock } from '../../kernel/sched/locks.js';
 
 /** PTRS_PER_PTE: the batch of MIGRATE_TO_DEV / MIGRATE_TO_SYS. */
 const PTRS_PER_PTE = 512;
@@ -174,7 +175,7 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
   const dst = args.dst;
   const startPfn = Math.floor(args.start / PAGE_SIZE);
   const endPfn = Math.floor(args.end / PAGE_SIZE);
-  if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+  yield* mutexLock(s, dmirror.mutex);
   for (let pfn = startPfn, i = 0; pfn < endPfn; pfn++, i++) {
     if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) continue;
     const dpage = migratePfnToPage(dst[i]);
@@ -246,7 +247,7 @@ function* dmirrorMigrateBatches(dmirror: Dmirror, start: number, end: number, fl
   const src = new Float64Array(PTRS_PER_PTE);
   const dst = new Float64Array(PTRS_PER_PTE);
   let ret = 0;
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  yield* mmapReadLock(mm);
   dmirror.migrating++; /* fixes.dmirror_devmem_fix: this mirror's own migration (mirror.ts) */
   try {
     ret = yield* dmirrorMigrateBatchLoop(dmirror, start, end, flags, src, dst, batch);
@@ -332,7 +333,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
     }
     if (dpage < 0 && !order) return VM_FAULT_OOM;
     if (dpage >= 0) {
-      if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
+      yield* folioLockQuick(k, dpage);
       dst[i] += migratePfn(dpage); /* dst holds only COMPOUND|WRITE here: |= is + */
     }
     const nr = 1 << order;
@@ -350,7 +351,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
           while (j < nr) dst[i + j++] = 0;
           return VM_FAULT_OOM;
         }
-        if (!folioLockFast(k, dp)) yield* folioLock(k, dp);
+        yield* folioLockQuick(k, dp);
         dst[i + j] = migratePfn(dp);
         dstPage = dp;
       } else {

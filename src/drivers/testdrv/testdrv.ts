@@ -44,7 +44,7 @@ import {
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
 import { folioAssertLocked, folioTrylock } from '../../kernel/mm/folio.js';
-import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
+import { mmapAssertLocked, mmapReadLock } from '../../kernel/mm/mmap_lock.js';
 import type { MmStruct, Vma, VmFault } from '../../kernel/mm/mm_types.js';
 import { EBUSY, EINVAL } from '../../kernel/errno.js';
 import { HmmRange, hmmRangeFault } from '../../kernel/mm/hmm.js';
@@ -52,7 +52,7 @@ import {
   MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
   mmuIntervalReadRetry, mmuIntervalSetSeq,
 } from '../../kernel/mm/mmu_notifier.js';
-import { Mutex } from '../../kernel/sched/locks.js';
+import { Mutex, mutexLock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
@@ -379,7 +379,7 @@ export class TestDev {
    */
   *migrateRange(mm: MmStruct, start: number, end: number, to: MemKind | 'system', compound = false): K<number> {
     const s = this.k.sched;
-    if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+    yield* mmapReadLock(mm);
     try {
       const vma = mm.findVma(start);
       if (vma === null || vma.start > start || vma.end < end) return -EINVAL;
@@ -412,12 +412,12 @@ export class TestDev {
     let ret = -EBUSY;
     for (let round = 0; round < 100; round++) {
       range.notifierSeq = yield* mmuIntervalReadBegin(notifier);
-      if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+      yield* mmapReadLock(mm);
       ret = yield* hmmRangeFault(range);
       mm.mmapLock.readUnlock(s);
       if (ret === -EBUSY) continue;
       if (ret !== 0) break;
-      if (!this.mutex.tryFast(s)) yield* this.mutex.lock(s);
+      yield* mutexLock(s, this.mutex);
       const stale = mmuIntervalReadRetry(notifier, range.notifierSeq);
       this.mutex.unlock(s);
       if (!stale) break;
@@ -429,7 +429,7 @@ export class TestDev {
 
   private *invalidateSnapshot(sub: MmuIntervalNotifier, curSeq: number): K<boolean> {
     const s = this.k.sched;
-    if (!this.mutex.tryFast(s)) yield* this.mutex.lock(s);
+    yield* mutexLock(s, this.mutex);
     mmuIntervalSetSeq(sub, curSeq);
     this.mutex.unlock(s);
     return true;

@@ -83,6 +83,7 @@ import {
   MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT,
   migratePfn, migratePfnToPage, mpfnFlags, mpfnHas, mpfnSet, mpfnClear, mpfnPfn, mpfnMake,
 } from './migrate_pfn.js';
+import { spinLock } from '../sched/locks.js';
 
 /* enum migrate_vma_direction */
 /** Collect system (RAM) pages, holes and the zero page. */
@@ -268,7 +269,7 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   const { k, mv } = w;
   const s = k.sched;
   const vma = mv.vma;
-  if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
+  yield* spinLock(s, pmd.lock);
   const f = pmd.f[i];
   const t = f & TYPE_MASK;
   let write = 0;
@@ -361,7 +362,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
     }
     const pt: PteTable | null = (pmd.f[i] & TYPE_MASK) === T_TABLE ? pmd.pte[i] : null;
     if (pt === null) continue again;
-    if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
+    yield* spinLock(k.sched, pt.ptl);
     for (; addr < end; addr += PAGE_SIZE) {
       const j = pteIndex(addr);
       const f = pt.f[j];
@@ -758,7 +759,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       }
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
-    if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
+    yield* spinLock(k.sched, pt.ptl);
     const j = pteIndex(addr);
     const ot = pt.f[j] & TYPE_MASK;
     if (ot === T_PRESENT) {
@@ -811,7 +812,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
       if (p.pgmap[folio] !== 0 && !isDeviceCoherentPage(k, folio)) break abort;
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
-    if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
+    yield* spinLock(k.sched, pmd.lock);
     const t = pmd.f[i] & TYPE_MASK;
     if (!(t === T_PRESENT && pmd.v[i] === k.hugeZeroPfn) && t !== T_NONE) {
       pmd.lock.unlock(s);
