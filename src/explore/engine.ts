@@ -52,12 +52,9 @@ import type { Kernel } from '../kernel/kernel.js';
 import { type KernelConfig } from '../kernel/config.js';
 import { KernelBug } from '../kernel/printk.js';
 import type { K, Sched, Strategy, Task, TraceStep } from '../kernel/sched/sched.js';
-import { checkInvariants } from '../kernel/mm/debug_vm.js';
+import { checkInvariants, findFreedWhileMapped } from '../kernel/mm/debug_vm.js';
 import { detachTracer } from '../kernel/trace.js';
-import {
-  T_DEVICE_EXCLUSIVE, T_PRESENT, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pmdAddrEnd, pteType,
-} from '../kernel/mm/pgtable.js';
-import { FLAG_NAMES, PG_buddy, PG_shadow_free } from '../kernel/mm/page.js';
+import { FLAG_NAMES } from '../kernel/mm/page.js';
 import { Snapshot } from './snapshot.js';
 
 export interface ScenarioThread {
@@ -247,69 +244,21 @@ export function pageState(k: Kernel, pfn: number): string {
   return s;
 }
 
-/** Is pfn free (buddy, or returned to its driver), or its pgmap gone? */
-function pageIsFree(k: Kernel, pfn: number): boolean {
-  const p = k.pages;
-  if (p.flags[p.folioPfn(pfn)] & (PG_buddy | PG_shadow_free)) return true;
-  const g = p.pgmap[pfn];
-  return g !== 0 && (k.pgmaps[g] === null || k.pgmaps[g]!.dead);
-}
-
 /**
  * Per-step: a page that is free (buddy or returned to its driver) or whose
- * pgmap is gone must not be mapped by any page table entry. Walks the page
- * tables under each VMA of each live mm (entries outside every VMA are
- * covered by the end-of-run invariants). Returns a violation or null.
+ * pgmap is gone must not be mapped by any page table entry under a VMA of a
+ * live mm (entries outside every VMA are covered by the end-of-run
+ * invariants). The walk is checked mode's findFreedWhileMapped(); this
+ * formats what it finds as a violation, or returns null.
  */
 export function freedWhileMapped(k: Kernel): Violation | null {
-  const p = k.pages;
-  const zero = k.zeroPfn;
-  const ramEnd = k.buddy.end;
-  for (const mm of k.mms) {
-    if (mm.mmUsers <= 0) continue;
-    const vmas = mm.vmas;
-    for (let n = 0; n < vmas.length; n++) {
-      const vma = vmas[n];
-      for (let addr = vma.start; addr < vma.end;) {
-        const next = pmdAddrEnd(addr, vma.end);
-        const pmd = pmdTableOf(mm.pgd, addr, false);
-        if (pmd !== null) {
-          const i = pmdIndex(addr);
-          const t = pteType(pmd.f[i]);
-          if (t === T_TABLE) {
-            const pt = pmd.pte[i]!;
-            if (pt.used !== 0) {
-              const f = pt.f;
-              const v = pt.v;
-              const last = pteIndex(next - 1);
-              for (let j = pteIndex(addr); j <= last; j++) {
-                const ff = f[j];
-                if (ff === 0) continue;
-                const tt = pteType(ff);
-                const pfn = v[j];
-                if (tt === T_PRESENT) {
-                  if (ff & _PAGE_SPECIAL || pfn === zero || (pfn >= ramEnd && p.pgmap[pfn] === 0)) continue;
-                } else if (!isDevicePrivateType(tt) && tt !== T_DEVICE_EXCLUSIVE) continue;
-                if (pageIsFree(k, pfn)) {
-                  return { detector: 'INVARIANT', rule: `page freed while mapped: pfn 0x${pfn.toString(16)} is free but mm #${mm.id} still maps it at 0x${(addr - (addr % PMD_SPAN) + j * 4096).toString(16)}`, state: k.dumpPage(pfn, 'page freed while mapped') };
-                }
-              }
-            }
-          } else if (t === T_PRESENT || isDevicePrivateType(t)) {
-            const pfn = pmd.v[i];
-            if (pfn !== k.hugeZeroPfn && !(pmd.f[i] & _PAGE_SPECIAL) && pageIsFree(k, pfn)) {
-              return { detector: 'INVARIANT', rule: `page freed while mapped: folio 0x${pfn.toString(16)} is free but mm #${mm.id} still maps it with a PMD`, state: k.dumpPage(pfn, 'page freed while mapped') };
-            }
-          }
-        }
-        addr = next;
-      }
-    }
-  }
-  return null;
+  const bad = findFreedWhileMapped(k, true);
+  if (bad === null) return null;
+  const rule = bad.huge
+    ? `page freed while mapped: folio 0x${bad.pfn.toString(16)} is free but mm #${bad.mm.id} still maps it with a PMD`
+    : `page freed while mapped: pfn 0x${bad.pfn.toString(16)} is free but mm #${bad.mm.id} still maps it at 0x${bad.addr.toString(16)}`;
+  return { detector: 'INVARIANT', rule, state: k.dumpPage(bad.pfn, 'page freed while mapped') };
 }
-
-const PMD_SPAN = 512 * 4096;
 
 /** Per-step: memunmap_pages() must not have finished while pages of the pgmap are allocated. */
 function pgmapLifetime(k: Kernel): Violation | null {
