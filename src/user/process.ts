@@ -20,11 +20,9 @@ import type { Kernel } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm_types.js';
 import { type K, runSync, RandomStrategy } from '../kernel/sched/sched.js';
 import { KernelBug } from '../kernel/printk.js';
-import { EBADF, ECHILD, EEXIST, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM, ENXIO } from '../kernel/errno.js';
+import { EBADF, ECHILD, EINVAL, ESRCH, ENOMEM } from '../kernel/errno.js';
 import { PAGE_SIZE } from '../kernel/mm/page.js';
-import {
-  File, FMODE_READ, FMODE_WRITE, O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TMPFILE, O_TRUNC, chrdevOpen, fput, getFile,
-} from '../kernel/fs/chardev.js';
+import { File, O_RDONLY, fput, getFile } from '../kernel/fs/chardev.js';
 import { vmMmapPgoff, vmMunmap, MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
 import { sysBrk } from '../kernel/mm/brk.js';
 import { Malloc } from './malloc.js';
@@ -32,11 +30,10 @@ import { doMprotect } from '../kernel/mm/mprotect.js';
 import { doMremap } from '../kernel/mm/mremap.js';
 import { doMadvise } from '../kernel/mm/madvise.js';
 import { dupMmap, mmput } from '../kernel/mm/fork.js';
-import { shmemFileSetup, shmemFileOperations, shmemTruncate, mappingGet, mappingPut } from '../kernel/mm/shmem.js';
-import { copyFromUser, copyToUser } from '../kernel/uaccess.js';
 import type { System } from './system.js';
 import { IGNORED_BY_DEFAULT, ProcessSignal, SIGABRT, WNOHANG } from './signals.js';
 import { CpuAccess } from './cpu_access.js';
+import { sysClose, sysFtruncate, sysIoctl, sysOpen, sysRead, sysUnlink, sysWrite } from './file_syscalls.js';
 
 export {
   WNOHANG, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG, SIGSEGV, SIGBUS, SIGKILL, SIGABRT, SIGTERM, SIGCHLD, SIGCONT,
@@ -46,9 +43,6 @@ export {
 /** A syscall on a process that has exited: a bug in the test, not simulated behaviour. */
 export class DeadProcessError extends Error {}
 
-/** MAX_RW_COUNT (INT_MAX & PAGE_MASK): the most one read/write transfers. */
-const MAX_RW_COUNT = 0x7ffff000;
-const FD_MAX = 1024;
 
 export type ProcState = 'running' | 'zombie' | 'reaped';
 
@@ -108,16 +102,16 @@ export class Process {
       mprotect: (a, l, pr) => self.wrap('mprotect', doMprotect(self.mmOrDie(), a, l, pr)),
       mremap: (o, os, ns, fl, na = 0) => self.wrap('mremap', doMremap(self.mmOrDie(), o, os, ns, fl, na)),
       madvise: (a, l, adv) => self.wrap('madvise', doMadvise(self.mmOrDie(), a, l, adv)),
-      open: (path, fl, mode = 0) => self.sysOpen(path, fl, mode),
-      close: (fd) => self.sysClose(fd),
-      read: (fd, buf, count) => self.sysRead(fd, buf, count, -1),
-      pread: (fd, buf, count, off) => (off < 0 ? self.wrap('pread', ret(-EINVAL)) : self.sysRead(fd, buf, count, off)),
-      pwrite: (fd, buf, count, off) => (off < 0 ? self.wrap('pwrite', ret(-EINVAL)) : self.sysWrite(fd, buf, count, off)),
-      ftruncate: (fd, len) => self.sysFtruncate(fd, len),
-      ioctl: (fd, cmd, arg) => self.sysIoctl(fd, cmd, arg),
+      open: (path, fl, mode = 0) => sysOpen(self, path, fl, mode),
+      close: (fd) => sysClose(self, fd),
+      read: (fd, buf, count) => sysRead(self, fd, buf, count, -1),
+      pread: (fd, buf, count, off) => (off < 0 ? self.wrap('pread', ret(-EINVAL)) : sysRead(self, fd, buf, count, off)),
+      pwrite: (fd, buf, count, off) => (off < 0 ? self.wrap('pwrite', ret(-EINVAL)) : sysWrite(self, fd, buf, count, off)),
+      ftruncate: (fd, len) => sysFtruncate(self, fd, len),
+      ioctl: (fd, cmd, arg) => sysIoctl(self, fd, cmd, arg),
       brk: (addr) => self.wrap('brk', sysBrk(self.mmOrDie(), addr)),
-      write: (fd, buf, count) => self.sysWrite(fd, buf, count, -1),
-      unlink: (path) => self.sysUnlink(path),
+      write: (fd, buf, count) => sysWrite(self, fd, buf, count, -1),
+      unlink: (path) => sysUnlink(self, path),
       readBytes: (addr, len) => self.cpu.readBytesGen(addr, len),
       writeBytes: (addr, bytes) => self.cpu.writeBytesGen(addr, bytes),
       load32: (addr) => self.cpu.load32Gen(addr),
@@ -168,8 +162,8 @@ export class Process {
     return this.mm;
   }
 
-  /** Syscall entry: set current, check the process is alive. */
-  private enter(): Kernel {
+  /** @internal Syscall entry: set current, check the process is alive. */
+  enter(): Kernel {
     const mm = this.mmOrDie();
     const k = this.kernel;
     k.current = { pid: this.pid, mm, comm: this.name };
@@ -210,232 +204,6 @@ export class Process {
       else r = yield* vmMmapPgoff(this.mm!, addr, len, prot, flags, file, off / PAGE_SIZE);
     }
     this.cp('mmap');
-    return r;
-  }
-
-  private allocFd(): number {
-    for (let fd = 3; fd < FD_MAX; fd++) if (!this.fds.has(fd)) return fd;
-    return -EMFILE;
-  }
-
-  private *sysOpen(path: string, flags: number, _mode: number): K<number> {
-    const k = this.enter();
-    let r: number;
-    const fd = this.allocFd();
-    if (fd < 0) r = fd;
-    else if ((flags & O_TMPFILE) === O_TMPFILE) {
-      if (path !== '/tmp' && path !== '/dev/shm') r = -ENOENT;
-      else if ((flags & O_ACCMODE) === O_RDONLY) r = -EINVAL;
-      else {
-        this.fds.set(fd, shmemFileSetup(k, `${path}/#${fd}`, 0, flags));
-        r = fd;
-      }
-    } else if (tmpfsName(path) !== null) {
-      r = yield* this.tmpfsOpen(k, tmpfsName(path)!, flags, fd);
-    } else if (/^\/proc\/self\/fd\/\d+$/.test(path)) {
-      // The procfs magic link: reopen the inode of an open tmpfs file with new flags.
-      const of = this.fds.get(Number(path.slice(14)));
-      if (of === undefined) r = -ENOENT;
-      else if (of.mapping === null || of.mapping.kind !== 'shmem') r = -ENXIO;
-      else {
-        const nf = new File(k, of.fops, of.path, flags);
-        nf.mapping = of.mapping;
-        mappingGet(of.mapping);
-        this.fds.set(fd, nf);
-        r = fd;
-      }
-    } else {
-      const pseudo = this.system.openPseudo(path, this, flags);
-      if (pseudo !== null) {
-        this.fds.set(fd, pseudo);
-        r = fd;
-      } else {
-        const f = yield* chrdevOpen(k, path, flags);
-        if (typeof f === 'number') r = f;
-        else {
-          this.fds.set(fd, f);
-          r = fd;
-        }
-      }
-    }
-    this.cp('open');
-    return r;
-  }
-
-  /**
-   * open() of a named file on tmpfs (/tmp, /dev/shm): path_openat() with
-   * O_CREAT creating the inode (shmem_get_inode; the dentry holds an inode
-   * reference until unlink), -EEXIST with O_CREAT|O_EXCL on an existing
-   * name, -ENOENT without O_CREAT on a missing one, O_TRUNC truncating a
-   * file opened for writing. Returns the fd or -errno.
-   */
-  private *tmpfsOpen(k: Kernel, name: string, flags: number, fd: number): K<number> {
-    const ns = k.tmpfs;
-    const as = ns.get(name);
-    if (as === undefined) {
-      if (!(flags & O_CREAT)) return -ENOENT;
-      const f = shmemFileSetup(k, name, 0, flags);
-      ns.set(name, f.mapping!);
-      mappingGet(f.mapping!); /* the dentry's reference */
-      this.fds.set(fd, f);
-      return fd;
-    }
-    if ((flags & O_CREAT) && (flags & O_EXCL)) return -EEXIST;
-    const f = new File(k, shmemFileOperations, name, flags);
-    f.mapping = as;
-    mappingGet(as);
-    if ((flags & O_TRUNC) && (f.fMode & FMODE_WRITE)) {
-      const r = yield* shmemTruncate(k, as, 0);
-      if (r < 0) {
-        yield* fput(f);
-        return r;
-      }
-    }
-    this.fds.set(fd, f);
-    return fd;
-  }
-
-  /**
-   * unlink(2) on tmpfs: the name goes, the inode lives on while open files
-   * or mappings reference it (shmem_unlink drops the dentry's reference).
-   * -ENOENT: no such file; -EISDIR: the directory itself.
-   */
-  private *sysUnlink(path: string): K<number> {
-    const k = this.enter();
-    let r: number;
-    const name = tmpfsName(path);
-    if (path === '/tmp' || path === '/tmp/' || path === '/dev/shm' || path === '/dev/shm/') r = -EISDIR;
-    else if (name === null || !k.tmpfs.has(name)) r = -ENOENT;
-    else {
-      const as = k.tmpfs.get(name)!;
-      k.tmpfs.delete(name);
-      mappingPut(k, as);
-      r = 0;
-    }
-    this.cp('unlink');
-    return r;
-  }
-
-  private *sysClose(fd: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    if (f === undefined) return -EBADF;
-    this.fds.delete(fd);
-    yield* fput(f);
-    this.cp('close');
-    return 0;
-  }
-
-  /** read / pread (off < 0: use and advance f_pos). */
-  private *sysRead(fd: number, buf: number, count: number, off: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined || !(f.fMode & FMODE_READ)) r = -EBADF;
-    else if (!f.fops.read) r = -EINVAL;
-    else if (count < 0) r = -EINVAL;
-    else if (off >= 0 && f.path.startsWith('/dev/') && !f.mapping) r = -ESPIPE;
-    else {
-      let pos = off >= 0 ? off : f.pos;
-      const chunk = new Uint8Array(Math.min(count, 1 << 20));
-      let done = 0;
-      r = 0;
-      while (done < count) {
-        const want = Math.min(chunk.length, count - done);
-        const n = f.fops.read(f, chunk.subarray(0, want), pos);
-        if (n < 0) {
-          r = done > 0 ? done : n;
-          break;
-        }
-        if (n === 0) break;
-        const left = yield* copyToUser(this.mm!, buf + done, chunk, n);
-        done += n - left;
-        pos += n - left;
-        if (left > 0) {
-          r = done > 0 ? done : -EFAULT;
-          break;
-        }
-        if (n < want) break;
-      }
-      if (r === 0) r = done;
-      if (off < 0 && r > 0) f.pos = pos;
-    }
-    this.cp('read');
-    return r;
-  }
-
-  private *sysWrite(fd: number, buf: number, count: number, off: number): K<number> {
-    if (off < 0) return yield* this.sysWriteAtPos(fd, buf, count);
-    return yield* this.sysWriteAt(fd, buf, count, off);
-  }
-
-  private *sysWriteAt(fd: number, buf: number, count: number, off: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined || !(f.fMode & FMODE_WRITE)) r = -EBADF;
-    else if (!f.fops.write) r = -EINVAL;
-    else if (count < 0) r = -EINVAL;
-    else if (count > 0 && !(buf >= 0 && buf + count <= this.mm!.taskSize)) r = -EFAULT; /* vfs_write(): access_ok() */
-    else if (count === 0) r = f.fops.write(f, new Uint8Array(0), off);
-    else {
-      // rw_verify_area() caps count at MAX_RW_COUNT; the data is copied from
-      // user memory chunk by chunk (a fault part way gives a short write).
-      const total = Math.min(count, MAX_RW_COUNT);
-      const chunk = new Uint8Array(Math.min(total, 1 << 20));
-      let done = 0;
-      let err = 0;
-      while (done < total) {
-        const want = Math.min(chunk.length, total - done);
-        const left = yield* copyFromUser(this.mm!, chunk, buf + done, want);
-        const n = want - left;
-        if (n === 0) {
-          err = -EFAULT;
-          break;
-        }
-        const w = f.fops.write(f, chunk.subarray(0, n), off + done);
-        if (w < 0) {
-          err = w;
-          break;
-        }
-        done += w;
-        if (w < n || left > 0) break;
-      }
-      r = done > 0 ? done : err;
-    }
-    this.cp('pwrite');
-    return r;
-  }
-
-  /** write(2): at and advancing f_pos (a console fd has no position). */
-  private *sysWriteAtPos(fd: number, buf: number, count: number): K<number> {
-    const f = this.fds.get(fd);
-    const pos = f?.pos ?? 0;
-    const r = yield* this.sysWriteAt(fd, buf, count, pos);
-    if (r > 0 && f !== undefined) f.pos = pos + r;
-    return r;
-  }
-
-  private *sysFtruncate(fd: number, len: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined) r = -EBADF;
-    else if (len < 0) r = -EINVAL;
-    else if (f.mapping === null || f.mapping.kind !== 'shmem' || !(f.fMode & FMODE_WRITE)) r = -EINVAL;
-    else r = yield* shmemTruncate(k, f.mapping, len);
-    this.cp('ftruncate');
-    return r;
-  }
-
-  private *sysIoctl(fd: number, cmd: number, arg: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined) r = -EBADF;
-    else if (!f.fops.unlockedIoctl) r = -ENOTTY;
-    else r = yield* f.fops.unlockedIoctl(f, cmd >>> 0, arg);
-    this.cp('ioctl');
     return r;
   }
 
@@ -751,11 +519,4 @@ export class Process {
 
 function* ret(v: number): K<number> {
   return v;
-}
-
-/** The name of a file directly in /tmp or /dev/shm (tmpfs), or null. */
-function tmpfsName(path: string): string | null {
-  const m = /^(\/tmp|\/dev\/shm)\/([^/]+)$/.exec(path);
-  if (m === null || m[2] === '.' || m[2] === '..') return null;
-  return `${m[1]}/${m[2]}`;
 }
