@@ -132,7 +132,7 @@ test('THP: splitting the PMD moves the mapping to 512 PTEs, then split_folio mak
   // can_split_folio(): the caller's reference plus one per mapping.
   assert.ok(folioTrylock(k, head));
   k.pages.refcount[head]++;
-  assert.equal(splitFolio(k, head), 0);
+  assert.equal(runSync(k.sched, splitFolio(k, head)), 0);
   assert.equal(k.pages.order[head + 5], 0);
   assert.equal(k.pages.refcount[head + 5], 1);
   assert.equal(k.pages.refcount[head], 2);

@@ -22,6 +22,19 @@ export interface KnownFinding {
   doc: string;
   /** One line: what it is. */
   summary: string;
+  /**
+   * 'failSites': only the allocation-failure sweep (src/fuzz/fail_sites.ts)
+   * counts it, in a run that failed one of `sites` (a finding that needs an
+   * injected allocation failure; the fuzz never injects one). Unset: both.
+   */
+  scope?: 'failSites';
+  /** scope 'failSites': the fault-injection sites whose failure leads to it. */
+  sites?: readonly string[];
+}
+
+/** Where a report was seen: the fuzz, or an allocation-failure sweep run failing `failSite`. */
+export interface FindingContext {
+  failSite?: string;
 }
 
 export const KNOWN_FINDINGS: readonly KnownFinding[] = [
@@ -74,10 +87,35 @@ export const KNOWN_FINDINGS: readonly KnownFinding[] = [
     doc: 'docs/FINDINGS.md#migrate-split-fork-shared-thp',
     summary: 'a THP PMD-mapped in two mms (fork) that migrate_vma_pages() must split (order-9 destination allocation failed): migrate_vma_split_unmapped_folio() splits only the migrating VMA\'s PMD, remove_migration_ptes() of an order-0 page meets the other mm\'s PMD migration entry: VM_BUG_ON_FOLIO in remove_migration_pte (without DEBUG_VM a 2 MiB PMD over an order-0 folio)',
   },
+  {
+    id: 'dmirror-alloc-fallback-null-oops',
+    kinds: ['OOPS'],
+    rule: /^BUG: kernel NULL pointer dereference$/,
+    doc: 'docs/FINDINGS.md#dmirror-a-failed-small-page-allocation-in-dmirror_migrate_alloc_and_copy-dereferences-null',
+    summary: 'lib/test_hmm.c dmirror_migrate_alloc_and_copy(): a failed dmirror_devmem_alloc_page() in the small-page fallback of a THP source is not checked: BACKING_PAGE(NULL), an oops',
+    scope: 'failSites',
+    sites: ['dmirror_devmem_alloc_page', 'dmirror_allocate_chunk'],
+  },
+  {
+    id: 'dmirror-xa-store-stale-entries',
+    kinds: ['INVARIANT'],
+    rule: /^after [^:]+: stale secondary mapping$/,
+    doc: 'docs/FINDINGS.md#dmirror-xa_store-failing-in-dmirror_migrate_finalize_and_map-leaves-stale-mirror-entries-use-after-free',
+    summary: 'lib/test_hmm.c dmirror_migrate_finalize_and_map(): a failed xa_store() returns at the first failing index and dmirror_migrate_to_device() ignores it: the mirror keeps entries to the migrated (freed) system pages',
+    scope: 'failSites',
+    sites: ['xa_store'],
+  },
 ];
 
-/** The known finding a KernelBug or WARNING matches, or null. */
-export function matchFinding(kind: BugKind | 'WARN', rule: string): KnownFinding | null {
-  for (const f of KNOWN_FINDINGS) if (f.kinds.includes(kind) && f.rule.test(rule)) return f;
+/**
+ * The known finding a KernelBug or WARNING matches, or null. Entries scoped
+ * to the allocation-failure sweep match only with `ctx.failSite` among their
+ * sites.
+ */
+export function matchFinding(kind: BugKind | 'WARN', rule: string, ctx: FindingContext = {}): KnownFinding | null {
+  for (const f of KNOWN_FINDINGS) {
+    if (f.scope === 'failSites' && (ctx.failSite === undefined || (f.sites !== undefined && !f.sites.includes(ctx.failSite)))) continue;
+    if (f.kinds.includes(kind) && f.rule.test(rule)) return f;
+  }
   return null;
 }

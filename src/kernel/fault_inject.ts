@@ -52,6 +52,12 @@ export class FaultInject {
   readonly counts = new Map<string, number>();
   /** Count occurrences of every site (sweeps; off by default). */
   counting = false;
+  /**
+   * Model-only observer of each counted occurrence (site, 1-based number),
+   * called while `counting` is on: a sweep records the call context of an
+   * occurrence here. null (the default): nothing is called.
+   */
+  onOccurrence: ((site: string, occurrence: number) => void) | null = null;
   /** Failures injected so far (the kernel's verbose log, kept as data). */
   readonly injected: InjectedFailure[] = [];
   /** Eligible calls per site with an `interval` rule (the fault_attr's count). */
@@ -88,6 +94,7 @@ export class FaultInject {
     if (this.counting && count) {
       n = (this.counts.get(site) ?? 0) + 1;
       this.counts.set(site, n);
+      if (this.onOccurrence !== null) this.onOccurrence(site, n);
     }
     const r = this.rules.get(site);
     if (r === undefined || (r.order !== undefined && r.order !== order)) return false;

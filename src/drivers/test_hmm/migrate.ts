@@ -420,16 +420,19 @@ export function* dmirrorMigrateToSystem(dmirror: Dmirror, cmd: HmmDmirrorCmd): K
  * migrate_vma_finalize. Caller (do_swap_page / do_huge_pmd_device_private)
  * holds mmap_lock for read.
  *
- * When fault_alloc_and_copy fails (VM_FAULT_OOM), mainline (since the
- * device-THP rework: `if (ret) goto err;` frees src/dst and returns) calls
- * neither migrate_vma_pages() nor migrate_vma_finalize(): the range keeps
- * the migration entries migrate_vma_setup() installed, the collect
- * references leak, and every later access waits on a migration entry that
- * nobody removes (docs/FINDINGS.md). The model does the same. With
- * config.fixes.dmirror_devmem_fix the failure path runs migrate_vma_pages()
- * and migrate_vma_finalize() as dmirror_migrate_to_system() does: what was
- * copied migrates, the rest is restored on the device, and VM_FAULT_OOM
- * goes back to the fault handler (the #PF is retried).
+ * When fault_alloc_and_copy fails (VM_FAULT_OOM), lib/test_hmm.c in the
+ * linux-mm tree runs `if (ret) { migrate_vma_finalize(&args); goto err; }`:
+ * fault_alloc_and_copy left no dst page behind (an order-0 failure returns
+ * before its dst gets a pfn; the small-page fallback frees what it
+ * allocated and clears the rest of dst), so finalize restores every source
+ * mapping on the device, drops the collect references, and VM_FAULT_OOM
+ * goes back to the fault handler (the #PF is retried). The device-THP
+ * series as first posted had `if (ret) goto err;` without the finalize,
+ * which left the migration entries for good (docs/FINDINGS.md, "a failed
+ * allocation in migrate_to_ram"); the model follows the later source. With
+ * config.fixes.dmirror_devmem_fix the failure path also runs
+ * migrate_vma_pages() first, as dmirror_migrate_to_system() does (what was
+ * copied migrates).
  */
 export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
   const k = mod.k;
@@ -453,10 +456,8 @@ export function* dmirrorDevmemFault(mod: TestHmm, vmf: VmFault): K<number> {
     if (yield* migrateVmaSetup(args)) return VM_FAULT_SIGBUS;
     const ret = yield* dmirrorDevmemFaultAllocAndCopy(args, dmirror);
     if (ret) {
-      if (k.config.fixes.dmirror_devmem_fix) {
-        yield* migrateVmaPages(args);
-        yield* migrateVmaFinalize(args);
-      }
+      if (k.config.fixes.dmirror_devmem_fix) yield* migrateVmaPages(args);
+      yield* migrateVmaFinalize(args);
       return ret;
     }
     yield* migrateVmaPages(args);

@@ -141,8 +141,13 @@ export interface PageContents {
    * Install the oops handler (the Kernel): its oopsNoDirectMap() is called
    * with the pfn, the accessor (memcpy_from_page, ...) and the caller when
    * a kernel CPU access reaches a pfn without a direct map, and throws.
-   * Held weakly: the store must not keep its machine alive (a released
-   * machine's store can outlive it).
+   * Held strongly and dropped by release(). Not a WeakRef: V8 keeps the
+   * target of every WeakRef created or deref()'d in a synchronous job
+   * alive until that job ends (ECMA-262 AddToKeptObjects / ClearKeptObjects),
+   * so a synchronous loop over machines (the allocation-failure sweep, the
+   * selftest runner) kept every Kernel it ever built until it returned
+   * (tens of GB). The store and its Kernel reference each other: a cycle
+   * the collector frees once both are unreachable.
    */
   setOopsHandler(h: NoDirectMapHandler): void;
   /**
@@ -202,10 +207,15 @@ abstract class ContentsBase {
   protected noMapLo = Infinity;
   /** [first, end) pairs of pfns without a direct map. */
   private readonly noMapRanges: number[] = [];
-  private oopsHandler: WeakRef<NoDirectMapHandler> | null = null;
+  private oopsHandler: NoDirectMapHandler | null = null;
 
   setOopsHandler(h: NoDirectMapHandler): void {
-    this.oopsHandler = new WeakRef(h);
+    this.oopsHandler = h;
+  }
+
+  /** release(): drop the oops handler (the machine is discarded). */
+  protected releaseBase(): void {
+    this.oopsHandler = null;
   }
 
   setNoDirectMap(first: number, nr: number, on: boolean): void {
@@ -238,8 +248,8 @@ abstract class ContentsBase {
     for (let i = 0; i < nr; i++) {
       if (!this.noDirectMap(pfn + i)) continue;
       const caller = site ?? callerFromStack();
-      const h = this.oopsHandler?.deref();
-      if (h !== undefined) h.oopsNoDirectMap(pfn + i, op, caller);
+      const h = this.oopsHandler;
+      if (h !== null) h.oopsNoDirectMap(pfn + i, op, caller);
       throw new KernelBug('OOPS', 'BUG: unable to handle page fault', `${op} of pfn 0x${(pfn + i).toString(16)} (no direct map) in ${caller}`);
     }
   }
@@ -400,6 +410,7 @@ export class ByteContents extends ContentsBase implements PageContents {
   }
 
   release(): void {
+    this.releaseBase();
     for (const seg of this.segs) if (segmentPool.length < POOL_MAX) segmentPool.push(seg);
     this.segs.length = 0;
     this.segs32.length = 0;
@@ -752,6 +763,7 @@ export class FingerprintContents extends ContentsBase implements PageContents {
   }
 
   release(): void {
+    this.releaseBase();
     this.hi = new Int32Array(0);
     this.lo = new Int32Array(0);
     this.pagesInUse = 0;

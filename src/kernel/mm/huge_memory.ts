@@ -13,16 +13,17 @@
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import { pageBug } from './debug.js';
-import { EAGAIN, EBUSY } from '../errno.js';
+import { EAGAIN } from '../errno.js';
 import {
   type PmdTable, PteTable, TYPE_MASK, T_NONE, T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW,
   _PAGE_SPECIAL, _PAGE_PROTNONE, isDevicePrivateType, isMigrationType, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE,
+  pmdIndex, pmdTableOf,
 } from './pgtable.js';
 import { setPte, setPmdLeaf, setPmdFlags, pmdPopulate, mkPresent, carryBits } from './pte_ops.js';
 import { type Vma, type VmFault, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_HUGETLB } from './mm_types.js';
 import { __GFP_ZERO } from './page_alloc.js';
 import { folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon } from './folio.js';
-import { folioAddNewAnonRmap, anonVmaPrepare, pageAnonExclusive } from './rmap.js';
+import { folioAddNewAnonRmap, anonVmaPrepare, pageAnonExclusive, rmapWalk } from './rmap.js';
 import { anonVmaPrepareFails } from './rmap.js';
 import {
   HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PG_anon, PG_anon_exclusive, PG_swapcache, PG_head, PG_tail, PG_lru,
@@ -247,24 +248,89 @@ export function canSplitFolio(k: Kernel, head: number): boolean {
 }
 
 /**
- * split_folio() / split_huge_page(): split a large folio into order-0
- * folios. The caller holds the folio lock and one reference. The folio must
- * not be PMD-mapped (the caller splits PMDs first, as the kernel's unmap
- * step does) and must have no extra references beyond its PTE mappings and
- * the caller's (can_split_folio): else -EAGAIN. A pinned folio: -EBUSY.
+ * The TTU_SPLIT_HUGE_PMD half of mm/huge_memory.c:unmap_folio(): every PMD
+ * that maps the locked folio `head`, in every mm (the rmap walk reaches the
+ * VMAs of a fork child through the shared anon_vma), is split into 512 PTEs,
+ * each inside its own MMU_NOTIFY_CLEAR range. In the kernel
+ * try_to_migrate_one() calls split_huge_pmd_locked(freeze=true) and restarts
+ * its page_vma_mapped_walk() (939080834fef "mm/huge_memory: fix early failure
+ * try_to_migrate() when split huge pmd for shared THP", which fixed
+ * 60fbb14396d5 "mm/huge_memory: adjust try_to_migrate_one() and
+ * split_huge_pmd_locked()": the walk used to stop after the first PMD, so a
+ * THP PMD-mapped by several processes could not be split). Present THP PMDs
+ * and device-private PMD entries are split; PMD migration entries belong to a
+ * migration in progress (page_vma_mapped_walk() without PVMW_MIGRATION does
+ * not return them). Caller: folio locked, a reference held; mmap_lock of the
+ * other mms is not needed (the kernel holds the anon_vma lock; the model's
+ * walk collects its targets first, like try_to_migrate()).
+ */
+function* splitFolioPmdMappings(k: Kernel, head: number): K<void> {
+  const p = k.pages;
+  const s = k.sched;
+  const targets: Array<[Vma, number]> = [];
+  rmapWalk(k, head, (vma, addr) => {
+    targets.push([vma, addr]);
+    return true;
+  });
+  for (const [vma, addr] of targets) {
+    if (p.entireMapcount[head] === 0) break;
+    if (addr % HPAGE_PMD_SIZE !== 0 || addr < vma.start || addr + HPAGE_PMD_SIZE > vma.end) continue;
+    const pmd = pmdTableOf(vma.mm.pgd, addr, false);
+    if (pmd === null) continue;
+    const i = pmdIndex(addr);
+    if (!pmdMapsFolio(pmd, i, head)) continue;
+    const range = mmuNotifierRangeInit(vma.mm, MMU_NOTIFY_CLEAR, addr, addr + HPAGE_PMD_SIZE);
+    yield* mmuNotifierInvalidateRangeStart(range);
+    yield* spinLock(s, pmd.lock);
+    if (pmdMapsFolio(pmd, i, head)) splitHugePmd(vma, pmd, i, addr);
+    pmd.lock.unlock(s);
+    mmuNotifierInvalidateRangeEnd(range);
+  }
+}
+
+/** Is pmd[i] a present THP PMD or a device-private PMD entry of folio `head`? */
+function pmdMapsFolio(pmd: PmdTable, i: number, head: number): boolean {
+  const t = pmd.f[i] & TYPE_MASK;
+  return pmd.v[i] === head && (t === T_PRESENT || isDevicePrivateType(t));
+}
+
+/**
+ * split_folio() / split_huge_page() (mm/huge_memory.c:__folio_split()):
+ * split a large folio into order-0 folios. The caller holds the folio lock
+ * and one reference. As the kernel:
+ * - first the racy check before unmap_folio(): folio_expected_ref_count(folio)
+ *   (its mappings, PTE and PMD, plus page-cache / swap-cache references)
+ *   must be folio_ref_count(folio) - 1, else -EAGAIN and nothing changes (a
+ *   GUP pin is such an extra reference);
+ * - then unmap_folio() with TTU_SPLIT_HUGE_PMD: every PMD mapping in every
+ *   mm is split (splitFolioPmdMappings()), so a THP that a fork child still
+ *   maps by PMD is split too;
+ * - then the freeze (folio_ref_freeze()) and the split itself; a reference
+ *   that appeared meanwhile gives -EAGAIN, with the PMDs already split (as
+ *   in the kernel, where remap_page() restores PTE mappings only).
  * After the split every page is its own folio: refcount = its mapcount,
  * plus the caller's reference on the head page; the head keeps the lock;
  * tails that are on no LRU follow the head onto it. Device folios call
  * pgmap->ops->folio_split(head, tail) for each tail.
+ *
+ * Deliberate difference: the kernel's unmap_folio() turns every PTE mapping
+ * into a migration entry (MMU_NOTIFY_CLEAR per VMA) and remap_page() restores
+ * them after the split, mapping zero-filled subpages of an anon folio to the
+ * shared zero page instead (TTU_USE_SHARED_ZEROPAGE; b1f202060afe "mm: remap
+ * unused subpages to shared zeropage when splitting isolated thp"). The model
+ * keeps the PTE mappings in place: the same pages stay mapped with the same
+ * bits, a secondary MMU mirroring them is not invalidated and zero-filled
+ * subpages stay allocated.
  */
-export function splitFolio(k: Kernel, head: number): number {
+export function* splitFolio(k: Kernel, head: number): K<number> {
   folioAssertLocked(k, head, 'split_folio');
   const p = k.pages;
   if (p.folioPfn(head) !== head) pageBug(k, 'BUG', 'split_folio: not a folio head', head, 'split_folio');
   const nr = p.folioNr(head);
   if (nr === 1) return 0;
   if (!(p.flags[head] & 1 /* PG_locked */)) pageBug(k, 'BUG', 'split_folio: folio not locked', head, 'VM_BUG_ON_FOLIO(!folio_test_locked(folio))');
-  if (p.pincount[head] > 0) return -EBUSY;
+  if (!canSplitFolio(k, head)) return -EAGAIN;
+  if (p.entireMapcount[head] > 0) yield* splitFolioPmdMappings(k, head);
   if (p.entireMapcount[head] > 0) return -EAGAIN;
   let mapped = 0;
   for (let j = 0; j < nr; j++) mapped += p.mapcount[head + j];

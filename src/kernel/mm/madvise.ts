@@ -39,7 +39,7 @@ import { folioGet, folioPut, folioMaybeDmaPinned, folioTrylock, folioUnlock } fr
 import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart, mmuNotifierInvalidateRangeEnd } from './mmu_notifier.js';
 import { zapPageRange, spinLock } from './zap.js';
 import { vmaIsolateRange } from './mmap.js';
-import { canSplitFolio, splitFolio, splitHugePmd, splitHugePmdNotify } from './huge_memory.js';
+import { splitFolio, splitHugePmdNotify } from './huge_memory.js';
 import { HPAGE_SIZE } from './hugetlb.js';
 import { mmapAssertLocked, mmapAssertWriteLocked, mmapReadLock, mmapWriteLock } from './mmap_lock.js';
 
@@ -369,17 +369,10 @@ function* madvisePageout(vma: Vma, start: number, end: number): K<void> {
       folioPut(k, head);
       continue;
     }
-    if (canSplitFolio(k, head)) {
-      // The PMD split of unmap_folio() / try_to_unmap(TTU_SPLIT_HUGE_PMD):
-      // inside an MMU_NOTIFY_CLEAR range over the folio (mm/rmap.c).
-      const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_CLEAR, a, a + PMD_SIZE);
-      yield* mmuNotifierInvalidateRangeStart(range);
-      yield* spinLock(s, pmd.lock);
-      if ((pmd.f[i] & TYPE_MASK) === T_PRESENT && pmd.v[i] === head) splitHugePmd(vma, pmd, i, a);
-      pmd.lock.unlock(s);
-      mmuNotifierInvalidateRangeEnd(range);
-      splitFolio(k, head);
-    }
+    // split_folio(): its reference check, then unmap_folio() splits the PMD
+    // (TTU_SPLIT_HUGE_PMD, inside an MMU_NOTIFY_CLEAR range over the folio),
+    // then the folio. A pinned THP stays (-EAGAIN).
+    yield* splitFolio(k, head);
     folioUnlock(k, head);
     folioPut(k, head);
   }

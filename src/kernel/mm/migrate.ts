@@ -29,7 +29,7 @@ import { pageBug } from './debug.js';
 import { EAGAIN, EBUSY } from '../errno.js';
 import {
   type PmdTable, type PteTable, TYPE_MASK, T_DEVICE_PRIVATE_READ, T_DEVICE_PRIVATE_WRITE, T_MIGRATION_READ, T_MIGRATION_WRITE,
-  T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType,
+  T_PRESENT, T_TABLE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RW, _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, isMigrationType,
   pmdIndex, pmdTableOf, pteIndex, pteTableAlloc, pteTableOf,
 } from './pgtable.js';
 import { clearPmd, setPte, setPmdLeaf } from './pte_ops.js';
@@ -39,7 +39,7 @@ import {
 import { folioGet, folioRefAdd, kasanCheck } from './folio.js';
 import { isDevicePrivatePage, MEMORY_DEVICE_PRIVATE } from './memremap.js';
 import { folioAddAnonRmapPmd, folioAddAnonRmapPte, folioAddFileRmapPmd, folioAddFileRmapPte } from './rmap.js';
-import type { AddressSpace, AnonVma, MmStruct, Vma } from './mm_types.js';
+import { type AddressSpace, type AnonVma, type MmStruct, type Vma, VM_ACCESS_FLAGS } from './mm_types.js';
 import { type K, waitUntil } from '../sched/sched.js';
 import { mmapAssertLocked } from './mmap_lock.js';
 import { folioAssertLocked } from './folio.js';
@@ -67,8 +67,11 @@ export function migrationEntryBits(oldF: number): number {
 /**
  * remove_migration_pte() at PTE level: (pt, i) holds a migration entry for a
  * page of `src`; map the corresponding page of `dst` instead, with the
- * permissions the entry recorded. Takes the mapping's reference on dst and
- * the rmap (exclusive unless the entry was READ). A device-private dst page
+ * permissions the entry recorded, over the VMA's vm_page_prot
+ * (mk_pte(new, READ_ONCE(vma->vm_page_prot)): PROT_NONE in a VMA that
+ * mprotect() made inaccessible while the entry existed). Takes the mapping's
+ * reference on dst and the rmap (exclusive unless the entry was READ). A
+ * device-private dst page
  * gets a device-private entry (writable iff the entry was writable) with the
  * soft-dirty / uffd-wp bits; young and dirty are lost, as in the kernel.
  */
@@ -81,6 +84,7 @@ function removeMigrationPte(k: Kernel, vma: Vma, addr: number, pt: PteTable, i: 
   folioGet(k, dst);
   const write = t === T_MIGRATION_WRITE;
   let f = T_PRESENT;
+  if (!(vma.flags & VM_ACCESS_FLAGS)) f |= _PAGE_PROTNONE; /* vm_page_prot == PAGE_NONE */
   if (old & _PAGE_ACCESSED) f |= _PAGE_ACCESSED;
   if ((p.flags[dst] & PG_dirty) && (old & _PAGE_DIRTY)) f |= _PAGE_DIRTY;
   if (old & _PAGE_SOFT_DIRTY) f |= _PAGE_SOFT_DIRTY;
@@ -99,7 +103,9 @@ function removeMigrationPte(k: Kernel, vma: Vma, addr: number, pt: PteTable, i: 
 /**
  * remove_migration_pmd(): the PMD at (pmd, i) is a migration entry for the
  * (PMD-sized) folio src; map dst with one PMD entry (a device-private PMD
- * entry if dst is device-private).
+ * entry if dst is device-private) over the VMA's vm_page_prot
+ * (folio_mk_pmd(folio, READ_ONCE(vma->vm_page_prot)) in mm/huge_memory.c:
+ * PROT_NONE in an inaccessible VMA).
  */
 function removeMigrationPmd(k: Kernel, vma: Vma, haddr: number, pmd: PmdTable, i: number, dst: number): void {
   const p = k.pages;
@@ -108,6 +114,7 @@ function removeMigrationPmd(k: Kernel, vma: Vma, haddr: number, pmd: PmdTable, i
   folioGet(k, dst);
   const write = t === T_MIGRATION_WRITE;
   let f = T_PRESENT;
+  if (!(vma.flags & VM_ACCESS_FLAGS)) f |= _PAGE_PROTNONE; /* vm_page_prot == PAGE_NONE */
   if (old & _PAGE_SOFT_DIRTY) f |= _PAGE_SOFT_DIRTY;
   if (write) f |= _PAGE_RW;
   if (old & _PAGE_UFFD_WP) f |= _PAGE_UFFD_WP;
@@ -379,8 +386,10 @@ function pteTableAllocFor(mm: MmStruct, pmd: PmdTable, i: number, addr: number):
  * folio the driver's ->folio_split(head, tail) is called per new folio (or
  * the pgmap and mapping are copied, zone_device_private_split_cb()).
  *
- * can_split_folio(folio, 1, &extra_pins) first: the folio must hold exactly
- * the caller's reference plus its swap-cache pins (mapcount is 0). In
+ * can_split_folio(folio, 1, &extra_pins) first (mainline now writes it as
+ * folio_expected_ref_count(folio) != folio_ref_count(folio) - 1, the same
+ * count): the folio must hold exactly the caller's reference plus its
+ * swap-cache pins (mapcount is 0: migration entries hold none). In
  * mainline migrate_vma_split_unmapped_folio() takes a reference
  * (folio_get) that split_huge_pmd_address(freeze=true) drops again
  * (put_page of the frozen PMD), so what remains must be the collect /

@@ -66,7 +66,7 @@ import { VM_DONTEXPAND, VM_HUGETLB, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, typ
 import type { K } from '../sched/sched.js';
 import { __GFP_NOWARN } from './page_alloc.js';
 import { vmNormalPage } from './memory.js';
-import { canSplitFolio, splitFolio, splitHugePmdNotify } from './huge_memory.js';
+import { splitFolio, splitHugePmdNotify } from './huge_memory.js';
 import {
   folioCopy, folioMigrateFlags, folioMigrateMapping, folioSplitUnmapped, migrationEntryBits, removeMigrationPtes,
   splitPmdMigrationEntry,
@@ -230,7 +230,7 @@ function* migrateVmaSplitFolio(k: Kernel, folio: number, faultPage: number): K<n
     folioGet(k, folio);
     yield* folioLock(k, folio);
   }
-  const ret = splitFolio(k, folio);
+  const ret = yield* splitFolio(k, folio);
   if (ret !== 0) {
     if (folio !== faultFolio) {
       folioUnlock(k, folio);
@@ -268,7 +268,6 @@ function* migrateVmaSplitFolio(k: Kernel, folio: number, faultPage: number): K<n
 function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: number): K<number> {
   const { k, mv } = w;
   const s = k.sched;
-  const vma = mv.vma;
   yield* spinLock(s, pmd.lock);
   const f = pmd.f[i];
   const t = f & TYPE_MASK;
@@ -326,15 +325,11 @@ function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: 
   /* fallback: */
   pmd.lock.unlock(s);
   if (k.pages.order[folio] === 0) return -ENOENT; /* unreachable: a PMD maps a large folio */
-  // split_folio() of a PMD-mapped folio: can_split_folio() first (a pinned
-  // or otherwise referenced THP stays PMD-mapped), then unmap_folio()
-  // splits the PMD (TTU_SPLIT_HUGE_PMD), then the folio is split.
-  let ret = -EAGAIN;
-  if (canSplitFolio(k, folio)) {
-    const tt = pmd.f[i] & TYPE_MASK;
-    if (tt !== T_TABLE && tt !== T_NONE && pmd.v[i] === folio) yield* splitHugePmdNotify(vma, pmd, i, start);
-    ret = splitFolio(k, folio);
-  }
+  // split_folio() of the PMD-mapped folio: its reference check first (a
+  // pinned or otherwise referenced THP, the fault folio among them, stays
+  // PMD-mapped: -EAGAIN), then unmap_folio() splits this PMD and every other
+  // mm's PMD mapping of it (TTU_SPLIT_HUGE_PMD), then the folio is split.
+  const ret = yield* splitFolio(k, folio);
   if (w.faultFolio !== folio) folioUnlock(k, folio);
   folioPut(k, folio);
   if (ret !== 0) return collectSkip(w, start, end);
