@@ -224,10 +224,8 @@ export function findFreedWhileMapped(k: Kernel, underVmas = false): FreedWhileMa
   let cur: MmStruct | null = null;
   const visit: MappingVisitor = (kind, pfn, addr) => {
     if (kind === MAP_SWAP) return false;
-    const free = pageFree(k, pfn);
-    if (!free && !pagePgmapRemoved(k, pfn)) return false;
-    found = { mm: cur!, addr, pfn, entry: MAPPING_ENTRY_NAMES[kind], huge: kind === MAP_PMD || kind === MAP_DEVICE_PRIVATE_PMD, free };
-    return true;
+    found = freedEntry(k, cur!, kind, pfn, addr);
+    return found !== null;
   };
   for (const mm of k.mms) {
     if (mm.mmUsers <= 0) continue;
@@ -240,22 +238,42 @@ export function findFreedWhileMapped(k: Kernel, underVmas = false): FreedWhileMa
   return null;
 }
 
-/** Invariant 6's mmap_lock half, invariant 1, and the counting half of 2: walk every live mm's page tables. */
+/**
+ * The test of findFreedWhileMapped() on one entry: the record if the page
+ * it maps (kind other than MAP_SWAP) is free or of a removed pgmap, else
+ * null (nothing allocated).
+ */
+function freedEntry(k: Kernel, mm: MmStruct, kind: number, pfn: number, addr: number): FreedWhileMapped | null {
+  const free = pageFree(k, pfn);
+  if (!free && !pagePgmapRemoved(k, pfn)) return null;
+  return { mm, addr, pfn, entry: MAPPING_ENTRY_NAMES[kind], huge: kind === MAP_PMD || kind === MAP_DEVICE_PRIVATE_PMD, free };
+}
+
+/**
+ * Invariant 6's mmap_lock half, invariant 1 (findFreedWhileMapped()'s test,
+ * on the same walk) and the counting half of 2: one walk of every live
+ * mm's page tables.
+ */
 function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32Array, touched: number[], swapRefs: Map<number, number>): void {
-  for (const mm of k.mms) {
-    if (mm.mmUsers > 0 && mm.mmapLock.isLocked()) fail(k, op, `mmap_lock of mm #${mm.id} held at rest`, -1);
-  }
-  const bad = findFreedWhileMapped(k);
-  if (bad !== null) fail(k, op, `${bad.free ? 'free page' : 'page of a removed pgmap'} mapped by a ${bad.entry}`, bad.pfn);
-  const count: MappingVisitor = (kind, v) => {
+  let cur: MmStruct | null = null;
+  const count: MappingVisitor = (kind, v, addr) => {
     if (kind === MAP_SWAP) {
       swapRefs.set(v, (swapRefs.get(v) ?? 0) + 1);
-    } else if (kind === MAP_PMD || kind === MAP_DEVICE_PRIVATE_PMD) {
+      return false;
+    }
+    const bad = freedEntry(k, cur!, kind, v, addr);
+    if (bad !== null) fail(k, op, `${bad.free ? 'free page' : 'page of a removed pgmap'} mapped by a ${bad.entry}`, bad.pfn);
+    if (kind === MAP_PMD || kind === MAP_DEVICE_PRIVATE_PMD) {
       if (pmdMaps[v]++ === 0 && pteMaps[v] === 0) touched.push(v);
     } else if (pteMaps[v]++ === 0 && pmdMaps[v] === 0) touched.push(v);
     return false;
   };
-  for (const mm of k.mms) if (mm.mmUsers > 0) walkMappedEntries(k, mm, count);
+  for (const mm of k.mms) {
+    if (mm.mmUsers <= 0) continue;
+    if (mm.mmapLock.isLocked()) fail(k, op, `mmap_lock of mm #${mm.id} held at rest`, -1);
+    cur = mm;
+    walkMappedEntries(k, mm, count);
+  }
 }
 
 /** The comparing half of invariant 2, and invariant 3. */
