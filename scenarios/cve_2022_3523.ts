@@ -27,6 +27,7 @@
 import type { KernelConfig } from '../src/kernel/config.js';
 import type { Scenario, ScenarioRun } from '../src/explore/engine.js';
 import { ADDR, cpuAccess, faultVsRemoval, setupDevicePage, shadowCompare } from './lib.js';
+import { mmapReadLock } from '../src/kernel/mm/mmap_lock.js';
 
 const PATTERN = 0x5a;
 
@@ -59,7 +60,7 @@ export const cve20223523Migrate: Scenario = {
         {
           name: 'driver-migrate',
           *body() {
-            yield* mm.mmapLock.readLock(s);
+            yield* mmapReadLock(mm);
             const n = yield* dev.migrateToSystem(vma, ADDR, ADDR + 4096);
             mm.mmapLock.readUnlock(s);
             return n;

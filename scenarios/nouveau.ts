@@ -20,6 +20,7 @@ import { NouveauDrm, othersDone, GPU_ACCESS_ATOMIC, GPU_ACCESS_READ, GPU_ACCESS_
 import type { NouveauSvmm } from '../src/drivers/nouveau/svm.js';
 import { NOUVEAU_APER_HOST } from '../src/drivers/nouveau/chan.js';
 import { ADDR, anonMapping, cpuAccess, cpuFill, devicePrivatePfn, fillChecksum, mappedPfn, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
+import { mmapReadLock } from '../src/kernel/mm/mmap_lock.js';
 import { translate } from '../src/kernel/arch/fault.js';
 import { dupMmap } from '../src/kernel/mm/fork.js';
 import { isDevicePrivateType, pmdIndex, pmdTableOf, pteIndex, pteTableOf, T_DEVICE_EXCLUSIVE, pteType } from '../src/kernel/mm/pgtable.js';
@@ -390,7 +391,7 @@ export const nouveauBindVsGpuWrite: Scenario = {
       threads: [
         { name: 'svm-bind', *body() {
           const s = k.sched;
-          yield* mm.mmapLock.readLock(s);
+          yield* mmapReadLock(mm);
           st.bind = yield* drm.dmem.migrateVma(svmm, vma, ADDR, ADDR + PAGE_SIZE);
           mm.mmapLock.readUnlock(s);
         } },

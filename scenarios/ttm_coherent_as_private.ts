@@ -31,6 +31,7 @@ import type { Scenario, ScenarioRun } from '../src/explore/engine.js';
 import { FOLL_WRITE, pinUserPages, unpinUserPagesDirtyLock } from '../src/kernel/mm/gup.js';
 import { PAGE_SIZE } from '../src/kernel/mm/page.js';
 import { ADDR, anonMapping, fillChecksum, mappedPfn, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
+import { mmapReadLock } from '../src/kernel/mm/mmap_lock.js';
 
 const DMA = 0x77;
 
@@ -58,7 +59,7 @@ export const ttmCoherentAsPrivate: Scenario = {
           name: 'dio',
           *body() {
             const pages = new Float64Array(1);
-            yield* mm.mmapLock.readLock(s);
+            yield* mmapReadLock(mm);
             const n = yield* pinUserPages(mm, ADDR, 1, FOLL_WRITE, pages);
             mm.mmapLock.readUnlock(s);
             if (n !== 1) return n;

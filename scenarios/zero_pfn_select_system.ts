@@ -39,6 +39,7 @@ import {
   migrateVmaPages, migrateVmaSetup, mpfnHas,
 } from '../src/kernel/mm/migrate_device.js';
 import { ADDR, anonMapping, cpuAccess, mappedPfn, populate, shadowCompare, smallMachine, withMmapRead } from './lib.js';
+import { mmapReadLock } from '../src/kernel/mm/mmap_lock.js';
 
 export const zeroPfnSelectSystem: Scenario = {
   name: 'zero-pfn-select-system',
@@ -63,7 +64,7 @@ export const zeroPfnSelectSystem: Scenario = {
         {
           name: 'reclaim',
           *body() {
-            yield* mm.mmapLock.readLock(s);
+            yield* mmapReadLock(mm);
             const mv = new MigrateVma({
               vma, start: ADDR, end: ADDR + 2 * 4096, src: new Float64Array(2), dst: new Float64Array(2),
               flags: MIGRATE_VMA_SELECT_DEVICE_COHERENT, pgmapOwner: dev.owner,

@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PAGE, mkEnv, pmd, pte, run, storePage, type Env, runMmapRead } from './migrate_helpers.js';
-import { checkInvariants } from '../src/kernel/mm/debug_vm.js';
+import { checkInvariants, findFreedWhileMapped } from '../src/kernel/mm/debug_vm.js';
+import { freedWhileMapped } from '../src/explore/engine.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import { PG_buddy, PG_shadow_free } from '../src/kernel/mm/page.js';
@@ -31,6 +32,29 @@ function machine(): { e: Env; sys: number; dev: number; thp: number } {
   checkInvariants(e.k, 'clean');
   return { e, sys: pte(e.mm, e.vma.start)[0], dev: pte(e.mm, e.vma.start + PAGE)[0], thp: pmd(e.mm, e.vma.start + 2 * 1024 * 1024)[0] };
 }
+
+test('one walk: findFreedWhileMapped() finds what checked mode and the explorer detector report', () => {
+  const m = machine();
+  const k = m.e.k;
+  assert.equal(findFreedWhileMapped(k), null);
+  assert.equal(freedWhileMapped(k), null);
+  k.pages.flags[m.dev] |= PG_shadow_free;
+  const f = findFreedWhileMapped(k);
+  assert.ok(f !== null);
+  assert.deepEqual({ pfn: f.pfn, addr: f.addr, entry: f.entry, huge: f.huge, free: f.free, mm: f.mm.id }, { pfn: m.dev, addr: m.e.vma.start + PAGE, entry: 'device-private entry', huge: false, free: true, mm: m.e.mm.id });
+  assert.deepEqual(findFreedWhileMapped(k, true), f, 'the page is under a VMA: the explorer\'s VMA-bounded walk finds the same entry');
+  const v = freedWhileMapped(k);
+  assert.equal(v?.detector, 'INVARIANT');
+  assert.equal(v?.rule, `page freed while mapped: pfn 0x${m.dev.toString(16)} is free but mm #${m.e.mm.id} still maps it at 0x${(m.e.vma.start + PAGE).toString(16)}`);
+  assert.throws(() => checkInvariants(k, 'op'), broken(/free page mapped by a device-private entry/));
+  k.pages.flags[m.dev] &= ~PG_shadow_free;
+  k.pages.flags[m.thp] |= PG_buddy;
+  const h = findFreedWhileMapped(k, true);
+  assert.equal(h?.huge, true);
+  assert.equal(h?.entry, 'PMD');
+  assert.match(freedWhileMapped(k)!.rule, /still maps it with a PMD/);
+  k.pages.flags[m.thp] &= ~PG_buddy;
+});
 
 test('checked mode is on for the test suite (HMMSIM_CHECKED=1) and for System({ checked: true })', () => {
   const k = new Kernel({ ramBytes: 64 << 20, nrHugepages: 0 });

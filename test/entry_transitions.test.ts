@@ -161,8 +161,8 @@ test('migration -> device-private write / read carrying soft-dirty and uffd-wp (
   expectEntry(e.mm, e.vma.start + PAGE, T_MIGRATION_READ_EXCLUSIVE, _PAGE_UFFD_WP | _PAGE_ACCESSED | _PAGE_DIRTY);
   const d = [0, 1].map((i) => {
     const dp = e.dev.allocDevicePage('private');
-    e.k.contents.deviceCopy(dp, mpfnPfn(m.src![i]), 1); /* the device's copy engine */
-    m.dst![i] = migratePfn(dp);
+    e.k.contents.deviceCopy(dp, mpfnPfn(m.src[i]), 1); /* the device's copy engine */
+    m.dst[i] = migratePfn(dp);
     return dp;
   });
   run(e.k, migrateVmaPages(m));
@@ -195,11 +195,11 @@ test('device-private -> migration entry (inside migrate_to_ram, fault_page locke
     });
     assert.equal(yield* migrateVmaSetup(m), 0);
     const [v, f] = pte(e.mm, vmf.address);
-    seen.push(`after setup: ${describeEntry(v, f)} src MIGRATE=${mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE)}`);
+    seen.push(`after setup: ${describeEntry(v, f)} src MIGRATE=${mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE)}`);
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
     e.k.contents.deviceCopy(s, dpage, 1);
-    m.dst![0] = migratePfn(s);
+    m.dst[0] = migratePfn(s);
     yield* migrateVmaPages(m);
     yield* migrateVmaFinalize(m);
     seen.push(`fault page still locked after finalize=${(e.k.pages.flags[dpage] & PG_locked) !== 0}`);
@@ -356,7 +356,7 @@ test('THP: PMD present -> PMD migration entry (SELECT_COMPOUND) -> PMD device-pr
   assert.equal(e.k.pages.entireMapcount[head], 0);
   const d = e.dev.allocDevicePage('private', 9);
   e.k.contents.deviceCopy(d, head, HPAGE_PMD_NR);
-  m.dst![0] = mpfnSet(migratePfn(d), MIGRATE_PFN_COMPOUND);
+  m.dst[0] = mpfnSet(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));
   expectEntry(e.mm, e.vma.start, T_DEVICE_PRIVATE_WRITE, 0, { level: 'pmd', pfn: d });
@@ -388,7 +388,7 @@ test('THP: a PMD migration entry is restored to a PMD when the migration fails; 
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     const dp = e.dev.allocDevicePage('private');
     e.k.contents.deviceCopy(dp, head + i, 1);
-    m2.dst![i] = migratePfn(dp);
+    m2.dst[i] = migratePfn(dp);
   }
   run(e.k, migrateVmaPages(m2));
   assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE, 'migrate_vma_split_unmapped_folio split the PMD entry');
@@ -478,9 +478,9 @@ test('swap (MADV_PAGEOUT) and hwpoison (injected: the model has no memory_failur
   // migrate_vma_collect_pmd: non-device-private swap-type entries are not collected.
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.equal(m.src![1], 0, 'swap entry: 0');
-  assert.equal(m.src![2], 0, 'hwpoison entry: 0');
-  assert.equal(m.src![3], MIGRATE_PFN_MIGRATE, 'a none PTE is a hole');
+  assert.equal(m.src[1], 0, 'swap entry: 0');
+  assert.equal(m.src[2], 0, 'hwpoison entry: 0');
+  assert.equal(m.src[3], MIGRATE_PFN_MIGRATE, 'a none PTE is a hole');
   run(e.k, migrateVmaFinalize(m));
   expectEntry(e.mm, a + PAGE, T_SWAP, _PAGE_SOFT_DIRTY | _PAGE_SWP_EXCLUSIVE, { pfn: slot });
   expectEntry(e.mm, a + 2 * PAGE, T_HWPOISON, 0, { pfn: 0x777 });

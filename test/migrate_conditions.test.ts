@@ -71,9 +71,9 @@ test('setup: VM_MIXEDMAP and VM_DONTEXPAND (the rest of VM_SPECIAL) are -EINVAL;
   for (const bad of [VM_MIXEDMAP, VM_DONTEXPAND]) {
     e.vma.flags = saved | bad;
     const m = mv(e, S);
-    m.src!.fill(123);
+    m.src.fill(123);
     assert.equal(setupLocked(e.k, m), -EINVAL, `flag 0x${bad.toString(16)}`);
-    assert.deepEqual([...m.src!], [123, 123], 'the memset happens after the checks');
+    assert.deepEqual([...m.src], [123, 123], 'the memset happens after the checks');
     assert.equal(m.npages, 0);
   }
   e.vma.flags = saved;
@@ -94,7 +94,7 @@ test('collect: a THP PMD without SELECT_SYSTEM is skipped whole (512 zeros), the
   assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.npages, HPAGE_PMD_NR);
   assert.equal(m.cpages, 0);
-  assert.ok(m.src!.every((x) => x === 0));
+  assert.ok(m.src.every((x) => x === 0));
   assert.deepEqual(pmd(e.mm, e.vma.start).slice(0, 2), [head, f]);
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
@@ -106,13 +106,13 @@ test('collect: the huge zero PMD is a hole (COMPOUND with SELECT_COMPOUND, else 
   assert.equal(pmd(e.mm, e.vma.start)[0], e.k.hugeZeroPfn);
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src[0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   assert.equal(m.cpages, 1);
-  assert.ok(m.src!.subarray(1).every((x) => x === 0));
+  assert.ok(m.src.subarray(1).every((x) => x === 0));
   run(e.k, migrateVmaFinalize(m));
   const m2 = mv(e, S);
   assert.equal(setupLocked(e.k, m2), 0);
-  assert.ok(m2.src!.every((x) => x === MIGRATE_PFN_MIGRATE));
+  assert.ok(m2.src.every((x) => x === MIGRATE_PFN_MIGRATE));
   assert.equal(m2.cpages, HPAGE_PMD_NR);
   run(e.k, migrateVmaFinalize(m2));
   const [v, f] = pmd(e.mm, e.vma.start);
@@ -131,7 +131,7 @@ test('collect: a THP whose folio lock is held elsewhere (trylock fails) is skipp
   e.k.sched.lockdep?.folioDisown(head); /* held elsewhere: another context's lock (lockdep) */
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.ok(m.src!.every((x) => x === 0));
+  assert.ok(m.src.every((x) => x === 0));
   assert.equal(m.cpages, 0);
   assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(e.k.pages.refcount[head], ref, 'the collect reference was dropped');
@@ -152,8 +152,8 @@ test('collect: SELECT_COMPOUND on a range that does not cover the whole 2 MiB sp
   assert.equal(m.npages, 511);
   assert.equal(m.cpages, 511);
   for (let i = 0; i < 511; i++) {
-    assert.equal(flagsOf(m.src![i]), MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE, `entry ${i}`);
-    assert.equal(migratePfnToPage(m.src![i]), head + 1 + i);
+    assert.equal(flagsOf(m.src[i]), MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE, `entry ${i}`);
+    assert.equal(migratePfnToPage(m.src[i]), head + 1 + i);
   }
   assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
   assert.equal(e.k.pages.order[head], 0, 'split_folio()');
@@ -173,7 +173,7 @@ test('collect: a pinned THP cannot become a PMD migration entry nor be split: ev
     assert.equal(pinned, head);
     const m = mv(e, S | (compound ? MIGRATE_VMA_SELECT_COMPOUND : 0));
     assert.equal(setupLocked(e.k, m), 0);
-    assert.ok(m.src!.every((x) => x === 0), `compound=${compound}`);
+    assert.ok(m.src.every((x) => x === 0), `compound=${compound}`);
     assert.equal(m.cpages, 0);
     assert.equal(e.k.pages.order[head], 9, 'split_folio() refused (can_split_folio)');
     assert.ok(e.k.pages.flags[head] & PG_anon_exclusive, 'folio_try_share failed: still exclusive');
@@ -225,9 +225,9 @@ test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and e
   assert.equal(setupLocked(e.k, m), 0);
   assert.equal(m.cpages, HPAGE_PMD_NR);
   assert.equal(e.k.pages.order[head], 0);
-  for (let i = 0; i < HPAGE_PMD_NR; i++) assert.equal(migratePfnToPage(m.src![i]), head + i);
-  assert.ok(!mpfnHas(m.src![10], MIGRATE_PFN_WRITE), 'the read-only PTE gives no MIGRATE_PFN_WRITE');
-  assert.ok(mpfnHas(m.src![11], MIGRATE_PFN_WRITE));
+  for (let i = 0; i < HPAGE_PMD_NR; i++) assert.equal(migratePfnToPage(m.src[i]), head + i);
+  assert.ok(!mpfnHas(m.src[10], MIGRATE_PFN_WRITE), 'the read-only PTE gives no MIGRATE_PFN_WRITE');
+  assert.ok(mpfnHas(m.src[11], MIGRATE_PFN_WRITE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
 
@@ -238,7 +238,7 @@ test('collect: a PTE-mapped large folio is split (migrate_vma_split_folio) and e
   const pinned = pin(p, p.vma.start + 3 * PAGE);
   const m2 = mv(p, S);
   assert.equal(setupLocked(p.k, m2), 0);
-  assert.ok(m2.src!.every((x) => x === 0), 'split failed: migrate_vma_collect_skip(addr, end)');
+  assert.ok(m2.src.every((x) => x === 0), 'split failed: migrate_vma_collect_skip(addr, end)');
   assert.equal(m2.cpages, 0);
   assert.equal(p.k.pages.order[h2], 9);
   assert.equal(pteType(pte(p.mm, p.vma.start + 3 * PAGE)[1]), T_PRESENT);
@@ -286,7 +286,7 @@ test('collect: a device-exclusive entry is not collected (not a device-private e
   setPte(pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start)!, pteIndex(e.vma.start + PAGE), special, T_PRESENT | _PAGE_SPECIAL, 'test: inject entry');
   const m = mv(e, S | MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.deepEqual([...m.src!], [0, 0, MIGRATE_PFN_MIGRATE]);
+  assert.deepEqual([...m.src], [0, 0, MIGRATE_PFN_MIGRATE]);
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_EXCLUSIVE);
   assert.equal(pte(e.mm, e.vma.start + PAGE)[0], special);
   run(e.k, migrateVmaFinalize(m));
@@ -304,13 +304,13 @@ test('unmap: a device page with ONE extra reference passes migrate_vma_check_pag
   folioGet(e.k, d);
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'setup keeps it');
+  assert.ok(mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE), 'setup keeps it');
   assert.equal(m.cpages, 1);
   const s = e.k.buddy.alloc(0, 0);
   folioTrylock(e.k, s);
-  m.dst![0] = migratePfn(s);
+  m.dst[0] = migratePfn(s);
   run(e.k, migrateVmaPages(m));
-  assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'the exact check in folio_migrate_mapping fails');
+  assert.ok(!mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE), 'the exact check in folio_migrate_mapping fails');
   run(e.k, migrateVmaFinalize(m));
   e.k.lru.drain();
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE, 'restored');
@@ -328,7 +328,7 @@ test('unmap: a device page with TWO extra references fails the check and is rest
   folioGet(e.k, d);
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.equal(m.src![0], 0);
+  assert.equal(m.src[0], 0);
   assert.equal(m.cpages, 0);
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE);
   assert.equal(e.k.pages.flags[d] & PG_locked, 0);
@@ -353,7 +353,7 @@ test('unmap: when the fault page cannot migrate, the restore pass leaves it lock
       flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: e.dev.owner, faultPage: vmf.page,
     });
     assert.equal(yield* migrateVmaSetup(m), 0);
-    seen.push(m.src![0], m.cpages, (e.k.pages.flags[d] & PG_locked) !== 0, e.k.pages.refcount[d]);
+    seen.push(m.src[0], m.cpages, (e.k.pages.flags[d] & PG_locked) !== 0, e.k.pages.refcount[d]);
     yield* migrateVmaPages(m);
     yield* migrateVmaFinalize(m);
     seen.push((e.k.pages.flags[d] & PG_locked) !== 0);
@@ -461,9 +461,9 @@ test('pages: inserting holes fires one MMU_NOTIFY_MIGRATE (owner) from the first
   seen.length = 0;
   for (let i = 0; i < 4; i++) {
     const d = e.dev.allocDevicePage('private');
-    const sp = migratePfnToPage(m.src![i]);
+    const sp = migratePfnToPage(m.src[i]);
     if (sp >= 0) e.k.contents.deviceCopy(d, sp, 1);
-    m.dst![i] = migratePfn(d);
+    m.dst[i] = migratePfn(d);
   }
   run(e.k, migrateVmaPages(m));
   assert.equal(seen.length, 1);
@@ -478,8 +478,8 @@ test('pages: inserting holes fires one MMU_NOTIFY_MIGRATE (owner) from the first
   for (let i = 0; i < 4; i++) {
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
-    e.k.contents.deviceCopy(s, migratePfnToPage(m2.src![i]), 1);
-    m2.dst![i] = migratePfn(s);
+    e.k.contents.deviceCopy(s, migratePfnToPage(m2.src[i]), 1);
+    m2.dst[i] = migratePfn(s);
   }
   run(e.k, migrateVmaPages(m2));
   assert.deepEqual(seen, [], 'no notifier: the PTEs already hold migration entries');
@@ -491,10 +491,10 @@ test('pages: a COMPOUND hole with 512 small dst pages is inserted page by page (
   const e = mkEnv(512, { hugepage: true });
   const m = mv(e, S | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
-  for (let i = 0; i < HPAGE_PMD_NR; i++) m.dst![i] = migratePfn(e.dev.allocDevicePage('private'));
+  assert.equal(m.src[0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+  for (let i = 0; i < HPAGE_PMD_NR; i++) m.dst[i] = migratePfn(e.dev.allocDevicePage('private'));
   run(e.k, migrateVmaPages(m));
-  assert.ok(m.src!.every((x) => x === MIGRATE_PFN_MIGRATE));
+  assert.ok(m.src.every((x) => x === MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
   assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
   for (const i of [0, 300, 511]) assert.equal(pteType(pte(e.mm, e.vma.start + i * PAGE)[1]), T_DEVICE_PRIVATE_WRITE);
@@ -508,9 +508,9 @@ test('insert: a huge-zero-PMD hole is split first (the other 511 stay zero-page 
   const m = mv(e, S, e.vma.start, e.vma.start + HPAGE);
   setupLocked(e.k, m);
   const d = e.dev.allocDevicePage('private');
-  m.dst![3] = migratePfn(d);
+  m.dst[3] = migratePfn(d);
   run(e.k, migrateVmaPages(m));
-  assert.equal(m.src![3], MIGRATE_PFN_MIGRATE);
+  assert.equal(m.src[3], MIGRATE_PFN_MIGRATE);
   run(e.k, migrateVmaFinalize(m));
   assert.equal(pteType(pmd(e.mm, e.vma.start)[1]), T_TABLE);
   assert.deepEqual(pte(e.mm, e.vma.start + 3 * PAGE), [d, T_DEVICE_PRIVATE_WRITE]);
@@ -524,9 +524,9 @@ test('insert: a huge-zero-PMD hole is split first (the other 511 stay zero-page 
   storePage(e.mm, b, 5);
   const thp = pmd(e.mm, b)[0];
   assert.equal(e.k.pages.order[thp], 9);
-  m2.dst![0] = migratePfn(e.dev.allocDevicePage('private'));
+  m2.dst[0] = migratePfn(e.dev.allocDevicePage('private'));
   run(e.k, migrateVmaPages(m2));
-  assert.equal(m2.src![0], 0, 'pmd_trans_huge and not the huge zero page: abort');
+  assert.equal(m2.src[0], 0, 'pmd_trans_huge and not the huge zero page: abort');
   run(e.k, migrateVmaFinalize(m2));
   assert.equal(pmd(e.mm, b)[0], thp);
   assert.equal(e.dev.allocated('private'), 1, 'the unused dst was freed');
@@ -542,10 +542,10 @@ test('insert: a dst of an unsupported ZONE_DEVICE type (generic) aborts the inse
   e.k.pages.refcount[g] = 1;
   const m = mv(e, S);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE);
-  m.dst![0] = migratePfn(g);
+  assert.equal(m.src[0], MIGRATE_PFN_MIGRATE);
+  m.dst[0] = migratePfn(g);
   run(e.k, migrateVmaPages(m));
-  assert.equal(m.src![0], 0);
+  assert.equal(m.src[0], 0);
   run(e.k, migrateVmaFinalize(m));
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_NONE);
   assert.equal(e.k.pages.flags[g] & PG_locked, 0, 'finalize unlocked the unused dst');
@@ -557,11 +557,11 @@ test('insert: a COMPOUND dst for a hole at an index that cannot hold a PMD (-EIN
   const m = mv(e, S);
   setupLocked(e.k, m);
   const big = e.dev.allocDevicePage('private', 9);
-  m.dst![1] = mpfnSet(migratePfn(big), MIGRATE_PFN_COMPOUND);
+  m.dst[1] = mpfnSet(migratePfn(big), MIGRATE_PFN_COMPOUND);
   const small = e.dev.allocDevicePage('private');
-  m.dst![2] = migratePfn(small);
+  m.dst[2] = migratePfn(small);
   run(e.k, migrateVmaPages(m));
-  assert.deepEqual([...m.src!], [0, 0, MIGRATE_PFN_MIGRATE, 0]);
+  assert.deepEqual([...m.src], [0, 0, MIGRATE_PFN_MIGRATE, 0]);
   run(e.k, migrateVmaFinalize(m));
   assert.equal(pteType(pte(e.mm, e.vma.start + PAGE)[1]), T_NONE);
   assert.deepEqual(pte(e.mm, e.vma.start + 2 * PAGE), [small, T_DEVICE_PRIVATE_WRITE]);
@@ -576,19 +576,19 @@ test('misuse: a dst pfn with no struct page, a COMPOUND dst that is not PMD-size
   const e = mkEnv(1);
   const m = mv(e, S);
   setupLocked(e.k, m);
-  m.dst![0] = migratePfn(0x7ffff000);
+  m.dst[0] = migratePfn(0x7ffff000);
   assert.throws(() => run(e.k, migrateVmaPages(m)), isBug(/dst pfn has no struct page/));
 
   const h = mkEnv(512, { hugepage: true });
   const m2 = mv(h, S | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(h.k, m2);
-  m2.dst![0] = mpfnSet(migratePfn(h.dev.allocDevicePage('private')), MIGRATE_PFN_COMPOUND);
+  m2.dst[0] = mpfnSet(migratePfn(h.dev.allocDevicePage('private')), MIGRATE_PFN_COMPOUND);
   assert.throws(() => run(h.k, migrateVmaPages(m2)), isBug(/COMPOUND dst is not a PMD-sized folio/));
 
   const h2 = mkEnv(512, { hugepage: true });
   const m3 = mv(h2, S | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(h2.k, m3);
-  m3.dst![0] = migratePfn(h2.dev.allocDevicePage('private'));
+  m3.dst[0] = migratePfn(h2.dev.allocDevicePage('private'));
   assert.throws(() => run(h2.k, migrateVmaPages(m3)), isBug(/compound hole split without a dst page/));
 
   const f = mkEnv(1);

@@ -195,7 +195,7 @@ test('historical ttm_coherent_as_private: try_to_migrate loses write permission 
       flags: MIGRATE_VMA_SELECT_DEVICE_COHERENT, pgmapOwner: e.dev.owner,
     });
     setupLocked(e.k, m);
-    assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
+    assert.ok(mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE));
     run(e.k, migrateVmaPages(m)); // no dst: restore
     run(e.k, migrateVmaFinalize(m));
     e.k.checkpoint('finalize');
@@ -215,9 +215,9 @@ test('migrate_vma with SELECT_SYSTEM onto system pages (system -> system)', () =
   for (let i = 0; i < 2; i++) {
     const s = e.k.buddy.alloc(0, 0);
     folioTrylock(e.k, s);
-    if (mpfnHas(m.src![i], MIGRATE_PFN_VALID)) e.k.contents.deviceCopy(s, mpfnPfn(m.src![i]), 1);
+    if (mpfnHas(m.src[i], MIGRATE_PFN_VALID)) e.k.contents.deviceCopy(s, mpfnPfn(m.src[i]), 1);
     else e.k.contents.zero(s);
-    m.dst![i] = migratePfn(s);
+    m.dst[i] = migratePfn(s);
   }
   run(e.k, migrateVmaPages(m));
   run(e.k, migrateVmaFinalize(m));

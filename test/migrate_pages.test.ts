@@ -38,11 +38,11 @@ const isBug = (rule: RegExp) => (err: unknown) => err instanceof KernelBug && er
 /** Give every VALID|MIGRATE src entry a locked device-private dst with the data copied. */
 function fillPrivate(e: Env, m: MigrateVma): void {
   for (let i = 0; i < m.npages; i++) {
-    if (!mpfnHas(m.src![i], MIGRATE_PFN_MIGRATE)) continue;
+    if (!mpfnHas(m.src[i], MIGRATE_PFN_MIGRATE)) continue;
     const d = e.dev.allocDevicePage('private');
-    const s = mpfnPfn(m.src![i]);
-    if (mpfnHas(m.src![i], MIGRATE_PFN_VALID)) e.k.contents.deviceCopy(d, s, 1); /* the device's copy engine */
-    m.dst![i] = migratePfn(d);
+    const s = mpfnPfn(m.src[i]);
+    if (mpfnHas(m.src[i], MIGRATE_PFN_VALID)) e.k.contents.deviceCopy(d, s, 1); /* the device's copy engine */
+    m.dst[i] = migratePfn(d);
   }
 }
 
@@ -53,7 +53,7 @@ test('unmap: a page still in the per-CPU LRU batch is drained and isolated', () 
   assert.equal(e.k.pages.flags[v] & PG_lru, 0, 'fresh page: in the batch, not yet on the LRU');
   const m = mk(e);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
+  assert.ok(mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE));
   assert.equal(m.cpages, 1);
   assert.equal(e.k.pages.refcount[v], 1, 'only the isolation reference');
   run(e.k, migrateVmaFinalize(m));
@@ -68,8 +68,8 @@ test('unmap: an extra reference (GUP) fails the refcount check: entry cleared, p
   folioGet(e.k, v);
   const m = mk(e);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.equal(m.src![0], 0, 'restored entry is zeroed');
-  assert.ok(mpfnHas(m.src![1], MIGRATE_PFN_MIGRATE));
+  assert.equal(m.src[0], 0, 'restored entry is zeroed');
+  assert.ok(mpfnHas(m.src[1], MIGRATE_PFN_MIGRATE));
   assert.equal(m.cpages, 1);
   const [v0, f0] = pte(e.mm, e.vma.start);
   assert.equal(v0, v);
@@ -95,7 +95,7 @@ test('unmap: a page that cannot be isolated from the LRU is restored', () => {
   assert.ok(e.k.lru.isolate(v)); // someone else (compaction, reclaim) holds it isolated
   const m = mk(e);
   assert.equal(setupLocked(e.k, m), 0);
-  assert.equal(m.src![0], 0);
+  assert.equal(m.src[0], 0);
   assert.equal(m.cpages, 0);
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(e.k.pages.flags[v] & PG_locked, 0);
@@ -165,7 +165,7 @@ test('pages: an entry without a dst loses MIGRATE and finalize restores the sour
   const m = mk(e);
   setupLocked(e.k, m);
   run(e.k, migrateVmaPages(m));
-  assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
+  assert.ok(!mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
@@ -179,20 +179,20 @@ test('misuse: dst page not locked, dst page free, dst zero page are BUGs', () =>
   setupLocked(e.k, m);
   const d = e.dev.allocDevicePage('private');
   folioUnlock(e.k, d);
-  m.dst![0] = migratePfn(d);
+  m.dst[0] = migratePfn(d);
   assert.throws(() => run(e.k, migrateVmaPages(m)), isBug(/dst page not locked/));
 
   const e2 = mkEnv(1);
   storePage(e2.mm, e2.vma.start, 1);
   const m2 = mk(e2);
   setupLocked(e2.k, m2);
-  m2.dst![0] = migratePfn(e2.dev.priv.pgmap.firstPfn + 100); // never allocated
+  m2.dst[0] = migratePfn(e2.dev.priv.pgmap.firstPfn + 100); // never allocated
   assert.throws(() => run(e2.k, migrateVmaPages(m2)), isBug(/dst page is free/));
 
   const e3 = mkEnv(1);
   const m3 = mk(e3);
   setupLocked(e3.k, m3);
-  m3.dst![0] = migratePfn(e3.k.zeroPfn);
+  m3.dst[0] = migratePfn(e3.k.zeroPfn);
   assert.throws(() => run(e3.k, migrateVmaPages(m3)), isBug(/zero page|free|not locked/));
 });
 
@@ -246,11 +246,11 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   const mkf = () => new MigrateVma({ vma: fv, start: fv.start, end: fv.end, src: new Float64Array(1), dst: new Float64Array(1), flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: e.dev.owner });
   const m = mkf();
   setupLocked(k, m);
-  assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'file pages are collected');
+  assert.ok(mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE), 'file pages are collected');
   const d = e.dev.allocDevicePage('private');
-  m.dst![0] = migratePfn(d);
+  m.dst[0] = migratePfn(d);
   run(k, migrateVmaPages(m));
-  assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE), 'device-private dst refused for a file page');
+  assert.ok(!mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE), 'device-private dst refused for a file page');
   run(k, migrateVmaFinalize(m));
   k.checkpoint('finalize');
   assert.equal(pte(e.mm, fv.start)[0], pg);
@@ -261,9 +261,9 @@ test('pages: a file-backed (page cache) source cannot go to device-private memor
   const s = k.buddy.alloc(0, 0);
   folioTrylock(k, s);
   k.contents.copy(s, pg);
-  m2.dst![0] = migratePfn(s);
+  m2.dst[0] = migratePfn(s);
   run(k, migrateVmaPages(m2));
-  assert.ok(mpfnHas(m2.src![0], MIGRATE_PFN_MIGRATE));
+  assert.ok(mpfnHas(m2.src[0], MIGRATE_PFN_MIGRATE));
   run(k, migrateVmaFinalize(m2));
   k.checkpoint('finalize');
   assert.equal(as.pages.get(0), s);
@@ -282,9 +282,9 @@ test('pages: a dst of another ZONE_DEVICE type (generic) is refused', () => {
   e.k.pages.refcount[d] = 1;
   const m = mk(e);
   setupLocked(e.k, m);
-  m.dst![0] = migratePfn(d);
+  m.dst[0] = migratePfn(d);
   run(e.k, migrateVmaPages(m));
-  assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
+  assert.ok(!mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE));
   // finalize unlocks and puts the dst (a generic page re-arms its count at 1).
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
@@ -297,11 +297,11 @@ test('pages: folio_migrate_mapping refuses a page that gained a reference after 
   const v = pte(e.mm, e.vma.start)[0];
   const m = mk(e);
   setupLocked(e.k, m);
-  assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
+  assert.ok(mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE));
   folioGet(e.k, v); // a racing get_page()
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
-  assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
+  assert.ok(!mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
@@ -313,12 +313,12 @@ test('insert: a hole that got populated after setup is not overwritten (abort)',
   const e = mkEnv(1);
   const m = mk(e);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE);
+  assert.equal(m.src[0], MIGRATE_PFN_MIGRATE);
   storePage(e.mm, e.vma.start, 4); // a racing CPU fault fills the hole
   const v = pte(e.mm, e.vma.start)[0];
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
-  assert.equal(m.src![0], 0);
+  assert.equal(m.src[0], 0);
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(pte(e.mm, e.vma.start)[0], v);
@@ -333,7 +333,7 @@ test('insert: a zero-page hole is replaced; src becomes exactly MIGRATE; rss cou
   setupLocked(e.k, m);
   fillPrivate(e, m);
   run(e.k, migrateVmaPages(m));
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE);
+  assert.equal(m.src[0], MIGRATE_PFN_MIGRATE);
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   const [d, f] = pte(e.mm, e.vma.start);
@@ -349,11 +349,11 @@ test('pages: a small source with a COMPOUND dst is refused', () => {
   storePage(e.mm, e.vma.start, 1);
   const m = mk(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(e.k, m);
-  assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE) && !mpfnHas(m.src![0], MIGRATE_PFN_COMPOUND));
+  assert.ok(mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE) && !mpfnHas(m.src[0], MIGRATE_PFN_COMPOUND));
   const d = e.dev.allocDevicePage('private', 9);
-  m.dst![0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
+  m.dst[0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));
-  assert.ok(!mpfnHas(m.src![0], MIGRATE_PFN_MIGRATE));
+  assert.ok(!mpfnHas(m.src[0], MIGRATE_PFN_MIGRATE));
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
@@ -366,14 +366,14 @@ test('insert: a COMPOUND hole over an existing (empty) PTE table aborts; all 512
   // mapping elsewhere in the span makes the PMD a table: the hole is then not compound.
   const m = mk(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND);
   setupLocked(e.k, m);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src[0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
   // A racing fault installs a PTE table before migrate_vma_pages().
   const pm = pmdTableOf(e.mm.pgd, e.vma.start, true)!;
   pteTableAlloc(e.mm.pgd, pm, pmdIndex(e.vma.start), e.vma.start);
   const d = e.dev.allocDevicePage('private', 9);
-  m.dst![0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
+  m.dst[0] = mpfnSetFlag(migratePfn(d), MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaPages(m));
-  assert.equal(m.src![0], MIGRATE_PFN_COMPOUND);
+  assert.equal(m.src[0], MIGRATE_PFN_COMPOUND);
   run(e.k, migrateVmaFinalize(m));
   e.k.checkpoint('finalize');
   assert.equal(e.dev.allocated('private'), 0);
@@ -388,7 +388,7 @@ test('cpages counts entries still MIGRATE after unmap (holes included)', () => {
   const m = mk(e);
   setupLocked(e.k, m);
   let n = 0;
-  for (let i = 0; i < m.npages; i++) if (mpfnHas(m.src![i], MIGRATE_PFN_MIGRATE)) n++;
+  for (let i = 0; i < m.npages; i++) if (mpfnHas(m.src[i], MIGRATE_PFN_MIGRATE)) n++;
   assert.equal(m.cpages, n);
   assert.equal(m.cpages, 3);
   run(e.k, migrateVmaFinalize(m));

@@ -9,7 +9,7 @@ import { HPAGE, PAGE, cpu, loadPage, mkEnv, pte, ptOf, run, storePage, type Env,
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT,
   MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, MigrateVma, migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaSetup,
+  MIGRATE_VMA_SELECT_SYSTEM, MigrateVma, type MigrateVmaArgs, migratePfn, migratePfnToPage, migrateVmaFinalize, migrateVmaSetup,
 } from '../src/kernel/mm/migrate_device.js';
 import { EINVAL } from '../src/kernel/errno.js';
 import {
@@ -25,7 +25,7 @@ import {
 } from '../src/kernel/mm/mmu_notifier.js';
 import { mpfnHas, mpfnSet } from '../src/kernel/mm/migrate_pfn.js';
 
-function mv(e: Env, flags: number, start = e.vma.start, end = e.vma.end, extra: Partial<MigrateVma> = {}): MigrateVma {
+function mv(e: Env, flags: number, start = e.vma.start, end = e.vma.end, extra: Partial<MigrateVmaArgs> = {}): MigrateVma {
   const n = Math.max(1, Math.ceil((end - start) / PAGE));
   return new MigrateVma({ vma: e.vma, start, end, src: new Float64Array(n), dst: new Float64Array(n), flags, pgmapOwner: e.dev.owner, ...extra });
 }
@@ -59,7 +59,7 @@ test('migrate_pfn encoding: kernel values, full-width arithmetic', () => {
 test('setup argument checks: each returns -EINVAL', () => {
   const e = mkEnv(8);
   const S = MIGRATE_VMA_SELECT_SYSTEM;
-  assert.equal(setup(e, mv(e, S, e.vma.start, e.vma.end, { vma: null })), -EINVAL, 'no vma');
+  assert.equal(setup(e, mv(e, S, e.vma.start, e.vma.end, { vma: null as unknown as Vma /* a JavaScript caller ignoring the types */ })), -EINVAL, 'no vma');
   const saved = e.vma.flags;
   for (const bad of [VM_HUGETLB, VM_IO, VM_PFNMAP]) {
     e.vma.flags = saved | bad;
@@ -72,8 +72,8 @@ test('setup argument checks: each returns -EINVAL', () => {
   assert.equal(setup(e, mv(e, S, e.vma.start - PAGE, e.vma.start + PAGE)), -EINVAL, 'start below the vma');
   assert.equal(setup(e, mv(e, S, e.vma.end, e.vma.end + PAGE)), -EINVAL, 'start at vma end');
   assert.equal(setup(e, mv(e, S, e.vma.start, e.vma.end + PAGE)), -EINVAL, 'end beyond the vma');
-  assert.equal(setup(e, mv(e, S, e.vma.start, e.vma.end, { src: null })), -EINVAL, 'no src');
-  assert.equal(setup(e, mv(e, S, e.vma.start, e.vma.end, { dst: null })), -EINVAL, 'no dst');
+  assert.equal(setup(e, mv(e, S, e.vma.start, e.vma.end, { src: null as unknown as Float64Array })), -EINVAL, 'no src');
+  assert.equal(setup(e, mv(e, S, e.vma.start, e.vma.end, { dst: null as unknown as Float64Array })), -EINVAL, 'no dst');
   // fault_page must be device-private and locked.
   storePage(e.mm, e.vma.start, 1);
   const sys = cpu(e.mm, e.vma.start, false);
@@ -101,7 +101,7 @@ test('holes: MIGRATE without a page in anon VMAs (any flags), 0 in file VMAs', (
   assert.equal(setup(e, m), 0);
   assert.equal(m.npages, 4);
   assert.equal(m.cpages, 4);
-  for (let i = 0; i < 4; i++) assert.equal(m.src![i], MIGRATE_PFN_MIGRATE);
+  for (let i = 0; i < 4; i++) assert.equal(m.src[i], MIGRATE_PFN_MIGRATE);
   finalize(e, m);
   // A file-backed VMA: holes are not populated.
   const as = e.k.newAddressSpace('shmem');
@@ -111,15 +111,15 @@ test('holes: MIGRATE without a page in anon VMAs (any flags), 0 in file VMAs', (
   const m2 = new MigrateVma({ vma: fv, start: fv.start, end: fv.end, src: new Float64Array(4), dst: new Float64Array(4), flags: MIGRATE_VMA_SELECT_SYSTEM });
   assert.equal(setup(e, m2), 0);
   assert.equal(m2.cpages, 0);
-  for (let i = 0; i < 4; i++) assert.equal(m2.src![i], 0);
+  for (let i = 0; i < 4; i++) assert.equal(m2.src[i], 0);
 });
 
 test('compound hole: one MIGRATE|COMPOUND entry then 511 zeros; unaligned range gets small holes', () => {
   const e = mkEnv(1024, { hugepage: true, start: 0x40000000 });
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND, e.vma.start, e.vma.start + HPAGE);
   assert.equal(setup(e, m), 0);
-  assert.equal(m.src![0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
-  for (let i = 1; i < 512; i++) assert.equal(m.src![i], 0);
+  assert.equal(m.src[0], MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+  for (let i = 1; i < 512; i++) assert.equal(m.src[i], 0);
   assert.equal(m.cpages, 1);
   finalize(e, m);
   const m2 = mv(e, MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND, e.vma.start + PAGE, e.vma.start + HPAGE);
@@ -135,11 +135,11 @@ test('zero pfn: selected only with SELECT_SYSTEM (historical: also without)', ()
     assert.equal(pte(e.mm, e.vma.start)[0], e.k.zeroPfn);
     const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_COHERENT);
     assert.equal(setup(e, m), 0);
-    assert.equal(m.src![0], hist ? MIGRATE_PFN_MIGRATE : 0, `historical=${hist}`);
+    assert.equal(m.src[0], hist ? MIGRATE_PFN_MIGRATE : 0, `historical=${hist}`);
     finalize(e, m);
     const m2 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
     assert.equal(setup(e, m2), 0);
-    assert.equal(m2.src![0], MIGRATE_PFN_MIGRATE);
+    assert.equal(m2.src[0], MIGRATE_PFN_MIGRATE);
     assert.equal(pte(e.mm, e.vma.start)[0], e.k.zeroPfn, 'zero page PTE left in place');
     finalize(e, m2);
   }
@@ -161,7 +161,7 @@ test('selection by SELECT flags and pgmap owner', () => {
   for (const [flags, owner, want] of cases) {
     const m = mv(e, flags, e.vma.start, e.vma.end, { pgmapOwner: owner });
     assert.equal(setup(e, m), 0);
-    for (let i = 0; i < 3; i++) assert.equal(mpfnHas(m.src![i], MIGRATE_PFN_MIGRATE), want[i], `flags ${flags} page ${i}`);
+    for (let i = 0; i < 3; i++) assert.equal(mpfnHas(m.src[i], MIGRATE_PFN_MIGRATE), want[i], `flags ${flags} page ${i}`);
     finalize(e, m);
   }
   for (let i = 0; i < 3; i++) assert.equal(e.k.pages.flags[e.k.pages.folioPfn(pte(e.mm, e.vma.start + i * PAGE)[0])] & PG_locked, 0);
@@ -183,8 +183,8 @@ test('migration entry kinds: WRITE, READ_EXCLUSIVE, READ; bits carried', () => {
   e.k.pages.flags[pte(e.mm, e.vma.start + 2 * PAGE)[0]] &= ~PG_anon_exclusive;
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m), 0);
-  assert.ok(mpfnHas(m.src![0], MIGRATE_PFN_WRITE));
-  assert.ok(!mpfnHas(m.src![1], MIGRATE_PFN_WRITE));
+  assert.ok(mpfnHas(m.src[0], MIGRATE_PFN_WRITE));
+  assert.ok(!mpfnHas(m.src[1], MIGRATE_PFN_WRITE));
   const [, f0] = pte(e.mm, e.vma.start);
   const [, f1] = pte(e.mm, e.vma.start + PAGE);
   const [, f2] = pte(e.mm, e.vma.start + 2 * PAGE);
@@ -220,7 +220,7 @@ test('collect: a locked page is skipped (trylock fails), PTE untouched', () => {
   e.k.sched.lockdep?.folioDisown(v); /* locked by another context (lockdep) */
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m), 0);
-  assert.equal(m.src![0], 0);
+  assert.equal(m.src[0], 0);
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_PRESENT);
   assert.equal(m.cpages, 1);
   run(e.k, migrateVmaFinalize(m));
@@ -236,7 +236,7 @@ test('collect: an anon-exclusive page that may be pinned is skipped (folio_try_s
   e.k.pages.refcount[v] += GUP_PIN_COUNTING_BIAS; // a FOLL_PIN
   const m = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m), 0);
-  assert.equal(m.src![0], 0);
+  assert.equal(m.src[0], 0);
   assert.equal(m.cpages, 0);
   const [, f] = pte(e.mm, e.vma.start);
   assert.equal(pteType(f), T_PRESENT);
@@ -256,7 +256,7 @@ test('collect: other swap-type entries (migration entry of another migration) ar
   e.k.sched.lockdep?.folioDisown(pte(e.mm, e.vma.start)[0]);
   const m2 = mv(e, MIGRATE_VMA_SELECT_SYSTEM);
   assert.equal(setup(e, m2), 0);
-  assert.equal(m2.src![0], 0);
+  assert.equal(m2.src[0], 0);
   assert.equal(m2.cpages, 0);
   finalize(e, m2);
   finalize(e, m1);
@@ -291,7 +291,7 @@ test('collect: a device-private page of another owner stays; migrate_to_ram owne
   assert.equal(runMmapRead(e.mm, e.dev.migrateToDevice(e.vma, e.vma.start, e.vma.end, 'private')), 1);
   const m = mv(e, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, e.vma.start, e.vma.end, { pgmapOwner: 'someone else' });
   assert.equal(setup(e, m), 0);
-  assert.equal(m.src![0], 0);
+  assert.equal(m.src[0], 0);
   assert.equal(pteType(pte(e.mm, e.vma.start)[1]), T_DEVICE_PRIVATE_WRITE);
   finalize(e, m);
 });

@@ -28,7 +28,7 @@
  */
 import type { Kernel } from '../kernel/kernel.js';
 import type { K } from '../kernel/sched/sched.js';
-import { Mutex, lockdepAssertHeld } from '../kernel/sched/locks.js';
+import { Mutex, lockdepAssertHeld, mutexLock } from '../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../kernel/sched/lockdep.js';
 import { KernelBug } from '../kernel/printk.js';
 import { EFAULT, EINVAL, ESRCH } from '../kernel/errno.js';
@@ -41,6 +41,7 @@ import {
   FOLL_LONGTERM, FOLL_WRITE, folioIsLongtermPinnable, getUserPages, getUserPagesFast, pinUserPages,
   pinUserPagesFast, putPage, unpinUserPages,
 } from '../kernel/mm/gup.js';
+import { mmapReadLock } from '../kernel/mm/mmap_lock.js';
 
 export const GUP_TEST_PATH = '/sys/kernel/debug/gup_test';
 
@@ -170,7 +171,7 @@ function* gupTestIoctlInner(k: Kernel, mm: MmStruct, cmd: number, g: GupTest): K
   const pages = new Float64Array(nrPages);
   const needsMmapLock = cmd !== GUP_FAST_BENCHMARK && cmd !== PIN_FAST_BENCHMARK;
   const s = k.sched;
-  if (needsMmapLock && !mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  if (needsMmapLock) yield* mmapReadLock(mm);
   try {
     let i = 0;
     let nr = g.nrPagesPerCall;
@@ -252,7 +253,7 @@ function* pinLongtermTestStart(m: GupTestModule, mm: MmStruct, arg: number): K<n
   if (flags & PIN_LONGTERM_TEST_FLAG_USE_WRITE) gupFlags |= FOLL_WRITE;
   const fast = (flags & PIN_LONGTERM_TEST_FLAG_USE_FAST) !== 0;
   const s = k.sched;
-  if (!fast && !mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  if (!fast) yield* mmapReadLock(mm);
   m.longtermPages = pages;
   m.longtermNrPages = 0;
   let ret = 0;
@@ -297,7 +298,7 @@ function* pinLongtermTestRead(m: GupTestModule, mm: MmStruct, arg: number): K<nu
 /** pin_longterm_test_ioctl(): commands 7-9 under the module mutex. */
 function* pinLongtermTestIoctl(m: GupTestModule, mm: MmStruct, cmd: number, arg: number): K<number> {
   const s = m.k.sched;
-  if (!m.longtermMutex.tryFast(s)) yield* m.longtermMutex.lock(s); /* mutex_lock_killable: no signals */
+  yield* mutexLock(s, m.longtermMutex); /* mutex_lock_killable: no signals */
   try {
     switch (cmd) {
       case PIN_LONGTERM_TEST_START:
@@ -361,7 +362,7 @@ export function gupTestInit(k: Kernel): number {
     // gup_test_release(): stops a running PIN_LONGTERM test.
     *release(_file: File): K<void> {
       const s = k.sched;
-      if (!m.longtermMutex.tryFast(s)) yield* m.longtermMutex.lock(s);
+      yield* mutexLock(s, m.longtermMutex);
       pinLongtermTestStop(m);
       m.longtermMutex.unlock(s);
     },

@@ -60,7 +60,7 @@ export {
 export {
   MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT,
   MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
-  MIGRATE_VMA_SELECT_COMPOUND, migratePfn, migratePfnToPage, mpfnHas, mpfnSet, mpfnClear, mpfnFlags, mpfnPfn, mpfnMake, mpfnOrder, MigrateVma, migrateVmaSetup, migrateVmaPages,
+  MIGRATE_VMA_SELECT_COMPOUND, migratePfn, migratePfnToPage, mpfnHas, mpfnSet, mpfnClear, mpfnFlags, mpfnPfn, mpfnMake, mpfnOrder, MigrateVma, type MigrateVmaArgs, MigrateVmaState, migrateVmaSetup, migrateVmaPages,
   migrateVmaFinalize, migrateDeviceRange, migrateDevicePfns, migrateDevicePages, migrateDeviceFinalize,
 } from './mm/migrate_device.js';
 

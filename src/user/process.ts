@@ -10,23 +10,20 @@
  * (`p.munmap(a, n)`) drive the same generator with runSync().
  *
  * CPU access (load8..64, store8..64, readBytes, writeBytes, readI32,
- * writeI32, fill) works a page at a time: translate() (the TLB/MMU walk);
- * on a miss, the page fault path (doUserAddrFault). A SIGSEGV or SIGBUS
- * kills the process (fds closed, address space torn down) and throws
- * ProcessSignal out of the access. Every syscall and every CPU fault ends
- * with k.checkpoint() (checked mode invariants).
+ * writeI32, fill) is src/user/cpu_access.ts (the MMU walk, the fault and
+ * retry); a SIGSEGV or SIGBUS kills the process (fds closed, address space
+ * torn down) and throws ProcessSignal (src/user/signals.ts, with the wait
+ * status encoding) out of the access. Every syscall and every CPU fault
+ * ends with k.checkpoint() (checked mode invariants).
  */
 import type { Kernel } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm_types.js';
 import { type K, runSync, RandomStrategy } from '../kernel/sched/sched.js';
 import { KernelBug } from '../kernel/printk.js';
-import { EBADF, ECHILD, EEXIST, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT, ENOTTY, ESRCH, ESPIPE, ENOMEM, ENXIO } from '../kernel/errno.js';
-import { translate, doUserAddrFault, SIGSEGV, SIGBUS, SIGKILL } from '../kernel/arch/fault.js';
+import { EBADF, ECHILD, EINVAL, ESRCH, ENOMEM } from '../kernel/errno.js';
 import { PAGE_SIZE } from '../kernel/mm/page.js';
+import { File, O_RDONLY, fput, getFile } from '../kernel/fs/chardev.js';
 import { processMbind } from './mempolicy.js';
-import {
-  File, FMODE_READ, FMODE_WRITE, O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TMPFILE, O_TRUNC, chrdevOpen, fput, getFile,
-} from '../kernel/fs/chardev.js';
 import { vmMmapPgoff, vmMunmap, MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
 import { sysBrk } from '../kernel/mm/brk.js';
 import { Malloc } from './malloc.js';
@@ -34,77 +31,19 @@ import { doMprotect } from '../kernel/mm/mprotect.js';
 import { doMremap } from '../kernel/mm/mremap.js';
 import { doMadvise } from '../kernel/mm/madvise.js';
 import { dupMmap, mmput } from '../kernel/mm/fork.js';
-import { shmemFileSetup, shmemFileOperations, shmemTruncate, mappingGet, mappingPut } from '../kernel/mm/shmem.js';
-import { copyFromUser, copyToUser } from '../kernel/uaccess.js';
 import type { System } from './system.js';
+import { IGNORED_BY_DEFAULT, ProcessSignal, SIGABRT, WNOHANG } from './signals.js';
+import { CpuAccess } from './cpu_access.js';
+import { sysClose, sysFtruncate, sysIoctl, sysOpen, sysRead, sysUnlink, sysWrite } from './file_syscalls.js';
 
-/* wait status encoding (include/uapi/linux/wait.h, bits/waitstatus.h) */
-export const WNOHANG = 1;
-export function WIFEXITED(s: number): boolean {
-  return (s & 0x7f) === 0;
-}
-export function WEXITSTATUS(s: number): number {
-  return (s >> 8) & 0xff;
-}
-export function WIFSIGNALED(s: number): boolean {
-  return ((s & 0x7f) + 1) >> 1 > 0 && (s & 0x7f) !== 0x7f;
-}
-export function WTERMSIG(s: number): number {
-  return s & 0x7f;
-}
-
-export { SIGSEGV, SIGBUS, SIGKILL };
-export const SIGABRT = 6;
-export const SIGTERM = 15;
-export const SIGCHLD = 17;
-export const SIGCONT = 18;
-export const SIGSTOP = 19;
-export const SIGURG = 23;
-export const SIGWINCH = 28;
-const IGNORED_BY_DEFAULT = new Set([SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGSTOP, 20, 21, 22]);
-
-/** The process was killed by a signal during a CPU access or a self-kill. */
-/**
- * How often one user access re-executes after a fault before the model calls
- * it a livelock. The CPU restarts the instruction after every handled fault;
- * a fault that keeps "succeeding" without mapping the page (a migration
- * entry nobody removes, VM_FAULT_OOM retried by pagefault_out_of_memory())
- * would spin forever in a real kernel.
- */
-const FAULT_RETRIES = 16;
-
-/**
- * The HANG a user access that never completes reports. `oom`: how many of
- * the faults returned VM_FAULT_OOM and were retried (mm/oom_kill.c
- * pagefault_out_of_memory() since v5.16: "Huh VM_FAULT_OOM leaked out to
- * the #PF handler. Retrying PF"); all of them means a persistent allocation
- * failure, which a real kernel retries forever (the task stays killable).
- */
-function faultsForever(addr: number, oom: number): KernelBug {
-  const where = `user access at 0x${addr.toString(16)}`;
-  if (oom === FAULT_RETRIES) return new KernelBug('HANG', `${where}: page fault retried forever (VM_FAULT_OOM each time: "Huh VM_FAULT_OOM leaked out to the #PF handler. Retrying PF")`);
-  return new KernelBug('HANG', `${where} faults forever${oom ? ` (${oom} of ${FAULT_RETRIES} faults VM_FAULT_OOM)` : ''}`);
-}
-
-export class ProcessSignal extends Error {
-  constructor(
-    readonly pid: number,
-    readonly signo: number,
-    readonly addr: number,
-    readonly code = 0,
-  ) {
-    super(`process ${pid} killed by signal ${signo}${addr >= 0 ? ` at 0x${addr.toString(16)}` : ''}`);
-    this.name = 'ProcessSignal';
-  }
-}
+export {
+  WNOHANG, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG, SIGSEGV, SIGBUS, SIGKILL, SIGABRT, SIGTERM, SIGCHLD, SIGCONT,
+  SIGSTOP, SIGURG, SIGWINCH, ProcessSignal,
+} from './signals.js';
 
 /** A syscall on a process that has exited: a bug in the test, not simulated behaviour. */
 export class DeadProcessError extends Error {}
 
-const USER_TOP = 2 ** 47;
-/** MAX_RW_COUNT (INT_MAX & PAGE_MASK): the most one read/write transfers. */
-const MAX_RW_COUNT = 0x7ffff000;
-const FD_MAX = 1024;
 
 export type ProcState = 'running' | 'zombie' | 'reaped';
 
@@ -144,10 +83,10 @@ export class Process {
   stackTop = 0;
   /** Host sink of what the process writes to fds 1 and 2 when they are the console (System.spawn stdio). */
   console: ((fd: number, text: string) => void) | null = null;
-  private readonly scratch = new Uint8Array(8);
   /** A fatal signal taken inside runThreads: the wait status to die with after the run, or -1. */
   private pendingDeath = -1;
-  private readonly scratchView = new DataView(this.scratch.buffer);
+  /** The MMU access path of this process's CPU (loads, stores, bulk copies). */
+  private readonly cpu: CpuAccess;
 
   constructor(
     readonly system: System,
@@ -157,26 +96,27 @@ export class Process {
     readonly parent: Process | null,
   ) {
     const self = this;
+    this.cpu = new CpuAccess(this);
     this.sys = {
       mmap: (a, l, pr, fl, fd = -1, off = 0) => self.sysMmap(a, l, pr, fl, fd, off),
       munmap: (a, l) => self.wrap('munmap', vmMunmap(self.mmOrDie(), a, l)),
       mprotect: (a, l, pr) => self.wrap('mprotect', doMprotect(self.mmOrDie(), a, l, pr)),
       mremap: (o, os, ns, fl, na = 0) => self.wrap('mremap', doMremap(self.mmOrDie(), o, os, ns, fl, na)),
       madvise: (a, l, adv) => self.wrap('madvise', doMadvise(self.mmOrDie(), a, l, adv)),
-      open: (path, fl, mode = 0) => self.sysOpen(path, fl, mode),
-      close: (fd) => self.sysClose(fd),
-      read: (fd, buf, count) => self.sysRead(fd, buf, count, -1),
-      pread: (fd, buf, count, off) => (off < 0 ? self.wrap('pread', ret(-EINVAL)) : self.sysRead(fd, buf, count, off)),
-      pwrite: (fd, buf, count, off) => (off < 0 ? self.wrap('pwrite', ret(-EINVAL)) : self.sysWrite(fd, buf, count, off)),
-      ftruncate: (fd, len) => self.sysFtruncate(fd, len),
-      ioctl: (fd, cmd, arg) => self.sysIoctl(fd, cmd, arg),
+      open: (path, fl, mode = 0) => sysOpen(self, path, fl, mode),
+      close: (fd) => sysClose(self, fd),
+      read: (fd, buf, count) => sysRead(self, fd, buf, count, -1),
+      pread: (fd, buf, count, off) => (off < 0 ? self.wrap('pread', ret(-EINVAL)) : sysRead(self, fd, buf, count, off)),
+      pwrite: (fd, buf, count, off) => (off < 0 ? self.wrap('pwrite', ret(-EINVAL)) : sysWrite(self, fd, buf, count, off)),
+      ftruncate: (fd, len) => sysFtruncate(self, fd, len),
+      ioctl: (fd, cmd, arg) => sysIoctl(self, fd, cmd, arg),
       brk: (addr) => self.wrap('brk', sysBrk(self.mmOrDie(), addr)),
-      write: (fd, buf, count) => self.sysWrite(fd, buf, count, -1),
-      unlink: (path) => self.sysUnlink(path),
-      readBytes: (addr, len) => self.genReadBytes(addr, len),
-      writeBytes: (addr, bytes) => self.genWriteBytes(addr, bytes),
-      load32: (addr) => self.genLoad32(addr),
-      store32: (addr, v) => self.genStore32(addr, v),
+      write: (fd, buf, count) => sysWrite(self, fd, buf, count, -1),
+      unlink: (path) => sysUnlink(self, path),
+      readBytes: (addr, len) => self.cpu.readBytesGen(addr, len),
+      writeBytes: (addr, bytes) => self.cpu.writeBytesGen(addr, bytes),
+      load32: (addr) => self.cpu.load32Gen(addr),
+      store32: (addr, v) => self.cpu.store32Gen(addr, v),
     };
     this.heap = new Malloc(this.mallocHost());
   }
@@ -217,13 +157,14 @@ export class Process {
     return this.state === 'running';
   }
 
-  private mmOrDie(): MmStruct {
+  /** @internal The live process's mm; a DeadProcessError once it exited. */
+  mmOrDie(): MmStruct {
     if (this.state !== 'running' || this.mm === null) throw new DeadProcessError(`process ${this.pid} (${this.name}) has exited`);
     return this.mm;
   }
 
-  /** Syscall entry: set current, check the process is alive. */
-  private enter(): Kernel {
+  /** @internal Syscall entry: set current, check the process is alive. */
+  enter(): Kernel {
     const mm = this.mmOrDie();
     const k = this.kernel;
     k.current = { pid: this.pid, mm, comm: this.name };
@@ -240,25 +181,11 @@ export class Process {
   /**
    * k.checkpoint(op) after a syscall or fault, except inside runThreads:
    * the invariants hold only at rest, so runThreads checks once at the end.
+   * @internal
    */
-  private cp(op: string): void {
+  cp(op: string): void {
     const k = this.kernel;
     if (!k.sched.exploring) k.checkpoint(op);
-  }
-
-  /**
-   * CPU faults taken inside one user access (a load, a store, a bulk copy
-   * of a user buffer) are checked once, when the access completes: the
-   * access is the user-visible operation. (Checking after each of the 64K
-   * faults of a 256 MiB memset would make checked mode quadratic.)
-   */
-  private faultedInAccess = false;
-
-  private endAccess(): void {
-    if (this.faultedInAccess) {
-      this.faultedInAccess = false;
-      this.cp('fault');
-    }
   }
 
   private run<T>(g: K<T>): T {
@@ -278,232 +205,6 @@ export class Process {
       else r = yield* vmMmapPgoff(this.mm!, addr, len, prot, flags, file, off / PAGE_SIZE);
     }
     this.cp('mmap');
-    return r;
-  }
-
-  private allocFd(): number {
-    for (let fd = 3; fd < FD_MAX; fd++) if (!this.fds.has(fd)) return fd;
-    return -EMFILE;
-  }
-
-  private *sysOpen(path: string, flags: number, _mode: number): K<number> {
-    const k = this.enter();
-    let r: number;
-    const fd = this.allocFd();
-    if (fd < 0) r = fd;
-    else if ((flags & O_TMPFILE) === O_TMPFILE) {
-      if (path !== '/tmp' && path !== '/dev/shm') r = -ENOENT;
-      else if ((flags & O_ACCMODE) === O_RDONLY) r = -EINVAL;
-      else {
-        this.fds.set(fd, shmemFileSetup(k, `${path}/#${fd}`, 0, flags));
-        r = fd;
-      }
-    } else if (tmpfsName(path) !== null) {
-      r = yield* this.tmpfsOpen(k, tmpfsName(path)!, flags, fd);
-    } else if (/^\/proc\/self\/fd\/\d+$/.test(path)) {
-      // The procfs magic link: reopen the inode of an open tmpfs file with new flags.
-      const of = this.fds.get(Number(path.slice(14)));
-      if (of === undefined) r = -ENOENT;
-      else if (of.mapping === null || of.mapping.kind !== 'shmem') r = -ENXIO;
-      else {
-        const nf = new File(k, of.fops, of.path, flags);
-        nf.mapping = of.mapping;
-        mappingGet(of.mapping);
-        this.fds.set(fd, nf);
-        r = fd;
-      }
-    } else {
-      const pseudo = this.system.openPseudo(path, this, flags);
-      if (pseudo !== null) {
-        this.fds.set(fd, pseudo);
-        r = fd;
-      } else {
-        const f = yield* chrdevOpen(k, path, flags);
-        if (typeof f === 'number') r = f;
-        else {
-          this.fds.set(fd, f);
-          r = fd;
-        }
-      }
-    }
-    this.cp('open');
-    return r;
-  }
-
-  /**
-   * open() of a named file on tmpfs (/tmp, /dev/shm): path_openat() with
-   * O_CREAT creating the inode (shmem_get_inode; the dentry holds an inode
-   * reference until unlink), -EEXIST with O_CREAT|O_EXCL on an existing
-   * name, -ENOENT without O_CREAT on a missing one, O_TRUNC truncating a
-   * file opened for writing. Returns the fd or -errno.
-   */
-  private *tmpfsOpen(k: Kernel, name: string, flags: number, fd: number): K<number> {
-    const ns = k.tmpfs;
-    const as = ns.get(name);
-    if (as === undefined) {
-      if (!(flags & O_CREAT)) return -ENOENT;
-      const f = shmemFileSetup(k, name, 0, flags);
-      ns.set(name, f.mapping!);
-      mappingGet(f.mapping!); /* the dentry's reference */
-      this.fds.set(fd, f);
-      return fd;
-    }
-    if ((flags & O_CREAT) && (flags & O_EXCL)) return -EEXIST;
-    const f = new File(k, shmemFileOperations, name, flags);
-    f.mapping = as;
-    mappingGet(as);
-    if ((flags & O_TRUNC) && (f.fMode & FMODE_WRITE)) {
-      const r = yield* shmemTruncate(k, as, 0);
-      if (r < 0) {
-        yield* fput(f);
-        return r;
-      }
-    }
-    this.fds.set(fd, f);
-    return fd;
-  }
-
-  /**
-   * unlink(2) on tmpfs: the name goes, the inode lives on while open files
-   * or mappings reference it (shmem_unlink drops the dentry's reference).
-   * -ENOENT: no such file; -EISDIR: the directory itself.
-   */
-  private *sysUnlink(path: string): K<number> {
-    const k = this.enter();
-    let r: number;
-    const name = tmpfsName(path);
-    if (path === '/tmp' || path === '/tmp/' || path === '/dev/shm' || path === '/dev/shm/') r = -EISDIR;
-    else if (name === null || !k.tmpfs.has(name)) r = -ENOENT;
-    else {
-      const as = k.tmpfs.get(name)!;
-      k.tmpfs.delete(name);
-      mappingPut(k, as);
-      r = 0;
-    }
-    this.cp('unlink');
-    return r;
-  }
-
-  private *sysClose(fd: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    if (f === undefined) return -EBADF;
-    this.fds.delete(fd);
-    yield* fput(f);
-    this.cp('close');
-    return 0;
-  }
-
-  /** read / pread (off < 0: use and advance f_pos). */
-  private *sysRead(fd: number, buf: number, count: number, off: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined || !(f.fMode & FMODE_READ)) r = -EBADF;
-    else if (!f.fops.read) r = -EINVAL;
-    else if (count < 0) r = -EINVAL;
-    else if (off >= 0 && f.path.startsWith('/dev/') && !f.mapping) r = -ESPIPE;
-    else {
-      let pos = off >= 0 ? off : f.pos;
-      const chunk = new Uint8Array(Math.min(count, 1 << 20));
-      let done = 0;
-      r = 0;
-      while (done < count) {
-        const want = Math.min(chunk.length, count - done);
-        const n = f.fops.read(f, chunk.subarray(0, want), pos);
-        if (n < 0) {
-          r = done > 0 ? done : n;
-          break;
-        }
-        if (n === 0) break;
-        const left = yield* copyToUser(this.mm!, buf + done, chunk, n);
-        done += n - left;
-        pos += n - left;
-        if (left > 0) {
-          r = done > 0 ? done : -EFAULT;
-          break;
-        }
-        if (n < want) break;
-      }
-      if (r === 0) r = done;
-      if (off < 0 && r > 0) f.pos = pos;
-    }
-    this.cp('read');
-    return r;
-  }
-
-  private *sysWrite(fd: number, buf: number, count: number, off: number): K<number> {
-    if (off < 0) return yield* this.sysWriteAtPos(fd, buf, count);
-    return yield* this.sysWriteAt(fd, buf, count, off);
-  }
-
-  private *sysWriteAt(fd: number, buf: number, count: number, off: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined || !(f.fMode & FMODE_WRITE)) r = -EBADF;
-    else if (!f.fops.write) r = -EINVAL;
-    else if (count < 0) r = -EINVAL;
-    else if (count > 0 && !(buf >= 0 && buf + count <= this.mm!.taskSize)) r = -EFAULT; /* vfs_write(): access_ok() */
-    else if (count === 0) r = f.fops.write(f, new Uint8Array(0), off);
-    else {
-      // rw_verify_area() caps count at MAX_RW_COUNT; the data is copied from
-      // user memory chunk by chunk (a fault part way gives a short write).
-      const total = Math.min(count, MAX_RW_COUNT);
-      const chunk = new Uint8Array(Math.min(total, 1 << 20));
-      let done = 0;
-      let err = 0;
-      while (done < total) {
-        const want = Math.min(chunk.length, total - done);
-        const left = yield* copyFromUser(this.mm!, chunk, buf + done, want);
-        const n = want - left;
-        if (n === 0) {
-          err = -EFAULT;
-          break;
-        }
-        const w = f.fops.write(f, chunk.subarray(0, n), off + done);
-        if (w < 0) {
-          err = w;
-          break;
-        }
-        done += w;
-        if (w < n || left > 0) break;
-      }
-      r = done > 0 ? done : err;
-    }
-    this.cp('pwrite');
-    return r;
-  }
-
-  /** write(2): at and advancing f_pos (a console fd has no position). */
-  private *sysWriteAtPos(fd: number, buf: number, count: number): K<number> {
-    const f = this.fds.get(fd);
-    const pos = f?.pos ?? 0;
-    const r = yield* this.sysWriteAt(fd, buf, count, pos);
-    if (r > 0 && f !== undefined) f.pos = pos + r;
-    return r;
-  }
-
-  private *sysFtruncate(fd: number, len: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined) r = -EBADF;
-    else if (len < 0) r = -EINVAL;
-    else if (f.mapping === null || f.mapping.kind !== 'shmem' || !(f.fMode & FMODE_WRITE)) r = -EINVAL;
-    else r = yield* shmemTruncate(k, f.mapping, len);
-    this.cp('ftruncate');
-    return r;
-  }
-
-  private *sysIoctl(fd: number, cmd: number, arg: number): K<number> {
-    const k = this.enter();
-    const f = this.fds.get(fd);
-    let r: number;
-    if (f === undefined) r = -EBADF;
-    else if (!f.fops.unlockedIoctl) r = -ENOTTY;
-    else r = yield* f.fops.unlockedIoctl(f, cmd >>> 0, arg);
-    this.cp('ioctl');
     return r;
   }
 
@@ -628,177 +329,52 @@ export class Process {
     return top;
   }
 
-  /* ---------------- CPU access ---------------- */
+  /* ---------------- CPU access (src/user/cpu_access.ts) ---------------- */
 
-  /** Deliver a fatal signal from a CPU access: kill, then throw. */
-  private fatal(signo: number, addr: number, code: number): never {
+  /** @internal Deliver a fatal signal from a CPU access: kill, then throw. */
+  fatal(signo: number, addr: number, code: number): never {
     this.die(signo);
     throw new ProcessSignal(this.pid, signo, addr, code);
   }
 
-  /** The pfn for an access (sync: faults run with runSync). */
-  private cpuPage(addr: number, write: boolean): number {
-    const mm = this.mmOrDie();
-    if (!(addr >= 0 && addr < USER_TOP)) this.fatal(SIGSEGV, addr, 1);
-    let pfn = translate(mm, addr, write);
-    if (pfn >= 0) return pfn;
-    const k = this.kernel;
-    let oom = 0;
-    for (let t = 0; t < FAULT_RETRIES; t++) {
-      k.current = { pid: this.pid, mm, comm: this.name };
-      const r = runSync(k.sched, doUserAddrFault(mm, addr, write));
-      this.faultedInAccess = true;
-      if (!r.ok) this.fatal(r.signal, addr, r.code);
-      if (r.oom) oom++;
-      pfn = translate(mm, addr, write);
-      if (pfn >= 0) return pfn;
-    }
-    throw faultsForever(addr, oom);
-  }
-
-  /** The same as cpuPage, as a generator (for threads). */
-  private *cpuPageGen(addr: number, write: boolean): K<number> {
-    const mm = this.mmOrDie();
-    if (!(addr >= 0 && addr < USER_TOP)) this.fatal(SIGSEGV, addr, 1);
-    let pfn = translate(mm, addr, write);
-    if (pfn >= 0) return pfn;
-    const k = this.kernel;
-    let oom = 0;
-    for (let t = 0; t < FAULT_RETRIES; t++) {
-      k.current = { pid: this.pid, mm, comm: this.name };
-      const r = yield* doUserAddrFault(mm, addr, write);
-      this.cp('fault');
-      if (!r.ok) this.fatal(r.signal, addr, r.code);
-      if (r.oom) oom++;
-      pfn = translate(mm, addr, write);
-      if (pfn >= 0) return pfn;
-    }
-    throw faultsForever(addr, oom);
-  }
-
-  /**
-   * One CPU access of [addr, addr+len): page by page through the MMU
-   * (faulting where needed), `fn(pfn, offset in page, bytes done, chunk)`
-   * for each piece; the faults taken are checked once at the end.
-   */
-  private access(addr: number, len: number, write: boolean, fn: (pfn: number, off: number, done: number, chunk: number) => void): void {
-    let done = 0;
-    while (done < len) {
-      const a = addr + done;
-      const off = a % PAGE_SIZE;
-      const chunk = Math.min(PAGE_SIZE - off, len - done);
-      fn(this.cpuPage(a, write), off, done, chunk);
-      done += chunk;
-    }
-    this.endAccess();
-  }
-
-  /** Copy user memory [addr, addr+len) into out[outOff..]. */
-  private readInto(addr: number, out: Uint8Array, outOff: number, len: number): void {
-    const c = this.kernel.contents;
-    this.access(addr, len, false, (pfn, off, done, chunk) => c.read(pfn, off, out, outOff + done, chunk));
-  }
-
-  private writeFrom(addr: number, src: Uint8Array, srcOff: number, len: number): void {
-    const c = this.kernel.contents;
-    this.access(addr, len, true, (pfn, off, done, chunk) => c.write(pfn, off, src, srcOff + done, chunk));
-  }
-
   readBytes(addr: number, len: number): Uint8Array {
-    const out = new Uint8Array(len);
-    this.readInto(addr, out, 0, len);
-    return out;
+    return this.cpu.readBytes(addr, len);
   }
-
   writeBytes(addr: number, bytes: Uint8Array): void {
-    this.writeFrom(addr, bytes, 0, bytes.length);
+    this.cpu.writeBytes(addr, bytes);
   }
-
   fill(addr: number, len: number, byte: number): void {
-    const c = this.kernel.contents;
-    this.access(addr, len, true, (pfn, off, _done, chunk) => c.fill(pfn, off, chunk, byte & 0xff));
+    this.cpu.fill(addr, len, byte);
   }
-
   readI32(addr: number, n: number): Int32Array {
-    const out = new Int32Array(n);
-    this.readInto(addr, new Uint8Array(out.buffer), 0, n * 4);
-    return out;
+    return this.cpu.readI32(addr, n);
   }
-
   writeI32(addr: number, arr: Int32Array): void {
-    this.writeFrom(addr, new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength), 0, arr.byteLength);
+    this.cpu.writeI32(addr, arr);
   }
-
   load8(addr: number): number {
-    this.readInto(addr, this.scratch, 0, 1);
-    return this.scratch[0];
+    return this.cpu.load8(addr);
   }
   load16(addr: number): number {
-    this.readInto(addr, this.scratch, 0, 2);
-    return this.scratchView.getUint16(0, true);
+    return this.cpu.load16(addr);
   }
   load32(addr: number): number {
-    this.readInto(addr, this.scratch, 0, 4);
-    return this.scratchView.getInt32(0, true);
+    return this.cpu.load32(addr);
   }
   load64(addr: number): bigint {
-    this.readInto(addr, this.scratch, 0, 8);
-    return this.scratchView.getBigUint64(0, true);
+    return this.cpu.load64(addr);
   }
   store8(addr: number, v: number): void {
-    this.scratch[0] = v;
-    this.writeFrom(addr, this.scratch, 0, 1);
+    this.cpu.store8(addr, v);
   }
   store16(addr: number, v: number): void {
-    this.scratchView.setUint16(0, v, true);
-    this.writeFrom(addr, this.scratch, 0, 2);
+    this.cpu.store16(addr, v);
   }
   store32(addr: number, v: number): void {
-    this.scratchView.setInt32(0, v | 0, true);
-    this.writeFrom(addr, this.scratch, 0, 4);
+    this.cpu.store32(addr, v);
   }
   store64(addr: number, v: bigint): void {
-    this.scratchView.setBigUint64(0, BigInt.asUintN(64, v), true);
-    this.writeFrom(addr, this.scratch, 0, 8);
-  }
-
-  private *genReadBytes(addr: number, len: number): K<Uint8Array> {
-    const out = new Uint8Array(len);
-    const c = this.kernel.contents;
-    let done = 0;
-    while (done < len) {
-      const a = addr + done;
-      const off = a % PAGE_SIZE;
-      const chunk = Math.min(PAGE_SIZE - off, len - done);
-      const pfn = yield* this.cpuPageGen(a, false);
-      c.read(pfn, off, out, done, chunk);
-      done += chunk;
-    }
-    return out;
-  }
-
-  private *genWriteBytes(addr: number, bytes: Uint8Array): K<void> {
-    const c = this.kernel.contents;
-    let done = 0;
-    while (done < bytes.length) {
-      const a = addr + done;
-      const off = a % PAGE_SIZE;
-      const chunk = Math.min(PAGE_SIZE - off, bytes.length - done);
-      const pfn = yield* this.cpuPageGen(a, true);
-      c.write(pfn, off, bytes, done, chunk);
-      done += chunk;
-    }
-  }
-
-  private *genLoad32(addr: number): K<number> {
-    const b = yield* this.genReadBytes(addr, 4);
-    return new DataView(b.buffer).getInt32(0, true);
-  }
-
-  private *genStore32(addr: number, v: number): K<void> {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setInt32(0, v | 0, true);
-    yield* this.genWriteBytes(addr, b);
+    this.cpu.store64(addr, v);
   }
 
   /* ---------------- processes ---------------- */
@@ -946,11 +522,4 @@ export class Process {
 
 function* ret(v: number): K<number> {
   return v;
-}
-
-/** The name of a file directly in /tmp or /dev/shm (tmpfs), or null. */
-function tmpfsName(path: string): string | null {
-  const m = /^(\/tmp|\/dev\/shm)\/([^/]+)$/.exec(path);
-  if (m === null || m[2] === '.' || m[2] === '..') return null;
-  return `${m[1]}/${m[2]}`;
 }

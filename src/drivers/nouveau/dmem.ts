@@ -355,8 +355,8 @@ export class NouveauDmem {
     if ((yield* migrateVmaSetup(args)) < 0) return VM_FAULT_SIGBUS;
     if (!args.cpages) return 0;
     let ret = 0;
-    const src = args.src!;
-    const dst = args.dst!;
+    const src = args.src;
+    const dst = args.dst;
     const spage = migratePfnToPage(src[0]);
     done: {
       if (spage < 0 || !mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) break done;
@@ -410,7 +410,7 @@ export class NouveauDmem {
     if ((yield* migrateVmaSetup(args)) < 0) return VM_FAULT_SIGBUS;
     if (!args.cpages) return 0;
     const ret = yield* this.faultCopyOne(args);
-    if (ret === 0 && args.dst![0] !== 0) {
+    if (ret === 0 && args.dst[0] !== 0) {
       const fence = this.chan.fenceNew();
       yield* migrateVmaPages(args);
       yield* this.fenceDone(fence);
@@ -423,7 +423,7 @@ export class NouveauDmem {
   private *faultCopyOne(args: MigrateVma): K<number> {
     const k = this.k;
     const s = k.sched;
-    const src = args.src!;
+    const src = args.src;
     const spage = migratePfnToPage(src[0]);
     if (spage < 0 || !mpfnHas(src[0], MIGRATE_PFN_MIGRATE)) return 0;
     const dpage = this.allocSystem(GFP_HIGHUSER_MOVABLE, 'nouveau_dmem_migrate_to_ram');
@@ -442,7 +442,7 @@ export class NouveauDmem {
       return VM_FAULT_SIGBUS;
     }
     if (svmm !== null) svmm.mutex.unlock(s);
-    args.dst![0] = migratePfn(dpage);
+    args.dst[0] = migratePfn(dpage);
     return 0;
   }
 
@@ -481,8 +481,8 @@ export class NouveauDmem {
    * Returns the entries that migrated.
    */
   private *migrateChunk(svmm: NouveauSvmm | null, args: MigrateVma): K<number> {
-    const src = args.src!;
-    const dst = args.dst!;
+    const src = args.src;
+    const dst = args.dst;
     const pfns = new Float64Array(args.npages);
     for (let i = 0; i < args.npages; i += entryNr(src[i])) dst[i] = yield* this.migrateCopyOne(svmm, src[i], pfns, i);
     const fence = this.chan.fenceNew();

@@ -33,6 +33,7 @@ import {
 } from './uapi.js';
 import { copyEngineThread } from './chan.js';
 import { nouveauCheckCoherence } from './check.js';
+import { mmapReadLock } from '../../kernel/mm/mmap_lock.js';
 
 export * from './uapi.js';
 export { NouveauDmem, NouveauDmemChunk, DMEM_CHUNK_NPAGES, DMEM_CHUNK_SIZE } from './dmem.js';
@@ -209,7 +210,7 @@ function* svmBind(cli: NouveauCli, arg: number): K<number> {
   if (mm.mmUsers === 0) return -EINVAL;
   const vaStart = Number(vaStartB);
   const vaEnd = Number(vaEndB);
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  yield* mmapReadLock(mm);
   try {
     if (cli.svmm === null) return -EINVAL;
     for (let addr = vaStart; addr < vaEnd;) {

@@ -50,6 +50,7 @@ import {
 import { migratePfnToPage } from '../../kernel/mm/migrate_device.js';
 import { NOUVEAU_APER_HOST, NOUVEAU_APER_VRAM } from './chan.js';
 import { NVIF_VMM_PFNMAP_V0_V, NVIF_VMM_PFNMAP_V0_W, type NouveauDmem } from './dmem.js';
+import { mmapReadLock, mmapWriteLock } from '../../kernel/mm/mmap_lock.js';
 
 /** GPU fault access types (the fault buffer's access field, as nouveau_svm_fault() decodes it). */
 export const GPU_ACCESS_READ = 0;
@@ -233,7 +234,7 @@ export class NouveauSvm {
   *svmmInit(mm: MmStruct, unmanagedAddr: number, unmanagedSize: number): K<NouveauSvmm> {
     const svmm = new NouveauSvmm(this, mm, unmanagedAddr, unmanagedSize);
     const s = this.k.sched;
-    if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+    yield* mmapWriteLock(mm);
     mmuNotifierRegister(mm, svmm.notifier);
     mm.mmapLock.writeUnlock(s);
     return svmm;
@@ -300,7 +301,7 @@ export class NouveauSvm {
           return -EBUSY;
         }
         range.notifierSeq = yield* mmuIntervalReadBegin(mni);
-        if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+        yield* mmapReadLock(mm);
         ret = yield* hmmRangeFault(range);
         mm.mmapLock.readUnlock(s);
         if (ret) {
@@ -380,7 +381,7 @@ export class NouveauSvm {
           return -EBUSY;
         }
         const seq = yield* mmuIntervalReadBegin(mni);
-        if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+        yield* mmapReadLock(mm);
         const r = yield* makeDeviceExclusive(mm, start, this.dmem.owner);
         mm.mmapLock.readUnlock(s);
         if ('err' in r) return -EINVAL;

@@ -30,7 +30,7 @@ import { pageBug } from '../../kernel/mm/debug.js';
 import { EINVAL, ENOMEM } from '../../kernel/errno.js';
 import type { K } from '../../kernel/sched/sched.js';
 import type { VmFault } from '../../kernel/mm/mm_types.js';
-import { Mutex, Spinlock } from '../../kernel/sched/locks.js';
+import { Mutex, Spinlock, mutexLock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
   DevPagemap, type DevPagemapOps, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, type PhysRange,
@@ -39,7 +39,7 @@ import {
 } from '../../kernel/mm/memremap.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PG_head, PG_tail } from '../../kernel/mm/page.js';
 import { GFP_HIGHUSER_MOVABLE, __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
-import { folioLock, folioLockFast, folioPut } from '../../kernel/mm/folio.js';
+import { folioLockQuick, folioPut } from '../../kernel/mm/folio.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, migrateDeviceFinalize, migrateDevicePages,
   migrateDeviceRange, migratePfn, migratePfnToPage, mpfnHas, mpfnSet,
@@ -273,7 +273,7 @@ export function* dmirrorAllocateChunk(mdevice: DmirrorDevice, want: boolean, isL
     return -ENOMEM;
   }
   const devmem = new DmirrorChunk(type, range, mod.ops, mdevice);
-  if (!mdevice.devmemLock.tryFast(s)) yield* mdevice.devmemLock.lock(s);
+  yield* mutexLock(s, mdevice.devmemLock);
   if (mdevice.devmemCount === mdevice.devmemCapacity) mdevice.devmemCapacity += DEVMEM_CHUNKS_RESERVE;
   const r = memremapPages(k, devmem);
   if (r < 0) {
@@ -471,7 +471,7 @@ export function* dmirrorDeviceEvictChunk(chunk: DmirrorChunk): K<void> {
       dpage = k.buddy.alloc(0, GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL, 'dmirror_device_evict_chunk');
       order = 0;
     }
-    if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
+    yield* folioLockQuick(k, dpage);
     let d = migratePfn(dpage);
     if (mpfnHas(src[i], MIGRATE_PFN_WRITE)) d = mpfnSet(d, MIGRATE_PFN_WRITE);
     if (order) d = mpfnSet(d, MIGRATE_PFN_COMPOUND);
@@ -527,7 +527,7 @@ function dmirrorRemoveFreePages(devmem: DmirrorChunk): void {
 export function* dmirrorDeviceRemoveChunks(mdevice: DmirrorDevice): K<void> {
   const k = mdevice.mod.k;
   const s = k.sched;
-  if (!mdevice.devmemLock.tryFast(s)) yield* mdevice.devmemLock.lock(s);
+  yield* mutexLock(s, mdevice.devmemLock);
   for (let i = 0; i < mdevice.devmemCount; i++) {
     const devmem = mdevice.devmemChunks[i];
     spinLockSync(k, mdevice.lock);

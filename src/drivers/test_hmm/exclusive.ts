@@ -13,6 +13,8 @@ import { DPT_XA_TAG_ATOMIC } from './device.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryTag, ptForEachRange } from './mirror.js';
 import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import type { HmmDmirrorCmd } from './uapi.js';
+import { mmapReadLock } from '../../kernel/mm/mmap_lock.js';
+import { mutexLock } from '../../kernel/sched/locks.js';
 
 /**
  * dmirror_check_atomic(dmirror, start, end) (HMM_DMIRROR_CHECK_EXCLUSIVE):
@@ -32,7 +34,7 @@ export function dmirrorCheckAtomic(dmirror: Dmirror, start: number, end: number)
 /** dmirror_atomic_map(addr, page, dmirror): store the page tagged ATOMIC under dmirror->mutex. 0. */
 export function* dmirrorAtomicMap(addr: number, page: number, dmirror: Dmirror): K<number> {
   const s = dmirror.k.sched;
-  if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+  yield* mutexLock(s, dmirror.mutex);
   if (dmirror.k.failInject.armed && dmirror.pt.get(Math.floor(addr / PAGE_SIZE)) === undefined && dmirror.k.shouldFail('xa_store')) {
     dmirror.mutex.unlock(s);
     return -ENOMEM; /* xa_is_err(entry): xa_err(entry) */
@@ -60,7 +62,7 @@ export function* dmirrorExclusive(dmirror: Dmirror, cmd: HmmDmirrorCmd): K<numbe
   const mm = dmirror.notifier.mm;
   if (!mmgetNotZero(mm)) return -EINVAL;
   let ret = 0;
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  yield* mmapReadLock(mm);
   for (let addr = start; !ret && addr < end; addr += PAGE_SIZE) {
     const res = yield* makeDeviceExclusive(mm, addr, null);
     if ('err' in res) {

@@ -22,7 +22,8 @@ import { isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { pageBug } from '../../kernel/mm/debug.js';
 import { type Dmirror, mmgetNotZero, mmput, ptEntry, ptEntryPage, ptEntryTag } from './mirror.js';
 import type { HmmDmirrorCmd } from './uapi.js';
-import { lockdepAssertHeld } from '../../kernel/sched/locks.js';
+import { lockdepAssertHeld, mutexLock } from '../../kernel/sched/locks.js';
+import { mmapReadLock } from '../../kernel/mm/mmap_lock.js';
 
 /**
  * The jiffies timeout of dmirror_range_fault() / dmirror_range_snapshot()
@@ -106,7 +107,7 @@ export function* dmirrorReturnMigrated(dmirror: Dmirror, cmd: HmmDmirrorCmd, sta
   const s = k.sched;
   const bounce = dmirrorBounceInit(k, start, size);
   if (typeof bounce === 'number') return bounce;
-  if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+  yield* mutexLock(s, dmirror.mutex);
   const ret = dmirrorDoRead(dmirror, start, end, bounce);
   dmirror.mutex.unlock(s);
   return yield* dmirrorBounceOut(k, cmd, bounce, ret);
@@ -252,14 +253,14 @@ export function* dmirrorRangeFaultLocked(dmirror: Dmirror, range: HmmRange): K<n
   for (let round = 0; ; round++) {
     if (round >= DMIRROR_RANGE_MAX_ROUNDS) return -EBUSY;
     range.notifierSeq = yield* mmuIntervalReadBegin(range.notifier);
-    if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+    yield* mmapReadLock(mm);
     const ret = yield* hmmRangeFault(range);
     mm.mmapLock.readUnlock(s);
     if (ret) {
       if (ret === -EBUSY) continue;
       return ret;
     }
-    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    yield* mutexLock(s, dmirror.mutex);
     if (mmuIntervalReadRetry(range.notifier, range.notifierSeq)) {
       dmirror.mutex.unlock(s);
       continue;
@@ -335,7 +336,7 @@ function* dmirrorCopyLoop(dmirror: Dmirror, cmd: HmmDmirrorCmd, first: number, e
   const s = dmirror.k.sched;
   let start = first;
   for (;;) {
-    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    yield* mutexLock(s, dmirror.mutex);
     let ret = write ? dmirrorDoWrite(dmirror, start, end, bounce) : dmirrorDoRead(dmirror, start, end, bounce);
     dmirror.mutex.unlock(s);
     if (ret !== -ENOENT) return ret;

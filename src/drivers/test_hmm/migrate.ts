@@ -15,7 +15,7 @@ import { KernelBug } from '../../kernel/printk.js';
 import { EFAULT, EINVAL, ENOMEM } from '../../kernel/errno.js';
 import { HPAGE_PMD_NR, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE } from '../../kernel/mm/page_alloc.js';
-import { folioLock, folioLockFast, folioPut, folioUnlock } from '../../kernel/mm/folio.js';
+import { folioLockQuick, folioPut, folioUnlock } from '../../kernel/mm/folio.js';
 import { isDeviceCoherentPage, isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { VM_READ, VM_WRITE, type VmFault } from '../../kernel/mm/mm_types.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS } from '../../kernel/mm/memory.js';
@@ -32,7 +32,8 @@ import {
 import { type Dmirror, dmirrorDoUpdate, mmgetNotZero, mmput, ptEntry } from './mirror.js';
 import { cmdRange, dmirrorReturnMigrated } from './fault.js';
 import { HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, type HmmDmirrorCmd } from './uapi.js';
-import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
+import { mmapAssertLocked, mmapReadLock } from '../../kernel/mm/mmap_lock.js';
+import { mutexLock } from '../../kernel/sched/locks.js';
 
 /** PTRS_PER_PTE: the batch of MIGRATE_TO_DEV / MIGRATE_TO_SYS. */
 const PTRS_PER_PTE = 512;
@@ -64,11 +65,11 @@ function takeFailAlloc(dmirror: Dmirror): boolean {
  * migrate_vma_pages. May sleep (chunk allocation).
  */
 export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror): K<void> {
-  mmapAssertLocked(args.vma!.mm, 'dmirror_migrate_alloc_and_copy');
+  mmapAssertLocked(args.vma.mm, 'dmirror_migrate_alloc_and_copy');
   const k = dmirror.k;
   const p = k.pages;
-  const src = args.src!;
-  const dst = args.dst!;
+  const src = args.src;
+  const dst = args.dst;
   let i = 0;
   for (let addr = args.start; addr < args.end;) {
     const sv = src[i];
@@ -88,7 +89,7 @@ export function* dmirrorMigrateAllocAndCopy(args: MigrateVma, dmirror: Dmirror):
      * page read-only and a device write refaults (docs/FINDINGS.md). The
      * fix restores 6.1's condition.
      */
-    if (spage < 0 && k.config.fixes.dmirror_devmem_fix && (args.vma!.flags & VM_WRITE)) write = MIGRATE_PFN_WRITE;
+    if (spage < 0 && k.config.fixes.dmirror_devmem_fix && (args.vma.flags & VM_WRITE)) write = MIGRATE_PFN_WRITE;
     if (spage >= 0 && p.pgmap[spage] !== 0) {
       k.printk.warn(`page already in device spage pfn: 0x${spage.toString(16)}`, k.dumpPage(spage, 'dmirror_migrate_alloc_and_copy'));
       i++;
@@ -170,11 +171,11 @@ export function* dmirrorMigrateFinalizeAndMap(args: MigrateVma, dmirror: Dmirror
   const k = dmirror.k;
   const p = k.pages;
   const s = k.sched;
-  const src = args.src!;
-  const dst = args.dst!;
+  const src = args.src;
+  const dst = args.dst;
   const startPfn = Math.floor(args.start / PAGE_SIZE);
   const endPfn = Math.floor(args.end / PAGE_SIZE);
-  if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+  yield* mutexLock(s, dmirror.mutex);
   for (let pfn = startPfn, i = 0; pfn < endPfn; pfn++, i++) {
     if (!mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) continue;
     const dpage = migratePfnToPage(dst[i]);
@@ -246,7 +247,7 @@ function* dmirrorMigrateBatches(dmirror: Dmirror, start: number, end: number, fl
   const src = new Float64Array(PTRS_PER_PTE);
   const dst = new Float64Array(PTRS_PER_PTE);
   let ret = 0;
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  yield* mmapReadLock(mm);
   dmirror.migrating++; /* fixes.dmirror_devmem_fix: this mirror's own migration (mirror.ts) */
   try {
     ret = yield* dmirrorMigrateBatchLoop(dmirror, start, end, flags, src, dst, batch);
@@ -299,8 +300,8 @@ function* dmirrorMigrateBatchLoop(dmirror: Dmirror, start: number, end: number, 
 export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirror): K<number> {
   const k = dmirror.k;
   const p = k.pages;
-  const src = args.src!;
-  const dst = args.dst!;
+  const src = args.src;
+  const dst = args.dst;
   const n = Math.floor((args.end - args.start) / PAGE_SIZE);
   let order = 0;
   let i = 0;
@@ -332,7 +333,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
     }
     if (dpage < 0 && !order) return VM_FAULT_OOM;
     if (dpage >= 0) {
-      if (!folioLockFast(k, dpage)) yield* folioLock(k, dpage);
+      yield* folioLockQuick(k, dpage);
       dst[i] = mpfnSet(migratePfn(dpage), mpfnFlags(dst[i])); /* dst[i] |= migrate_pfn(dpage) */
     }
     const nr = 1 << order;
@@ -350,7 +351,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
           while (j < nr) dst[i + j++] = 0;
           return VM_FAULT_OOM;
         }
-        if (!folioLockFast(k, dp)) yield* folioLock(k, dp);
+        yield* folioLockQuick(k, dp);
         dst[i + j] = migratePfn(dp);
         dstPage = dp;
       } else {
@@ -375,7 +376,7 @@ export function* dmirrorDevmemFaultAllocAndCopy(args: MigrateVma, dmirror: Dmirr
 
 /** dmirror_successful_migrated_pages(): src entries with VALID and MIGRATE. */
 export function dmirrorSuccessfulMigratedPages(args: MigrateVma): number {
-  const src = args.src!;
+  const src = args.src;
   let cpages = 0;
   for (let i = 0; i < args.npages; i++) if (mpfnHas(src[i], MIGRATE_PFN_VALID) && mpfnHas(src[i], MIGRATE_PFN_MIGRATE)) cpages++;
   return cpages;

@@ -14,7 +14,7 @@
  */
 import type { Kernel } from '../../kernel/kernel.js';
 import type { K } from '../../kernel/sched/sched.js';
-import { Mutex } from '../../kernel/sched/locks.js';
+import { Mutex, mutexLock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import { PAGE_SHIFT } from '../../kernel/mm/page.js';
 import {
@@ -219,7 +219,7 @@ export function* dmirrorIntervalInvalidate(dmirror: Dmirror, mni: MmuIntervalNot
   }
   const s = dmirror.k.sched;
   if (mmuNotifierRangeBlockable(range)) {
-    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    yield* mutexLock(s, dmirror.mutex);
   } else if (!dmirror.mutex.trylock(s)) return false;
   mmuIntervalSetSeq(mni, curSeq);
   dmirrorDoUpdate(dmirror, range.start, range.end);

@@ -23,6 +23,7 @@ import {
   HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD,
   HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO, type HmmDmirrorCmd,
 } from './uapi.js';
+import { mutexLock } from '../../kernel/sched/locks.js';
 
 const PMD_SHIFT = 21;
 const PUD_SHIFT = 30;
@@ -61,7 +62,7 @@ export function dmirrorMkentry(dmirror: Dmirror, entry: number): number {
 export function* dmirrorSnapshotInvalidate(dmirror: Dmirror, mni: MmuIntervalNotifier, range: MmuNotifierRange, curSeq: number): K<boolean> {
   const s = dmirror.k.sched;
   if (mmuNotifierRangeBlockable(range)) {
-    if (!dmirror.mutex.tryFast(s)) yield* dmirror.mutex.lock(s);
+    yield* mutexLock(s, dmirror.mutex);
   } else if (!dmirror.mutex.trylock(s)) return false;
   mmuIntervalSetSeq(mni, curSeq);
   dmirror.mutex.unlock(s);

@@ -45,7 +45,7 @@ import { HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from '../../kernel/mm/page.j
 import { pmdAlignDown } from '../../kernel/mm/pgtable.js';
 import { __GFP_NOFAIL } from '../../kernel/mm/page_alloc.js';
 import { folioAssertLocked, folioTrylock } from '../../kernel/mm/folio.js';
-import { mmapAssertLocked } from '../../kernel/mm/mmap_lock.js';
+import { mmapAssertLocked, mmapReadLock } from '../../kernel/mm/mmap_lock.js';
 import type { MmStruct, Vma, VmFault } from '../../kernel/mm/mm_types.js';
 import { EBUSY, EINVAL } from '../../kernel/errno.js';
 import { HmmRange, hmmRangeFault } from '../../kernel/mm/hmm.js';
@@ -53,7 +53,7 @@ import {
   MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
   mmuIntervalReadRetry, mmuIntervalSetSeq,
 } from '../../kernel/mm/mmu_notifier.js';
-import { Mutex } from '../../kernel/sched/locks.js';
+import { Mutex, mutexLock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
@@ -276,7 +276,7 @@ export class TestDev {
     });
     if ((yield* migrateVmaSetup(mv)) !== 0) return VM_FAULT_SIGBUS;
     let ret = 0;
-    if (mv.cpages > 0 && this.fillDst(mv.src!, mv.dst!, mv.npages, (o) => this.allocSystem(o, false)) < 0) ret = VM_FAULT_OOM;
+    if (mv.cpages > 0 && this.fillDst(mv.src, mv.dst, mv.npages, (o) => this.allocSystem(o, false)) < 0) ret = VM_FAULT_OOM;
     yield* migrateVmaPages(mv);
     yield* migrateVmaFinalize(mv);
     if (ret !== 0) this.stat.toRamFailed++;
@@ -308,10 +308,10 @@ export class TestDev {
       const mv = new MigrateVma({ vma, start, end, src: a.src, dst: a.dst, flags, pgmapOwner: this.owner });
       const r = yield* migrateVmaSetup(mv);
       if (r !== 0) return r;
-      if (skipHoles) dropHoles(mv.src!, mv.npages);
-      if (mv.cpages > 0) this.fillDst(mv.src!, mv.dst!, mv.npages, alloc);
+      if (skipHoles) dropHoles(mv.src, mv.npages);
+      if (mv.cpages > 0) this.fillDst(mv.src, mv.dst, mv.npages, alloc);
       yield* migrateVmaPages(mv);
-      const n = countMigrating(mv.src!, mv.npages);
+      const n = countMigrating(mv.src, mv.npages);
       yield* migrateVmaFinalize(mv);
       return n;
     } finally {
@@ -380,7 +380,7 @@ export class TestDev {
    */
   *migrateRange(mm: MmStruct, start: number, end: number, to: MemKind | 'system', compound = false): K<number> {
     const s = this.k.sched;
-    if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+    yield* mmapReadLock(mm);
     try {
       const vma = mm.findVma(start);
       if (vma === null || vma.start > start || vma.end < end) return -EINVAL;
@@ -413,12 +413,12 @@ export class TestDev {
     let ret = -EBUSY;
     for (let round = 0; round < 100; round++) {
       range.notifierSeq = yield* mmuIntervalReadBegin(notifier);
-      if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+      yield* mmapReadLock(mm);
       ret = yield* hmmRangeFault(range);
       mm.mmapLock.readUnlock(s);
       if (ret === -EBUSY) continue;
       if (ret !== 0) break;
-      if (!this.mutex.tryFast(s)) yield* this.mutex.lock(s);
+      yield* mutexLock(s, this.mutex);
       const stale = mmuIntervalReadRetry(notifier, range.notifierSeq);
       this.mutex.unlock(s);
       if (!stale) break;
@@ -430,7 +430,7 @@ export class TestDev {
 
   private *invalidateSnapshot(sub: MmuIntervalNotifier, curSeq: number): K<boolean> {
     const s = this.k.sched;
-    if (!this.mutex.tryFast(s)) yield* this.mutex.lock(s);
+    yield* mutexLock(s, this.mutex);
     mmuIntervalSetSeq(sub, curSeq);
     this.mutex.unlock(s);
     return true;

@@ -29,6 +29,7 @@ import {
 } from '../mm/memory.js';
 import type { K } from '../sched/sched.js';
 import { KernelBug } from '../printk.js';
+import { mmapReadLock } from '../mm/mmap_lock.js';
 
 export const SIGBUS = 7;
 export const SIGKILL = 9;
@@ -134,7 +135,7 @@ export function* doUserAddrFault(mm: MmStruct, addr: number, write: boolean, use
   let flags = FAULT_FLAG_USER | FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | (write ? FAULT_FLAG_WRITE : 0);
   for (let tries = 0; ; tries++) {
     if (tries > MAX_RETRIES) throw new KernelBug('HANG', `page fault at 0x${addr.toString(16)} retried ${MAX_RETRIES} times (livelock)`);
-    if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+    yield* mmapReadLock(mm);
     const vma = mm.vmaLookup(addr);
     if (vma === null) {
       mm.mmapLock.readUnlock(s);

@@ -19,6 +19,7 @@ import {
 } from './mm_types.js';
 import { PAGE_SIZE } from './page.js';
 import { munmapRange } from './mmap.js';
+import { mmapWriteLock } from './mmap_lock.js';
 
 /** stack_guard_gap (256 pages), kept below a VM_GROWSDOWN VMA above the break. */
 const STACK_GUARD_GAP = 256 * PAGE_SIZE;
@@ -71,7 +72,7 @@ function doBrkFlags(mm: MmStruct, addr: number, len: number): number {
  */
 export function* sysBrk(mm: MmStruct, brk: number): K<number> {
   const s = mm.kernel.sched;
-  if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+  yield* mmapWriteLock(mm);
   try {
     if (!Number.isFinite(brk) || brk < mm.startBrk || brk > mm.taskSize) return mm.brk;
     const newbrk = pageAlign(brk);

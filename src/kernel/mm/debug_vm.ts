@@ -29,10 +29,12 @@
 import type { Kernel } from '../kernel.js';
 import { KernelBug } from '../printk.js';
 import {
-  T_DEVICE_EXCLUSIVE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType, PTRS_PER_TABLE, pteType,
+  type PmdTable, type PteTable, T_DEVICE_EXCLUSIVE, T_PRESENT, T_SWAP, T_TABLE, _PAGE_SPECIAL, isDevicePrivateType,
+  PTRS_PER_TABLE, pmdAddrEnd, pmdIndex, pmdTableOf, pteIndex, pteType,
 } from './pgtable.js';
+import type { MmStruct } from './mm_types.js';
 import { Lockdep } from '../sched/lockdep.js';
-import { PG_buddy, PG_locked, PG_lru, PG_lru_pending, PG_shadow_free, GUP_PIN_COUNTING_BIAS } from './page.js';
+import { PAGE_SIZE, PMD_SIZE, PG_buddy, PG_locked, PG_lru, PG_lru_pending, PG_shadow_free, GUP_PIN_COUNTING_BIAS } from './page.js';
 
 function fail(k: Kernel, op: string, rule: string, pfn: number): never {
   throw new KernelBug('INVARIANT', `after ${op}: ${rule}`, pfn >= 0 ? k.dumpPage(pfn, rule) : '');
@@ -87,56 +89,190 @@ export function checkInvariants(k: Kernel, op: string): void {
   for (let i = 0; i < k.checkers.length; i++) k.checkers[i].check(k, op);
 }
 
-/** Invariant 1 and the counting half of 2: walk every live mm's page tables. */
-function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32Array, touched: number[], swapRefs: Map<number, number>): void {
+/* ------------------------------------------------------------------------ */
+/* the mapping walk                                                          */
+
+/** Kinds of entry walkMappedEntries() reports (index into MAPPING_ENTRY_NAMES). */
+export const MAP_PTE = 0;
+export const MAP_DEVICE_PRIVATE = 1;
+export const MAP_DEVICE_EXCLUSIVE = 2;
+export const MAP_PMD = 3;
+export const MAP_DEVICE_PRIVATE_PMD = 4;
+export const MAP_SWAP = 5;
+/** How the invariants name each kind of entry. */
+export const MAPPING_ENTRY_NAMES: readonly string[] = Object.freeze([
+  'PTE', 'device-private entry', 'device-exclusive entry', 'PMD', 'device-private PMD', 'swap entry',
+]);
+
+/**
+ * visit(kind, v, addr): one entry of walkMappedEntries(); v is the pfn
+ * mapped (the PMD's pfn for the PMD kinds) or the swap slot (MAP_SWAP),
+ * addr the virtual address of the entry. Returning true stops the walk.
+ */
+export type MappingVisitor = (kind: number, v: number, addr: number) => boolean;
+
+/** PTE entries [j, last] of the table under pmd entry i; true if visit stopped the walk. */
+function visitPteRange(k: Kernel, pt: PteTable, base: number, j: number, last: number, visit: MappingVisitor): boolean {
   const p = k.pages;
-  const noteLive = (pfn: number, what: string): void => {
-    const head = p.folioPfn(pfn);
-    if (p.flags[head] & (PG_buddy | PG_shadow_free)) fail(k, op, `free page mapped by a ${what}`, pfn);
-    const g = p.pgmap[pfn];
-    if (g !== 0 && (k.pgmaps[g] === null || k.pgmaps[g]!.dead)) fail(k, op, `page of a removed pgmap mapped by a ${what}`, pfn);
-  };
+  const f = pt.f;
+  const v = pt.v;
   const zeroPfn = k.zeroPfn;
   const ramEnd = k.buddy.end;
-  for (const mm of k.mms) {
-    if (mm.mmUsers <= 0) continue;
-    if (mm.mmapLock.isLocked()) fail(k, op, `mmap_lock of mm #${mm.id} held at rest`, -1);
+  for (; j <= last; j++) {
+    const ff = f[j];
+    if (ff === 0) continue;
+    const tt = pteType(ff);
+    const pfn = v[j];
+    let kind: number;
+    if (tt === T_PRESENT) {
+      if (ff & _PAGE_SPECIAL || pfn === zeroPfn) continue;
+      if (pfn >= ramEnd && p.pgmap[pfn] === 0) continue; /* VM_PFNMAP / MIXEDMAP of device memory */
+      kind = MAP_PTE;
+    } else if (isDevicePrivateType(tt)) kind = MAP_DEVICE_PRIVATE;
+    else if (tt === T_DEVICE_EXCLUSIVE) kind = MAP_DEVICE_EXCLUSIVE;
+    else if (tt === T_SWAP) kind = MAP_SWAP;
+    else continue;
+    if (visit(kind, pfn, base + j * PAGE_SIZE)) return true;
+  }
+  return false;
+}
+
+/** PMD entry i (a leaf, or the PTE entries [j, last] of its table); true if visit stopped the walk. */
+function visitPmdEntry(k: Kernel, pmd: PmdTable, i: number, j: number, last: number, visit: MappingVisitor): boolean {
+  const t = pteType(pmd.f[i]);
+  const base = pmd.base + i * PMD_SIZE;
+  if (t === T_TABLE) {
+    const pt = pmd.pte[i]!;
+    return pt.used !== 0 && visitPteRange(k, pt, base, j, last, visit);
+  }
+  if (t === T_PRESENT) {
+    const v = pmd.v[i];
+    if (v === k.hugeZeroPfn || (pmd.f[i] & _PAGE_SPECIAL)) return false;
+    return visit(MAP_PMD, v, base);
+  }
+  if (isDevicePrivateType(t)) return visit(MAP_DEVICE_PRIVATE_PMD, pmd.v[i], base);
+  return false;
+}
+
+/**
+ * Visit, in address order, every entry of mm's page tables that maps a page
+ * or holds a swap slot: present PTEs and PMDs (not the zero pages, not
+ * special or VM_PFNMAP mappings of memory without a struct page),
+ * device-private and device-exclusive entries, swap entries. Migration
+ * and other non-present entries are skipped. With [start, end) only the
+ * entries of that range (walked by PMD span, as walk_page_range() does for
+ * one vma); without, every table of the mm. Returns true if visit stopped
+ * the walk. The one walk of checked mode and the explorer's detector.
+ */
+export function walkMappedEntries(k: Kernel, mm: MmStruct, visit: MappingVisitor, start = -1, end = -1): boolean {
+  if (start < 0) {
     for (const pud of mm.pgd.pud) {
       if (pud === null) continue;
       for (const pmd of pud.pmd) {
         if (pmd === null) continue;
         for (let i = 0; i < PTRS_PER_TABLE; i++) {
-          const t = pteType(pmd.f[i]);
-          if (t === T_TABLE) {
-            const pt = pmd.pte[i]!;
-            if (pt.used === 0) continue;
-            for (let j = 0; j < PTRS_PER_TABLE; j++) {
-              const f = pt.f[j];
-              const tt = pteType(f);
-              let pfn: number;
-              if (tt === T_PRESENT) {
-                pfn = pt.v[j];
-                if (f & _PAGE_SPECIAL || pfn === zeroPfn) continue;
-                if (pfn >= ramEnd && p.pgmap[pfn] === 0) continue; /* VM_PFNMAP / MIXEDMAP of device memory */
-                noteLive(pfn, 'PTE');
-              } else if (isDevicePrivateType(tt) || tt === T_DEVICE_EXCLUSIVE) {
-                pfn = pt.v[j];
-                noteLive(pfn, tt === T_DEVICE_EXCLUSIVE ? 'device-exclusive entry' : 'device-private entry');
-              } else {
-                if (tt === T_SWAP) swapRefs.set(pt.v[j], (swapRefs.get(pt.v[j]) ?? 0) + 1);
-                continue;
-              }
-              if (pteMaps[pfn]++ === 0 && pmdMaps[pfn] === 0) touched.push(pfn);
-            }
-          } else if (t === T_PRESENT || isDevicePrivateType(t)) {
-            const v = pmd.v[i];
-            if (t === T_PRESENT && (v === k.hugeZeroPfn || (pmd.f[i] & _PAGE_SPECIAL))) continue;
-            noteLive(v, t === T_PRESENT ? 'PMD' : 'device-private PMD');
-            if (pmdMaps[v]++ === 0 && pteMaps[v] === 0) touched.push(v);
-          }
+          if (visitPmdEntry(k, pmd, i, 0, PTRS_PER_TABLE - 1, visit)) return true;
         }
       }
     }
+    return false;
+  }
+  for (let addr = start; addr < end;) {
+    const next = pmdAddrEnd(addr, end);
+    const pmd = pmdTableOf(mm.pgd, addr, false);
+    if (pmd !== null && visitPmdEntry(k, pmd, pmdIndex(addr), pteIndex(addr), pteIndex(next - 1), visit)) return true;
+    addr = next;
+  }
+  return false;
+}
+
+/** A page mapped although it is free or its pgmap is gone: what findFreedWhileMapped() reports. */
+export interface FreedWhileMapped {
+  /** The mm whose page tables map it. */
+  mm: MmStruct;
+  /** Virtual address of the entry. */
+  addr: number;
+  pfn: number;
+  /** The entry, as MAPPING_ENTRY_NAMES names it ('PTE', 'device-private entry', 'PMD', ...). */
+  entry: string;
+  /** The entry is a PMD (maps a whole folio). */
+  huge: boolean;
+  /** true: the page is free (buddy, or returned to its driver); false: its pgmap is removed. */
+  free: boolean;
+}
+
+/** The page is free (PG_buddy, or returned to its driver: PG_shadow_free). */
+function pageFree(k: Kernel, pfn: number): boolean {
+  const p = k.pages;
+  return (p.flags[p.folioPfn(pfn)] & (PG_buddy | PG_shadow_free)) !== 0;
+}
+
+/** The page belongs to a pgmap that memunmap_pages() removed. */
+function pagePgmapRemoved(k: Kernel, pfn: number): boolean {
+  const g = k.pages.pgmap[pfn];
+  return g !== 0 && (k.pgmaps[g] === null || k.pgmaps[g]!.dead);
+}
+
+/**
+ * Invariant 1: the first mapping (mm by mm, in address order) of a page
+ * that is free or whose pgmap is gone, or null. underVmas: only entries
+ * under a vma (the explorer's per-step detector; entries outside every vma
+ * are covered by the checkpoint's full walk); else every page table.
+ */
+export function findFreedWhileMapped(k: Kernel, underVmas = false): FreedWhileMapped | null {
+  let found: FreedWhileMapped | null = null;
+  let cur: MmStruct | null = null;
+  const visit: MappingVisitor = (kind, pfn, addr) => {
+    if (kind === MAP_SWAP) return false;
+    found = freedEntry(k, cur!, kind, pfn, addr);
+    return found !== null;
+  };
+  for (const mm of k.mms) {
+    if (mm.mmUsers <= 0) continue;
+    cur = mm;
+    if (underVmas) {
+      const vmas = mm.vmas;
+      for (let n = 0; n < vmas.length; n++) if (walkMappedEntries(k, mm, visit, vmas[n].start, vmas[n].end)) return found;
+    } else if (walkMappedEntries(k, mm, visit)) return found;
+  }
+  return null;
+}
+
+/**
+ * The test of findFreedWhileMapped() on one entry: the record if the page
+ * it maps (kind other than MAP_SWAP) is free or of a removed pgmap, else
+ * null (nothing allocated).
+ */
+function freedEntry(k: Kernel, mm: MmStruct, kind: number, pfn: number, addr: number): FreedWhileMapped | null {
+  const free = pageFree(k, pfn);
+  if (!free && !pagePgmapRemoved(k, pfn)) return null;
+  return { mm, addr, pfn, entry: MAPPING_ENTRY_NAMES[kind], huge: kind === MAP_PMD || kind === MAP_DEVICE_PRIVATE_PMD, free };
+}
+
+/**
+ * Invariant 6's mmap_lock half, invariant 1 (findFreedWhileMapped()'s test,
+ * on the same walk) and the counting half of 2: one walk of every live
+ * mm's page tables.
+ */
+function walkMappings(k: Kernel, op: string, pteMaps: Int32Array, pmdMaps: Int32Array, touched: number[], swapRefs: Map<number, number>): void {
+  let cur: MmStruct | null = null;
+  const count: MappingVisitor = (kind, v, addr) => {
+    if (kind === MAP_SWAP) {
+      swapRefs.set(v, (swapRefs.get(v) ?? 0) + 1);
+      return false;
+    }
+    const bad = freedEntry(k, cur!, kind, v, addr);
+    if (bad !== null) fail(k, op, `${bad.free ? 'free page' : 'page of a removed pgmap'} mapped by a ${bad.entry}`, bad.pfn);
+    if (kind === MAP_PMD || kind === MAP_DEVICE_PRIVATE_PMD) {
+      if (pmdMaps[v]++ === 0 && pteMaps[v] === 0) touched.push(v);
+    } else if (pteMaps[v]++ === 0 && pmdMaps[v] === 0) touched.push(v);
+    return false;
+  };
+  for (const mm of k.mms) {
+    if (mm.mmUsers <= 0) continue;
+    if (mm.mmapLock.isLocked()) fail(k, op, `mmap_lock of mm #${mm.id} held at rest`, -1);
+    cur = mm;
+    walkMappedEntries(k, mm, count);
   }
 }
 

@@ -16,6 +16,7 @@ import {
 import { freeZoneDeviceFolio } from './memremap.js';
 import { freeHugetlbFolio } from './hugetlb_pool.js';
 import { type K, waitUntil } from '../sched/sched.js';
+import { ACQUIRED } from '../sched/locks.js';
 
 /**
  * KASAN-style check: the page must not be free. A page freed to the buddy
@@ -174,8 +175,8 @@ export function folioTrylock(k: Kernel, pfn: number): boolean {
 /**
  * folio_lock() fast path, as the spinlocks have one: take the lock of an
  * unlocked folio without creating a generator when the scheduler is not
- * exploring. False means: call folioLock(). Use as
- * `if (!folioLockFast(k, pfn)) yield* folioLock(k, pfn)`.
+ * exploring. False means: call folioLock(). Callers use it through
+ * folioLockQuick(), the acquire idiom of sched/locks.ts.
  * A folio_lock(), so a might_sleep() point and a lockdep acquire in checked mode.
  */
 export function folioLockFast(k: Kernel, pfn: number): boolean {
@@ -187,6 +188,16 @@ export function folioLockFast(k: Kernel, pfn: number): boolean {
   if (k.sched.lockdep !== null) k.sched.lockdep.folioAcquire(head, false, folioFresh(k, head));
   p.flags[head] = f | PG_locked;
   return true;
+}
+
+/**
+ * folio_lock() with its fast path: `yield* folioLockQuick(k, pfn)` takes an
+ * unlocked folio at once (folioLockFast(): no generator when not
+ * exploring), else sleeps in folioLock(). The acquire idiom of the lock
+ * helpers in sched/locks.ts. PG_locked is held when the yield* returns.
+ */
+export function folioLockQuick(k: Kernel, pfn: number): K<void> {
+  return folioLockFast(k, pfn) ? ACQUIRED : folioLock(k, pfn);
 }
 
 /** Lockdep: only the caller can reach this folio (its one reference, unmapped, no mapping). */

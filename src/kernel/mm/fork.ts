@@ -55,7 +55,7 @@ import { addMmCounter, spinLock, unmapPageRange, ZAP_UNMAP } from './zap.js';
 import { spinLockNested } from '../sched/locks.js';
 import { SINGLE_DEPTH_NESTING } from '../sched/lockdep.js';
 import { vmaDup, anonVmaClone, anonVmaLink, vmaLinkFile, removeVmaObjects } from './mmap.js';
-import { mmapAssertWriteLocked } from './mmap_lock.js';
+import { mmapAssertWriteLocked, mmapWriteLock, mmapWriteLockNested } from './mmap_lock.js';
 import { lockdepAssertHeld } from '../sched/locks.js';
 
 /** is_cow_mapping(): private and may be written. */
@@ -388,8 +388,8 @@ export function* copyPageRange(dst: Vma, src: Vma): K<number> {
 export function* dupMmap(parent: MmStruct, child: MmStruct): K<number> {
   const k = parent.kernel;
   const s = k.sched;
-  if (!parent.mmapLock.tryWriteFast(s)) yield* parent.mmapLock.writeLock(s);
-  if (!child.mmapLock.tryWriteFast(s, SINGLE_DEPTH_NESTING)) yield* child.mmapLock.writeLock(s, SINGLE_DEPTH_NESTING);
+  yield* mmapWriteLock(parent);
+  yield* mmapWriteLockNested(child, SINGLE_DEPTH_NESTING);
   let ret = 0;
   try {
     child.mmapBase = parent.mmapBase;
@@ -445,7 +445,7 @@ export function* exitMmap(mm: MmStruct): K<void> {
     mmuNotifierInvalidateRangeEnd(rel);
   }
   mmuNotifierRelease(mm);
-  if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+  yield* mmapWriteLock(mm);
   try {
     const vmas = mm.vmas;
     mm.vmas = [];

@@ -64,8 +64,8 @@ import {
 import { handleMmFault, vmNormalPage } from './memory.js';
 import { splitHugePmdNotify } from './huge_memory.js';
 import { migrateDeviceCoherentFolio } from './migrate_device.js';
-import { mmapAssertLocked } from './mmap_lock.js';
-import { lockdepAssertHeld } from '../sched/locks.js';
+import { mmapAssertLocked, mmapReadLock } from './mmap_lock.js';
+import { lockdepAssertHeld, spinLock } from '../sched/locks.js';
 
 /* FOLL_* (include/linux/mm_types.h; the internal ones from mm/internal.h), kernel values. */
 export const FOLL_WRITE = 1 << 0;
@@ -495,7 +495,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
         const t = pteType(pmdT.f[pi]);
         if (t === T_TABLE) {
           const pt = pmdT.pte[pi]!;
-          if (!pt.ptl.tryFast(s)) yield* pt.ptl.lock(s);
+          yield* spinLock(s, pt.ptl);
           if (pmdT.pte[pi] !== pt) {
             pt.ptl.unlock(s);
             continue; /* pte_offset_map_lock() raced with a table change */
@@ -507,7 +507,7 @@ function* __getUserPages(mm: MmStruct, start: number, nr: number, flags: number,
             yield* splitHugePmdNotify(vma, pmdT, pi, start);
             continue;
           }
-          if (!pmdT.lock.tryFast(s)) yield* pmdT.lock.lock(s);
+          yield* spinLock(s, pmdT.lock);
           if (!pmdTransHuge(pmdT.f[pi])) {
             pmdT.lock.unlock(s);
             continue;
@@ -841,7 +841,7 @@ function* gupFastFallback(mm: MmStruct, start: number, nr: number, flags: number
   const nrPinned = gupFast(mm, start, end, flags, pages, off);
   if (nrPinned === nr || (flags & FOLL_FAST_ONLY)) return nrPinned;
   const s = k.sched;
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  yield* mmapReadLock(mm);
   let ret: number;
   try {
     ret = yield* __gupLongtermLocked(mm, start + nrPinned * PAGE_SIZE, nr - nrPinned, pages, off + nrPinned, flags | FOLL_TOUCH);

@@ -35,6 +35,7 @@ import { MMU_NOTIFY_CLEAR, mmuNotifierRangeInit, mmuNotifierInvalidateRangeStart
 import { File, type FileOperations, O_RDWR } from '../fs/chardev.js';
 import { mappingGet, mappingPut } from '../fs/inode.js';
 import { mmapAssertLocked } from './mmap_lock.js';
+import { spinLock } from '../sched/locks.js';
 
 /** huge_page_size(default_hstate) */
 export const HPAGE_SIZE = HPAGE_PMD_SIZE;
@@ -165,7 +166,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   if (pmdAllocFails(k, mm.pgd, haddr)) return VM_FAULT_OOM; /* huge_pte_alloc() */
   const pmd = pmdTableOf(mm.pgd, haddr, true)!;
   const i = pmdIndex(haddr);
-  if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
+  yield* spinLock(s, pmd.lock);
   const t = pteType(pmd.f[i]);
   if (t === T_NONE) {
     if (as !== null && idx * HPAGE_SIZE >= as.size) {
@@ -236,7 +237,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   k.contents.copyRange(np, head, HPAGE_PMD_NR);
   const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_CLEAR, haddr, haddr + HPAGE_SIZE);
   yield* mmuNotifierInvalidateRangeStart(range);
-  if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
+  yield* spinLock(s, pmd.lock);
   if (pmd.f[i] === f && pmd.v[i] === head) {
     folioAddNewAnonRmap(k, np, vma, haddr, true);
     setPmdLeaf(pmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_RW | _PAGE_DIRTY, 'hugetlb_wp');

@@ -41,7 +41,7 @@ import { zapPageRange, spinLock } from './zap.js';
 import { vmaIsolateRange } from './mmap.js';
 import { splitFolio, splitHugePmdNotify } from './huge_memory.js';
 import { HPAGE_SIZE } from './hugetlb.js';
-import { mmapAssertLocked, mmapAssertWriteLocked } from './mmap_lock.js';
+import { mmapAssertLocked, mmapAssertWriteLocked, mmapReadLock, mmapWriteLock } from './mmap_lock.js';
 
 export const MADV_NORMAL = 0;
 export const MADV_RANDOM = 1;
@@ -298,9 +298,8 @@ export function* doMadvise(mm: MmStruct, start: number, lenIn: number, behavior:
   if (end === start) return 0;
   const s = mm.kernel.sched;
   const write = needsWrite(behavior) || behavior === MADV_COLLAPSE;
-  if (write) {
-    if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
-  } else if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  if (write) yield* mmapWriteLock(mm);
+  else yield* mmapReadLock(mm);
   try {
     let unmappedError = 0;
     let addr = start;

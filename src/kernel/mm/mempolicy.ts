@@ -24,6 +24,7 @@ import { MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT, folioWalk, migratePages
 import {
   LOCAL_NODE, MPOL_BIND, MPOL_DEFAULT, MPOL_INTERLEAVE, MPOL_LOCAL, MPOL_MAX, MPOL_PREFERRED, policyTargetNode,
 } from './mpol_alloc.js';
+import { mmapWriteLock } from './mmap_lock.js';
 
 export { MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL, MPOL_PREFERRED_MANY, MPOL_WEIGHTED_INTERLEAVE, MPOL_MAX } from './mpol_alloc.js';
 export { MPOL_MF_STRICT, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL } from './migrate_numa.js';
@@ -227,7 +228,7 @@ export function* doMbind(k: Kernel, mm: MmStruct, start: number, len: number, mo
   const pol = mpolNew(k, mf.mode, mf.flags, nodemask);
   if (typeof pol === 'number') return pol;
   const s = k.sched;
-  if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+  yield* mmapWriteLock(mm);
   try {
     const queued: Array<{ folio: number; addr: number; vma: NonNullable<ReturnType<MmStruct['vmaLookup']>> }> = [];
     // The mask the pages are checked against is the caller's (and-ed with

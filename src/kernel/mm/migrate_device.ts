@@ -84,6 +84,7 @@ import {
   MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT,
   migratePfn, migratePfnToPage, mpfnFlags, mpfnHas, mpfnSet, mpfnClear, mpfnPfn, mpfnMake,
 } from './migrate_pfn.js';
+import { spinLock } from '../sched/locks.js';
 
 /* enum migrate_vma_direction */
 /** Collect system (RAM) pages, holes and the zero page. */
@@ -95,38 +96,73 @@ export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
 /** Collect PMD-sized folios (and 2 MiB holes) as one COMPOUND entry instead of splitting them. */
 export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
 
-/** Model-only state of a struct migrate_vma, to catch driver misuse. */
-const enum MvState {
-  NEW = 0,
-  SETUP = 1,
-  PAGES = 2,
-  FINALIZED = 3,
+/**
+ * Model-only state of a struct migrate_vma, to catch driver misuse: NEW
+ * until migrate_vma_setup() succeeds, then SETUP, PAGES after
+ * migrate_vma_pages(), FINALIZED after migrate_vma_finalize(). The kernel
+ * keeps no such state; it trusts the driver to call the three steps in
+ * order.
+ */
+export const MigrateVmaState = {
+  NEW: 0,
+  SETUP: 1,
+  PAGES: 2,
+  FINALIZED: 3,
+} as const;
+/** One of the {@link MigrateVmaState} values. */
+export type MigrateVmaState = typeof MigrateVmaState[keyof typeof MigrateVmaState];
+
+/**
+ * What a driver fills in of a struct migrate_vma before
+ * migrate_vma_setup(): vma, start, end (page aligned inside the vma), src
+ * and dst (each at least (end - start) / PAGE_SIZE entries) and flags
+ * (MIGRATE_VMA_SELECT_*) are required; pgmapOwner (needed to select device
+ * pages) defaults to null, faultPage (vmf.page from a migrate_to_ram()
+ * callback, locked and referenced by the fault handler) to -1.
+ *
+ * The kernel checks `!args->vma`, `!args->src || !args->dst` at run time
+ * and returns -EINVAL; so does the model for JavaScript callers that pass
+ * null despite the types.
+ */
+export interface MigrateVmaArgs {
+  vma: Vma;
+  start: number;
+  end: number;
+  src: Float64Array;
+  dst: Float64Array;
+  flags: number;
+  pgmapOwner?: unknown;
+  faultPage?: number;
 }
 
 /**
- * struct migrate_vma. The driver fills vma, start, end, src, dst (each at
- * least (end - start) / PAGE_SIZE entries), flags (MIGRATE_VMA_SELECT_*),
- * pgmapOwner and, from a migrate_to_ram() callback, faultPage (vmf.page,
- * locked and referenced by the fault handler; -1 otherwise). Setup writes
- * npages, cpages, src and dst; the driver must not modify src after setup
- * nor dst after migrate_vma_pages().
+ * struct migrate_vma. The driver fills the {@link MigrateVmaArgs} fields
+ * (through the constructor). Setup writes npages, cpages, src and dst; the
+ * driver must not modify src after setup nor dst after migrate_vma_pages().
  */
 export class MigrateVma {
-  vma: Vma | null = null;
-  start = 0;
-  end = 0;
-  src: Float64Array | null = null;
-  dst: Float64Array | null = null;
+  vma: Vma;
+  start: number;
+  end: number;
+  src: Float64Array;
+  dst: Float64Array;
   npages = 0;
   cpages = 0;
-  flags = 0;
-  pgmapOwner: unknown = null;
-  faultPage = -1;
+  flags: number;
+  pgmapOwner: unknown;
+  faultPage: number;
   /** Model-only: where in the three-step protocol this descriptor is. */
-  state: number = MvState.NEW;
+  state: MigrateVmaState = MigrateVmaState.NEW;
 
-  constructor(init: Partial<Pick<MigrateVma, 'vma' | 'start' | 'end' | 'src' | 'dst' | 'flags' | 'pgmapOwner' | 'faultPage'>> = {}) {
-    Object.assign(this, init);
+  constructor(args: MigrateVmaArgs) {
+    this.vma = args.vma;
+    this.start = args.start;
+    this.end = args.end;
+    this.src = args.src;
+    this.dst = args.dst;
+    this.flags = args.flags;
+    this.pgmapOwner = args.pgmapOwner ?? null;
+    this.faultPage = args.faultPage ?? -1;
   }
 }
 
@@ -169,7 +205,7 @@ function collectSkip(w: Walk, start: number, end: number): number {
  */
 function collectHole(w: Walk, start: number, end: number): number {
   const mv = w.mv;
-  if (!mv.vma!.isAnon()) return collectSkip(w, start, end);
+  if (!mv.vma.isAnon()) return collectSkip(w, start, end);
   if ((mv.flags & MIGRATE_VMA_SELECT_COMPOUND) && pmdAligned(start) && pmdAligned(end)) {
     emit(w, MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
     mv.cpages++;
@@ -233,7 +269,7 @@ function* migrateVmaSplitFolio(k: Kernel, folio: number, faultPage: number): K<n
 function* collectHugePmd(w: Walk, pmd: PmdTable, i: number, start: number, end: number): K<number> {
   const { k, mv } = w;
   const s = k.sched;
-  if (!pmd.lock.tryFast(s)) yield* pmd.lock.lock(s);
+  yield* spinLock(s, pmd.lock);
   const f = pmd.f[i];
   const t = pteType(f);
   let write = 0;
@@ -310,7 +346,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
   const { k, mv } = w;
   const s = k.sched;
   const p = k.pages;
-  const vma = mv.vma!;
+  const vma = mv.vma;
   const anonVma = vma.isAnon();
   const hist = k.config.historical;
   let addr = start;
@@ -322,7 +358,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
     }
     const pt: PteTable | null = pmdIsTable(pmd.f[i]) ? pmd.pte[i] : null;
     if (pt === null) continue again;
-    if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
+    yield* spinLock(k.sched, pt.ptl);
     for (; addr < end; addr += PAGE_SIZE) {
       const j = pteIndex(addr);
       const f = pt.f[j];
@@ -435,7 +471,7 @@ function* collectPmd(w: Walk, pmd: PmdTable, i: number, start: number, end: numb
  */
 function* migrateVmaCollect(w: Walk): K<void> {
   const mv = w.mv;
-  const vma = mv.vma!;
+  const vma = mv.vma;
   const mm = vma.mm;
   const range = mmuNotifierRangeInit(mm, MMU_NOTIFY_MIGRATE, mv.start, mv.end, mv.pgmapOwner);
   yield* mmuNotifierInvalidateRangeStart(range);
@@ -602,7 +638,7 @@ const VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP;
 export function* migrateVmaSetup(args: MigrateVma): K<number> {
   const tr = args.vma !== null ? args.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_setup')) return yield* tr.span('migrate_vma_setup', args.start, migrateVmaSetup(args));
   const vma = args.vma;
-  args.state = MvState.NEW;
+  args.state = MigrateVmaState.NEW;
   const nrPages = Math.floor((args.end - args.start) / PAGE_SIZE);
   args.start -= args.start % PAGE_SIZE;
   args.end -= args.end % PAGE_SIZE;
@@ -628,7 +664,7 @@ export function* migrateVmaSetup(args: MigrateVma): K<number> {
   yield* migrateVmaCollect(w);
   if (args.cpages) args.cpages = yield* migrateDeviceUnmap(k, args.src, args.npages, faultPage);
   if (k.clock !== null) chargeMigrateVmaSetup(k.clock, args.src, args.npages, mpfnHas, { migrate: MIGRATE_PFN_MIGRATE, compound: MIGRATE_PFN_COMPOUND }, HPAGE_PMD_NR);
-  args.state = MvState.SETUP;
+  args.state = MigrateVmaState.SETUP;
   return 0;
 }
 
@@ -673,9 +709,9 @@ function dstPageBug(k: Kernel, dpfn: number, i: number): never {
  * young). On success src = MIGRATE exactly; on failure MIGRATE is cleared.
  */
 function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: number): K<void> {
-  const src = mv.src!;
-  const dst = mv.dst!;
-  const vma = mv.vma!;
+  const src = mv.src;
+  const dst = mv.dst;
+  const vma = mv.vma;
   const mm = vma.mm;
   const s = k.sched;
   const p = k.pages;
@@ -712,7 +748,7 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
       }
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
-    if (!pt.ptl.tryFast(k.sched)) yield* pt.ptl.lock(k.sched);
+    yield* spinLock(k.sched, pt.ptl);
     const j = pteIndex(addr);
     const ot = pteType(pt.f[j]);
     if (ot === T_PRESENT) {
@@ -746,8 +782,8 @@ function* migrateVmaInsertPage(k: Kernel, mv: MigrateVma, addr: number, idx: num
  * as MIGRATE|COMPOUND.
  */
 function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, folio: number, idx: number, pmd: PmdTable, i: number): K<number> {
-  const src = mv.src!;
-  const vma = mv.vma!;
+  const src = mv.src;
+  const vma = mv.vma;
   const mm = vma.mm;
   const p = k.pages;
   const s = k.sched;
@@ -765,7 +801,7 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
       if (p.pgmap[folio] !== 0 && !isDeviceCoherentPage(k, folio)) break abort;
       ef = T_PRESENT | (write ? _PAGE_RW | _PAGE_DIRTY : 0);
     }
-    if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
+    yield* spinLock(k.sched, pmd.lock);
     const t = pteType(pmd.f[i]);
     if (!(t === T_PRESENT && pmd.v[i] === k.hugeZeroPfn) && t !== T_NONE) {
       pmd.lock.unlock(s);
@@ -792,8 +828,8 @@ function* migrateVmaInsertHugePmdPage(k: Kernel, mv: MigrateVma, addr: number, f
  * entries. Returns 0 or -errno.
  */
 function migrateVmaSplitUnmappedFolio(k: Kernel, mv: MigrateVma, idx: number, addr: number, folio: number): number {
-  const src = mv.src!;
-  splitPmdMigrationEntry(k, mv.vma!, addr);
+  const src = mv.src;
+  splitPmdMigrationEntry(k, mv.vma, addr);
   const ret = folioSplitUnmapped(k, folio);
   if (ret !== 0) return ret;
   src[idx] = mpfnClear(src[idx], MIGRATE_PFN_COMPOUND);
@@ -838,7 +874,7 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
         if (mv === null) throw new KernelBug('BUG', 'migrate_device_pages: a hole (no source page) needs a vma: VM_BUG_ON(!migrate)', `src[${i}] = ${src[i]}`);
         const addr = mv.start + i * PAGE_SIZE;
         if (range === null) {
-          range = mmuNotifierRangeInit(mv.vma!.mm, MMU_NOTIFY_MIGRATE, addr, mv.end, mv.pgmapOwner);
+          range = mmuNotifierRangeInit(mv.vma.mm, MMU_NOTIFY_MIGRATE, addr, mv.end, mv.pgmapOwner);
           yield* mmuNotifierInvalidateRangeStart(range);
         }
         if (mpfnHas(src[i], MIGRATE_PFN_COMPOUND) && !mpfnHas(dst[i], MIGRATE_PFN_COMPOUND)) {
@@ -926,14 +962,14 @@ function* migrateDevicePagesInner(k: Kernel, src: Float64Array, dst: Float64Arra
  */
 export function* migrateVmaPages(mv: MigrateVma): K<void> {
   const tr = mv.vma !== null ? mv.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_pages')) return yield* tr.span('migrate_vma_pages', mv.start, migrateVmaPages(mv));
-  if (mv.state !== MvState.SETUP) {
-    const rule = mv.state === MvState.NEW ? 'migrate_vma_pages() without a successful migrate_vma_setup()'
-      : mv.state === MvState.PAGES ? 'migrate_vma_pages() called twice' : 'migrate_vma_pages() after migrate_vma_finalize()';
+  if (mv.state !== MigrateVmaState.SETUP) {
+    const rule = mv.state === MigrateVmaState.NEW ? 'migrate_vma_pages() without a successful migrate_vma_setup()'
+      : mv.state === MigrateVmaState.PAGES ? 'migrate_vma_pages() called twice' : 'migrate_vma_pages() after migrate_vma_finalize()';
     throw new KernelBug('BUG', rule, `migrate_vma state ${mv.state}`);
   }
-  const k = mv.vma!.mm.kernel;
-  mv.state = MvState.PAGES;
-  yield* migrateDevicePagesInner(k, mv.src!, mv.dst!, mv.npages, mv);
+  const k = mv.vma.mm.kernel;
+  mv.state = MigrateVmaState.PAGES;
+  yield* migrateDevicePagesInner(k, mv.src, mv.dst, mv.npages, mv);
 }
 
 /**
@@ -1058,15 +1094,15 @@ function* finalizeAll(k: Kernel, src: Float64Array, dst: Float64Array, npages: n
  */
 export function* migrateVmaFinalize(mv: MigrateVma): K<void> {
   const tr = mv.vma !== null ? mv.vma.mm.kernel.tracer : null; if (tr !== null && tr.enter('migrate_vma_finalize')) return yield* tr.span('migrate_vma_finalize', mv.start, migrateVmaFinalize(mv));
-  if (mv.state !== MvState.SETUP && mv.state !== MvState.PAGES) {
-    const rule = mv.state === MvState.FINALIZED ? 'migrate_vma_finalize() called twice' : 'migrate_vma_finalize() without a successful migrate_vma_setup()';
+  if (mv.state !== MigrateVmaState.SETUP && mv.state !== MigrateVmaState.PAGES) {
+    const rule = mv.state === MigrateVmaState.FINALIZED ? 'migrate_vma_finalize() called twice' : 'migrate_vma_finalize() without a successful migrate_vma_setup()';
     throw new KernelBug('BUG', rule, `migrate_vma state ${mv.state}`);
   }
-  const k = mv.vma!.mm.kernel;
+  const k = mv.vma.mm.kernel;
   if (k.clock !== null) chargeCopyFenceWait(k.clock);
-  mv.state = MvState.FINALIZED;
+  mv.state = MigrateVmaState.FINALIZED;
   const fp = k.config.historical.fault_no_page_ref ? -1 : mv.faultPage;
-  yield* finalizeAll(k, mv.src!, mv.dst!, mv.npages, fp);
+  yield* finalizeAll(k, mv.src, mv.dst, mv.npages, fp);
 }
 
 /**

@@ -29,7 +29,7 @@ import { handleMmFault, FAULT_FLAG_WRITE, VM_FAULT_RETRY } from './memory.js';
 import { FMODE_READ, FMODE_WRITE, type File, fput } from '../fs/chardev.js';
 import { shmemZeroSetup, mappingGet, mappingPut } from './shmem.js';
 import { hugetlbFileSetup, hugetlbVmaClose, hugetlbFileOperations, HPAGE_SIZE } from './hugetlb.js';
-import { mmapAssertWriteLocked } from './mmap_lock.js';
+import { mmapAssertWriteLocked, mmapReadLock, mmapWriteLock } from './mmap_lock.js';
 
 /* mmap prot (include/uapi/asm-generic/mman-common.h) */
 export const PROT_NONE = 0x0;
@@ -350,7 +350,7 @@ export function* doMunmap(mm: MmStruct, start: number, len: number): K<number> {
 /** vm_munmap(): munmap(2). Takes and releases mmap_lock for write. */
 export function* vmMunmap(mm: MmStruct, start: number, len: number): K<number> {
   const s = mm.kernel.sched;
-  if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+  yield* mmapWriteLock(mm);
   try {
     return yield* doMunmap(mm, start, len);
   } finally {
@@ -491,7 +491,7 @@ function* mmapRegion(mm: MmStruct, file: File | null, addr: number, len: number,
  */
 export function* mmPopulate(mm: MmStruct, start: number, len: number): K<void> {
   const s = mm.kernel.sched;
-  if (!mm.mmapLock.tryReadFast(s)) yield* mm.mmapLock.readLock(s);
+  yield* mmapReadLock(mm);
   try {
     for (let a = start; a < start + len; a += PAGE_SIZE) {
       const vma = mm.vmaLookup(a);
@@ -531,7 +531,7 @@ export function* vmMmapPgoff(mm: MmStruct, addr: number, len: number, prot: numb
     pgoff = 0;
   }
   const ownFile = file !== null && file.fops === hugetlbFileOperations && (flags & MAP_ANONYMOUS) !== 0 ? file : null;
-  if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+  yield* mmapWriteLock(mm);
   let r: number | MmapResult;
   try {
     r = yield* doMmapInner(mm, addr, len, prot, flags, file, pgoff);

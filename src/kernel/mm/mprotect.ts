@@ -36,7 +36,7 @@ import { splitHugePmdNotify } from './huge_memory.js';
 import { spinLock } from './zap.js';
 import { vmaIsolateRange, calcVmProtBits, PROT_READ, PROT_WRITE, PROT_EXEC, PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP } from './mmap.js';
 import type { Kernel } from '../kernel.js';
-import { mmapAssertWriteLocked } from './mmap_lock.js';
+import { mmapAssertWriteLocked, mmapWriteLock } from './mmap_lock.js';
 
 /** Does the new protection need the entry's write bit dropped / may it keep or gain it? */
 interface ChangeCtx {
@@ -204,7 +204,7 @@ export function* doMprotect(mm: MmStruct, start: number, len: number, prot: numb
   if (end <= start || end > 2 ** 64) return -ENOMEM;
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -EINVAL;
   const s = mm.kernel.sched;
-  if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+  yield* mmapWriteLock(mm);
   try {
     let vma = mm.findVma(start);
     if (vma === null || vma.start > start) return -ENOMEM;

@@ -36,7 +36,7 @@ import {
   MAP_PRIVATE, MAP_SHARED,
 } from './mmap.js';
 import { HPAGE_SIZE } from './hugetlb.js';
-import { mmapAssertWriteLocked } from './mmap_lock.js';
+import { mmapAssertWriteLocked, mmapWriteLock } from './mmap_lock.js';
 
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
@@ -200,7 +200,7 @@ export function* doMremap(mm: MmStruct, addr: number, oldLen: number, newLen: nu
     if ((flags & MREMAP_FIXED) && addr < newAddr + newLen && newAddr < addr + oldLen) return -EINVAL;
   }
   const s = mm.kernel.sched;
-  if (!mm.mmapLock.tryWriteFast(s)) yield* mm.mmapLock.writeLock(s);
+  yield* mmapWriteLock(mm);
   try {
     let vma = mm.vmaLookup(addr);
     if (vma === null) return -EFAULT;

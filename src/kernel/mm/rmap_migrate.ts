@@ -40,7 +40,7 @@ import {
   TTU_BATCH_FLUSH, TTU_RMAP_LOCKED, TTU_SPLIT_HUGE_PMD, TTU_SYNC, migrationEntryBits, splitPmdMigrationEntry,
 } from './migrate.js';
 import { folioAssertLocked } from './folio.js';
-import { lockdepAssertHeld } from '../sched/locks.js';
+import { lockdepAssertHeld, spinLock } from '../sched/locks.js';
 
 /**
  * set_pmd_migration_entry(pvmw, page): replace the PMD mapping (pmd, i) of
@@ -96,7 +96,7 @@ function* tryToMigrateOne(k: Kernel, head: number, vma: Vma, addr: number, flags
       // page_vma_mapped_walk() returns a PMD mapping with the pmd lock held
       // (pvmw.ptl = pmd_lock()): set_pmd_migration_entry() and
       // split_huge_pmd_locked() run under it.
-      if (!pmd.lock.tryFast(k.sched)) yield* pmd.lock.lock(k.sched);
+      yield* spinLock(k.sched, pmd.lock);
       const t = pteType(pmd.f[i]);
       if ((t === T_PRESENT || isDevicePrivateType(t)) && pmd.v[i] === head) {
         if (setPmdMigrationEntry(k, pmd, i, head) !== 0) ret = false;

@@ -13,8 +13,16 @@
  * balance, sleeping under a spinlock); otherwise the cost is the one
  * `s.lockdep !== null` test.
  *
- * Fast path: `if (!m.tryFast(s)) yield* m.lock(s)` takes an uncontended
- * lock without creating a generator when not exploring.
+ * One idiom for an acquire that may sleep or spin: `yield* spinLock(s, l)`,
+ * `yield* mutexLock(s, m)`, `yield* mmapReadLock(mm)` (mm/mmap_lock.ts).
+ * Each helper is a plain function, not a generator: when not exploring and
+ * the lock is free it takes it on the spot (tryFast()) and returns
+ * ACQUIRED, a finished K that `yield*` completes without allocating; else
+ * it returns the lock's generator (lock(), readLock(), writeLock()), which
+ * is a scheduler hook point and blocks on contention. tryFast() and the
+ * generators are the helpers' building blocks; code outside the lock
+ * modules calls the helpers. (trylock() is mutex_trylock()/spin_trylock(),
+ * a different operation: it never waits.)
  */
 import { KernelBug } from '../printk.js';
 import { type K, type Sched, type SchedEvent } from './sched.js';
@@ -165,14 +173,41 @@ export class RwSem implements LockInstance {
   }
 }
 
-/** spin_lock() / mutex_lock() from a K: the fast path never creates a generator. */
-export function* spinLock(s: Sched, l: Mutex): K<void> {
-  if (!l.tryFast(s)) yield* l.lock(s);
+/** The IteratorResult of a finished K<void> (frozen: shared by every machine). */
+const DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * A K<void> that is already finished: `yield* ACQUIRED` returns at once.
+ * What the acquire helpers return when the fast path took the lock, so an
+ * uncontended acquire creates no generator object.
+ */
+export const ACQUIRED: K<void> = Object.freeze({
+  next: (): IteratorReturnResult<void> => DONE,
+  return: (): IteratorReturnResult<void> => DONE,
+  throw: (e: unknown): never => { throw e; },
+  [Symbol.iterator](): K<void> { return ACQUIRED; },
+}) as unknown as K<void>;
+
+/**
+ * spin_lock(l): `yield* spinLock(s, l)`. Takes an uncontended lock at once
+ * (no generator when not exploring), else the scheduler hook point and the
+ * spin of Mutex.lock(). The lock is held when the yield* returns.
+ */
+export function spinLock(s: Sched, l: Mutex): K<void> {
+  return l.tryFast(s) ? ACQUIRED : l.lock(s);
 }
 
 /** spin_lock_nested(l, subclass): a second lock of a class already held, annotated. */
-export function* spinLockNested(s: Sched, l: Mutex, subclass: number): K<void> {
-  if (!l.tryFast(s, subclass)) yield* l.lock(s, subclass);
+export function spinLockNested(s: Sched, l: Mutex, subclass: number): K<void> {
+  return l.tryFast(s, subclass) ? ACQUIRED : l.lock(s, subclass);
+}
+
+/**
+ * mutex_lock(m): `yield* mutexLock(s, m)`. As spinLock(); the lock class
+ * says the holder may sleep (lockdep checks it in checked mode).
+ */
+export function mutexLock(s: Sched, m: Mutex): K<void> {
+  return m.tryFast(s) ? ACQUIRED : m.lock(s);
 }
 
 /**
