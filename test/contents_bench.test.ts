@@ -159,7 +159,10 @@ test('bench: a run of one section fills that section, leaves the others null and
   const { runBench } = await import('../src/bench/index.js');
   const lines: string[] = [];
   const r = await runBench({ sections: ['memory'], quick: true, reps: 1, log: (l) => lines.push(l) });
-  assert.ok(r.bytesPerPage !== null && r.bytesPerPage > 47, `bytesPerPage ${r.bytesPerPage}`);
+  // A heap measurement in a shared test process carries GC noise (44.5 to 53
+  // seen for 47 bytes of struct page arrays): the same 0.8 bound as the
+  // dedicated bench memory test above.
+  assert.ok(r.bytesPerPage !== null && r.bytesPerPage > 0.8 * PageArrays.bytesPerPfn(), `bytesPerPage ${r.bytesPerPage}`);
   assert.equal(r.targets.bytesPerPage.value, r.bytesPerPage);
   assert.equal(typeof r.targets.bytesPerPage.met, 'boolean');
   assert.equal(r.selftestSeconds, null);
