@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { sourceFiles } from './source_files.js';
 import { join, relative } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -22,13 +23,7 @@ export const BANNED_CITATIONS: ReadonlyArray<RegExp> = Object.freeze([
 ]);
 
 function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...sources(p));
-    else if (/\.(ts|mjs|js)$/.test(p)) out.push(p);
-  }
-  return out;
+  return sourceFiles(dir, 'code');
 }
 
 export function bannedCitations(file: string, text: string): string[] {

@@ -23,7 +23,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { sourceFiles } from './source_files.js';
 import { join, relative } from 'node:path';
 import { MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, migratePfn, migratePfnToPage, mpfnClear, mpfnFlags, mpfnHas, mpfnMake, mpfnOrder, mpfnPfn, mpfnSet } from '../src/kernel/mm/migrate_pfn.js';
 import { PMD_SIZE, PUD_SIZE } from '../src/kernel/mm/page.js';
@@ -69,13 +70,7 @@ const SPAN_BY_HAND: ReadonlyArray<RegExp> = Object.freeze([
 ]);
 
 function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...sources(p));
-    else if (/\.(ts|mjs|js)$/.test(p)) out.push(p);
-  }
-  return out;
+  return sourceFiles(dir, 'code');
 }
 
 /** Code lines matching any of `rules` in every checked file but the owners (comment lines skipped). */

@@ -11,7 +11,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { sourceFiles } from './source_files.js';
 import { join, relative } from 'node:path';
 import { ACQUIRED, Mutex, mutexLock, spinLock } from '../src/kernel/sched/locks.js';
 import { mmapReadLock, mmapWriteLock } from '../src/kernel/mm/mmap_lock.js';
@@ -33,13 +34,7 @@ const INLINE: ReadonlyArray<RegExp> = Object.freeze([
 ]);
 
 function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...sources(p));
-    else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
+  return sourceFiles(dir, 'ts');
 }
 
 test('lock acquires go through the owning module\'s helper (no inline try-fast-then-lock)', () => {

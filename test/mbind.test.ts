@@ -2,7 +2,6 @@
 /** mbind(2) and allocation under a memory policy (mm/mempolicy.c: do_mbind, get_vma_policy, vma_alloc_folio). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { System, pagemapEntry } from '../src/user/system.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
 import { MADV_HUGEPAGE } from '../src/kernel/mm/madvise.js';
 import { pageToNid } from '../src/kernel/mm/migrate_numa.js';
@@ -13,18 +12,14 @@ import {
 import { processMbind } from '../src/user/mempolicy.js';
 import { EFAULT, EINVAL, EIO, EPERM } from '../src/kernel/errno.js';
 import type { Process } from '../src/user/process.js';
+import { numaMachine, pfnOf } from './numa_helpers.js';
 import { pmdAlignUp } from '../src/kernel/mm/pgtable.js';
 
 const PAGE = 4096;
 const PMD = 2 << 20;
 
-function pfnOf(p: Process, a: number): number {
-  return Number(pagemapEntry(p.mm!, a) & ((1n << 55n) - 1n));
-}
-
-function machine(cfg = {}): { sys: System; p: Process } {
-  const sys = new System({ ramBytes: 128 << 20, numaNodes: 2, swapMiB: 0, nrHugepages: 0, ...cfg });
-  return { sys, p: sys.spawn('mbind') };
+function machine(cfg = {}): ReturnType<typeof numaMachine> {
+  return numaMachine('mbind', cfg);
 }
 
 function anon(p: Process, pages: number): number {

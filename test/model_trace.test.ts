@@ -16,35 +16,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv } from 'ajv';
 import type { TraceEventJson } from '../src/trace/chrome.js';
 import { loadProfile } from '../src/model/profiles.js';
 import { predictMovePages } from '../src/model/move_pages.js';
-import { TRACE_EVENT_SCHEMA } from './trace_event_schema.js';
+import { parseTrace } from './trace_event_schema.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hmmsim.js', import.meta.url));
-const validate = new Ajv({ allErrors: true }).compile(TRACE_EVENT_SCHEMA);
-
-function parseTrace(text: string): TraceEventJson[] {
-  const events = JSON.parse(text) as Array<TraceEventJson & { dur?: number }>;
-  assert.ok(validate(events), `schema: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
-  const stacks = new Map<string, string[]>();
-  const lastTs = new Map<string, number>();
-  for (const e of events) {
-    if (e.ph === 'M') continue;
-    const key = `${e.pid}/${e.tid}`;
-    assert.ok(e.ts >= (lastTs.get(key) ?? 0), `time goes backwards on ${key} at ${e.name}`);
-    lastTs.set(key, e.ts);
-    if (e.ph === 'B') {
-      if (!stacks.has(key)) stacks.set(key, []);
-      stacks.get(key)!.push(e.name);
-    } else if (e.ph === 'E') {
-      assert.equal(stacks.get(key)?.pop(), e.name, `E ${e.name} on ${key} closes the innermost open span`);
-    }
-  }
-  for (const [key, st] of stacks) assert.deepEqual(st, [], `spans left open on ${key}`);
-  return events;
-}
 
 function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });

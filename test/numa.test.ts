@@ -2,24 +2,18 @@
 /** NUMA nodes, move_pages(2) / migrate_pages(2) and the migrate_pages() batch path (mm/migrate.c). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { System, pagemapEntry } from '../src/user/system.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/mm/mmap.js';
 import { MADV_HUGEPAGE } from '../src/kernel/mm/madvise.js';
 import { pmdAlignUp } from '../src/kernel/mm/pgtable.js';
 import { MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, pageToNid, sysMigratePages, sysMovePages } from '../src/kernel/mm/migrate_numa.js';
 import { EACCES, EFAULT, EINVAL, ENODEV, ENOENT, EPERM } from '../src/kernel/errno.js';
-import type { Process } from '../src/user/process.js';
+import { numaMachine, pfnOf } from './numa_helpers.js';
 
 const PAGE = 4096;
 const PMD = 2 << 20;
 
-function pfnOf(p: Process, a: number): number {
-  return Number(pagemapEntry(p.mm!, a) & ((1n << 55n) - 1n));
-}
-
-function machine(cfg = {}): { sys: System; p: Process } {
-  const sys = new System({ ramBytes: 128 << 20, numaNodes: 2, swapMiB: 0, nrHugepages: 0, ...cfg });
-  return { sys, p: sys.spawn('numa') };
+function machine(cfg = {}): ReturnType<typeof numaMachine> {
+  return numaMachine('numa', cfg);
 }
 
 test('numa: the buddy allocator splits RAM into nodes; allocations start on node 0 and fall back', () => {

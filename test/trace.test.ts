@@ -11,7 +11,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Ajv } from 'ajv';
 import { explore, runOnce } from '../src/explore/engine.js';
 import { findScenario } from '../scenarios/index.js';
 import { defaultHistorical, type KernelConfig } from '../src/kernel/config.js';
@@ -20,35 +19,10 @@ import { traceJson, tracesJson, type TraceEventJson } from '../src/trace/chrome.
 import { RunRecorder, parseRecord, recordSchedule } from '../src/trace/record.js';
 import { DEVICE_PRIVATE_BASE, PS_PRESENT } from '../src/trace/pagemap.js';
 import { buildHmmSuite } from '../src/selftests/hmm_tests.js';
-import { TRACE_EVENT_SCHEMA } from './trace_event_schema.js';
+import { parseTrace } from './trace_event_schema.js';
 
 const cve = findScenario('cve-2022-3523')!;
 const bugOn: Partial<KernelConfig> = { historical: { ...defaultHistorical(), fault_no_page_ref: true } };
-const validate = new Ajv({ allErrors: true }).compile(TRACE_EVENT_SCHEMA);
-
-/** Parse and validate a trace; check B/E pairing per (pid, tid) and per-thread time order. Returns the events. */
-function parseTrace(text: string): TraceEventJson[] {
-  const events = JSON.parse(text) as TraceEventJson[];
-  assert.ok(validate(events), `schema: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
-  const stacks = new Map<string, string[]>();
-  const lastTs = new Map<string, number>();
-  for (const e of events) {
-    if (e.ph === 'M') continue;
-    const key = `${e.pid}/${e.tid}`;
-    assert.ok(e.ts >= (lastTs.get(key) ?? 0), `time goes backwards on ${key} at ${e.name}`);
-    lastTs.set(key, e.ts);
-    if (e.ph === 'B') {
-      if (!stacks.has(key)) stacks.set(key, []);
-      stacks.get(key)!.push(e.name);
-    } else if (e.ph === 'E') {
-      const top = stacks.get(key)?.pop();
-      assert.equal(top, e.name, `E ${e.name} on ${key} closes the innermost open span`);
-    }
-  }
-  for (const [key, st] of stacks) assert.deepEqual(st, [], `spans left open on ${key}`);
-  return events;
-}
-
 function threadIds(events: TraceEventJson[]): Map<string, number> {
   const m = new Map<string, number>();
   for (const e of events) if (e.ph === 'M' && e.name === 'thread_name') m.set(String(e.args!.name), e.tid);

@@ -10,6 +10,10 @@
  * integer); complete events ('X') have a non-negative dur. Pairing of B/E
  * per thread is checked by the tests (a schema cannot).
  */
+import assert from 'node:assert/strict';
+import { Ajv } from 'ajv';
+import type { TraceEventJson } from '../src/trace/chrome.js';
+
 export const TRACE_EVENT_SCHEMA = {
   $id: 'https://hmmsim.invalid/trace-event-array.json',
   type: 'array',
@@ -45,3 +49,31 @@ export const TRACE_EVENT_SCHEMA = {
     ],
   },
 } as const;
+
+const validate = new Ajv({ allErrors: true }).compile(TRACE_EVENT_SCHEMA);
+
+/**
+ * Parse and validate a trace: the schema above, then B/E pairing per
+ * (pid, tid) and per-thread time order, as Perfetto's JSON importer needs.
+ * Returns the events.
+ */
+export function parseTrace(text: string): TraceEventJson[] {
+  const events = JSON.parse(text) as TraceEventJson[];
+  assert.ok(validate(events), `schema: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
+  const stacks = new Map<string, string[]>();
+  const lastTs = new Map<string, number>();
+  for (const e of events) {
+    if (e.ph === 'M') continue;
+    const key = `${e.pid}/${e.tid}`;
+    assert.ok(e.ts >= (lastTs.get(key) ?? 0), `time goes backwards on ${key} at ${e.name}`);
+    lastTs.set(key, e.ts);
+    if (e.ph === 'B') {
+      if (!stacks.has(key)) stacks.set(key, []);
+      stacks.get(key)!.push(e.name);
+    } else if (e.ph === 'E') {
+      assert.equal(stacks.get(key)?.pop(), e.name, `E ${e.name} on ${key} closes the innermost open span`);
+    }
+  }
+  for (const [key, st] of stacks) assert.deepEqual(st, [], `spans left open on ${key}`);
+  return events;
+}

@@ -294,6 +294,22 @@ export class FuzzMachine {
     if (!allowed.includes(got)) throw new Violation('errno', `${what} returned ${got}, expected ${allowed.length === 1 ? allowed[0] : `one of ${allowed.join(', ')}`}`);
   }
 
+  /**
+   * The shadow after a device (dmirror WRITE) or GPU (nouveau write/atomic)
+   * write of n pages from page g0: the written bytes where it returned 0;
+   * where it failed, each writable page may hold its old or its new bytes
+   * (the write may have landed partly).
+   */
+  private shadowDeviceWrite(mm: ShadowMm, g0: number, n: number, data: Uint8Array, ret: number): void {
+    for (let i = 0; i < n; i++) {
+      const g = g0 + i;
+      const v = mm.vmaAt(g);
+      if (v === null || (v.prot & 3) !== 3 || mm.beyond(v, g)) continue;
+      const page: Cands = [data.slice(i * PAGE, (i + 1) * PAGE)];
+      mm.setPage(v, g, ret === 0 ? page : uniq([...mm.pageIn(v, g), ...page]));
+    }
+  }
+
   /** Compare `got` (n whole pages from page g0 of sp) with the shadow. */
   private comparePages(what: string, sm: ShadowMm, g0: number, got: Uint8Array, skip?: (i: number) => boolean): void {
     const n = got.length / PAGE;
@@ -689,13 +705,7 @@ export class FuzzMachine {
           if (ret === 0) this.comparePages(`device ${what}`, mm, g0, sp.proc.readBytes(BUF_DATA, n * PAGE));
           return;
         }
-        for (let i = 0; i < n; i++) {
-          const g = g0 + i;
-          const v = mm.vmaAt(g);
-          if (v === null || (v.prot & 3) !== 3 || mm.beyond(v, g)) continue;
-          const page: Cands = [data!.slice(i * PAGE, (i + 1) * PAGE)];
-          mm.setPage(v, g, ret === 0 ? page : uniq([...mm.pageIn(v, g), ...page]));
-        }
+        this.shadowDeviceWrite(mm, g0, n, data!, ret);
         return;
       }
       case 'MIGRATE_TO_DEV':
@@ -979,13 +989,7 @@ export class FuzzMachine {
       if (ret === 0) this.comparePages(`GPU ${what}`, mm, g0, sp.proc.readBytes(BUF_DATA, n * PAGE));
       return;
     }
-    for (let i = 0; i < n; i++) {
-      const g = g0 + i;
-      const v = mm.vmaAt(g);
-      if (v === null || (v.prot & 3) !== 3 || mm.beyond(v, g)) continue;
-      const page: Cands = [data!.slice(i * PAGE, (i + 1) * PAGE)];
-      mm.setPage(v, g, ret === 0 ? page : uniq([...mm.pageIn(v, g), ...page]));
-    }
+    this.shadowDeviceWrite(mm, g0, n, data!, ret);
   }
 
   /**
