@@ -9,6 +9,8 @@ import { MADV_DONTNEED, MADV_FREE } from '../src/kernel/mm/madvise.js';
 import { EINVAL, ENOMEM } from '../src/kernel/errno.js';
 import { PG_hugetlb, PG_anon_exclusive } from '../src/kernel/mm/page.js';
 import { pmdTableOf, pmdIndex, T_PRESENT, _PAGE_RW, pteType } from '../src/kernel/mm/pgtable.js';
+import { FOLL_LONGTERM, pinUserPages, unpinUserPages } from '../src/kernel/mm/gup.js';
+import { runMmapRead } from './migrate_helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const MB2 = 2 << 20;
@@ -103,4 +105,34 @@ test('MAP_HUGETLB | MAP_NORESERVE: no reservation at mmap; pages come from the f
   assert.equal(p.load32(a), 1);
   assert.equal(p.munmap(a, 3 * MB2), 0);
   assert.equal(freeHuge(p), 2);
+});
+
+test('hugetlb private read-only mapping after fork: a R/O FOLL_LONGTERM pin unshares (FAULT_FLAG_UNSHARE, no VM_WRITE needed) into a read-only copy', () => {
+  // fuzz --thp always --seed 31004695 (run 4695): PIN_LONGTERM_TEST_START of
+  // a PROT_READ MAP_HUGETLB page after fork returned -EFAULT; hugetlb_wp()
+  // with unshare needs no VM_WRITE and maps the copy read-only.
+  const { s, p } = setup(4);
+  const k = s.kernel;
+  const a = p.mmap(0, MB2, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
+  assert.equal(p.load32(a + 64), 0);
+  const head = leaf(p, a).v;
+  const pid = p.fork((c) => {
+    assert.equal(k.pages.entireMapcount[head], 2, 'shared with the parent');
+    const pages = new Float64Array(1);
+    assert.equal(runMmapRead(c.mm!, pinUserPages(c.mm!, a, 1, FOLL_LONGTERM, pages)), 1);
+    const l = leaf(c, a);
+    assert.notEqual(l.v, head, 'the child unshared into its own copy');
+    assert.equal(l.f & _PAGE_RW, 0, 'the copy is mapped read-only');
+    assert.ok(k.pages.flags[l.v] & PG_anon_exclusive);
+    assert.equal(k.pages.folioPfn(pages[0]), l.v, 'the pin is on the copy');
+    assert.equal(k.pages.entireMapcount[head], 1, 'the parent keeps the original');
+    assert.equal(c.load32(a + 64), 0);
+    unpinUserPages(k, pages, 1);
+    c.exit(0);
+  });
+  p.waitpid(pid);
+  assert.equal(leaf(p, a).v, head);
+  p.exit(0);
+  k.lru.drain();
+  assert.equal(k.hugetlb.nrFree(), 4);
 });

@@ -150,6 +150,10 @@ export function hugetlbEvict(k: Kernel, as: AddressSpace): void {
  *  - present, write to a read-only leaf: hugetlb_wp(): shared -> make
  *    writable; private exclusive (or sole user) -> reuse; else copy into a
  *    new huge page (MMU_NOTIFY_CLEAR), VM_FAULT_SIGBUS if none is free.
+ *  - FAULT_FLAG_UNSHARE (mm/hugetlb.c hugetlb_wp() with unshare, since
+ *    a7f226604170 "mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a
+ *    possibly shared anonymous page"): the same reuse-or-copy, but the
+ *    result is mapped read-only and VM_WRITE is not required.
  * Returns 0 or VM_FAULT_* bits.
  */
 export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> {
@@ -161,7 +165,11 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   const haddr = addr - (addr % HPAGE_SIZE);
   const as = vma.file;
   const idx = (vma.pgoff + (haddr - vma.start) / PAGE_SIZE) / HPAGE_PMD_NR;
-  const write = (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) !== 0;
+  /* FAULT_FLAG_UNSHARE (a R/O FOLL_PIN of a maybe-shared anon page, GUP's
+     gup_must_unshare()) breaks COW like a write but maps read-only. */
+  const wfault = (flags & FAULT_FLAG_WRITE) !== 0;
+  const unshare = !wfault && (flags & FAULT_FLAG_UNSHARE) !== 0;
+  const write = wfault || unshare;
   const shared = (vma.flags & VM_MAYSHARE) !== 0;
   if (pmdAllocFails(k, mm.pgd, haddr)) return VM_FAULT_OOM; /* huge_pte_alloc() */
   const pmd = pmdTableOf(mm.pgd, haddr, true)!;
@@ -191,7 +199,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
       folioGet(k, head);
       folioAddFileRmapPmd(k, head);
       const wr = (vma.flags & VM_WRITE) !== 0;
-      setPmdLeaf(pmd, i, head, T_PRESENT | _PAGE_ACCESSED | (wr ? _PAGE_RW : 0) | (wr && write ? _PAGE_DIRTY : 0), 'hugetlb_no_page');
+      setPmdLeaf(pmd, i, head, T_PRESENT | _PAGE_ACCESSED | (wr ? _PAGE_RW : 0) | (wr && wfault ? _PAGE_DIRTY : 0), 'hugetlb_no_page');
     } else {
       head = allocHugetlbFolio(k, as, idx);
       if (head < 0) {
@@ -199,7 +207,7 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
         return VM_FAULT_SIGBUS;
       }
       folioAddNewAnonRmap(k, head, vma, haddr, true);
-      const wr = write && (vma.flags & VM_WRITE) !== 0;
+      const wr = wfault && (vma.flags & VM_WRITE) !== 0;
       setPmdLeaf(pmd, i, head, T_PRESENT | _PAGE_ACCESSED | (wr ? _PAGE_RW | _PAGE_DIRTY : 0), 'hugetlb_no_page');
     }
     pmd.lock.unlock(s);
@@ -212,17 +220,21 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   const f = pmd.f[i];
   const head = p.folioPfn(pmd.v[i]);
   if (!write || (f & _PAGE_RW)) {
-    setPmdFlags(pmd, i, f | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0), 'hugetlb_fault');
+    setPmdFlags(pmd, i, f | _PAGE_ACCESSED | (wfault ? _PAGE_DIRTY : 0), 'hugetlb_fault');
     pmd.lock.unlock(s);
     return 0;
   }
-  if (!(vma.flags & VM_WRITE)) {
+  // hugetlb_wp(): an unshare may run in a VMA without VM_WRITE (a R/O pin
+  // of a private read-only mapping after fork); a write fault may not.
+  if (!unshare && !(vma.flags & VM_WRITE)) {
     pmd.lock.unlock(s);
     return VM_FAULT_SIGBUS;
   }
   if (shared || ((p.flags[head] & PG_anon) && ((p.flags[head] & PG_anon_exclusive) || (p.entireMapcount[head] === 1 && p.refcount[head] === 1)))) {
+    // Reuse: MAP_SHARED, or the exclusive owner (the sole mapper); an
+    // unshare only marks the folio exclusive and leaves the PMD read-only.
     if (!shared) for (let j = 0; j < HPAGE_PMD_NR; j++) p.flags[head + j] |= PG_anon_exclusive;
-    setPmdFlags(pmd, i, f | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, 'hugetlb_wp');
+    if (!unshare) setPmdFlags(pmd, i, f | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED, 'hugetlb_wp');
     pmd.lock.unlock(s);
     return 0;
   }
@@ -240,7 +252,8 @@ export function* hugetlbFault(vma: Vma, addr: number, flags: number): K<number> 
   yield* spinLock(s, pmd.lock);
   if (pmd.f[i] === f && pmd.v[i] === head) {
     folioAddNewAnonRmap(k, np, vma, haddr, true);
-    setPmdLeaf(pmd, i, np, T_PRESENT | _PAGE_ACCESSED | _PAGE_RW | _PAGE_DIRTY, 'hugetlb_wp');
+    /* make_huge_pte(vma, page, !unshare): "Break COW or unshare" */
+    setPmdLeaf(pmd, i, np, T_PRESENT | _PAGE_ACCESSED | (unshare ? 0 : _PAGE_RW | _PAGE_DIRTY), 'hugetlb_wp');
     folioRemoveRmapPmd(k, head);
     folioPut(k, head); /* the mapping's reference */
   } else {
