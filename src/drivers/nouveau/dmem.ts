@@ -339,8 +339,9 @@ export class NouveauDmem {
    * (for failure injection).
    */
   *migrateToRam(vmf: VmFault): K<number> {
-    if (this.k.config.historical.nouveau_dmem_fault_copy_one) return yield* this.migrateToRamOld(vmf);
     const k = this.k;
+    if (k.tracer !== null && k.tracer.enter('nouveau_dmem_migrate_to_ram')) return yield* k.tracer.span('nouveau_dmem_migrate_to_ram', vmf.address, this.migrateToRam(vmf));
+    if (k.config.historical.nouveau_dmem_fault_copy_one) return yield* this.migrateToRamOld(vmf);
     const s = k.sched;
     this.stat.toRam++;
     // A large device folio (a PMD-level fault) comes back whole.
@@ -509,6 +510,8 @@ export class NouveauDmem {
    * setup's -errno.
    */
   *migrateVma(svmm: NouveauSvmm | null, vma: Vma, start: number, end: number): K<number> {
+    const tr = this.k.tracer;
+    if (tr !== null && tr.enter('nouveau_dmem_migrate_vma')) return yield* tr.span('nouveau_dmem_migrate_vma', start, this.migrateVma(svmm, vma, start, end));
     const npages = (end - start) / PAGE_SIZE;
     const max = Math.min(MIGRATE_WINDOW, npages);
     const src = new Float64Array(max);

@@ -51,6 +51,14 @@ import { migratePfnToPage } from '../../kernel/mm/migrate_device.js';
 import { NOUVEAU_APER_HOST, NOUVEAU_APER_VRAM } from './chan.js';
 import { NVIF_VMM_PFNMAP_V0_V, NVIF_VMM_PFNMAP_V0_W, type NouveauDmem } from './dmem.js';
 import { mmapReadLock, mmapWriteLock } from '../../kernel/mm/mmap_lock.js';
+import { chargeGpuPtUpdate } from '../../kernel/cost/charges.js';
+
+/** Simulated-time phase of a GPU page-table map (NVIF_VMM_V0_PFNMAP). */
+export const PHASE_PFNMAP = 'nouveau GPU PTE update (PFNMAP)';
+/** Simulated-time phase of a GPU page-table unmap (NVIF_VMM_V0_PFNCLR). */
+export const PHASE_PFNCLR = 'nouveau GPU PTE clear (PFNCLR)';
+/** Simulated-time phase of a GPU fault's entry: interrupt, fault buffer, handler. */
+export const PHASE_GPU_FAULT = 'nouveau_svm_fault: interrupt + fault buffer';
 
 /** GPU fault access types (the fault buffer's access field, as nouveau_svm_fault() decodes it). */
 export const GPU_ACCESS_READ = 0;
@@ -110,6 +118,8 @@ export class NouveauSvmm {
    * nouveau_svmm_invalidate(svmm, start, limit): drop the GPU's mappings of
    * [start, limit) (the PFNMAP method with nothing mapped, plus the TLB
    * flush). Caller holds svmm->mutex. A dead vmm has nothing to drop.
+   * Simulated time: one PFNCLR method with a TLB invalidate, and a PTE
+   * per entry dropped (chargeGpuPtUpdate(); nvkm skips what is unmapped).
    */
   invalidate(start: number, limit: number): void {
     const k = this.svm.k;
@@ -117,19 +127,22 @@ export class NouveauSvmm {
     if (!this.vmmAlive || limit <= start) return;
     this.stat.invalidations++;
     const marks = [this.skippedMigrate, this.foreignBind];
+    let dropped = 0;
     if ((limit - start) / PAGE_SIZE < this.pt.size) {
       for (let a = start; a < limit; a += PAGE_SIZE) {
-        this.pt.delete(a);
+        if (this.pt.delete(a)) dropped++;
         for (const m of marks) m?.delete(a);
       }
     } else {
       for (const a of [...this.pt.keys()]) {
         if (a >= start && a < limit) {
           this.pt.delete(a);
+          dropped++;
           for (const m of marks) m?.delete(a);
         }
       }
     }
+    if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNCLR, dropped);
   }
 
   /**
@@ -173,11 +186,17 @@ export class NouveauSvmm {
    * dst[i] the migrate pfns of the destination pages. `mm` (the migrated
    * VMA's) is not used by the kernel either: the entries go into this
    * SVMM's address space whatever mm the pages belong to.
+   * Simulated time: one PFNMAP method of npages entries (the kernel sends
+   * every entry, NONE for those that did not migrate) and its TLB
+   * invalidate (chargeGpuPtUpdate()).
    */
   *pfnsMap(mm: MmStruct, addr: number, pfns: Float64Array, dst: Float64Array, npages: number): K<void> {
-    const s = this.svm.k.sched;
+    const k = this.svm.k;
+    if (k.tracer !== null && k.tracer.enter('nouveau_pfns_map')) return yield* k.tracer.span('nouveau_pfns_map', addr, this.pfnsMap(mm, addr, pfns, dst, npages));
+    const s = k.sched;
     yield* spinLock(s, this.mutex);
     if (this.vmmAlive) {
+      if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, npages);
       // A COMPOUND dst entry is followed by zeros: page i is head + (i - index of the head entry).
       let head = -1;
       let at = 0;
@@ -282,6 +301,8 @@ export class NouveauSvm {
    * (nouveau_hmm_convert_pfn(): device-private pages of this device become
    * VRAM entries) and program the GPU page table, still under the mutex.
    * Returns 0, -EBUSY after too many rounds, or hmm_range_fault's -errno.
+   * Simulated time: hmm_range_fault() charges its walk ('get pages'); the
+   * PFNMAP method of the range and its TLB invalidate are charged here.
    */
   *rangeFault(svmm: NouveauSvmm, start: number, limit: number, hmmFlags: number): K<number> {
     const k = this.k;
@@ -326,6 +347,7 @@ export class NouveauSvm {
        * wrong VRAM page (docs/FINDINGS.md, hmm-absent-pmd-first-pfn).
        */
       if (svmm.vmmAlive) {
+        if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, range.hmmPfns.length);
         for (let i = 0; i < range.hmmPfns.length; i++) {
           const w = range.hmmPfns[i];
           const a = start + i * PAGE_SIZE;
@@ -395,6 +417,7 @@ export class NouveauSvm {
           continue;
         }
         if (svmm.vmmAlive) {
+          if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, 1);
           svmm.pt.set(start, { aper: NOUVEAU_APER_HOST, addr: page, write: true, atomic: true });
           svmm.skippedMigrate?.delete(start);
           svmm.foreignBind?.delete(start);
@@ -424,11 +447,19 @@ export class NouveauSvm {
    * own device-private page made read-only by fork) is replayed, faults
    * again, and so on forever (docs/FINDINGS.md,
    * nouveau-gpu-write-readonly-vram-livelock).
+   *
+   * Simulated time: device.faultNs per fault taken from the buffer (the
+   * interrupt, nouveau_svm_fault_cache()'s read of the entry, and the
+   * replay, nouveau_svm_fault_replay(), which the profile does not charge
+   * separately).
    */
   *fault(): K<void> {
+    const k = this.k;
+    if (k.tracer !== null && k.tracer.enter('nouveau_svm_fault')) return yield* k.tracer.span('nouveau_svm_fault', this.buffer.length, this.fault());
     while (this.buffer.length > 0) {
       const f = this.buffer.shift()!;
       if (f.done) continue;
+      if (k.clock !== null && k.clock.profile.device !== undefined) k.clock.charge(PHASE_GPU_FAULT, k.clock.profile.device.faultNs);
       const svmm = f.svmm;
       this.stat.faults++;
       svmm.stat.faults++;
