@@ -34,7 +34,7 @@ import { type K, waitUntil } from '../../kernel/sched/sched.js';
 import { Mutex, spinLock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import type { MmStruct } from '../../kernel/mm/mm_types.js';
-import { PAGE_SIZE } from '../../kernel/mm/page.js';
+import { HPAGE_PMD_NR, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { EBUSY, EFAULT, EINVAL } from '../../kernel/errno.js';
 import { isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { makeDeviceExclusive } from '../../kernel/mm/device_exclusive.js';
@@ -47,7 +47,7 @@ import {
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   mmuNotifierRangeBlockable, mmuNotifierRegister, mmuNotifierUnregister,
 } from '../../kernel/mm/mmu_notifier.js';
-import { migratePfnToPage } from '../../kernel/mm/migrate_device.js';
+import { MIGRATE_PFN_COMPOUND, migratePfnToPage, mpfnHas } from '../../kernel/mm/migrate_device.js';
 import { NOUVEAU_APER_HOST, NOUVEAU_APER_VRAM } from './chan.js';
 import { NVIF_VMM_PFNMAP_V0_V, NVIF_VMM_PFNMAP_V0_W, type NouveauDmem } from './dmem.js';
 import { mmapReadLock, mmapWriteLock } from '../../kernel/mm/mmap_lock.js';
@@ -76,6 +76,12 @@ export interface GpuPte {
   write: boolean;
   /** NVIF_VMM_PFNMAP_V0_A: mapped for atomics (the page is device-exclusive). */
   atomic?: boolean;
+  /**
+   * Part of one 2 MiB GPU mapping: nouveau_pfns_map() of a large VRAM
+   * folio maps it at the folio's page size (args->p.page), one PTE for the
+   * 512 pages the model keeps entries for (simulated time counts it once).
+   */
+  large?: boolean;
 }
 
 /** struct nouveau_svmm */
@@ -119,7 +125,8 @@ export class NouveauSvmm {
    * [start, limit) (the PFNMAP method with nothing mapped, plus the TLB
    * flush). Caller holds svmm->mutex. A dead vmm has nothing to drop.
    * Simulated time: one PFNCLR method with a TLB invalidate, and a PTE
-   * per entry dropped (chargeGpuPtUpdate(); nvkm skips what is unmapped).
+   * per GPU mapping dropped (chargeGpuPtUpdate(); nvkm skips what is
+   * unmapped; a 2 MiB mapping is one PTE).
    */
   invalidate(start: number, limit: number): void {
     const k = this.svm.k;
@@ -128,16 +135,21 @@ export class NouveauSvmm {
     this.stat.invalidations++;
     const marks = [this.skippedMigrate, this.foreignBind];
     let dropped = 0;
+    // A page of a 2 MiB mapping counts 1/512 (exact in binary floating point).
     if ((limit - start) / PAGE_SIZE < this.pt.size) {
       for (let a = start; a < limit; a += PAGE_SIZE) {
-        if (this.pt.delete(a)) dropped++;
+        const e = this.pt.get(a);
+        if (e !== undefined) {
+          this.pt.delete(a);
+          dropped += e.large === true ? 1 / HPAGE_PMD_NR : 1;
+        }
         for (const m of marks) m?.delete(a);
       }
     } else {
-      for (const a of [...this.pt.keys()]) {
+      for (const [a, e] of [...this.pt.entries()]) {
         if (a >= start && a < limit) {
           this.pt.delete(a);
-          dropped++;
+          dropped += e.large === true ? 1 / HPAGE_PMD_NR : 1;
           for (const m of marks) m?.delete(a);
         }
       }
@@ -186,9 +198,12 @@ export class NouveauSvmm {
    * dst[i] the migrate pfns of the destination pages. `mm` (the migrated
    * VMA's) is not used by the kernel either: the entries go into this
    * SVMM's address space whatever mm the pages belong to.
-   * Simulated time: one PFNMAP method of npages entries (the kernel sends
-   * every entry, NONE for those that did not migrate) and its TLB
-   * invalidate (chargeGpuPtUpdate()).
+   * Simulated time: one PFNMAP method (chargeGpuPtUpdate()) of one PTE
+   * per entry (the kernel sends every entry, NONE for those that did not
+   * migrate), a large folio's entries as one PTE: mainline maps it at its
+   * page size (nouveau_pfns_map()'s page_shift argument, added with the
+   * THP migration series, "gpu/drm/nouveau: enable THP support for GPU
+   * memory migration"), and its TLB invalidate.
    */
   *pfnsMap(mm: MmStruct, addr: number, pfns: Float64Array, dst: Float64Array, npages: number): K<void> {
     const k = this.svm.k;
@@ -196,19 +211,27 @@ export class NouveauSvmm {
     const s = k.sched;
     yield* spinLock(s, this.mutex);
     if (this.vmmAlive) {
-      if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, npages);
+      if (k.clock !== null) {
+        let ptes = 0;
+        for (let i = 0; i < npages; i += dst[i] !== 0 && mpfnHas(dst[i], MIGRATE_PFN_COMPOUND) ? HPAGE_PMD_NR : 1) ptes++;
+        chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, ptes);
+      }
       // A COMPOUND dst entry is followed by zeros: page i is head + (i - index of the head entry).
       let head = -1;
       let at = 0;
+      let large = false;
       for (let i = 0; i < npages; i++) {
         if (dst[i] !== 0) {
           head = migratePfnToPage(dst[i]);
           at = i;
+          large = mpfnHas(dst[i], MIGRATE_PFN_COMPOUND);
         }
         const w = pfns[i];
         if (!(w & NVIF_VMM_PFNMAP_V0_V) || head < 0) continue;
         const a = addr + i * PAGE_SIZE;
-        this.pt.set(a, { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
+        this.pt.set(a, large
+          ? { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0, large: true }
+          : { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
         this.skippedMigrate?.delete(a);
         if (this.svm.k.config.checked) {
           if (mm !== this.mm) (this.foreignBind ?? (this.foreignBind = new Set<number>())).add(a);
