@@ -43,7 +43,8 @@ export function chargeMigrateVmaSetup(clock: SimClock, src: Float64Array, npages
 /**
  * A device driver's copy of `pages` pages between system and device memory
  * (dmirror's copy in dmirror_migrate_alloc_and_copy /
- * dmirror_devmem_fault_alloc_and_copy; a real driver's copy engine). With a
+ * dmirror_devmem_fault_alloc_and_copy; nouveau's nvc0b5_migrate_copy() /
+ * nvc0b5_migrate_clear() command on its copy channel). With a
  * device and a link in the profile: one copy command on copy engine `ce0`,
  * copySetupNs on the CPU to submit, then link latency + bytes over the link
  * on the engine; the CPU does not wait here.

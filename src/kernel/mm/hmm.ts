@@ -504,6 +504,8 @@ function* migrationWait(w: HmmVmaWalk): K<void> {
  * FAULT_FLAG_ALLOW_RETRY, so the lock is never dropped). No page
  * references are taken. May sleep (faults, migration-entry waits).
  * Returns 0 / -EBUSY / -EFAULT / -EPERM / -EINVAL as described at the top.
+ * Simulated time (with k.clock): chargeHmmRangeFault() once per call for
+ * the whole range, before the walk.
  */
 export function* hmmRangeFault(range: HmmRange): K<number> {
   if (range.notifier.mm.kernel.tracer !== null && range.notifier.mm.kernel.tracer.enter('hmm_range_fault')) return yield* range.notifier.mm.kernel.tracer.span('hmm_range_fault', range.start, hmmRangeFault(range));
