@@ -41,6 +41,7 @@ import type { Process } from '../user/process.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
 import { MADV_HUGEPAGE, MADV_NOHUGEPAGE } from '../kernel/mm/madvise.js';
 import { O_RDWR } from '../kernel/fs/chardev.js';
+import { pmdAlignUp } from '../kernel/mm/pgtable.js';
 import { SimClock } from '../kernel/cost/clock.js';
 import type { HwProfile } from '../kernel/cost/profile.js';
 import {
@@ -120,7 +121,7 @@ export function runNouveauFault(profile: HwProfile, onConfig?: ConfigHook): Nouv
   const region = (size: number, thp: boolean, byte: number): number => {
     const raw = p.mmap(0, size + TWOMEG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (raw < 0) throw new Error(`mmap: ${raw}`);
-    const a = raw + ((TWOMEG - (raw % TWOMEG)) % TWOMEG);
+    const a = pmdAlignUp(raw);
     if (p.madvise(a, size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) !== 0) throw new Error('madvise failed');
     p.fill(a, size, byte);
     return a;
