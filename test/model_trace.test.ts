@@ -101,3 +101,39 @@ test('model device-fault --trace: copy engine track and fault spans; --trace on 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('model nouveau-fault --trace: one process per scenario, nouveau spans, copy engine jobs before the GPU bind', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hmmsim-model-trace-'));
+  try {
+    const file = join(dir, 'nv.json');
+    const r = run(['model', 'nouveau-fault', '--profile', 'pcie5-gpu', '--trace', file]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /trace: 6 simulated runs written/);
+    const ev = parseTrace(readFileSync(file, 'utf8')) as Array<TraceEventJson & { dur?: number }>;
+    const procs = new Map(ev.filter((e) => e.ph === 'M' && e.name === 'process_name').map((e) => [e.pid, String(e.args!.name)]));
+    assert.equal(procs.size, 6);
+    const pidOf = (label: string): number => [...procs].find(([, n]) => n.endsWith(label))![0];
+    const spans = (pid: number): Set<string> => new Set(ev.filter((e) => e.pid === pid && e.ph === 'B').map((e) => e.name));
+    // GPU fault on system memory: the fault handler and hmm_range_fault, no copy.
+    const gf = pidOf('GPU read fault, system memory (1 x 4K)');
+    for (const f of ['nouveau_svm_fault', 'hmm_range_fault']) assert.ok(spans(gf).has(f), f);
+    assert.equal(ev.filter((e) => e.pid === gf && e.ph === 'X').length, 0);
+    // SVM_BIND of a THP: one 2 MiB copy on copy engine 0, finished before nouveau_pfns_map (the fence wait).
+    const b2 = pidOf('SVM_BIND to VRAM (1 x 2M)');
+    for (const f of ['nouveau_dmem_migrate_vma', 'migrate_vma_setup', 'migrate_vma_pages', 'nouveau_pfns_map', 'migrate_vma_finalize']) assert.ok(spans(b2).has(f), f);
+    const ce = ev.filter((e) => e.pid === b2 && e.ph === 'X');
+    assert.equal(ce.length, 1);
+    const gpu = loadProfile('pcie5-gpu');
+    assert.ok(Math.abs(ce[0].dur! - (gpu.link!.latencyNs + (2 << 20) / gpu.link!.GBps) / 1000) < 1e-6);
+    assert.ok(ev.some((e) => e.pid === b2 && e.ph === 'M' && e.name === 'thread_name' && e.args!.name === 'copy engine 0'));
+    const map = ev.find((e) => e.pid === b2 && e.ph === 'B' && e.name === 'nouveau_pfns_map')!;
+    assert.ok(map.ts >= ce[0].ts + ce[0].dur! - 1e-6, 'the GPU PTEs are written after the copy fence');
+    // 512 small folios: 512 copy commands; the CPU fault on the 2 MiB folio: one.
+    assert.equal(ev.filter((e) => e.pid === pidOf('SVM_BIND to VRAM (512 x 4K)') && e.ph === 'X').length, 512);
+    const c2 = pidOf('CPU fault from VRAM (1 x 2M)');
+    assert.ok(spans(c2).has('nouveau_dmem_migrate_to_ram'));
+    assert.equal(ev.filter((e) => e.pid === c2 && e.ph === 'X').length, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

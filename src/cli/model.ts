@@ -4,6 +4,8 @@
  *
  *   move-pages   move_pages() throughput of --size (default 1 GiB) by folio
  *                size, CPU copy and the DMA migrator with N channels
+ *   nouveau-fault  nouveau's fault and migration latency by phase (migrate,
+ *                copy, get pages, bind), 4 KiB vs 2 MiB
  *   calibrate    fit the profile's free parameters on the RFC v6 rows and
  *                print them with the per-point error
  *   profiles     list the shipped profiles
@@ -66,15 +68,15 @@ function parseList(s: string, what: string): number[] {
 export function registerModel(program: Command, write: (s: string) => void, setCode: (c: number) => void): void {
   program
     .command('model')
-    .description('simulated-time experiments under a hardware profile (move-pages, dmirror-benchmark, device-fault, calibrate, profiles)')
-    .argument('<experiment>', 'move-pages | dmirror-benchmark | device-fault | calibrate | profiles')
+    .description('simulated-time experiments under a hardware profile (move-pages, dmirror-benchmark, device-fault, nouveau-fault, calibrate, profiles)')
+    .argument('<experiment>', 'move-pages | dmirror-benchmark | device-fault | nouveau-fault | calibrate | profiles')
     .option('--profile <name>', 'hardware profile (profiles/<name>.json or a path)', 'zen3-2s')
     .option('--size <MiB>', 'move-pages: memory moved, MiB (multiple of 2)', '1024')
     .option('--channels <list>', 'move-pages: copy configurations, 0 = CPU copy', '0,1,2,4,8,16')
     .option('--folios <list>', `move-pages: folio sizes in KiB (${FOLIO_KIB.join(',')})`)
     .option('--sweep <param=a,b,c>', 'repeat for each value of a profile parameter (e.g. dma.channelGBps=8,16)')
     .option('--predict', 'move-pages: closed-form prediction only (no simulation run)')
-    .option('--trace <file>', 'move-pages, device-fault, dmirror-benchmark: write the runs as Chrome Trace Event JSON in simulated time (one process per configuration; CPU thread, DMA channel and copy engine tracks); move-pages defaults to --size 8 with it')
+    .option('--trace <file>', 'move-pages, device-fault, nouveau-fault, dmirror-benchmark: write the runs as Chrome Trace Event JSON in simulated time (one process per configuration; CPU thread, DMA channel and copy engine tracks); move-pages defaults to --size 8 with it')
     .option('--json', 'print JSON')
     .addHelpText('after', `
 The move-pages experiment runs the model with contentMode=fingerprint (data
@@ -88,12 +90,14 @@ Examples:
   hmmsim model move-pages --predict --sweep dma.channelGBps=8,13,20
   hmmsim model dmirror-benchmark --profile pcie5-gpu
   hmmsim model device-fault --profile pcie5-gpu --sweep link.GBps=31.5,63
+  hmmsim model nouveau-fault --profile pcie5-gpu
+  hmmsim model nouveau-fault --profile pcie5-gpu --sweep device.copySetupNs=1000,5000 --json
   hmmsim model calibrate --profile zen3-2s
   hmmsim model move-pages --folios 4,2048 --channels 0,4 --trace mp.json`)
     .action(async (experiment: string, o: ModelOpts, cmd: Command) => {
       try {
         const parts: TracePart[] = [];
-        if (o.trace !== undefined && !['move-pages', 'device-fault', 'dmirror-benchmark'].includes(experiment)) throw new Error(`--trace: experiment '${experiment}' runs no simulation (move-pages, device-fault, dmirror-benchmark do)`);
+        if (o.trace !== undefined && !['move-pages', 'device-fault', 'nouveau-fault', 'dmirror-benchmark'].includes(experiment)) throw new Error(`--trace: experiment '${experiment}' runs no simulation (move-pages, device-fault, nouveau-fault, dmirror-benchmark do)`);
         if (o.trace !== undefined && o.predict) throw new Error('--trace needs a simulation: drop --predict');
         if (o.trace !== undefined && cmd.getOptionValueSource('size') === 'default') o.size = String(TRACE_DEFAULT_MIB);
         const finishTrace = (): void => {
@@ -164,12 +168,32 @@ Examples:
           finishTrace();
           return;
         }
+        if (experiment === 'nouveau-fault') {
+          if (base.device === undefined || base.link === undefined) throw new Error(`nouveau-fault: profile '${base.name}' has no device and link (a GPU profile: pcie5-gpu, coherent-apu)`);
+          const { runNouveauFault, NOUVEAU_PHASES } = await import('../model/nouveau_fault.js');
+          for (const v of variants) {
+            const rows = runNouveauFault(v.p, o.trace === undefined ? undefined : traceHook(parts, v.label ? `${v.label}: ` : ''));
+            if (o.json) {
+              write(JSON.stringify({ experiment, profile: base.name, variant: v.label, phases: NOUVEAU_PHASES, rows }, null, 2) + '\n');
+              continue;
+            }
+            write(`\nnouveau fault latency by phase, profile ${base.name}${v.label ? `, ${v.label}` : ''} (simulated us; '-': the path does not take the phase)\n`);
+            const head = ['scenario'.padEnd(30), 'folios'.padEnd(9), 'total'.padStart(9), ...NOUVEAU_PHASES.map((ph) => ph.padStart(10)), 'ns/KiB'.padStart(8)];
+            write(head.join(' ') + '\n');
+            for (const r of rows) {
+              const cells = NOUVEAU_PHASES.map((ph) => (r.phases[ph] > 0 ? (r.phases[ph] / 1000).toFixed(2) : '-').padStart(10));
+              write([r.scenario.padEnd(30), r.folios.padEnd(9), (r.ns / 1000).toFixed(2).padStart(9), ...cells, (r.ns / (r.bytes / 1024)).toFixed(1).padStart(8)].join(' ') + '\n');
+            }
+          }
+          finishTrace();
+          return;
+        }
         if (experiment === 'dmirror-benchmark') {
           await dmirrorBenchmark(base, o.json === true, write, o.trace === undefined ? null : parts);
           finishTrace();
           return;
         }
-        if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, dmirror-benchmark, device-fault, calibrate, profiles)`);
+        if (experiment !== 'move-pages') throw new Error(`unknown experiment '${experiment}' (move-pages, dmirror-benchmark, device-fault, nouveau-fault, calibrate, profiles)`);
         const mib = Number(o.size);
         if (!Number.isInteger(mib) || mib < 2 || mib % 2) throw new Error(`--size: '${o.size}' is not an even number of MiB >= 2`);
         const bytes = mib * (1 << 20);

@@ -23,12 +23,20 @@
  * the content slots of device-private pfns: those pages are not CPU
  * addressable.
  *
- * Simulated time (design hook, not implemented): each command records its
- * cost in nanoseconds at submission (`durationNs`, CE_NS_PER_PAGE per page)
- * and the ring's completion order is the command order; a clock attached
- * later turns "executes when the thread is scheduled" into "completes at
- * submit time + queued work + durationNs", an event the scheduler can wait
- * for. Nothing else in the driver depends on how completion is decided.
+ * Simulated time (with a clock on the machine, docs/COST_MODEL.md): each
+ * copy or clear is charged at submission with chargeDeviceCopy(), the
+ * helper dmirror's copies use: device.copySetupNs on the submitting CPU
+ * (the push-buffer methods and the kick), then link latency + bytes over
+ * the link queued on copy engine track `ce0` (the command's `durationNs`
+ * records that engine time). Commands complete in ring order, so a fence
+ * signals in simulated time when the engine has run everything before it:
+ * nouveau_fence_wait() advances the waiting CPU to the end of `ce0`
+ * (chargeCopyFenceWait(), "copy fence wait"). Which simulated thread
+ * executes the bytes, and when it is scheduled, does not change the
+ * figures: scheduling decides the data's fate, the clock decides time.
+ * Deliberate difference: a clear (nvc0b5_migrate_clear) fills VRAM and
+ * never crosses the link; the profile has no VRAM fill bandwidth, so it is
+ * charged as a copy of as many pages over the link (an upper bound).
  */
 import type { Kernel } from '../../kernel/kernel.js';
 import { KernelBug } from '../../kernel/printk.js';
@@ -36,15 +44,13 @@ import { pageBug } from '../../kernel/mm/debug.js';
 import type { PageContents } from '../../kernel/mm/contents.js';
 import { type K, waitUntil } from '../../kernel/sched/sched.js';
 import { EBUSY, ENODEV } from '../../kernel/errno.js';
+import { chargeCopyFenceWait, chargeDeviceCopy } from '../../kernel/cost/charges.js';
 
 /** enum nouveau_aper */
 export const NOUVEAU_APER_VIRT = 0;
 export const NOUVEAU_APER_VRAM = 1;
 export const NOUVEAU_APER_HOST = 2;
 export type NouveauAper = 0 | 1 | 2;
-
-/** Cost model hook: nanoseconds per 4 KiB page copied (a PCIe 4 x16 order of magnitude). */
-export const CE_NS_PER_PAGE = 200;
 
 /** Ring capacity in commands (RING_SPACE() fails when the GPU does not drain it). */
 export const CE_RING_SIZE = 1024;
@@ -59,7 +65,7 @@ interface CeCmd {
   srcAper: NouveauAper;
   src: number;
   seq: number;
-  /** Simulated-time hook: cost of the command. */
+  /** Simulated time: ns the command occupies copy engine `ce0` (0 without a clock, or for a fence). */
   durationNs: number;
 }
 
@@ -102,7 +108,8 @@ export class NouveauChannel {
   copy(npages: number, dstAper: NouveauAper, dst: number, srcAper: NouveauAper, src: number): number {
     if (this.killed || this.ring.length >= CE_RING_SIZE) return -EBUSY;
     if (npages <= 0) throw new KernelBug('BUG', `${this.name}: copy of ${npages} pages`);
-    this.ring.push({ kind: 'copy', npages, dstAper, dst, srcAper, src, seq: 0, durationNs: npages * CE_NS_PER_PAGE });
+    const durationNs = this.k.clock !== null ? chargeDeviceCopy(this.k, npages, 'nouveau copy') : 0;
+    this.ring.push({ kind: 'copy', npages, dstAper, dst, srcAper, src, seq: 0, durationNs });
     return 0;
   }
 
@@ -112,7 +119,8 @@ export class NouveauChannel {
    */
   clear(npages: number, dstAper: NouveauAper, dst: number): number {
     if (this.killed || this.ring.length >= CE_RING_SIZE) return -EBUSY;
-    this.ring.push({ kind: 'clear', npages, dstAper, dst, srcAper: 0, src: 0, seq: 0, durationNs: npages * CE_NS_PER_PAGE });
+    const durationNs = this.k.clock !== null ? chargeDeviceCopy(this.k, npages, 'nouveau clear') : 0;
+    this.ring.push({ kind: 'clear', npages, dstAper, dst, srcAper: 0, src: 0, seq: 0, durationNs });
     return 0;
   }
 
@@ -132,9 +140,14 @@ export class NouveauChannel {
    * nouveau_fence_wait(fence, lazy, intr=false): sleep until the fence
    * signals (or the channel is killed: nouveau_fence_context_kill()
    * signals every pending fence with an error). With no copy-engine thread
-   * in the run the ring executes inline up to the fence.
+   * in the run the ring executes inline up to the fence. With a clock the
+   * waiting CPU's time advances to the end of the work queued on copy
+   * engine `ce0` (chargeCopyFenceWait()), whichever way the fence signals
+   * (model simplification: to the end of everything queued, which is the
+   * fence's own point unless another CPU submitted after it).
    */
   *fenceWait(fence: NouveauFence): K<void> {
+    if (this.k.clock !== null) chargeCopyFenceWait(this.k.clock);
     if (fence.done()) return;
     const s = this.k.sched;
     if (s.exploring && this.threadRunning) {

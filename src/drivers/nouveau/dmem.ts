@@ -337,10 +337,15 @@ export class NouveauDmem {
    * device page that is then freed (docs/FINDINGS.md). The allocation site
    * of the destination is 'nouveau_dmem_migrate_to_ram' in both shapes
    * (for failure injection).
+   *
+   * Simulated time: migrate_vma_setup() charges the bookkeeping,
+   * nouveau_svmm_invalidate() the PFNCLR and TLB invalidate, the copy
+   * command its submit and copy-engine job, the fence wait the rest.
    */
   *migrateToRam(vmf: VmFault): K<number> {
-    if (this.k.config.historical.nouveau_dmem_fault_copy_one) return yield* this.migrateToRamOld(vmf);
     const k = this.k;
+    if (k.tracer !== null && k.tracer.enter('nouveau_dmem_migrate_to_ram')) return yield* k.tracer.span('nouveau_dmem_migrate_to_ram', vmf.address, this.migrateToRam(vmf));
+    if (k.config.historical.nouveau_dmem_fault_copy_one) return yield* this.migrateToRamOld(vmf);
     const s = k.sched;
     this.stat.toRam++;
     // A large device folio (a PMD-level fault) comes back whole.
@@ -507,8 +512,15 @@ export class NouveauDmem {
    * The caller holds mmap_lock for read. Returns the number of pages
    * migrated (the kernel returns 0 or -errno and does not count), or the
    * setup's -errno.
+   *
+   * Simulated time (docs/COST_MODEL.md, "nouveau"): migrate_vma_setup()
+   * charges the bookkeeping, each copy command its submit and its job on
+   * the copy engine, the fence wait the rest of the copy, nouveau_pfns_map()
+   * the GPU page-table update.
    */
   *migrateVma(svmm: NouveauSvmm | null, vma: Vma, start: number, end: number): K<number> {
+    const tr = this.k.tracer;
+    if (tr !== null && tr.enter('nouveau_dmem_migrate_vma')) return yield* tr.span('nouveau_dmem_migrate_vma', start, this.migrateVma(svmm, vma, start, end));
     const npages = (end - start) / PAGE_SIZE;
     const max = Math.min(MIGRATE_WINDOW, npages);
     const src = new Float64Array(max);

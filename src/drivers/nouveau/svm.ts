@@ -34,7 +34,7 @@ import { type K, waitUntil } from '../../kernel/sched/sched.js';
 import { Mutex, spinLock } from '../../kernel/sched/locks.js';
 import { LOCK_CLASSES } from '../../kernel/sched/lockdep.js';
 import type { MmStruct } from '../../kernel/mm/mm_types.js';
-import { PAGE_SIZE } from '../../kernel/mm/page.js';
+import { HPAGE_PMD_NR, PAGE_SIZE } from '../../kernel/mm/page.js';
 import { EBUSY, EFAULT, EINVAL } from '../../kernel/errno.js';
 import { isDevicePrivatePage } from '../../kernel/mm/memremap.js';
 import { makeDeviceExclusive } from '../../kernel/mm/device_exclusive.js';
@@ -47,10 +47,18 @@ import {
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   mmuNotifierRangeBlockable, mmuNotifierRegister, mmuNotifierUnregister,
 } from '../../kernel/mm/mmu_notifier.js';
-import { migratePfnToPage } from '../../kernel/mm/migrate_device.js';
+import { MIGRATE_PFN_COMPOUND, migratePfnToPage, mpfnHas } from '../../kernel/mm/migrate_device.js';
 import { NOUVEAU_APER_HOST, NOUVEAU_APER_VRAM } from './chan.js';
 import { NVIF_VMM_PFNMAP_V0_V, NVIF_VMM_PFNMAP_V0_W, type NouveauDmem } from './dmem.js';
 import { mmapReadLock, mmapWriteLock } from '../../kernel/mm/mmap_lock.js';
+import { chargeGpuPtUpdate } from '../../kernel/cost/charges.js';
+
+/** Simulated-time phase of a GPU page-table map (NVIF_VMM_V0_PFNMAP). */
+export const PHASE_PFNMAP = 'nouveau GPU PTE update (PFNMAP)';
+/** Simulated-time phase of a GPU page-table unmap (NVIF_VMM_V0_PFNCLR). */
+export const PHASE_PFNCLR = 'nouveau GPU PTE clear (PFNCLR)';
+/** Simulated-time phase of a GPU fault's entry: interrupt, fault buffer, handler. */
+export const PHASE_GPU_FAULT = 'nouveau_svm_fault: interrupt + fault buffer';
 
 /** GPU fault access types (the fault buffer's access field, as nouveau_svm_fault() decodes it). */
 export const GPU_ACCESS_READ = 0;
@@ -68,6 +76,12 @@ export interface GpuPte {
   write: boolean;
   /** NVIF_VMM_PFNMAP_V0_A: mapped for atomics (the page is device-exclusive). */
   atomic?: boolean;
+  /**
+   * Part of one 2 MiB GPU mapping: nouveau_pfns_map() of a large VRAM
+   * folio maps it at the folio's page size (args->p.page), one PTE for the
+   * 512 pages the model keeps entries for (simulated time counts it once).
+   */
+  large?: boolean;
 }
 
 /** struct nouveau_svmm */
@@ -110,6 +124,9 @@ export class NouveauSvmm {
    * nouveau_svmm_invalidate(svmm, start, limit): drop the GPU's mappings of
    * [start, limit) (the PFNMAP method with nothing mapped, plus the TLB
    * flush). Caller holds svmm->mutex. A dead vmm has nothing to drop.
+   * Simulated time: one PFNCLR method with a TLB invalidate, and a PTE
+   * per GPU mapping dropped (chargeGpuPtUpdate(); nvkm skips what is
+   * unmapped; a 2 MiB mapping is one PTE).
    */
   invalidate(start: number, limit: number): void {
     const k = this.svm.k;
@@ -117,19 +134,27 @@ export class NouveauSvmm {
     if (!this.vmmAlive || limit <= start) return;
     this.stat.invalidations++;
     const marks = [this.skippedMigrate, this.foreignBind];
+    let dropped = 0;
+    // A page of a 2 MiB mapping counts 1/512 (exact in binary floating point).
     if ((limit - start) / PAGE_SIZE < this.pt.size) {
       for (let a = start; a < limit; a += PAGE_SIZE) {
-        this.pt.delete(a);
+        const e = this.pt.get(a);
+        if (e !== undefined) {
+          this.pt.delete(a);
+          dropped += e.large === true ? 1 / HPAGE_PMD_NR : 1;
+        }
         for (const m of marks) m?.delete(a);
       }
     } else {
-      for (const a of [...this.pt.keys()]) {
+      for (const [a, e] of [...this.pt.entries()]) {
         if (a >= start && a < limit) {
           this.pt.delete(a);
+          dropped += e.large === true ? 1 / HPAGE_PMD_NR : 1;
           for (const m of marks) m?.delete(a);
         }
       }
     }
+    if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNCLR, dropped);
   }
 
   /**
@@ -173,23 +198,40 @@ export class NouveauSvmm {
    * dst[i] the migrate pfns of the destination pages. `mm` (the migrated
    * VMA's) is not used by the kernel either: the entries go into this
    * SVMM's address space whatever mm the pages belong to.
+   * Simulated time: one PFNMAP method (chargeGpuPtUpdate()) of one PTE
+   * per entry (the kernel sends every entry, NONE for those that did not
+   * migrate), a large folio's entries as one PTE: mainline maps it at its
+   * page size (nouveau_pfns_map()'s page_shift argument, added with the
+   * THP migration series, "gpu/drm/nouveau: enable THP support for GPU
+   * memory migration"), and its TLB invalidate.
    */
   *pfnsMap(mm: MmStruct, addr: number, pfns: Float64Array, dst: Float64Array, npages: number): K<void> {
-    const s = this.svm.k.sched;
+    const k = this.svm.k;
+    if (k.tracer !== null && k.tracer.enter('nouveau_pfns_map')) return yield* k.tracer.span('nouveau_pfns_map', addr, this.pfnsMap(mm, addr, pfns, dst, npages));
+    const s = k.sched;
     yield* spinLock(s, this.mutex);
     if (this.vmmAlive) {
+      if (k.clock !== null) {
+        let ptes = 0;
+        for (let i = 0; i < npages; i += dst[i] !== 0 && mpfnHas(dst[i], MIGRATE_PFN_COMPOUND) ? HPAGE_PMD_NR : 1) ptes++;
+        chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, ptes);
+      }
       // A COMPOUND dst entry is followed by zeros: page i is head + (i - index of the head entry).
       let head = -1;
       let at = 0;
+      let large = false;
       for (let i = 0; i < npages; i++) {
         if (dst[i] !== 0) {
           head = migratePfnToPage(dst[i]);
           at = i;
+          large = mpfnHas(dst[i], MIGRATE_PFN_COMPOUND);
         }
         const w = pfns[i];
         if (!(w & NVIF_VMM_PFNMAP_V0_V) || head < 0) continue;
         const a = addr + i * PAGE_SIZE;
-        this.pt.set(a, { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
+        this.pt.set(a, large
+          ? { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0, large: true }
+          : { aper: NOUVEAU_APER_VRAM, addr: this.svm.dmem.pageAddr(head + (i - at)), write: (w & NVIF_VMM_PFNMAP_V0_W) !== 0 });
         this.skippedMigrate?.delete(a);
         if (this.svm.k.config.checked) {
           if (mm !== this.mm) (this.foreignBind ?? (this.foreignBind = new Set<number>())).add(a);
@@ -282,6 +324,8 @@ export class NouveauSvm {
    * (nouveau_hmm_convert_pfn(): device-private pages of this device become
    * VRAM entries) and program the GPU page table, still under the mutex.
    * Returns 0, -EBUSY after too many rounds, or hmm_range_fault's -errno.
+   * Simulated time: hmm_range_fault() charges its walk ('get pages'); the
+   * PFNMAP method of the range and its TLB invalidate are charged here.
    */
   *rangeFault(svmm: NouveauSvmm, start: number, limit: number, hmmFlags: number): K<number> {
     const k = this.k;
@@ -326,6 +370,7 @@ export class NouveauSvm {
        * wrong VRAM page (docs/FINDINGS.md, hmm-absent-pmd-first-pfn).
        */
       if (svmm.vmmAlive) {
+        if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, range.hmmPfns.length);
         for (let i = 0; i < range.hmmPfns.length; i++) {
           const w = range.hmmPfns[i];
           const a = start + i * PAGE_SIZE;
@@ -395,6 +440,7 @@ export class NouveauSvm {
           continue;
         }
         if (svmm.vmmAlive) {
+          if (k.clock !== null) chargeGpuPtUpdate(k.clock, PHASE_PFNMAP, 1);
           svmm.pt.set(start, { aper: NOUVEAU_APER_HOST, addr: page, write: true, atomic: true });
           svmm.skippedMigrate?.delete(start);
           svmm.foreignBind?.delete(start);
@@ -424,11 +470,19 @@ export class NouveauSvm {
    * own device-private page made read-only by fork) is replayed, faults
    * again, and so on forever (docs/FINDINGS.md,
    * nouveau-gpu-write-readonly-vram-livelock).
+   *
+   * Simulated time: device.faultNs per fault taken from the buffer (the
+   * interrupt, nouveau_svm_fault_cache()'s read of the entry, and the
+   * replay, nouveau_svm_fault_replay(), which the profile does not charge
+   * separately).
    */
   *fault(): K<void> {
+    const k = this.k;
+    if (k.tracer !== null && k.tracer.enter('nouveau_svm_fault')) return yield* k.tracer.span('nouveau_svm_fault', this.buffer.length, this.fault());
     while (this.buffer.length > 0) {
       const f = this.buffer.shift()!;
       if (f.done) continue;
+      if (k.clock !== null && k.clock.profile.device !== undefined) k.clock.charge(PHASE_GPU_FAULT, k.clock.profile.device.faultNs);
       const svmm = f.svmm;
       this.stat.faults++;
       svmm.stat.faults++;

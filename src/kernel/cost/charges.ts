@@ -43,23 +43,27 @@ export function chargeMigrateVmaSetup(clock: SimClock, src: Float64Array, npages
 /**
  * A device driver's copy of `pages` pages between system and device memory
  * (dmirror's copy in dmirror_migrate_alloc_and_copy /
- * dmirror_devmem_fault_alloc_and_copy; a real driver's copy engine). With a
+ * dmirror_devmem_fault_alloc_and_copy; nouveau's nvc0b5_migrate_copy() /
+ * nvc0b5_migrate_clear() command on its copy channel). With a
  * device and a link in the profile: one copy command on copy engine `ce0`,
  * copySetupNs on the CPU to submit, then link latency + bytes over the link
  * on the engine; the CPU does not wait here.
  * Without: a CPU copy (dmirror's memcpy) at the profile's CPU bandwidth.
+ * Returns the ns the copy occupies the engine (0 for a CPU copy).
  */
-export function chargeDeviceCopy(k: Kernel, pages: number, phase: string): void {
+export function chargeDeviceCopy(k: Kernel, pages: number, phase: string): number {
   const clock = k.clock!;
   const prof = clock.profile;
   if (prof.device !== undefined && prof.link !== undefined) {
     // Submitted and queued: the CPU waits once, for the fence, before
     // migrate_vma_finalize() (chargeCopyFenceWait).
     clock.charge(`${phase}: submit`, prof.device.copySetupNs);
-    clock.engineRun('ce0', prof.link.latencyNs + (pages * 4096) / prof.link.GBps, clock.now(), clock.jobs === null ? 'job' : `${phase}: ${pages} page${pages > 1 ? 's' : ''} over ${prof.link.name}`);
-  } else {
-    clock.charge(`${phase}: cpu copy`, pages * clock.cpuCopyPageNs);
+    const ns = prof.link.latencyNs + (pages * 4096) / prof.link.GBps;
+    clock.engineRun('ce0', ns, clock.now(), clock.jobs === null ? 'job' : `${phase}: ${pages} page${pages > 1 ? 's' : ''} over ${prof.link.name}`);
+    return ns;
   }
+  clock.charge(`${phase}: cpu copy`, pages * clock.cpuCopyPageNs);
+  return 0;
 }
 
 /**
@@ -70,4 +74,34 @@ export function chargeDeviceCopy(k: Kernel, pages: number, phase: string): void 
 export function chargeCopyFenceWait(clock: SimClock): void {
   const t = clock.engineNs.get('ce0');
   if (t !== undefined) clock.waitFor(t, 'copy fence wait');
+}
+
+/**
+ * hmm_range_fault() (mm/hmm.c): `kernel.hmmRangeFaultNs` per call plus
+ * `kernel.hmmPageNs` per page of the range (the walk reads one PTE per
+ * page and writes its hmm_pfn word; a PMD's 512 words are written in one
+ * loop, charged per page as well). Faults it takes through
+ * handle_mm_fault() are not charged here. Nothing when the profile has
+ * neither value.
+ */
+export function chargeHmmRangeFault(clock: SimClock, npages: number): void {
+  const kc = clock.profile.kernel;
+  const ns = (kc.hmmRangeFaultNs ?? 0) + npages * (kc.hmmPageNs ?? 0);
+  if (ns > 0) clock.charge('hmm_range_fault', ns);
+}
+
+/**
+ * A device driver's GPU page-table update (nouveau's NVIF_VMM_V0_PFNMAP
+ * to map, PFNCLR to unmap, through nvif_object_ioctl() into nvkm) of
+ * `ptes` entries, and the TLB invalidate that ends it: on the CPU, which
+ * waits for the method and the invalidate's ack. `device.ptUpdateNs` per
+ * update + `device.ptePageNs` per entry, then `device.tlbInvalidateNs`
+ * (phase 'GPU TLB invalidate'). Nothing without a device in the profile.
+ */
+export function chargeGpuPtUpdate(clock: SimClock, phase: string, ptes: number): void {
+  const dev = clock.profile.device;
+  if (dev === undefined) return;
+  const ns = (dev.ptUpdateNs ?? 0) + ptes * (dev.ptePageNs ?? 0);
+  if (ns > 0) clock.charge(phase, ns);
+  if ((dev.tlbInvalidateNs ?? 0) > 0) clock.charge('GPU TLB invalidate', dev.tlbInvalidateNs!);
 }

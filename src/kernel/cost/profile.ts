@@ -38,6 +38,18 @@ export interface KernelCosts {
   migratePmdNs: number;
   /** Exception entry + handle_mm_fault() dispatch + return to user, per CPU fault. */
   faultEntryExitNs: number;
+  /**
+   * Optional (0 when absent). Per hmm_range_fault() call: the walk's setup
+   * (walk_page_range() over the range's VMAs) and the caller's
+   * mmu_interval_read_begin() / mmu_interval_read_retry() pair.
+   */
+  hmmRangeFaultNs?: number;
+  /**
+   * Optional (0 when absent). Per page hmm_range_fault() reports: one PTE
+   * read and its hmm_pfn word (hmm_vma_handle_pte(), or one iteration of
+   * hmm_vma_handle_pmd()'s fill loop for a PMD).
+   */
+  hmmPageNs?: number;
 }
 
 /** A CPU memory copy bandwidth for one block size. */
@@ -108,6 +120,20 @@ export interface DeviceProfile {
   copySetupNs: number;
   /** Device fault: interrupt, fault buffer read, the driver's handler up to hmm_range_fault / migrate_vma. */
   faultNs: number;
+  /**
+   * Optional (0 when absent). Per GPU page-table update method
+   * (nouveau's NVIF_VMM_V0_PFNMAP / PFNCLR through nvif_object_ioctl():
+   * the ioctl into nvkm and the page-table walk to the level of the
+   * range), without the PTE writes and the TLB invalidate.
+   */
+  ptUpdateNs?: number;
+  /** Optional (0 when absent). Per GPU PTE written or cleared by such a method. */
+  ptePageNs?: number;
+  /**
+   * Optional (0 when absent). Per GPU TLB invalidate (the flush nvkm
+   * issues after a page-table update, and its wait for the MMU's ack).
+   */
+  tlbInvalidateNs?: number;
 }
 
 export interface HwProfile {
@@ -128,6 +154,12 @@ const NUMERIC: Record<string, string[]> = {
   dma: ['channels', 'batchNs', 'descriptorNs', 'iommuPageNs', 'segmentNs', 'maxSegmentBytes', 'channelGBps', 'aggregateGBps'],
   link: ['GBps', 'latencyNs'],
   device: ['copyEngines', 'copySetupNs', 'faultNs'],
+};
+
+/** Fields that may be absent (then 0); when present, a finite non-negative number with a source. */
+const OPTIONAL_NUMERIC: Record<string, string[]> = {
+  kernel: ['hmmRangeFaultNs', 'hmmPageNs'],
+  device: ['ptUpdateNs', 'ptePageNs', 'tlbInvalidateNs'],
 };
 
 /**
@@ -160,6 +192,16 @@ export function validateProfile(x: unknown): string[] {
     for (const f of fields) {
       const v = s[f];
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) errs.push(`${sec}.${f}: not a non-negative number`);
+    }
+  }
+  for (const [sec, fields] of Object.entries(OPTIONAL_NUMERIC)) {
+    const s = o[sec] as Record<string, unknown> | undefined;
+    if (typeof s !== 'object' || s === null) continue;
+    for (const f of fields) {
+      if (!(f in s)) continue;
+      const v = s[f];
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) errs.push(`${sec}.${f}: not a non-negative number`);
+      else if (typeof o.sources === 'object' && o.sources !== null && typeof (o.sources as Record<string, unknown>)[`${sec}.${f}`] !== 'string') errs.push(`sources: no source for ${sec}.${f}`);
     }
   }
   const dma = o.dma as DmaProfile | undefined;

@@ -53,6 +53,7 @@ import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
 import { type MmuIntervalNotifier, mmuIntervalCheckRetry } from './mmu_notifier.js';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, VM_FAULT_ERROR, handleMmFault, vmNormalPage } from './memory.js';
 import { mmapAssertLocked } from './mmap_lock.js';
+import { chargeHmmRangeFault } from '../cost/charges.js';
 
 /* ---------------------------------------------------------------------- */
 /* hmm_pfn encoding                                                        */
@@ -503,6 +504,8 @@ function* migrationWait(w: HmmVmaWalk): K<void> {
  * FAULT_FLAG_ALLOW_RETRY, so the lock is never dropped). No page
  * references are taken. May sleep (faults, migration-entry waits).
  * Returns 0 / -EBUSY / -EFAULT / -EPERM / -EINVAL as described at the top.
+ * Simulated time (with k.clock): chargeHmmRangeFault() once per call for
+ * the whole range, before the walk.
  */
 export function* hmmRangeFault(range: HmmRange): K<number> {
   if (range.notifier.mm.kernel.tracer !== null && range.notifier.mm.kernel.tracer.enter('hmm_range_fault')) return yield* range.notifier.mm.kernel.tracer.span('hmm_range_fault', range.start, hmmRangeFault(range));
@@ -511,6 +514,7 @@ export function* hmmRangeFault(range: HmmRange): K<number> {
   mmapAssertLocked(mm, 'hmm_range_fault');
   if (!mm.mmapLock.isLocked()) throw new KernelBug('LOCKDEP', 'hmm_range_fault: mmap_assert_locked(mm) failed', `mm #${mm.id}`);
   if (range.hmmPfns.length < (range.end - range.start) / PAGE_SIZE) throw new KernelBug('BUG', 'hmm_range_fault: hmm_pfns shorter than the range');
+  if (k.clock !== null) chargeHmmRangeFault(k.clock, (range.end - range.start) / PAGE_SIZE);
   const w: HmmVmaWalk = {
     k, mm, range, last: range.start,
     anyFault: ((hiOf(range.defaultFlags) | hiOf(range.pfnFlagsMask)) & HI_VALID) !== 0,
