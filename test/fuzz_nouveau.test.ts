@@ -162,3 +162,30 @@ test('a reproducer of a nouveau sequence names the drivers and replays to the sa
     assert.deepEqual(p, a, `pooled run ${i}`);
   }
 });
+
+test('campaign regressions (seeds 32005602 and 31004695): SNAPSHOT of a page in another owner\'s device-private THP is PROT_ERROR, not a write permission; a R/O pin of a PROT_READ hugetlb page after fork succeeds', () => {
+  // nouveau SVM_BIND of a 2 MiB hole in a PROT_READ mapping makes a device-private
+  // PMD; dmirror's snapshot (another owner) gets HMM_PFN_ERROR from
+  // hmm_vma_handle_absent_pmd(): byte 0xff, which the shadow once read as
+  // "has HMM_DMIRROR_PROT_WRITE".
+  const snap: Op[] = [
+    { o: 'mmap', p: 0, kind: 'anon', prot: 3, r: 'H', a: 0, n: 1, s: true },
+    { o: 'mmap', p: 0, kind: 'anon', prot: 1, r: 'A', a: 0, n: 1, s: true },
+    { o: 'open', p: 0, d: 1 },
+    { o: 'nv', p: 0, f: 0, c: 'BIND', v: 1, r: 'A', a: 0, n: 1, s: true },
+    { o: 'dm', p: 0, f: 0, c: 'SNAPSHOT', v: 1, r: 'A', a: 0, n: 1, s: true },
+  ];
+  const a = replay({ ...BOTH, thp: 'never' }, snap);
+  assert.equal(a.violation, null, a.violation?.message);
+  assert.equal(a.ops, snap.length);
+  assert.deepEqual(a.findings, [], "no finding ends it");
+  const pin: Op[] = [
+    { o: 'mmap', p: 0, kind: 'huge', prot: 1, r: 'A', a: 0, n: 1, s: true },
+    { o: 'read', p: 0, r: 'A', a: 0, s: true, off: 0, len: 1 },
+    { o: 'fork', p: 0 },
+    { o: 'pin', p: 0, w: false, fast: false, r: 'H', a: 0, n: 1, s: true },
+  ];
+  const b = replay({ ...BOTH, thp: 'always' }, pin);
+  assert.equal(b.violation, null, b.violation?.message);
+  assert.equal(b.ops, pin.length);
+});

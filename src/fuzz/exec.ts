@@ -763,7 +763,14 @@ export class FuzzMachine {
           const b = perm[i];
           if (v === null || !(v.prot & 1)) {
             if (b !== HMM_DMIRROR_PROT_ERROR) throw new Violation('shadow', `${what}: page ${g0 + i} is ${v === null ? 'not mapped' : 'PROT_NONE'}, snapshot byte 0x${b.toString(16)} (expected HMM_DMIRROR_PROT_ERROR)`);
-          } else if (!(v.prot & 2) && (b & HMM_DMIRROR_PROT_WRITE)) {
+          } else if (!(v.prot & 2) && b !== HMM_DMIRROR_PROT_ERROR && (b & HMM_DMIRROR_PROT_WRITE)) {
+            /*
+             * HMM_DMIRROR_PROT_ERROR (0xff) is not a permission set: a
+             * readable page gets it when another owner's device-private
+             * THP maps it (mm/hmm.c hmm_vma_handle_absent_pmd() fills
+             * HMM_PFN_ERROR where the PTE path, hmm_vma_handle_pte(),
+             * reports 0), e.g. after a nouveau SVM_BIND of a 2 MiB hole.
+             */
             throw new Violation('shadow', `${what}: page ${g0 + i} is mapped read-only, snapshot byte 0x${b.toString(16)} has HMM_DMIRROR_PROT_WRITE`);
           }
         }
