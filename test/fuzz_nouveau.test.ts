@@ -163,7 +163,7 @@ test('a reproducer of a nouveau sequence names the drivers and replays to the sa
   }
 });
 
-test('campaign regressions (seeds 32005602 and 31004695): SNAPSHOT of a page in another owner\'s device-private THP is PROT_ERROR, not a write permission; a R/O pin of a PROT_READ hugetlb page after fork succeeds', () => {
+test('campaign regressions (seeds 32005602, 31004695, 34005175): SNAPSHOT of a page in another owner\'s device-private THP is PROT_ERROR, not a write permission; a R/O pin of a PROT_READ hugetlb page after fork succeeds; a R/O longterm pin unshares a private file page', () => {
   // nouveau SVM_BIND of a 2 MiB hole in a PROT_READ mapping makes a device-private
   // PMD; dmirror's snapshot (another owner) gets HMM_PFN_ERROR from
   // hmm_vma_handle_absent_pmd(): byte 0xff, which the shadow once read as
@@ -188,4 +188,21 @@ test('campaign regressions (seeds 32005602 and 31004695): SNAPSHOT of a page in 
   const b = replay({ ...BOTH, thp: 'always' }, pin);
   assert.equal(b.violation, null, b.violation?.message);
   assert.equal(b.ops, pin.length);
+  // Seed 34005175: a R/O longterm pin of a MAP_PRIVATE file page unshares it
+  // (gup_must_unshare(), 84209e87c696): a later write to the file through
+  // the fork child's shared mapping is no longer seen there (the shadow
+  // once expected it; the GPU read got the private copy).
+  const filep: Op[] = [
+    { o: 'nv', p: 0, f: 0, c: 'WRITE', v: 1, r: 'A', a: 0, n: 3, s: true },
+    { o: 'mmap', p: 0, kind: 'file', prot: 3, r: 'A', a: 3, n: 1, s: false },
+    { o: 'fork', p: 0 },
+    { o: 'mmap', p: 1, kind: 'file', prot: 3, r: 'T', a: 0, n: 1, s: true },
+    { o: 'mmap', p: 0, kind: 'fileP', prot: 3, r: 'A', a: 0, n: 1, s: true },
+    { o: 'pin', p: 0, w: false, fast: true, r: 'H', a: 0, n: 1, s: true },
+    { o: 'write', p: 1, r: 'A', a: 0, s: true, off: 0, len: 1, v: 1 },
+  ];
+  const c = replay({ ...BOTH, thp: 'mixed' }, filep);
+  assert.equal(c.violation, null, c.violation?.message);
+  assert.equal(c.bytesLost, 0);
+  assert.equal(c.ops, filep.length);
 });

@@ -819,9 +819,20 @@ export class FuzzMachine {
     const linked: boolean[] = [];
     for (let g = g0; g < g1; g++) {
       const v = mm.vmaAt(g)!;
-      // A read-only pin of a page that may be the shared zero page, or of a
-      // private file page not yet written, pins a page the next write replaces.
-      const roMaybeShared = !op.w && !isShared(v.kind) && (v.kind === 'fileP' ? !mm.priv.has(g) : mm.pageIn(v, g) === ZERO || mm.pageIn(v, g).includes(null));
+      if (!op.w && v.kind === 'fileP' && !mm.priv.has(g)) {
+        // A read-only FOLL_LONGTERM pin of a page-cache page in a COW
+        // mapping unshares it (mm/internal.h gup_must_unshare(): !PageAnon
+        // && FOLL_LONGTERM -> is_cow_mapping(), since 84209e87c696
+        // "mm/gup: reliable R/O long-term pinning in COW mappings"): the
+        // mapping now holds a private copy of the file's current bytes and
+        // no longer sees later writes to the file.
+        mm.setPage(v, g, mm.pageIn(v, g));
+        linked.push(true);
+        continue;
+      }
+      // A read-only pin of a page that may be the shared zero page pins a
+      // page the next write replaces.
+      const roMaybeShared = !op.w && !isShared(v.kind) && (mm.pageIn(v, g) === ZERO || mm.pageIn(v, g).includes(null));
       linked.push(!roMaybeShared);
     }
     this.pin = { owner: sp, g0, linked };
