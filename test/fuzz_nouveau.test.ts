@@ -188,7 +188,7 @@ test('campaign regressions (seeds 32005602, 31004695, 34005175): SNAPSHOT of a p
   const b = replay({ ...BOTH, thp: 'always' }, pin);
   assert.equal(b.violation, null, b.violation?.message);
   assert.equal(b.ops, pin.length);
-  // Seed 34005175: a R/O longterm pin of a MAP_PRIVATE file page unshares it
+  // Fuzz run 34005175 (--seed=34000000, run 5175): a R/O longterm pin of a MAP_PRIVATE file page unshares it
   // (gup_must_unshare(), 84209e87c696): a later write to the file through
   // the fork child's shared mapping is no longer seen there (the shadow
   // once expected it; the GPU read got the private copy).

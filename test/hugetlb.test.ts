@@ -108,7 +108,7 @@ test('MAP_HUGETLB | MAP_NORESERVE: no reservation at mmap; pages come from the f
 });
 
 test('hugetlb private read-only mapping after fork: a R/O FOLL_LONGTERM pin unshares (FAULT_FLAG_UNSHARE, no VM_WRITE needed) into a read-only copy', () => {
-  // fuzz --thp always --seed 31004695 (run 4695): PIN_LONGTERM_TEST_START of
+  // fuzz --thp always --seed=31000000, run 4695: PIN_LONGTERM_TEST_START of
   // a PROT_READ MAP_HUGETLB page after fork returned -EFAULT; hugetlb_wp()
   // with unshare needs no VM_WRITE and maps the copy read-only.
   const { s, p } = setup(4);
