@@ -270,6 +270,13 @@ export class FuzzMachine {
     return [r, a % REGIONS[r][1]];
   }
 
+  /** The end of what a final read-back sweep reads of VMA v: its object's end, at most MAX_OP_PAGES. */
+  static sweepEnd(v: SVma): number {
+    let end = v.end;
+    if (v.obj !== null) end = Math.max(v.start, Math.min(v.end, v.start + (v.obj.size - v.pgoff)));
+    return Math.min(end, v.start + MAX_OP_PAGES);
+  }
+
   /** [g0, g1) of a range op on mm. */
   static rangeOf(mm: ShadowMm, x: { r: Region; a: number; n: number; s: boolean }): [number, number] {
     const [r, a] = FuzzMachine.place(mm, x.r, x.a, x.s);
@@ -1058,9 +1065,7 @@ export class FuzzMachine {
         const mm = file.mirror.mm;
         for (const v of [...mm.vmas]) {
           if (!(v.prot & 1)) continue;
-          let end = v.end;
-          if (v.obj !== null) end = Math.max(v.start, Math.min(v.end, v.start + (v.obj.size - v.pgoff)));
-          end = Math.min(end, v.start + MAX_OP_PAGES);
+          const end = FuzzMachine.sweepEnd(v);
           if (end <= v.start) continue;
           const n = end - v.start;
           sp.proc.writeBytes(BUF_CMD, encodeU64s([BigInt(gAddr(v.start)), BigInt(BUF_DATA), BigInt(n), 0n, 0n]));
@@ -1103,9 +1108,7 @@ export class FuzzMachine {
         const mm = file.mirror.mm;
         for (const v of [...mm.vmas]) {
           if (!(v.prot & 1)) continue;
-          let end = v.end;
-          if (v.obj !== null) end = Math.max(v.start, Math.min(v.end, v.start + (v.obj.size - v.pgoff)));
-          end = Math.min(end, v.start + MAX_OP_PAGES);
+          const end = FuzzMachine.sweepEnd(v);
           if (end <= v.start) continue;
           const n = end - v.start;
           const what = `final device READ via ${file.path} (mirror of pid ${file.mirror.proc.pid}) by pid ${sp.proc.pid} of pages ${v.start}..${end - 1}`;
