@@ -1,13 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * The system RAM page allocator (mm/page_alloc.c), reduced to what this
- * subsystem needs: orders 0 and HPAGE_PMD_ORDER, with coalescing of a
- * fully free 2 MiB block back to order 9, the zero page and the huge zero
- * page, and failure injection at allocation sites.
+ * subsystem needs: orders 0 to HPAGE_PMD_ORDER (0 and 9 for base pages and
+ * PMD THPs, 1 to 8 for mTHP folios), the zero page and the huge zero page,
+ * and failure injection at allocation sites.
  *
- * Free pages carry PG_buddy and sit on a doubly linked free list threaded
- * through the same lruPrev/lruNext arrays the LRU uses (a page is never on
- * both, as in the kernel). blockFree[b] counts free pages of 2 MiB block b.
+ * Free pages carry PG_buddy. A free piece of order o (2^o pages, aligned)
+ * sits on the free list of order o, a doubly linked list threaded through
+ * the same lruPrev/lruNext arrays the LRU uses (a page is never on both, as
+ * in the kernel); freeOrder[] holds the order of each free piece's first
+ * page. An allocation takes the smallest free piece of at least the order
+ * asked for and returns the upper halves to the lists, as the kernel's
+ * expand() does (__rmqueue_smallest()). blockFree[b] counts free pages of
+ * 2 MiB block b.
+ *
+ * Deliberate difference: a freed piece is not merged with its buddy below
+ * order 9 (the kernel's __free_one_page() merges at every order); a 2 MiB
+ * block whose pages are all free again becomes one order-9 piece. Without
+ * mTHP this gives the same pfns, in the same order, as the kernel's
+ * allocator gives the model's order-0 and order-9 requests, and it keeps the
+ * free path one push.
  *
  * Lock: zone->lock. In the model allocation never yields, so the lock is
  * implicit: no hook point inside the allocator.
@@ -48,8 +60,10 @@ export class BuddyAllocator {
    */
   readonly nrNodes: number;
   readonly nodePages: number;
-  private readonly heads0: Int32Array;
-  private readonly heads9: Int32Array;
+  /** Free lists: heads[order * nrNodes + node], -1 when empty. */
+  private readonly heads: Int32Array;
+  /** Order of the free piece starting at a pfn (valid on a free piece's first page only). */
+  private readonly freeOrder: Uint8Array;
   nrFree = 0;
   private blockFree: Uint16Array;
   /**
@@ -73,7 +87,7 @@ export class BuddyAllocator {
    */
   readonly fail: Map<string, FailRule>;
   /** Counters (vmstat-like). */
-  readonly stat = { alloc0: 0, alloc9: 0, free0: 0, free9: 0, failInjected: 0, failNoMem: 0, failNoMemOrder0: 0 };
+  readonly stat = { alloc0: 0, alloc9: 0, allocMthp: 0, free0: 0, free9: 0, freeMthp: 0, failInjected: 0, failNoMem: 0, failNoMemOrder0: 0 };
 
   constructor(
     private readonly pages: PageArrays,
@@ -103,11 +117,11 @@ export class BuddyAllocator {
     if (!Number.isInteger(nrNodes) || nrNodes < 1 || nrNodes * HPAGE_PMD_NR > ramPages) throw new KernelBug('BUG', `numaNodes=${nrNodes}: each node needs at least one 2 MiB block of RAM`);
     this.nrNodes = nrNodes;
     this.nodePages = Math.floor(ramPages / HPAGE_PMD_NR / nrNodes) * HPAGE_PMD_NR;
-    this.heads0 = new Int32Array(nrNodes).fill(NIL);
-    this.heads9 = new Int32Array(nrNodes).fill(NIL);
+    this.heads = new Int32Array((HPAGE_PMD_ORDER + 1) * nrNodes).fill(NIL);
+    this.freeOrder = new Uint8Array(ramPages);
     this.blockFree = new Uint16Array(ramPages / HPAGE_PMD_NR).fill(HPAGE_PMD_NR);
     pages.flags.fill(PG_buddy | PG_shadow_free, this.start, this.end);
-    for (let b = this.end - HPAGE_PMD_NR; b >= this.start; b -= HPAGE_PMD_NR) this.push9(b);
+    for (let b = this.end - HPAGE_PMD_NR; b >= this.start; b -= HPAGE_PMD_NR) this.pushFree(b, HPAGE_PMD_ORDER);
     this.nrFree = ramPages;
   }
 
@@ -132,100 +146,100 @@ export class BuddyAllocator {
     return true;
   }
 
-  private push(head: number, pfn: number): number {
+  /** Put the free piece of `order` starting at pfn on the head of its node's list. */
+  private pushFree(pfn: number, order: number): void {
     const p = this.pages;
+    const h = order * this.nrNodes + this.nid(pfn);
+    const head = this.heads[h];
     p.lruPrev[pfn] = NIL;
     p.lruNext[pfn] = head;
     if (head !== NIL) p.lruPrev[head] = pfn;
-    return pfn;
+    this.heads[h] = pfn;
+    this.freeOrder[pfn - this.start] = order;
   }
 
-  private unlink(pfn: number, order: 0 | 9): void {
+  /** Take the free piece of `order` starting at pfn off its list. */
+  private unlink(pfn: number, order: number): void {
     const p = this.pages;
     const prev = p.lruPrev[pfn];
     const next = p.lruNext[pfn];
     if (prev !== NIL) p.lruNext[prev] = next;
-    else if (order === 0) this.heads0[this.nid(pfn)] = next;
-    else this.heads9[this.nid(pfn)] = next;
+    else this.heads[order * this.nrNodes + this.nid(pfn)] = next;
     if (next !== NIL) p.lruPrev[next] = prev;
     p.lruPrev[pfn] = NIL;
     p.lruNext[pfn] = NIL;
   }
 
-  private push9(pfn: number): void {
-    const n = this.nid(pfn);
-    this.heads9[n] = this.push(this.heads9[n], pfn);
-  }
-
-  private push0(pfn: number): void {
-    const n = this.nid(pfn);
-    this.heads0[n] = this.push(this.heads0[n], pfn);
+  /** The smallest order >= `order` with a free piece on node n, or -1. */
+  private smallestFree(n: number, order: number): number {
+    for (let o = order; o <= HPAGE_PMD_ORDER; o++) if (this.heads[o * this.nrNodes + n] !== NIL) return o;
+    return -1;
   }
 
   /**
    * The node an allocation is served from: `nid` (numa_node_id() when -1:
    * node 0, the model's CPUs sit on node 0) if it has a free block of the
-   * order (or, for order 0, a 2 MiB block to break), else the next node
+   * order or a larger one to break, else the next node
    * with one (the zonelist fallback), unless __GFP_THISNODE. -1: none.
    */
   private pickNode(order: number, gfp: number, nid: number): number {
     const pol = nid >= 0 ? null : this.allocPolicy !== null ? this.allocPolicy : this.policy !== null ? this.policy() : null;
     if (pol !== null) {
-      for (const n of pol.nodes) if (this.heads9[n] !== NIL || (order === 0 && this.heads0[n] !== NIL)) return n;
+      for (const n of pol.nodes) if (this.smallestFree(n, order) >= 0) return n;
       if (pol.bind) return -1;
     }
     const first = nid < 0 ? (pol !== null ? pol.nodes[0] : 0) : nid;
     for (let j = 0; j < this.nrNodes; j++) {
       const n = (first + j) % this.nrNodes;
-      if (this.heads9[n] !== NIL || (order === 0 && this.heads0[n] !== NIL)) return n;
+      if (this.smallestFree(n, order) >= 0) return n;
       if (gfp & __GFP_THISNODE) return -1;
     }
     return -1;
   }
 
   /**
-   * alloc_pages(gfp, order) for order 0 or 9. Returns the head pfn with
-   * refcount 1, or -1 (NULL) when memory is exhausted or a failure is
-   * injected at `site`. A compound page gets PG_head / PG_tail and the order
-   * on every subpage. __GFP_ZERO clears the contents. `nid`: the preferred
-   * node (alloc_pages_node(); -1: the local node), with fallback to the
-   * other nodes unless __GFP_THISNODE.
+   * alloc_pages(gfp, order) for order 0 to 9 (HPAGE_PMD_ORDER). Returns the
+   * head pfn with refcount 1, or -1 (NULL) when memory is exhausted or a
+   * failure is injected at `site`. A compound page gets PG_head / PG_tail
+   * and the order on every subpage. __GFP_ZERO clears the contents. `nid`:
+   * the preferred node (alloc_pages_node(); -1: the local node), with
+   * fallback to the other nodes unless __GFP_THISNODE.
    */
   alloc(order: number, gfp: number, site = 'alloc_pages', nid = -1): number {
-    if (order !== 0 && order !== HPAGE_PMD_ORDER) throw new KernelBug('BUG', `alloc_pages: order ${order} not supported by the model (0 or ${HPAGE_PMD_ORDER})`);
+    if (!Number.isInteger(order) || order < 0 || order > HPAGE_PMD_ORDER) throw new KernelBug('BUG', `alloc_pages: order ${order} not supported by the model (0 to ${HPAGE_PMD_ORDER})`);
     // should_fail_alloc_page() does not consider __GFP_NOFAIL allocations
     // (they retry forever in the kernel): no occurrence, no injected failure.
     if (!(gfp & __GFP_NOFAIL) && (this.shouldFail(site, order) || (site !== 'alloc_pages' && this.fail.has('alloc_pages') && this.shouldFail('alloc_pages', order, false)))) {
       return NIL;
     }
     const p = this.pages;
-    let pfn: number;
     const n = this.nrNodes === 1 ? 0 : this.pickNode(order, gfp, nid);
     if (n < 0) return this.noMem(order, gfp);
+    let pfn = order === 0 ? this.heads[n] : NIL;
+    if (pfn !== NIL) {
+      this.unlink(pfn, 0);
+    } else {
+      // __rmqueue_smallest(): the smallest piece that fits; expand() gives
+      // the upper halves back, largest first, so the next small requests
+      // take the lowest free pfns of the block in ascending order.
+      const o = this.smallestFree(n, order);
+      if (o < 0) return this.noMem(order, gfp);
+      pfn = this.heads[o * this.nrNodes + n];
+      this.unlink(pfn, o);
+      for (let q = o - 1; q >= order; q--) this.pushFree(pfn + (1 << q), q);
+    }
+    this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER] -= 1 << order;
     if (order === 0) {
-      if (this.heads0[n] === NIL) {
-        if (this.heads9[n] === NIL) return this.noMem(order, gfp);
-        const b = this.heads9[n];
-        this.unlink(b, 9);
-        for (let i = HPAGE_PMD_NR - 1; i >= 1; i--) this.push0(b + i);
-        pfn = b;
-      } else {
-        pfn = this.heads0[n];
-        this.unlink(pfn, 0);
-      }
-      this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER]--;
       p.flags[pfn] = 0;
       p.order[pfn] = 0;
       this.stat.alloc0++;
     } else {
-      if (this.heads9[n] === NIL) return this.noMem(order, gfp);
-      pfn = this.heads9[n];
-      this.unlink(pfn, 9);
-      this.blockFree[(pfn - this.start) >> HPAGE_PMD_ORDER] = 0;
+      const end = pfn + (1 << order);
       p.flags[pfn] = PG_head;
-      p.flags.fill(PG_tail, pfn + 1, pfn + HPAGE_PMD_NR);
-      p.order.fill(HPAGE_PMD_ORDER, pfn, pfn + HPAGE_PMD_NR);
-      this.stat.alloc9++;
+      p.flags.fill(PG_tail, pfn + 1, end);
+      p.order.fill(order, pfn, end);
+      if (order === HPAGE_PMD_ORDER) this.stat.alloc9++;
+      else this.stat.allocMthp++;
     }
     const nr = 1 << order;
     if (nr === 1) {
@@ -286,26 +300,26 @@ export class BuddyAllocator {
     }
     this.nrFree += nr;
     const blk = (pfn - this.start) >> HPAGE_PMD_ORDER;
-    if (order === HPAGE_PMD_ORDER) {
-      this.blockFree[blk] = HPAGE_PMD_NR;
-      this.push9(pfn);
-      this.stat.free9++;
-      return;
-    }
-    this.stat.free0++;
-    this.push0(pfn);
-    if (++this.blockFree[blk] === HPAGE_PMD_NR) {
-      // The whole 2 MiB block is free again: merge it back to order 9.
+    if (order === 0) this.stat.free0++;
+    else if (order === HPAGE_PMD_ORDER) this.stat.free9++;
+    else this.stat.freeMthp++;
+    this.pushFree(pfn, order);
+    if ((this.blockFree[blk] += nr) === HPAGE_PMD_NR && order !== HPAGE_PMD_ORDER) {
+      // The whole 2 MiB block is free again: merge its pieces back to order 9.
       const b = this.start + blk * HPAGE_PMD_NR;
-      for (let i = 0; i < HPAGE_PMD_NR; i++) this.unlink(b + i, 0);
-      this.push9(b);
+      for (let i = 0; i < HPAGE_PMD_NR; ) {
+        const o = this.freeOrder[b + i - this.start];
+        this.unlink(b + i, o);
+        i += 1 << o;
+      }
+      this.pushFree(b, HPAGE_PMD_ORDER);
     }
   }
 
   /** Free pages of order 9 available (for THP decisions and tests). */
   nrFreeHuge(): number {
     let n = 0;
-    for (let j = 0; j < this.nrNodes; j++) for (let b = this.heads9[j]; b !== NIL; b = this.pages.lruNext[b]) n++;
+    for (let j = 0; j < this.nrNodes; j++) for (let b = this.heads[HPAGE_PMD_ORDER * this.nrNodes + j]; b !== NIL; b = this.pages.lruNext[b]) n++;
     return n;
   }
 }
