@@ -91,7 +91,7 @@ function textReport(r: CampaignResult): string {
   out.push(`  violations ${r.violations} (${Object.entries(r.byClass).filter(([, n]) => n).map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}), bytes lost ${r.bytesLost}, JS exceptions ${r.jsExceptions}`);
   const f = Object.entries(r.findings);
   out.push(`  known findings: ${f.length ? f.map(([id, n]) => `${id} x${n}`).join(', ') : 'none'}`);
-  out.push(`  operations by driver: dmirror ${r.opsByDriver.dmirror}, nouveau ${r.opsByDriver.nouveau}, other ${r.opsByDriver.other}; calls that reached nouveau ${r.nouveauCalls}`);
+  out.push(`  operations by driver: dmirror ${r.opsByDriver.dmirror}, nouveau ${r.opsByDriver.nouveau}, other ${r.opsByDriver.other}; calls that reached nouveau ${r.nouveauCalls}` + (r.mthpFolios > 0 ? `; mTHP folios faulted ${r.mthpFolios}` : ''));
   for (const v of r.violationReports) {
     out.push('', `VIOLATION (${v.cls}) in run ${v.run} (seed ${v.seed}), shrunk from ${v.originalLength} to ${v.ops.length} operations (${v.shrinkReplays} replays):`);
     out.push(...v.message.split('\n').map((l) => `  ${l}`));
@@ -141,6 +141,7 @@ export async function runFuzz(o: FuzzCliOptions, write: (s: string) => void, val
     acc.sequences = 1;
     acc.bytesLost = r.bytesLost;
     acc.nouveauCalls = r.nouveauCalls;
+    acc.mthpFolios = r.mthpFolios;
     for (const f of r.findings) acc.findings[f.id] = (acc.findings[f.id] ?? 0) + 1;
     if (r.violation) {
       acc.violations = 1;

@@ -83,6 +83,8 @@ export interface CampaignResult {
   opsByDriver: Record<DriverName | 'other', number>;
   /** Calls that reached the nouveau driver (open, ioctl, close, device removal, final GPU reads). */
   nouveauCalls: number;
+  /** mTHP folios allocated by anonymous faults (with hugepages-<size>kB settings in --config). */
+  mthpFolios: number;
   /** Sequences ended by a known finding. */
   sequencesEndedByFinding: number;
   violationReports: ViolationReport[];
@@ -210,6 +212,7 @@ export function checkRun(o: CampaignOptions, r: number, acc: CampaignResult, poo
   acc.sequences++;
   acc.bytesLost += res.bytesLost;
   acc.nouveauCalls += res.nouveauCalls;
+  acc.mthpFolios += res.mthpFolios;
   for (const [kind, n] of Object.entries(res.kinds)) {
     const d = (Object.keys(DRIVER_OPS) as DriverName[]).find((x) => DRIVER_OPS[x].includes(kind as OpName)) ?? 'other';
     acc.opsByDriver[d] += n;
@@ -235,7 +238,7 @@ export function emptyResult(o: CampaignOptions): CampaignResult {
   return {
     seed: o.seed, runs: shardRange(o.runs, o.shard.index, o.shard.count), shard: o.shard,
     ops: 0, sequences: 0, violations: 0, byClass: { shadow: 0, errno: 0, signal: 0, kernel: 0, js: 0 },
-    bytesLost: 0, jsExceptions: 0, findings: {}, opsByDriver: { dmirror: 0, nouveau: 0, other: 0 }, nouveauCalls: 0, sequencesEndedByFinding: 0, violationReports: [], seconds: 0, searchMs: 0, searchCpuMs: 0, opsPerSecond: 0, opsPerCpuSecond: 0,
+    bytesLost: 0, jsExceptions: 0, findings: {}, opsByDriver: { dmirror: 0, nouveau: 0, other: 0 }, nouveauCalls: 0, mthpFolios: 0, sequencesEndedByFinding: 0, violationReports: [], seconds: 0, searchMs: 0, searchCpuMs: 0, opsPerSecond: 0, opsPerCpuSecond: 0,
   };
 }
 

@@ -92,6 +92,16 @@ export interface SeqResult {
   kinds: Partial<Record<OpName, number>>;
   /** Calls that reached the nouveau driver (open, ioctl, close, device removal; final GPU reads included). */
   nouveauCalls: number;
+  /** mTHP folios (orders 2 to 8) the sequence's anonymous faults allocated (hugepages-<size>kB/stats/anon_fault_alloc). */
+  mthpFolios: number;
+}
+
+/** Sum of the per-size anon_fault_alloc counters of the mTHP orders (2 to 8). */
+function mthpFaultAllocs(sys: { kernel: { mthpStats: { anon_fault_alloc: Float64Array } } }): number {
+  const a = sys.kernel.mthpStats.anon_fault_alloc;
+  let n = 0;
+  for (let o = 2; o < a.length - 1; o++) n += a[o];
+  return n;
 }
 
 /** The KernelConfig of a fuzz machine: small RAM, swap, a hugetlb pool, checked mode, then the settings. */
@@ -1198,7 +1208,7 @@ export interface SeqOptions {
 
 /** Run one sequence on a fresh machine and classify what happens. */
 export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {}): SeqResult {
-  const res: SeqResult = { ops: 0, violation: null, findings: [], bytesLost: 0, kinds: {}, nouveauCalls: 0 };
+  const res: SeqResult = { ops: 0, violation: null, findings: [], bytesLost: 0, kinds: {}, nouveauCalls: 0, mthpFolios: 0 };
   let m: FuzzMachine;
   try {
     m = o.pool ? o.pool.take() : new FuzzMachine(rc);
@@ -1207,6 +1217,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
     res.violation = { cls: 'js', message: `machine setup: ${(e as Error).stack ?? e}`, opIndex: -1, op: null };
     return res;
   }
+  const mthp0 = mthpFaultAllocs(m.sys);
   let i = 0;
   const fail = (e: unknown, op: Op | null): void => {
     if (e instanceof Violation) res.violation = { cls: e.cls, message: e.message, opIndex: i, op };
@@ -1235,6 +1246,7 @@ export function runSequence(ops: readonly Op[], rc: RunConfig, o: SeqOptions = {
   }
   res.bytesLost = m.bytesLost;
   res.nouveauCalls = m.nvCalls;
+  res.mthpFolios = mthpFaultAllocs(m.sys) - mthp0;
   if (!o.pool) m.sys.kernel.contents.release(); /* storage segments to the contents pool for the next machine */
   if (o.pool) {
     let reusable = res.violation === null && res.findings.length === 0;

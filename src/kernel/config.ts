@@ -18,6 +18,27 @@
 /** Transparent hugepage policy, as /sys/kernel/mm/transparent_hugepage/enabled. */
 export type ThpMode = 'always' | 'madvise' | 'never';
 
+/**
+ * Per-size anonymous THP policy, as
+ * /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/enabled (mainline
+ * since 19eaf44954df "mm: thp: support allocation of anonymous multi-size
+ * THP"): 'inherit' follows the global `thp` setting.
+ */
+export type MthpMode = 'always' | 'inherit' | 'madvise' | 'never';
+
+/**
+ * The hugepages-<size>kB directories of x86-64 for anonymous memory: orders 2
+ * to 9 (THP_ORDERS_ALL_ANON excludes orders 0 and 1). 2048kB is the PMD
+ * size.
+ */
+export const MTHP_SIZES = ['16kB', '32kB', '64kB', '128kB', '256kB', '512kB', '1024kB', '2048kB'] as const;
+export type MthpSize = (typeof MTHP_SIZES)[number];
+
+/** The folio order of a hugepages-<size>kB size: 16kB -> 2 ... 2048kB -> 9. */
+export function mthpSizeOrder(size: MthpSize): number {
+  return MTHP_SIZES.indexOf(size) + 2;
+}
+
 /** How page contents are stored (see src/kernel/mm/contents.ts). */
 export type ContentMode = 'bytes' | 'fingerprint';
 
@@ -131,6 +152,11 @@ export interface KernelConfig {
   swapMiB: number;
   /** /sys/kernel/mm/transparent_hugepage/enabled */
   thp: ThpMode;
+  /**
+   * hugepages-<size>kB/enabled by size; a size not listed has mainline's
+   * default (2048kB 'inherit', the others 'never').
+   */
+  mthp: Partial<Record<MthpSize, MthpMode>>;
   /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
   thpUseZeroPage: boolean;
   /** Special-purpose memory for the coherent test devices (test_hmm spm_addr_dev0/1). */
@@ -164,6 +190,7 @@ export function defaultConfig(overrides: Partial<KernelConfig> = {}): KernelConf
     nrHugepages: 8,
     swapMiB: 256,
     thp: 'madvise',
+    mthp: {},
     thpUseZeroPage: true,
     spm: true,
     contentMode: 'bytes',
@@ -176,6 +203,7 @@ export function defaultConfig(overrides: Partial<KernelConfig> = {}): KernelConf
   };
   if (overrides.historical) cfg.historical = { ...defaultHistorical(), ...overrides.historical };
   if (overrides.fixes) cfg.fixes = { ...defaultFixes(), ...overrides.fixes };
+  cfg.mthp = { ...cfg.mthp };
   return cfg;
 }
 
@@ -200,6 +228,13 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
     const b = bool(value);
     if (b === null) return `config ${name}: '${value}' is not on/off`;
     cfg.fixes = { ...defaultFixes(), ...cfg.fixes, [name]: b };
+    return null;
+  }
+  const hp = /^hugepages-(\d+kB)$/.exec(name);
+  if (hp) {
+    if (!(MTHP_SIZES as readonly string[]).includes(hp[1])) return `config ${name}: no such size (anonymous mTHP sizes: ${MTHP_SIZES.map((z) => `hugepages-${z}`).join(', ')})`;
+    if (value !== 'always' && value !== 'inherit' && value !== 'madvise' && value !== 'never') return `config ${name}: '${value}' is not always|inherit|madvise|never`;
+    cfg.mthp = { ...cfg.mthp, [hp[1]]: value };
     return null;
   }
   switch (name) {
@@ -245,7 +280,7 @@ export function applyConfigSetting(cfg: KernelConfig, setting: string): string |
       cfg.contentMode = value;
       return null;
     default:
-      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, ...FIX_SWITCH_NAMES, 'thp', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'ramBytes', 'swapMiB', 'nrHugepages', 'contentMode', 'numaNodes'].join(', ')})`;
+      return `unknown config name '${name}' (known: ${[...HISTORICAL_SWITCH_NAMES, ...FIX_SWITCH_NAMES, 'thp', 'hugepages-<size>kB', 'spm', 'checked', 'thpUseZeroPage', 'ramMiB', 'ramBytes', 'swapMiB', 'nrHugepages', 'contentMode', 'numaNodes'].join(', ')})`;
   }
 }
 

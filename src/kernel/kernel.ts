@@ -11,7 +11,7 @@
  */
 import { type KernelConfig, defaultConfig } from './config.js';
 import { Printk, KernelBug, KernelOops } from './printk.js';
-import { PageArrays, HPAGE_PMD_NR, PAGE_SIZE } from './mm/page.js';
+import { PageArrays, HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE } from './mm/page.js';
 import { createContents, type PageContents } from './mm/contents.js';
 import type { SwapDevice } from './mm/swap.js';
 import { BuddyAllocator } from './mm/page_alloc.js';
@@ -75,6 +75,14 @@ export class Kernel {
     nr_foll_pin_acquired: 0, nr_foll_pin_released: 0, thp_fault_alloc: 0, thp_fault_fallback: 0,
     thp_split_pmd: 0, thp_split_page: 0, thp_zero_page_alloc: 0, thp_migration_success: 0, thp_migration_split: 0,
     pgfault: 0, pgmigrate_success: 0, pgmigrate_fail: 0, cow: 0,
+  };
+  /**
+   * Per-size mTHP event counters by folio order
+   * (/sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/).
+   */
+  readonly mthpStats = {
+    anon_fault_alloc: new Float64Array(HPAGE_PMD_ORDER + 1),
+    anon_fault_fallback: new Float64Array(HPAGE_PMD_ORDER + 1),
   };
   /**
    * `current`: the task in whose context the kernel runs (set by the user

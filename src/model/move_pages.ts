@@ -6,13 +6,11 @@
  * size, with the CPU copy (folios_copy) or the DMA migrator with N channels.
  * Throughput = bytes / simulated time of the syscall.
  *
- * Folio sizes: the model's allocator has order 0 and order 9 folios only.
- * 4 KiB and 2 MiB runs migrate real folios of that size. 16 KiB - 1 MiB
- * (mTHP) runs migrate order-0 folios and charge them as folios of the
- * requested size (SimClock.accountFolioPages): per-folio kernel work and
- * DMA descriptors once per folio of that size, per-PTE work per page.
- * migrate_pages() batches by pages (NR_MAX_BATCHED_MIGRATION = 512), so
- * the batch structure is the same as with real mTHP folios.
+ * Folio sizes: every run migrates real folios of its size. 4 KiB: order-0
+ * pages (no THP); 16 KiB - 1 MiB: anonymous mTHP folios, PTE-mapped, from
+ * write faults with hugepages-<size>kB/enabled = always and the PMD size
+ * off; 2 MiB: PMD-mapped THPs (MADV_HUGEPAGE, thp=always). The buffer is
+ * PMD-aligned, so every folio is naturally aligned and whole.
  *
  * `predictMovePages` is the same arithmetic in closed form (for the
  * calibration's least squares); a test checks it equals the simulation.
@@ -62,7 +60,8 @@ export function runMovePages(profile: HwProfile, folioKiB: number, channelsList:
   if (!FOLIO_KIB.includes(folioKiB)) throw new RangeError(`folio size ${folioKiB} KiB is not one of ${FOLIO_KIB.join(', ')}`);
   if (!pmdAligned(bytes) || bytes <= 0) throw new RangeError('bytes must be a positive multiple of 2 MiB');
   const nodeMiB = Math.ceil(bytes / (1 << 20) / 2) * 2 + 128;
-  const sys = new System({ ramBytes: 2 * nodeMiB * (1 << 20), numaNodes: 2, contentMode: 'fingerprint', thp: folioKiB === 2048 ? 'always' : 'never', swapMiB: 0, nrHugepages: 0, checked });
+  const mthp = folioKiB === 4 || folioKiB === 2048 ? {} : { [`${folioKiB}kB`]: 'always' as const };
+  const sys = new System({ ramBytes: 2 * nodeMiB * (1 << 20), numaNodes: 2, contentMode: 'fingerprint', thp: folioKiB === 2048 ? 'always' : 'never', mthp, swapMiB: 0, nrHugepages: 0, checked });
   const k = sys.kernel;
   const proc = sys.spawn('move_pages');
   const raw = proc.mmap(0, bytes + PMD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -72,19 +71,22 @@ export function runMovePages(profile: HwProfile, folioKiB: number, channelsList:
   const step = folioKiB * 1024;
   const nFolios = bytes / step;
   for (let i = 0; i < nFolios; i++) proc.fill(base + i * step, step, (i * 7 + 1) & 0xff);
-  // One address per folio; for an emulated mTHP size, one per order-0
-  // folio it is made of (the lookups are charged per emulated folio).
-  const emulated = folioKiB !== 4 && folioKiB !== 2048;
-  const addrStep = emulated ? 4096 : step;
-  const nAddr = bytes / addrStep;
+  // The faults made folios of the size asked for (an allocation failure
+  // would have fallen back to a smaller order: the experiment must not
+  // measure those).
+  for (let i = 0; i < nFolios; i++) {
+    const pfn = Number(pagemapEntry(proc.mm!, base + i * step) & ((1n << 55n) - 1n));
+    if (k.pages.folioNr(pfn) * 4096 !== step) throw new Error(`move_pages experiment: folio ${i} has ${k.pages.folioNr(pfn) * 4} KiB, not ${folioKiB} KiB`);
+  }
+  // One address per folio.
+  const nAddr = nFolios;
   const pages = new Float64Array(nAddr);
-  for (let i = 0; i < nAddr; i++) pages[i] = base + i * addrStep;
+  for (let i = 0; i < nAddr; i++) pages[i] = base + i * step;
   const status = new Int32Array(nAddr);
   const before = checksum(sys, proc, base, bytes);
   const out: MovePagesPoint[] = [];
   for (const ch of channelsList) {
     const clock = new SimClock(profile);
-    clock.accountFolioPages = folioKiB === 4 || folioKiB === 2048 ? 0 : folioKiB / 4;
     k.clock = clock;
     if (ch > 0) startOffloading(k, createDmaMigrator(k, { channels: ch }));
     const done = onConfig?.(k, clock, `move_pages ${folioKiB >= 1024 ? `${folioKiB / 1024}M` : `${folioKiB}K`} folios, ${ch === 0 ? 'CPU copy' : `DMA ${ch}ch`}`);

@@ -85,20 +85,14 @@ export function createDmaMigrator(k: Kernel, opt: DmaMigratorOptions): DmaMigrat
       const clock = kk.clock;
       if (clock !== null) {
         const d = clock.profile.dma!;
-        // Folio sizes as charged: in experiment accounting (an mTHP size the
-        // allocator lacks) each run of accountFolioPages order-0 folios is
-        // one folio of that size.
-        const acc = clock.accountFolioPages;
-        const emulated = acc > 1 && pages === srcs.length;
         chanBytes.fill(0);
         chanSegs.fill(0);
         // __finalise_sg(): concatenate while the segment stays <= maxSegmentBytes.
         const maxSeg = d.maxSegmentBytes;
         let nSeg = 0;
         let cur = 0;
-        const nf = emulated ? Math.ceil(pages / acc) : srcs.length;
-        for (let j = 0; j < nf; j++) {
-          const bytes = (emulated ? Math.min(acc, pages - j * acc) : p.folioNr(srcs[j])) * 4096;
+        for (let j = 0; j < srcs.length; j++) {
+          const bytes = p.folioNr(srcs[j]) * 4096;
           if (cur === 0 || bytes > maxSeg - cur) {
             nSeg++;
             cur = 0;

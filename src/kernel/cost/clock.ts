@@ -43,13 +43,6 @@ export class SimClock implements TraceClock {
   /** At most this many jobs are logged; the others are counted in jobsDropped. */
   jobsLimit = 100_000;
   jobsDropped = 0;
-  /**
-   * Experiment accounting only: when > 1, an order-0 folio migrated by
-   * migrate_pages_batch() is charged as 1/accountFolioPages of a folio of
-   * that many pages (an mTHP size the model's allocator does not have).
-   * 0: charge real folios. See docs/COST_MODEL.md, "folio sizes".
-   */
-  accountFolioPages = 0;
   /** CPU copy ns per 4 KiB page (folio_copy copies page by page), cached from the profile. */
   readonly cpuCopyPageNs: number;
 

@@ -27,7 +27,7 @@ import { folioGet, folioPut, folioTrylock, folioUnlock, folioTestAnon } from './
 import { folioAddNewAnonRmap, anonVmaPrepare, pageAnonExclusive, rmapWalk } from './rmap.js';
 import { anonVmaPrepareFails } from './rmap.js';
 import {
-  HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PG_anon, PG_anon_exclusive, PG_swapcache, PG_head, PG_tail, PG_lru,
+  HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_swapcache, PG_head, PG_tail, PG_lru,
 } from './page.js';
 import type { K } from '../sched/sched.js';
 import { spinLock } from '../sched/locks.js';
@@ -37,18 +37,58 @@ import {
   mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit, MMU_NOTIFY_CLEAR,
 } from './mmu_notifier.js';
 import { folioAssertLocked } from './folio.js';
+import { MTHP_SIZES, mthpSizeOrder, type MthpMode } from '../config.js';
 
 /**
  * thp_vma_allowable_order() for PMD order on an anonymous VMA: THP is
- * enabled for it ('always', or 'madvise' with VM_HUGEPAGE; never with
- * VM_NOHUGEPAGE) and the aligned 2 MiB around addr lies inside the VMA.
+ * enabled for it (hugepages-2048kB/enabled 'always', 'madvise' with
+ * VM_HUGEPAGE, or 'inherit' (the default) of the global 'always', or of
+ * 'madvise' with VM_HUGEPAGE; never with VM_NOHUGEPAGE) and the aligned
+ * 2 MiB around addr lies inside the VMA (thp_vma_suitable_order()).
  */
 export function thpVmaAllowable(vma: Vma, addr: number): boolean {
   if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB))) return false;
-  const mode = vma.mm.kernel.config.thp;
-  if (mode === 'never' || (mode === 'madvise' && !(vma.flags & VM_HUGEPAGE))) return false;
+  if (!anonOrderEnabled(vma, vma.mm.kernel.config.mthp['2048kB'] ?? 'inherit')) return false;
   const haddr = pmdAlignDown(addr);
   return haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end;
+}
+
+/**
+ * The per-size test of thp_vma_allowable_orders() (include/linux/huge_mm.h)
+ * for an anonymous VMA: a size is enabled by 'always', by 'madvise' on a
+ * VM_HUGEPAGE VMA, and by 'inherit' when the global setting
+ * (transparent_hugepage/enabled) is 'always', or 'madvise' on a VM_HUGEPAGE
+ * VMA.
+ */
+function anonOrderEnabled(vma: Vma, mode: MthpMode): boolean {
+  if (mode === 'always') return true;
+  if (mode === 'never') return false;
+  const madvised = (vma.flags & VM_HUGEPAGE) !== 0;
+  if (mode === 'madvise') return madvised;
+  const global = vma.mm.kernel.config.thp;
+  return global === 'always' || (global === 'madvise' && madvised);
+}
+
+/**
+ * thp_vma_allowable_orders(vma, vm_flags, TVA_PAGEFAULT, BIT(PMD_ORDER) - 1)
+ * then thp_vma_suitable_orders(vma, addr, orders), as alloc_anon_folio()
+ * (mm/memory.c) asks for them: the mTHP orders (2 to 8) enabled for this
+ * anonymous VMA whose naturally aligned range around addr lies inside it.
+ * A bit mask by order; 0 when no mTHP size is enabled (mainline's default).
+ */
+export function thpAnonMthpOrders(vma: Vma, addr: number): number {
+  const sizes = vma.mm.kernel.config.mthp;
+  if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB))) return 0;
+  let orders = 0;
+  for (let i = 0; i < MTHP_SIZES.length - 1; i++) {
+    const mode = sizes[MTHP_SIZES[i]];
+    if (mode === undefined || mode === 'never' || !anonOrderEnabled(vma, mode)) continue;
+    const order = mthpSizeOrder(MTHP_SIZES[i]);
+    const size = PAGE_SIZE << order;
+    const start = addr - (addr % size);
+    if (start >= vma.start && start + size <= vma.end) orders |= 1 << order;
+  }
+  return orders;
 }
 
 /** huge_pmd_set_accessed() */

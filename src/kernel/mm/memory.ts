@@ -23,10 +23,10 @@ import {
 import { setPte, setPteFlags, mkPresent, carryBits } from './pte_ops.js';
 import { pmdAllocFails, pteAllocFails } from './pgtable.js';
 import { anonVmaPrepareFails } from './rmap.js';
-import { type Vma, type VmFault, VM_ACCESS_FLAGS, VM_SHARED, VM_SOFTDIRTY, VM_WRITE, VM_HUGETLB } from './mm_types.js';
+import { AnonVma, type Vma, type VmFault, VM_ACCESS_FLAGS, VM_SHARED, VM_SOFTDIRTY, VM_WRITE, VM_HUGETLB } from './mm_types.js';
 import { __GFP_ZERO } from './page_alloc.js';
 import {
-  folioGet, folioLock, folioPut, folioTryGet, folioTrylock, folioUnlock, folioTestAnon, folioTestLocked, kasanCheck,
+  folioGet, folioLock, folioPut, folioRefAdd, folioTryGet, folioTrylock, folioUnlock, folioTestAnon, folioTestLocked, kasanCheck,
 } from './folio.js';
 import { EBUSY } from '../errno.js';
 import {
@@ -36,7 +36,9 @@ import { PAGE_SIZE, PG_anon, PG_anon_exclusive, PG_dirty, PG_locked, PG_lru } fr
 import { _PAGE_SWP_EXCLUSIVE } from './swap.js';
 import { type K, waitUntil } from '../sched/sched.js';
 import { lockdepAssertHeld, spinLock } from '../sched/locks.js';
-import { doHugePmdAnonymousPage, doHugePmdWpPage, doHugePmdDevicePrivate, thpVmaAllowable, hugePmdSetAccessed } from './huge_memory.js';
+import {
+  doHugePmdAnonymousPage, doHugePmdWpPage, doHugePmdDevicePrivate, thpVmaAllowable, thpAnonMthpOrders, hugePmdSetAccessed,
+} from './huge_memory.js';
 import { migrationEntryWait, pmdMigrationEntryWait } from './migrate.js';
 import { shmemGetFolio } from './shmem.js';
 import { hugetlbFault } from './hugetlb.js';
@@ -139,9 +141,12 @@ function* handlePteFault(vma: Vma, pt: PteTable, i: number, addr: number, real: 
 
 /**
  * do_anonymous_page(): a read maps the shared zero page (special, read-only);
- * a write allocates a zeroed page, makes it an exclusive anon folio, adds it
- * to the LRU and maps it writable and dirty if VM_WRITE. Returns VM_FAULT_OOM
- * if no page can be allocated.
+ * a write allocates a zeroed folio (alloc_anon_folio(): an mTHP folio when a
+ * size is enabled for the VMA, else order 0), makes it an exclusive anon
+ * folio, adds it to the LRU and maps every page of it writable and dirty if
+ * VM_WRITE (set_ptes()). Caller holds mmap_lock (read); the PTE lock is
+ * taken and dropped here. Returns 0, or VM_FAULT_OOM if no page can be
+ * allocated.
  */
 function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags: number): K<number> {
   const k = vma.mm.kernel;
@@ -154,20 +159,67 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   }
   if (anonVmaPrepareFails(k, vma)) return VM_FAULT_OOM;
   anonVmaPrepare(k, vma);
-  const pfn = vmaAllocFolio(k, vma, addr, 0, __GFP_ZERO, 'anon_fault');
+  const orders = thpAnonMthpOrders(vma, addr);
+  const pfn = orders === 0 ? vmaAllocFolio(k, vma, addr, 0, __GFP_ZERO, 'anon_fault') : allocAnonFolio(vma, pt, i, addr, orders);
   if (pfn < 0) return VM_FAULT_OOM;
+  const nr = k.pages.folioNr(pfn);
   yield* spinLock(k.sched, pt.ptl);
-  if (!pteNone(pt.f[i])) {
+  if (nr === 1 ? !pteNone(pt.f[i]) : !pteRangeNone(pt, i & ~(nr - 1), nr)) {
     pt.ptl.unlock(s);
     folioPut(k, pfn);
     return 0;
   }
-  folioAddNewAnonRmap(k, pfn, vma, addr, false);
+  const first = i & ~(nr - 1);
+  const start = addr - (i - first) * PAGE_SIZE;
+  if (nr > 1) {
+    folioRefAdd(k, pfn, nr - 1);
+    k.mthpStats.anon_fault_alloc[k.pages.folioOrder(pfn)]++;
+  }
+  folioAddNewAnonRmap(k, pfn, vma, start, false);
   k.lru.add(pfn);
-  setPte(pt, i, pfn, mkPresent((vma.flags & VM_WRITE) !== 0, (vma.flags & VM_WRITE) !== 0), 'do_anonymous_page');
-  vma.mm.rss.anon++;
+  const w = (vma.flags & VM_WRITE) !== 0;
+  for (let j = 0; j < nr; j++) setPte(pt, first + j, pfn + j, mkPresent(w, w), 'do_anonymous_page');
+  vma.mm.rss.anon += nr;
   pt.ptl.unlock(s);
   return 0;
+}
+
+/** pte_range_none(): are the nr PTEs from index `first` all none? */
+function pteRangeNone(pt: PteTable, first: number, nr: number): boolean {
+  for (let j = 0; j < nr; j++) if (!pteNone(pt.f[first + j])) return false;
+  return true;
+}
+
+/**
+ * alloc_anon_folio() (mm/memory.c, mainline since 19eaf44954df "mm: thp:
+ * support allocation of anonymous multi-size THP"): of the enabled mTHP
+ * `orders` (thpAnonMthpOrders()), the highest whose naturally aligned range
+ * around addr is all pte_none() (read without the PTE lock, as the kernel;
+ * do_anonymous_page() checks again under it), then that order and each
+ * smaller enabled one in turn until an allocation succeeds (a failure counts
+ * anon_fault_fallback for the order); order 0 when none does. Caller holds
+ * mmap_lock (read). Returns the folio's head pfn (refcount 1) or -1.
+ * Not modelled: the userfaultfd fallback (no uffd in the model) and
+ * mem_cgroup_charge() (no memcg).
+ */
+function allocAnonFolio(vma: Vma, pt: PteTable, i: number, addr: number, orders: number): number {
+  const k = vma.mm.kernel;
+  let order = 31 - Math.clz32(orders);
+  while (orders !== 0) {
+    const nr = 1 << order;
+    if (pteRangeNone(pt, i & ~(nr - 1), nr)) break;
+    orders &= ~(1 << order);
+    order = 31 - Math.clz32(orders);
+  }
+  while (orders !== 0) {
+    const size = PAGE_SIZE << order;
+    const pfn = vmaAllocFolio(k, vma, addr - (addr % size), order, __GFP_ZERO, 'mthp_fault');
+    if (pfn >= 0) return pfn;
+    k.mthpStats.anon_fault_fallback[order]++;
+    orders &= ~(1 << order);
+    order = 31 - Math.clz32(orders);
+  }
+  return vmaAllocFolio(k, vma, addr, 0, __GFP_ZERO, 'anon_fault');
 }
 
 /**
@@ -246,14 +298,27 @@ function* doFault(vma: Vma, pt: PteTable, i: number, addr: number, real: number,
 /**
  * wp_can_reuse_anon_folio(): a small anon folio not marked exclusive may be
  * reused by the writer if, after draining the LRU batch, the only reference
- * is this mapping's and the folio can be locked.
+ * is this mapping's and the folio can be locked. A large (PTE-mapped) folio:
+ * __wp_can_reuse_large_anon_folio() of 1da190f4d0a6 "mm: Copy-on-Write
+ * (COW) reuse support for PTE-mapped THP" (mm/memory.c): not when at most
+ * one page is mapped (copy, so the large folio can be freed), else reuse
+ * when every reference is a mapping (folio_large_mapcount() ==
+ * folio_ref_count()) and every mapping is in this mm (not
+ * folio_test_large_maybe_mapped_shared()). Caller holds mmap_lock (read),
+ * not the PTE lock.
+ *
+ * Deliberate difference: mainline tracks the (at most two) mms mapping a
+ * large folio in folio->_mm_id (CONFIG_MM_ID); the model asks the rmap
+ * (largeFolioMappedByOtherMm()), which gives the same answer.
  */
 function wpCanReuseAnonFolio(k: Kernel, vma: Vma, pfn: number): boolean {
   const p = k.pages;
   if (p.order[pfn] !== 0) {
-    /* __wp_can_reuse_large_anon_folio(): every reference is a mapping of this mm */
     const head = p.folioPfn(pfn);
-    return p.refcount[head] === p.folioMapcount(head) && p.folioMapcount(head) === 1;
+    const mapcount = p.folioMapcount(head);
+    if (mapcount <= 1 || p.entireMapcount[head] > 0) return false;
+    if (p.refcount[head] !== mapcount) return false;
+    return !largeFolioMappedByOtherMm(k, head, vma.mm);
   }
   if (p.refcount[pfn] > 3) return false;
   if (!(p.flags[pfn] & PG_lru)) k.lru.drain();
@@ -267,6 +332,30 @@ function wpCanReuseAnonFolio(k: Kernel, vma: Vma, pfn: number): boolean {
   }
   folioUnlock(k, pfn);
   return ok;
+}
+
+/**
+ * Does a present PTE of an mm other than `mm` map a page of the large folio
+ * `head`? (folio_test_large_maybe_mapped_shared(), answered exactly through
+ * the rmap: every VMA of the folio's anon_vma, each of its pages.)
+ */
+function largeFolioMappedByOtherMm(k: Kernel, head: number, mm: Vma['mm']): boolean {
+  const p = k.pages;
+  const nr = p.folioNr(head);
+  const av = k.mappings[p.mapping[head]];
+  if (!(av instanceof AnonVma)) return false;
+  for (const v of av.vmas) {
+    if (v.mm === mm) continue;
+    for (let j = 0; j < nr; j++) {
+      const a = v.addressOf(p.index[head + j]);
+      if (a < 0) continue;
+      const pt = pteTableOf(v.mm.pgd, a);
+      if (pt === null) continue;
+      const x = pteIndex(a);
+      if (pteType(pt.f[x]) === T_PRESENT && pt.v[x] === head + j) return true;
+    }
+  }
+  return false;
 }
 
 /**

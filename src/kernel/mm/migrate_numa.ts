@@ -149,7 +149,7 @@ function migratePagesBatchInner(k: Kernel, batch: number[], nid: number, res: Mi
         continue;
       }
       const nr = p.folioNr(src);
-      const order = nr === 1 ? 0 : 9;
+      const order = p.folioOrder(src); /* alloc_migration_target(): a folio of the source's order */
       const dst = k.buddy.alloc(order, GFP_HIGHUSER_MOVABLE | __GFP_THISNODE, 'migrate', nid);
       if (dst < 0) {
         rc = -ENOMEM;
@@ -240,8 +240,7 @@ function tracedCopyBatch(k: Kernel, dsts: number[], srcs: number[]): boolean[] |
 /**
  * The kernel work of migrating one folio of nr pages (excluding the copy):
  * migrateFolioNs + per PTE migratePteNs, or migratePmdNs for a PMD-mapped
- * THP; an order-0 folio under experiment accounting is 1/accountFolioPages
- * of an mTHP folio. Charged half in the unmap step (allocation, lock,
+ * THP (an mTHP folio is PTE-mapped: nr PTEs). Charged half in the unmap step (allocation, lock,
  * isolation, migration entries in) and half in the move step (mapping
  * transfer, entries out, putback, free): the split is not calibrated, only
  * the sum is.
@@ -249,8 +248,6 @@ function tracedCopyBatch(k: Kernel, dsts: number[], srcs: number[]): boolean[] |
 function folioCost(clock: NonNullable<Kernel['clock']>, nr: number): number {
   const kc = clock.profile.kernel;
   if (nr === HPAGE_PMD_NR) return kc.migrateFolioNs + kc.migratePmdNs;
-  const acc = clock.accountFolioPages;
-  if (acc > 1 && nr === 1) return kc.migrateFolioNs / acc + kc.migratePteNs;
   return kc.migrateFolioNs + nr * kc.migratePteNs;
 }
 

@@ -47,16 +47,18 @@ function setAnonMapping(k: Kernel, head: number, vma: Vma, addr: number): void {
  * folio_add_new_anon_rmap(folio, vma, address, RMAP_EXCLUSIVE): a freshly
  * allocated folio (refcount held by the caller, not yet mapped) becomes
  * anonymous and exclusive. `pmd` maps the whole (PMD-sized) folio with one
- * PMD entry; otherwise the single page at addr is PTE-mapped.
+ * PMD entry; otherwise every page of it is PTE-mapped once (an order-0
+ * folio, or an mTHP folio mapped by set_ptes()), `addr` being the address
+ * of its first page. Caller holds the PTE (or PMD) lock of the mapping.
  */
 export function folioAddNewAnonRmap(k: Kernel, head: number, vma: Vma, addr: number, pmd: boolean): void {
   const p = k.pages;
   if (p.folioMapped(head)) pageBug(k, 'BUG', 'folio_add_new_anon_rmap: folio already mapped', head, 'VM_BUG_ON_FOLIO(folio_mapped)');
   const nr = p.folioNr(head);
-  setAnonMapping(k, head, vma, pmd || nr === 1 ? addr : addr - (addr - vma.start) % (nr * 4096));
+  setAnonMapping(k, head, vma, addr);
   for (let i = 0; i < nr; i++) p.flags[head + i] |= PG_anon_exclusive;
   if (pmd) p.entireMapcount[head]++;
-  else p.mapcount[head]++;
+  else for (let i = 0; i < nr; i++) p.mapcount[head + i]++; /* a PTE-mapped large folio: every page mapped once */
 }
 
 /**
