@@ -34,9 +34,9 @@ export type MthpMode = 'always' | 'inherit' | 'madvise' | 'never';
 export const MTHP_SIZES = ['16kB', '32kB', '64kB', '128kB', '256kB', '512kB', '1024kB', '2048kB'] as const;
 export type MthpSize = (typeof MTHP_SIZES)[number];
 
-/** The folio order of a hugepages-<size>kB size: 16kB -> 2 ... 2048kB -> 9. */
-export function mthpSizeOrder(size: MthpSize): number {
-  return MTHP_SIZES.indexOf(size) + 2;
+/** The hugepages-<size>kB size of a folio order: 2 -> 16kB ... 9 -> 2048kB. */
+export function mthpSize(order: number): MthpSize {
+  return MTHP_SIZES[order - 2];
 }
 
 /** How page contents are stored (see src/kernel/mm/contents.ts). */

@@ -15,7 +15,7 @@
  * `predictMovePages` is the same arithmetic in closed form (for the
  * calibration's least squares); a test checks it equals the simulation.
  */
-import { System, pagemapEntry } from '../user/system.js';
+import { System, pagemapEntry, PM_PFRAME_MASK } from '../user/system.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../kernel/mm/mmap.js';
 import { MADV_HUGEPAGE } from '../kernel/mm/madvise.js';
 import { SimClock } from '../kernel/cost/clock.js';
@@ -75,7 +75,7 @@ export function runMovePages(profile: HwProfile, folioKiB: number, channelsList:
   // would have fallen back to a smaller order: the experiment must not
   // measure those).
   for (let i = 0; i < nFolios; i++) {
-    const pfn = Number(pagemapEntry(proc.mm!, base + i * step) & ((1n << 55n) - 1n));
+    const pfn = pfnAt(proc, base + i * step);
     if (k.pages.folioNr(pfn) * 4096 !== step) throw new Error(`move_pages experiment: folio ${i} has ${k.pages.folioNr(pfn) * 4} KiB, not ${folioKiB} KiB`);
   }
   // One address per folio.
@@ -120,11 +120,14 @@ function checksum(sys: System, proc: ReturnType<System['spawn']>, base: number, 
   const k = sys.kernel;
   let h = 0;
   for (let a = base; a < base + bytes; a += 4096) {
-    const pm = pagemapEntry(proc.mm!, a);
-    const pfn = Number(pm & ((1n << 55n) - 1n));
-    h = (h * 31 + k.contents.checksum(pfn)) % 2147483647;
+    h = (h * 31 + k.contents.checksum(pfnAt(proc, a))) % 2147483647;
   }
   return h;
+}
+
+/** The pfn /proc/pid/pagemap gives for address a of proc. */
+function pfnAt(proc: ReturnType<System['spawn']>, a: number): number {
+  return Number(pagemapEntry(proc.mm!, a) & PM_PFRAME_MASK);
 }
 
 /**

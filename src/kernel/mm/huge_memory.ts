@@ -37,7 +37,7 @@ import {
   mmuNotifierInvalidateRangeEnd, mmuNotifierInvalidateRangeStart, mmuNotifierRangeInit, MMU_NOTIFY_CLEAR,
 } from './mmu_notifier.js';
 import { folioAssertLocked } from './folio.js';
-import { MTHP_SIZES, mthpSizeOrder, type MthpMode } from '../config.js';
+import { mthpSize, type MthpMode } from '../config.js';
 
 /**
  * thp_vma_allowable_order() for PMD order on an anonymous VMA: THP is
@@ -80,10 +80,9 @@ export function thpAnonMthpOrders(vma: Vma, addr: number): number {
   const sizes = vma.mm.kernel.config.mthp;
   if (!vma.isAnon() || (vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB))) return 0;
   let orders = 0;
-  for (let i = 0; i < MTHP_SIZES.length - 1; i++) {
-    const mode = sizes[MTHP_SIZES[i]];
+  for (let order = 2; order < HPAGE_PMD_ORDER; order++) {
+    const mode = sizes[mthpSize(order)];
     if (mode === undefined || mode === 'never' || !anonOrderEnabled(vma, mode)) continue;
-    const order = mthpSizeOrder(MTHP_SIZES[i]);
     const size = PAGE_SIZE << order;
     const start = addr - (addr % size);
     if (start >= vma.start && start + size <= vma.end) orders |= 1 << order;

@@ -163,13 +163,13 @@ function* doAnonymousPage(vma: Vma, pt: PteTable, i: number, addr: number, flags
   const pfn = orders === 0 ? vmaAllocFolio(k, vma, addr, 0, __GFP_ZERO, 'anon_fault') : allocAnonFolio(vma, pt, i, addr, orders);
   if (pfn < 0) return VM_FAULT_OOM;
   const nr = k.pages.folioNr(pfn);
+  const first = i & ~(nr - 1);
   yield* spinLock(k.sched, pt.ptl);
-  if (nr === 1 ? !pteNone(pt.f[i]) : !pteRangeNone(pt, i & ~(nr - 1), nr)) {
+  if (!pteRangeNone(pt, first, nr)) {
     pt.ptl.unlock(s);
     folioPut(k, pfn);
     return 0;
   }
-  const first = i & ~(nr - 1);
   const start = addr - (i - first) * PAGE_SIZE;
   if (nr > 1) {
     folioRefAdd(k, pfn, nr - 1);
@@ -204,20 +204,18 @@ function pteRangeNone(pt: PteTable, first: number, nr: number): boolean {
  */
 function allocAnonFolio(vma: Vma, pt: PteTable, i: number, addr: number, orders: number): number {
   const k = vma.mm.kernel;
-  let order = 31 - Math.clz32(orders);
-  while (orders !== 0) {
-    const nr = 1 << order;
-    if (pteRangeNone(pt, i & ~(nr - 1), nr)) break;
-    orders &= ~(1 << order);
+  // highest_order() / next_order(): the orders are taken highest first.
+  let order = 0;
+  for (; orders !== 0; orders &= ~(1 << order)) {
     order = 31 - Math.clz32(orders);
+    if (pteRangeNone(pt, i & ~((1 << order) - 1), 1 << order)) break;
   }
-  while (orders !== 0) {
+  for (; orders !== 0; orders &= ~(1 << order)) {
+    order = 31 - Math.clz32(orders);
     const size = PAGE_SIZE << order;
     const pfn = vmaAllocFolio(k, vma, addr - (addr % size), order, __GFP_ZERO, 'mthp_fault');
     if (pfn >= 0) return pfn;
     k.mthpStats.anon_fault_fallback[order]++;
-    orders &= ~(1 << order);
-    order = 31 - Math.clz32(orders);
   }
   return vmaAllocFolio(k, vma, addr, 0, __GFP_ZERO, 'anon_fault');
 }

@@ -240,10 +240,10 @@ function tracedCopyBatch(k: Kernel, dsts: number[], srcs: number[]): boolean[] |
 /**
  * The kernel work of migrating one folio of nr pages (excluding the copy):
  * migrateFolioNs + per PTE migratePteNs, or migratePmdNs for a PMD-mapped
- * THP (an mTHP folio is PTE-mapped: nr PTEs). Charged half in the unmap step (allocation, lock,
- * isolation, migration entries in) and half in the move step (mapping
- * transfer, entries out, putback, free): the split is not calibrated, only
- * the sum is.
+ * THP (an mTHP folio is PTE-mapped: nr PTEs). Charged half in the unmap
+ * step (allocation, lock, isolation, migration entries in) and half in the
+ * move step (mapping transfer, entries out, putback, free): the split is not
+ * calibrated, only the sum is.
  */
 function folioCost(clock: NonNullable<Kernel['clock']>, nr: number): number {
   const kc = clock.profile.kernel;
