@@ -11,6 +11,8 @@
  *  - examples/typed-api.ts (boots a machine, registers its own
  *    device-private driver, migrates pages both ways) type-checks with
  *    `tsc --strict` against the installed declaration files, and runs;
+ *  - `hmmsim model` finds its shipped hardware profiles (profiles/*.json)
+ *    and the calibration runs;
  *  - a deep import into dist/ is refused (ERR_PACKAGE_PATH_NOT_EXPORTED).
  */
 import { test } from 'node:test';
@@ -41,6 +43,7 @@ test('the packed tarball installs offline into a fresh project and every example
     const files = info[0].files.map((f) => f.path);
     assert.ok(files.includes('dist/src/index.d.ts') && files.includes('dist/src/kernel/index.d.ts'), 'declaration files are packed');
     assert.ok(files.includes('CHANGELOG.md') && files.includes('examples/minimal-driver.mjs'));
+    for (const p of ['zen3-2s', 'pcie5-gpu', 'coherent-apu', 'profile.schema']) assert.ok(files.includes(`profiles/${p}.json`), `profiles/${p}.json is packed`);
     assert.equal(files.filter((f) => f.startsWith('dist/test/')).length, 0, 'no test files in the package');
     const tgz = join(dir, info[0].filename);
 
@@ -88,6 +91,16 @@ test('the packed tarball installs offline into a fresh project and every example
 
     const st = ok(run(bin, ['selftest', '--driver', './minimal-driver.mjs', '--filter', 'hmm.hmm_device_private.open_close', '--filter', 'hmm.hmm_device_private.anon_read', '--jobs', '2'], proj), 'selftest --driver');
     assert.match(st, /# Totals: pass:2 fail:0 /);
+
+    // The simulated-time experiments with the shipped profiles.
+    const mp = JSON.parse(ok(run(bin, ['model', 'move-pages', '--size', '4', '--folios', '4,2048', '--channels', '0,1', '--json'], proj), 'hmmsim model move-pages')) as { profile: string; results: Array<{ points: Array<{ folioKiB: number; GBps: number; failed: number }> }> };
+    assert.equal(mp.profile, 'zen3-2s');
+    assert.deepEqual(mp.results[0].points.map((p) => [p.folioKiB, p.failed]), [[4, 0], [4, 0], [2048, 0], [2048, 0]]);
+    assert.ok(mp.results[0].points.every((p) => p.GBps > 1 && p.GBps < 30));
+    assert.match(ok(run(bin, ['model', 'profiles'], proj), 'hmmsim model profiles'), /pcie5-gpu/);
+    const cal = JSON.parse(ok(run(bin, ['model', 'calibrate', '--json'], proj), 'hmmsim model calibrate')) as { fit: string; worst: number; optimum: number };
+    assert.equal(cal.fit, 'minimax');
+    assert.ok(Math.abs(cal.worst - cal.optimum) < 1e-5 && cal.worst > 0.1 && cal.worst < 0.12, `calibrate from the tarball: worst ${cal.worst}, optimum ${cal.optimum}`);
 
     // The typed example: tsc --strict against the installed .d.ts files, then run.
     writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({
