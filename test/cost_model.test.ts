@@ -14,7 +14,7 @@ import { startOffloading, stopOffloading, getActiveMigratorName, type Migrator }
 import { createDmaMigrator } from '../src/drivers/dma_migrator/index.js';
 import { loadProfile, listProfiles, profilesDir } from '../src/model/profiles.js';
 import { runMovePages, predictMovePages, FOLIO_KIB } from '../src/model/move_pages.js';
-import { calibrate, calibrateLeastSquares, minimaxFit, worstRelErr, fittedParams, residuals, modelGBps, boundFromConvexity, RFC_V6_ZEN3 } from '../src/model/calibrate.js';
+import { type CalibrationData, parseCalibrationData, calibrate, calibrateLeastSquares, minimaxFit, worstRelErr, fittedParams, residuals, modelGBps, boundFromConvexity, RFC_V6_ZEN3 } from '../src/model/calibrate.js';
 import { KernelBug } from '../src/kernel/printk.js';
 import type { Process } from '../src/user/process.js';
 
@@ -185,7 +185,8 @@ test('cost: calibration: the minimax fit puts every point within the structure\'
       assert.ok(worstRelErr(q) >= optimum * (1 - 1e-6), `${sec}.${key} x${k}: ${worstRelErr(q)} < ${optimum}`);
     }
   }
-  const b = boundFromConvexity(profile);
+  const b = boundFromConvexity(profile)!;
+  assert.ok(b !== null);
   assert.deepEqual(b.segments, [32, 8, 2]);
   assert.ok(Math.abs(b.minMaxRelErr - 0.1016) < 5e-4, `bound ${b.minMaxRelErr}`);
   assert.ok(optimum >= b.minMaxRelErr, 'the three-point bound is below the whole-data optimum');
@@ -221,6 +222,86 @@ test('cost: calibration --fit lsq: Nelder-Mead least squares, lower rms and a wo
   far.cpu.copy = [{ blockBytes: 4096, GBps: 3 }];
   const b = residuals(calibrateLeastSquares(far));
   for (let i = 0; i < res.length; i++) assert.ok(Math.abs(res[i].relErr - b[i].relErr) < 2e-3, `${res[i].row} ${res[i].folioKiB}K: ${res[i].relErr} vs ${b[i].relErr}`);
+});
+
+test('cost: calibration on data the model generated recovers the parameters exactly (CPU row only; all rows)', async () => {
+  const truth = JSON.parse(JSON.stringify(zen3)) as typeof zen3;
+  Object.assign(truth.kernel, { migrateFolioNs: 600, migratePteNs: 150, migratePmdNs: 150 });
+  truth.cpu.copy = [{ blockBytes: 4096, GBps: 8 }];
+  Object.assign(truth.dma!, { batchNs: 5000, descriptorNs: 700, iommuPageNs: 30, segmentNs: 8000, channelGBps: 12 });
+  const cpuOnly: CalibrationData = { cpu: FOLIO_KIB.map((f) => modelGBps(truth, f, 0)) };
+  const a = await minimaxFit(zen3, cpuOnly);
+  assert.ok(a.optimum < 1e-8, `optimum ${a.optimum}`);
+  assert.ok(Math.abs(a.profile.kernel.migrateFolioNs - 600) < 1e-3 && Math.abs(a.profile.kernel.migratePteNs - 150) < 1e-3, JSON.stringify(a.profile.kernel));
+  assert.ok(Math.abs(a.profile.cpu.copy[0].GBps - 8) < 1e-6);
+  assert.deepEqual(a.profile.dma, zen3.dma, 'a CPU-only fit leaves the DMA parameters alone');
+  assert.deepEqual(Object.keys(fittedParams(a.profile, cpuOnly)), ['kernel.migrateFolioNs', 'kernel.migratePteNs', 'cpu.copy[4096].GBps']);
+  const all: CalibrationData = { cpu: cpuOnly.cpu, dma: Object.fromEntries([1, 2].map((c) => [String(c), FOLIO_KIB.map((f) => modelGBps(truth, f, c))])) };
+  const b = await minimaxFit(zen3, all);
+  assert.ok(b.optimum < 1e-8 && worstRelErr(b.profile, all) < 1e-6, `optimum ${b.optimum}, worst ${worstRelErr(b.profile, all)}`);
+  for (const [k, v] of Object.entries(fittedParams(truth, all))) assert.ok(Math.abs(fittedParams(b.profile, all)[k] - v) < 1e-4 * v, `${k}: ${fittedParams(b.profile, all)[k]} vs ${v}`);
+  // A null is a point not measured: the fit ignores it.
+  const gap: CalibrationData = { cpu: [null, ...cpuOnly.cpu!.slice(1)] };
+  assert.equal(residuals(a.profile, gap).length, 5);
+});
+
+test('cost: parseCalibrationData() rejects bad data with the specific problem', () => {
+  const good = parseCalibrationData({ source: 'my box', cpu: [1, 2, 3, 4, 5, null], dma: { 1: [1, 1, 1, 1, 1, 1] } }, zen3);
+  assert.equal(residuals(zen3, good).length, 11);
+  for (const [raw, msg] of [
+    [[1, 2], /not a JSON object/],
+    [{ cpu: [1, 2, 3] }, /cpu must be an array of 6 GB\/s values/],
+    [{ cpu: [1, 2, 3, 4, 5, -1] }, /cpu\[5\] \(2048K\) is -1, not a positive GB\/s or null/],
+    [{ cpu: [1, 2, 3, 4, 5, '6'] }, /cpu\[5\] \(2048K\) is "6"/],
+    [{ dma: { x: [1, 1, 1, 1, 1, 1] } }, /dma key 'x' is not a channel count/],
+    [{ dma: { 32: [1, 1, 1, 1, 1, 1] } }, /dma row for 32 channels, but profile 'zen3-2s' has 16/],
+    [{ gpu: [] }, /unknown key 'gpu'/],
+    [{ cpu: [null, null, null, null, null, null] }, /no measured point/],
+  ] as Array<[unknown, RegExp]>) assert.throws(() => parseCalibrationData(raw, zen3), msg);
+  assert.throws(() => parseCalibrationData({ dma: { 1: [1, 1, 1, 1, 1, 1] } }, loadProfile('pcie5-gpu')), /profile 'pcie5-gpu' has no DMA engine/);
+});
+
+test('cost: hmmsim model calibrate --data --write: fits your measurements and writes a profile that loads and predicts them', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const BIN = fileURLToPath(new URL('../../bin/hmmsim.js', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'hmmsim-cal-'));
+  try {
+    const truth = JSON.parse(JSON.stringify(zen3)) as typeof zen3;
+    Object.assign(truth.kernel, { migrateFolioNs: 800, migratePteNs: 100, migratePmdNs: 100 });
+    truth.cpu.copy = [{ blockBytes: 4096, GBps: 20 }];
+    const cpu = FOLIO_KIB.map((f) => Number(modelGBps(truth, f, 0).toFixed(4)));
+    writeFileSync(join(dir, 'data.json'), JSON.stringify({ source: 'test box', cpu }));
+    const out = join(dir, 'fitted.json');
+    const r = spawnSync(process.execPath, [BIN, 'model', 'calibrate', '--profile', 'pcie5-gpu', '--data', join(dir, 'data.json'), '--write', out, '--json'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { source: string; worst: number; bound: unknown; predictions: unknown[]; params: Record<string, number> };
+    assert.equal(j.source, 'test box');
+    assert.ok(j.worst < 1e-4, `worst ${j.worst}`);
+    assert.equal(j.bound, null);
+    assert.deepEqual(j.predictions, []);
+    assert.match(r.stderr, /fitted profile written to/);
+    const written = loadProfile(out);
+    assert.match(written.sources['kernel.migrateFolioNs'], /fitted: minimax .* on 6 point\(s\) of test box/);
+    const mp = spawnSync(process.execPath, [BIN, 'model', 'move-pages', '--predict', '--profile', out, '--channels', '0', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(mp.status, 0, mp.stderr);
+    const pts = (JSON.parse(mp.stdout) as { results: Array<{ points: Array<{ GBps: number }> }> }).results[0].points;
+    pts.forEach((p, i) => assert.ok(Math.abs(p.GBps - cpu[i]) / cpu[i] < 1e-4, `${FOLIO_KIB[i]}K: ${p.GBps} vs ${cpu[i]}`));
+    for (const [args, msg] of [
+      [['model', 'calibrate', '--data', join(dir, 'nope.json')], /--data: cannot read/],
+      [['model', 'move-pages', '--data', join(dir, 'data.json')], /--data applies to calibrate/],
+      [['model', 'calibrate', '--profile', 'pcie5-gpu'], /has no DMA engine/],
+    ] as Array<[string[], RegExp]>) {
+      const e = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(e.status, 2, args.join(' '));
+      assert.match(e.stderr, msg);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('cost: predictions for 4, 8, 16 channels stay what docs/COST_MODEL.md says (minimax fit)', () => {

@@ -10,12 +10,13 @@
  *                print them with the per-point error
  *   profiles     list the shipped profiles
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadProfile, listProfiles } from '../model/profiles.js';
 import { FOLIO_KIB, runMovePages, predictMovePages, type MovePagesPoint, type ConfigHook } from '../model/move_pages.js';
 import { Tracer, attachTracer, detachTracer } from '../kernel/trace.js';
 import { writeTraces, type TracePart } from '../trace/chrome.js';
-import { calibrateLeastSquares, minimaxFit, residuals, fittedParams, boundFromConvexity, modelGBps, RFC_V6_ZEN3 } from '../model/calibrate.js';
+import { type CalibrationData, parseCalibrationData, calibrateLeastSquares, minimaxFit, residuals, fittedParams, boundFromConvexity, modelGBps, RFC_V6_ZEN3 } from '../model/calibrate.js';
 import { type HwProfile, withValue } from '../kernel/cost/profile.js';
 
 interface ModelOpts {
@@ -28,6 +29,8 @@ interface ModelOpts {
   predict?: boolean;
   trace?: string;
   fit: string;
+  data?: string;
+  write?: string;
 }
 
 /** Default --size with --trace (a 1 GiB run's trace would be hundreds of MB). */
@@ -79,13 +82,15 @@ export function registerModel(program: Command, write: (s: string) => void, setC
     .option('--predict', 'move-pages: closed-form prediction only (no simulation run)')
     .option('--trace <file>', 'move-pages, device-fault, nouveau-fault, dmirror-benchmark: write the runs as Chrome Trace Event JSON in simulated time (one process per configuration; CPU thread, DMA channel and copy engine tracks); move-pages defaults to --size 8 with it')
     .option('--fit <objective>', 'calibrate: minimax (the worst point; the shipped zen3-2s fit) or lsq (sum of squared relative errors)', 'minimax')
+    .option('--data <file>', 'calibrate: fit to your own move_pages() GB/s (JSON: {"source": "...", "cpu": [6 values], "dma": {"1": [6 values]}}, folios 4K..2M, null where not measured) instead of the RFC v6 rows')
+    .option('--write <file>', 'calibrate: write the fitted profile (JSON, loadable with --profile FILE)')
     .option('--json', 'print JSON')
     .addHelpText('after', `
 The move-pages experiment runs the model with contentMode=fingerprint (data
 moves, contents are compared by fingerprint) and 2 NUMA nodes; 16K-1M folios
 are real PTE-mapped mTHP folios of that size, 2M a PMD-mapped THP: see
 docs/COST_MODEL.md. calibrate fits the profile's free parameters on the
-RFC v6 rows: --fit minimax (default) minimises the worst point exactly
+RFC v6 rows (or on yours, --data FILE): --fit minimax (default) minimises the worst point exactly
 (linear programs), --fit lsq the sum of squares (Nelder-Mead).
 
 Examples:
@@ -98,6 +103,7 @@ Examples:
   hmmsim model nouveau-fault --profile pcie5-gpu --sweep device.copySetupNs=1000,5000 --json
   hmmsim model calibrate --profile zen3-2s
   hmmsim model calibrate --fit lsq --json
+  hmmsim model calibrate --data my-machine.json --write my-machine-profile.json
   hmmsim model move-pages --folios 4,2048 --channels 0,4 --trace mp.json`)
     .action(async (experiment: string, o: ModelOpts, cmd: Command) => {
       try {
@@ -124,29 +130,47 @@ Examples:
           variants = parseList(o.sweep.slice(eq + 1), '--sweep').map((v) => ({ label: `${param}=${v}`, p: withValue(base, param, v) }));
         }
         if (o.fit !== 'minimax' && o.fit !== 'lsq') throw new Error(`--fit: '${o.fit}' is not minimax or lsq`);
-        if (cmd.getOptionValueSource('fit') !== 'default' && experiment !== 'calibrate') throw new Error(`--fit applies to calibrate, not to '${experiment}'`);
+        for (const opt of ['fit', 'data', 'write']) if (cmd.getOptionValueSource(opt) === 'cli' && experiment !== 'calibrate') throw new Error(`--${opt} applies to calibrate, not to '${experiment}'`);
         if (experiment === 'calibrate') {
-          if (base.dma === undefined) throw new Error(`calibrate: profile '${base.name}' has no DMA engine; the calibration data has DMA rows (use zen3-2s)`);
-          const fit = o.fit === 'minimax' ? await minimaxFit(base) : { profile: calibrateLeastSquares(base), optimum: undefined };
+          let data: CalibrationData = RFC_V6_ZEN3;
+          if (o.data !== undefined) {
+            let raw: unknown;
+            try {
+              raw = JSON.parse(readFileSync(o.data, 'utf8'));
+            } catch (e) {
+              throw new Error(`--data: cannot read '${o.data}' as JSON: ${(e as Error).message}`);
+            }
+            data = parseCalibrationData(raw, base);
+          } else if (base.dma === undefined) throw new Error(`calibrate: profile '${base.name}' has no DMA engine; the RFC v6 data has DMA rows (use zen3-2s, or --data with a CPU row only)`);
+          const source = data.source ?? (o.data !== undefined ? o.data : RFC_V6_ZEN3.source);
+          const fit = o.fit === 'minimax' ? await minimaxFit(base, data) : { profile: calibrateLeastSquares(base, data), optimum: undefined };
           const fitted = fit.profile;
-          const res = residuals(fitted);
-          const bound = boundFromConvexity(fitted);
+          const res = residuals(fitted, data);
+          const bound = boundFromConvexity(fitted, data);
+          if (o.write !== undefined) {
+            const how = o.fit === 'minimax' ? 'minimax (least worst relative error, by linear programs in HiGHS, ties broken by least squares)' : 'Nelder-Mead least squares';
+            const out = JSON.parse(JSON.stringify(fitted)) as HwProfile;
+            for (const k of Object.keys(fittedParams(fitted, data))) out.sources[k.startsWith('cpu.copy') ? 'cpu.copy' : k] = `fitted: ${how} on ${res.length} point(s) of ${source}; \`hmmsim model calibrate\` from profile '${base.name}'`;
+            writeFileSync(o.write, JSON.stringify(out, null, 2) + '\n');
+            loadProfile(o.write); // the written profile passes the schema
+            process.stderr.write(`calibrate: fitted profile written to ${o.write} (use --profile ${o.write})\n`);
+          }
           const worst = Math.max(...res.map((r) => Math.abs(r.relErr)));
           const rms = Math.sqrt(res.reduce((s, r) => s + r.relErr * r.relErr, 0) / res.length);
-          const predCh = [4, 8, 16].filter((c) => fitted.dma !== undefined && c <= fitted.dma.channels);
+          const predCh = [4, 8, 16].filter((c) => fitted.dma !== undefined && c <= fitted.dma.channels && data.dma?.[String(c)] === undefined);
           const predictions = predCh.map((ch) => ({ channels: ch, GBps: FOLIO_KIB.map((f) => modelGBps(fitted, f, ch)) }));
-          const crossover = FOLIO_KIB.map((f) => ({ folioKiB: f, cpu: modelGBps(fitted, f, 0), dma1: modelGBps(fitted, f, 1) }));
-          if (o.json) write(JSON.stringify({ fit: o.fit, params: fittedParams(fitted), residuals: res, worst, rms, optimum: fit.optimum ?? null, bound, predictions, crossover }, null, 2) + '\n');
+          const crossover = fitted.dma === undefined ? [] : FOLIO_KIB.map((f) => ({ folioKiB: f, cpu: modelGBps(fitted, f, 0), dma1: modelGBps(fitted, f, 1) }));
+          if (o.json) write(JSON.stringify({ fit: o.fit, source, params: fittedParams(fitted, data), residuals: res, worst, rms, optimum: fit.optimum ?? null, bound, predictions, crossover }, null, 2) + '\n');
           else {
             const how = o.fit === 'minimax' ? 'minimax: the least worst relative error, by linear programs, ties broken by least squares' : 'Nelder-Mead least squares of the relative errors';
-            write(`Fitted parameters (${how}; the 18 RFC v6 move_pages() GB/s points, Zen 3 2-socket):\n`);
-            for (const [k, v] of Object.entries(fittedParams(fitted))) write(`  ${k.padEnd(24)} ${v.toFixed(3)}\n`);
-            write(`  (not fitted: kernel.migrateBatchNs ${fitted.kernel.migrateBatchNs}, dma.maxSegmentBytes ${fitted.dma?.maxSegmentBytes}, dma.aggregateGBps ${fitted.dma?.aggregateGBps}: see the profile's sources)\n`);
+            write(`Fitted parameters (${how}; ${res.length} move_pages() GB/s points of ${source}):\n`);
+            for (const [k, v] of Object.entries(fittedParams(fitted, data))) write(`  ${k.padEnd(24)} ${v.toFixed(3)}\n`);
+            write(`  (not fitted: kernel.migrateBatchNs ${fitted.kernel.migrateBatchNs}${fitted.dma === undefined ? '' : `, dma.maxSegmentBytes ${fitted.dma.maxSegmentBytes}, dma.aggregateGBps ${fitted.dma.aggregateGBps}`}: see the profile's sources)\n`);
             write('\nrow       folio  measured  model   error\n');
             for (const r of res) write(`${r.row.padEnd(9)} ${fmtKiB(r.folioKiB).padStart(5)}  ${r.measured.toFixed(2).padStart(8)}  ${r.model.toFixed(2).padStart(6)}  ${(r.relErr * 100).toFixed(1).padStart(6)}%\n`);
             write(`\nworst point: ${(worst * 100).toFixed(2)}%, rms ${(rms * 100).toFixed(1)}%${worst > 0.1 ? ' (above the 10% target)' : ''}\n`);
             if (fit.optimum !== undefined) write(`the least worst error any parameter values of this structure reach: ${(fit.optimum * 100).toFixed(2)}% (linear programs; the fit above is at it)\n`);
-            write(`\nWhy 10% at every point is out of reach for this structure: on the 1-channel row the\n` +
+            if (bound !== null) write(`\nWhy 10% at every point is out of reach for this structure: on the 1-channel row the\n` +
               `${bound.folioKiB.map(fmtKiB).join(', ')} points differ only in their folio = segment count per 2 MiB batch\n` +
               `(${bound.segments.join(', ')}); the model's batch time is convex in that count, so\n` +
               `T(${bound.segments[1]}) <= ${bound.lambda.toFixed(2)} T(${bound.segments[0]}) + ${(1 - bound.lambda).toFixed(2)} T(${bound.segments[2]}) = ${(bound.chordNs / 1000).toFixed(1)} us ` +
@@ -158,7 +182,7 @@ Examples:
               for (const pr of predictions) write(`${`DMA ${pr.channels}ch`.padEnd(12)}${pr.GBps.map((v) => v.toFixed(2).padStart(8)).join('')}\n`);
             }
             const slower = crossover.filter((c) => c.dma1 < c.cpu).map((c) => fmtKiB(c.folioKiB));
-            write(`\n1-channel crossover: DMA slower than the CPU at ${slower.join(', ') || 'no size'}; faster at ${crossover.filter((c) => c.dma1 >= c.cpu).map((c) => fmtKiB(c.folioKiB)).join(', ') || 'no size'}\n`);
+            if (crossover.length) write(`\n1-channel crossover: DMA slower than the CPU at ${slower.join(', ') || 'no size'}; faster at ${crossover.filter((c) => c.dma1 >= c.cpu).map((c) => fmtKiB(c.folioKiB)).join(', ') || 'no size'}\n`);
           }
           return;
         }

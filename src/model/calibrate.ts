@@ -40,8 +40,23 @@ import { FOLIO_KIB, predictMovePages } from './move_pages.js';
 
 export const GB1 = 1 << 30;
 
+/**
+ * Measured move_pages() throughput to fit a profile to: GB/s (10^9 B/s) of
+ * a 1 GiB move by folio size in FOLIO_KIB order (4K, 16K, 64K, 256K, 1M,
+ * 2M), for the CPU copy and for DMA offload with N channels; null where a
+ * point was not measured. `hmmsim model calibrate --data FILE` reads one
+ * (parseCalibrationData()).
+ */
+export interface CalibrationData {
+  /** Where the figures come from (printed, and written into a fitted profile's sources). */
+  source?: string;
+  cpu?: Array<number | null>;
+  dma?: Record<string, Array<number | null>>;
+}
+
 /** The published rows (GB/s by folio size 4K, 16K, 64K, 256K, 1M, 2M). */
-export const RFC_V6_ZEN3: { cpu: number[]; dma: Record<number, number[]> } = {
+export const RFC_V6_ZEN3: { source: string; cpu: number[]; dma: Record<number, number[]> } = {
+  source: 'Shivank Garg (AMD), DMA folio-migration offload RFC v6 (2026), move_pages() of 1 GB on 2-socket Zen 3 EPYC',
   cpu: [3.55, 5.66, 6.16, 7.12, 6.93, 10.88],
   dma: {
     1: [2.63, 2.92, 3.16, 4.75, 7.38, 12.64],
@@ -83,18 +98,73 @@ export function modelGBps(p: HwProfile, folioKiB: number, channels: number, byte
   return bytes / predictMovePages(p, folioKiB, channels, bytes);
 }
 
-export function residuals(p: HwProfile): Residual[] {
-  const out: Residual[] = [];
-  FOLIO_KIB.forEach((f, i) => {
-    const m = modelGBps(p, f, 0);
-    out.push({ row: 'CPU', folioKiB: f, measured: RFC_V6_ZEN3.cpu[i], model: m, relErr: (m - RFC_V6_ZEN3.cpu[i]) / RFC_V6_ZEN3.cpu[i] });
+/** One measured point: folio KiB, channels (0 = CPU copy), GB/s. */
+interface DataPoint {
+  row: string;
+  folioKiB: number;
+  channels: number;
+  GBps: number;
+}
+
+/** The measured points of `data`, CPU row first, then the DMA rows by channel count. */
+function dataPoints(data: CalibrationData): DataPoint[] {
+  const out: DataPoint[] = [];
+  data.cpu?.forEach((g, i) => {
+    if (g !== null) out.push({ row: 'CPU', folioKiB: FOLIO_KIB[i], channels: 0, GBps: g });
   });
-  for (const [ch, row] of Object.entries(RFC_V6_ZEN3.dma)) {
-    FOLIO_KIB.forEach((f, i) => {
-      const m = modelGBps(p, f, Number(ch));
-      out.push({ row: `DMA ${ch}ch`, folioKiB: f, measured: row[i], model: m, relErr: (m - row[i]) / row[i] });
+  const chans = Object.keys(data.dma ?? {}).map(Number).sort((a, b) => a - b);
+  for (const ch of chans) {
+    data.dma![String(ch)].forEach((g, i) => {
+      if (g !== null) out.push({ row: `DMA ${ch}ch`, folioKiB: FOLIO_KIB[i], channels: ch, GBps: g });
     });
   }
+  return out;
+}
+
+/** Model vs measured at every point of `data` (default: the RFC v6 rows). */
+export function residuals(p: HwProfile, data: CalibrationData = RFC_V6_ZEN3): Residual[] {
+  return dataPoints(data).map((d) => {
+    const m = modelGBps(p, d.folioKiB, d.channels);
+    return { row: d.row, folioKiB: d.folioKiB, measured: d.GBps, model: m, relErr: (m - d.GBps) / d.GBps };
+  });
+}
+
+/**
+ * Check a user's calibration data against `profile` and return it typed:
+ * an object with optional `source` (string), `cpu` (6 entries) and `dma`
+ * (channel count -> 6 entries), each entry a positive GB/s or null; at
+ * least one point; DMA rows only for a profile with a DMA engine and at
+ * most its channel count. Throws an Error naming the first problem.
+ */
+export function parseCalibrationData(raw: unknown, profile: HwProfile): CalibrationData {
+  const where = 'calibration data';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where}: not a JSON object ({"cpu": [...], "dma": {"1": [...]}})`);
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['source', 'cpu', 'dma'].includes(k)) throw new Error(`${where}: unknown key '${k}' (source, cpu, dma)`);
+  if (o.source !== undefined && typeof o.source !== 'string') throw new Error(`${where}: source must be a string`);
+  const row = (v: unknown, name: string): Array<number | null> => {
+    if (!Array.isArray(v) || v.length !== FOLIO_KIB.length) throw new Error(`${where}: ${name} must be an array of ${FOLIO_KIB.length} GB/s values for folios ${FOLIO_KIB.map((f) => `${f}K`).join(', ')} (null where not measured)`);
+    return v.map((x, i) => {
+      if (x === null) return null;
+      if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new Error(`${where}: ${name}[${i}] (${FOLIO_KIB[i]}K) is ${JSON.stringify(x)}, not a positive GB/s or null`);
+      return x;
+    });
+  };
+  const out: CalibrationData = {};
+  if (typeof o.source === 'string') out.source = o.source;
+  if (o.cpu !== undefined) out.cpu = row(o.cpu, 'cpu');
+  if (o.dma !== undefined) {
+    if (typeof o.dma !== 'object' || o.dma === null || Array.isArray(o.dma)) throw new Error(`${where}: dma must be an object of channel count -> row`);
+    out.dma = {};
+    for (const [ch, r] of Object.entries(o.dma as Record<string, unknown>)) {
+      const n = Number(ch);
+      if (!Number.isInteger(n) || n < 1 || String(n) !== ch) throw new Error(`${where}: dma key '${ch}' is not a channel count >= 1`);
+      if (profile.dma === undefined) throw new Error(`${where}: has DMA rows but profile '${profile.name}' has no DMA engine`);
+      if (n > profile.dma.channels) throw new Error(`${where}: dma row for ${n} channels, but profile '${profile.name}' has ${profile.dma.channels}`);
+      out.dma[ch] = row(r, `dma["${ch}"]`);
+    }
+  }
+  if (dataPoints(out).length === 0) throw new Error(`${where}: no measured point`);
   return out;
 }
 
@@ -164,15 +234,15 @@ export function nelderMead(f: (x: number[]) => number, x0: number[], opts: { ste
 /** All free parameters, in fitting order. */
 const ALL_PARAMS: Getter[] = [...CPU_PARAMS, ...DMA_PARAMS];
 
-/** Sum of squared relative errors over the 18 published points. */
-function cost(p: HwProfile): number {
-  return residuals(p).reduce((s, r) => s + r.relErr * r.relErr, 0);
+/** Sum of squared relative errors over the points of `data`. */
+function cost(p: HwProfile, data: CalibrationData): number {
+  return residuals(p, data).reduce((s, r) => s + r.relErr * r.relErr, 0);
 }
 
-/** The largest |relative error| over the 18 points. */
-export function worstRelErr(p: HwProfile): number {
+/** The largest |relative error| over the points of `data` (default: the 18 RFC v6 points). */
+export function worstRelErr(p: HwProfile, data: CalibrationData = RFC_V6_ZEN3): number {
   let m = 0;
-  for (const r of residuals(p)) m = Math.max(m, Math.abs(r.relErr));
+  for (const r of residuals(p, data)) m = Math.max(m, Math.abs(r.relErr));
   return m;
 }
 
@@ -184,22 +254,26 @@ export type CalibrationObjective = 'minimax' | 'lsq';
  * rows: all 18 points at once (the CPU-path parameters are shared by the
  * CPU and DMA rows, as the kernel path shares them).
  */
-export async function calibrate(base: HwProfile, objective: CalibrationObjective = 'minimax'): Promise<HwProfile> {
-  return objective === 'minimax' ? (await minimaxFit(base)).profile : calibrateLeastSquares(base);
+export async function calibrate(base: HwProfile, objective: CalibrationObjective = 'minimax', data: CalibrationData = RFC_V6_ZEN3): Promise<HwProfile> {
+  return objective === 'minimax' ? (await minimaxFit(base, data)).profile : calibrateLeastSquares(base, data);
 }
 
-/** The 'lsq' objective: Nelder-Mead on the sum of squared relative GB/s errors. */
-export function calibrateLeastSquares(base: HwProfile): HwProfile {
+/**
+ * The 'lsq' objective: Nelder-Mead on the sum of squared relative GB/s
+ * errors. With no DMA rows in `data` the DMA parameters stay as in `base`.
+ */
+export function calibrateLeastSquares(base: HwProfile, data: CalibrationData = RFC_V6_ZEN3): HwProfile {
   const p = JSON.parse(JSON.stringify(base)) as HwProfile;
   /*
    * Each parameter is the square of a free coordinate: positive, and 0 is
    * reachable and can be left again (log space gets stuck there). The
    * simplex steps are relative to the starting values.
    */
-  const x0 = ALL_PARAMS.map((g) => Math.sqrt(getP(p, g)));
+  const params = Object.keys(data.dma ?? {}).length > 0 ? ALL_PARAMS : CPU_PARAMS;
+  const x0 = params.map((g) => Math.sqrt(getP(p, g)));
   const f = (x: number[]): number => {
-    ALL_PARAMS.forEach((g, i) => setP(p, g, Math.max(x[i] * x[i], 1e-9)));
-    return cost(p);
+    params.forEach((g, i) => setP(p, g, Math.max(x[i] * x[i], 1e-9)));
+    return cost(p, data);
   };
   const { x } = nelderMead(f, x0, { steps: x0.map((v) => Math.max(0.3 * v, 1)) });
   f(x);
@@ -228,30 +302,29 @@ interface LinearPoint {
   c: number[];
 }
 
-/** The 18 points in RFC_V6_ZEN3 order (CPU row, then DMA rows): folio KiB, channels (0 = CPU), GB/s. */
-function points(): Array<[number, number, number]> {
-  const out: Array<[number, number, number]> = FOLIO_KIB.map((f, i) => [f, 0, RFC_V6_ZEN3.cpu[i]]);
-  for (const [ch, row] of Object.entries(RFC_V6_ZEN3.dma)) FOLIO_KIB.forEach((f, i) => out.push([f, Number(ch), row[i]]));
-  return out;
+/** The fitted coordinates that `data` can move: the DMA ones only if it has DMA rows. */
+function thetaFor(data: CalibrationData): typeof THETA {
+  return Object.keys(data.dma ?? {}).length > 0 ? THETA : THETA.filter((t) => ['F', 'Pte', 'Ccpu'].includes(t.name));
 }
 
 /**
- * The model's time at each published point as an affine function of THETA
+ * The model's time at each measured point as an affine function of `theta`
  * (relative to the measured time), read off predictMovePages() at theta = 0
- * and at each unit vector, with the aggregate DMA cap lifted. Checked: at
- * the base profile's own theta the affine form equals predictMovePages().
+ * and at each unit vector (the other parameters as in `base`), with the
+ * aggregate DMA cap lifted. Checked: at the base profile's own theta the
+ * affine form equals predictMovePages().
  */
-function linearize(base: HwProfile): LinearPoint[] {
+function linearize(base: HwProfile, data: CalibrationData, theta: typeof THETA): LinearPoint[] {
   const p = JSON.parse(JSON.stringify(base)) as HwProfile;
-  p.dma!.aggregateGBps = Infinity;
-  const at = (theta: number[]): void => THETA.forEach((t, i) => t.set(p, theta[i]));
-  const zero = THETA.map(() => 0);
-  const theta0 = THETA.map((t) => t.get(base));
-  return points().map(([f, ch, g]) => {
+  if (p.dma !== undefined) p.dma.aggregateGBps = Infinity;
+  const at = (v: number[]): void => theta.forEach((t, i) => t.set(p, v[i]));
+  const zero = theta.map(() => 0);
+  const theta0 = theta.map((t) => t.get(base));
+  return dataPoints(data).map(({ folioKiB: f, channels: ch, GBps: g }) => {
     const measured = GB1 / g;
     at(zero);
     const a = predictMovePages(p, f, ch, GB1) / measured;
-    const c = THETA.map((_, j) => {
+    const c = theta.map((_, j) => {
       const u = zero.slice();
       u[j] = 1;
       at(u);
@@ -266,16 +339,16 @@ function linearize(base: HwProfile): LinearPoint[] {
 }
 
 /** CPLEX LP text: minimise `objective` with every point's time within the bounds for relative error t. */
-function lpText(rows: LinearPoint[], t: number, objective: string): string {
+function lpText(rows: LinearPoint[], theta: typeof THETA, t: number, objective: string): string {
   const num = (x: number): string => x.toPrecision(17);
-  const lin = (c: number[]): string => c.map((cj, j) => `${cj >= 0 ? '+' : '-'} ${num(Math.abs(cj))} ${THETA[j].name}`).join(' ');
+  const lin = (c: number[]): string => c.map((cj, j) => `${cj >= 0 ? '+' : '-'} ${num(Math.abs(cj))} ${theta[j].name}`).join(' ');
   const lines = ['Minimize', ` obj: ${objective}`, 'Subject To'];
   /* GB/s within t of the measured  <=>  model time / measured time in [1/(1+t), 1/(1-t)] */
   rows.forEach((r, i) => {
     lines.push(` lo${i}: ${lin(r.c)} >= ${num(1 / (1 + t) - r.a)}`);
     lines.push(` hi${i}: ${lin(r.c)} <= ${num(1 / (1 - t) - r.a)}`);
   });
-  lines.push('Bounds', ...THETA.map((th) => ` ${th.name} >= 0`), 'End');
+  lines.push('Bounds', ...theta.map((th) => ` ${th.name} >= 0`), 'End');
   return lines.join('\n');
 }
 
@@ -299,11 +372,13 @@ export interface MinimaxFit {
  * t (1 + 1e-6) (a QP). Throws if the aggregate DMA cap binds at the result
  * (the linear form would not hold there).
  */
-export async function minimaxFit(base: HwProfile): Promise<MinimaxFit> {
+export async function minimaxFit(base: HwProfile, data: CalibrationData = RFC_V6_ZEN3): Promise<MinimaxFit> {
+  if (Object.keys(data.dma ?? {}).length > 0 && base.dma === undefined) throw new Error(`calibration: the data has DMA rows but profile '${base.name}' has no DMA engine`);
+  const THETA = thetaFor(data);
   const solver = await loadHighs();
-  const rows = linearize(base);
+  const rows = linearize(base, data, THETA);
   const solve = (t: number, objective: string): number[] | null => {
-    const r = solver.solve(lpText(rows, t, objective), { output_flag: false });
+    const r = solver.solve(lpText(rows, THETA, t, objective), { output_flag: false });
     if (r.Status !== 'Optimal') return null;
     return THETA.map((th) => (r.Columns[th.name] as { Primal: number }).Primal);
   };
@@ -341,14 +416,14 @@ export async function minimaxFit(base: HwProfile): Promise<MinimaxFit> {
   if (theta === null) throw new Error('calibration: the least-squares step found no point within the minimax bound');
   const p = JSON.parse(JSON.stringify(base)) as HwProfile;
   THETA.forEach((th, i) => th.set(p, Math.max(theta[i], 0)));
-  if (!Number.isFinite(p.cpu.copy[0].GBps) || !Number.isFinite(p.dma!.channelGBps)) throw new Error('calibration: the fit put a copy bandwidth at infinity (its per-byte cost at 0); the data cannot pin it');
-  const capped = points().some(([f, ch]) => {
+  if (!Number.isFinite(p.cpu.copy[0].GBps) || (p.dma !== undefined && !Number.isFinite(p.dma.channelGBps))) throw new Error('calibration: the fit put a copy bandwidth at infinity (its per-byte cost at 0); the data cannot pin it');
+  const capped = dataPoints(data).some(({ folioKiB: f, channels: ch }) => {
     if (ch === 0) return false;
     const free = JSON.parse(JSON.stringify(p)) as HwProfile;
     free.dma!.aggregateGBps = Infinity;
     return predictMovePages(p, f, ch, GB1) !== predictMovePages(free, f, ch, GB1);
   });
-  if (capped) throw new Error('calibration: dma.aggregateGBps binds at the fit; the linear form does not hold');
+  if (capped) throw new Error(`calibration: dma.aggregateGBps (${p.dma!.aggregateGBps} GB/s, not fitted) limits some measured point at the fit, where the fit's linear form does not hold: raise it in profile '${base.name}' (a copy, --profile FILE) or leave out the points with the most channels`);
   return { profile: p, optimum: hi };
 }
 
@@ -376,23 +451,27 @@ export interface ConvexityBound {
  * published 256K point is far slower than that chord (its jump to 1M is
  * too large for its step from 64K). With every model time within a
  * relative error t of the published GB/s, the best case is T8/(1+t) <=
- * chord/(1-t), so t >= (1-q)/(1+q), q = chord / T8.
+ * chord/(1-t), so t >= (1-q)/(1+q), q = chord / T8. Null when `data` lacks
+ * one of the three 1-channel points or the profile merges segments beyond
+ * 64 KiB (the three sizes would not differ only in n).
  */
-export function boundFromConvexity(p: HwProfile): ConvexityBound {
+export function boundFromConvexity(p: HwProfile, data: CalibrationData = RFC_V6_ZEN3): ConvexityBound | null {
   const maxSeg = p.dma?.maxSegmentBytes ?? 65536;
   const sizes: [number, number, number] = [64, 256, 1024];
   const idx = sizes.map((s) => FOLIO_KIB.indexOf(s));
+  const row = data.dma?.['1'];
+  if (row === undefined || idx.some((i) => row[i] === null) || maxSeg > 65536) return null;
   const seg = sizes.map((s) => Math.ceil((2048 * 1024) / Math.max(s * 1024, maxSeg))) as [number, number, number];
-  const T = idx.map((i) => (2 * 1024 * 1024) / RFC_V6_ZEN3.dma[1][i]) as [number, number, number];
+  const T = idx.map((i) => (2 * 1024 * 1024) / row[i]!) as [number, number, number];
   const lambda = (seg[1] - seg[2]) / (seg[0] - seg[2]);
   const chord = lambda * T[0] + (1 - lambda) * T[2];
   const q = chord / T[1];
   return { folioKiB: sizes, segments: seg, lambda, measuredNs: T, chordNs: chord, minMaxRelErr: q >= 1 ? 0 : (1 - q) / (1 + q) };
 }
 
-/** The fitted parameters by name, for printing. */
-export function fittedParams(p: HwProfile): Record<string, number> {
+/** The parameters a fit to `data` sets, by name (the DMA ones only if it has DMA rows), for printing. */
+export function fittedParams(p: HwProfile, data: CalibrationData = RFC_V6_ZEN3): Record<string, number> {
   const o: Record<string, number> = {};
-  for (const g of ALL_PARAMS) o[g[0] === 'cpu' ? 'cpu.copy[4096].GBps' : `${g[0]}.${g[1]}`] = getP(p, g);
+  for (const g of Object.keys(data.dma ?? {}).length > 0 ? ALL_PARAMS : CPU_PARAMS) o[g[0] === 'cpu' ? 'cpu.copy[4096].GBps' : `${g[0]}.${g[1]}`] = getP(p, g);
   return o;
 }
