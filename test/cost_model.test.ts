@@ -290,9 +290,17 @@ test('cost: hmmsim model calibrate --data --write: fits your measurements and wr
     assert.equal(mp.status, 0, mp.stderr);
     const pts = (JSON.parse(mp.stdout) as { results: Array<{ points: Array<{ GBps: number }> }> }).results[0].points;
     pts.forEach((p, i) => assert.ok(Math.abs(p.GBps - cpu[i]) / cpu[i] < 1e-4, `${FOLIO_KIB[i]}K: ${p.GBps} vs ${cpu[i]}`));
+    // move-pages --data compares the table with your measurements ('-' where you measured nothing).
+    writeFileSync(join(dir, 'gap.json'), JSON.stringify({ source: 'test box', cpu: [null, ...cpu.slice(1)] }));
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ cpu: [1] }));
+    const cmp = spawnSync(process.execPath, [BIN, 'model', 'move-pages', '--predict', '--profile', out, '--channels', '0', '--data', join(dir, 'gap.json')], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(cmp.status, 0, cmp.stderr);
+    assert.match(cmp.stdout, /measured \(test box\):\nCPU\s+-\s+\d/);
+    assert.match(cmp.stdout, /model vs measured \(%\):\nCPU\s+-(\s+-?0\.0){5}\n/);
     for (const [args, msg] of [
       [['model', 'calibrate', '--data', join(dir, 'nope.json')], /--data: cannot read/],
-      [['model', 'move-pages', '--data', join(dir, 'data.json')], /--data applies to calibrate/],
+      [['model', 'device-fault', '--data', join(dir, 'data.json')], /--data applies to calibrate and move-pages/],
+      [['model', 'move-pages', '--predict', '--data', join(dir, 'bad.json')], /cpu must be an array of 6/],
       [['model', 'calibrate', '--profile', 'pcie5-gpu'], /has no DMA engine/],
     ] as Array<[string[], RegExp]>) {
       const e = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });

@@ -69,6 +69,17 @@ function parseList(s: string, what: string): number[] {
   return v;
 }
 
+/** --data FILE: read and check calibration data (parseCalibrationData) for `profile`. */
+function readCalibrationData(file: string, profile: HwProfile): CalibrationData {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`--data: cannot read '${file}' as JSON: ${(e as Error).message}`);
+  }
+  return parseCalibrationData(raw, profile);
+}
+
 export function registerModel(program: Command, write: (s: string) => void, setCode: (c: number) => void): void {
   program
     .command('model')
@@ -82,7 +93,7 @@ export function registerModel(program: Command, write: (s: string) => void, setC
     .option('--predict', 'move-pages: closed-form prediction only (no simulation run)')
     .option('--trace <file>', 'move-pages, device-fault, nouveau-fault, dmirror-benchmark: write the runs as Chrome Trace Event JSON in simulated time (one process per configuration; CPU thread, DMA channel and copy engine tracks); move-pages defaults to --size 8 with it')
     .option('--fit <objective>', 'calibrate: minimax (the worst point; the shipped zen3-2s fit) or lsq (sum of squared relative errors)', 'minimax')
-    .option('--data <file>', 'calibrate: fit to your own move_pages() GB/s (JSON: {"source": "...", "cpu": [6 values], "dma": {"1": [6 values]}}, folios 4K..2M, null where not measured) instead of the RFC v6 rows')
+    .option('--data <file>', 'calibrate, move-pages: your own move_pages() GB/s to fit to (calibrate) or compare with (move-pages) (JSON: {"source": "...", "cpu": [6 values], "dma": {"1": [6 values]}}, folios 4K..2M, null where not measured) instead of the RFC v6 rows')
     .option('--write <file>', 'calibrate: write the fitted profile (JSON, loadable with --profile FILE)')
     .option('--json', 'print JSON')
     .addHelpText('after', `
@@ -130,19 +141,14 @@ Examples:
           variants = parseList(o.sweep.slice(eq + 1), '--sweep').map((v) => ({ label: `${param}=${v}`, p: withValue(base, param, v) }));
         }
         if (o.fit !== 'minimax' && o.fit !== 'lsq') throw new Error(`--fit: '${o.fit}' is not minimax or lsq`);
-        for (const opt of ['fit', 'data', 'write']) if (cmd.getOptionValueSource(opt) === 'cli' && experiment !== 'calibrate') throw new Error(`--${opt} applies to calibrate, not to '${experiment}'`);
+        for (const opt of ['fit', 'write']) if (cmd.getOptionValueSource(opt) === 'cli' && experiment !== 'calibrate') throw new Error(`--${opt} applies to calibrate, not to '${experiment}'`);
+        if (o.data !== undefined && experiment !== 'calibrate' && experiment !== 'move-pages') throw new Error(`--data applies to calibrate and move-pages, not to '${experiment}'`);
+        const userData = o.data === undefined ? undefined : readCalibrationData(o.data, base);
         if (experiment === 'calibrate') {
           let data: CalibrationData = RFC_V6_ZEN3;
-          if (o.data !== undefined) {
-            let raw: unknown;
-            try {
-              raw = JSON.parse(readFileSync(o.data, 'utf8'));
-            } catch (e) {
-              throw new Error(`--data: cannot read '${o.data}' as JSON: ${(e as Error).message}`);
-            }
-            data = parseCalibrationData(raw, base);
-          } else if (base.dma === undefined) throw new Error(`calibrate: profile '${base.name}' has no DMA engine; the RFC v6 data has DMA rows (use zen3-2s, or --data with a CPU row only)`);
-          const source = data.source ?? (o.data !== undefined ? o.data : RFC_V6_ZEN3.source);
+          if (userData !== undefined) data = userData;
+          else if (base.dma === undefined) throw new Error(`calibrate: profile '${base.name}' has no DMA engine; the RFC v6 data has DMA rows (use zen3-2s, or --data with a CPU row only)`);
+          const source = data.source ?? o.data ?? RFC_V6_ZEN3.source;
           const fit = o.fit === 'minimax' ? await minimaxFit(base, data) : { profile: calibrateLeastSquares(base, data), optimum: undefined };
           const fitted = fit.profile;
           const res = residuals(fitted, data);
@@ -263,7 +269,7 @@ Examples:
         bar?.stop();
         finishTrace();
         if (o.json) {
-          write(JSON.stringify({ experiment, profile: base.name, bytes, contentMode: 'fingerprint', results: all }, null, 2) + '\n');
+          write(JSON.stringify({ experiment, profile: base.name, bytes, contentMode: 'fingerprint', results: all, ...(userData !== undefined ? { measured: userData } : {}) }, null, 2) + '\n');
           return;
         }
         for (const { variant, points } of all) {
@@ -275,23 +281,28 @@ Examples:
             const failed = row.reduce((s, p) => s + p.failed, 0);
             if (failed) write(`  (${failed} pages not migrated)\n`);
           }
-          if (base.name === 'zen3-2s' && !variant && mib === 1024) {
-            write('\npublished (RFC v6, calibration data):\n');
-            write(`${'CPU'.padEnd(12)}${RFC_V6_ZEN3.cpu.map((v) => v.toFixed(2).padStart(8)).join('')}\n`);
-            for (const [ch, row] of Object.entries(RFC_V6_ZEN3.dma)) write(`${`DMA ${ch}ch`.padEnd(12)}${row.map((v) => v.toFixed(2).padStart(8)).join('')}\n`);
-            const rows: Array<[number, number[]]> = [[0, RFC_V6_ZEN3.cpu], ...Object.entries(RFC_V6_ZEN3.dma).map(([c, r]) => [Number(c), r] as [number, number[]])];
+          /* the measurements to compare with: --data, or the RFC v6 rows for the full zen3-2s table */
+          const ref = userData ?? (base.name === 'zen3-2s' && !variant && mib === 1024 ? RFC_V6_ZEN3 : undefined);
+          if (ref !== undefined) {
+            const rows: Array<[number, Array<number | null>]> = [
+              ...(ref.cpu ? [[0, ref.cpu] as [number, Array<number | null>]] : []),
+              ...Object.entries(ref.dma ?? {}).map(([c, r]) => [Number(c), r] as [number, Array<number | null>]),
+            ];
+            const cell = (v: number | null): string => (v === null ? '-' : v.toFixed(2)).padStart(8);
+            write(`\nmeasured (${ref === RFC_V6_ZEN3 ? 'RFC v6, calibration data' : ref.source ?? o.data}):\n`);
+            for (const [c, row] of rows) write(`${(c === 0 ? 'CPU' : `DMA ${c}ch`).padEnd(12)}${row.map(cell).join('')}\n`);
             const errRows = rows.filter(([c]) => chans.includes(c) && folios.every((f) => FOLIO_KIB.includes(f)));
             if (errRows.length) {
-              write('\nmodel vs published (%):\n');
+              write('\nmodel vs measured (%):\n');
               for (const [c, row] of errRows) {
                 const cells = folios.map((f) => {
                   const m = points.find((p) => p.folioKiB === f && p.channels === c)!.GBps;
                   const pub = row[FOLIO_KIB.indexOf(f)];
-                  return (((m - pub) / pub) * 100).toFixed(1).padStart(8);
+                  return (pub === null ? '-' : (((m - pub) / pub) * 100).toFixed(1)).padStart(8);
                 });
                 write(`${(c === 0 ? 'CPU' : `DMA ${c}ch`).padEnd(12)}${cells.join('')}\n`);
               }
-              write('(10% per point is out of reach for this structure: hmmsim model calibrate, docs/COST_MODEL.md)\n');
+              if (ref === RFC_V6_ZEN3) write('(10% per point is out of reach for this structure: hmmsim model calibrate, docs/COST_MODEL.md)\n');
             }
           }
         }
