@@ -174,9 +174,9 @@ Examples:
             write(`  (not fitted: kernel.migrateBatchNs ${fitted.kernel.migrateBatchNs}${fitted.dma === undefined ? '' : `, dma.maxSegmentBytes ${fitted.dma.maxSegmentBytes}, dma.aggregateGBps ${fitted.dma.aggregateGBps}`}: see the profile's sources)\n`);
             write('\nrow       folio  measured  model   error\n');
             for (const r of res) write(`${r.row.padEnd(9)} ${fmtKiB(r.folioKiB).padStart(5)}  ${r.measured.toFixed(2).padStart(8)}  ${r.model.toFixed(2).padStart(6)}  ${(r.relErr * 100).toFixed(1).padStart(6)}%\n`);
-            write(`\nworst point: ${(worst * 100).toFixed(2)}%, rms ${(rms * 100).toFixed(1)}%${worst > 0.1 ? ' (above the 10% target)' : ''}\n`);
+            write(`\nworst point: ${(worst * 100).toFixed(2)}%, rms ${(rms * 100).toFixed(1)}%${data === RFC_V6_ZEN3 && worst > 0.1 ? ' (above the 10% target)' : ''}\n`);
             if (fit.optimum !== undefined) write(`the least worst error any parameter values of this structure reach: ${(fit.optimum * 100).toFixed(2)}% (linear programs; the fit above is at it)\n`);
-            if (bound !== null) write(`\nWhy 10% at every point is out of reach for this structure: on the 1-channel row the\n` +
+            if (bound !== null && data === RFC_V6_ZEN3) write(`\nWhy 10% at every point is out of reach for this structure: on the 1-channel row the\n` +
               `${bound.folioKiB.map(fmtKiB).join(', ')} points differ only in their folio = segment count per 2 MiB batch\n` +
               `(${bound.segments.join(', ')}); the model's batch time is convex in that count, so\n` +
               `T(${bound.segments[1]}) <= ${bound.lambda.toFixed(2)} T(${bound.segments[0]}) + ${(1 - bound.lambda).toFixed(2)} T(${bound.segments[2]}) = ${(bound.chordNs / 1000).toFixed(1)} us ` +
