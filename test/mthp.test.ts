@@ -28,6 +28,11 @@ function alignedAnon(p: ReturnType<typeof numaMachine>['p'], len: number): numbe
   return pmdAlignUp(raw);
 }
 
+/** Write `pages` pages from `a`, page i filled with the byte `first + i` (faults the folios in). */
+function fillPages(p: ReturnType<typeof numaMachine>['p'], a: number, pages: number, first: number): void {
+  for (let i = 0; i < pages; i++) p.fill(a + i * PAGE, PAGE, first + i);
+}
+
 test('mthp: config hugepages-<size>kB takes always|inherit|madvise|never and rejects other sizes and values', () => {
   const cfg = defaultConfig();
   assert.equal(applyConfigSetting(cfg, 'hugepages-64kB=always'), null);
@@ -106,7 +111,7 @@ test('mthp: move_pages() moves a 64 KiB folio whole (one folio, order kept), con
   const { sys, p } = machine({ '64kB': 'always' });
   const k = sys.kernel;
   const a = alignedAnon(p, 128 * 1024);
-  for (let i = 0; i < 32; i++) p.fill(a + i * PAGE, PAGE, 0x20 + i);
+  fillPages(p, a, 32, 0x20);
   const before = p.readBytes(a, 32 * PAGE);
   const old = pfnOf(p, a);
   assert.equal(k.pages.folioNr(old), 16);
@@ -125,7 +130,7 @@ test('mthp: fork shares the folio; COW copies one page while the child maps it; 
   const { sys, p } = machine({ '64kB': 'always' });
   const k = sys.kernel;
   const a = alignedAnon(p, 64 * 1024);
-  for (let i = 0; i < 16; i++) p.fill(a + i * PAGE, PAGE, 0x40 + i);
+  fillPages(p, a, 16, 0x40);
   const head = pfnOf(p, a);
   let childCopy = -1;
   let parentCopy = -1;
@@ -159,7 +164,7 @@ test('mthp: a large folio with one page mapped is not reused: the write copies s
   const { sys, p } = machine({ '16kB': 'always' });
   const k = sys.kernel;
   const a = alignedAnon(p, 16 * 1024);
-  for (let i = 0; i < 4; i++) p.fill(a + i * PAGE, PAGE, 0x50 + i);
+  fillPages(p, a, 4, 0x50);
   const head = pfnOf(p, a);
   const free0 = k.buddy.nrFree;
   const pid = p.fork((c) => c.exit(0));
@@ -179,7 +184,7 @@ test('mthp: munmap of part of a folio keeps the rest mapped and intact; unmappin
   const k = sys.kernel;
   const a = alignedAnon(p, 64 * 1024);
   const free0 = k.buddy.nrFree;
-  for (let i = 0; i < 16; i++) p.fill(a + i * PAGE, PAGE, 0x60 + i);
+  fillPages(p, a, 16, 0x60);
   const head = pfnOf(p, a);
   assert.equal(p.munmap(a + 4 * PAGE, 4 * PAGE), 0);
   assert.equal(p.mm!.rss.anon, 12);

@@ -64,25 +64,52 @@ export const RFC_V6_ZEN3: { source: string; cpu: number[]; dma: Record<number, n
   },
 };
 
-type Getter = [string, string];
+/**
+ * One free parameter of the fit: `key` its name in the profile, `read` and
+ * `write` its value in the profile's unit, `inverse` for a bandwidth (the
+ * minimax fit works in ns per 4 KiB, 4096 / GB/s, in which the model's
+ * time is affine: fitCoord()), `dma` for a parameter only DMA rows move.
+ */
+interface Param {
+  name: string;
+  key: string;
+  dma: boolean;
+  inverse: boolean;
+  read: (p: HwProfile) => number;
+  write: (p: HwProfile, v: number) => void;
+}
+
 /*
  * kernel.migrateBatchNs is not fitted: every batch of the experiment is
  * 2 MiB, so a per-batch cost and the copy time of 2 MiB are the same
  * column of the data (only migrateBatchNs + 2 MiB / CPU bandwidth, and
  * migrateBatchNs + dma.batchNs, are determined). It stays at the
  * profile's stated assumption and the copy bandwidth absorbs the rest.
+ * kernel.migratePmdNs follows migratePteNs (not separable: one PMD costs
+ * one PTE).
  */
-const CPU_PARAMS: Getter[] = [['kernel', 'migrateFolioNs'], ['kernel', 'migratePteNs'], ['cpu', 'copy']];
-const DMA_PARAMS: Getter[] = [['dma', 'batchNs'], ['dma', 'descriptorNs'], ['dma', 'iommuPageNs'], ['dma', 'segmentNs'], ['dma', 'channelGBps']];
+const PARAMS: Param[] = [
+  { name: 'F', key: 'kernel.migrateFolioNs', dma: false, inverse: false, read: (p) => p.kernel.migrateFolioNs, write: (p, v) => { p.kernel.migrateFolioNs = v; } },
+  { name: 'Pte', key: 'kernel.migratePteNs', dma: false, inverse: false, read: (p) => p.kernel.migratePteNs, write: (p, v) => { p.kernel.migratePteNs = v; p.kernel.migratePmdNs = v; } },
+  { name: 'Ccpu', key: 'cpu.copy[4096].GBps', dma: false, inverse: true, read: (p) => p.cpu.copy[0].GBps, write: (p, v) => { p.cpu.copy = [{ blockBytes: 4096, GBps: v }]; } },
+  { name: 'S', key: 'dma.batchNs', dma: true, inverse: false, read: (p) => p.dma!.batchNs, write: (p, v) => { p.dma!.batchNs = v; } },
+  { name: 'd', key: 'dma.descriptorNs', dma: true, inverse: false, read: (p) => p.dma!.descriptorNs, write: (p, v) => { p.dma!.descriptorNs = v; } },
+  { name: 'io', key: 'dma.iommuPageNs', dma: true, inverse: false, read: (p) => p.dma!.iommuPageNs, write: (p, v) => { p.dma!.iommuPageNs = v; } },
+  { name: 'e', key: 'dma.segmentNs', dma: true, inverse: false, read: (p) => p.dma!.segmentNs, write: (p, v) => { p.dma!.segmentNs = v; } },
+  { name: 'bw', key: 'dma.channelGBps', dma: true, inverse: true, read: (p) => p.dma!.channelGBps, write: (p, v) => { p.dma!.channelGBps = v; } },
+];
 
-function getP(p: HwProfile, [s, f]: Getter): number {
-  if (s === 'cpu') return p.cpu.copy[0].GBps;
-  return (p as unknown as Record<string, Record<string, number>>)[s][f];
+/** The parameters `data` can move: the DMA ones only if it has DMA rows. */
+function paramsFor(data: CalibrationData): Param[] {
+  return Object.keys(data.dma ?? {}).length > 0 ? PARAMS : PARAMS.filter((t) => !t.dma);
 }
-function setP(p: HwProfile, [s, f]: Getter, v: number): void {
-  if (s === 'cpu') p.cpu.copy = [{ blockBytes: 4096, GBps: v }];
-  else (p as unknown as Record<string, Record<string, number>>)[s][f] = v;
-  if (s === 'kernel' && f === 'migratePteNs') p.kernel.migratePmdNs = v; /* not separable: one PMD costs one PTE */
+
+/** A parameter in the minimax fit's coordinates (ns per 4 KiB for a bandwidth). */
+function fitCoord(t: Param, p: HwProfile): number {
+  return t.inverse ? 4096 / t.read(p) : t.read(p);
+}
+function setFitCoord(t: Param, p: HwProfile, v: number): void {
+  t.write(p, t.inverse ? 4096 / v : v);
 }
 
 export interface Residual {
@@ -231,9 +258,6 @@ export function nelderMead(f: (x: number[]) => number, x0: number[], opts: { ste
   return { x: best, fx: fbest };
 }
 
-/** All free parameters, in fitting order. */
-const ALL_PARAMS: Getter[] = [...CPU_PARAMS, ...DMA_PARAMS];
-
 /** Sum of squared relative errors over the points of `data`. */
 function cost(p: HwProfile, data: CalibrationData): number {
   return residuals(p, data).reduce((s, r) => s + r.relErr * r.relErr, 0);
@@ -269,10 +293,10 @@ export function calibrateLeastSquares(base: HwProfile, data: CalibrationData = R
    * reachable and can be left again (log space gets stuck there). The
    * simplex steps are relative to the starting values.
    */
-  const params = Object.keys(data.dma ?? {}).length > 0 ? ALL_PARAMS : CPU_PARAMS;
-  const x0 = params.map((g) => Math.sqrt(getP(p, g)));
+  const params = paramsFor(data);
+  const x0 = params.map((t) => Math.sqrt(t.read(p)));
   const f = (x: number[]): number => {
-    params.forEach((g, i) => setP(p, g, Math.max(x[i] * x[i], 1e-9)));
+    params.forEach((t, i) => t.write(p, Math.max(x[i] * x[i], 1e-9)));
     return cost(p, data);
   };
   const { x } = nelderMead(f, x0, { steps: x0.map((v) => Math.max(0.3 * v, 1)) });
@@ -280,31 +304,10 @@ export function calibrateLeastSquares(base: HwProfile, data: CalibrationData = R
   return p;
 }
 
-/*
- * The minimax fit's coordinates: the eight free parameters with every
- * per-byte cost written as ns per 4 KiB (4096 / GB/s), in which the
- * model's time is affine.
- */
-const THETA: Array<{ name: string; get: (p: HwProfile) => number; set: (p: HwProfile, v: number) => void }> = [
-  { name: 'F', get: (p) => p.kernel.migrateFolioNs, set: (p, v) => { p.kernel.migrateFolioNs = v; } },
-  { name: 'Pte', get: (p) => p.kernel.migratePteNs, set: (p, v) => { p.kernel.migratePteNs = v; p.kernel.migratePmdNs = v; } },
-  { name: 'Ccpu', get: (p) => 4096 / p.cpu.copy[0].GBps, set: (p, v) => { p.cpu.copy = [{ blockBytes: 4096, GBps: 4096 / v }]; } },
-  { name: 'S', get: (p) => p.dma!.batchNs, set: (p, v) => { p.dma!.batchNs = v; } },
-  { name: 'd', get: (p) => p.dma!.descriptorNs, set: (p, v) => { p.dma!.descriptorNs = v; } },
-  { name: 'io', get: (p) => p.dma!.iommuPageNs, set: (p, v) => { p.dma!.iommuPageNs = v; } },
-  { name: 'e', get: (p) => p.dma!.segmentNs, set: (p, v) => { p.dma!.segmentNs = v; } },
-  { name: 'bw', get: (p) => 4096 / p.dma!.channelGBps, set: (p, v) => { p.dma!.channelGBps = 4096 / v; } },
-];
-
 /** One published point as a linear function: model time / measured time = a + c . theta. */
 interface LinearPoint {
   a: number;
   c: number[];
-}
-
-/** The fitted coordinates that `data` can move: the DMA ones only if it has DMA rows. */
-function thetaFor(data: CalibrationData): typeof THETA {
-  return Object.keys(data.dma ?? {}).length > 0 ? THETA : THETA.filter((t) => ['F', 'Pte', 'Ccpu'].includes(t.name));
 }
 
 /**
@@ -314,12 +317,12 @@ function thetaFor(data: CalibrationData): typeof THETA {
  * aggregate DMA cap lifted. Checked: at the base profile's own theta the
  * affine form equals predictMovePages().
  */
-function linearize(base: HwProfile, data: CalibrationData, theta: typeof THETA): LinearPoint[] {
+function linearize(base: HwProfile, data: CalibrationData, theta: Param[]): LinearPoint[] {
   const p = JSON.parse(JSON.stringify(base)) as HwProfile;
   if (p.dma !== undefined) p.dma.aggregateGBps = Infinity;
-  const at = (v: number[]): void => theta.forEach((t, i) => t.set(p, v[i]));
+  const at = (v: number[]): void => theta.forEach((t, i) => setFitCoord(t, p, v[i]));
   const zero = theta.map(() => 0);
-  const theta0 = theta.map((t) => t.get(base));
+  const theta0 = theta.map((t) => fitCoord(t, base));
   return dataPoints(data).map(({ folioKiB: f, channels: ch, GBps: g }) => {
     const measured = GB1 / g;
     at(zero);
@@ -339,7 +342,7 @@ function linearize(base: HwProfile, data: CalibrationData, theta: typeof THETA):
 }
 
 /** CPLEX LP text: minimise `objective` with every point's time within the bounds for relative error t. */
-function lpText(rows: LinearPoint[], theta: typeof THETA, t: number, objective: string): string {
+function lpText(rows: LinearPoint[], theta: Param[], t: number, objective: string): string {
   const num = (x: number): string => x.toPrecision(17);
   const lin = (c: number[]): string => c.map((cj, j) => `${cj >= 0 ? '+' : '-'} ${num(Math.abs(cj))} ${theta[j].name}`).join(' ');
   const lines = ['Minimize', ` obj: ${objective}`, 'Subject To'];
@@ -374,27 +377,27 @@ export interface MinimaxFit {
  */
 export async function minimaxFit(base: HwProfile, data: CalibrationData = RFC_V6_ZEN3): Promise<MinimaxFit> {
   if (Object.keys(data.dma ?? {}).length > 0 && base.dma === undefined) throw new Error(`calibration: the data has DMA rows but profile '${base.name}' has no DMA engine`);
-  const THETA = thetaFor(data);
+  const theta = paramsFor(data);
   const solver = await loadHighs();
-  const rows = linearize(base, data, THETA);
+  const rows = linearize(base, data, theta);
   const solve = (t: number, objective: string): number[] | null => {
-    const r = solver.solve(lpText(rows, THETA, t, objective), { output_flag: false });
+    const r = solver.solve(lpText(rows, theta, t, objective), { output_flag: false });
     if (r.Status !== 'Optimal') return null;
-    return THETA.map((th) => (r.Columns[th.name] as { Primal: number }).Primal);
+    return theta.map((th) => (r.Columns[th.name] as { Primal: number }).Primal);
   };
   let lo = 0;
   let hi = 0.9;
-  if (solve(hi, `0 ${THETA[0].name}`) === null) throw new Error('calibration: no parameter values put every point within 90%');
+  if (solve(hi, `0 ${theta[0].name}`) === null) throw new Error('calibration: no parameter values put every point within 90%');
   while (hi - lo > 1e-10) {
     const mid = (lo + hi) / 2;
-    if (solve(mid, `0 ${THETA[0].name}`) === null) lo = mid;
+    if (solve(mid, `0 ${theta[0].name}`) === null) lo = mid;
     else hi = mid;
   }
   /*
    * sum_i (a_i + c_i . theta - 1)^2 = theta' (sum c c') theta + 2 sum (a_i - 1) c_i . theta + const;
    * HiGHS minimises g . theta + [theta' H theta] / 2, so H = 2 sum c c'.
    */
-  const n = THETA.length;
+  const n = theta.length;
   const g = new Array<number>(n).fill(0);
   const H = Array.from({ length: n }, () => new Array<number>(n).fill(0));
   for (const r of rows) {
@@ -408,14 +411,14 @@ export async function minimaxFit(base: HwProfile, data: CalibrationData = RFC_V6
   for (let i = 0; i < n; i++) {
     for (let j = i; j < n; j++) {
       const v = i === j ? H[i][i] : 2 * H[i][j];
-      if (v !== 0) quad.push(`${num(v)} ${i === j ? `${THETA[i].name}^2` : `${THETA[i].name} * ${THETA[j].name}`}`);
+      if (v !== 0) quad.push(`${num(v)} ${i === j ? `${theta[i].name}^2` : `${theta[i].name} * ${theta[j].name}`}`);
     }
   }
-  const objective = `${g.map((v, j) => `${num(v)} ${THETA[j].name}`).join(' ')} + [ ${quad.join(' ')} ] / 2`;
-  const theta = solve(hi * (1 + 1e-6), objective);
-  if (theta === null) throw new Error('calibration: the least-squares step found no point within the minimax bound');
+  const objective = `${g.map((v, j) => `${num(v)} ${theta[j].name}`).join(' ')} + [ ${quad.join(' ')} ] / 2`;
+  const x = solve(hi * (1 + 1e-6), objective);
+  if (x === null) throw new Error('calibration: the least-squares step found no point within the minimax bound');
   const p = JSON.parse(JSON.stringify(base)) as HwProfile;
-  THETA.forEach((th, i) => th.set(p, Math.max(theta[i], 0)));
+  theta.forEach((th, i) => setFitCoord(th, p, Math.max(x[i], 0)));
   if (!Number.isFinite(p.cpu.copy[0].GBps) || (p.dma !== undefined && !Number.isFinite(p.dma.channelGBps))) throw new Error('calibration: the fit put a copy bandwidth at infinity (its per-byte cost at 0); the data cannot pin it');
   const capped = dataPoints(data).some(({ folioKiB: f, channels: ch }) => {
     if (ch === 0) return false;
@@ -472,6 +475,6 @@ export function boundFromConvexity(p: HwProfile, data: CalibrationData = RFC_V6_
 /** The parameters a fit to `data` sets, by name (the DMA ones only if it has DMA rows), for printing. */
 export function fittedParams(p: HwProfile, data: CalibrationData = RFC_V6_ZEN3): Record<string, number> {
   const o: Record<string, number> = {};
-  for (const g of Object.keys(data.dma ?? {}).length > 0 ? ALL_PARAMS : CPU_PARAMS) o[g[0] === 'cpu' ? 'cpu.copy[4096].GBps' : `${g[0]}.${g[1]}`] = getP(p, g);
+  for (const t of paramsFor(data)) o[t.key] = t.read(p);
   return o;
 }
